@@ -1,0 +1,61 @@
+package nft
+
+import "github.com/google/nftables/expr"
+
+// Ruleset is a compiled configuration: the whole content of our one table.
+// It is a plain value, built by Compile, rendered as nft text by String, and
+// installed by the applier. Slices are sorted/stable so that equal configs
+// give equal rulesets.
+type Ruleset struct {
+	Table    string   // table name; the family is always inet
+	Counters []string // named counter objects (they keep values across rule replacement)
+	Sets     []*Set   // dynamic limit sets (they keep kernel counts)
+	Chains   []*Chain // base chains first, then regular chains
+}
+
+// SetKey is the key type of a limit set.
+type SetKey int
+
+// Set key types.
+const (
+	KeyIPv4  SetKey = iota // ipv4_addr
+	KeyIPv6                // ipv6_addr
+	KeyProto               // inet_proto: constant key for `total` limits
+)
+
+// Set is a dynamic set that carries per-key connection counts (or other
+// per-key state). Its name encodes everything that an element keeps from its
+// creation (limit, key kind), so a changed limit or key gets a new set.
+type Set struct {
+	Name string
+	Key  SetKey
+	Size uint32
+}
+
+// Hook describes a base chain.
+type Hook struct {
+	Hook     string // "input", "forward" or "output"
+	Priority int
+}
+
+// Chain is a base chain (Hook != nil, policy accept) or a regular chain.
+type Chain struct {
+	Name  string
+	Hook  *Hook
+	Rules []*Rule
+}
+
+// Rule is one rule: statements in order, and a comment that identifies it
+// (`acl=check seq=10`); the comment is how rules are found again.
+type Rule struct {
+	Comment string
+	Stmts   []Stmt
+}
+
+// Stmt is one nft statement or match. It renders both ways: as nft text,
+// exactly as `nft list table` prints it, and as the netlink expressions that
+// nft itself would generate for that text.
+type Stmt interface {
+	String() string
+	Exprs() []expr.Any
+}
