@@ -1,5 +1,10 @@
 package acl
 
+import (
+	"fmt"
+	"slices"
+)
+
 // This file declares the mutation API that the shell's command handlers
 // call. Every method either changes the config and returns nil, or returns an
 // error and changes nothing. Semantic errors are *Error values, printed by
@@ -18,94 +23,304 @@ func (e *Error) Error() string {
 	return e.Path + ": " + e.Msg
 }
 
+func errorf(format string, args ...any) *Error {
+	return &Error{Msg: fmt.Sprintf(format, args...)}
+}
+
+// MaxSeq is the largest sequence number.
+const MaxSeq = 65535
+
+// SeqStep is the distance between automatically numbered entries.
+const SeqStep = 10
+
 // New returns an empty configuration.
 func New() *Config { return &Config{} }
 
 // Clone returns a deep copy of c.
-func (c *Config) Clone() *Config { panic("TODO") }
+func (c *Config) Clone() *Config {
+	n := &Config{Hostname: c.Hostname, ExistingSessions: c.ExistingSessions}
+	for _, tr := range c.TimeRanges {
+		n.TimeRanges = append(n.TimeRanges, tr.Clone())
+	}
+	for _, a := range c.ACLs {
+		n.ACLs = append(n.ACLs, a.Clone())
+	}
+	for _, i := range c.Interfaces {
+		ic := *i
+		n.Interfaces = append(n.Interfaces, &ic)
+	}
+	return n
+}
+
+// Clone returns a deep copy of the access list.
+func (a *ACL) Clone() *ACL {
+	n := &ACL{Name: a.Name, Family: a.Family}
+	for _, e := range a.Entries {
+		n.Entries = append(n.Entries, e.Clone())
+	}
+	return n
+}
+
+// Entry returns the entry with sequence number seq, or nil.
+func (a *ACL) Entry(seq int) *Entry {
+	i, ok := a.seqIndex(seq)
+	if !ok {
+		return nil
+	}
+	return a.Entries[i]
+}
+
+func (a *ACL) seqIndex(seq int) (int, bool) {
+	return slices.BinarySearchFunc(a.Entries, seq, func(e *Entry, s int) int { return e.Seq - s })
+}
+
+// Label returns the ACL as named in the running-config:
+// `ip access-list extended NAME`.
+func (a *ACL) Label() string { return aclLabel(a.Family, a.Name) }
+
+func aclLabel(f Family, name string) string {
+	return f.String() + " access-list extended " + name
+}
+
+// Clone returns a deep copy of the entry.
+func (e *Entry) Clone() *Entry {
+	n := *e
+	n.Connlimit = clonePtr(e.Connlimit)
+	n.Rate = clonePtr(e.Rate)
+	n.Quota = clonePtr(e.Quota)
+	n.BlockFor = clonePtr(e.BlockFor)
+	n.LoadLimit = clonePtr(e.LoadLimit)
+	n.Owner = clonePtr(e.Owner)
+	return &n
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// SameContent reports whether two entries are equal apart from their Seq
+// (the test for a duplicate entry and for `no permit ...`).
+func SameContent(a, b *Entry) bool {
+	x, y := *a, *b
+	x.Seq, y.Seq = 0, 0
+	return x.Action == y.Action && x.Remark == y.Remark && x.Proto == y.Proto &&
+		x.Src == y.Src && x.SrcPort == y.SrcPort && x.Dst == y.Dst && x.DstPort == y.DstPort &&
+		eqPtr(x.Connlimit, y.Connlimit) && eqPtr(x.Rate, y.Rate) && eqPtr(x.Quota, y.Quota) &&
+		eqPtr(x.BlockFor, y.BlockFor) && x.TimeRange == y.TimeRange &&
+		eqPtr(x.LoadLimit, y.LoadLimit) && eqPtr(x.Owner, y.Owner) &&
+		x.Refuse == y.Refuse && x.Log == y.Log && x.Count == y.Count
+}
+
+func eqPtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// Limited reports whether the entry carries a limit (connlimit, rate or quota).
+func (e *Entry) Limited() bool { return e.Connlimit != nil || e.Rate != nil || e.Quota != nil }
+
+// SetHostname sets the hostname ("" restores the default, the Linux hostname).
+func (c *Config) SetHostname(name string) error {
+	if name != "" && !ValidHostname(name) {
+		return errorf("invalid hostname %q", name)
+	}
+	c.Hostname = name
+	return nil
+}
 
 // ACL returns the access list, or nil.
-func (c *Config) ACL(f Family, name string) *ACL { panic("TODO") }
+func (c *Config) ACL(f Family, name string) *ACL {
+	i, ok := c.aclIndex(f, name)
+	if !ok {
+		return nil
+	}
+	return c.ACLs[i]
+}
+
+func (c *Config) aclIndex(f Family, name string) (int, bool) {
+	return slices.BinarySearchFunc(c.ACLs, aclKey{f, name}, func(a *ACL, k aclKey) int {
+		return compareACL(a.Family, a.Name, k.f, k.name)
+	})
+}
+
+type aclKey struct {
+	f    Family
+	name string
+}
+
+func compareACL(f1 Family, n1 string, f2 Family, n2 string) int {
+	if f1 != f2 {
+		return int(f1) - int(f2)
+	}
+	switch {
+	case n1 < n2:
+		return -1
+	case n1 > n2:
+		return 1
+	}
+	return 0
+}
+
+// mustACL returns the list or a "does not exist" error.
+func (c *Config) mustACL(f Family, name string) (*ACL, error) {
+	if a := c.ACL(f, name); a != nil {
+		return a, nil
+	}
+	return nil, errorf("access-list %q does not exist", name)
+}
 
 // EnsureACL returns the access list, creating it empty if it does not exist.
 // It fails on an invalid name.
-func (c *Config) EnsureACL(f Family, name string) (*ACL, error) { panic("TODO") }
+func (c *Config) EnsureACL(f Family, name string) (*ACL, error) {
+	if f != IPv4 && f != IPv6 {
+		return nil, errorf("unknown address family %d", int(f))
+	}
+	if !ValidName(name) {
+		return nil, errorf("invalid access-list name %q", name)
+	}
+	i, ok := c.aclIndex(f, name)
+	if ok {
+		return c.ACLs[i], nil
+	}
+	a := &ACL{Name: name, Family: f}
+	c.ACLs = slices.Insert(c.ACLs, i, a)
+	return a, nil
+}
 
 // DeleteACL removes an access list. It fails if the list does not exist or is
 // applied to an interface.
-func (c *Config) DeleteACL(f Family, name string) error { panic("TODO") }
+func (c *Config) DeleteACL(f Family, name string) error {
+	i, ok := c.aclIndex(f, name)
+	if !ok {
+		return errorf("access-list %q does not exist", name)
+	}
+	if ifc, d, ok := c.appliedTo(f, name); ok {
+		return errorf("access-list %q is applied to interface %s %s", name, ifc.Label(), d)
+	}
+	c.ACLs = slices.Delete(c.ACLs, i, i+1)
+	return nil
+}
+
+// appliedTo returns the first interface and direction the list is applied to.
+func (c *Config) appliedTo(f Family, name string) (*Interface, Direction, bool) {
+	for _, ifc := range c.Interfaces {
+		for _, d := range []Direction{In, Out} {
+			if ifc.Groups[f][d] == name {
+				return ifc, d, true
+			}
+		}
+	}
+	return nil, 0, false
+}
+
+// appliedIn returns an interface the list is applied to in direction `in`.
+func (c *Config) appliedIn(f Family, name string) (*Interface, bool) {
+	if c == nil || name == "" {
+		return nil, false
+	}
+	for _, ifc := range c.Interfaces {
+		if ifc.Groups[f][In] == name {
+			return ifc, true
+		}
+	}
+	return nil, false
+}
 
 // AddEntry adds e to the list (which must exist). e.Seq == 0 means the last
 // seq + 10 (10 for the first). It fails on a duplicate seq, an identical
 // entry, or an entry that does not validate against c (ports on a protocol
 // without ports, unknown time-range, user/uid in a list applied `in`, ...).
 // The entry is stored as given (the caller must not reuse it).
-func (c *Config) AddEntry(f Family, name string, e *Entry) error { panic("TODO") }
+func (c *Config) AddEntry(f Family, name string, e *Entry) error {
+	a, err := c.mustACL(f, name)
+	if err != nil {
+		return err
+	}
+	seq := e.Seq
+	if seq == 0 {
+		seq = SeqStep
+		if n := len(a.Entries); n > 0 {
+			seq = a.Entries[n-1].Seq + SeqStep
+		}
+		if seq > MaxSeq {
+			return errorf("next sequence number %d is over %d; resequence access-list %q", seq, MaxSeq, name)
+		}
+	}
+	tmp := *e
+	tmp.Seq = seq
+	if err := ValidateEntry(c, f, name, &tmp); err != nil {
+		return err
+	}
+	i, exists := a.seqIndex(seq)
+	if exists {
+		return errorf("seq %d already exists in access-list %q", seq, name)
+	}
+	if tmp.Action != Remark {
+		for _, o := range a.Entries {
+			if SameContent(o, &tmp) {
+				return errorf("entry already exists as seq %d", o.Seq)
+			}
+		}
+	}
+	e.Seq = seq
+	a.Entries = slices.Insert(a.Entries, i, e)
+	return nil
+}
 
 // DeleteSeq removes entry seq from the list (`no seq N`).
-func (c *Config) DeleteSeq(f Family, name string, seq int) error { panic("TODO") }
+func (c *Config) DeleteSeq(f Family, name string, seq int) error {
+	a, err := c.mustACL(f, name)
+	if err != nil {
+		return err
+	}
+	i, ok := a.seqIndex(seq)
+	if !ok {
+		return errorf("seq %d does not exist in access-list %q", seq, name)
+	}
+	a.Entries = slices.Delete(a.Entries, i, i+1)
+	return nil
+}
 
 // DeleteMatching removes the entry whose content equals e, ignoring Seq
-// (`no permit tcp ...`).
-func (c *Config) DeleteMatching(f Family, name string, e *Entry) error { panic("TODO") }
+// (`no permit tcp ...`). For remarks, the first remark with that text goes.
+func (c *Config) DeleteMatching(f Family, name string, e *Entry) error {
+	a, err := c.mustACL(f, name)
+	if err != nil {
+		return err
+	}
+	for i, o := range a.Entries {
+		if SameContent(o, e) {
+			a.Entries = slices.Delete(a.Entries, i, i+1)
+			return nil
+		}
+	}
+	return errorf("no such entry in access-list %q", name)
+}
 
 // Resequence renumbers the list's entries START, START+STEP, ...
 // It fails if a number would exceed 65535.
-func (c *Config) Resequence(f Family, name string, start, step int) error { panic("TODO") }
-
-// Interface returns the interface block, or nil.
-func (c *Config) Interface(kind IfKind, name string) *Interface { panic("TODO") }
-
-// EnsureInterface returns the interface block, creating it if needed. It
-// fails on a malformed name (ethernet must be S/P, management must be 0).
-func (c *Config) EnsureInterface(kind IfKind, name string) (*Interface, error) { panic("TODO") }
-
-// DeleteInterface removes an interface block (`no interface ...`).
-func (c *Config) DeleteInterface(kind IfKind, name string) error { panic("TODO") }
-
-// SetAccessGroup applies an ACL to an interface in a direction. The ACL must
-// exist; an `in` binding refuses an ACL with user/uid entries. It replaces
-// any ACL of that family and direction on the interface.
-func (c *Config) SetAccessGroup(kind IfKind, ifname string, f Family, d Direction, acl string) error {
-	panic("TODO")
+func (c *Config) Resequence(f Family, name string, start, step int) error {
+	a, err := c.mustACL(f, name)
+	if err != nil {
+		return err
+	}
+	if start < 1 || start > MaxSeq {
+		return errorf("start %d out of range 1-%d", start, MaxSeq)
+	}
+	if step < 1 || step > MaxSeq {
+		return errorf("step %d out of range 1-%d", step, MaxSeq)
+	}
+	if n := len(a.Entries); n > 0 && start+(n-1)*step > MaxSeq {
+		return errorf("resequencing %d entries from %d by %d goes over %d", n, start, step, MaxSeq)
+	}
+	for i, e := range a.Entries {
+		e.Seq = start + i*step
+	}
+	return nil
 }
-
-// ClearAccessGroup removes `ip access-group ACL DIR` from an interface; the
-// named ACL must be the one applied.
-func (c *Config) ClearAccessGroup(kind IfKind, ifname string, f Family, d Direction, acl string) error {
-	panic("TODO")
-}
-
-// TimeRange returns the time range, or nil.
-func (c *Config) TimeRange(name string) *TimeRange { panic("TODO") }
-
-// EnsureTimeRange returns the time range, creating it if needed.
-func (c *Config) EnsureTimeRange(name string) (*TimeRange, error) { panic("TODO") }
-
-// DeleteTimeRange removes a time range; it fails while an entry refers to it.
-func (c *Config) DeleteTimeRange(name string) error { panic("TODO") }
-
-// AddPeriodic adds a periodic clause (duplicates are refused).
-func (c *Config) AddPeriodic(name string, p Periodic) error { panic("TODO") }
-
-// DeletePeriodic removes a periodic clause.
-func (c *Config) DeletePeriodic(name string, p Periodic) error { panic("TODO") }
-
-// SetAbsolute sets (or with nil clears) the absolute clause; end must not be
-// before start.
-func (c *Config) SetAbsolute(name string, a *Absolute) error { panic("TODO") }
-
-// Validate checks a whole configuration (as loaded from a file or received by
-// the agent) and returns every error found, joined, each an *Error with its
-// Path; nil when valid.
-func Validate(c *Config) error { panic("TODO") }
-
-// Format renders c as the canonical running-config: hostname, global
-// settings, time ranges, IPv4 then IPv6 ACLs by name, interfaces; sub-mode
-// lines indented by one space, blocks separated by "!" lines. Feeding it back
-// through the shell yields an equal Config.
-func Format(c *Config) string { panic("TODO") }
-
-// FormatEntry renders one entry as it appears in the running-config, without
-// indentation: "seq 10 permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 connlimit 3".
-func FormatEntry(f Family, e *Entry) string { panic("TODO") }
