@@ -1,0 +1,50 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "startup-config")
+	for _, text := range []string{"first\n", "second\n"} {
+		if err := writeFileAtomic(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != text {
+			t.Fatalf("after write: %q, %v; want %q", got, err, text)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode = %v, %v; want 0644", fi.Mode(), err)
+	}
+	// No temp files are left behind.
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	if len(ents) != 1 {
+		t.Errorf("directory holds %d files, want 1: %v", len(ents), ents)
+	}
+}
+
+func TestWriteFileAtomicFailureKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "startup-config")
+	if err := writeFileAtomic(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A directory in the way of the rename: the write fails, the old file stays.
+	if err := writeFileAtomic(dir, []byte("new\n"), 0o644); err == nil {
+		t.Fatal("writing over a directory succeeded")
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "old\n" {
+		t.Errorf("old file = %q", got)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("temp file left behind: %v", ents)
+	}
+}

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// maxRequest bounds one request: a whole config pasted as one block fits
+// many times over.
+const maxRequest = 16 << 20
+
+// ioTimeout bounds how long one connection may take to send its request or
+// read its answer; a stuck client cannot hold a server goroutine forever.
+const ioTimeout = 30 * time.Second
+
+// Server answers requests on a unix socket for one Agent.
+type Server struct {
+	agent *Agent
+	auth  *Authorizer
+	log   *slog.Logger
+
+	ln *net.UnixListener
+	wg sync.WaitGroup
+}
+
+// NewServer returns a server for a with the given authorisation.
+func NewServer(a *Agent, auth *Authorizer) *Server {
+	return &Server{agent: a, auth: auth, log: a.log}
+}
+
+// Listen creates the socket at path (its directory too). The socket is
+// world-connectable (mode 0666): who may change what is decided per request
+// from the peer's credentials, and everyone may look. A stale socket left
+// by a dead agent is replaced; a live one is an error.
+func (s *Server) Listen(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another aclagent is listening on %s", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return fmt.Errorf("chmod socket: %w", err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Serve accepts connections until ctx ends, then waits for the requests in
+// flight. The socket file is removed on the way out.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.ln.Close()
+	}()
+	defer s.wg.Wait()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// handle answers one request on c.
+func (s *Server) handle(c *net.UnixConn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	peer, err := peerOf(c)
+	if err != nil {
+		s.log.Warn("rejecting connection", "err", err)
+		return
+	}
+	var req Request
+	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
+		s.reply(c, &Response{Error: "% Error: bad request: " + err.Error()})
+		return
+	}
+	resp := s.dispatch(peer, &req)
+	s.reply(c, resp)
+}
+
+func (s *Server) reply(c net.Conn, resp *Response) {
+	resp.Version = ProtocolVersion
+	if err := json.NewEncoder(c).Encode(resp); err != nil {
+		s.log.Debug("cannot send response", "err", err)
+	}
+}
+
+// dispatch authorises and runs one request.
+func (s *Server) dispatch(peer Peer, req *Request) *Response {
+	if req.Version != ProtocolVersion {
+		return &Response{Error: fmt.Sprintf("%% Error: protocol version %d not supported (aclagent speaks %d); use matching slxsh and aclagent", req.Version, ProtocolVersion)}
+	}
+	log := s.log.With("op", req.Op, "uid", peer.UID, "pid", peer.PID)
+	if mutates(req.Op) && !s.auth.MayChange(peer) {
+		log.Warn("permission denied")
+		return &Response{Error: "% Error: permission denied"}
+	}
+	switch req.Op {
+	case OpTxn:
+		if req.Txn == nil {
+			return &Response{Error: "% Error: bad request: no transaction"}
+		}
+		warns, err := s.agent.Txn(req.Txn.Context, req.Txn.Lines)
+		if err != nil {
+			log.Info("transaction refused", "err", err)
+			return errorResponse(err)
+		}
+		log.Info("transaction applied", "lines", len(req.Txn.Lines))
+		return &Response{Warnings: warns}
+	case OpShow:
+		if req.Show == nil {
+			return &Response{Error: "% Error: bad request: nothing to show"}
+		}
+		text, err := s.agent.Show(req.Show)
+		if err != nil {
+			return errorResponse(err)
+		}
+		return &Response{Text: text}
+	case OpClearCounters:
+		if req.Clear == nil {
+			req.Clear = &ClearRequest{}
+		}
+		if err := s.agent.ClearCounters(req.Clear.Family, req.Clear.Name); err != nil {
+			return errorResponse(err)
+		}
+		log.Info("counters cleared", "acl", req.Clear.Name)
+		return &Response{}
+	case OpWriteMemory:
+		if err := s.agent.WriteMemory(); err != nil {
+			return errorResponse(err)
+		}
+		return &Response{}
+	}
+	return &Response{Error: fmt.Sprintf("%% Error: bad request: unknown operation %q", req.Op)}
+}
+
+func errorResponse(err error) *Response {
+	var te *TxnError
+	if errors.As(err, &te) {
+		return &Response{Error: te.Msg, ErrLine: te.Line, ErrCol: te.Col}
+	}
+	return &Response{Error: userError(err)}
+}
