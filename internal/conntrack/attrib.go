@@ -1,0 +1,382 @@
+package conntrack
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// Binding is one ACL applied in one direction, with the Linux names of the
+// interfaces it is applied to.
+type Binding struct {
+	ACL    *acl.ACL
+	Dir    acl.Direction
+	Ifaces []string
+}
+
+// Bindings lists the access-groups of c, one Binding per applied ACL and
+// direction, sorted by family, name and direction. ifname maps an interface
+// block to its Linux name (management 0 and ethernet S/P go through the
+// agent's mapping); ACLs that do not exist are skipped.
+func Bindings(c *acl.Config, ifname func(*acl.Interface) string) []Binding {
+	type id struct {
+		f    acl.Family
+		name string
+		d    acl.Direction
+	}
+	byID := map[id]*Binding{}
+	for _, itf := range c.Interfaces {
+		for f := range 2 {
+			for d := range 2 {
+				name := itf.Groups[f][d]
+				if name == "" {
+					continue
+				}
+				k := id{acl.Family(f), name, acl.Direction(d)}
+				b := byID[k]
+				if b == nil {
+					a := findACL(c, acl.Family(f), name)
+					if a == nil {
+						continue
+					}
+					b = &Binding{ACL: a, Dir: acl.Direction(d)}
+					byID[k] = b
+				}
+				b.Ifaces = append(b.Ifaces, ifname(itf))
+			}
+		}
+	}
+	out := make([]Binding, 0, len(byID))
+	for _, b := range byID {
+		slices.Sort(b.Ifaces)
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(a, b Binding) int {
+		return cmp.Or(cmp.Compare(a.ACL.Family, b.ACL.Family),
+			cmp.Compare(a.ACL.Name, b.ACL.Name), cmp.Compare(a.Dir, b.Dir))
+	})
+	return out
+}
+
+func findACL(c *acl.Config, f acl.Family, name string) *acl.ACL {
+	for _, a := range c.ACLs {
+		if a.Family == f && a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Locator tells through which interface a flow entered or leaves the host;
+// conntrack does not record it. An empty name means unknown, and an unknown
+// interface makes the flow a candidate for every binding.
+type Locator interface {
+	InIf(f Flow) string
+	OutIf(f Flow) string
+}
+
+// EntryID names one ACL entry in one direction: the unit whose counts the
+// kernel keeps (SPEC §4: counts are per entry and direction, across all the
+// interfaces the ACL is applied to).
+type EntryID struct {
+	ACL    string
+	Family acl.Family
+	Dir    acl.Direction
+	Seq    int
+}
+
+// KeyID is one limit key of an entry: a source address, a prefix, a
+// destination address, or "total".
+type KeyID struct {
+	EntryID
+	Key string
+}
+
+// TotalKey is the key of `connlimit N total`.
+const TotalKey = "total"
+
+// KeyCount is one line of `show access-list sessions`: a key of a limited
+// entry with its open sessions and its limit. AtLimit is true when the next
+// connection of the key would be refused.
+type KeyCount struct {
+	ACL      string
+	Family   acl.Family
+	Dir      acl.Direction
+	Seq      int
+	Key      string
+	Sessions int
+	Limit    int
+	AtLimit  bool
+}
+
+// Attribution is where the open flows fall under a configuration.
+type Attribution struct {
+	// Flows are the open flows that were attributed (closed TCP flows are
+	// left out, as nf_conncount leaves them out).
+	Flows []Flow
+	// Keys maps each limit key to its flows (indices into Flows), oldest
+	// first.
+	Keys map[KeyID][]int
+	// Limits holds each limited entry's connlimit.
+	Limits map[EntryID]*acl.Connlimit
+	// Actions holds each limited entry's action (Permit or Deny).
+	Actions map[EntryID]acl.Action
+	// Refused lists flows (indices into Flows) that some binding would
+	// refuse now: the deciding entry denies, or no entry matches.
+	Refused []int
+}
+
+// Attribute places every open flow under each binding whose ACL family
+// matches and whose interfaces the flow passes (per loc; nil loc: all).
+// Within a binding, entries are evaluated in seq order as the compiler does:
+// the first entry that matches decides, except that `deny ... connlimit N`
+// counts the flow and passes it on to the next entry (SPEC §4). Conditions
+// conntrack cannot show (time-range, rate, quota, load-limit, user) are
+// treated as matching.
+func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
+	a := &Attribution{
+		Keys:    map[KeyID][]int{},
+		Limits:  map[EntryID]*acl.Connlimit{},
+		Actions: map[EntryID]acl.Action{},
+	}
+	for _, f := range flows {
+		if f.Open() {
+			a.Flows = append(a.Flows, f)
+		}
+	}
+	sortByAge(a.Flows)
+	refused := map[int]bool{}
+	for _, b := range bs {
+		for i, f := range a.Flows {
+			if !b.passes(f, loc) {
+				continue
+			}
+			if !a.evaluate(b, i, f) {
+				refused[i] = true
+			}
+		}
+	}
+	for i := range a.Flows {
+		if refused[i] {
+			a.Refused = append(a.Refused, i)
+		}
+	}
+	return a
+}
+
+// sortByAge orders flows oldest first: by conntrack start time where the
+// kernel keeps it (nf_conntrack_timestamp), then by tuple for a stable order.
+func sortByAge(fs []Flow) {
+	slices.SortStableFunc(fs, func(a, b Flow) int {
+		return cmp.Or(a.Start.Compare(b.Start), a.Src.Compare(b.Src),
+			cmp.Compare(a.SrcPort, b.SrcPort), a.Dst.Compare(b.Dst), cmp.Compare(a.DstPort, b.DstPort),
+			cmp.Compare(a.Proto, b.Proto))
+	})
+}
+
+func (b Binding) passes(f Flow, loc Locator) bool {
+	if f.Is6() != (b.ACL.Family == acl.IPv6) {
+		return false
+	}
+	if loc == nil {
+		return true
+	}
+	var ifn string
+	if b.Dir == acl.In {
+		ifn = loc.InIf(f)
+	} else {
+		ifn = loc.OutIf(f)
+	}
+	return ifn == "" || slices.Contains(b.Ifaces, ifn)
+}
+
+// evaluate runs flow i through the binding's entries, recording the keys it
+// is counted under; it reports whether the ACL admits the flow.
+func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
+	for _, e := range b.ACL.Entries {
+		if e.Action == acl.Remark || !Matches(e, f) {
+			continue
+		}
+		if e.Connlimit != nil && (e.Action == acl.Permit || e.Action == acl.Deny) {
+			id := EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}
+			k := KeyID{id, KeyOf(e.Connlimit, f)}
+			a.Keys[k] = append(a.Keys[k], i)
+			a.Limits[id] = e.Connlimit
+			a.Actions[id] = e.Action
+			if e.Action == acl.Deny {
+				continue // below its limit, a limited deny passes the flow on
+			}
+		}
+		return e.Action == acl.Permit
+	}
+	return false // implicit deny
+}
+
+// KeyOf is the limit key a flow is counted under.
+func KeyOf(c *acl.Connlimit, f Flow) string {
+	switch c.Key {
+	case acl.PerPrefix:
+		p, _ := f.Src.Prefix(c.PrefixLen)
+		return p.String()
+	case acl.PerDestination:
+		return f.Dst.String()
+	case acl.Total:
+		return TotalKey
+	}
+	return f.Src.String()
+}
+
+// Matches reports whether the flow's original direction matches the entry's
+// protocol, addresses and ports.
+func Matches(e *acl.Entry, f Flow) bool {
+	if e.Proto != acl.ProtoAny && e.Proto != int(f.Proto) {
+		return false
+	}
+	if !addrMatches(e.Src, f.Src) || !addrMatches(e.Dst, f.Dst) {
+		return false
+	}
+	return portMatches(e.SrcPort, f.SrcPort) && portMatches(e.DstPort, f.DstPort)
+}
+
+func addrMatches(m acl.Addr, a netip.Addr) bool {
+	a = a.Unmap()
+	switch m.Kind {
+	case acl.AddrPrefix:
+		return m.Prefix.Contains(a)
+	case acl.AddrWildcard:
+		if m.Base.BitLen() != a.BitLen() {
+			return false
+		}
+		ab, bb, wb := a.AsSlice(), m.Base.AsSlice(), m.Wildcard.AsSlice()
+		for i := range ab {
+			if ab[i]&^wb[i] != bb[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return true
+}
+
+func portMatches(m acl.PortMatch, p uint16) bool {
+	switch m.Op {
+	case acl.PortEq:
+		return p == m.Lo
+	case acl.PortNeq:
+		return p != m.Lo
+	case acl.PortLt:
+		return p < m.Lo
+	case acl.PortGt:
+		return p > m.Lo
+	case acl.PortRange:
+		return p >= m.Lo && p <= m.Hi
+	}
+	return true
+}
+
+// allowed is how many open sessions a key may hold before its next
+// connection is refused: N for permit, N-1 for deny (a limited deny refuses
+// at N including the new one).
+func allowed(c *acl.Connlimit, act acl.Action) int {
+	if act == acl.Deny {
+		return max(c.N-1, 0)
+	}
+	return c.N
+}
+
+// Counts returns one KeyCount per limit key that has open sessions, sorted
+// by family, ACL, direction, seq and key.
+func (a *Attribution) Counts() []KeyCount {
+	out := make([]KeyCount, 0, len(a.Keys))
+	for k, idx := range a.Keys {
+		c := a.Limits[k.EntryID]
+		out = append(out, KeyCount{
+			ACL: k.ACL, Family: k.Family, Dir: k.Dir, Seq: k.Seq, Key: k.Key,
+			Sessions: len(idx), Limit: c.N,
+			AtLimit: len(idx) >= allowed(c, a.Actions[k.EntryID]),
+		})
+	}
+	slices.SortFunc(out, compareCounts)
+	return out
+}
+
+func compareCounts(a, b KeyCount) int {
+	return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.ACL, b.ACL),
+		cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Seq, b.Seq), compareKeys(a.Key, b.Key))
+}
+
+// compareKeys orders addresses and prefixes numerically, "total" first.
+func compareKeys(a, b string) int {
+	pa, ea := netip.ParsePrefix(a)
+	pb, eb := netip.ParsePrefix(b)
+	if ea != nil {
+		if aa, err := netip.ParseAddr(a); err == nil {
+			pa, ea = netip.PrefixFrom(aa, aa.BitLen()), nil
+		}
+	}
+	if eb != nil {
+		if ab, err := netip.ParseAddr(b); err == nil {
+			pb, eb = netip.PrefixFrom(ab, ab.BitLen()), nil
+		}
+	}
+	if ea != nil || eb != nil {
+		return cmp.Or(cmp.Compare(b2i(ea == nil), b2i(eb == nil)), cmp.Compare(a, b))
+	}
+	return cmp.Or(pa.Addr().Compare(pb.Addr()), cmp.Compare(pa.Bits(), pb.Bits()))
+}
+
+// Excess returns the flows the configuration would not admit now, newest
+// first: flows that a binding refuses (a deny decides, or no entry matches),
+// and under each limit key the sessions above what the limit allows (the
+// oldest are kept). These are what `connlimit existing-sessions reset` ends.
+func (a *Attribution) Excess() []Flow {
+	pick := map[int]bool{}
+	for _, i := range a.Refused {
+		pick[i] = true
+	}
+	for k, idx := range a.Keys {
+		n := allowed(a.Limits[k.EntryID], a.Actions[k.EntryID])
+		for _, i := range idx[min(n, len(idx)):] {
+			pick[i] = true
+		}
+	}
+	return a.newestFirst(pick)
+}
+
+// Select returns the open flows counted under the limited entries of ACL
+// aclName (seq 0: all of them, else entry seq) from source src (an invalid
+// src: any), newest first. It serves `clear access-list sessions ip NAME
+// [seq N] [source ADDR]`.
+func (a *Attribution) Select(aclName string, f acl.Family, seq int, src netip.Addr) []Flow {
+	pick := map[int]bool{}
+	for k, idx := range a.Keys {
+		if k.ACL != aclName || k.Family != f || (seq != 0 && k.Seq != seq) {
+			continue
+		}
+		for _, i := range idx {
+			if !src.IsValid() || a.Flows[i].Src.Unmap() == src.Unmap() {
+				pick[i] = true
+			}
+		}
+	}
+	return a.newestFirst(pick)
+}
+
+func (a *Attribution) newestFirst(pick map[int]bool) []Flow {
+	out := make([]Flow, 0, len(pick))
+	for i := len(a.Flows) - 1; i >= 0; i-- {
+		if pick[i] {
+			out = append(out, a.Flows[i])
+		}
+	}
+	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

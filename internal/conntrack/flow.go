@@ -1,0 +1,181 @@
+package conntrack
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	ct "github.com/ti-mo/conntrack"
+	"github.com/mdlayher/netlink"
+)
+
+// ResetMark is the ct mark bit that asks the ruleset to answer the next
+// packet of a flow with a TCP reset (KERNEL-NOTES: `ct mark and 0x40000000 ==
+// 0x40000000 tcp flags & rst == 0 reject with tcp reset`, in both directions).
+const ResetMark uint32 = 0x40000000
+
+// Conntrack TCP states as ctnetlink reports them (nf_conntrack_tcp.h).
+const (
+	tcpTimeWait = 7
+	tcpClose    = 8
+)
+
+// Flow is one conntrack entry: the original direction (as the connection's
+// first packet had it) and the reply direction (different under NAT).
+type Flow struct {
+	ID               uint32
+	Proto            uint8
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	// Reply tuple: for a connection to the host its source is the local
+	// address the socket is bound to.
+	ReplySrc, ReplyDst         netip.Addr
+	ReplySrcPort, ReplyDstPort uint16
+	TCPState                   uint8 // 0 for other protocols
+	Mark                       uint32
+	Zone                       uint16
+	Start                      time.Time // zero unless nf_conntrack_timestamp is on
+}
+
+// Is6 reports whether the flow is IPv6.
+func (f Flow) Is6() bool { return f.Src.Is6() && !f.Src.Is4In6() }
+
+// Open reports whether nf_conncount counts the flow: every tracked flow
+// except TCP connections in TIME_WAIT or CLOSE (the kernel's already_closed).
+func (f Flow) Open() bool {
+	return f.Proto != 6 || (f.TCPState != tcpTimeWait && f.TCPState != tcpClose)
+}
+
+// String renders the original tuple, e.g. "tcp 10.0.0.1:40000 -> 10.0.0.2:22".
+func (f Flow) String() string {
+	return fmt.Sprintf("%s %s -> %s", protoName(f.Proto),
+		netip.AddrPortFrom(f.Src, f.SrcPort), netip.AddrPortFrom(f.Dst, f.DstPort))
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 132:
+		return "sctp"
+	case 1:
+		return "icmp"
+	case 58:
+		return "icmpv6"
+	}
+	return fmt.Sprint(p)
+}
+
+// Table is the conntrack table as this package uses it: *Kernel is the real
+// one, *Fake an in-memory one for unit tests.
+type Table interface {
+	Dump() ([]Flow, error)
+	// SetMark sets the flow's ct mark to mark (the whole mark: ctnetlink
+	// takes no mask here).
+	SetMark(f Flow, mark uint32) error
+}
+
+// Kernel is the conntrack table of one network namespace.
+type Kernel struct {
+	conn *ct.Conn
+}
+
+// Open connects to the conntrack table of the namespace that netnsFd refers
+// to; 0 means the caller's namespace.
+func Open(netnsFd int) (*Kernel, error) {
+	c, err := ct.Dial(&netlink.Config{NetNS: netnsFd})
+	if err != nil {
+		return nil, fmt.Errorf("open conntrack: %w", err)
+	}
+	return &Kernel{conn: c}, nil
+}
+
+// Close releases the netlink socket.
+func (k *Kernel) Close() error { return k.conn.Close() }
+
+// Dump returns every flow of the namespace, IPv4 and IPv6.
+func (k *Kernel) Dump() ([]Flow, error) {
+	fs, err := k.conn.Dump(nil)
+	if err != nil {
+		return nil, fmt.Errorf("dump conntrack: %w", err)
+	}
+	out := make([]Flow, 0, len(fs))
+	for i := range fs {
+		out = append(out, fromCT(&fs[i]))
+	}
+	return out, nil
+}
+
+// DumpMarked returns the flows whose mark has all bits of mask set; the
+// kernel does the filtering.
+func (k *Kernel) DumpMarked(mask uint32) ([]Flow, error) {
+	fs, err := k.conn.DumpFilter(ct.NewFilter().Mark(mask).MarkMask(mask), nil)
+	if err != nil {
+		return nil, fmt.Errorf("dump conntrack by mark: %w", err)
+	}
+	out := make([]Flow, 0, len(fs))
+	for i := range fs {
+		out = append(out, fromCT(&fs[i]))
+	}
+	return out, nil
+}
+
+// SetMark sets the flow's ct mark.
+//
+// Why only the tuples and the mark: ti-mo/conntrack's Update sends every
+// non-zero field, and resending a dumped flow's status, timeout or protoinfo
+// would change them (KERNEL-NOTES).
+func (k *Kernel) SetMark(f Flow, mark uint32) error {
+	var u ct.Flow
+	u.TupleOrig = ct.Tuple{
+		IP:    ct.IPTuple{SourceAddress: f.Src, DestinationAddress: f.Dst},
+		Proto: ct.ProtoTuple{Protocol: f.Proto, SourcePort: f.SrcPort, DestinationPort: f.DstPort},
+		Zone:  f.Zone,
+	}
+	u.Mark = mark
+	u.Zone = f.Zone
+	if err := k.conn.Update(u); err != nil {
+		return fmt.Errorf("mark %s: %w", f, err)
+	}
+	return nil
+}
+
+func fromCT(c *ct.Flow) Flow {
+	f := Flow{
+		ID:           c.ID,
+		Proto:        c.TupleOrig.Proto.Protocol,
+		Src:          c.TupleOrig.IP.SourceAddress,
+		Dst:          c.TupleOrig.IP.DestinationAddress,
+		SrcPort:      c.TupleOrig.Proto.SourcePort,
+		DstPort:      c.TupleOrig.Proto.DestinationPort,
+		ReplySrc:     c.TupleReply.IP.SourceAddress,
+		ReplyDst:     c.TupleReply.IP.DestinationAddress,
+		ReplySrcPort: c.TupleReply.Proto.SourcePort,
+		ReplyDstPort: c.TupleReply.Proto.DestinationPort,
+		Mark:         c.Mark,
+		Zone:         c.Zone,
+		Start:        c.Timestamp.Start,
+	}
+	if c.ProtoInfo.TCP != nil {
+		f.TCPState = c.ProtoInfo.TCP.State
+	}
+	return f
+}
+
+// MarkReset sets ResetMark on each flow (keeping its other mark bits), so
+// that the ruleset resets it on its next packet. It goes on after an error
+// (a flow may end meanwhile) and returns the first one.
+func MarkReset(t Table, flows []Flow) error {
+	var first error
+	for _, f := range flows {
+		if f.Mark&ResetMark != 0 {
+			continue
+		}
+		if err := t.SetMark(f, f.Mark|ResetMark); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
