@@ -1,0 +1,303 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel is the narrow view of the kernel that the agent needs: install a
+// ruleset, read the named counters back, and check for drift. Applier
+// implements it against netfilter; Fake implements it in memory for unit
+// tests.
+type Kernel interface {
+	// Apply installs rs as the whole content of its table, in one
+	// transaction. On error the previous rules stay in force.
+	Apply(rs *Ruleset) error
+	// Counters returns the named counters of the table by name.
+	Counters() (map[string]CounterValue, error)
+	// InSync reports whether the table in the kernel still is rs.
+	InSync(rs *Ruleset) (bool, error)
+}
+
+// CounterValue is the value of a named counter object.
+type CounterValue struct {
+	Packets, Bytes uint64
+}
+
+// ErrRefused marks an error returned when the kernel refused a transaction.
+// The transaction is atomic, so the previous rules stay in force.
+var ErrRefused = errors.New("kernel refused the transaction")
+
+// Applier installs rulesets into one nftables table (family inet) through
+// netlink, one transaction per Apply. It only ever reads or changes the
+// table named by the ruleset (or, for Counters and InSync before the first
+// Apply, the table given to NewApplier). It is safe for concurrent use.
+type Applier struct {
+	mu    sync.Mutex
+	table string
+	opts  []nftables.ConnOption
+}
+
+// NewApplier returns an Applier for table (family inet). opts are passed to
+// nftables.New for every connection it opens; use
+// nftables.WithNetNSFd to work inside another network namespace.
+func NewApplier(table string, opts ...nftables.ConnOption) *Applier {
+	return &Applier{table: table, opts: opts}
+}
+
+var _ Kernel = (*Applier)(nil)
+
+// Apply makes the table equal to rs in one netlink transaction:
+//
+//   - the table, missing sets and missing named counters are added; existing
+//     sets and counters are kept as they are, since the sets' elements hold
+//     the connection counts and the counters hold the statistics;
+//   - every desired chain is added (a no-op when it exists) and flushed, and
+//     its rules are added in order, so each chain's rules are replaced
+//     atomically;
+//   - chains, sets and counters that rs does not name are flushed and then
+//     deleted, after every rule that could reference them is gone.
+//
+// The current content is read from the kernel first, so Apply also adopts a
+// table left by an earlier process without deleting it. A transaction the
+// kernel refuses changes nothing and returns an error wrapping ErrRefused.
+func (a *Applier) Apply(rs *Ruleset) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if rs.Table != "" {
+		a.table = rs.Table
+	}
+	for _, ch := range rs.Chains {
+		if !validHook(ch) {
+			return fmt.Errorf("apply table inet %s: chain %s: unknown hook %q", a.table, ch.Name, ch.Hook.Hook)
+		}
+	}
+	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
+	// a partial batch in a Conn that a later Flush would still commit.
+	c, err := nftables.New(append(a.opts, nftables.WithSockOptions(bufferOpts(rs)...))...)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	cur, err := readTable(c, a.table)
+	if err != nil {
+		return fmt.Errorf("read table inet %s: %w", a.table, err)
+	}
+	if err := queue(c, a.table, cur, rs); err != nil {
+		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
+	}
+	return nil
+}
+
+// queue adds the whole transaction to c, in an order the kernel accepts:
+// creations, then flushes (dropping every reference), then deletions and
+// re-creations, then the rules.
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset) error {
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	c.AddTable(t)
+
+	var recreate []*Set
+	for _, s := range rs.Sets {
+		have, ok := cur.sets[s.Name]
+		switch {
+		case !ok:
+			if err := c.AddSet(kernelSet(t, s), nil); err != nil {
+				return fmt.Errorf("add set %s: %w", s.Name, err)
+			}
+		case !sameSet(have, kernelSet(t, s)):
+			// Why: AddSet of an existing set with other properties fails
+			// the whole batch; such a set must be deleted and re-created
+			// (its counts are lost, which a new set name would lose too).
+			recreate = append(recreate, s)
+		}
+	}
+	wantCounters := map[string]bool{}
+	for _, name := range rs.Counters {
+		wantCounters[name] = true
+		if o, ok := cur.objs[name]; !ok {
+			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
+		} else if o.Type != nftables.ObjTypeCounter {
+			return fmt.Errorf("object %s exists with type %d, not a counter", name, o.Type)
+		}
+	}
+
+	want := map[string]*Chain{}
+	for _, ch := range rs.Chains {
+		want[ch.Name] = ch
+	}
+	var recreateChains []*Chain
+	for _, ch := range rs.Chains {
+		kc := kernelChain(t, ch)
+		if have, ok := cur.chains[ch.Name]; ok && !sameChain(have, kc) {
+			// Why: the kernel cannot change a chain's hook or type in
+			// place; delete it (after the flushes) and add it again.
+			recreateChains = append(recreateChains, ch)
+			c.FlushChain(kc)
+			continue
+		}
+		c.AddChain(kc)
+		c.FlushChain(kc)
+	}
+	var stale []*nftables.Chain
+	for name, have := range cur.chains {
+		if want[name] == nil {
+			c.FlushChain(have)
+			stale = append(stale, have)
+		}
+	}
+	// Every rule of the table is gone from here on: nothing references a
+	// chain, set or object any more.
+	for _, have := range stale {
+		c.DelChain(have)
+	}
+	for _, ch := range recreateChains {
+		c.DelChain(kernelChain(t, ch))
+		c.AddChain(kernelChain(t, ch))
+	}
+	wantSets := map[string]bool{}
+	for _, s := range rs.Sets {
+		wantSets[s.Name] = true
+	}
+	for name, have := range cur.sets {
+		if !wantSets[name] {
+			c.DelSet(have)
+		}
+	}
+	for _, s := range recreate {
+		c.DelSet(kernelSet(t, s))
+		if err := c.AddSet(kernelSet(t, s), nil); err != nil {
+			return fmt.Errorf("re-create set %s: %w", s.Name, err)
+		}
+	}
+	for name, o := range cur.objs {
+		if !wantCounters[name] {
+			c.DeleteObject(o)
+		}
+	}
+
+	for _, ch := range rs.Chains {
+		kc := &nftables.Chain{Name: ch.Name, Table: t}
+		for _, r := range ch.Rules {
+			c.AddRule(kernelRule(t, kc, r))
+		}
+	}
+	return nil
+}
+
+// kernelSet is the library form of a limit set, as nft creates it for
+// `set NAME { type T; size N; flags dynamic; }`.
+func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
+	ks := &nftables.Set{Table: t, Name: s.Name, Dynamic: true, Size: s.Size}
+	switch s.Key {
+	case KeyIPv4:
+		ks.KeyType, ks.KeyByteOrder = nftables.TypeIPAddr, binaryutil.BigEndian
+	case KeyIPv6:
+		ks.KeyType, ks.KeyByteOrder = nftables.TypeIP6Addr, binaryutil.BigEndian
+	case KeyProto:
+		ks.KeyType = nftables.TypeInetProto
+	}
+	return ks
+}
+
+func sameSet(have, want *nftables.Set) bool {
+	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
+		have.Dynamic == want.Dynamic && have.Size == want.Size &&
+		!have.Constant && !have.Interval && !have.IsMap && !have.HasTimeout
+}
+
+var hooks = map[string]*nftables.ChainHook{
+	"prerouting":  nftables.ChainHookPrerouting,
+	"input":       nftables.ChainHookInput,
+	"forward":     nftables.ChainHookForward,
+	"output":      nftables.ChainHookOutput,
+	"postrouting": nftables.ChainHookPostrouting,
+}
+
+// kernelChain is the library form of a chain: base chains are filter chains
+// with policy accept.
+func kernelChain(t *nftables.Table, ch *Chain) *nftables.Chain {
+	kc := &nftables.Chain{Name: ch.Name, Table: t}
+	if ch.Hook != nil {
+		accept := nftables.ChainPolicyAccept
+		kc.Type = nftables.ChainTypeFilter
+		kc.Hooknum = hooks[ch.Hook.Hook]
+		kc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.Hook.Priority))
+		kc.Policy = &accept
+	}
+	return kc
+}
+
+func sameChain(have, want *nftables.Chain) bool {
+	if (have.Hooknum == nil) != (want.Hooknum == nil) {
+		return false
+	}
+	if want.Hooknum == nil {
+		return true
+	}
+	return *have.Hooknum == *want.Hooknum && have.Priority != nil && *have.Priority == *want.Priority &&
+		have.Type == want.Type && have.Policy != nil && *have.Policy == *want.Policy
+}
+
+func kernelRule(t *nftables.Table, ch *nftables.Chain, r *Rule) *nftables.Rule {
+	kr := &nftables.Rule{Table: t, Chain: ch}
+	for _, s := range r.Stmts {
+		kr.Exprs = append(kr.Exprs, s.Exprs()...)
+	}
+	if r.Comment != "" {
+		kr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+	}
+	return kr
+}
+
+// validHook reports whether the chain's hook is one Apply knows.
+func validHook(ch *Chain) bool {
+	return ch.Hook == nil || hooks[ch.Hook.Hook] != nil
+}
+
+// bufferOpts sizes the netlink socket buffers for a transaction of rs.
+//
+// Why: the whole batch goes out in one sendmsg, which the kernel refuses
+// with EMSGSIZE when it is larger than the send buffer; and the kernel
+// queues an acknowledgement plus an echo of every added rule before we read
+// any of them, so a small receive buffer overflows (ENOBUFS) and we could not
+// even tell that the commit succeeded. The *FORCE options need
+// CAP_NET_ADMIN, which applying a ruleset needs anyway.
+func bufferOpts(rs *Ruleset) []nftables.SockOption {
+	n := 64
+	for _, ch := range rs.Chains {
+		n += 2 + len(ch.Rules)
+	}
+	n += len(rs.Sets) + len(rs.Counters)
+	size := n * 4096
+	if size < 4<<20 {
+		size = 4 << 20
+	}
+	if size > 1<<30 {
+		size = 1 << 30
+	}
+	set := func(opt int) nftables.SockOption {
+		return func(c *netlink.Conn) error {
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return []nftables.SockOption{set(unix.SO_SNDBUFFORCE), set(unix.SO_RCVBUFFORCE)}
+}

@@ -1,0 +1,172 @@
+package nft_test
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables/expr"
+
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// openN opens n connections that must all succeed.
+func openN(t *testing.T, c *netns.NS, local, remote string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for range n {
+		conns = append(conns, c.Expect(t, local, remote, netns.Connected))
+	}
+	return conns
+}
+
+func counters(t *testing.T, a *nft.Applier) map[string]nft.CounterValue {
+	t.Helper()
+	m, err := a.Counters()
+	if err != nil {
+		t.Fatalf("counters: %v", err)
+	}
+	return m
+}
+
+func TestKernelApplyHandBuiltKeepsCounts(t *testing.T) {
+	p := netns.NewPair(t)
+	srv := p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, "22"))
+	a := applier(p.Server)
+	mustApply(t, a, slxRuleset(3))
+
+	openN(t, p.Client, "", srv.Addr, 3)
+	p.Client.Expect(t, "", srv.Addr, netns.Reset)
+	before := counters(t, a)
+	if before["check_10_matched"].Packets != 3 || before["check_10_refused"].Packets != 1 {
+		t.Fatalf("counters after 3+1 connections: %+v", before)
+	}
+
+	// (a) another entry changed: the count in the set survives.
+	other := rule("acl=check seq=20", tcpDport(80), verdict1(expr.VerdictAccept))
+	mustApply(t, a, slxRuleset(3, other))
+	p.Client.Expect(t, "", srv.Addr, netns.Reset)
+	// (b) the same ruleset re-applied, by a new Applier (an agent restart).
+	b := applier(p.Server)
+	mustApply(t, b, slxRuleset(3, other))
+	p.Client.Expect(t, "", srv.Addr, netns.Reset)
+
+	after := counters(t, b)
+	if after["check_10_matched"].Packets != 3 || after["check_10_refused"].Packets != 3 {
+		t.Errorf("counters after two more refusals: %+v, want matched 3, refused 3", after)
+	}
+	if !strings.Contains(listTable(t, p.Server, "slxsh"), `comment "acl=check seq=20"`) {
+		t.Errorf("changed rule missing:\n%s", listTable(t, p.Server, "slxsh"))
+	}
+}
+
+func TestKernelApplyRemovesStale(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	rs := slxRuleset(3)
+	rs.Sets = append(rs.Sets, &nft.Set{Name: "s_old", Key: nft.KeyIPv6, Size: 100})
+	rs.Counters = append(rs.Counters, "old_counter")
+	rs.Chains = append(rs.Chains, &nft.Chain{Name: "acl_old", Rules: []*nft.Rule{
+		rule("acl=old seq=10", counter("old_counter"), jump("acl_in")),
+	}})
+	rs.Chains[0].Rules = append(rs.Chains[0].Rules, rule("if=s1 in", iifname("s1"), jump("acl_old")))
+	mustApply(t, a, rs)
+	for _, want := range []string{"s_old", "old_counter", "acl_old"} {
+		if !strings.Contains(listTable(t, n, "slxsh"), want) {
+			t.Fatalf("%s missing after first apply", want)
+		}
+	}
+	mustApply(t, a, slxRuleset(3))
+	got := listTable(t, n, "slxsh")
+	for _, gone := range []string{"s_old", "old_counter", "acl_old", "s1"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("stale %s still in table:\n%s", gone, got)
+		}
+	}
+}
+
+func TestKernelApplyRefusedKeepsOldRules(t *testing.T) {
+	p := netns.NewPair(t)
+	srv := p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, "22"))
+	a := applier(p.Server)
+	mustApply(t, a, slxRuleset(2))
+	openN(t, p.Client, "", srv.Addr, 2)
+	before := listTable(t, p.Server, "slxsh")
+
+	bad := slxRuleset(5, rule("acl=check seq=20", jump("no_such_chain")))
+	err := a.Apply(bad)
+	if !errors.Is(err, nft.ErrRefused) {
+		t.Fatalf("apply with a jump to a missing chain: %v, want ErrRefused", err)
+	}
+	if after := listTable(t, p.Server, "slxsh"); after != before {
+		t.Errorf("refused transaction changed the table:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	// Still the old limit of 2, not 5.
+	p.Client.Expect(t, "", srv.Addr, netns.Reset)
+	if ok, _ := a.InSync(slxRuleset(2)); !ok {
+		t.Error("table not in sync with the old ruleset after a refused apply")
+	}
+}
+
+func TestKernelDriftRepair(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	rs := slxRuleset(3)
+	mustApply(t, a, rs)
+	want := listTable(t, n, "slxsh")
+	for _, tamper := range []string{
+		"delete table inet slxsh",
+		"flush chain inet slxsh acl_in",
+		"add rule inet slxsh acl_in accept",
+		"insert rule inet slxsh input accept",
+		"delete chain inet slxsh acl_in; add chain inet slxsh acl_in",
+		"add chain inet slxsh extra",
+		"add counter inet slxsh extra",
+	} {
+		// The chain and set delete needs the referencing rules gone.
+		n.MustExec(t, "nft", strings.ReplaceAll(tamper, "delete chain inet slxsh acl_in", "flush chain inet slxsh input; flush chain inet slxsh acl_in; delete chain inet slxsh acl_in"))
+		if ok, err := a.InSync(rs); err != nil || ok {
+			t.Errorf("after %q: InSync = %v, %v; want false", tamper, ok, err)
+		}
+		mustApply(t, a, rs)
+		if got := listTable(t, n, "slxsh"); got != want {
+			t.Errorf("after %q and repair:\n%s\nwant:\n%s", tamper, got, want)
+		}
+	}
+	// A rule changed in place (same comment, other port) is drift too.
+	changed := slxRuleset(3)
+	changed.Chains[1].Rules[1] = rule("acl=check seq=10", tcpDport(23), counter("check_10_matched"), verdict1(expr.VerdictAccept))
+	mustApply(t, a, changed)
+	if ok, _ := a.InSync(rs); ok {
+		t.Error("InSync true for a rule with another port")
+	}
+}
+
+func TestKernelApplyLeavesOtherTables(t *testing.T) {
+	n := netns.New(t)
+	n.MustExec(t, "nft", `add table inet other; add chain inet other c { type filter hook input priority 10; }; add set inet other s { type ipv4_addr; }; add counter inet other k; add rule inet other c counter accept comment "mine"`)
+	n.MustExec(t, "nft", `add table ip slxsh; add chain ip slxsh c`) // same name, other family
+	before := n.MustExec(t, "nft", "list", "ruleset")
+	a := applier(n)
+	mustApply(t, a, slxRuleset(3))
+	mustApply(t, a, slxRuleset(4))
+	mustApply(t, a, &nft.Ruleset{Table: "slxsh"})
+	n.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	if after := n.MustExec(t, "nft", "list", "ruleset"); after != before {
+		t.Errorf("other tables changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func TestKernelCountersMissingTable(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	m, err := a.Counters()
+	if err != nil || len(m) != 0 {
+		t.Errorf("counters of a missing table: %v, %v", m, err)
+	}
+	if ok, err := a.InSync(slxRuleset(3)); err != nil || ok {
+		t.Errorf("InSync of a missing table: %v, %v", ok, err)
+	}
+}

@@ -1,0 +1,222 @@
+package nft
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+)
+
+// tableState is what the kernel holds in our table now.
+type tableState struct {
+	exists bool
+	chains map[string]*nftables.Chain
+	sets   map[string]*nftables.Set
+	objs   map[string]*nftables.NamedObj
+}
+
+// readTable reads the chains, sets and named objects of table inet NAME. A
+// missing table reads as empty. Only this table is looked at.
+func readTable(c *nftables.Conn, name string) (*tableState, error) {
+	st := &tableState{
+		chains: map[string]*nftables.Chain{},
+		sets:   map[string]*nftables.Set{},
+		objs:   map[string]*nftables.NamedObj{},
+	}
+	t, err := findTable(c, name)
+	if err != nil || t == nil {
+		return st, err
+	}
+	st.exists = true
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == name {
+			ch.Table = t
+			st.chains[ch.Name] = ch
+		}
+	}
+	sets, err := c.GetSets(t)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	for _, s := range sets {
+		s.Table = t
+		st.sets[s.Name] = s
+	}
+	// Why GetNamedObjects: GetObjects fails on object types other than
+	// counters and quotas.
+	objs, err := c.GetNamedObjects(t)
+	if err != nil {
+		return nil, fmt.Errorf("list objects: %w", err)
+	}
+	for _, o := range objs {
+		if no, ok := o.(*nftables.NamedObj); ok {
+			no.Table = t
+			st.objs[no.Name] = no
+		}
+	}
+	return st, nil
+}
+
+// findTable returns table inet NAME, or nil when it does not exist.
+func findTable(c *nftables.Conn, name string) (*nftables.Table, error) {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == name {
+			return t, nil
+		}
+	}
+	return nil, nil
+}
+
+// Counters returns the named counters of the table by name. A missing table
+// has no counters.
+func (a *Applier) Counters() (map[string]CounterValue, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := nftables.New(a.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	t, err := findTable(c, a.table)
+	if err != nil || t == nil {
+		return map[string]CounterValue{}, err
+	}
+	objs, err := c.GetNamedObjects(t)
+	if err != nil {
+		return nil, fmt.Errorf("read counters of table inet %s: %w", a.table, err)
+	}
+	out := map[string]CounterValue{}
+	for _, o := range objs {
+		no, ok := o.(*nftables.NamedObj)
+		if !ok || no.Type != nftables.ObjTypeCounter {
+			continue
+		}
+		if ctr, ok := no.Obj.(*expr.Counter); ok {
+			out[no.Name] = CounterValue{Packets: ctr.Packets, Bytes: ctr.Bytes}
+		}
+	}
+	return out, nil
+}
+
+// InSync reports whether the table in the kernel still holds exactly rs:
+// the same chains with the same hooks, the same sets and counters, and in
+// every chain the same rules in the same order (compared by comment and by
+// their netlink expressions, with counter values left out). The agent
+// re-applies when it is false (drift repair).
+func (a *Applier) InSync(rs *Ruleset) (bool, error) {
+	d, err := a.Drift(rs)
+	return d == "" && err == nil, err
+}
+
+// Drift describes the first difference between the table in the kernel and
+// rs ("table missing", "chain acl_in: 3 rules, want 4", ...), or returns ""
+// when the kernel holds exactly rs. Use it to log why a repair happens.
+func (a *Applier) Drift(rs *Ruleset) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := nftables.New(a.opts...)
+	if err != nil {
+		return "", fmt.Errorf("open netlink: %w", err)
+	}
+	d, err := diff(c, rs)
+	if err != nil {
+		return "", fmt.Errorf("read table inet %s: %w", rs.Table, err)
+	}
+	return d, nil
+}
+
+// diff describes the first difference between the kernel's table and rs,
+// or returns "" when there is none.
+func diff(c *nftables.Conn, rs *Ruleset) (string, error) {
+	cur, err := readTable(c, rs.Table)
+	if err != nil {
+		return "", err
+	}
+	if !cur.exists {
+		return "table missing", nil
+	}
+	t := &nftables.Table{Name: rs.Table, Family: nftables.TableFamilyINet}
+	if len(cur.chains) != len(rs.Chains) || len(cur.sets) != len(rs.Sets) || len(cur.objs) != len(rs.Counters) {
+		return fmt.Sprintf("have %d chains, %d sets, %d objects; want %d, %d, %d",
+			len(cur.chains), len(cur.sets), len(cur.objs), len(rs.Chains), len(rs.Sets), len(rs.Counters)), nil
+	}
+	for _, s := range rs.Sets {
+		if have, ok := cur.sets[s.Name]; !ok || !sameSet(have, kernelSet(t, s)) {
+			return "set " + s.Name + " missing or changed", nil
+		}
+	}
+	for _, name := range rs.Counters {
+		if o, ok := cur.objs[name]; !ok || o.Type != nftables.ObjTypeCounter {
+			return "counter " + name + " missing", nil
+		}
+	}
+	for _, ch := range rs.Chains {
+		have, ok := cur.chains[ch.Name]
+		if !ok || !sameChain(have, kernelChain(t, ch)) {
+			return "chain " + ch.Name + " missing or changed", nil
+		}
+		rules, err := c.GetRules(t, have)
+		if err != nil {
+			return "", fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
+		}
+		if d := diffRules(ch, rules); d != "" {
+			return "chain " + ch.Name + ": " + d, nil
+		}
+	}
+	return "", nil
+}
+
+// diffRules compares the rules of one chain.
+func diffRules(ch *Chain, rules []*nftables.Rule) string {
+	if len(rules) != len(ch.Rules) {
+		return fmt.Sprintf("%d rules, want %d", len(rules), len(ch.Rules))
+	}
+	for i, r := range ch.Rules {
+		comment, _ := userdata.GetString(rules[i].UserData, userdata.TypeComment)
+		if comment != r.Comment {
+			return fmt.Sprintf("rule %d has comment %q, want %q", i+1, comment, r.Comment)
+		}
+		want := kernelRule(nil, nil, r)
+		if !sameExprs(rules[i].Exprs, want.Exprs) {
+			return fmt.Sprintf("rule %d (%s) changed", i+1, r.Comment)
+		}
+	}
+	return ""
+}
+
+// sameExprs compares two expression lists by their netlink encoding, with
+// the values of stateful expressions (counters, quotas) left out.
+func sameExprs(have, want []expr.Any) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i := range have {
+		hb, herr := marshalStateless(have[i])
+		wb, werr := marshalStateless(want[i])
+		if herr != nil || werr != nil || !bytes.Equal(hb, wb) {
+			return false
+		}
+	}
+	return true
+}
+
+func marshalStateless(e expr.Any) ([]byte, error) {
+	switch v := e.(type) {
+	case *expr.Counter:
+		e = &expr.Counter{}
+	case *expr.Quota:
+		q := *v
+		q.Consumed = 0
+		e = &q
+	}
+	return expr.Marshal(byte(nftables.TableFamilyINet), e)
+}
