@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -320,7 +321,7 @@ func checkHardDrop(e *Entry) error {
 // the agent) and returns every error found, joined, each an *Error with its
 // Path; nil when valid.
 func Validate(c *Config) error {
-	v := &validator{c: c}
+	v := &validator{c: c, look: lookupView(c)}
 	v.global()
 	v.timeRanges()
 	v.acls()
@@ -330,7 +331,20 @@ func Validate(c *Config) error {
 
 type validator struct {
 	c    *Config
+	look *Config // c with sorted slices, for lookups that rely on order
 	errs []error
+}
+
+// lookupView returns a shallow copy of c whose slices are sorted and free of
+// nils, so that lookups work on a config that Validate is about to reject.
+func lookupView(c *Config) *Config {
+	n := *c
+	n.TimeRanges = slices.DeleteFunc(slices.Clone(c.TimeRanges), func(t *TimeRange) bool { return t == nil })
+	slices.SortStableFunc(n.TimeRanges, func(a, b *TimeRange) int { return strings.Compare(a.Name, b.Name) })
+	n.ACLs = slices.DeleteFunc(slices.Clone(c.ACLs), func(a *ACL) bool { return a == nil })
+	slices.SortStableFunc(n.ACLs, func(a, b *ACL) int { return compareACL(a.Family, a.Name, b.Family, b.Name) })
+	n.Interfaces = nil // not looked up
+	return &n
 }
 
 func (v *validator) add(path string, err *Error) {
@@ -422,7 +436,7 @@ func (v *validator) entries(a *ACL) {
 			v.addf(path, "entries not sorted by seq or seq duplicated")
 		}
 		// user/uid against `in` bindings is reported once, by interfaces.
-		for _, err := range checkEntry(v.c, a.Family, "", e) {
+		for _, err := range checkEntry(v.look, a.Family, "", e) {
 			v.add(path, err)
 		}
 		if e.Action == Remark {
@@ -460,7 +474,7 @@ func (v *validator) group(path string, f Family, d Direction, name string) {
 	if name == "" {
 		return
 	}
-	a := v.c.ACL(f, name)
+	a := v.look.ACL(f, name)
 	if a == nil {
 		v.addf(path, "%s access-group %s %s: access-list %q does not exist", f, name, d, name)
 		return
