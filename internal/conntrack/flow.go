@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"time"
 
-	ct "github.com/ti-mo/conntrack"
 	"github.com/mdlayher/netlink"
+	ct "github.com/ti-mo/conntrack"
 )
 
 // ResetMark is the ct mark bit that asks the ruleset to answer the next
