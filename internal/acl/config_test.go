@@ -411,7 +411,9 @@ func TestTimeRanges(t *testing.T) {
 	}
 	wantMsg(t, c.DeletePeriodic("office", p1), "periodic weekend 22:00 to 06:00 does not exist")
 
-	d := func(y, mo, dd, h, mi int) *acl.DateTime { return &acl.DateTime{Year: y, Month: mo, Day: dd, Hour: h, Minute: mi} }
+	d := func(y, mo, dd, h, mi int) *acl.DateTime {
+		return &acl.DateTime{Year: y, Month: mo, Day: dd, Hour: h, Minute: mi}
+	}
 	wantMsg(t, c.SetAbsolute("office", &acl.Absolute{}), "absolute needs a start or an end")
 	wantMsg(t, c.SetAbsolute("office", &acl.Absolute{Start: d(2026, 5, 1, 10, 0), End: d(2026, 5, 1, 9, 59)}), "absolute end 09:59 01 May 2026 is before start 10:00 01 May 2026")
 	wantMsg(t, c.SetAbsolute("office", &acl.Absolute{Start: d(2025, 2, 29, 0, 0)}), "Feb 2025 has no day 29")
