@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// The ACL modes (conf-ipacl-ext, conf-ip6acl-ext): the entry grammar of
+// SPEC §4.
+
+// entryArgs are the arguments of an entry command.
+type entryArgs struct {
+	e        acl.Entry
+	base     netip.Addr // address waiting for its wildcard
+	err      error      // a value that parsed but does not combine
+	start    int        // resequence
+	step     int
+	hasStart bool
+	hasStep  bool
+}
+
+func aclCommands(f acl.Family) []*command {
+	body := entryBody(f)
+	remark := seq(kwSet("remark", "Add a comment line", func(a *entryArgs) { a.e.Action = acl.Remark }),
+		lineArg("Comment text", func(a *entryArgs, s string) { a.e.Remark = s }))
+	seqNum := intArg(1, 65535, "Sequence number", func(a *entryArgs, n int) { a.e.Seq = n })
+	add := func(e *env, a *entryArgs) error {
+		if a.err != nil {
+			return a.err
+		}
+		e2 := a.e
+		return e.cfg.AddEntry(e.frame.fam, e.frame.name, &e2)
+	}
+	return []*command{
+		cfgCmd(seq(kw("seq", "Sequence number of the entry"), seqNum, alt(body, remark)), add),
+		cfgCmd(body, add),
+		cfgCmd(remark, add),
+		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum),
+			func(e *env, a *entryArgs) error { return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq) }),
+		cfgCmd(seq(kw("no", "Delete an entry"), alt(body, remark)),
+			func(e *env, a *entryArgs) error {
+				if a.err != nil {
+					return a.err
+				}
+				e2 := a.e
+				return e.cfg.DeleteMatching(e.frame.fam, e.frame.name, &e2)
+			}),
+		cfgCmd(seq(kw("resequence", "Renumber the entries"),
+			opt(intArg(1, 65535, "First sequence number (default 10)", func(a *entryArgs, n int) { a.start, a.hasStart = n, true }),
+				opt(intArg(1, 65535, "Step (default 10)", func(a *entryArgs, n int) { a.step, a.hasStep = n, true })))),
+			func(e *env, a *entryArgs) error {
+				start, step := 10, 10
+				if a.hasStart {
+					start = a.start
+				}
+				if a.hasStep {
+					step = a.step
+				}
+				return e.cfg.Resequence(e.frame.fam, e.frame.name, start, step)
+			}),
+	}
+}
+
+// entryBody is `{permit|deny|hard-drop} PROTO SRC [PORTS] DST [PORTS] [OPTIONS]`.
+func entryBody(f acl.Family) node {
+	action := alt(
+		kwSet("permit", "Admit matching connections (within the limits)", func(a *entryArgs) { a.e.Action = acl.Permit }),
+		kwSet("deny", "Refuse matching connections", func(a *entryArgs) { a.e.Action = acl.Deny }),
+		kwSet("hard-drop", "Drop matching connections silently", func(a *entryArgs) { a.e.Action = acl.HardDrop }),
+	)
+	src := addrNode(f, "Source", func(a *entryArgs) *acl.Addr { return &a.e.Src })
+	dst := addrNode(f, "Destination", func(a *entryArgs) *acl.Addr { return &a.e.Dst })
+	srcPorts := opt(portsNode("source", func(a *entryArgs) *acl.PortMatch { return &a.e.SrcPort }))
+	dstPorts := opt(portsNode("destination", func(a *entryArgs) *acl.PortMatch { return &a.e.DstPort }))
+	options := entryOptions()
+	setProto := func(p int) func(*entryArgs) { return func(a *entryArgs) { a.e.Proto = p } }
+	anyName, icmp := "ip", acl.ProtoICMP
+	if f == acl.IPv6 {
+		anyName, icmp = "ipv6", acl.ProtoICMPv6
+	}
+	withPorts := seq(src, srcPorts, dst, dstPorts, options)
+	without := seq(src, dst, options)
+	proto := alt(
+		seq(kwSet(anyName, "Any protocol", setProto(acl.ProtoAny)), without),
+		seq(kwSet("tcp", "TCP", setProto(acl.ProtoTCP)), withPorts),
+		seq(kwSet("udp", "UDP", setProto(acl.ProtoUDP)), withPorts),
+		seq(kwSet("sctp", "SCTP", setProto(acl.ProtoSCTP)), withPorts),
+		seq(kwSet("icmp", "ICMP", setProto(icmp)), without),
+		seq(intArg(0, 255, "IP protocol number", func(a *entryArgs, n int) { a.e.Proto = n }), withPorts),
+	)
+	return seq(action, proto)
+}
+
+// addrNode is `any | host ADDR | ADDR/LEN | ADDR WILDCARD`.
+func addrNode(f acl.Family, what string, get func(*entryArgs) *acl.Addr) node {
+	lw := strings.ToLower(what)
+	return alt(
+		kwSet("any", "Any "+lw+" address", func(a *entryArgs) { *get(a) = acl.AnyAddr }),
+		seq(kw("host", "A single "+lw+" host"),
+			addrArg(f, what+" host address", func(a *entryArgs, x netip.Addr) { *get(a) = acl.NewHostAddr(x) })),
+		prefixArg(f, what+" prefix", func(a *entryArgs, p netip.Prefix) { *get(a) = acl.NewPrefixAddr(p) }),
+		seq(addrArg(f, what+" address", func(a *entryArgs, x netip.Addr) { a.base = x }),
+			param(addrName(f, false), what+" wildcard bits",
+				func(s string) bool { _, ok := parseAddr(s, f); return ok },
+				func(a *entryArgs, s string) {
+					w, _ := parseAddr(s, f)
+					addr, err := acl.NewWildcardAddr(a.base, w)
+					if err != nil {
+						a.err = err
+					}
+					*get(a) = addr
+				})),
+	)
+}
+
+// portsNode is `eq P | neq P | lt P | gt P | range P P`.
+func portsNode(what string, get func(*entryArgs) *acl.PortMatch) node {
+	lo := portArg(func(a *entryArgs, p uint16) { get(a).Lo = p })
+	single := func(word, help string, op acl.PortOp) node {
+		return seq(kwSet(word, help, func(a *entryArgs) { get(a).Op = op }), lo)
+	}
+	return alt(
+		single("eq", "Match only this "+what+" port", acl.PortEq),
+		single("neq", "Match every "+what+" port but this one", acl.PortNeq),
+		single("lt", "Match "+what+" ports lower than this", acl.PortLt),
+		single("gt", "Match "+what+" ports greater than this", acl.PortGt),
+		seq(kwSet("range", "Match a range of "+what+" ports", func(a *entryArgs) { get(a).Op = acl.PortRange }),
+			lo, portArg(func(a *entryArgs, p uint16) { get(a).Hi = p })),
+	)
+}
+
+// keyKinds is `per-source | per-prefix LEN | per-destination | total`.
+func keyKinds(set func(a *entryArgs, k acl.KeyKind, plen int)) node {
+	return alt(
+		kwSet("per-source", "Count per source address (default)", func(a *entryArgs) { set(a, acl.PerSource, 0) }),
+		seq(kwSet("per-prefix", "Count per source prefix", func(a *entryArgs) { set(a, acl.PerPrefix, 0) }),
+			intArg(0, 128, "Prefix length", func(a *entryArgs, n int) { set(a, acl.PerPrefix, n) })),
+		kwSet("per-destination", "Count per destination address", func(a *entryArgs) { set(a, acl.PerDestination, 0) }),
+		kwSet("total", "One count for every client of the entry", func(a *entryArgs) { set(a, acl.Total, 0) }),
+	)
+}
+
+func periods(set func(a *entryArgs, p acl.Period), withSecond bool) node {
+	var n altNode
+	if withSecond {
+		n = append(n, kwSet("second", "Per second", func(a *entryArgs) { set(a, acl.Second) }))
+	}
+	return append(n,
+		kwSet("minute", "Per minute", func(a *entryArgs) { set(a, acl.Minute) }),
+		kwSet("hour", "Per hour", func(a *entryArgs) { set(a, acl.Hour) }),
+		kwSet("day", "Per day", func(a *entryArgs) { set(a, acl.Day) }),
+	)
+}
+
+// entryOptions are the options of SPEC §4, in any order, each once.
+func entryOptions() node {
+	connlimit := seq(
+		kwSet("connlimit", "Limit concurrent connections", func(a *entryArgs) { a.e.Connlimit = &acl.Connlimit{} }),
+		intArg(0, 1000000, "Maximum concurrent connections (0 refuses all)", func(a *entryArgs, n int) { a.e.Connlimit.N = n }),
+		opt(keyKinds(func(a *entryArgs, k acl.KeyKind, plen int) { a.e.Connlimit.Key, a.e.Connlimit.PrefixLen = k, plen })))
+	rate := seq(
+		kwSet("rate", "Limit new connections per period", func(a *entryArgs) { a.e.Rate = &acl.Rate{} }),
+		intArg(1, 1000000000, "New connections per period", func(a *entryArgs, n int) { a.e.Rate.N = n }),
+		kw("per", "Period"),
+		periods(func(a *entryArgs, p acl.Period) { a.e.Rate.Per = p }, true),
+		opt(kw("burst", "Allow a burst above the rate"),
+			intArg(1, 1000000000, "Burst size", func(a *entryArgs, n int) { a.e.Rate.Burst = n })),
+		opt(alt(
+			kwSet("per-source", "One rate per source address (default)", func(a *entryArgs) { a.e.Rate.Key = acl.PerSource }),
+			kwSet("total", "One rate for every client of the entry", func(a *entryArgs) { a.e.Rate.Key = acl.Total }))))
+	unit := func(w string, u acl.ByteUnit) node {
+		return kwSet(w, "Quota in "+w, func(a *entryArgs) { a.e.Quota.Unit = u })
+	}
+	quota := seq(
+		kwSet("quota", "Limit bytes per period", func(a *entryArgs) { a.e.Quota = &acl.Quota{} }),
+		intArg(1, 1000000000000, "Amount", func(a *entryArgs, n int) { a.e.Quota.N = uint64(n) }),
+		alt(unit("bytes", acl.Bytes), unit("kbytes", acl.KBytes), unit("mbytes", acl.MBytes), unit("gbytes", acl.GBytes)),
+		kw("per", "Period"),
+		periods(func(a *entryArgs, p acl.Period) { a.e.Quota.Per = p }, false),
+		opt(kwSet("per-source", "One quota per source address", func(a *entryArgs) { a.e.Quota.PerSource = true })))
+	blockFor := seq(
+		kwSet("block-for", "Refuse a source that goes over a limit for a while", func(a *entryArgs) { a.e.BlockFor = &acl.BlockFor{} }),
+		intArg(1, 31536000, "Seconds", func(a *entryArgs, n int) { a.e.BlockFor.Seconds = n }),
+		opt(kwSet("flush", "Also reset the source's open sessions", func(a *entryArgs) { a.e.BlockFor.Flush = true })))
+	timeRange := seq(kw("time-range", "Apply only while a time range is active"),
+		wordArg("Time range name", func(a *entryArgs, s string) { a.e.TimeRange = s }))
+	loadLimit := seq(kw("load-limit", "Refuse while the 1-minute load average is above this"),
+		decimalArg("Load average", func(a *entryArgs, n int) { a.e.LoadLimit = &acl.LoadLimit{Hundredths: n} }))
+	owner := alt(
+		seq(kw("user", "Locally originated connections of a user"),
+			param("USER", "User name", validUser, func(a *entryArgs, s string) { a.e.Owner = &acl.Owner{User: s} })),
+		seq(kw("uid", "Locally originated connections of a user ID"),
+			intArg(0, 4294967294, "User ID", func(a *entryArgs, n int) { a.e.Owner = &acl.Owner{UID: n} })))
+	refuse := seq(kw("refuse", "How refused connections are refused"),
+		alt(
+			kwSet("drop", "Drop silently", func(a *entryArgs) { a.e.Refuse = acl.Refuse{Kind: acl.RefuseDrop} }),
+			kwSet("reset", "TCP reset / ICMP unreachable (default)", func(a *entryArgs) { a.e.Refuse = acl.Refuse{Kind: acl.RefuseReset} }),
+			seq(kw("message", "Send a line of text, then close"),
+				quotedArg("Text of the line", func(a *entryArgs, s string) { a.e.Refuse = acl.Refuse{Kind: acl.RefuseMessage, Message: s} }))))
+	return anyOrder(connlimit, rate, quota, blockFor, timeRange, loadLimit, owner, refuse,
+		kwSet("log", "Log refusals and matches", func(a *entryArgs) { a.e.Log = true }),
+		kwSet("count", "Keep hit counters (always kept)", func(a *entryArgs) { a.e.Count = true }))
+}
+
+// validUser accepts a Linux user name.
+func validUser(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' ||
+			i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.' || (c == '$' && i == len(s)-1))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,433 @@
+package cli
+
+import (
+	"sort"
+	"strings"
+)
+
+// This file is the generic command engine: a grammar is a tree of nodes
+// (keywords, typed parameters, sequences, alternatives, optional parts and
+// options in any order); the matcher resolves a line token by token against
+// it, telling invalid, ambiguous and incomplete input apart, and collects the
+// possible next tokens for `?` help and TAB completion.
+
+// node is a piece of grammar. walk matches the node starting at token pos
+// and calls k with the position after each way it can match.
+type node interface {
+	walk(m *matcher, pos int, k func(pos int))
+}
+
+// atom is one token of the grammar: a keyword (word != "") or a typed
+// parameter (accept != nil).
+type atom struct {
+	word   string                     // keyword, lower case
+	name   string                     // how a parameter shows in help: WORD, <1-65535>, A.B.C.D
+	help   string                     // one line
+	accept func(tok string) bool      // parameters only
+	rest   bool                       // LINE: takes the rest of the line
+	bind   func(b *binding, v string) // stores the value into the command's arguments
+}
+
+// display is how the atom shows in help.
+func (a *atom) display() string {
+	if a.word != "" {
+		return a.word
+	}
+	return a.name
+}
+
+func (a *atom) walk(m *matcher, pos int, k func(int)) {
+	if pos == m.limit {
+		m.offer(a)
+		return
+	}
+	if a.rest {
+		// A LINE runs to the end of what is consumed so far, and may go on.
+		m.offer(a)
+		m.push(step{atom: a, tok: pos})
+		k(m.limit)
+		m.pop()
+		return
+	}
+	r := m.res[pos]
+	if a.word != "" {
+		if !r.isKw || r.kw != a.word {
+			return
+		}
+	} else if r.isKw || !a.accept(m.toks[pos].text) {
+		return
+	}
+	m.push(step{atom: a, tok: pos})
+	k(pos + 1)
+	m.pop()
+}
+
+type seqNode []node
+
+func (s seqNode) walk(m *matcher, pos int, k func(int)) { s.from(m, 0, pos, k) }
+
+func (s seqNode) from(m *matcher, i, pos int, k func(int)) {
+	if i == len(s) {
+		k(pos)
+		return
+	}
+	s[i].walk(m, pos, func(p int) { s.from(m, i+1, p, k) })
+}
+
+type altNode []node
+
+func (a altNode) walk(m *matcher, pos int, k func(int)) {
+	for _, n := range a {
+		n.walk(m, pos, k)
+	}
+}
+
+type optNode struct{ n node }
+
+func (o optNode) walk(m *matcher, pos int, k func(int)) {
+	k(pos)
+	o.n.walk(m, pos, k)
+}
+
+// anyOrderNode matches its items in any order, each at most once. Every
+// item must consume at least one token.
+type anyOrderNode []node
+
+func (a anyOrderNode) walk(m *matcher, pos int, k func(int)) { a.rec(m, pos, 0, k) }
+
+func (a anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
+	k(pos)
+	for i, n := range a {
+		if used&(1<<i) != 0 {
+			continue
+		}
+		bit := uint64(1) << i
+		n.walk(m, pos, func(p int) { a.rec(m, p, used|bit, k) })
+	}
+}
+
+// refNode refers to a grammar that is built later (`do` refers to exec).
+type refNode struct{ n *node }
+
+func (r refNode) walk(m *matcher, pos int, k func(int)) { (*r.n).walk(m, pos, k) }
+
+// cmdNode marks where a command starts: the arguments bound after it belong
+// to this command.
+type cmdNode struct{ c *command }
+
+func (c cmdNode) walk(m *matcher, pos int, k func(int)) {
+	m.push(step{cmd: c.c})
+	c.c.syntax.walk(m, pos, k)
+	m.pop()
+}
+
+// Grammar constructors.
+
+func seq(n ...node) node      { return seqNode(n) }
+func alt(n ...node) node      { return altNode(n) }
+func opt(n ...node) node      { return optNode{seq(n...)} }
+func anyOrder(n ...node) node { return anyOrderNode(n) }
+
+// kw is a keyword that binds nothing.
+func kw(word, help string) *atom { return &atom{word: word, help: help} }
+
+// kwSet is a keyword whose presence is recorded in the arguments.
+func kwSet[T any](word, help string, set func(*T)) *atom {
+	return &atom{word: word, help: help, bind: func(b *binding, _ string) { set(b.args.(*T)) }}
+}
+
+// param is a typed parameter: accept validates a token, set stores it.
+func param[T any](name, help string, accept func(string) bool, set func(*T, string)) *atom {
+	a := &atom{name: name, help: help, accept: accept}
+	if set != nil {
+		a.bind = func(b *binding, v string) { set(b.args.(*T), v) }
+	}
+	return a
+}
+
+// token is one word of a line and where it starts.
+type token struct {
+	text string
+	off  int
+}
+
+// tokenize splits a line at blanks; a token that starts with a double quote
+// runs to the closing quote (backslash escapes the next character).
+func tokenize(line string) []token {
+	var toks []token
+	i := 0
+	for i < len(line) {
+		if line[i] == ' ' || line[i] == '\t' {
+			i++
+			continue
+		}
+		start := i
+		if line[i] == '"' {
+			i++
+			for i < len(line) && line[i] != '"' {
+				if line[i] == '\\' && i+1 < len(line) {
+					i++
+				}
+				i++
+			}
+			if i < len(line) {
+				i++
+			}
+		}
+		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			i++
+		}
+		toks = append(toks, token{line[start:i], start})
+	}
+	return toks
+}
+
+type resolved struct {
+	isKw bool
+	kw   string
+}
+
+type step struct {
+	cmd  *command // a command marker, or
+	atom *atom    // a matched token
+	tok  int
+}
+
+// matcher matches the tokens of one line against a grammar.
+type matcher struct {
+	line  string
+	toks  []token
+	res   []resolved // how tokens [0, limit) were resolved
+	limit int        // walking stops here
+
+	cands   []*atom // atoms offered at limit
+	seen    map[*atom]bool
+	cr      bool     // a command can end at limit
+	matches [][]step // complete matches when limit == len(toks)
+	path    []step
+}
+
+func (m *matcher) push(s step) { m.path = append(m.path, s) }
+func (m *matcher) pop()        { m.path = m.path[:len(m.path)-1] }
+
+func (m *matcher) offer(a *atom) {
+	if !m.seen[a] {
+		m.seen[a] = true
+		m.cands = append(m.cands, a)
+	}
+}
+
+// run walks the grammar with tokens [0, limit) consumed.
+func (m *matcher) run(g node, limit int) {
+	m.limit = limit
+	m.cands, m.seen, m.cr, m.matches, m.path = nil, map[*atom]bool{}, false, nil, m.path[:0]
+	g.walk(m, 0, func(pos int) {
+		if pos != m.limit {
+			return
+		}
+		m.cr = true
+		if limit == len(m.toks) {
+			m.matches = append(m.matches, append([]step(nil), m.path...))
+		}
+	})
+}
+
+// errKind tells what was wrong with a line.
+type matchErr struct {
+	kind ErrKind
+	tok  int // the bad token, for ErrInvalid and ErrAmbiguous
+}
+
+// resolve decides what token p is, given the candidates at p: an exact
+// keyword, the one keyword it abbreviates, or a parameter value.
+func (m *matcher) resolve(p int) (resolved, *matchErr) {
+	t := strings.ToLower(m.toks[p].text)
+	var prefixed []string
+	param := false
+	for _, a := range m.cands {
+		switch {
+		case a.word != "" && a.word == t:
+			return resolved{isKw: true, kw: t}, nil
+		case a.word != "" && strings.HasPrefix(a.word, t):
+			if !contains(prefixed, a.word) {
+				prefixed = append(prefixed, a.word)
+			}
+		case a.word == "" && (a.rest || a.accept(m.toks[p].text)):
+			param = true
+		}
+	}
+	switch {
+	case len(prefixed) == 1:
+		return resolved{isKw: true, kw: prefixed[0]}, nil
+	case len(prefixed) > 1:
+		return resolved{}, &matchErr{kind: ErrAmbiguous, tok: p}
+	case param:
+		return resolved{}, nil
+	}
+	return resolved{}, &matchErr{kind: ErrInvalid, tok: p}
+}
+
+func contains(s []string, w string) bool {
+	for _, x := range s {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
+
+// newMatcher resolves the first n tokens of line against g. It returns the
+// matcher positioned after them, or the first error.
+func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
+	m := &matcher{line: line, toks: tokenize(line)}
+	if n < 0 || n > len(m.toks) {
+		n = len(m.toks)
+	}
+	for p := 0; p < n; p++ {
+		m.run(g, p)
+		r, err := m.resolve(p)
+		if err != nil {
+			return m, err
+		}
+		m.res = append(m.res, r)
+	}
+	m.run(g, n)
+	return m, nil
+}
+
+// parsed is a complete match: the command and its bound arguments.
+type parsed struct {
+	cmd  *command
+	args any
+	pipe *pipeSpec
+}
+
+// parseLine matches a whole line. An empty line gives a nil command.
+func parseLine(g node, line string) (*parsed, *matchErr) {
+	m, err := newMatcher(g, line, -1)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.toks) == 0 {
+		return &parsed{}, nil
+	}
+	if len(m.matches) == 0 {
+		return nil, &matchErr{kind: ErrIncomplete, tok: len(m.toks)}
+	}
+	return m.bind(m.matches[0]), nil
+}
+
+// bind builds the arguments of the last command marker in a match.
+func (m *matcher) bind(path []step) *parsed {
+	start := 0
+	var c *command
+	for i, s := range path {
+		if s.cmd != nil {
+			c, start = s.cmd, i+1
+		}
+	}
+	p := &parsed{cmd: c}
+	b := &binding{args: c.newArgs()}
+	for _, s := range path[start:] {
+		if s.atom == nil || s.atom.bind == nil {
+			continue
+		}
+		v := m.toks[s.tok].text
+		switch {
+		case s.atom.rest:
+			v = strings.TrimRight(m.line[m.toks[s.tok].off:], " \t")
+		case s.atom.word != "":
+			v = s.atom.word
+		}
+		s.atom.bind(b, v)
+	}
+	p.args, p.pipe = b.args, b.pipe
+	return p
+}
+
+// binding is what atoms bind into: the command's typed arguments and the
+// output pipe, which any show command may have.
+type binding struct {
+	args any
+	pipe *pipeSpec
+}
+
+// helpItem is one line of `?` help.
+type helpItem struct {
+	Token, Help string
+}
+
+// helpAt lists the candidates after the complete tokens of line. When the
+// line does not end in a blank, its last token is a partial word and only
+// the keywords it begins are listed. ok is false when the line up to there
+// does not match.
+func helpAt(g node, line string) (items []helpItem, ok bool) {
+	toks := tokenize(line)
+	partial := ""
+	n := len(toks)
+	if n > 0 && !endsBlank(line) {
+		n--
+		partial = strings.ToLower(toks[n].text)
+	}
+	m, err := newMatcher(g, line, n)
+	if err != nil {
+		return nil, false
+	}
+	var kws, params []helpItem
+	for _, a := range m.cands {
+		if a.word != "" {
+			if strings.HasPrefix(a.word, partial) {
+				kws = append(kws, helpItem{a.word, a.help})
+			}
+		} else if partial == "" || a.rest || a.accept(toks[n].text) {
+			params = append(params, helpItem{a.name, a.help})
+		}
+	}
+	sort.SliceStable(kws, func(i, j int) bool { return kws[i].Token < kws[j].Token })
+	items = append(params, kws...)
+	items = dedupe(items)
+	if partial == "" && m.cr {
+		items = append(items, helpItem{"<cr>", ""})
+	}
+	return items, len(items) > 0 || len(m.cands) > 0 || m.cr
+}
+
+func dedupe(items []helpItem) []helpItem {
+	var out []helpItem
+	seen := map[helpItem]bool{}
+	for _, it := range items {
+		if !seen[it] {
+			seen[it] = true
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func endsBlank(line string) bool {
+	return line == "" || line[len(line)-1] == ' ' || line[len(line)-1] == '\t'
+}
+
+// completeAt returns the keywords that the last (partial) word of line can
+// be completed to, sorted; all next keywords when line ends in a blank.
+func completeAt(g node, line string) []string {
+	toks := tokenize(line)
+	partial := ""
+	n := len(toks)
+	if n > 0 && !endsBlank(line) {
+		n--
+		partial = strings.ToLower(toks[n].text)
+	}
+	m, err := newMatcher(g, line, n)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range m.cands {
+		if a.word != "" && strings.HasPrefix(a.word, partial) && !contains(out, a.word) {
+			out = append(out, a.word)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"io"
+	"sync"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// modeKind is a shell mode (SPEC §2).
+type modeKind int
+
+const (
+	modeExec modeKind = iota
+	modeConfig
+	modeACL
+	modeIf
+	modeTimeRange
+)
+
+// frame is one level of the mode stack, with what entered it.
+type frame struct {
+	kind   modeKind
+	fam    acl.Family // modeACL
+	name   string     // ACL, interface or time-range name
+	ifKind acl.IfKind // modeIf
+}
+
+// contextLine is the canonical line that enters the frame from global
+// configuration mode ("" for exec and config).
+func (f frame) contextLine() string {
+	switch f.kind {
+	case modeACL:
+		return f.fam.String() + " access-list extended " + f.name
+	case modeIf:
+		return "interface " + acl.InterfaceLabel(f.ifKind, f.name)
+	case modeTimeRange:
+		return "time-range " + f.name
+	}
+	return ""
+}
+
+// promptSuffix is what follows the hostname in the prompt.
+func (f frame) promptSuffix() string {
+	switch f.kind {
+	case modeConfig:
+		return "(config)"
+	case modeACL:
+		if f.fam == acl.IPv6 {
+			return "(conf-ip6acl-ext)"
+		}
+		return "(conf-ipacl-ext)"
+	case modeIf:
+		switch f.ifKind {
+		case acl.IfManagement:
+			return "(config-Management-" + f.name + ")"
+		case acl.IfEthernet:
+			return "(conf-if-eth-" + f.name + ")"
+		}
+		return "(conf-if-" + f.name + ")"
+	case modeTimeRange:
+		return "(config-time-range)"
+	}
+	return ""
+}
+
+// nav is a mode change that needs no backend.
+type nav int
+
+const (
+	navNone nav = iota
+	navExit     // up one level
+	navEnd      // back to exec
+)
+
+// env is what configuration handlers work on.
+type env struct {
+	cfg   *acl.Config
+	frame frame // the mode the line runs in
+}
+
+// command is one declared command: its syntax, its typed arguments, and
+// what it does. Exactly one of apply, exec and nav is set.
+type command struct {
+	syntax  node
+	newArgs func() any
+	apply   func(e *env, args any) error                  // configuration change
+	enter   func(args any) frame                          // sub-mode entered after apply
+	exec    func(s *Session, w io.Writer, args any) error // exec command
+	nav     nav
+	after   func(s *Session, args any) // session bookkeeping after a successful apply
+}
+
+// cfgCmd declares a configuration command with typed arguments T.
+func cfgCmd[T any](syntax node, run func(e *env, a *T) error) *command {
+	return &command{
+		syntax:  syntax,
+		newArgs: func() any { return new(T) },
+		apply:   func(e *env, a any) error { return run(e, a.(*T)) },
+	}
+}
+
+// enterCmd declares a configuration command that enters a sub-mode.
+func enterCmd[T any](syntax node, run func(e *env, a *T) error, enter func(a *T) frame) *command {
+	c := cfgCmd(syntax, run)
+	c.enter = func(a any) frame { return enter(a.(*T)) }
+	return c
+}
+
+// execCmd declares an exec command with typed arguments T.
+func execCmd[T any](syntax node, run func(s *Session, w io.Writer, a *T) error) *command {
+	return &command{
+		syntax:  syntax,
+		newArgs: func() any { return new(T) },
+		exec:    func(s *Session, w io.Writer, a any) error { return run(s, w, a.(*T)) },
+	}
+}
+
+// navCmd declares exit or end.
+func navCmd(syntax node, n nav) *command {
+	return &command{syntax: syntax, newArgs: func() any { return new(struct{}) }, nav: n}
+}
+
+// noArgs is the argument struct of commands without arguments.
+type noArgs struct{}
+
+// grammar builds the root node of a list of commands.
+func grammar(cmds []*command) node {
+	a := make(altNode, len(cmds))
+	for i, c := range cmds {
+		a[i] = cmdNode{c}
+	}
+	return a
+}
+
+var (
+	grammarsOnce sync.Once
+	execRoot     node
+	configRoot   node
+	aclRoots     [2]node
+	ifRoot       node
+	trRoot       node
+	allCommands  map[modeKind][]*command
+)
+
+func buildGrammars() {
+	allCommands = map[modeKind][]*command{}
+	// `do` refers to the exec grammar, which is built after it.
+	execRef := refNode{&execRoot}
+	common := func(cmds ...*command) []*command {
+		return append(cmds,
+			execCmdDo(execRef),
+			navCmd(kw("exit", "Exit from the current mode"), navExit),
+			navCmd(kw("end", "Exit to exec mode"), navEnd),
+		)
+	}
+	allCommands[modeExec] = execCommands()
+	allCommands[modeConfig] = common(configCommands()...)
+	allCommands[modeACL] = common(aclCommands(acl.IPv4)...)
+	allCommands[modeACL+100] = common(aclCommands(acl.IPv6)...)
+	allCommands[modeIf] = common(ifCommands()...)
+	allCommands[modeTimeRange] = common(timeRangeCommands()...)
+	execRoot = grammar(allCommands[modeExec])
+	configRoot = grammar(allCommands[modeConfig])
+	aclRoots[acl.IPv4] = grammar(allCommands[modeACL])
+	aclRoots[acl.IPv6] = grammar(allCommands[modeACL+100])
+	ifRoot = grammar(allCommands[modeIf])
+	trRoot = grammar(allCommands[modeTimeRange])
+}
+
+// grammarOf returns the grammar of the mode of f.
+func grammarOf(f frame) node {
+	grammarsOnce.Do(buildGrammars)
+	switch f.kind {
+	case modeConfig:
+		return configRoot
+	case modeACL:
+		return aclRoots[f.fam]
+	case modeIf:
+		return ifRoot
+	case modeTimeRange:
+		return trRoot
+	}
+	return execRoot
+}
+
+// execCmdDo is `do CMD`: an exec command from a configuration mode. The
+// matcher binds the exec command's own arguments (the last command marker).
+func execCmdDo(execRef node) *command {
+	return &command{
+		syntax:  seq(kw("do", "Run an exec command"), execRef),
+		newArgs: func() any { return new(noArgs) },
+		exec:    func(*Session, io.Writer, any) error { return nil },
+	}
+}

@@ -1,0 +1,390 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Version is the slxsh version shown by `show version`.
+var Version = "0.1.0"
+
+// Session is the shell logic of one slxsh session without terminal I/O:
+// the mode stack, the prompt, help, completion, and the execution of
+// lines against a Backend. It is not safe for concurrent use.
+type Session struct {
+	b           Backend
+	defaultHost string
+	host        string
+	stack       []frame // stack[0] is exec
+	done        bool
+	history     []string
+	length      int
+	width       int
+}
+
+// NewSession returns a session in exec mode. hostname is shown in the
+// prompt unless the configuration sets one.
+func NewSession(b Backend, hostname string) *Session {
+	s := &Session{b: b, defaultHost: hostname, host: hostname, stack: []frame{{kind: modeExec}}, length: 24, width: 80}
+	if c, err := b.Running(); err == nil && c.Hostname != "" {
+		s.host = c.Hostname
+	}
+	return s
+}
+
+// setHost changes the prompt's host name ("" : the default).
+func (s *Session) setHost(name string) {
+	if name == "" {
+		name = s.defaultHost
+	}
+	s.host = name
+}
+
+// Prompt returns the prompt of the current mode, e.g. "device(config)# ".
+func (s *Session) Prompt() string {
+	return s.host + s.stack[len(s.stack)-1].promptSuffix() + "# "
+}
+
+// Done reports whether the session ended (`exit` in exec mode).
+func (s *Session) Done() bool { return s.done }
+
+// End returns to exec mode (Ctrl-Z).
+func (s *Session) End() { s.stack = s.stack[:1] }
+
+// TerminalLength returns the `terminal length` setting (0: no paging).
+func (s *Session) TerminalLength() int { return s.length }
+
+// TerminalWidth returns the `terminal width` setting.
+func (s *Session) TerminalWidth() int { return s.width }
+
+// inConfig reports whether the session is in a configuration mode.
+func (s *Session) inConfig() bool { return len(s.stack) > 1 }
+
+// contextLines are the lines that re-enter the current sub-mode.
+func contextLines(st []frame) []string {
+	var out []string
+	for _, f := range st {
+		if l := f.contextLine(); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// parse matches a line in the current mode (with walk-up in configuration
+// modes). It returns the configuration stack that the line runs in.
+func (s *Session) parse(line string) ([]frame, *parsed, *LineError) {
+	if !s.inConfig() {
+		p, err := parseLine(grammarOf(s.stack[0]), line)
+		if err != nil {
+			return nil, nil, lineError(line, err)
+		}
+		return nil, p, nil
+	}
+	return parseConfigLine(s.stack[1:], line)
+}
+
+// Execute runs one interactive line and writes its output and any error to
+// w; for invalid input, a caret line positioned under the bad token (after
+// the prompt, as echoed) comes first. A configuration line is one
+// transaction. The returned error is the one printed.
+func (s *Session) Execute(line string, w io.Writer) error {
+	if strings.TrimSpace(line) != "" {
+		s.history = append(s.history, line)
+	}
+	if s.inConfig() && skipLine(line) {
+		return nil
+	}
+	prompt := s.Prompt()
+	st, p, lerr := s.parse(line)
+	if lerr != nil {
+		s.printError(w, prompt, lerr)
+		return lerr
+	}
+	if err := s.run(st, p, line, w); err != nil {
+		s.printError(w, prompt, err)
+		return err
+	}
+	return nil
+}
+
+// run carries out a parsed line: an exec command, a mode change, or a
+// one-line transaction.
+func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
+	switch {
+	case p.cmd == nil:
+		return nil
+	case p.cmd.exec != nil:
+		return s.runExec(p, w)
+	case p.cmd.nav == navEnd:
+		s.End()
+		return nil
+	case p.cmd.nav == navExit:
+		if s.inConfig() {
+			s.stack = append(s.stack[:1], st[:len(st)-1]...)
+		} else {
+			s.done = true
+		}
+		return nil
+	}
+	t := Txn{Context: contextLines(s.stack), Lines: []string{line}}
+	if err := s.b.Configure(t); err != nil {
+		return err
+	}
+	s.stack = append(s.stack[:1], st...)
+	s.applied(p)
+	return nil
+}
+
+// applied moves into the sub-mode a successful line enters and does the
+// session's bookkeeping.
+func (s *Session) applied(p *parsed) {
+	if p.cmd.enter != nil {
+		s.stack = append(s.stack, p.cmd.enter(p.args))
+	}
+	if p.cmd.after != nil {
+		p.cmd.after(s, p.args)
+	}
+}
+
+// runExec runs an exec command, through its output pipe if it has one.
+func (s *Session) runExec(p *parsed, w io.Writer) error {
+	if p.pipe == nil {
+		return p.cmd.exec(s, w, p.args)
+	}
+	var buf bytes.Buffer
+	err := p.cmd.exec(s, &buf, p.args)
+	if ferr := p.pipe.filter(w, buf.Bytes()); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// printError writes an error as the user sees it.
+func (s *Session) printError(w io.Writer, prompt string, err error) {
+	var le *LineError
+	if errors.As(err, &le) && le.Caret() {
+		col := utf8.RuneCountInString(prompt) + utf8.RuneCountInString(le.Text[:min(le.Col, len(le.Text))])
+		fmt.Fprintf(w, "%s^\n", strings.Repeat(" ", col))
+	}
+	fmt.Fprintln(w, userMessage(err))
+}
+
+// userMessage is the error text as shown: starting with "%".
+func userMessage(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "%") {
+		return msg
+	}
+	return "% Error: " + msg
+}
+
+// grammars returns the grammars to try for help and completion, innermost
+// first.
+func (s *Session) grammars() []node {
+	var out []node
+	for i := len(s.stack) - 1; i >= 0; i-- {
+		if i == 0 && s.inConfig() {
+			break
+		}
+		out = append(out, grammarOf(s.stack[i]))
+	}
+	return out
+}
+
+// Help returns the `?` help for the text typed so far (without the `?`):
+// the possible next tokens with one line of help each and <cr> when the
+// command may end there; for a partial last word, the keywords it begins.
+// In a sub-mode, a line that only its parent modes know gets their help.
+func (s *Session) Help(line string) string {
+	for _, g := range s.grammars() {
+		items, ok := helpAt(g, line)
+		if ok && len(items) > 0 {
+			return formatHelp(items)
+		}
+	}
+	toks := tokenize(line)
+	if len(toks) > 0 && !endsBlank(line) {
+		return "% Unrecognized command\n"
+	}
+	return "% Invalid input\n"
+}
+
+func formatHelp(items []helpItem) string {
+	width := 0
+	for _, it := range items {
+		width = max(width, len(it.Token))
+	}
+	var b strings.Builder
+	for _, it := range items {
+		if it.Help == "" {
+			fmt.Fprintf(&b, "  %s\n", it.Token)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, it.Token, it.Help)
+	}
+	return b.String()
+}
+
+// Complete returns the keywords the last word of line may complete to
+// (every next keyword when line ends in a blank), sorted. A single
+// candidate is the completion for TAB.
+func (s *Session) Complete(line string) []string {
+	for _, g := range s.grammars() {
+		if c := completeAt(g, line); len(c) > 0 {
+			return c
+		}
+	}
+	return nil
+}
+
+// RunScript runs a script (a file, stdin, or -c commands) without prompts.
+// Exec lines run as they come; each `configure terminal` … `end` (or EOF)
+// block is one transaction, applied when the block ends. The first error
+// is printed as "NAME:LINE: % ..." and returned; a block with an error
+// applies nothing.
+func (s *Session) RunScript(r io.Reader, name string, w io.Writer) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	var blk *block
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimRight(sc.Text(), "\r")
+		if blk == nil {
+			if err := s.scriptExec(line, w); err != nil {
+				return s.scriptError(w, name, n, line, err)
+			}
+			if s.inConfig() {
+				blk = &block{start: append([]frame(nil), s.stack...)}
+			}
+			continue
+		}
+		ln, err := blk.add(s, line, n, w)
+		if err != nil {
+			return s.scriptError(w, name, ln, blk.textOf(ln, line), err)
+		}
+		if blk.closed {
+			blk = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%% Error: reading %s: %w", name, err)
+	}
+	if blk != nil {
+		if ln, err := blk.commit(s); err != nil {
+			return s.scriptError(w, name, ln, blk.textOf(ln, ""), err)
+		}
+	}
+	return nil
+}
+
+// scriptExec runs one exec-mode line of a script.
+func (s *Session) scriptExec(line string, w io.Writer) error {
+	if skipLine(line) {
+		return nil
+	}
+	s.history = append(s.history, line)
+	_, p, lerr := s.parse(line)
+	if lerr != nil {
+		return lerr
+	}
+	return s.run(nil, p, line, w)
+}
+
+// scriptError prints a script error with its file and line and returns it.
+func (s *Session) scriptError(w io.Writer, name string, n int, line string, err error) error {
+	var le *LineError
+	if errors.As(err, &le) && le.Caret() {
+		prefix := fmt.Sprintf("%s:%d: ", name, n)
+		fmt.Fprintf(w, "%s%s\n", prefix, le.Text)
+		fmt.Fprintf(w, "%s^\n", strings.Repeat(" ", utf8.RuneCountInString(prefix)+utf8.RuneCountInString(le.Text[:min(le.Col, len(le.Text))])))
+	}
+	fmt.Fprintf(w, "%s:%d: %s\n", name, n, userMessage(err))
+	return fmt.Errorf("%s:%d: %w", name, n, err)
+}
+
+// block is a scripted configuration block being collected.
+type block struct {
+	start  []frame // the session stack when the block began
+	lines  []string
+	nums   []int     // script line number of each line
+	cmds   []*parsed // parsed lines, for the session's bookkeeping
+	closed bool
+}
+
+// add checks one line of the block and collects it; `end`, or `exit` from
+// global configuration, commits the block. It returns the script line of
+// an error.
+func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
+	if skipLine(line) {
+		return n, nil
+	}
+	s.history = append(s.history, line)
+	st, p, lerr := s.parse(line)
+	if lerr != nil {
+		return n, lerr
+	}
+	switch {
+	case p.cmd == nil:
+		return n, nil
+	case p.cmd.exec != nil:
+		// `do CMD` runs at once, on the configuration before the block.
+		return n, s.runExec(p, w)
+	case p.cmd.nav == navEnd || p.cmd.nav == navExit && len(st) == 1:
+		b.lines, b.nums = append(b.lines, line), append(b.nums, n)
+		return b.commit(s)
+	case p.cmd.nav == navExit:
+		s.stack = append(s.stack[:1], st[:len(st)-1]...)
+	default:
+		s.stack = append(s.stack[:1], st...)
+		if p.cmd.enter != nil {
+			s.stack = append(s.stack, p.cmd.enter(p.args))
+		}
+		b.cmds = append(b.cmds, p)
+	}
+	b.lines, b.nums = append(b.lines, line), append(b.nums, n)
+	return n, nil
+}
+
+// commit applies the block as one transaction and returns to exec mode.
+func (b *block) commit(s *Session) (int, error) {
+	b.closed = true
+	s.End()
+	t := Txn{Context: contextLines(b.start), Lines: b.lines}
+	if err := s.b.Configure(t); err != nil {
+		var le *LineError
+		last := 0
+		if len(b.nums) > 0 {
+			last = b.nums[len(b.nums)-1]
+		}
+		if errors.As(err, &le) && le.Line >= 0 && le.Line < len(b.nums) {
+			return b.nums[le.Line], err
+		}
+		return last, err
+	}
+	for _, p := range b.cmds {
+		if p.cmd.after != nil {
+			p.cmd.after(s, p.args)
+		}
+	}
+	return 0, nil
+}
+
+// textOf returns the block line at script line n.
+func (b *block) textOf(n int, def string) string {
+	for i, m := range b.nums {
+		if m == n {
+			return b.lines[i]
+		}
+	}
+	return def
+}
+
+// History returns the lines entered so far.
+func (s *Session) History() []string { return append([]string(nil), s.history...) }
