@@ -5,25 +5,35 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// Kernel is what the agent needs from the nftables applier: install a
-// ruleset in one transaction (reconciling in place, so that kept sets and
-// named counters keep their state), tell whether the kernel still holds
-// exactly that ruleset, and read the named counters.
-type Kernel interface {
-	Apply(rs *nft.Ruleset) error
-	InSync(rs *nft.Ruleset) (bool, error)
-	Counters() (map[string]uint64, error)
+// SessionTracker is the agent's session side (internal/conntrack, issue
+// 5). Every method is called with the agent's lock held and the running
+// config it applies to.
+type SessionTracker interface {
+	// Installed is called after every successful install of cfg as rs
+	// (e.g. to count sessions that were open before a limit existed).
+	Installed(cfg *acl.Config, rs *nft.Ruleset) error
+	// Sessions returns the current sessions per key of an ACL's limited
+	// entries (seq 0: all entries).
+	Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]cli.SessionKey, error)
+	// ClearSessions resets sessions counted under an ACL (entry seq unless
+	// 0, source src when valid).
+	ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, src netip.Addr) error
+	// ClearBlocked lifts block-for lockouts (of src when valid).
+	ClearBlocked(cfg *acl.Config, f acl.Family, name string, src netip.Addr) error
 }
 
 // Options configure an Agent. Kernel and Compile are required.
 type Options struct {
-	Kernel  Kernel
+	Kernel  nft.Kernel
 	Compile func(*acl.Config) (*nft.Ruleset, error) // nft.Compile bound to the table and interface options
 
 	// StartupPath is the startup-config file (--config): loaded at start
@@ -42,6 +52,10 @@ type Options struct {
 	// means net.InterfaceByName in the agent's namespace.
 	InterfaceExists func(name string) bool
 
+	// Sessions is the session side (internal/conntrack, issue 5); nil
+	// when not available: the session commands then answer with an error.
+	Sessions SessionTracker
+
 	Version string // product version for show version
 	Logger  *slog.Logger
 }
@@ -58,8 +72,10 @@ type Agent struct {
 	running  *acl.Config
 	ruleset  *nft.Ruleset      // what the kernel holds (last successful apply)
 	baseline map[string]uint64 // named counter values at the last `clear access-list counters`
-	repairs  uint64            // drift repairs done
-	failures uint64            // failed applies (drift repair or reload)
+	revert   *time.Timer       // pending `configure terminal revert timer`
+	started  time.Time
+	repairs  uint64 // drift repairs done
+	failures uint64 // failed applies (drift repair or reload)
 }
 
 // New returns an agent with an empty running config. Call Start to load the
@@ -82,7 +98,7 @@ func New(opts Options) *Agent {
 			return ""
 		}
 	}
-	return &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{}}
+	return &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{}, started: time.Now()}
 }
 
 // Running returns a copy of the running config.
@@ -92,28 +108,26 @@ func (a *Agent) Running() *acl.Config {
 	return a.running.Clone()
 }
 
-// TxnError is a transaction that did not apply: the user-facing message
-// (starting with "%") and, when known, the line of the transaction it is
-// about (1-based) and the token index for the caret.
-type TxnError struct {
-	Msg  string
-	Line int
-	Col  int
-}
+// userErr is an error whose text is shown to the user as it is (it starts
+// with "%").
+type userErr string
 
-func (e *TxnError) Error() string { return e.Msg }
+func (e userErr) Error() string { return string(e) }
 
-// Txn applies one configuration transaction: lines entered in the mode that
-// ctx describes, all or nothing, against the current running config. It
-// returns warnings to show the user (missing interfaces).
-func (a *Agent) Txn(ctx, lines []string) ([]string, error) {
+func errorf(format string, args ...any) error { return userErr(fmt.Sprintf(format, args...)) }
+
+// Configure applies one configuration transaction, all or nothing, to the
+// current running config. A line that does not apply is returned as the
+// *cli.LineError of cli.ApplyLines. It returns warnings to show the user
+// (interfaces that do not exist).
+func (a *Agent) Configure(t cli.Txn) ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	next, err := applyLines(a.running, ctx, lines)
+	next, err := cli.ApplyLines(a.running, t)
 	if err != nil {
 		return nil, err
 	}
-	return a.installLocked(next, "txn")
+	return a.installLocked(next, "configure")
 }
 
 // Replace installs cfg as the whole running config (used at start and on
@@ -128,18 +142,24 @@ func (a *Agent) Replace(cfg *acl.Config, why string) ([]string, error) {
 // the running config. On any error nothing changes.
 func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if err := acl.Validate(next); err != nil {
-		return nil, &TxnError{Msg: userError(err)}
+		return nil, userErr(userError(err))
 	}
 	rs, err := a.opts.Compile(next)
 	if err != nil {
-		return nil, &TxnError{Msg: userError(err)}
+		return nil, userErr(userError(err))
 	}
 	if err := a.opts.Kernel.Apply(rs); err != nil {
 		a.log.Error("apply refused by the kernel", "why", why, "err", err)
-		return nil, &TxnError{Msg: "% Error: the kernel refused the change, nothing changed: " + err.Error()}
+		return nil, errorf("%% Error: the kernel refused the change, nothing changed: %v", err)
 	}
 	a.running, a.ruleset = next, rs
+	a.pruneBaselinesLocked()
 	a.saveStateLocked()
+	if a.opts.Sessions != nil {
+		if err := a.opts.Sessions.Installed(next, rs); err != nil {
+			a.log.Warn("session bookkeeping after apply failed", "why", why, "err", err)
+		}
+	}
 	warns := a.interfaceWarningsLocked()
 	for _, w := range warns {
 		a.log.Warn(w, "why", why)
@@ -184,10 +204,6 @@ func (a *Agent) interfaceWarningsLocked() []string {
 
 // userError turns an error into a line for the user, starting with "%".
 func userError(err error) string {
-	var te *TxnError
-	if errors.As(err, &te) {
-		return te.Msg
-	}
 	var ae *acl.Error
 	if errors.As(err, &ae) {
 		return "% Error: " + ae.Error()
@@ -199,17 +215,17 @@ func userError(err error) string {
 	return "% Error: " + msg
 }
 
-// WriteMemory persists the running config as the startup-config, atomically.
-func (a *Agent) WriteMemory() error {
+// Save persists the running config as the startup-config, atomically.
+func (a *Agent) Save() error {
 	a.mu.Lock()
 	text := acl.Format(a.running)
 	a.mu.Unlock()
 	if a.opts.StartupPath == "" {
-		return &TxnError{Msg: "% Error: no startup-config file (aclagent --config)"}
+		return userErr("% Error: no startup-config file (aclagent --config)")
 	}
 	if err := writeFileAtomic(a.opts.StartupPath, []byte(text), 0o644); err != nil {
 		a.log.Error("write memory failed", "path", a.opts.StartupPath, "err", err)
-		return &TxnError{Msg: "% Error: cannot write startup-config: " + err.Error()}
+		return errorf("%% Error: cannot write startup-config: %v", err)
 	}
 	a.log.Info("startup-config written", "path", a.opts.StartupPath)
 	return nil
@@ -233,10 +249,58 @@ func loadFile(path string) (cfg *acl.Config, ok bool, err error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	cfg, err = parseConfig(path, string(data))
+	cfg, err = cli.ParseConfig(string(data))
 	if err != nil {
-		return nil, true, err
+		return nil, true, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, true, nil
 }
 
+// Revert arms the revert timer (`configure terminal revert timer M`):
+// unless Confirm is called within minutes, the running config returns to
+// what it is now. It protects a remote administrator who locks himself out.
+func (a *Agent) Revert(minutes int) error {
+	if minutes <= 0 {
+		return errorf("%% Error: revert timer must be at least 1 minute")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revert != nil {
+		return userErr("% Error: a revert timer is already running; configure confirm first")
+	}
+	saved := a.running.Clone()
+	var t *time.Timer
+	t = time.AfterFunc(time.Duration(minutes)*time.Minute, func() { a.fireRevert(t, saved) })
+	a.revert = t
+	a.log.Info("revert timer armed", "minutes", minutes)
+	return nil
+}
+
+// fireRevert restores saved unless the timer t was confirmed meanwhile.
+func (a *Agent) fireRevert(t *time.Timer, saved *acl.Config) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revert != t {
+		return
+	}
+	a.revert = nil
+	if _, err := a.installLocked(saved, "revert timer"); err != nil {
+		a.failures++
+		a.log.Error("revert timer: cannot restore the previous config", "err", err)
+		return
+	}
+	a.log.Warn("revert timer expired without confirm: previous config restored")
+}
+
+// Confirm cancels a pending revert timer (`configure confirm`).
+func (a *Agent) Confirm() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revert == nil {
+		return userErr("% Error: no revert timer is running")
+	}
+	a.revert.Stop()
+	a.revert = nil
+	a.log.Info("configuration confirmed")
+	return nil
+}

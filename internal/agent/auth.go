@@ -111,13 +111,3 @@ func (a *Authorizer) MayChange(p Peer) bool {
 	}
 	return false
 }
-
-// mutates reports whether a request changes state.
-func mutates(op Op) bool {
-	switch op {
-	case OpShow:
-		return false
-	default:
-		return true
-	}
-}

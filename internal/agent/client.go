@@ -3,9 +3,14 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"os"
 	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
 )
 
 // DefaultSocket is where aclagent listens unless --socket or SLXSH_SOCKET
@@ -24,12 +29,18 @@ func SocketPath(flag string) string {
 	return DefaultSocket
 }
 
-// Client talks to aclagent: one connection per request, so a restarted
-// agent is simply reached again by the next request.
+// Client is the shell's side: a cli.Backend that sends every call to
+// aclagent, one connection per request, so a restarted agent is simply
+// reached again by the next request.
 type Client struct {
 	Socket  string
 	Timeout time.Duration // per request; 0 means 60 s
+	// Warnings receives the agent's warning lines after a successful
+	// Configure (e.g. an interface that does not exist yet); nil: stderr.
+	Warnings io.Writer
 }
+
+var _ cli.Backend = (*Client)(nil)
 
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client { return &Client{Socket: path} }
@@ -46,18 +57,16 @@ func (e *ReachError) Error() string {
 
 func (e *ReachError) Unwrap() error { return e.Err }
 
-// RemoteError is an error the agent answered with. Msg starts with "%".
-type RemoteError struct {
-	Msg  string
-	Line int // 1-based line of the transaction it is about; 0 when none
-	Col  int // token index for the caret, when known
+// Ping checks that the agent answers.
+func (c *Client) Ping() error {
+	_, err := c.do(&Request{Op: OpVersion})
+	return err
 }
 
-func (e *RemoteError) Error() string { return e.Msg }
-
-// Do sends one request and returns the response. A response carrying an
-// error is returned as *RemoteError (with the response, for its warnings).
-func (c *Client) Do(req *Request) (*Response, error) {
+// do sends one request and returns the response. An answer carrying an
+// error is returned as that error: the rebuilt *cli.LineError for a line
+// that did not apply, otherwise the agent's message (starting with "%").
+func (c *Client) do(req *Request) (*Response, error) {
 	req.Version = ProtocolVersion
 	timeout := c.Timeout
 	if timeout == 0 {
@@ -76,38 +85,112 @@ func (c *Client) Do(req *Request) (*Response, error) {
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
 		return nil, &ReachError{Socket: c.Socket, Err: fmt.Errorf("read answer: %w", err)}
 	}
-	if resp.Error != "" {
-		return &resp, &RemoteError{Msg: resp.Error, Line: resp.ErrLine, Col: resp.ErrCol}
+	switch {
+	case resp.LineError != nil:
+		return &resp, resp.LineError
+	case resp.Error != "":
+		return &resp, userErr(resp.Error)
 	}
 	return &resp, nil
 }
 
-// Txn applies one configuration transaction and returns the agent's warnings.
-func (c *Client) Txn(ctx, lines []string) ([]string, error) {
-	resp, err := c.Do(&Request{Op: OpTxn, Txn: &TxnRequest{Context: ctx, Lines: lines}})
-	if resp == nil {
+// Running implements cli.Backend: the agent's running-config, parsed.
+func (c *Client) Running() (*acl.Config, error) {
+	resp, err := c.do(&Request{Op: OpRunning})
+	if err != nil {
 		return nil, err
 	}
-	return resp.Warnings, err
+	cfg, err := cli.ParseConfig(resp.Text)
+	if err != nil {
+		return nil, errorf("%% Error: cannot read the agent's running-config: %v", err)
+	}
+	return cfg, nil
 }
 
-// Show returns the text of a show command.
-func (c *Client) Show(req ShowRequest) (string, error) {
-	resp, err := c.Do(&Request{Op: OpShow, Show: &req})
+// Configure implements cli.Backend.
+func (c *Client) Configure(t cli.Txn) error {
+	resp, err := c.do(&Request{Op: OpConfigure, Txn: &t})
+	if err == nil && len(resp.Warnings) > 0 {
+		w := c.Warnings
+		if w == nil {
+			w = os.Stderr
+		}
+		for _, line := range resp.Warnings {
+			fmt.Fprintln(w, line)
+		}
+	}
+	return err
+}
+
+// Startup implements cli.Backend.
+func (c *Client) Startup() (string, error) { return c.text(OpStartup) }
+
+// Save implements cli.Backend.
+func (c *Client) Save() error { return c.simple(&Request{Op: OpSave}) }
+
+// Revert implements cli.Backend.
+func (c *Client) Revert(minutes int) error {
+	return c.simple(&Request{Op: OpRevert, Minutes: minutes})
+}
+
+// Confirm implements cli.Backend.
+func (c *Client) Confirm() error { return c.simple(&Request{Op: OpConfirm}) }
+
+// Counters implements cli.Backend.
+func (c *Client) Counters(f acl.Family, name string) ([]cli.EntryCounters, error) {
+	resp, err := c.do(&Request{Op: OpCounters, Family: f.String(), Name: name})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Counters, nil
+}
+
+// Sessions implements cli.Backend.
+func (c *Client) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+	resp, err := c.do(&Request{Op: OpSessions, Family: f.String(), Name: name, Seq: seq})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Sessions, nil
+}
+
+// ClearCounters implements cli.Backend.
+func (c *Client) ClearCounters(f acl.Family, name string) error {
+	return c.simple(&Request{Op: OpClearCounters, Family: f.String(), Name: name})
+}
+
+// ClearSessions implements cli.Backend.
+func (c *Client) ClearSessions(f acl.Family, name string, seq int, src netip.Addr) error {
+	return c.simple(&Request{Op: OpClearSessions, Family: f.String(), Name: name, Seq: seq, Source: addrString(src)})
+}
+
+// ClearBlocked implements cli.Backend.
+func (c *Client) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
+	return c.simple(&Request{Op: OpClearBlocked, Family: f.String(), Name: name, Source: addrString(src)})
+}
+
+// Nftables implements cli.Backend.
+func (c *Client) Nftables() (string, error) { return c.text(OpNftables) }
+
+// Version implements cli.Backend.
+func (c *Client) Version() (string, error) { return c.text(OpVersion) }
+
+func (c *Client) text(op Op) (string, error) {
+	resp, err := c.do(&Request{Op: op})
 	if err != nil {
 		return "", err
 	}
 	return resp.Text, nil
 }
 
-// ClearCounters clears the counters of one list (name != "") or of all.
-func (c *Client) ClearCounters(family, name string) error {
-	_, err := c.Do(&Request{Op: OpClearCounters, Clear: &ClearRequest{Family: family, Name: name}})
+func (c *Client) simple(req *Request) error {
+	_, err := c.do(req)
 	return err
 }
 
-// WriteMemory persists the running config as the startup-config.
-func (c *Client) WriteMemory() error {
-	_, err := c.Do(&Request{Op: OpWriteMemory})
-	return err
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

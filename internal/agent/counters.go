@@ -4,9 +4,12 @@ import (
 	"fmt"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// EntryCount is one entry's counters in one direction.
+// EntryCount is one entry's counters in one direction, as the kernel has
+// them (monotonic: what Prometheus gets).
 type EntryCount struct {
 	Family    acl.Family
 	ACL       string
@@ -16,7 +19,8 @@ type EntryCount struct {
 	Refused   uint64 // connections the entry refused
 }
 
-// directions returns in which directions an ACL is applied anywhere.
+// directions returns in which directions an ACL is applied anywhere. Only
+// applied ACLs have rules, and so counters.
 func directions(c *acl.Config, f acl.Family, name string) [2]bool {
 	var dirs [2]bool
 	for _, ifc := range c.Interfaces {
@@ -29,21 +33,14 @@ func directions(c *acl.Config, f acl.Family, name string) [2]bool {
 	return dirs
 }
 
-// countsLocked returns the counters of every entry of every applied ACL
-// (ACLs that are applied nowhere have no rules and no counters). With
-// cleared, values are relative to the last `clear access-list counters`;
-// without, they are the kernel's (monotonic, for Prometheus).
-func (a *Agent) countsLocked(cleared bool) ([]EntryCount, error) {
+// Counts returns the kernel's counters of every entry of every applied ACL
+// in every direction it is applied.
+func (a *Agent) Counts() ([]EntryCount, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	raw, err := a.opts.Kernel.Counters()
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
-	}
-	val := func(name string) uint64 {
-		v := raw[name]
-		if b, ok := a.baseline[name]; cleared && ok && b <= v {
-			return v - b
-		}
-		return v
 	}
 	var out []EntryCount
 	for _, l := range a.running.ACLs {
@@ -56,10 +53,10 @@ func (a *Agent) countsLocked(cleared bool) ([]EntryCount, error) {
 				if e.Action == acl.Remark {
 					continue
 				}
-				m, r := counterNames(l.Family, l.Name, e.Seq, acl.Direction(d))
+				m, r := nft.CounterNames(l.Family, l.Name, acl.Direction(d), e.Seq)
 				out = append(out, EntryCount{
 					Family: l.Family, ACL: l.Name, Seq: e.Seq, Direction: acl.Direction(d),
-					Matches: val(m), Refused: val(r),
+					Matches: raw[m].Packets, Refused: raw[r].Packets,
 				})
 			}
 		}
@@ -67,30 +64,86 @@ func (a *Agent) countsLocked(cleared bool) ([]EntryCount, error) {
 	return out, nil
 }
 
-// Counts returns every applied entry's counters as the kernel has them.
-func (a *Agent) Counts() ([]EntryCount, error) {
+// Counters implements `show access-list`: per entry in seq order, its
+// matches and refusals summed over the directions the ACL is applied in,
+// less what they were at the last `clear access-list counters`; and, when
+// sessions are available, how many keys are at the entry's limit now.
+func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.countsLocked(false)
-}
-
-// ClearCounters implements `clear access-list counters [ip NAME]`. It sets
-// baselines instead of resetting the kernel's counters: show subtracts
-// them, while Prometheus keeps seeing monotonic counters. Baselines live in
-// the agent's memory; a restarted agent shows the kernel's totals again.
-func (a *Agent) ClearCounters(family, name string) error {
-	f, err := parseFamily(family)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if name != "" && a.running.ACL(f, name) == nil {
-		return &TxnError{Msg: fmt.Sprintf("%% Error: access-list %q does not exist", name)}
+	l := a.running.ACL(f, name)
+	if l == nil {
+		return nil, errorf("%% Error: access-list %q does not exist", name)
 	}
 	raw, err := a.opts.Kernel.Counters()
 	if err != nil {
-		return &TxnError{Msg: "% Error: cannot read counters: " + err.Error()}
+		return nil, errorf("%% Error: cannot read counters: %v", err)
+	}
+	atLimit := a.atLimitLocked(f, name)
+	dirs := directions(a.running, f, name)
+	var out []cli.EntryCounters
+	for _, e := range l.Entries {
+		if e.Action == acl.Remark {
+			continue
+		}
+		c := cli.EntryCounters{Seq: e.Seq, AtLimit: atLimit[e.Seq]}
+		for d := range 2 {
+			if dirs[d] {
+				m, r := nft.CounterNames(f, name, acl.Direction(d), e.Seq)
+				c.Matches += a.sinceClear(m, raw)
+				c.Refused += a.sinceClear(r, raw)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// sinceClear is a counter's value less its baseline. A counter below its
+// baseline was recreated (its entry was removed and added again) and
+// counts from zero.
+func (a *Agent) sinceClear(name string, raw map[string]nft.CounterValue) uint64 {
+	v := raw[name].Packets
+	if b, ok := a.baseline[name]; ok && b <= v {
+		return v - b
+	}
+	return v
+}
+
+// atLimitLocked counts, per seq, the keys at their limit; empty without a
+// session tracker or when sessions cannot be read (show still works).
+func (a *Agent) atLimitLocked(f acl.Family, name string) map[int]int {
+	n := map[int]int{}
+	if a.opts.Sessions == nil {
+		return n
+	}
+	keys, err := a.opts.Sessions.Sessions(a.running, f, name, 0)
+	if err != nil {
+		a.log.Warn("cannot read sessions", "acl", name, "err", err)
+		return n
+	}
+	for _, k := range keys {
+		if k.Sessions >= k.Limit {
+			n[k.Seq]++
+		}
+	}
+	return n
+}
+
+// ClearCounters implements `clear access-list counters [ip NAME]` (name ""
+// clears every list). It records baselines instead of resetting the
+// kernel's counters: show subtracts them, while Prometheus keeps seeing
+// monotonic counters. Baselines live in the agent's memory; a restarted
+// agent shows the kernel's totals again.
+func (a *Agent) ClearCounters(f acl.Family, name string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if name != "" && a.running.ACL(f, name) == nil {
+		return errorf("%% Error: access-list %q does not exist", name)
+	}
+	raw, err := a.opts.Kernel.Counters()
+	if err != nil {
+		return errorf("%% Error: cannot read counters: %v", err)
 	}
 	for _, l := range a.running.ACLs {
 		if name != "" && (l.Family != f || l.Name != name) {
@@ -98,14 +151,34 @@ func (a *Agent) ClearCounters(family, name string) error {
 		}
 		for _, e := range l.Entries {
 			for d := range 2 {
-				m, r := counterNames(l.Family, l.Name, e.Seq, acl.Direction(d))
-				a.baseline[m], a.baseline[r] = raw[m], raw[r]
+				m, r := nft.CounterNames(l.Family, l.Name, acl.Direction(d), e.Seq)
+				a.baseline[m], a.baseline[r] = raw[m].Packets, raw[r].Packets
 			}
 		}
 	}
 	return nil
 }
 
+// pruneBaselinesLocked forgets baselines of entries that no longer exist,
+// so that an entry added again later counts from its own zero.
+func (a *Agent) pruneBaselinesLocked() {
+	keep := map[string]bool{}
+	for _, l := range a.running.ACLs {
+		for _, e := range l.Entries {
+			for d := range 2 {
+				m, r := nft.CounterNames(l.Family, l.Name, acl.Direction(d), e.Seq)
+				keep[m], keep[r] = true, true
+			}
+		}
+	}
+	for k := range a.baseline {
+		if !keep[k] {
+			delete(a.baseline, k)
+		}
+	}
+}
+
+// parseFamily reads the wire form of a family: "ip" (or "") and "ipv6".
 func parseFamily(s string) (acl.Family, error) {
 	switch s {
 	case "", "ip":
@@ -113,5 +186,5 @@ func parseFamily(s string) (acl.Family, error) {
 	case "ipv6":
 		return acl.IPv6, nil
 	}
-	return 0, &TxnError{Msg: fmt.Sprintf("%% Error: unknown address family %q", s)}
+	return 0, errorf("%% Error: unknown address family %q", s)
 }

@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/slxsh/slxsh/internal/cli"
 )
 
 // maxRequest bounds one request: a whole config pasted as one block fits
@@ -127,49 +130,75 @@ func (s *Server) dispatch(peer Peer, req *Request) *Response {
 		log.Warn("permission denied")
 		return &Response{Error: "% Error: permission denied"}
 	}
-	switch req.Op {
-	case OpTxn:
-		if req.Txn == nil {
-			return &Response{Error: "% Error: bad request: no transaction"}
-		}
-		warns, err := s.agent.Txn(req.Txn.Context, req.Txn.Lines)
-		if err != nil {
-			log.Info("transaction refused", "err", err)
-			return errorResponse(err)
-		}
-		log.Info("transaction applied", "lines", len(req.Txn.Lines))
-		return &Response{Warnings: warns}
-	case OpShow:
-		if req.Show == nil {
-			return &Response{Error: "% Error: bad request: nothing to show"}
-		}
-		text, err := s.agent.Show(req.Show)
-		if err != nil {
-			return errorResponse(err)
-		}
-		return &Response{Text: text}
-	case OpClearCounters:
-		if req.Clear == nil {
-			req.Clear = &ClearRequest{}
-		}
-		if err := s.agent.ClearCounters(req.Clear.Family, req.Clear.Name); err != nil {
-			return errorResponse(err)
-		}
-		log.Info("counters cleared", "acl", req.Clear.Name)
-		return &Response{}
-	case OpWriteMemory:
-		if err := s.agent.WriteMemory(); err != nil {
-			return errorResponse(err)
-		}
-		return &Response{}
+	resp, err := s.run(req)
+	if err != nil {
+		log.Info("request failed", "err", err)
+		return errorResponse(err)
 	}
-	return &Response{Error: fmt.Sprintf("%% Error: bad request: unknown operation %q", req.Op)}
+	if mutates(req.Op) {
+		log.Info("request done")
+	}
+	return resp
 }
 
+// run performs one request for an authorised peer.
+func (s *Server) run(req *Request) (*Response, error) {
+	a := s.agent
+	f, err := parseFamily(req.Family)
+	if err != nil {
+		return nil, err
+	}
+	var src netip.Addr
+	if req.Source != "" {
+		if src, err = netip.ParseAddr(req.Source); err != nil {
+			return nil, errorf("%% Error: bad source address %q", req.Source)
+		}
+	}
+	switch req.Op {
+	case OpRunning:
+		return &Response{Text: a.RunningText()}, nil
+	case OpStartup:
+		text, err := a.StartupText()
+		return &Response{Text: text}, err
+	case OpConfigure:
+		if req.Txn == nil {
+			return nil, userErr("% Error: bad request: no transaction")
+		}
+		warns, err := a.Configure(*req.Txn)
+		return &Response{Warnings: warns}, err
+	case OpSave:
+		return &Response{}, a.Save()
+	case OpRevert:
+		return &Response{}, a.Revert(req.Minutes)
+	case OpConfirm:
+		return &Response{}, a.Confirm()
+	case OpCounters:
+		c, err := a.Counters(f, req.Name)
+		return &Response{Counters: c}, err
+	case OpSessions:
+		k, err := a.Sessions(f, req.Name, req.Seq)
+		return &Response{Sessions: k}, err
+	case OpClearCounters:
+		return &Response{}, a.ClearCounters(f, req.Name)
+	case OpClearSessions:
+		return &Response{}, a.ClearSessions(f, req.Name, req.Seq, src)
+	case OpClearBlocked:
+		return &Response{}, a.ClearBlocked(f, req.Name, src)
+	case OpNftables:
+		return &Response{Text: a.NftablesText()}, nil
+	case OpVersion:
+		return &Response{Text: a.VersionText()}, nil
+	}
+	return nil, errorf("%% Error: bad request: unknown operation %q", req.Op)
+}
+
+// errorResponse carries an error over the socket: a line error as data
+// (the shell rebuilds it to print FILE:LINE and the caret), anything else as
+// its user-facing text.
 func errorResponse(err error) *Response {
-	var te *TxnError
-	if errors.As(err, &te) {
-		return &Response{Error: te.Msg, ErrLine: te.Line, ErrCol: te.Col}
+	var le *cli.LineError
+	if errors.As(err, &le) {
+		return &Response{Error: le.Error(), LineError: le}
 	}
 	return &Response{Error: userError(err)}
 }

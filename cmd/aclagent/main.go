@@ -1,0 +1,240 @@
+// Command aclagent is the slxsh daemon: it owns the running configuration,
+// compiles it into one nftables table (family inet), applies every change
+// as one atomic transaction, persists the startup-config, repairs drift,
+// and serves slxsh shells on a local unix socket.
+//
+//	aclagent [--config FILE] [--socket PATH] [--table NAME]
+//	         [--mgmt-interface IF] [--interface-map ethernet0/1=eth1,...]
+//	         [--admin-group GROUP] [--metrics ADDR]
+//	aclagent --check FILE
+//
+// SIGHUP reloads the startup-config; SIGTERM and SIGINT stop the agent and
+// leave the rules enforcing in the kernel.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/agent"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// version is the product version, set at build time with
+// -ldflags "-X main.version=...".
+var version = "devel"
+
+// flags are the command-line options (SPEC §6).
+type flags struct {
+	config      string
+	socket      string
+	state       string
+	table       string
+	mgmt        string
+	ifmap       string
+	adminGroup  string
+	metrics     string
+	check       string
+	showVersion bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("aclagent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`")
+	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+agent.DefaultSocket+")")
+	fs.StringVar(&f.state, "state", "", "running-config kept for a restarted agent (default: running-config next to the socket)")
+	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
+	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface of `interface management 0` (default: the default route's)")
+	fs.StringVar(&f.ifmap, "interface-map", "", "`ethernet0/1=eth1,...`: what `interface ethernet S/P` means")
+	fs.StringVar(&f.adminGroup, "admin-group", "slxsh", "`GROUP` whose members may change the config (besides root)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9469)")
+	fs.StringVar(&f.check, "check", "", "validate config `FILE`, print the compiled ruleset, and exit (no kernel)")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	f.socket = agent.SocketPath(f.socket)
+	if f.state == "" {
+		f.state = filepath.Join(filepath.Dir(f.socket), "running-config")
+	}
+	return &f, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "aclagent:", err)
+		return 2
+	}
+	if f.showVersion {
+		fmt.Fprintln(stdout, "aclagent", version)
+		return 0
+	}
+	opts, err := compileOptions(f)
+	if err != nil {
+		fmt.Fprintln(stderr, "aclagent:", err)
+		return 2
+	}
+	if f.check != "" {
+		return check(f.check, opts, stdout, stderr)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := serve(f, opts, log); err != nil {
+		log.Error("aclagent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// compileOptions turns the interface and table flags into nft.Options.
+func compileOptions(f *flags) (nft.Options, error) {
+	o := nft.Options{Table: f.table, MgmtInterface: f.mgmt}
+	if o.MgmtInterface == "" {
+		o.MgmtInterface, _ = agent.DefaultRouteInterface()
+	}
+	if f.ifmap != "" {
+		m, err := agent.ParseInterfaceMap(f.ifmap)
+		if err != nil {
+			return o, fmt.Errorf("--interface-map: %w", err)
+		}
+		o.InterfaceMap = m
+	}
+	return o, nil
+}
+
+// check is --check FILE: parse, validate and compile, print the ruleset.
+func check(path string, o nft.Options, stdout, stderr io.Writer) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%% Error: %v\n", err)
+		return 1
+	}
+	cfg, err := cli.ParseConfig(string(data))
+	if err == nil {
+		err = acl.Validate(cfg)
+	}
+	var rs *nft.Ruleset
+	if err == nil {
+		rs, err = nft.Compile(cfg, o)
+	}
+	if err != nil {
+		for _, e := range flatten(err) {
+			fmt.Fprintf(stderr, "%s: %% %s\n", path, e)
+		}
+		return 1
+	}
+	fmt.Fprint(stdout, rs.String())
+	return 0
+}
+
+// flatten lists the errors joined in err, one per line.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// serve runs the daemon until SIGTERM or SIGINT.
+func serve(f *flags, o nft.Options, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
+	a := agent.New(agent.Options{
+		Kernel:      nft.NewApplier(o.Table),
+		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) },
+		StartupPath: f.config,
+		StatePath:   f.state,
+		Resolve:     resolver(o),
+		Version:     version,
+		Logger:      log,
+	})
+	auth, warn := agent.NewAuthorizer(f.adminGroup)
+	if warn != "" {
+		log.Warn(warn)
+	}
+	log.Info("starting", "version", version, "table", "inet "+o.Table, "socket", f.socket,
+		"config", f.config, "mgmt_interface", o.MgmtInterface, "admin_group", f.adminGroup)
+	if _, err := a.Start(); err != nil {
+		return err
+	}
+	srv := agent.NewServer(a, auth)
+	if err := srv.Listen(f.socket); err != nil {
+		return err
+	}
+	if f.metrics != "" {
+		ln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		go func() {
+			if err := agent.ServeMetrics(ctx, ln, a); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	go a.Run(ctx)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading the startup-config", "path", f.config)
+				if _, err := a.Reload(); err != nil {
+					log.Error("reload failed", "err", err)
+				}
+			}
+		}
+	}()
+	log.Info("ready")
+	err := srv.Serve(ctx)
+	log.Info("stopping; the rules stay in the kernel")
+	return err
+}
+
+// resolver maps interface blocks to Linux names as the compiler does.
+func resolver(o nft.Options) func(acl.IfKind, string) string {
+	return func(kind acl.IfKind, name string) string {
+		switch kind {
+		case acl.IfManagement:
+			return o.MgmtInterface
+		case acl.IfEthernet:
+			if dev, ok := o.InterfaceMap[name]; ok {
+				return dev
+			}
+			return o.InterfaceMap["ethernet"+name]
+		}
+		return name
+	}
+}
