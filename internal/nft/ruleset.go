@@ -1,6 +1,10 @@
 package nft
 
-import "github.com/google/nftables/expr"
+import (
+	"github.com/google/nftables/expr"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
 
 // Ruleset is a compiled configuration: the whole content of our one table.
 // It is a plain value, built by Compile, rendered as nft text by String, and
@@ -20,7 +24,11 @@ type SetKey int
 const (
 	KeyIPv4  SetKey = iota // ipv4_addr
 	KeyIPv6                // ipv6_addr
-	KeyProto               // inet_proto: constant key for `total` limits
+	KeyProto               // inet_proto (unused by Compile: see KeyNFProto)
+	// KeyNFProto is nf_proto: `meta nfproto`, the constant key of `total`
+	// limits. Each ACL chain sees one family only, so the key is constant
+	// even for `ip` entries, where `meta l4proto` would count per protocol.
+	KeyNFProto
 )
 
 // Set is a dynamic set that carries per-key connection counts (or other
@@ -30,6 +38,14 @@ type Set struct {
 	Name string
 	Key  SetKey
 	Size uint32
+
+	// What the set counts, for the agent (attributing sessions, creating
+	// elements with a reduced budget): the entry, its key, and the N of the
+	// `ct count over N` that every element created by the rule carries.
+	Entry     EntryRef
+	KeyKind   acl.KeyKind
+	PrefixLen int // PerPrefix only
+	Over      int
 }
 
 // Hook describes a base chain.

@@ -1,0 +1,250 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/google/nftables/expr"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// DefaultSetSize is the size of a limit set when Options.SetSize is 0 (the
+// kernel's default for dynamic sets).
+const DefaultSetSize = 65535
+
+// Options are the host facts that Compile needs besides the configuration.
+type Options struct {
+	Table         string            // table name, family inet; "" means DefaultTable
+	MgmtInterface string            // Linux name of `interface management 0`
+	InterfaceMap  map[string]string // "0/1" (or "ethernet0/1") -> "eth1" for `interface ethernet 0/1`
+	SetSize       uint32            // elements per limit set; 0 means DefaultSetSize
+}
+
+// Compile turns a configuration into the ruleset of our table. It is pure
+// and deterministic: equal configs and options give equal rulesets. Only
+// ACLs applied to an interface are compiled. It returns every problem found,
+// joined, each an *acl.Error; the message of an option that the compiler
+// does not implement yet says so.
+func Compile(c *acl.Config, o Options) (*Ruleset, error) {
+	if o.Table == "" {
+		o.Table = DefaultTable
+	}
+	if o.SetSize == 0 {
+		o.SetSize = DefaultSetSize
+	}
+	b := &builder{cfg: c, opt: o, rs: &Ruleset{Table: o.Table}}
+	binds := b.bindings()
+	var aclChains []*Chain
+	for _, k := range chainKeys(binds) {
+		if ch := b.aclChain(k); ch != nil {
+			aclChains = append(aclChains, ch)
+		}
+	}
+	if len(b.errs) > 0 {
+		return nil, errors.Join(b.errs...)
+	}
+	b.rs.Chains = append(baseChains(binds), refuseChain())
+	b.rs.Chains = append(b.rs.Chains, aclChains...)
+	sort.Strings(b.rs.Counters)
+	sort.Slice(b.rs.Sets, func(i, j int) bool { return b.rs.Sets[i].Name < b.rs.Sets[j].Name })
+	return b.rs, nil
+}
+
+// builder collects the ruleset's counters and sets, and the errors.
+type builder struct {
+	cfg  *acl.Config
+	opt  Options
+	rs   *Ruleset
+	errs []error
+}
+
+func (b *builder) errorf(path, format string, args ...any) {
+	b.errs = append(b.errs, &acl.Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// binding is one access-group: traffic of an interface in a direction goes
+// to an ACL chain.
+type binding struct {
+	ifname string
+	out    bool
+	key    chainKey
+}
+
+// chainKey names an ACL chain: one per applied ACL and direction.
+type chainKey struct {
+	fam  acl.Family
+	name string
+	dir  acl.Direction
+}
+
+func (k chainKey) chain() string { return ChainName(k.fam, k.name, k.dir) }
+
+// bindings resolves every access-group to a Linux interface name, in the
+// config's interface order.
+func (b *builder) bindings() []binding {
+	var out []binding
+	seen := map[[3]string]string{}
+	for _, itf := range b.cfg.Interfaces {
+		path := ifacePath(itf)
+		name, ok := b.linuxName(itf, path)
+		if !ok {
+			continue
+		}
+		for f := acl.IPv4; f <= acl.IPv6; f++ {
+			for d := acl.In; d <= acl.Out; d++ {
+				a := itf.Groups[f][d]
+				if a == "" {
+					continue
+				}
+				id := [3]string{name, f.String(), d.String()}
+				if prev, dup := seen[id]; dup {
+					b.errorf(path, "%s and %s are both Linux interface %s: two %s access-groups %s", prev, path, name, f, d)
+					continue
+				}
+				seen[id] = path
+				out = append(out, binding{ifname: name, out: d == acl.Out, key: chainKey{f, a, d}})
+			}
+		}
+	}
+	return out
+}
+
+func ifacePath(itf *acl.Interface) string {
+	switch itf.Kind {
+	case acl.IfManagement:
+		return "interface management " + itf.Name
+	case acl.IfEthernet:
+		return "interface ethernet " + itf.Name
+	}
+	return "interface " + itf.Name
+}
+
+// linuxName maps an interface block to the Linux interface it means.
+func (b *builder) linuxName(itf *acl.Interface, path string) (string, bool) {
+	name := itf.Name
+	switch itf.Kind {
+	case acl.IfManagement:
+		name = b.opt.MgmtInterface
+		if name == "" {
+			b.errorf(path, "no Linux interface is set for management 0 (aclagent --mgmt-interface)")
+			return "", false
+		}
+	case acl.IfEthernet:
+		name = b.opt.InterfaceMap[itf.Name]
+		if name == "" {
+			name = b.opt.InterfaceMap["ethernet"+itf.Name]
+		}
+		if name == "" {
+			b.errorf(path, "no Linux interface is mapped to ethernet %s (aclagent --interface-map)", itf.Name)
+			return "", false
+		}
+	}
+	if len(name) == 0 || len(name) >= 16 {
+		b.errorf(path, "invalid Linux interface name %q", name)
+		return "", false
+	}
+	return name, true
+}
+
+// chainKeys returns the applied ACL chains, sorted by family, name and
+// direction.
+func chainKeys(binds []binding) []chainKey {
+	seen := map[chainKey]bool{}
+	var keys []chainKey
+	for _, bd := range binds {
+		if !seen[bd.key] {
+			seen[bd.key] = true
+			keys = append(keys, bd.key)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.fam != b.fam {
+			return a.fam < b.fam
+		}
+		if a.name != b.name {
+			return a.name < b.name
+		}
+		return a.dir < b.dir
+	})
+	return keys
+}
+
+// findACL looks an access list up without relying on Config methods.
+func (b *builder) findACL(f acl.Family, name string) *acl.ACL {
+	for _, a := range b.cfg.ACLs {
+		if a.Family == f && a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// baseChains builds the input, forward and output chains: established and
+// related traffic first, then one jump per access-group (`in` on input and
+// forward, `out` on output and forward; in before out in forward).
+func baseChains(binds []binding) []*Chain {
+	mk := func(hook string) *Chain {
+		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: []*Rule{{
+			Comment: "established",
+			Stmts:   []Stmt{&CtState{States: CtEstablished | CtRelated}, &Verdict{Kind: expr.VerdictAccept}},
+		}}}
+	}
+	input, forward, output := mk("input"), mk("forward"), mk("output")
+	for _, out := range []bool{false, true} {
+		for _, bd := range binds {
+			if bd.out != out {
+				continue
+			}
+			r := func() *Rule {
+				return &Rule{
+					Comment: bindComment(out, bd.ifname, bd.key.fam, bd.key.name),
+					Stmts: []Stmt{&Iface{Out: out, Name: bd.ifname}, &NFProto{Family: bd.key.fam},
+						&Verdict{Kind: expr.VerdictJump, Chain: bd.key.chain()}},
+				}
+			}
+			if out {
+				output.Rules = append(output.Rules, r())
+			} else {
+				input.Rules = append(input.Rules, r())
+			}
+			forward.Rules = append(forward.Rules, r())
+		}
+	}
+	return []*Chain{input, forward, output}
+}
+
+// refuseChain is the shared refusal of connections of any protocol: TCP
+// gets a reset, everything else ICMP administratively prohibited.
+func refuseChain() *Chain {
+	return &Chain{Name: RefuseChain, Rules: []*Rule{
+		{Comment: "refuse tcp", Stmts: []Stmt{&L4Proto{Proto: acl.ProtoTCP}, &Reject{TCPReset: true}}},
+		{Comment: "refuse", Stmts: []Stmt{&Reject{}}},
+	}}
+}
+
+// aclChain compiles one applied ACL in one direction: its entries in seq
+// order, then the implicit deny.
+func (b *builder) aclChain(k chainKey) *Chain {
+	a := b.findACL(k.fam, k.name)
+	if a == nil {
+		b.errorf("", "%s access-list %q does not exist", k.fam, k.name)
+		return nil
+	}
+	ch := &Chain{Name: k.chain()}
+	for _, e := range a.Entries {
+		if e.Action == acl.Remark {
+			continue
+		}
+		ch.Rules = append(ch.Rules, b.entryRules(k, e)...)
+	}
+	impl := ImplicitDenyCounter(k.fam, k.name, k.dir)
+	b.rs.Counters = append(b.rs.Counters, impl)
+	ch.Rules = append(ch.Rules, &Rule{
+		Comment: RuleComment(EntryRef{k.fam, k.name, k.dir, 0}, ""),
+		Stmts:   []Stmt{&CounterRef{Name: impl}, &Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}},
+	})
+	return ch
+}

@@ -1,0 +1,188 @@
+package nft
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// DefaultTable is the name of the table Compile fills when Options.Table is
+// empty. The family is always inet.
+const DefaultTable = "slxsh"
+
+// RefuseChain is the shared chain that refuses a connection of any protocol:
+// a TCP reset for TCP, ICMP administratively prohibited for everything else.
+const RefuseChain = "refuse"
+
+// MaxNameLen is the longest chain, set or counter name Compile produces.
+// Longer names keep a readable head and end in a hash of the whole name.
+// (The kernel allows 255 bytes; 64 keeps `nft list` readable.)
+const MaxNameLen = 64
+
+// EntryRef identifies one ACL entry in one direction: the unit that owns a
+// chain's rules, counters and limit sets. Seq 0 names the implicit deny.
+type EntryRef struct {
+	Family acl.Family
+	ACL    string
+	Dir    acl.Direction
+	Seq    int
+}
+
+// famPrefix is the name prefix of a family: "ip" or "ip6".
+func famPrefix(f acl.Family) string {
+	if f == acl.IPv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// shorten keeps names within MaxNameLen: a name that is too long becomes its
+// head, '_' and 12 hex digits of the SHA-256 of the whole name, so distinct
+// long names stay distinct.
+func shorten(name string) string {
+	if len(name) <= MaxNameLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:MaxNameLen-13] + "_" + hex.EncodeToString(sum[:6])
+}
+
+// ChainName is the regular chain of an applied ACL in one direction:
+// "ip_check_in", "ip6_web_out".
+func ChainName(f acl.Family, aclName string, d acl.Direction) string {
+	return shorten(famPrefix(f) + "_" + aclName + "_" + d.String())
+}
+
+// entryBase is the common head of an entry's object names:
+// "ip_check_in_10".
+func (r EntryRef) base() string {
+	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_" + strconv.Itoa(r.Seq)
+}
+
+// CounterNames returns the names of the named counter objects of an entry
+// in a direction: connections that reached and matched the entry, and
+// connections the entry refused. Both survive rule replacement.
+func CounterNames(f acl.Family, aclName string, d acl.Direction, seq int) (matches, refused string) {
+	b := EntryRef{f, aclName, d, seq}.base()
+	return shorten(b + "_matches"), shorten(b + "_refused")
+}
+
+// ImplicitDenyCounter returns the name of the counter of connections refused
+// by the implicit `deny ip any any` at the end of an ACL in a direction.
+func ImplicitDenyCounter(f acl.Family, aclName string, d acl.Direction) string {
+	return shorten(famPrefix(f) + "_" + aclName + "_" + d.String() + "_implicit_refused")
+}
+
+// keyToken is the part of a limit set's name that says what it counts by.
+func keyToken(c *acl.Connlimit) string {
+	switch c.Key {
+	case acl.PerPrefix:
+		return "p" + strconv.Itoa(c.PrefixLen)
+	case acl.PerDestination:
+		return "dst"
+	case acl.Total:
+		return "total"
+	default:
+		return "src"
+	}
+}
+
+// ConnlimitSetName is the dynamic set of a connlimit entry:
+// "ip_check_in_10_src_3" (family, acl, direction, seq, key kind, and the N of
+// `ct count over N` that its elements carry). Everything an element keeps
+// from its creation is in the name, so a changed limit or key gets a new,
+// empty set; an unchanged entry keeps its set and kernel counts whatever
+// else changes. The seq is part of the name: resequencing an ACL starts its
+// limited entries with new sets (the agent recounts open sessions then, as
+// it does for any new limit).
+func ConnlimitSetName(f acl.Family, aclName string, d acl.Direction, seq int, c *acl.Connlimit, over int) string {
+	b := EntryRef{f, aclName, d, seq}.base()
+	return shorten(b + "_" + keyToken(c) + "_" + strconv.Itoa(over))
+}
+
+// Rule roles, the last word of a rule comment when an entry compiles to more
+// than one rule. The first rule of an entry has no role word.
+const (
+	RoleFull   = "full"   // refuses what a full limit set could not count
+	RolePermit = "permit" // admits what the limit let through
+)
+
+// RuleComment is the comment of an entry's rule: `acl=check dir=in seq=10`
+// (`acl6=` for IPv6 lists), with " "+role appended when role is not "".
+// Seq 0 is the implicit deny: `acl=check dir=in implicit-deny`.
+func RuleComment(r EntryRef, role string) string {
+	key := "acl"
+	if r.Family == acl.IPv6 {
+		key = "acl6"
+	}
+	s := key + "=" + r.ACL + " dir=" + r.Dir.String()
+	if r.Seq == 0 {
+		s += " implicit-deny"
+	} else {
+		s += " seq=" + strconv.Itoa(r.Seq)
+	}
+	if role != "" {
+		s += " " + role
+	}
+	return s
+}
+
+// ParseComment reads back a comment made by RuleComment. ok is false for
+// comments of other rules (base chains, the refuse chain).
+func ParseComment(s string) (r EntryRef, role string, ok bool) {
+	f := strings.Fields(s)
+	if len(f) < 3 {
+		return r, "", false
+	}
+	switch {
+	case strings.HasPrefix(f[0], "acl="):
+		r.Family, r.ACL = acl.IPv4, f[0][4:]
+	case strings.HasPrefix(f[0], "acl6="):
+		r.Family, r.ACL = acl.IPv6, f[0][5:]
+	default:
+		return r, "", false
+	}
+	switch f[1] {
+	case "dir=in":
+		r.Dir = acl.In
+	case "dir=out":
+		r.Dir = acl.Out
+	default:
+		return r, "", false
+	}
+	switch {
+	case f[2] == "implicit-deny":
+	case strings.HasPrefix(f[2], "seq="):
+		n, err := strconv.Atoi(f[2][4:])
+		if err != nil || n < 1 {
+			return r, "", false
+		}
+		r.Seq = n
+	default:
+		return r, "", false
+	}
+	switch len(f) {
+	case 3:
+		return r, "", true
+	case 4:
+		return r, f[3], true
+	}
+	return r, "", false
+}
+
+// bindComment is the comment of a base-chain rule that sends an interface's
+// traffic to an ACL chain: `iif=eth0 acl=check`, `oif=eth1 acl6=web`.
+func bindComment(out bool, ifname string, f acl.Family, aclName string) string {
+	side, key := "iif", "acl"
+	if out {
+		side = "oif"
+	}
+	if f == acl.IPv6 {
+		key = "acl6"
+	}
+	return fmt.Sprintf("%s=%s %s=%s", side, ifname, key, aclName)
+}
