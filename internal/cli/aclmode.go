@@ -158,15 +158,15 @@ func periods(set func(a *entryArgs, p acl.Period), withSecond bool) node {
 func entryOptions() node {
 	connlimit := seq(
 		kwSet("connlimit", "Limit concurrent connections", func(a *entryArgs) { a.e.Connlimit = &acl.Connlimit{} }),
-		intArg(0, 1000000, "Maximum concurrent connections (0 refuses all)", func(a *entryArgs, n int) { a.e.Connlimit.N = n }),
+		intArg(0, acl.MaxConnlimit, "Maximum concurrent connections (0 refuses all)", func(a *entryArgs, n int) { a.e.Connlimit.N = n }),
 		opt(keyKinds(func(a *entryArgs, k acl.KeyKind, plen int) { a.e.Connlimit.Key, a.e.Connlimit.PrefixLen = k, plen })))
 	rate := seq(
 		kwSet("rate", "Limit new connections per period", func(a *entryArgs) { a.e.Rate = &acl.Rate{} }),
-		intArg(1, 1000000000, "New connections per period", func(a *entryArgs, n int) { a.e.Rate.N = n }),
+		intArg(1, acl.MaxRate, "New connections per period", func(a *entryArgs, n int) { a.e.Rate.N = n }),
 		kw("per", "Period"),
 		periods(func(a *entryArgs, p acl.Period) { a.e.Rate.Per = p }, true),
 		opt(kw("burst", "Allow a burst above the rate"),
-			intArg(1, 1000000000, "Burst size", func(a *entryArgs, n int) { a.e.Rate.Burst = n })),
+			intArg(1, acl.MaxBurst, "Burst size", func(a *entryArgs, n int) { a.e.Rate.Burst = n })),
 		opt(alt(
 			kwSet("per-source", "One rate per source address (default)", func(a *entryArgs) { a.e.Rate.Key = acl.PerSource }),
 			kwSet("total", "One rate for every client of the entry", func(a *entryArgs) { a.e.Rate.Key = acl.Total }))))
@@ -175,14 +175,14 @@ func entryOptions() node {
 	}
 	quota := seq(
 		kwSet("quota", "Limit bytes per period", func(a *entryArgs) { a.e.Quota = &acl.Quota{} }),
-		intArg(1, 1000000000000, "Amount", func(a *entryArgs, n int) { a.e.Quota.N = uint64(n) }),
+		intArg(1, acl.MaxQuotaBytes, "Amount", func(a *entryArgs, n int) { a.e.Quota.N = uint64(n) }),
 		alt(unit("bytes", acl.Bytes), unit("kbytes", acl.KBytes), unit("mbytes", acl.MBytes), unit("gbytes", acl.GBytes)),
 		kw("per", "Period"),
 		periods(func(a *entryArgs, p acl.Period) { a.e.Quota.Per = p }, false),
 		opt(kwSet("per-source", "One quota per source address", func(a *entryArgs) { a.e.Quota.PerSource = true })))
 	blockFor := seq(
 		kwSet("block-for", "Refuse a source that goes over a limit for a while", func(a *entryArgs) { a.e.BlockFor = &acl.BlockFor{} }),
-		intArg(1, 31536000, "Seconds", func(a *entryArgs, n int) { a.e.BlockFor.Seconds = n }),
+		intArg(1, acl.MaxBlockFor, "Seconds", func(a *entryArgs, n int) { a.e.BlockFor.Seconds = n }),
 		opt(kwSet("flush", "Also reset the source's open sessions", func(a *entryArgs) { a.e.BlockFor.Flush = true })))
 	timeRange := seq(kw("time-range", "Apply only while a time range is active"),
 		wordArg("Time range name", func(a *entryArgs, s string) { a.e.TimeRange = s }))
@@ -190,9 +190,9 @@ func entryOptions() node {
 		decimalArg("Load average", func(a *entryArgs, n int) { a.e.LoadLimit = &acl.LoadLimit{Hundredths: n} }))
 	owner := alt(
 		seq(kw("user", "Locally originated connections of a user"),
-			param("USER", "User name", validUser, func(a *entryArgs, s string) { a.e.Owner = &acl.Owner{User: s} })),
+			param("USER", "User name", acl.ValidUserName, func(a *entryArgs, s string) { a.e.Owner = &acl.Owner{User: s} })),
 		seq(kw("uid", "Locally originated connections of a user ID"),
-			intArg(0, 4294967294, "User ID", func(a *entryArgs, n int) { a.e.Owner = &acl.Owner{UID: n} })))
+			intArg(0, acl.MaxUID, "User ID", func(a *entryArgs, n int) { a.e.Owner = &acl.Owner{UID: n} })))
 	refuse := seq(kw("refuse", "How refused connections are refused"),
 		alt(
 			kwSet("drop", "Drop silently", func(a *entryArgs) { a.e.Refuse = acl.Refuse{Kind: acl.RefuseDrop} }),
@@ -202,20 +202,4 @@ func entryOptions() node {
 	return anyOrder(connlimit, rate, quota, blockFor, timeRange, loadLimit, owner, refuse,
 		kwSet("log", "Log refusals and matches", func(a *entryArgs) { a.e.Log = true }),
 		kwSet("count", "Keep hit counters (always kept)", func(a *entryArgs) { a.e.Count = true }))
-}
-
-// validUser accepts a Linux user name.
-func validUser(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' ||
-			i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.' || (c == '$' && i == len(s)-1))
-		if !ok {
-			return false
-		}
-	}
-	return true
 }

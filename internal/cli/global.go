@@ -134,7 +134,7 @@ func timeRangeCommands() []*command {
 			timeArg("Time", func(a *trArgs, m int) { a.cur.Hour, a.cur.Minute = m/60, m%60 }),
 			intArg(1, 31, "Day of the month", func(a *trArgs, n int) { a.cur.Day = n }),
 			monthArg("Month (Jan-Dec)", func(a *trArgs, n int) { a.cur.Month = n }),
-			intArg(1970, 2099, "Year", func(a *trArgs, n int) { a.cur.Year = n }))
+			intArg(acl.MinYear, acl.MaxYear, "Year", func(a *trArgs, n int) { a.cur.Year = n }))
 	}
 	start := seq(kwSet("start", "Start of the range", func(a *trArgs) { a.cur = new(acl.DateTime); a.abs.Start = a.cur }), when())
 	end := seq(kwSet("end", "End of the range", func(a *trArgs) { a.cur = new(acl.DateTime); a.abs.End = a.cur }), when())

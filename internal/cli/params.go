@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -13,12 +13,12 @@ import (
 
 // parseDec parses a plain decimal number (no sign); leading zeros allowed.
 func parseDec(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
+	if s == "" || len(s) > 19 {
 		return 0, false
 	}
 	var n int64
 	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+		if s[i] < '0' || s[i] > '9' || n > (math.MaxInt64-9)/10 {
 			return 0, false
 		}
 		n = n*10 + int64(s[i]-'0')
@@ -144,65 +144,18 @@ func monthArg[T any](help string, set func(*T, int)) *atom {
 		func(a *T, s string) { n, _ := parseMonth(s); set(a, n) })
 }
 
-// parseHundredths parses a decimal X or X.Y or X.YY into hundredths.
-func parseHundredths(s string) (int, bool) {
-	i, f, _ := strings.Cut(s, ".")
-	if len(f) > 2 {
-		return 0, false
-	}
-	n, ok := parseDec(i)
-	if !ok || n > 100000 {
-		return 0, false
-	}
-	frac := int64(0)
-	if f != "" {
-		v, ok := parseDec(f)
-		if !ok {
-			return 0, false
-		}
-		if len(f) == 1 {
-			v *= 10
-		}
-		frac = v
-	} else if strings.HasSuffix(s, ".") {
-		return 0, false
-	}
-	return int(n*100 + frac), true
-}
-
-// decimalArg is a decimal number with up to two fractional digits.
+// decimalArg is a load average X.YY (0.01-999.99).
 func decimalArg[T any](help string, set func(*T, int)) *atom {
 	return param("X.YY", help,
-		func(s string) bool { _, ok := parseHundredths(s); return ok },
-		func(a *T, s string) { n, _ := parseHundredths(s); set(a, n) })
-}
-
-// unquote returns the text of a "quoted string" token.
-func unquote(s string) (string, bool) {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
-		return "", false
-	}
-	if u, err := strconv.Unquote(s); err == nil {
-		return u, true
-	}
-	body := s[1 : len(s)-1]
-	var b strings.Builder
-	for i := 0; i < len(body); i++ {
-		if body[i] == '\\' && i+1 < len(body) {
-			i++
-		} else if body[i] == '"' {
-			return "", false
-		}
-		b.WriteByte(body[i])
-	}
-	return b.String(), true
+		func(s string) bool { _, err := acl.ParseLoadLimit(s); return err == nil },
+		func(a *T, s string) { l, _ := acl.ParseLoadLimit(s); set(a, l.Hundredths) })
 }
 
 // quotedArg is a "quoted string".
 func quotedArg[T any](help string, set func(*T, string)) *atom {
 	return param(`"TEXT"`, help,
-		func(s string) bool { _, ok := unquote(s); return ok },
-		func(a *T, s string) { u, _ := unquote(s); set(a, u) })
+		func(s string) bool { _, err := acl.UnquoteMessage(s); return err == nil },
+		func(a *T, s string) { u, _ := acl.UnquoteMessage(s); set(a, u) })
 }
 
 // slotPortArg is an ethernet S/P.
