@@ -74,10 +74,8 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	if rs.Table != "" {
 		a.table = rs.Table
 	}
-	for _, ch := range rs.Chains {
-		if !validHook(ch) {
-			return fmt.Errorf("apply table inet %s: chain %s: unknown hook %q", a.table, ch.Name, ch.Hook.Hook)
-		}
+	if err := validate(rs); err != nil {
+		return fmt.Errorf("apply table inet %s: %w", a.table, err)
 	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
@@ -204,6 +202,8 @@ func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
 		ks.KeyType, ks.KeyByteOrder = nftables.TypeIP6Addr, binaryutil.BigEndian
 	case KeyProto:
 		ks.KeyType = nftables.TypeInetProto
+	case KeyNFProto:
+		ks.KeyType, ks.KeyByteOrder = nftables.TypeNFProto, binaryutil.NativeEndian
 	}
 	return ks
 }
@@ -258,9 +258,20 @@ func kernelRule(t *nftables.Table, ch *nftables.Chain, r *Rule) *nftables.Rule {
 	return kr
 }
 
-// validHook reports whether the chain's hook is one Apply knows.
-func validHook(ch *Chain) bool {
-	return ch.Hook == nil || hooks[ch.Hook.Hook] != nil
+// validate rejects what the library would silently turn into something
+// else: an unknown hook (a regular chain instead) or set key.
+func validate(rs *Ruleset) error {
+	for _, ch := range rs.Chains {
+		if ch.Hook != nil && hooks[ch.Hook.Hook] == nil {
+			return fmt.Errorf("chain %s: unknown hook %q", ch.Name, ch.Hook.Hook)
+		}
+	}
+	for _, s := range rs.Sets {
+		if kernelSet(nil, s).KeyType.Name == "" {
+			return fmt.Errorf("set %s: unknown key type %d", s.Name, s.Key)
+		}
+	}
+	return nil
 }
 
 // bufferOpts sizes the netlink socket buffers for a transaction of rs.

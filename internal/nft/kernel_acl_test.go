@@ -1,0 +1,286 @@
+package nft_test
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// compile parses config text and compiles it for table slxsh.
+func compile(t *testing.T, text string) *nft.Ruleset {
+	t.Helper()
+	cfg, err := cli.ParseConfig(text)
+	if err != nil {
+		t.Fatalf("parse config: %v\n%s", err, text)
+	}
+	rs, err := nft.Compile(cfg, nft.Options{})
+	if err != nil {
+		t.Fatalf("compile: %v\n%s", err, text)
+	}
+	return rs
+}
+
+// applyConfig compiles text and applies it in ns; it returns the applier
+// and the ruleset.
+func applyConfig(t *testing.T, ns *netns.NS, text string) (*nft.Applier, *nft.Ruleset) {
+	t.Helper()
+	rs := compile(t, text)
+	a := applier(ns)
+	mustApply(t, a, rs)
+	return a, rs
+}
+
+func hostPort(h string, p int) string {
+	return net.JoinHostPort(h, strconv.Itoa(p))
+}
+
+// server listens on the given ports of addr in ns.
+func server(t *testing.T, ns *netns.NS, addr string, ports ...int) {
+	for _, p := range ports {
+		ns.Listen(t, hostPort(addr, p))
+	}
+}
+
+const slxACL = `ip access-list extended check
+ seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 22 connlimit 3
+`
+
+const onS0In = `interface s0
+ ip access-group check in
+`
+
+// extraClient gives the client a second address in the same /24.
+const extraClient = "10.0.0.5"
+
+func TestKernelSLXExample(t *testing.T) {
+	for _, permitAny := range []bool{true, false} {
+		name := "without permit any"
+		text := slxACL + onS0In
+		if permitAny {
+			name = "with permit any"
+			text = slxACL + " seq 20 permit ip any any\n" + onS0In
+		}
+		t.Run(name, func(t *testing.T) {
+			p := netns.NewPair(t)
+			p.Client.AddAddr(t, "c0", extraClient+"/24")
+			server(t, p.Server, netns.PairServer4, 22, 80)
+			applyConfig(t, p.Server, text)
+			ssh, web := hostPort(netns.PairServer4, 22), hostPort(netns.PairServer4, 80)
+
+			openN(t, p.Client, netns.PairClient4, ssh, 3)
+			p.Client.Expect(t, netns.PairClient4, ssh, netns.Reset)
+			if permitAny {
+				openN(t, p.Client, netns.PairClient4, web, 5)
+				openN(t, p.Client, extraClient, ssh, 5)
+			} else {
+				p.Client.Expect(t, netns.PairClient4, web, netns.Reset)
+				p.Client.Expect(t, extraClient, ssh, netns.Reset)
+			}
+		})
+	}
+}
+
+func TestKernelDenyConnlimit(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer4, 22)
+	applyConfig(t, p.Server, `ip access-list extended check
+ seq 10 deny tcp any any eq 22 connlimit 3
+ seq 20 permit ip any any
+`+onS0In)
+	ssh := hostPort(netns.PairServer4, 22)
+	openN(t, p.Client, "", ssh, 2)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+}
+
+func TestKernelPerPrefix24(t *testing.T) {
+	p := netns.NewPair(t)
+	// 10.0.0.1 and 10.0.0.5 share 10.0.0.0/24; 10.0.1.1 is another /24.
+	p.Client.AddAddr(t, "c0", extraClient+"/24")
+	p.Client.AddAddr(t, "c0", "10.0.1.1/24")
+	p.Server.AddAddr(t, "s0", "10.0.1.2/24")
+	server(t, p.Server, netns.PairServer4, 22)
+	applyConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 2 per-prefix 24
+`+onS0In)
+	ssh := hostPort(netns.PairServer4, 22)
+	p.Client.Expect(t, netns.PairClient4, ssh, netns.Connected)
+	p.Client.Expect(t, extraClient, ssh, netns.Connected)
+	p.Client.Expect(t, netns.PairClient4, ssh, netns.Reset)
+	p.Client.Expect(t, extraClient, ssh, netns.Reset)
+	openN(t, p.Client, "10.0.1.1", ssh, 2)
+	p.Client.Expect(t, "10.0.1.1", ssh, netns.Reset)
+}
+
+func TestKernelPerPrefix64(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Client.AddAddr(t, "c0", "fd00::5/64")
+	p.Client.AddAddr(t, "c0", "fd00:0:0:1::1/64")
+	p.Server.AddAddr(t, "s0", "fd00:0:0:1::2/64")
+	server(t, p.Server, netns.PairServer6, 22)
+	// seq 20 lets neighbour discovery through (see TestKernelIPv6NeighbourDiscovery).
+	applyConfig(t, p.Server, `ipv6 access-list extended check6
+ seq 10 permit tcp any any eq 22 connlimit 2 per-prefix 64
+ seq 20 permit icmp any any
+interface s0
+ ipv6 access-group check6 in
+`)
+	ssh := hostPort(netns.PairServer6, 22)
+	p.Client.Expect(t, netns.PairClient6, ssh, netns.Connected)
+	p.Client.Expect(t, "fd00::5", ssh, netns.Connected)
+	p.Client.Expect(t, "fd00::5", ssh, netns.Reset)
+	openN(t, p.Client, "fd00:0:0:1::1", ssh, 2)
+	p.Client.Expect(t, "fd00:0:0:1::1", ssh, netns.Reset)
+	// IPv4 has no ACL on s0: unlimited.
+	server(t, p.Server, netns.PairServer4, 22)
+	openN(t, p.Client, "", hostPort(netns.PairServer4, 22), 4)
+}
+
+func TestKernelTotal(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Client.AddAddr(t, "c0", extraClient+"/24")
+	server(t, p.Server, netns.PairServer4, 22)
+	applyConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 2 total
+`+onS0In)
+	ssh := hostPort(netns.PairServer4, 22)
+	p.Client.Expect(t, netns.PairClient4, ssh, netns.Connected)
+	p.Client.Expect(t, extraClient, ssh, netns.Connected)
+	p.Client.Expect(t, netns.PairClient4, ssh, netns.Reset)
+	p.Client.Expect(t, extraClient, ssh, netns.Reset)
+}
+
+func TestKernelOutLocal(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer4, 22, 80)
+	// The ACL is in the client namespace, on connections it originates.
+	applyConfig(t, p.Client, `ip access-list extended egress
+ seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit 2
+ seq 20 permit tcp any any eq 80
+interface c0
+ ip access-group egress out
+`)
+	ssh := hostPort(netns.PairServer4, 22)
+	openN(t, p.Client, "", ssh, 2)
+	// The reset that the output chain sends reaches the local socket.
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	openN(t, p.Client, "", hostPort(netns.PairServer4, 80), 3)
+}
+
+func TestKernelInRouted(t *testing.T) {
+	r := netns.NewRouted(t)
+	server(t, r.Server, netns.RoutedServer4, 22, 80)
+	applyConfig(t, r.Router, `ip access-list extended transit
+ seq 10 permit tcp any any eq 22 connlimit 2
+interface rc
+ ip access-group transit in
+`)
+	ssh := hostPort(netns.RoutedServer4, 22)
+	openN(t, r.Client, "", ssh, 2)
+	r.Client.Expect(t, "", ssh, netns.Reset)
+	// Implicit deny for anything else routed in on rc.
+	r.Client.Expect(t, "", hostPort(netns.RoutedServer4, 80), netns.Reset)
+}
+
+const survive = `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 3
+ seq 20 permit tcp any any eq %s
+` + onS0In
+
+func TestKernelCountsSurvive(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer4, 22, 80, 81)
+	a, rs := applyConfig(t, p.Server, strings.Replace(survive, "%s", "80", 1))
+	ssh := hostPort(netns.PairServer4, 22)
+	openN(t, p.Client, "", ssh, 3)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	matches, refused := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
+	c0 := counters(t, a)
+	if c0[matches].Packets == 0 || c0[refused].Packets != 1 {
+		t.Fatalf("counters after 3 admitted, 1 refused: %s=%v %s=%v (all: %v)", matches, c0[matches], refused, c0[refused], c0)
+	}
+
+	// (a) another entry changed.
+	rs2 := compile(t, strings.Replace(survive, "%s", "81", 1))
+	mustApply(t, a, rs2)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	openN(t, p.Client, "", hostPort(netns.PairServer4, 81), 1)
+	// (b) the same config re-applied, by a fresh Applier (agent restart).
+	b := applier(p.Server)
+	mustApply(t, b, rs2)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+
+	c1 := counters(t, b)
+	if c1[matches].Packets < c0[matches].Packets || c1[refused].Packets != 3 {
+		t.Errorf("counters after two re-applies and 2 more refusals: %s=%v %s=%v; before %v %v",
+			matches, c1[matches], refused, c1[refused], c0[matches], c0[refused])
+	}
+	_ = rs
+}
+
+func TestKernelFullSetRefuses(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Client.AddAddr(t, "c0", "10.0.0.5/24")
+	p.Client.AddAddr(t, "c0", "10.0.0.6/24")
+	server(t, p.Server, netns.PairServer4, 22)
+	rs := compile(t, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 5
+ seq 20 permit ip any any
+`+onS0In)
+	if len(rs.Sets) != 1 {
+		t.Fatalf("want one set, got %d", len(rs.Sets))
+	}
+	rs.Sets[0].Size = 2
+	mustApply(t, applier(p.Server), rs)
+	ssh := hostPort(netns.PairServer4, 22)
+	p.Client.Expect(t, "10.0.0.1", ssh, netns.Connected)
+	p.Client.Expect(t, "10.0.0.5", ssh, netns.Connected)
+	// Never fail open: the third source cannot be counted, so it is refused.
+	p.Client.Expect(t, "10.0.0.6", ssh, netns.Reset)
+	// Sources already in the set still get their budget.
+	p.Client.Expect(t, "10.0.0.1", ssh, netns.Connected)
+}
+
+func TestKernelRefusedTransactionKeepsRules(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer4, 22)
+	a, _ := applyConfig(t, p.Server, strings.Replace(survive, "%s", "80", 1))
+	ssh := hostPort(netns.PairServer4, 22)
+	openN(t, p.Client, "", ssh, 3)
+	before := listTableStateless(t, p.Server, "slxsh")
+
+	bad := compile(t, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 10
+`+onS0In)
+	last := bad.Chains[len(bad.Chains)-1]
+	last.Rules = append(last.Rules, rule("broken", jump("no_such_chain")))
+	err := a.Apply(bad)
+	if !errors.Is(err, nft.ErrRefused) {
+		t.Fatalf("apply of a broken ruleset: %v, want ErrRefused", err)
+	}
+	if after := listTableStateless(t, p.Server, "slxsh"); after != before {
+		t.Errorf("refused transaction changed the table:\n%s\nwant:\n%s", after, before)
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset)
+}
+
+// TestKernelIPv6NeighbourDiscovery: an IPv6 ACL on an interface must not
+// stop neighbour discovery, or no IPv6 connection works at all (IOS and SLX
+// permit ND implicitly before the implicit deny).
+func TestKernelIPv6NeighbourDiscovery(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer6, 22)
+	applyConfig(t, p.Server, `ipv6 access-list extended check6
+ seq 10 permit tcp any any eq 22
+interface s0
+ ipv6 access-group check6 in
+`)
+	p.Client.Expect(t, "", hostPort(netns.PairServer6, 22), netns.Connected)
+}
