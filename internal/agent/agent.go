@@ -57,6 +57,9 @@ type Options struct {
 	Sessions SessionTracker
 
 	Version string // product version for show version
+	// RevertUnit is the length of one "minute" of the revert timer; 0
+	// means time.Minute (tests shorten it).
+	RevertUnit time.Duration
 	Logger  *slog.Logger
 }
 
@@ -268,9 +271,13 @@ func (a *Agent) Revert(minutes int) error {
 	if a.revert != nil {
 		return userErr("% Error: a revert timer is already running; configure confirm first")
 	}
+	unit := a.opts.RevertUnit
+	if unit == 0 {
+		unit = time.Minute
+	}
 	saved := a.running.Clone()
 	var t *time.Timer
-	t = time.AfterFunc(time.Duration(minutes)*time.Minute, func() { a.fireRevert(t, saved) })
+	t = time.AfterFunc(time.Duration(minutes)*unit, func() { a.fireRevert(t, saved) })
 	a.revert = t
 	a.log.Info("revert timer armed", "minutes", minutes)
 	return nil

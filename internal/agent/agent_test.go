@@ -1,0 +1,333 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// The SLX example of issue 2, as two transactions.
+var (
+	slxACL = cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 connlimit 3",
+		"permit ip any any",
+	}}
+	slxBind = cli.Txn{Lines: []string{"interface management 0", "ip access-group check in"}}
+)
+
+// testAgent is an agent on a fake kernel with its files in a temp dir.
+type testAgent struct {
+	*Agent
+	kernel  *nft.Fake
+	startup string
+	state   string
+}
+
+func newTestAgent(t *testing.T) *testAgent {
+	t.Helper()
+	dir := t.TempDir()
+	k := &nft.Fake{}
+	o := nft.Options{MgmtInterface: "lo"}
+	ta := &testAgent{kernel: k, startup: filepath.Join(dir, "startup-config"), state: filepath.Join(dir, "run", "running-config")}
+	ta.Agent = New(Options{
+		Kernel:      k,
+		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) },
+		StartupPath: ta.startup,
+		StatePath:   ta.state,
+		Resolve:     func(kind acl.IfKind, name string) string { return map[acl.IfKind]string{acl.IfManagement: "lo", acl.IfLinux: name}[kind] },
+	})
+	return ta
+}
+
+func (ta *testAgent) mustConfigure(t *testing.T, txns ...cli.Txn) {
+	t.Helper()
+	for _, txn := range txns {
+		if _, err := ta.Configure(txn); err != nil {
+			t.Fatalf("Configure(%q): %v", txn.Lines, err)
+		}
+	}
+}
+
+func TestConfigureInstallsAndCommits(t *testing.T) {
+	ta := newTestAgent(t)
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, slxACL, slxBind)
+	run := ta.RunningText()
+	for _, want := range []string{"ip access-list extended check", " seq 10 permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 connlimit 3", "interface management 0", " ip access-group check in"} {
+		if !strings.Contains(run, want+"\n") {
+			t.Errorf("running-config lacks %q:\n%s", want, run)
+		}
+	}
+	if ta.kernel.Current == nil || !strings.Contains(ta.kernel.Current.String(), `comment "acl=check dir=in seq=10"`) {
+		t.Errorf("kernel does not hold the compiled ACL:\n%v", ta.kernel.Current)
+	}
+	if got := ta.NftablesText(); got != ta.kernel.Current.String() {
+		t.Errorf("show nftables differs from the kernel's ruleset")
+	}
+	// The running config is kept for a restarted agent.
+	saved, err := os.ReadFile(ta.state)
+	if err != nil || string(saved) != run {
+		t.Errorf("state file = %q, %v; want the running-config", saved, err)
+	}
+}
+
+func TestConfigureBadLineChangesNothing(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	before, applied := ta.RunningText(), ta.kernel.Applied
+	_, err := ta.Configure(cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 30 permit tcp any any eq 80",
+		"seq 40 permit tcp any any eq 443 connlimit",
+	}})
+	var le *cli.LineError
+	if !errors.As(err, &le) || le.Line != 2 || le.Kind != cli.ErrIncomplete {
+		t.Fatalf("error = %#v, want the incomplete line 2", err)
+	}
+	if ta.RunningText() != before || ta.kernel.Applied != applied {
+		t.Error("a failed transaction changed the running config or the kernel")
+	}
+}
+
+func TestKernelRefusalChangesNothing(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	before, rules := ta.RunningText(), ta.kernel.Current
+	ta.kernel.FailNext = errors.New("EINVAL")
+	_, err := ta.Configure(cli.Txn{Lines: []string{"ip access-list extended check", "seq 30 deny tcp any any eq 23"}})
+	if err == nil || !strings.HasPrefix(err.Error(), "% Error: the kernel refused") {
+		t.Fatalf("error = %v, want a kernel refusal", err)
+	}
+	if ta.RunningText() != before || ta.kernel.Current != rules {
+		t.Error("a refused change was committed")
+	}
+	// The next change applies to the old config.
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended check", "seq 30 deny tcp any any eq 25"}})
+	if run := ta.RunningText(); strings.Contains(run, "eq 23") || !strings.Contains(run, "eq smtp") && !strings.Contains(run, "eq 25") {
+		t.Errorf("running-config after refusal and retry:\n%s", run)
+	}
+}
+
+func TestConcurrentConfigureLosesNothing(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended many"}})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for shell := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				seq := 1 + shell*1000 + i
+				_, err := ta.Configure(cli.Txn{
+					Context: []string{"ip access-list extended many"},
+					Lines:   []string{fmt.Sprintf("seq %d permit tcp any any eq %d", seq, 1000+seq)},
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(ta.Running().ACL(acl.IPv4, "many").Entries); n != 100 {
+		t.Errorf("%d entries, want 100", n)
+	}
+}
+
+func TestSaveStartReload(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	if err := ta.Save(); err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := os.ReadFile(ta.startup)
+	if string(saved) != ta.RunningText() {
+		t.Fatalf("startup-config %q differs from running", saved)
+	}
+
+	// A fresh agent (no state file) starts from the startup-config.
+	os.Remove(ta.state)
+	tb := newTestAgent(t)
+	tb.opts.StartupPath, tb.opts.StatePath = ta.startup, ""
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.RunningText() != string(saved) {
+		t.Errorf("started with\n%s\nwant\n%s", tb.RunningText(), saved)
+	}
+
+	// SIGHUP after editing the file: only the edit changes.
+	edited := strings.Replace(string(saved), " seq 20 permit ip any any\n", " seq 20 permit ip any any\n seq 30 deny udp any any\n", 1)
+	if edited == string(saved) {
+		t.Fatalf("edit did not apply to:\n%s", saved)
+	}
+	os.WriteFile(ta.startup, []byte(edited), 0o644)
+	if _, err := tb.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.RunningText() != edited {
+		t.Errorf("after reload:\n%s\nwant\n%s", tb.RunningText(), edited)
+	}
+
+	// A broken file keeps the running config.
+	os.WriteFile(ta.startup, []byte("ip access-list extended check\n seq 10 permit bogus\n"), 0o644)
+	if _, err := tb.Reload(); err == nil {
+		t.Error("reload of a broken startup-config succeeded")
+	}
+	if tb.RunningText() != edited {
+		t.Error("failed reload changed the running config")
+	}
+}
+
+func TestStartAdoptsSavedRunningConfig(t *testing.T) {
+	ta := newTestAgent(t)
+	os.WriteFile(ta.startup, []byte("hostname from-startup\n"), 0o644)
+	ta.mustConfigure(t, slxACL, slxBind) // writes the state file
+
+	tb := newTestAgent(t)
+	tb.opts.StartupPath, tb.opts.StatePath = ta.startup, ta.state
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.RunningText() != ta.RunningText() {
+		t.Errorf("restarted agent runs\n%s\nwant the previous running-config\n%s", tb.RunningText(), ta.RunningText())
+	}
+}
+
+func TestStartWithInvalidStartupConfigFails(t *testing.T) {
+	ta := newTestAgent(t)
+	os.WriteFile(ta.startup, []byte("ip access-list extended x\n seq 10 permit tcp any any eq 99999\n"), 0o644)
+	if _, err := ta.Start(); err == nil {
+		t.Fatal("started with an invalid startup-config")
+	}
+	if ta.kernel.Applied != 0 {
+		t.Error("kernel touched although the config is invalid")
+	}
+}
+
+func TestRepairDrift(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	want := ta.kernel.Current
+	if repaired, err := ta.RepairDrift(); repaired || err != nil {
+		t.Fatalf("in sync: RepairDrift = %v, %v", repaired, err)
+	}
+	ta.kernel.Set(nil) // nft delete table inet slxsh
+	if repaired, err := ta.RepairDrift(); !repaired || err != nil {
+		t.Fatalf("table deleted: RepairDrift = %v, %v", repaired, err)
+	}
+	if ta.kernel.Current != want {
+		t.Error("table not restored")
+	}
+	ta.kernel.Set(&nft.Ruleset{Table: "slxsh"}) // emptied
+	ta.RepairDrift()
+	if ta.kernel.Current != want {
+		t.Error("emptied table not restored")
+	}
+}
+
+func TestCountersAndClear(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	m10, r10 := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
+	m20, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 20)
+	ta.kernel.Values = map[string]nft.CounterValue{m10: {Packets: 15}, r10: {Packets: 2}, m20: {Packets: 7}}
+	got, err := ta.Counters(acl.IPv4, "check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []cli.EntryCounters{{Seq: 10, Matches: 15, Refused: 2}, {Seq: 20, Matches: 7}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Counters = %v, want %v", got, want)
+	}
+	if err := ta.ClearCounters(acl.IPv4, "check"); err != nil {
+		t.Fatal(err)
+	}
+	ta.kernel.Values[m10] = nft.CounterValue{Packets: 16}
+	got, _ = ta.Counters(acl.IPv4, "check")
+	if got[0].Matches != 1 || got[0].Refused != 0 || got[1].Matches != 0 {
+		t.Errorf("after clear: %v, want 1/0 and 0", got)
+	}
+	// Prometheus sees the kernel's monotonic values.
+	counts, _ := ta.Counts()
+	if len(counts) != 2 || counts[0].Matches != 16 || counts[0].Refused != 2 {
+		t.Errorf("Counts = %+v", counts)
+	}
+	if err := ta.ClearCounters(acl.IPv4, "nope"); err == nil || !strings.HasPrefix(err.Error(), "% Error:") {
+		t.Errorf("clearing a missing ACL: %v", err)
+	}
+}
+
+func TestMissingInterfaceWarns(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL)
+	warns, err := ta.Configure(cli.Txn{Lines: []string{"interface slxnope0", "ip access-group check in"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || !strings.HasPrefix(warns[0], "% Warning: interface slxnope0 does not exist") {
+		t.Errorf("warnings = %q", warns)
+	}
+	if !strings.Contains(ta.RunningText(), "interface slxnope0\n ip access-group check in\n") {
+		t.Error("binding on a missing interface not accepted")
+	}
+}
+
+func TestRevertTimer(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.RevertUnit = 20 * time.Millisecond
+	ta.mustConfigure(t, slxACL, slxBind)
+	before := ta.RunningText()
+
+	// Not confirmed: the previous config comes back.
+	if err := ta.Revert(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.Revert(1); err == nil {
+		t.Error("a second revert timer was armed")
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group check in"}})
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.RunningText() != before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ta.RunningText() != before {
+		t.Fatalf("not reverted:\n%s", ta.RunningText())
+	}
+	if ta.kernel.Current.String() != ta.NftablesText() || !strings.Contains(ta.NftablesText(), "jump ip_check_in") {
+		t.Error("the kernel was not reverted with the running config")
+	}
+
+	// Confirmed: the change stays.
+	if err := ta.Revert(1); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"hostname confirmed"}})
+	if err := ta.Confirm(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if !strings.Contains(ta.RunningText(), "hostname confirmed") {
+		t.Error("confirmed change was reverted")
+	}
+	if err := ta.Confirm(); err == nil {
+		t.Error("confirm without a timer succeeded")
+	}
+}

@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+)
+
+// serveTest runs a server for ta on a temp socket and returns a client.
+func serveTest(t *testing.T, ta *testAgent) *Client {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "aclagent.sock")
+	auth, _ := NewAuthorizer("")
+	srv := NewServer(ta.Agent, auth)
+	if err := srv.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	c := NewClient(sock)
+	c.Warnings = &strings.Builder{}
+	return c
+}
+
+func TestClientServerRoundTrip(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	for _, txn := range []cli.Txn{slxACL, slxBind} {
+		if err := c.Configure(txn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := c.Running()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acl.Format(run) != ta.RunningText() {
+		t.Errorf("client's running-config differs:\n%s", acl.Format(run))
+	}
+	if text, _ := c.Nftables(); !strings.Contains(text, "table inet slxsh") {
+		t.Errorf("show nftables:\n%s", text)
+	}
+	if text, _ := c.Version(); !strings.Contains(text, "Kernel: Linux") {
+		t.Errorf("show version:\n%s", text)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := c.Startup(); text != ta.RunningText() {
+		t.Errorf("startup-config after save:\n%s", text)
+	}
+	counters, err := c.Counters(acl.IPv4, "check")
+	if err != nil || len(counters) != 2 || counters[0].Seq != 10 {
+		t.Errorf("Counters = %v, %v", counters, err)
+	}
+	if err := c.ClearCounters(acl.IPv4, ""); err != nil {
+		t.Error(err)
+	}
+	// Session tracking is not wired in this agent: a clear error.
+	if _, err := c.Sessions(acl.IPv4, "check", 0); err == nil || !strings.HasPrefix(err.Error(), "% Error:") {
+		t.Errorf("Sessions without a tracker: %v", err)
+	}
+}
+
+func TestClientLineErrorCrossesSocket(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	err := c.Configure(cli.Txn{Lines: []string{"ip access-list extended x", "seq 10 permit tcp any any eq 22", "seq 20 permitt ip any any"}})
+	var le *cli.LineError
+	if !errors.As(err, &le) {
+		t.Fatalf("error %T %v, want *cli.LineError", err, err)
+	}
+	if le.Line != 2 || le.Kind != cli.ErrInvalid || le.Col != 7 || le.Text != "seq 20 permitt ip any any" {
+		t.Errorf("LineError = %+v", le)
+	}
+	if ta.Running().ACL(acl.IPv4, "x") != nil {
+		t.Error("failed block applied in part")
+	}
+	err = c.Configure(cli.Txn{Lines: []string{"interface management 0", "ip access-group nosuch in"}})
+	if !errors.As(err, &le) || le.Kind != cli.ErrSemantic || !strings.Contains(err.Error(), `"nosuch"`) {
+		t.Errorf("semantic error = %v", err)
+	}
+}
+
+func TestClientWarnings(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	c.Configure(slxACL)
+	if err := c.Configure(cli.Txn{Lines: []string{"interface slxnope1", "ip access-group check in"}}); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings.(*strings.Builder).String(); !strings.HasPrefix(w, "% Warning: interface slxnope1 does not exist") {
+		t.Errorf("warnings written: %q", w)
+	}
+}
+
+func TestPermissionDenied(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL)
+	before := ta.RunningText()
+	srv := NewServer(ta.Agent, &Authorizer{gid: 4242, hasGroup: true})
+	user := Peer{UID: 1000, GID: 1000, Groups: []uint32{100}}
+	for _, req := range []*Request{
+		{Op: OpConfigure, Txn: &cli.Txn{Lines: []string{"no ip access-list extended check"}}},
+		{Op: OpSave}, {Op: OpClearCounters}, {Op: OpRevert, Minutes: 1}, {Op: OpConfirm},
+		{Op: OpClearSessions, Name: "check"}, {Op: OpClearBlocked, Name: "check"}, {Op: "bogus"},
+	} {
+		req.Version = ProtocolVersion
+		if resp := srv.dispatch(user, req); resp.Error != "% Error: permission denied" {
+			t.Errorf("%s by a non-admin: %+v", req.Op, resp)
+		}
+	}
+	if ta.RunningText() != before {
+		t.Error("a non-admin changed the config")
+	}
+	// Looking is allowed.
+	resp := srv.dispatch(user, &Request{Version: ProtocolVersion, Op: OpRunning})
+	if resp.Error != "" || resp.Text != before {
+		t.Errorf("show running-config by a non-admin: %+v", resp)
+	}
+	// A member of the admin group may change.
+	admin := Peer{UID: 1000, GID: 1000, Groups: []uint32{4242}}
+	resp = srv.dispatch(admin, &Request{Version: ProtocolVersion, Op: OpConfigure, Txn: &cli.Txn{Lines: []string{"hostname h2"}}})
+	if resp.Error != "" || !strings.Contains(ta.RunningText(), "hostname h2") {
+		t.Errorf("admin group member: %+v", resp)
+	}
+}
+
+func TestProtocolVersionMismatch(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	conn, err := net.Dial("unix", c.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	json.NewEncoder(conn).Encode(&Request{Version: 99, Op: OpRunning})
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(resp.Error, "% Error: protocol version 99") {
+		t.Errorf("response = %+v", resp)
+	}
+}
+
+func TestUnreachableAgent(t *testing.T) {
+	c := NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	_, err := c.Running()
+	var re *ReachError
+	if !errors.As(err, &re) || !strings.HasPrefix(err.Error(), "% Error: cannot reach aclagent at ") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestListenRefusesLiveSocket(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	srv := NewServer(ta.Agent, &Authorizer{})
+	if err := srv.Listen(c.Socket); err == nil || !strings.Contains(err.Error(), "another aclagent") {
+		t.Errorf("second Listen on a live socket: %v", err)
+	}
+}
