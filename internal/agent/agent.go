@@ -60,7 +60,7 @@ type Options struct {
 	// RevertUnit is the length of one "minute" of the revert timer; 0
 	// means time.Minute (tests shorten it).
 	RevertUnit time.Duration
-	Logger  *slog.Logger
+	Logger     *slog.Logger
 }
 
 // Agent owns the running configuration and the kernel table. All changes

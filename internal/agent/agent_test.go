@@ -44,7 +44,9 @@ func newTestAgent(t *testing.T) *testAgent {
 		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) },
 		StartupPath: ta.startup,
 		StatePath:   ta.state,
-		Resolve:     func(kind acl.IfKind, name string) string { return map[acl.IfKind]string{acl.IfManagement: "lo", acl.IfLinux: name}[kind] },
+		Resolve: func(kind acl.IfKind, name string) string {
+			return map[acl.IfKind]string{acl.IfManagement: "lo", acl.IfLinux: name}[kind]
+		},
 	})
 	return ta
 }
