@@ -1,0 +1,115 @@
+package nft_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// These tests check the compiled rule shapes with real TCP connections,
+// loading the compiler's text with `nft -f` on the server of a Pair (the
+// netlink applier is tested by its own kernel tests).
+
+// loadConfig compiles config text with `interface s0` bindings and loads it
+// into ns with nft -f.
+func loadConfig(t *testing.T, ns *netns.NS, text string, o nft.Options) *nft.Ruleset {
+	t.Helper()
+	c, err := cli.ParseConfig(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := nft.Compile(c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rules.nft")
+	if err := os.WriteFile(path, []byte(rs.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns.MustExec(t, "nft", "-f", path)
+	return rs
+}
+
+// extraClients adds more IPv4 source addresses to the Pair's client.
+func extraClients(t *testing.T, p *netns.Pair, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		p.Client.AddAddr(t, "c0", a+"/24")
+	}
+}
+
+const srv = netns.PairServer4 + ":9000"
+
+// A set that is full must not let new keys through (KERNEL-NOTES: the
+// dynset add fails and the limiting rule does not match): the `full` rule
+// refuses them, while keys already in the set keep their budget.
+func TestKernelFullSetRefusesNewKeys(t *testing.T) {
+	p := netns.NewPair(t)
+	extraClients(t, p, "10.0.0.3", "10.0.0.4")
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 connlimit 2
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`, nft.Options{SetSize: 2})
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.3", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.4", srv, netns.Reset) // third key: set full
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset) // over its own limit
+	out := p.Server.MustExec(t, "nft", "list", "counter", "inet", "slxsh", "ip_check_in_10_refused")
+	if want := "packets 2 "; !strings.Contains(out, want) {
+		t.Errorf("refused counter: want %q in\n%s", want, out)
+	}
+}
+
+// deny ... connlimit 3: the first two pass on to the next entry, the third
+// (the Nth, this one included) is refused.
+func TestKernelDenyConnlimitRefusesNth(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 deny tcp any any eq 9000 connlimit 3
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	p.Client.Expect(t, "", srv, netns.Connected)
+	p.Client.Expect(t, "", srv, netns.Connected)
+	p.Client.Expect(t, "", srv, netns.Reset)
+}
+
+// total 2: one shared budget for every source, for an `ip` entry too
+// (the key is `meta nfproto`, constant in a single-family chain).
+func TestKernelTotalSharedAcrossSources(t *testing.T) {
+	p := netns.NewPair(t)
+	extraClients(t, p, "10.0.0.3")
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit ip any any connlimit 2 total
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.3", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.3", srv, netns.Reset)
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)
+}
+
+// The implicit deny refuses TCP with a reset (through the refuse chain).
+func TestKernelImplicitDenyResets(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 22
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	p.Client.Expect(t, "", srv, netns.Reset)
+}
