@@ -1,0 +1,83 @@
+// Package nft compiles a slxsh configuration into the one nftables table
+// that enforces it (Compile, pure), renders it as `nft list` prints it
+// (Ruleset.String), and applies it over netlink (the Applier).
+//
+// # The table
+//
+//	table inet slxsh
+//	 counters  ip_check_in_10_matches / _refused     per entry and direction (named
+//	           ip_check_in_implicit_refused          objects keep their values when
+//	                                                 rules are replaced)
+//	 sets      ip_check_in_10_src_3                  one dynamic set per limited entry:
+//	           ip_check_in_20_p24_2                  family_acl_dir_seq_key_over; key
+//	           ip6_web_in_10_p64_2                   src | dst | pLEN | total; elements
+//	           ip_check_in_30_total_100              carry `ct count over <over>`
+//	 chains
+//	   input    hook input   priority filter (0), policy accept
+//	   forward  hook forward priority filter (0), policy accept
+//	   output   hook output  priority filter (0), policy accept
+//	     ct state established,related accept        (admitted sessions always pass)
+//	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`:  input + forward
+//	     oifname "eth1" meta nfproto ipv4 jump ip_egress_out   `out`: output + forward
+//	   refuse           TCP: reject with tcp reset; else icmpx admin-prohibited
+//	   ip_check_in      one chain per applied ACL and direction (ip6_NAME_DIR
+//	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
+//
+// Priority 0 (filter) with policy accept: traffic on interfaces without an
+// access-group is not ours to judge, and other tables still see everything.
+// Only the first packet of a connection reaches an ACL chain.
+//
+// A permitted connection `return`s to the base chain instead of accepting,
+// so that routed traffic is also judged by the `out` ACL of the outgoing
+// interface in the forward chain. Refusals are terminal (reject or drop).
+//
+// # Entries
+//
+// Every rule carries a comment `acl=NAME dir=DIR seq=N` (`acl6=` for IPv6
+// lists; `implicit-deny` instead of seq), with a role word when an entry
+// takes several rules; ParseComment reads it back. MATCH is the entry's
+// addresses and protocol/ports; REFUSE is `reject with tcp reset` (tcp
+// entries), `reject with icmpx admin-prohibited` (other protocols), `jump
+// refuse` (ip/ipv6 entries), or `drop` (hard-drop, `refuse drop`).
+//
+//	permit                MATCH counter M return
+//	deny, hard-drop       MATCH counter M counter R REFUSE
+//	permit connlimit N    MATCH ct state new counter M add @S { KEY ct count over N } counter R REFUSE
+//	                      MATCH ct state new KEY != @S counter R REFUSE          (role "full")
+//	                      MATCH ct state new return                              (role "permit")
+//	deny connlimit N      the first two rules with over N-1: the Nth connection, this
+//	                      one included, is refused; below that evaluation goes on
+//	connlimit 0, deny connlimit 1: refuse every match (like deny)
+//	implicit deny         counter name "..._implicit_refused" jump refuse
+//
+// KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
+// MASK` (per-prefix) or `meta nfproto` (total: constant inside a
+// single-family chain, so one element holds the shared count, and the count
+// survives rule replacement because it lives in the set, not the rule).
+//
+// # Never failing open
+//
+// When a set is full, the kernel cannot add a new key: the dynset
+// expression breaks the rule, which then does not match (measured: without
+// the "full" rule a third source passes a size-2 set unlimited). The "full"
+// rule that follows refuses any matching connection whose key is not in the
+// set, i.e. one that was not counted. A key that was counted is in the set,
+// so the rule lets it through to the permit rule (or, for deny, to the next
+// entry).
+//
+// # Names
+//
+// Set names hold everything an element keeps from its creation (family, acl,
+// direction, seq, key kind, and the `over` value), so a changed limit or key
+// gets a new empty set while an unchanged entry keeps its set and counts
+// whatever else changes. The seq is in the name: resequencing starts limited
+// entries on new sets, and the agent recounts open sessions as for any new
+// limit. Names longer than MaxNameLen end in a hash (shorten).
+//
+// # Statements
+//
+// Each Stmt renders as nft prints it and produces the netlink expressions
+// nft 1.0.6 generates for that text; TestKernelGoldenRoundTrip proves both
+// for every golden file (testdata/compile/*.conf -> *.nft) in a namespace.
+// Exprs leave set IDs at zero: sets are referenced by name.
+package nft
