@@ -142,6 +142,9 @@ func writeResult(w io.Writer) func(string, error) error {
 }
 
 func cmdConfigure(s *Session, w io.Writer, a *execArgs) error {
+	if s.inConfig() {
+		return errors.New("already in configuration mode")
+	}
 	if a.revert {
 		if err := s.b.Revert(a.n); err != nil {
 			return err

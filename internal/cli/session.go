@@ -299,6 +299,7 @@ func (s *Session) scriptExec(line string, w io.Writer) error {
 
 // scriptError prints a script error with its file and line and returns it.
 func (s *Session) scriptError(w io.Writer, name string, n int, line string, err error) error {
+	s.End()
 	var le *LineError
 	if errors.As(err, &le) && le.Caret() {
 		prefix := fmt.Sprintf("%s:%d: ", name, n)
