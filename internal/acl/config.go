@@ -203,7 +203,7 @@ func (c *Config) DeleteACL(f Family, name string) error {
 	if ifc, d, ok := c.appliedTo(f, name); ok {
 		return errorf("access-list %q is applied to interface %s %s", name, ifc.Label(), d)
 	}
-	c.ACLs = slices.Delete(c.ACLs, i, i+1)
+	c.ACLs = deleteAt(c.ACLs, i)
 	return nil
 }
 
@@ -283,7 +283,7 @@ func (c *Config) DeleteSeq(f Family, name string, seq int) error {
 	if !ok {
 		return errorf("seq %d does not exist in access-list %q", seq, name)
 	}
-	a.Entries = slices.Delete(a.Entries, i, i+1)
+	a.Entries = deleteAt(a.Entries, i)
 	return nil
 }
 
@@ -296,7 +296,7 @@ func (c *Config) DeleteMatching(f Family, name string, e *Entry) error {
 	}
 	for i, o := range a.Entries {
 		if SameContent(o, e) {
-			a.Entries = slices.Delete(a.Entries, i, i+1)
+			a.Entries = deleteAt(a.Entries, i)
 			return nil
 		}
 	}
@@ -324,3 +324,18 @@ func (c *Config) Resequence(f Family, name string, start, step int) error {
 	}
 	return nil
 }
+
+// deleteAt removes s[i]; an emptied slice becomes nil, so that equal
+// configurations stay reflect.DeepEqual however they were reached.
+func deleteAt[S ~[]E, E any](s S, i int) S {
+	s = slices.Delete(s, i, i+1)
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// Equal reports whether two valid configurations are the same, that is,
+// have the same running-config. Unlike reflect.DeepEqual it does not tell
+// a nil slice from an empty one (as a JSON round trip may produce).
+func Equal(a, b *Config) bool { return Format(a) == Format(b) }

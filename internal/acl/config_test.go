@@ -298,6 +298,10 @@ func TestInterfaces(t *testing.T) {
 		{acl.IfLinux, "eth/0", `"eth/0" is not a valid interface name`},
 		{acl.IfLinux, "eth 0", `"eth 0" is not a valid interface name`},
 		{acl.IfLinux, "..", `".." is not a valid interface name`},
+		{acl.IfLinux, "eth", `"eth" is not a valid interface name`},
+		{acl.IfLinux, "m", `"m" is not a valid interface name`},
+		{acl.IfLinux, "management", `"management" is not a valid interface name`},
+		{acl.IfLinux, "eth?", `"eth?" is not a valid interface name`},
 	}
 	for _, b := range bad {
 		_, err := c.EnsureInterface(b.kind, b.name)

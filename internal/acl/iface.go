@@ -58,7 +58,7 @@ func (c *Config) DeleteInterface(kind IfKind, name string) error {
 	if !ok {
 		return errorf("interface %s does not exist", InterfaceLabel(kind, name))
 	}
-	c.Interfaces = slices.Delete(c.Interfaces, i, i+1)
+	c.Interfaces = deleteAt(c.Interfaces, i)
 	return nil
 }
 

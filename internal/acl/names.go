@@ -61,15 +61,21 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// ValidLinuxIfName reports whether s is a valid Linux interface name
-// (1-15 bytes, no '/', ':' or whitespace, not "." or "..").
+// ValidLinuxIfName reports whether s can name a Linux interface in the
+// configuration: 1-15 letters, digits, '-', '_' and '.', not "." or "..",
+// and not a prefix of the keywords "management" or "ethernet" (which the
+// shell would read as those keywords, so the running-config would not
+// replay). Linux allows more, but real names keep to these.
 func ValidLinuxIfName(s string) bool {
 	if len(s) == 0 || len(s) > 15 || s == "." || s == ".." {
 		return false
 	}
+	if strings.HasPrefix("management", s) || strings.HasPrefix("ethernet", s) {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == '/' || c == ':' {
+		if !isAlnum(c) && c != '-' && c != '_' && c != '.' {
 			return false
 		}
 	}

@@ -65,7 +65,7 @@ func (c *Config) DeleteTimeRange(name string) error {
 			}
 		}
 	}
-	c.TimeRanges = slices.Delete(c.TimeRanges, i, i+1)
+	c.TimeRanges = deleteAt(c.TimeRanges, i)
 	return nil
 }
 
@@ -107,7 +107,7 @@ func (c *Config) DeletePeriodic(name string, p Periodic) error {
 	if !ok {
 		return errorf("periodic %s does not exist", formatPeriodic(p))
 	}
-	t.Periodic = slices.Delete(t.Periodic, i, i+1)
+	t.Periodic = deleteAt(t.Periodic, i)
 	return nil
 }
 

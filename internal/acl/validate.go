@@ -49,6 +49,9 @@ func ValidateEntry(c *Config, f Family, acl string, e *Entry) error {
 
 // checkEntry returns every problem of the entry.
 func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
+	if f != IPv4 && f != IPv6 {
+		return []*Error{errorf("unknown address family %d", int(f))}
+	}
 	var errs []*Error
 	add := func(err error) {
 		var ae *Error
