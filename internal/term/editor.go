@@ -61,6 +61,7 @@ type Config struct {
 type Editor struct {
 	cfg     Config
 	rl      *readline.Instance
+	stdin   *readline.CancelableStdin
 	restore func() error
 
 	mu        sync.Mutex // guards the fields below and the renderer
@@ -83,13 +84,13 @@ func New(cfg Config) (*Editor, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Editor{cfg: cfg, restore: restore}
+	e := &Editor{cfg: cfg, restore: restore, stdin: readline.NewCancelableStdin(newKeyReader(cfg.In))}
 	e.cond = sync.NewCond(&e.mu)
 	outFd := int(cfg.Out.Fd())
 	e.r = NewRenderer(cfg.Out, func() int { return Width(outFd) })
 	nop := func() error { return nil }
 	rl, err := readline.NewEx(&readline.Config{
-		Stdin:                  readline.NewCancelableStdin(cfg.In),
+		Stdin:                  e.stdin,
 		Stdout:                 io.Discard, // we draw; see the package comment
 		Stderr:                 io.Discard,
 		HistoryLimit:           cfg.HistoryLimit,
@@ -151,6 +152,10 @@ func (e *Editor) Close() error {
 	e.closed = true
 	e.cond.Broadcast()
 	e.mu.Unlock()
+	// chzyer's Close does not close the reader it wraps (FillableStdin),
+	// and its key reader may be blocked in a read (after Ctrl-Z, which it
+	// does not see as the end of a line): close ours first.
+	e.stdin.Close()
 	err := e.rl.Close()
 	if rerr := e.restore(); err == nil {
 		err = rerr
@@ -168,6 +173,9 @@ func (e *Editor) filter(r rune) (rune, bool) {
 	// the end of a line) belongs to the next line: wait for it to start.
 	for e.submitted && !e.closed {
 		e.cond.Wait()
+	}
+	if e.closed {
+		return r, true
 	}
 	prev := e.last
 	e.last = r
@@ -195,6 +203,11 @@ func (e *Editor) filter(r rune) (rune, bool) {
 			e.ctrlD = true
 			e.submit("")
 		}
+	case keyDelete:
+		if pos == len(line) {
+			return r, false // not Ctrl-D: never the end of input
+		}
+		return readline.CharDelete, true
 	case readline.CharTab:
 		// chzyer's completer draws its own menu; instead turn TAB into a
 		// key chzyer ignores and complete when the listener runs.
@@ -223,7 +236,7 @@ func (e *Editor) OnChange(line []rune, pos int, key rune) ([]rune, int, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
-	case key == 0, e.submitted,
+	case key == 0, e.submitted, e.closed,
 		key == readline.CharEnter, key == readline.CharCtrlJ, key == readline.CharInterrupt:
 		return nil, 0, false // start of line, or a late call for a submitted one
 	case e.tab:

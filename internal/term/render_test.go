@@ -271,3 +271,18 @@ func checkScreen(t *testing.T, s *screen, prompt, line string, pos int) {
 		t.Errorf("cursor at cell %d, want %d (line %q)", got, want, line)
 	}
 }
+
+func TestTranslateKeys(t *testing.T) {
+	for _, tc := range []struct{ in, out, rest string }{
+		{"ab\x1b[1~c", "ab\x01c", ""},
+		{"\x1b[4~\x1b[3~", "\x05\uE000", ""},
+		{"x\x1b[", "x", "\x1b["},
+		{"x\x1b", "x", "\x1b"},
+		{"\x1b[D\x1b[1;5C", "\x1b[D\x1b[1;5C", ""},
+	} {
+		out, rest := translateKeys([]byte(tc.in))
+		if string(out) != tc.out || string(rest) != tc.rest {
+			t.Errorf("translateKeys(%q) = %q, %q; want %q, %q", tc.in, out, rest, tc.out, tc.rest)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/term"
+)
+
+// interactive runs the shell on a terminal until `exit` in exec, Ctrl-D in
+// exec or the end of input. It returns the exit status.
+func interactive(sess *cli.Session, in, out *os.File) int {
+	ed, err := term.New(term.Config{
+		In:       in,
+		Out:      out,
+		Help:     sess.Help,
+		Complete: completer(sess),
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%% Error: %v\n", err)
+		return 1
+	}
+	defer ed.Close()
+
+	// Automation clients find a prompt by a line break before the host
+	// name (Ansible network_cli: [\r\n]...[>#] ?$), also for the first one.
+	ed.Write([]byte("\n"))
+	for !sess.Done() {
+		line, key, err := ed.ReadLine(sess.Prompt())
+		switch {
+		case errors.Is(err, term.ErrInterrupt):
+			continue // Ctrl-C: the line is dropped
+		case err != nil:
+			return 0 // end of input
+		case key == term.KeyCtrlD:
+			line = "exit" // ends in exec, goes up one mode in config
+		}
+		if strings.TrimSpace(line) != "" {
+			sess.Execute(line, ed) // errors are printed by the session
+		}
+		if key == term.KeyCtrlZ {
+			sess.End()
+		}
+	}
+	return 0
+}
+
+// completer adapts the session's TAB candidates to the editor: a single
+// candidate replaces the word being typed (followed by a space), several
+// extend it to their common prefix and are listed.
+func completer(sess *cli.Session) func(head string) (string, []string) {
+	return func(head string) (string, []string) {
+		cands := sess.Complete(head)
+		start := strings.LastIndexAny(head, " \t") + 1
+		word := head[start:]
+		switch len(cands) {
+		case 0:
+			return head, nil
+		case 1:
+			return head[:start] + cands[0] + " ", nil
+		}
+		prefix := commonPrefix(cands)
+		if len(prefix) > len(word) {
+			return head[:start] + prefix, cands
+		}
+		return head, cands
+	}
+}
+
+func commonPrefix(ss []string) string {
+	p := ss[0]
+	for _, s := range ss[1:] {
+		for !strings.HasPrefix(s, p) {
+			p = p[:len(p)-1]
+		}
+	}
+	return p
+}

@@ -1,0 +1,152 @@
+// Command slxsh is the switch-style shell for configuring connection-limiting
+// ACLs: interactive when stdin is a terminal, scripted otherwise (or with -f
+// or -c). See SPEC §3 and §6.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/term"
+)
+
+// defaultSocket is where aclagent listens unless --socket or SLXSH_SOCKET
+// say otherwise.
+const defaultSocket = "/run/slxsh/aclagent.sock"
+
+const usage = `usage: slxsh [--socket PATH]                  interactive when stdin is a terminal
+       slxsh [--socket PATH] -f FILE          run the commands of FILE (- for stdin)
+       slxsh [--socket PATH] -c 'CMD; CMD'    run the commands given
+       slxsh --sandbox                        self-contained demo (namespaces + agent)
+
+When stdin is not a terminal, slxsh runs the commands read from it.
+In scripts each configure terminal ... end block is one transaction, and the
+first error is printed as FILE:LINE: % ... and ends slxsh with status 1.
+
+Flags:
+  --socket PATH   aclagent's socket (default $SLXSH_SOCKET, else ` + defaultSocket + `)
+  -f FILE         run a script
+  -c COMMANDS     run commands separated by ';'
+  --sandbox       start the self-contained demo
+  -h, --help      show this help
+`
+
+// options are the parsed command line.
+type options struct {
+	socket  string
+	file    string
+	command string
+	hasCmd  bool
+	sandbox bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is slxsh with its arguments and standard files; it returns the exit
+// status.
+func run(args []string, stdin, stdout, stderr *os.File) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%% %v\n%s", err, usage)
+		return 2
+	}
+	if opts.sandbox {
+		return runSandbox(opts, stderr)
+	}
+	backend, err := openBackend(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "%% Error: %v\n", err)
+		return 1
+	}
+	sess := cli.NewSession(backend, hostname())
+	switch {
+	case opts.hasCmd:
+		return script(sess, strings.NewReader(splitCommands(opts.command)), "<command>", stdout, stderr)
+	case opts.file == "-":
+		return script(sess, stdin, "<stdin>", stdout, stderr)
+	case opts.file != "":
+		f, err := os.Open(opts.file)
+		if err != nil {
+			fmt.Fprintf(stderr, "%% Error: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		return script(sess, f, opts.file, stdout, stderr)
+	case !term.IsTerminal(int(stdin.Fd())):
+		return script(sess, stdin, "<stdin>", stdout, stderr)
+	}
+	return interactive(sess, stdin, stdout)
+}
+
+// parseFlags parses the command line of SPEC §6.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("slxsh", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.socket, "socket", "", "aclagent's socket")
+	fs.StringVar(&o.file, "f", "", "script file")
+	fs.Func("c", "commands", func(s string) error {
+		o.command, o.hasCmd = s, true
+		return nil
+	})
+	fs.BoolVar(&o.sandbox, "sandbox", false, "self-contained demo")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.hasCmd && o.file != "":
+		return o, errors.New("-c and -f cannot be combined")
+	}
+	return o, nil
+}
+
+// socketPath is the agent socket: the flag, else SLXSH_SOCKET, else the
+// default.
+func socketPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := os.Getenv("SLXSH_SOCKET"); env != "" {
+		return env
+	}
+	return defaultSocket
+}
+
+// openBackend chooses what the shell talks to. Until the agent client is
+// wired in, the configuration lives in this process's memory (socketPath
+// is resolved but not used yet).
+func openBackend(opts options) (cli.Backend, error) {
+	_ = socketPath(opts.socket)
+	return cli.NewMemoryBackend(acl.New()), nil
+}
+
+// runSandbox is the hook for `slxsh --sandbox`, which the agent provides.
+func runSandbox(_ options, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "% Error: --sandbox is not available in this build")
+	return 1
+}
+
+// hostname is the Linux host name up to its first dot, the default HOST of
+// the prompt.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "slxsh"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}

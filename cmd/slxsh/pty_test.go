@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// ptyShell is slxsh running in a pseudo-terminal of 80x24, as over SSH.
+type ptyShell struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	tty  *os.File
+	mu   sync.Mutex
+	out  bytes.Buffer
+	mark int // expect searches from here
+	done chan struct{}
+}
+
+// waitLimit bounds every wait; reaching it is a failure, not a measurement.
+const waitLimit = 15 * time.Second
+
+func startPTY(t *testing.T, args ...string) *ptyShell {
+	t.Helper()
+	cmd := exec.Command(slxshBin, args...)
+	cmd.Env = append(os.Environ(), "TERM=vt100")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ptyShell{t: t, cmd: cmd, tty: tty, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := tty.Read(buf)
+			s.mu.Lock()
+			s.out.Write(buf[:n])
+			s.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		tty.Close()
+	})
+	return s
+}
+
+func (s *ptyShell) send(keys string) {
+	s.t.Helper()
+	if _, err := s.tty.Write([]byte(keys)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// expect waits until the output after the mark contains want, moves the
+// mark past it and returns the output from the old mark through want.
+func (s *ptyShell) expect(want string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		s.mu.Lock()
+		all := s.out.String()
+		s.mu.Unlock()
+		if i := strings.Index(all[s.mark:], want); i >= 0 {
+			got := all[s.mark : s.mark+i+len(want)]
+			s.mark += i + len(want)
+			return got
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no %q in the output after %q", want, all[s.mark:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// all returns everything the shell wrote so far.
+func (s *ptyShell) all() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+func TestPTYInteractive(t *testing.T) {
+	h := hostName(t)
+	s := startPTY(t)
+
+	// The first prompt: a line break, the prompt, nothing after it.
+	if got := s.expect(h + "# "); got != "\r\n"+h+"# " {
+		t.Fatalf("first prompt = %q, want %q", got, "\r\n"+h+"# ")
+	}
+
+	s.send("conf t\r")
+	got := s.expect(h + "(config)# ")
+	wantContains(t, "conf t", got, "conf t\r\n", "Entering configuration mode terminal\r\n")
+
+	s.send("ip access-list extended check\r")
+	s.expect("ip access-list extended check\r\n" + h + "(conf-ipacl-ext)# ")
+
+	// `?` after a partial word: the help, then the line again as typed.
+	s.send("permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 conn?")
+	got = s.expect(h + "(conf-ipacl-ext)# permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 conn")
+	wantContains(t, "? output", got, "conn?\r\n", "connlimit")
+	// The line was not altered: finishing it gives a valid command.
+	s.send("limit 3\r")
+	got = s.expect(h + "(conf-ipacl-ext)# ")
+	if strings.Contains(got, "%") {
+		t.Fatalf("the line edited around ? failed: %q", got)
+	}
+
+	// TAB completes a unique partial keyword.
+	s.send("exit\r")
+	s.expect(h + "(config)# ")
+	s.send("interf\t")
+	s.expect("interf" + "ace ")
+	s.send("management 0\r")
+	s.expect(h + "(config-Management-0)# ")
+	s.send("ip access-group check in\r")
+	s.expect("ip access-group check in\r\n" + h + "(config-Management-0)# ")
+
+	// Ctrl-Z returns to exec.
+	s.send("\x1a")
+	s.expect("\r\n" + h + "# ")
+
+	// Ctrl-C cancels a line: it is not run.
+	s.send("show bogus-command\x03")
+	got = s.expect(h + "# ")
+	if strings.Contains(got, "%") {
+		t.Errorf("a cancelled line ran: %q", got)
+	}
+
+	// TAB with several candidates lists them and keeps the line.
+	s.send("c\t")
+	got = s.expect(h + "# c")
+	wantContains(t, "TAB list", got, "configure", "clear")
+	s.send("\x03")
+	s.expect(h + "# ")
+
+	s.send("show running-config\r")
+	got = s.expect(h + "# ")
+	for _, w := range slxExampleRunning {
+		wantContains(t, "show running-config", got, strings.ReplaceAll(w, "\n", "\r\n"))
+	}
+
+	s.send("exit\r")
+	select {
+	case <-s.done:
+	case <-time.After(waitLimit):
+		t.Fatalf("slxsh did not end after exit; output %q", s.all()[s.mark:])
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("exit status: %v", err)
+	}
+	if all := s.all(); strings.ContainsAny(all, "\x1b\b") {
+		t.Errorf("the session contains ESC or BS bytes: %q", all)
+	}
+}
+
+func TestPTYCtrlDEndsInExec(t *testing.T) {
+	h := hostName(t)
+	s := startPTY(t)
+	s.expect(h + "# ")
+	s.send("configure terminal\r")
+	s.expect(h + "(config)# ")
+	s.send("\x04") // config mode: up one level, like exit
+	s.expect(h + "# ")
+	s.send("\x04")
+	select {
+	case <-s.done:
+	case <-time.After(waitLimit):
+		t.Fatal("slxsh did not end after Ctrl-D in exec")
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("exit status: %v", err)
+	}
+}
+
+func TestPTYEditingAndHistory(t *testing.T) {
+	h := hostName(t)
+	s := startPTY(t)
+	s.expect(h + "# ")
+	// Type a line with a typo, fix it mid-line with the arrow keys, and
+	// run it; then recall it from history with the up arrow.
+	s.send("show runing-config")
+	s.send(strings.Repeat("\x1b[D", 10) + "n") // 10 x left, insert n
+	s.send("\r")
+	got := s.expect(h + "# ")
+	if strings.Contains(got, "% ") {
+		t.Fatalf("edited line failed: %q", got)
+	}
+	s.send("\x1b[A\r") // up: the same command again
+	got = s.expect(h + "# ")
+	if !strings.HasPrefix(got, "show running-config\r\n") || strings.Contains(got, "% ") {
+		t.Fatalf("recalled line failed: %q", got)
+	}
+}
