@@ -1,0 +1,200 @@
+package nft_test
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+func mustParse(t *testing.T, text string) *acl.Config {
+	t.Helper()
+	c, err := cli.ParseConfig(text)
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, text)
+	}
+	return c
+}
+
+func mustCompile(t *testing.T, text string) *nft.Ruleset {
+	t.Helper()
+	rs, err := nft.Compile(mustParse(t, text), goldenOptions)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return rs
+}
+
+func setNames(rs *nft.Ruleset) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range rs.Sets {
+		m[s.Name] = true
+	}
+	return m
+}
+
+func TestCompileDeterministic(t *testing.T) {
+	for _, g := range loadGoldens(t) {
+		again, err := nft.Compile(mustParse(t, readConf(t, g.confPath)), goldenOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(g.rs, again) {
+			t.Errorf("%s: two compilations differ", g.name)
+		}
+	}
+}
+
+// An unchanged limited entry keeps its set name when other entries change;
+// a changed limit or key gets a new set.
+func TestSetNamesFollowWhatElementsKeep(t *testing.T) {
+	base := mustCompile(t, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 3
+ seq 20 permit tcp any any eq 80 connlimit 5
+interface eth0
+ ip access-group check in
+`)
+	otherChanged := mustCompile(t, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 3
+ seq 20 permit tcp any any eq 81 connlimit 7 per-destination
+ seq 30 permit ip any any
+interface eth0
+ ip access-group check in
+`)
+	limitChanged := mustCompile(t, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 4
+interface eth0
+ ip access-group check in
+`)
+	denySame := mustCompile(t, `ip access-list extended check
+ seq 10 deny tcp any any eq 22 connlimit 4
+interface eth0
+ ip access-group check in
+`)
+	const s10 = "ip_check_in_10_src_3"
+	if !setNames(base)[s10] || !setNames(otherChanged)[s10] {
+		t.Errorf("seq 10 set %s missing: %v / %v", s10, setNames(base), setNames(otherChanged))
+	}
+	if setNames(limitChanged)[s10] {
+		t.Errorf("a changed limit kept set %s", s10)
+	}
+	if !setNames(otherChanged)["ip_check_in_20_dst_7"] {
+		t.Errorf("per-destination set missing: %v", setNames(otherChanged))
+	}
+	// deny connlimit 4 refuses over 3: its elements are the same as permit
+	// connlimit 3's, so it may keep the set.
+	if !setNames(denySame)[s10] {
+		t.Errorf("deny connlimit 4 should use %s: %v", s10, setNames(denySame))
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	tests := []struct {
+		name, text string
+		opt        nft.Options
+		want       []string // substrings of the joined error, each an *acl.Error
+	}{
+		{"no mgmt", "ip access-list extended a\n permit ip any any\ninterface management 0\n ip access-group a in\n",
+			nft.Options{}, []string{"interface management 0: no Linux interface is set for management 0"}},
+		{"unmapped ethernet", "ip access-list extended a\n permit ip any any\ninterface ethernet 0/9\n ip access-group a in\n",
+			goldenOptions, []string{"interface ethernet 0/9: no Linux interface is mapped to ethernet 0/9"}},
+		{"same linux interface twice", "ip access-list extended a\n permit ip any any\ninterface ethernet 0/1\n ip access-group a in\ninterface eth1\n ip access-group a in\n",
+			goldenOptions, []string{"interface eth1: interface ethernet 0/1 and interface eth1 are both Linux interface eth1"}},
+		{"not yet", "ip access-list extended a\n permit tcp any any eq 22 rate 10 per second\n permit udp any any quota 1 mbytes per hour\ninterface eth0\n ip access-group a in\n",
+			goldenOptions, []string{"seq 10: rate is not supported yet", "seq 20: quota is not supported yet"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, err := nft.Compile(mustParse(t, tt.text), tt.opt)
+			if err == nil {
+				t.Fatalf("no error; compiled:\n%s", rs)
+			}
+			var ae *acl.Error
+			if !errors.As(err, &ae) {
+				t.Errorf("error %v is not an *acl.Error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// Every rule of an ACL chain carries a comment that ParseComment reads back
+// to its chain's ACL and direction, and comments are unique in each chain.
+func TestRuleCommentsIdentifyRules(t *testing.T) {
+	for _, g := range loadGoldens(t) {
+		for _, ch := range g.rs.Chains {
+			seen := map[string]bool{}
+			for _, r := range ch.Rules {
+				if r.Comment == "" || seen[r.Comment] {
+					t.Errorf("%s: chain %s: empty or repeated comment %q", g.name, ch.Name, r.Comment)
+				}
+				seen[r.Comment] = true
+				if ch.Hook != nil || ch.Name == nft.RefuseChain {
+					continue
+				}
+				ref, _, ok := nft.ParseComment(r.Comment)
+				if !ok || nft.ChainName(ref.Family, ref.ACL, ref.Dir) != ch.Name {
+					t.Errorf("%s: chain %s: comment %q parses to %+v, %v", g.name, ch.Name, r.Comment, ref, ok)
+				}
+			}
+		}
+	}
+}
+
+func TestParseCommentRoundTrip(t *testing.T) {
+	for _, ref := range []nft.EntryRef{
+		{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10},
+		{Family: acl.IPv6, ACL: "a-b.c_d", Dir: acl.Out, Seq: 65535},
+		{Family: acl.IPv4, ACL: "x", Dir: acl.Out, Seq: 0},
+	} {
+		for _, role := range []string{"", nft.RoleFull, nft.RolePermit} {
+			c := nft.RuleComment(ref, role)
+			got, gotRole, ok := nft.ParseComment(c)
+			if !ok || got != ref || gotRole != role {
+				t.Errorf("ParseComment(%q) = %+v %q %v", c, got, gotRole, ok)
+			}
+		}
+	}
+	for _, s := range []string{"established", "iif=eth0 acl=check", "acl=x dir=up seq=1", "acl=x dir=in seq=0"} {
+		if _, _, ok := nft.ParseComment(s); ok {
+			t.Errorf("ParseComment(%q) accepted", s)
+		}
+	}
+}
+
+func TestLongNamesAreHashedAndDistinct(t *testing.T) {
+	long := strings.Repeat("a", acl.MaxNameLen)
+	other := strings.Repeat("a", acl.MaxNameLen-1) + "b"
+	a := nft.ChainName(acl.IPv6, long, acl.Out)
+	b := nft.ChainName(acl.IPv6, other, acl.Out)
+	m1, r1 := nft.CounterNames(acl.IPv6, long, acl.Out, 65535)
+	for _, n := range []string{a, b, m1, r1} {
+		if len(n) > nft.MaxNameLen {
+			t.Errorf("%q is longer than %d", n, nft.MaxNameLen)
+		}
+	}
+	if a == b || m1 == r1 {
+		t.Errorf("hashed names collide: %q %q %q %q", a, b, m1, r1)
+	}
+	if got := nft.ChainName(acl.IPv4, "check", acl.In); got != "ip_check_in" {
+		t.Errorf("short names stay readable: got %q", got)
+	}
+}
+
+func readConf(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
