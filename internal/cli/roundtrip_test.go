@@ -72,3 +72,5 @@ func TestRoundTripFiles(t *testing.T) {
 }
 
 var equateNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
