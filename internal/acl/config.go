@@ -16,6 +16,7 @@ type Error struct {
 	Msg  string // e.g. `access-list "x" does not exist`
 }
 
+// Error renders the error as "PATH: MSG", or MSG alone without a path.
 func (e *Error) Error() string {
 	if e.Path == "" {
 		return e.Msg
@@ -105,21 +106,56 @@ func clonePtr[T any](p *T) *T {
 // SameContent reports whether two entries are equal apart from their Seq
 // (the test for a duplicate entry and for `no permit ...`).
 func SameContent(a, b *Entry) bool {
-	x, y := *a, *b
-	x.Seq, y.Seq = 0, 0
-	return x.Action == y.Action && x.Remark == y.Remark && x.Proto == y.Proto &&
-		x.Src == y.Src && x.SrcPort == y.SrcPort && x.Dst == y.Dst && x.DstPort == y.DstPort &&
-		eqPtr(x.Connlimit, y.Connlimit) && eqPtr(x.Rate, y.Rate) && eqPtr(x.Quota, y.Quota) &&
-		eqPtr(x.BlockFor, y.BlockFor) && x.TimeRange == y.TimeRange &&
-		eqPtr(x.LoadLimit, y.LoadLimit) && eqPtr(x.Owner, y.Owner) &&
-		x.Refuse == y.Refuse && x.Log == y.Log && x.Count == y.Count
+	// Cheap fields first: AddEntry compares against every entry of a list.
+	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
+		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
+		return false
+	}
+	return contentKey(a) == contentKey(b)
 }
 
-func eqPtr[T comparable](a, b *T) bool {
-	if a == nil || b == nil {
-		return a == b
+// entryKey is an entry's content without Seq, as a comparable value (the
+// option pointers replaced by their values and a presence bit).
+type entryKey struct {
+	action                 Action
+	remark, timeRange      string
+	proto                  int
+	src, dst               Addr
+	srcPort, dstPort       PortMatch
+	connlimit              Connlimit
+	rate                   Rate
+	quota                  Quota
+	blockFor               BlockFor
+	loadLimit              LoadLimit
+	owner                  Owner
+	refuse                 Refuse
+	log, count             bool
+	hasConnlimit, hasRate  bool
+	hasQuota, hasBlockFor  bool
+	hasLoadLimit, hasOwner bool
+}
+
+func contentKey(e *Entry) entryKey {
+	k := entryKey{
+		action: e.Action, remark: e.Remark, timeRange: e.TimeRange, proto: e.Proto,
+		src: e.Src, dst: e.Dst, srcPort: e.SrcPort, dstPort: e.DstPort,
+		refuse: e.Refuse, log: e.Log, count: e.Count,
 	}
-	return *a == *b
+	k.connlimit, k.hasConnlimit = deref(e.Connlimit)
+	k.rate, k.hasRate = deref(e.Rate)
+	k.quota, k.hasQuota = deref(e.Quota)
+	k.blockFor, k.hasBlockFor = deref(e.BlockFor)
+	k.loadLimit, k.hasLoadLimit = deref(e.LoadLimit)
+	k.owner, k.hasOwner = deref(e.Owner)
+	return k
+}
+
+func deref[T any](p *T) (T, bool) {
+	if p == nil {
+		var zero T
+		return zero, false
+	}
+	return *p, true
 }
 
 // Limited reports whether the entry carries a limit (connlimit, rate or quota).

@@ -429,6 +429,7 @@ func (v *validator) acls() {
 }
 
 func (v *validator) entries(a *ACL) {
+	seen := make(map[entryKey]int, len(a.Entries))
 	for j, e := range a.Entries {
 		if e == nil {
 			v.addf(a.Label(), "entry %d is nil", j)
@@ -445,11 +446,11 @@ func (v *validator) entries(a *ACL) {
 		if e.Action == Remark {
 			continue
 		}
-		for _, o := range a.Entries[:j] {
-			if o != nil && SameContent(o, e) {
-				v.addf(path, "entry duplicates seq %d", o.Seq)
-				break
-			}
+		k := contentKey(e)
+		if s, dup := seen[k]; dup {
+			v.addf(path, "entry duplicates seq %d", s)
+		} else {
+			seen[k] = e.Seq
 		}
 	}
 }
