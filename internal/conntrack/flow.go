@@ -3,6 +3,7 @@ package conntrack
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -178,4 +179,15 @@ func MarkReset(t Table, flows []Flow) error {
 		}
 	}
 	return first
+}
+
+// EnableTimestamps turns on nf_conntrack_timestamp in the caller's network
+// namespace, so that flows created from now on carry their start time and
+// "newest first" is exact. Without it, flows of one key are ordered by
+// tuple.
+func EnableTimestamps() error {
+	if err := os.WriteFile("/proc/sys/net/netfilter/nf_conntrack_timestamp", []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("enable conntrack timestamps: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,155 @@
+package conntrack
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// lowered is `seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit 2` and
+// `seq 20 permit ip any any` on s0 in, with the reset rule, written by hand
+// as the compiler is to write it (set T, one layer).
+const loweredRules = `flush chain inet slxsh input
+table inet slxsh {
+	set T { type ipv4_addr; size 65535; flags dynamic; }
+	set T_g { type nf_proto; size 2; flags dynamic; }
+	set T_rf { type ipv4_addr; size 65535; flags dynamic; }
+	set T_r1 { type ipv4_addr; size 65535; flags dynamic; }
+	set T_l1 { type ipv4_addr; size 65535; flags dynamic; }
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ct mark & 0x40000000 == 0x40000000 tcp flags & rst == 0 reject with tcp reset
+		ct state established,related accept
+		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 meta nfproto @T_g reject with tcp reset
+		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 ip saddr @T_rf reject with tcp reset
+		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 ip saddr @T_r1 add @T_l1 { ip saddr ct count over 1 } reject with tcp reset
+		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 add @T { ip saddr ct count over 2 } reject with tcp reset
+		accept
+	}
+}`
+
+func loweredConfig(policy acl.SessionPolicy) (*acl.Config, *nft.Ruleset) {
+	c := acl.New()
+	c.ExistingSessions = policy
+	c.ACLs = []*acl.ACL{{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
+		{Seq: 10, Action: acl.Permit, Proto: 6, Dst: host("10.0.0.2"), DstPort: eq(22), Connlimit: limit(2, acl.PerSource, 0)},
+		{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
+	}}}
+	c.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "s0", Groups: [2][2]string{{"check", ""}, {"", ""}}}}
+	ref := nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10}
+	rs := &nft.Ruleset{Table: "slxsh", Sets: []*nft.Set{
+		{Name: "T", Key: nft.KeyIPv4, Size: 65535, Entry: ref, KeyKind: acl.PerSource, Over: 2},
+		{Name: "T_g", Key: nft.KeyNFProto, Size: 2, Entry: ref},
+		{Name: "T_rf", Key: nft.KeyIPv4, Size: 65535, Entry: ref},
+		{Name: "T_r1", Key: nft.KeyIPv4, Size: 65535, Entry: ref},
+		{Name: "T_l1", Key: nft.KeyIPv4, Size: 65535, Entry: ref},
+	}}
+	return c, rs
+}
+
+// startLowered opens 5 sessions under no limit, then installs the limit of
+// 2 through a Tracker as the agent does: Prepare, install, Installed.
+func startLowered(t *testing.T, policy acl.SessionPolicy) (*netns.Pair, *Tracker, []net.Conn, *acl.Config) {
+	p := netns.NewPair(t)
+	p.Server.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_timestamp=1")
+	nftLoad(t, p.Server, unlimitedRules)
+	p.Server.Listen(t, "10.0.0.2:22")
+	conns := dial(t, p.Client, "10.0.0.2:22", 5)
+
+	tr, err := NewTracker(TrackerOptions{Table: "slxsh", NetNS: p.Server.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	cfg, rs := loweredConfig(policy)
+	if err := tr.Prepare(rs); err != nil {
+		t.Fatal(err)
+	}
+	nftLoad(t, p.Server, loweredRules)
+	if err := tr.Installed(cfg, rs); err != nil {
+		t.Fatal(err)
+	}
+	return p, tr, conns, cfg
+}
+
+func TestKernelTrackerLoweredReset(t *testing.T) {
+	p, tr, conns, cfg := startLowered(t, acl.Reset)
+	// The 3 newest are reset at once (host sockets), the 2 oldest go on.
+	for i, c := range conns {
+		if i < 2 {
+			if err := netns.Echo(c); err != nil {
+				t.Errorf("old session %d: %v, want it kept", i, err)
+			}
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("session %d: read got %v, want ECONNRESET", i, err)
+		}
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	got, err := tr.Sessions(cfg, acl.IPv4, "check", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]cli.SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 2, Limit: 2}}, got); diff != "" {
+		t.Errorf("Sessions (-want +got):\n%s", diff)
+	}
+
+	// One old session ends: a refresh gives exactly one back.
+	conns[0].Close()
+	waitOpen(t, tr.ct, 1)
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Reservation{{Set: "T", Key: "10.0.0.1", Depth: 1}}, tr.Held()); diff != "" {
+		t.Errorf("Held after refresh (-want +got):\n%s", diff)
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+}
+
+func TestKernelTrackerLoweredKeep(t *testing.T) {
+	p, tr, conns, cfg := startLowered(t, acl.Keep)
+	for i, c := range conns {
+		if err := netns.Echo(c); err != nil {
+			t.Errorf("session %d under keep: %v", i, err)
+		}
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	// Down to 2 open: still no admission (2 old fill the limit of 2).
+	for _, c := range conns[2:] {
+		c.Close()
+	}
+	waitOpen(t, tr.ct, 2)
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	// Below 2: one is admitted.
+	conns[1].Close()
+	waitOpen(t, tr.ct, 1)
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+
+	// clear access-list sessions ... source C ends all of C's sessions.
+	if err := tr.ClearSessions(cfg, acl.IPv4, "check", 10, netip.MustParseAddr("10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	conns[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conns[0].Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("cleared session: read got %v, want ECONNRESET", err)
+	}
+}
