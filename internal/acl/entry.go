@@ -1,0 +1,79 @@
+package acl
+
+// Clone returns a deep copy of the entry.
+func (e *Entry) Clone() *Entry {
+	n := *e
+	n.Connlimit = clonePtr(e.Connlimit)
+	n.Rate = clonePtr(e.Rate)
+	n.Quota = clonePtr(e.Quota)
+	n.BlockFor = clonePtr(e.BlockFor)
+	n.LoadLimit = clonePtr(e.LoadLimit)
+	n.Owner = clonePtr(e.Owner)
+	return &n
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// SameContent reports whether two entries are equal apart from their Seq
+// (the test for a duplicate entry and for `no permit ...`).
+func SameContent(a, b *Entry) bool {
+	// Cheap fields first: AddEntry compares against every entry of a list.
+	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
+		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
+		return false
+	}
+	return contentKey(a) == contentKey(b)
+}
+
+// entryKey is an entry's content without Seq, as a comparable value (the
+// option pointers replaced by their values and a presence bit).
+type entryKey struct {
+	action                 Action
+	remark, timeRange      string
+	proto                  int
+	src, dst               Addr
+	srcPort, dstPort       PortMatch
+	connlimit              Connlimit
+	rate                   Rate
+	quota                  Quota
+	blockFor               BlockFor
+	loadLimit              LoadLimit
+	owner                  Owner
+	refuse                 Refuse
+	log, count             bool
+	hasConnlimit, hasRate  bool
+	hasQuota, hasBlockFor  bool
+	hasLoadLimit, hasOwner bool
+}
+
+func contentKey(e *Entry) entryKey {
+	k := entryKey{
+		action: e.Action, remark: e.Remark, timeRange: e.TimeRange, proto: e.Proto,
+		src: e.Src, dst: e.Dst, srcPort: e.SrcPort, dstPort: e.DstPort,
+		refuse: e.Refuse, log: e.Log, count: e.Count,
+	}
+	k.connlimit, k.hasConnlimit = deref(e.Connlimit)
+	k.rate, k.hasRate = deref(e.Rate)
+	k.quota, k.hasQuota = deref(e.Quota)
+	k.blockFor, k.hasBlockFor = deref(e.BlockFor)
+	k.loadLimit, k.hasLoadLimit = deref(e.LoadLimit)
+	k.owner, k.hasOwner = deref(e.Owner)
+	return k
+}
+
+func deref[T any](p *T) (T, bool) {
+	if p == nil {
+		var zero T
+		return zero, false
+	}
+	return *p, true
+}
+
+// Limited reports whether the entry carries a limit (connlimit, rate or quota).
+func (e *Entry) Limited() bool { return e.Connlimit != nil || e.Rate != nil || e.Quota != nil }
