@@ -22,8 +22,10 @@ type TrackerOptions struct {
 	Table  string // the agent's nftables table (family inet)
 	NetNS  int    // namespace fd; 0 is the caller's
 	IfName func(*acl.Interface) string
-	// Locator places flows on interfaces; nil makes every flow a candidate
-	// for every binding (see the package doc).
+	// Locator places flows on interfaces: a RouteLocator in NetNS for the
+	// agent; nil makes every flow a candidate for every binding (see the
+	// package doc), which under `existing-sessions reset` would also end
+	// sessions on interfaces without the ACL.
 	Locator Locator
 	Logger  *slog.Logger
 }
@@ -173,6 +175,7 @@ func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	if err != nil {
 		return err
 	}
+	t.resetLocator()
 	bs := Bindings(cfg, t.opts.IfName)
 	a := Attribute(bs, flows, t.opts.Locator)
 	var errs []error
@@ -255,6 +258,7 @@ func (t *Tracker) Refresh() error {
 	if err != nil {
 		return err
 	}
+	t.resetLocator()
 	a := Attribute(Bindings(t.cfg, t.opts.IfName), marked, t.opts.Locator)
 	next := Shrink(t.held, Plan(t.sets, a))
 	if slices.Equal(next, t.held) {
@@ -312,7 +316,16 @@ func (t *Tracker) attribute(cfg *acl.Config) (*Attribution, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.resetLocator()
 	return Attribute(Bindings(cfg, t.opts.IfName), flows, t.opts.Locator), nil
+}
+
+// resetLocator drops cached routes so that each attribution sees the
+// routes of its moment.
+func (t *Tracker) resetLocator() {
+	if r, ok := t.opts.Locator.(interface{ Reset() }); ok {
+		r.Reset()
+	}
 }
 
 // Sessions answers `show access-list sessions ip NAME [seq N]`.
