@@ -103,6 +103,9 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeACL}, `permit tcp any any refuse message "a b  c"`, -1, 0},
 		{frame{kind: modeACL}, "remark", ErrIncomplete, 1},
 		{frame{kind: modeTimeRange}, "periodic daily 08:00 to 18:00", -1, 0},
+		{frame{kind: modeConfig}, "do show version", -1, 0},
+		{frame{kind: modeConfig}, "do exit", ErrInvalid, 1},
+		{frame{kind: modeConfig}, "do end", ErrInvalid, 1},
 		{frame{kind: modeTimeRange}, "periodic daily 08:00 18:00", ErrInvalid, 3},
 	}
 	for _, tt := range tests {

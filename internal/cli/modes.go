@@ -133,39 +133,39 @@ func grammar(cmds []*command) node {
 	return a
 }
 
+// The grammars of the modes, built once.
 var (
 	grammarsOnce sync.Once
 	execRoot     node
+	doRoot       node // exec commands without exit and end, for `do`
 	configRoot   node
-	aclRoots     [2]node
+	aclRoots     [2]node // by family
 	ifRoot       node
 	trRoot       node
-	allCommands  map[modeKind][]*command
 )
 
 func buildGrammars() {
-	allCommands = map[modeKind][]*command{}
 	// `do` refers to the exec grammar, which is built after it.
-	execRef := refNode{&execRoot}
-	common := func(cmds ...*command) []*command {
-		return append(cmds,
-			execCmdDo(execRef),
+	common := func(cmds ...*command) node {
+		return grammar(append(cmds,
+			execCmdDo(refNode{&doRoot}),
 			navCmd(kw("exit", "Exit from the current mode"), navExit),
 			navCmd(kw("end", "Exit to exec mode"), navEnd),
-		)
+		))
 	}
-	allCommands[modeExec] = execCommands()
-	allCommands[modeConfig] = common(configCommands()...)
-	allCommands[modeACL] = common(aclCommands(acl.IPv4)...)
-	allCommands[modeACL+100] = common(aclCommands(acl.IPv6)...)
-	allCommands[modeIf] = common(ifCommands()...)
-	allCommands[modeTimeRange] = common(timeRangeCommands()...)
-	execRoot = grammar(allCommands[modeExec])
-	configRoot = grammar(allCommands[modeConfig])
-	aclRoots[acl.IPv4] = grammar(allCommands[modeACL])
-	aclRoots[acl.IPv6] = grammar(allCommands[modeACL+100])
-	ifRoot = grammar(allCommands[modeIf])
-	trRoot = grammar(allCommands[modeTimeRange])
+	exec := execCommands()
+	var doCmds []*command
+	for _, c := range exec {
+		if c.exec != nil {
+			doCmds = append(doCmds, c)
+		}
+	}
+	execRoot, doRoot = grammar(exec), grammar(doCmds)
+	configRoot = common(configCommands()...)
+	aclRoots[acl.IPv4] = common(aclCommands(acl.IPv4)...)
+	aclRoots[acl.IPv6] = common(aclCommands(acl.IPv6)...)
+	ifRoot = common(ifCommands()...)
+	trRoot = common(timeRangeCommands()...)
 }
 
 // grammarOf returns the grammar of the mode of f.
