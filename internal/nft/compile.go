@@ -20,6 +20,9 @@ type Options struct {
 	MgmtInterface string            // Linux name of `interface management 0`
 	InterfaceMap  map[string]string // "0/1" (or "ethernet0/1") -> "eth1" for `interface ethernet 0/1`
 	SetSize       uint32            // elements per limit set; 0 means DefaultSetSize
+	// LookupUser resolves `user NAME` to a uid (LookupUser in this package
+	// uses the host's user database); nil makes `user NAME` an error.
+	LookupUser func(name string) (uint32, error)
 }
 
 // Compile turns a configuration into the ruleset of our table. It is pure

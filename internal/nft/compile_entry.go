@@ -2,6 +2,7 @@ package nft
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/google/nftables/expr"
 
@@ -15,7 +16,18 @@ type ruleCtx struct {
 	l4 bool // the transport protocol is known
 }
 
-// entryRules compiles one entry (see doc.go for the rule shapes).
+// check is one limit of an entry: a statement that matches when the
+// connection goes over the limit, and for set-based limits a statement that
+// matches when the key could not be counted (a full set).
+type check struct {
+	reason string // log reason and role word: RoleConnlimit, RoleRate
+	over   Stmt
+	full   Stmt
+}
+
+// entryRules compiles one entry (see doc.go for the rule shapes): every
+// check refuses what goes over its limit; what passes them all is permitted
+// (permit) or goes on to the next entry (deny with limits).
 func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
 	path := k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
@@ -30,9 +42,13 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
 	matched, refused := &CounterRef{Name: mName}, &CounterRef{Name: rName}
 	refuse := refusal(e)
-	cl := e.Connlimit
 	permit := e.Action == acl.Permit
-
+	logAs := func(reason string) []Stmt {
+		if !e.Log {
+			return nil
+		}
+		return []Stmt{&Log{Prefix: reason + " " + RuleComment(ref, "") + " "}}
+	}
 	rule := func(role string, stmts ...[]Stmt) *Rule {
 		r := &Rule{Comment: RuleComment(ref, role)}
 		for _, s := range stmts {
@@ -40,35 +56,93 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 		}
 		return r
 	}
+
+	checks, refuseAll := b.checks(k, ref, e, ctx)
 	switch {
-	case permit && cl == nil:
-		return []*Rule{rule("", match, []Stmt{matched, &Verdict{Kind: expr.VerdictReturn}})}
-	case permit && cl.N == 0, !permit && (cl == nil || cl.N <= 1):
-		// Refuses every match: plain deny, `connlimit 0`, and a deny whose
-		// first connection already reaches its limit (deny connlimit 1).
-		return []*Rule{rule("", match, []Stmt{matched, refused}, refuse)}
+	case refuseAll || (!permit && len(checks) == 0):
+		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny"), refuse)}
+	case len(checks) == 0:
+		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}})}
+	}
+	isNew := []Stmt{&CtState{States: CtNew}}
+	var rules []*Rule
+	for i, c := range checks {
+		role, head := c.reason, []Stmt{}
+		if i == 0 {
+			role, head = "", []Stmt{matched}
+		}
+		rules = append(rules, rule(role, match, isNew, head, []Stmt{c.over, refused}, logAs(c.reason), refuse))
+		if c.full != nil {
+			// Why: when the set is full the kernel's dynset add fails and the
+			// rule above does not match (KERNEL-NOTES: a full set fails open).
+			// A key that is not in the set was not counted: refuse it.
+			rules = append(rules, rule(c.reason+"-full", match, isNew, []Stmt{c.full, refused}, logAs(c.reason+"-full"), refuse))
+		}
+	}
+	if permit {
+		rules = append(rules, rule(RolePermit, match, isNew, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+	}
+	return rules
+}
+
+// checks returns the limits of an entry in the order they are tested (rate
+// before connlimit, so a connection over the rate takes no connection
+// slot), and whether the entry refuses every match instead (`connlimit 0`,
+// `deny ... connlimit 1`: the first connection already reaches the limit).
+func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) ([]check, bool) {
+	var out []check
+	if r := e.Rate; r != nil {
+		out = append(out, b.rateCheck(k, ref, r, ctx))
+	}
+	cl := e.Connlimit
+	if cl == nil {
+		return out, false
 	}
 	over := cl.N
-	if !permit {
+	if e.Action != acl.Permit {
 		over = cl.N - 1 // the Nth connection, this one included, is refused
+	}
+	if over <= 0 && (cl.N == 0 || e.Action != acl.Permit) {
+		return nil, true
 	}
 	key := limitKey(k.fam, cl)
 	set := ConnlimitSetName(k.fam, k.name, k.dir, e.Seq, cl, over)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
 		Entry: ref, KeyKind: cl.Key, PrefixLen: cl.PrefixLen, Over: over})
 	dep := !ctx.nf && key.Kind != acl.Total
-	isNew := []Stmt{&CtState{States: CtNew}}
-	rules := []*Rule{
-		rule("", match, isNew, []Stmt{matched, &ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep}, refused}, refuse),
-		// Why: when the set is full the kernel's dynset add fails and the
-		// rule above does not match (KERNEL-NOTES: a full set fails open).
-		// A key that is not in the set was not counted: refuse it.
-		rule(RoleFull, match, isNew, []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}, refused}, refuse),
+	return append(out, check{
+		reason: RoleConnlimit,
+		over:   &ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep},
+		full:   &SetLookup{Set: set, Key: key, Invert: true, Dep: dep},
+	}), false
+}
+
+// rateCheck compiles `rate`: `total` is one token bucket in the rule (a
+// changed rule starts with a full bucket); per-source keeps a bucket per
+// source in a set whose idle elements expire once their bucket would be
+// full again anyway.
+func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) check {
+	lim := RateOver{Rate: r.N, Per: r.Per, Burst: r.Burst}
+	if r.Key == acl.Total {
+		return check{reason: RoleRate, over: &lim}
 	}
-	if permit {
-		rules = append(rules, rule(RolePermit, match, isNew, []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+	key := Key{Family: k.fam, Kind: acl.PerSource}
+	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r, lim.burst())
+	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
+		Timeout: rateTimeout(r, lim.burst()), Kind: SetRate, Entry: ref, KeyKind: acl.PerSource})
+	return check{
+		reason: "rate",
+		over:   &RateUpdate{Set: set, Key: key, Rate: lim, Dep: !ctx.nf},
+		full:   &SetLookup{Set: set, Key: key, Invert: true, Dep: !ctx.nf},
 	}
-	return rules
+}
+
+// rateTimeout is how long an idle source keeps its token bucket: at least
+// the time the bucket takes to refill completely, and at least a minute.
+func rateTimeout(r *acl.Rate, burst int) time.Duration {
+	period := [...]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}[r.Per]
+	refill := period * time.Duration((burst+r.N-1)/r.N)
+	return max(refill, period, time.Minute)
 }
 
 // limitKey is the set key of a connlimit; a per-prefix length of 0 or of
@@ -89,8 +163,9 @@ func limitKey(f acl.Family, cl *acl.Connlimit) Key {
 // supported reports the options that the compiler does not implement yet.
 func (b *builder) supported(path string, e *acl.Entry) bool {
 	var missing []string
-	if e.Rate != nil {
-		missing = append(missing, "rate")
+	if e.Rate != nil && e.Rate.N <= 0 {
+		b.errorf(path, "rate must be at least 1")
+		return false
 	}
 	if e.Quota != nil {
 		missing = append(missing, "quota")
@@ -104,14 +179,8 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	if e.LoadLimit != nil {
 		missing = append(missing, "load-limit")
 	}
-	if e.Owner != nil {
-		missing = append(missing, "user/uid")
-	}
 	if e.Refuse.Kind == acl.RefuseMessage {
 		missing = append(missing, "refuse message")
-	}
-	if e.Log {
-		missing = append(missing, "log")
 	}
 	for _, m := range missing {
 		b.errorf(path, "%s is not supported yet", m)
@@ -120,7 +189,7 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 }
 
 // match builds the statements that select an entry's packets: addresses,
-// then the protocol (as ports when the entry has ports).
+// the protocol (as ports when the entry has ports), the socket owner.
 func (b *builder) match(path string, f acl.Family, e *acl.Entry) ([]Stmt, ruleCtx, bool) {
 	var out []Stmt
 	var ctx ruleCtx
@@ -134,31 +203,69 @@ func (b *builder) match(path string, f acl.Family, e *acl.Entry) ([]Stmt, ruleCt
 		out = append(out, &Addr{Family: f, Dst: side.dst, Match: side.a, Dep: !ctx.nf})
 		ctx.nf = true
 	}
+	proto, ok := b.protoMatch(path, e)
+	if !ok {
+		return nil, ctx, false
+	}
+	out = append(out, proto...)
+	ctx.l4 = len(proto) > 0
+	if o := e.Owner; o != nil {
+		uid, ok := b.uid(path, o)
+		if !ok {
+			return nil, ctx, false
+		}
+		out = append(out, &SkUID{UID: uid})
+	}
+	return out, ctx, true
+}
+
+// protoMatch is `meta l4proto P`, or the port matches (which imply it).
+func (b *builder) protoMatch(path string, e *acl.Entry) ([]Stmt, bool) {
 	if e.Proto == acl.ProtoAny {
-		return out, ctx, true
+		return nil, true
 	}
 	if e.Proto < 0 || e.Proto > 255 {
 		b.errorf(path, "invalid protocol %d", e.Proto)
-		return nil, ctx, false
+		return nil, false
 	}
-	ctx.l4 = true
 	if e.SrcPort.Op == acl.PortNone && e.DstPort.Op == acl.PortNone {
-		return append(out, &L4Proto{Proto: uint8(e.Proto)}), ctx, true
+		return []Stmt{&L4Proto{Proto: uint8(e.Proto)}}, true
 	}
 	switch e.Proto {
 	case acl.ProtoTCP, acl.ProtoUDP, acl.ProtoSCTP:
 	default:
 		b.errorf(path, "ports need protocol tcp, udp or sctp")
-		return nil, ctx, false
+		return nil, false
 	}
 	for _, p := range []acl.PortMatch{e.SrcPort, e.DstPort} {
 		if (p.Op == acl.PortLt && p.Lo == 0) || (p.Op == acl.PortGt && p.Lo == 65535) ||
 			(p.Op == acl.PortRange && p.Lo > p.Hi) {
 			b.errorf(path, "port match matches no port")
-			return nil, ctx, false
+			return nil, false
 		}
 	}
-	return append(out, &Ports{Proto: uint8(e.Proto), Src: e.SrcPort, Dst: e.DstPort, Dep: true}), ctx, true
+	return []Stmt{&Ports{Proto: uint8(e.Proto), Src: e.SrcPort, Dst: e.DstPort, Dep: true}}, true
+}
+
+// uid resolves `user NAME` (with Options.LookupUser) or `uid N`.
+func (b *builder) uid(path string, o *acl.Owner) (uint32, bool) {
+	if o.User == "" {
+		if o.UID < 0 || int64(o.UID) > 0xffffffff {
+			b.errorf(path, "invalid uid %d", o.UID)
+			return 0, false
+		}
+		return uint32(o.UID), true
+	}
+	if b.opt.LookupUser == nil {
+		b.errorf(path, "user %s: no user database to resolve it (use uid N)", o.User)
+		return 0, false
+	}
+	uid, err := b.opt.LookupUser(o.User)
+	if err != nil {
+		b.errorf(path, "user %s: %v", o.User, err)
+		return 0, false
+	}
+	return uid, true
 }
 
 // isAny reports whether an address match matches every address.

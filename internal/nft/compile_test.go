@@ -105,8 +105,10 @@ func TestCompileErrors(t *testing.T) {
 			goldenOptions, []string{"interface ethernet 0/9: no Linux interface is mapped to ethernet 0/9"}},
 		{"same linux interface twice", "ip access-list extended a\n permit ip any any\ninterface ethernet 0/1\n ip access-group a in\ninterface eth1\n ip access-group a in\n",
 			goldenOptions, []string{"interface eth1: interface ethernet 0/1 and interface eth1 are both Linux interface eth1"}},
-		{"not yet", "ip access-list extended a\n permit tcp any any eq 22 rate 10 per second\n permit udp any any quota 1 mbytes per hour\ninterface eth0\n ip access-group a in\n",
-			goldenOptions, []string{"seq 10: rate is not supported yet", "seq 20: quota is not supported yet"}},
+		{"not yet", "ip access-list extended a\n permit tcp any any eq 22 connlimit 2 block-for 60\n permit udp any any quota 1 mbytes per hour\ninterface eth0\n ip access-group a in\n",
+			goldenOptions, []string{"seq 10: block-for is not supported yet", "seq 20: quota is not supported yet"}},
+		{"user without lookup", "ip access-list extended a\n permit tcp any any eq 22 user nobody\ninterface eth0\n ip access-group a out\n",
+			goldenOptions, []string{"seq 10: user nobody: no user database"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +158,7 @@ func TestParseCommentRoundTrip(t *testing.T) {
 		{Family: acl.IPv6, ACL: "a-b.c_d", Dir: acl.Out, Seq: 65535},
 		{Family: acl.IPv4, ACL: "x", Dir: acl.Out, Seq: 0},
 	} {
-		for _, role := range []string{"", nft.RoleFull, nft.RolePermit} {
+		for _, role := range []string{"", nft.RoleConnlimitFull, nft.RoleRate, nft.RolePermit} {
 			c := nft.RuleComment(ref, role)
 			got, gotRole, ok := nft.ParseComment(c)
 			if !ok || got != ref || gotRole != role {

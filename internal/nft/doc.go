@@ -43,12 +43,24 @@
 //	permit                MATCH counter M return
 //	deny, hard-drop       MATCH counter M counter R REFUSE
 //	permit connlimit N    MATCH ct state new counter M add @S { KEY ct count over N } counter R REFUSE
-//	                      MATCH ct state new KEY != @S counter R REFUSE          (role "full")
+//	                      MATCH ct state new KEY != @S counter R REFUSE          (role "connlimit-full")
 //	                      MATCH ct state new return                              (role "permit")
 //	deny connlimit N      the first two rules with over N-1: the Nth connection, this
 //	                      one included, is refused; below that evaluation goes on
 //	connlimit 0, deny connlimit 1: refuse every match (like deny)
 //	implicit deny         counter name "..._implicit_refused" jump refuse
+//
+// More limits on one entry are more check rules before the permit rule, in
+// the order rate, connlimit; only the first counts M, later ones carry their
+// limit's name as role. `rate N per P [burst B] total` is `limit rate over
+// N/P` in the rule (a replaced rule starts with a full bucket); per-source
+// rate is `update @S { ip saddr limit rate over N/P }` on a set with timeout
+// (idle sources are forgotten once their bucket would be full), followed by
+// its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
+// `log` adds `log prefix "REASON acl=... dir=... seq=N "` before the verdict
+// (REASON: permit, deny, connlimit, connlimit-full, rate, rate-full).
+// quota, block-for, time-range, load-limit and `refuse message` are refused
+// by Compile as not supported yet.
 //
 // KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a
@@ -59,7 +71,7 @@
 //
 // When a set is full, the kernel cannot add a new key: the dynset
 // expression breaks the rule, which then does not match (measured: without
-// the "full" rule a third source passes a size-2 set unlimited). The "full"
+// the "-full" rule a third source passes a size-2 set unlimited). The "-full"
 // rule that follows refuses any matching connection whose key is not in the
 // set, i.e. one that was not counted. A key that was counted is in the set,
 // so the rule lets it through to the permit rule (or, for deny, to the next

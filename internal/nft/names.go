@@ -105,10 +105,15 @@ func ConnlimitSetName(f acl.Family, aclName string, d acl.Direction, seq int, c 
 }
 
 // Rule roles, the last word of a rule comment when an entry compiles to more
-// than one rule. The first rule of an entry has no role word.
+// than one rule. The first rule of an entry has no role word; a later limit
+// check has its limit's name, and the rule that refuses what a full set could
+// not count has the limit's name and "-full".
 const (
-	RoleFull   = "full"   // refuses what a full limit set could not count
-	RolePermit = "permit" // admits what the limit let through
+	RoleConnlimit     = "connlimit"
+	RoleConnlimitFull = "connlimit-full"
+	RoleRate          = "rate"
+	RoleRateFull      = "rate-full"
+	RolePermit        = "permit" // admits what passed every limit
 )
 
 // RuleComment is the comment of an entry's rule: `acl=check dir=in seq=10`
@@ -185,4 +190,12 @@ func bindComment(out bool, ifname string, f acl.Family, aclName string) string {
 		key = "acl6"
 	}
 	return fmt.Sprintf("%s=%s %s=%s", side, ifname, key, aclName)
+}
+
+// RateSetName is the dynamic set of a per-source `rate` entry:
+// "ip_check_in_10_rate_src_10s_5" (rate, period and burst, which each
+// element's token bucket keeps from its creation).
+func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.Rate, burst int) string {
+	b := EntryRef{f, aclName, d, seq}.base()
+	return shorten(fmt.Sprintf("%s_rate_src_%d%c_%d", b, r.N, "smhd"[r.Per], burst))
 }

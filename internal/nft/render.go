@@ -3,6 +3,7 @@ package nft
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // String renders the ruleset exactly as `nft list table inet NAME` prints
@@ -39,10 +40,31 @@ func (k SetKey) TypeName() string {
 
 // String renders the set block, indented for its place in the table.
 func (s *Set) String() string {
-	return "\tset " + s.Name + " {\n" +
+	out := "\tset " + s.Name + " {\n" +
 		"\t\ttype " + s.Key.TypeName() + "\n" +
-		"\t\tsize " + strconv.FormatUint(uint64(s.Size), 10) + "\n" +
-		"\t\tflags dynamic\n\t}\n"
+		"\t\tsize " + strconv.FormatUint(uint64(s.Size), 10) + "\n"
+	if s.Timeout > 0 {
+		return out + "\t\tflags dynamic,timeout\n\t\ttimeout " + durationString(s.Timeout) + "\n\t}\n"
+	}
+	return out + "\t\tflags dynamic\n\t}\n"
+}
+
+// durationString formats a time as nft does: "1d", "1h", "1m30s", "500ms".
+func durationString(d time.Duration) string {
+	out := ""
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if n := d / u.d; n > 0 {
+			out += strconv.FormatInt(int64(n), 10) + u.name
+			d -= n * u.d
+		}
+	}
+	if out == "" {
+		return "0s"
+	}
+	return out
 }
 
 // String renders the chain block, indented for its place in the table.

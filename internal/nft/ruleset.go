@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"time"
+
 	"github.com/google/nftables/expr"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -38,6 +40,12 @@ type Set struct {
 	Name string
 	Key  SetKey
 	Size uint32
+	// Timeout, when not zero, gives the set the timeout flag and this
+	// default element timeout (`flags dynamic,timeout; timeout 1m`): rate
+	// sets forget idle keys. Connlimit sets have none (the kernel drops an
+	// element when its count reaches zero).
+	Timeout time.Duration
+	Kind    SetKind
 
 	// What the set counts, for the agent (attributing sessions, creating
 	// elements with a reduced budget): the entry, its key, and the N of the
@@ -45,8 +53,17 @@ type Set struct {
 	Entry     EntryRef
 	KeyKind   acl.KeyKind
 	PrefixLen int // PerPrefix only
-	Over      int
+	Over      int // SetConnlimit only
 }
+
+// SetKind tells what a set's elements carry.
+type SetKind int
+
+// Set kinds.
+const (
+	SetConnlimit SetKind = iota // elements carry `ct count over Over`
+	SetRate                     // elements carry `limit rate over ...` (per-source rate)
+)
 
 // Hook describes a base chain.
 type Hook struct {

@@ -142,3 +142,35 @@ func TestAddrStringLikeGlibc(t *testing.T) {
 		}
 	}
 }
+
+func TestOptionStmtTextAndExprs(t *testing.T) {
+	lim := func(rate uint64, unit expr.LimitTime, burst uint32) *expr.Limit {
+		return &expr.Limit{Type: expr.LimitTypePkts, Rate: rate, Over: true, Unit: unit, Burst: burst}
+	}
+	tests := []struct {
+		stmt  Stmt
+		text  string
+		exprs []expr.Any
+	}{
+		{&Log{Prefix: "deny acl=a dir=in seq=10 "}, `log prefix "deny acl=a dir=in seq=10 "`,
+			[]expr.Any{&expr.Log{Key: 1<<2 | 1<<5, Level: expr.LogLevelWarning, Data: []byte("deny acl=a dir=in seq=10 ")}}},
+		{&RateOver{Rate: 10, Per: acl.Second}, "limit rate over 10/second",
+			[]expr.Any{lim(10, expr.LimitTimeSecond, 5)}},
+		{&RateOver{Rate: 10, Per: acl.Minute, Burst: 20}, "limit rate over 10/minute burst 20 packets",
+			[]expr.Any{lim(10, expr.LimitTimeMinute, 20)}},
+		{&RateUpdate{Set: "r", Key: Key{Kind: acl.PerSource}, Rate: RateOver{Rate: 3, Per: acl.Hour}, Dep: true},
+			"update @r { ip saddr limit rate over 3/hour }",
+			append(ipv4Dep[:2:2], nh(12, 4), &expr.Dynset{SrcRegKey: 1, SetName: "r", Operation: 1,
+				Exprs: []expr.Any{lim(3, expr.LimitTimeHour, 5)}})},
+		{&SkUID{UID: 1000}, "meta skuid 1000",
+			[]expr.Any{meta(expr.MetaKeySKUID), cmpEq(0xe8, 0x03, 0, 0)}},
+	}
+	for _, tt := range tests {
+		if got := tt.stmt.String(); got != tt.text {
+			t.Errorf("String() = %q, want %q", got, tt.text)
+		}
+		if d := cmp.Diff(tt.exprs, tt.stmt.Exprs()); d != "" {
+			t.Errorf("%s: Exprs (-want +got):\n%s", tt.text, d)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package nft
+
+import (
+	"strconv"
+
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// Statements for entry options beyond connlimit (`log`, `rate`, `uid`).
+
+// Log logs the packet with a prefix: `log prefix "connlimit acl=check dir=in seq=10 "`.
+type Log struct{ Prefix string }
+
+func (s *Log) String() string { return "log prefix " + quote(s.Prefix) }
+
+// Exprs implements Stmt. nft sends only the prefix; the kernel fills in the
+// default level (warning) and dumps it, so the level is stated here to make
+// our expressions equal to what the kernel reports back.
+func (s *Log) Exprs() []expr.Any {
+	return []expr.Any{&expr.Log{
+		Key:   1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL,
+		Level: expr.LogLevelWarning,
+		Data:  []byte(s.Prefix),
+	}}
+}
+
+// DefaultBurst is the burst nft gives a `limit` that names none; `nft list`
+// omits it.
+const DefaultBurst = 5
+
+// RateOver matches while new connections come faster than Rate per Per:
+// `limit rate over 10/second burst 20 packets`.
+type RateOver struct {
+	Rate  int
+	Per   acl.Period
+	Burst int // 0 means DefaultBurst
+}
+
+func (s *RateOver) String() string {
+	out := "limit rate over " + strconv.Itoa(s.Rate) + "/" + periodName(s.Per)
+	if b := s.burst(); b != DefaultBurst {
+		out += " burst " + strconv.Itoa(b) + " packets"
+	}
+	return out
+}
+
+func (s *RateOver) burst() int {
+	if s.Burst == 0 {
+		return DefaultBurst
+	}
+	return s.Burst
+}
+
+// Exprs implements Stmt.
+func (s *RateOver) Exprs() []expr.Any {
+	return []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(s.Rate), Over: true,
+		Unit: periodUnit(s.Per), Burst: uint32(s.burst())}}
+}
+
+func periodName(p acl.Period) string {
+	return [...]string{"second", "minute", "hour", "day"}[p]
+}
+
+func periodUnit(p acl.Period) expr.LimitTime {
+	return [...]expr.LimitTime{expr.LimitTimeSecond, expr.LimitTimeMinute, expr.LimitTimeHour, expr.LimitTimeDay}[p]
+}
+
+// SkUID matches the owner of a local socket: `meta skuid 1000`.
+type SkUID struct{ UID uint32 }
+
+func (s *SkUID) String() string { return "meta skuid " + strconv.FormatUint(uint64(s.UID), 10) }
+
+// Exprs implements Stmt: the uid is compared in host byte order.
+func (s *SkUID) Exprs() []expr.Any {
+	return metaEq(expr.MetaKeySKUID, binaryutil.NativeEndian.PutUint32(s.UID))
+}
+
+// RateUpdate keeps a token bucket per key in a dynamic set with timeout and
+// matches while the key goes over the rate:
+// `update @s { ip saddr limit rate over 10/second }`. Like ConnlimitAdd, it
+// does not match when the set is full.
+type RateUpdate struct {
+	Set  string
+	Key  Key
+	Rate RateOver
+	Dep  bool // emit the `meta nfproto` dependency before the key
+}
+
+func (s *RateUpdate) String() string {
+	return "update @" + s.Set + " { " + s.Key.String() + " " + s.Rate.String() + " }"
+}
+
+// Exprs implements Stmt.
+func (s *RateUpdate) Exprs() []expr.Any {
+	return append(s.Key.exprs(s.Dep), &expr.Dynset{
+		SrcRegKey: 1,
+		SetName:   s.Set,
+		Operation: unix.NFT_DYNSET_OP_UPDATE,
+		Exprs:     s.Rate.Exprs(),
+	})
+}

@@ -1,0 +1,21 @@
+package nft
+
+import (
+	"fmt"
+	"os/user"
+	"strconv"
+)
+
+// LookupUser resolves a user name to its uid with the host's user database.
+// It is meant for Options.LookupUser; Compile itself reads nothing.
+func LookupUser(name string) (uint32, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("look up user: %w", err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("look up user %s: uid %q: %w", name, u.Uid, err)
+	}
+	return uint32(uid), nil
+}
