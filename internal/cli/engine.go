@@ -373,13 +373,16 @@ func helpAt(g node, line string) (items []helpItem, ok bool) {
 	if err != nil {
 		return nil, false
 	}
+	// A partial word lists the keywords it begins; when it begins none, it
+	// is a value being typed, and the parameters are listed.
 	var kws, params []helpItem
 	for _, a := range m.cands {
-		if a.word != "" {
-			if strings.HasPrefix(a.word, partial) {
-				kws = append(kws, helpItem{a.word, a.help})
-			}
-		} else if partial == "" || a.rest || a.accept(toks[n].text) {
+		if a.word != "" && strings.HasPrefix(a.word, partial) {
+			kws = append(kws, helpItem{a.word, a.help})
+		}
+	}
+	for _, a := range m.cands {
+		if a.word == "" && (partial == "" || len(kws) == 0 || a.rest || a.accept(toks[n].text)) {
 			params = append(params, helpItem{a.name, a.help})
 		}
 	}

@@ -97,7 +97,7 @@ func (s *Session) Execute(line string, w io.Writer) error {
 	if strings.TrimSpace(line) != "" {
 		s.history = append(s.history, line)
 	}
-	if s.inConfig() && skipLine(line) {
+	if skipLine(line) {
 		return nil
 	}
 	prompt := s.Prompt()
