@@ -113,3 +113,53 @@ interface s0
 `, nft.Options{})
 	p.Client.Expect(t, "", srv, netns.Reset)
 }
+
+// rate per-source: one source that goes over its rate is refused while
+// another source still has its own budget.
+func TestKernelRatePerSource(t *testing.T) {
+	p := netns.NewPair(t)
+	extraClients(t, p, "10.0.0.3")
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 rate 2 per minute burst 2
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	passed := 0
+	for ; passed < 10; passed++ {
+		c, got, err := p.Client.Dial("10.0.0.1", srv, netns.DialTimeout)
+		if c != nil {
+			c.Close()
+		}
+		if got == netns.Reset {
+			break
+		}
+		if got != netns.Connected {
+			t.Fatalf("attempt %d: %v (%v)", passed+1, got, err)
+		}
+	}
+	// A bucket starts full: the burst passes, then (one token per 30 s)
+	// the next attempt is refused.
+	if passed != 2 {
+		t.Fatalf("10.0.0.1 passed %d times, want the burst of 2", passed)
+	}
+	p.Client.Expect(t, "10.0.0.3", srv, netns.Connected)
+}
+
+// uid: an `out` ACL admits the connections of one local user only.
+func TestKernelUIDOut(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Client, `ip access-list extended own
+ seq 10 permit tcp any any eq 9000 uid 65534
+interface c0
+ ip access-group own out
+`, nft.Options{})
+	p.Client.Expect(t, "", srv, netns.Reset) // root: implicit deny
+	script := "import socket; socket.create_connection(('" + netns.PairServer4 + "', 9000), 3); print('connected')"
+	out, err := p.Client.Exec("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script)
+	if err != nil || !strings.Contains(out, "connected") {
+		t.Fatalf("uid 65534 could not connect: %v %s", err, out)
+	}
+}
