@@ -357,13 +357,11 @@ type helpItem struct {
 	Token, Help string
 }
 
-// helpAt lists the candidates after the complete tokens of line. When the
-// line does not end in a blank, its last token is a partial word and only
-// the keywords it begins are listed. ok is false when the line up to there
-// does not match.
-func helpAt(g node, line string) (items []helpItem, ok bool) {
+// candidatesAt matches the complete tokens of line; the last token is a
+// partial word (returned lower-cased) unless line ends in a blank. It
+// returns nil when the complete tokens do not match.
+func candidatesAt(g node, line string) (m *matcher, partial string) {
 	toks := tokenize(line)
-	partial := ""
 	n := len(toks)
 	if n > 0 && !endsBlank(line) {
 		n--
@@ -371,10 +369,20 @@ func helpAt(g node, line string) (items []helpItem, ok bool) {
 	}
 	m, err := newMatcher(g, line, n)
 	if err != nil {
-		return nil, false
+		return nil, ""
 	}
-	// A partial word lists the keywords it begins; when it begins none, it
-	// is a value being typed, and the parameters are listed.
+	return m, partial
+}
+
+// helpAt lists the candidates after the complete tokens of line, with <cr>
+// when the command may end there. A partial last word lists the keywords
+// it begins; when it begins none, it is a value being typed, and the
+// parameters are listed. It returns nil when the line does not match.
+func helpAt(g node, line string) []helpItem {
+	m, partial := candidatesAt(g, line)
+	if m == nil {
+		return nil
+	}
 	var kws, params []helpItem
 	for _, a := range m.cands {
 		if a.word != "" && strings.HasPrefix(a.word, partial) {
@@ -382,17 +390,16 @@ func helpAt(g node, line string) (items []helpItem, ok bool) {
 		}
 	}
 	for _, a := range m.cands {
-		if a.word == "" && (partial == "" || len(kws) == 0 || a.rest || a.accept(toks[n].text)) {
+		if a.word == "" && (partial == "" || len(kws) == 0 || a.rest || a.accept(partial)) {
 			params = append(params, helpItem{a.name, a.help})
 		}
 	}
 	sort.SliceStable(kws, func(i, j int) bool { return kws[i].Token < kws[j].Token })
-	items = append(params, kws...)
-	items = dedupe(items)
+	items := dedupe(append(params, kws...))
 	if partial == "" && m.cr {
 		items = append(items, helpItem{"<cr>", ""})
 	}
-	return items, len(items) > 0 || len(m.cands) > 0 || m.cr
+	return items
 }
 
 func dedupe(items []helpItem) []helpItem {
@@ -414,15 +421,8 @@ func endsBlank(line string) bool {
 // completeAt returns the keywords that the last (partial) word of line can
 // be completed to, sorted; all next keywords when line ends in a blank.
 func completeAt(g node, line string) []string {
-	toks := tokenize(line)
-	partial := ""
-	n := len(toks)
-	if n > 0 && !endsBlank(line) {
-		n--
-		partial = strings.ToLower(toks[n].text)
-	}
-	m, err := newMatcher(g, line, n)
-	if err != nil {
+	m, partial := candidatesAt(g, line)
+	if m == nil {
 		return nil
 	}
 	var out []string

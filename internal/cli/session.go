@@ -203,8 +203,7 @@ func (s *Session) grammars() []node {
 // In a sub-mode, a line that only its parent modes know gets their help.
 func (s *Session) Help(line string) string {
 	for _, g := range s.grammars() {
-		items, ok := helpAt(g, line)
-		if ok && len(items) > 0 {
+		if items := helpAt(g, line); len(items) > 0 {
 			return formatHelp(items)
 		}
 	}
