@@ -80,6 +80,7 @@ type memoryBackend struct {
 	running *acl.Config
 	startup string
 	revert  *time.Timer
+	minute  time.Duration // the revert timer's unit; shortened in tests
 }
 
 // NewMemoryBackend returns a Backend that keeps c (nil: empty) in memory.
@@ -89,7 +90,7 @@ func NewMemoryBackend(c *acl.Config) Backend {
 	if c == nil {
 		c = acl.New()
 	}
-	return &memoryBackend{running: c.Clone()}
+	return &memoryBackend{running: c.Clone(), minute: time.Minute}
 }
 
 func (b *memoryBackend) Running() (*acl.Config, error) {
@@ -129,7 +130,7 @@ func (b *memoryBackend) Revert(minutes int) error {
 		return errors.New("% Error: a revert timer is already running; configure confirm first")
 	}
 	saved := b.running.Clone()
-	b.revert = time.AfterFunc(time.Duration(minutes)*time.Minute, func() {
+	b.revert = time.AfterFunc(time.Duration(minutes)*b.minute, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.running, b.revert = saved, nil
