@@ -27,6 +27,7 @@ import (
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/agent"
+	"github.com/slxsh/slxsh/internal/agent/wire"
 	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/nft"
 )
@@ -54,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("aclagent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`")
-	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+agent.DefaultSocket+")")
+	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+wire.DefaultSocket+")")
 	fs.StringVar(&f.state, "state", "", "running-config kept for a restarted agent (default: running-config next to the socket)")
 	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
 	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface of `interface management 0` (default: the default route's)")
@@ -69,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	f.socket = agent.SocketPath(f.socket)
+	f.socket = wire.SocketPath(f.socket)
 	if f.state == "" {
 		f.state = filepath.Join(filepath.Dir(f.socket), "running-config")
 	}

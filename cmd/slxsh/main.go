@@ -12,18 +12,22 @@ import (
 	"strings"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/agent/wire"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/sandbox"
 	"github.com/slxsh/slxsh/internal/term"
 )
 
 // defaultSocket is where aclagent listens unless --socket or SLXSH_SOCKET
 // say otherwise.
-const defaultSocket = "/run/slxsh/aclagent.sock"
+const defaultSocket = wire.DefaultSocket
 
 const usage = `usage: slxsh [--socket PATH]                  interactive when stdin is a terminal
        slxsh [--socket PATH] -f FILE          run the commands of FILE (- for stdin)
        slxsh [--socket PATH] -c 'CMD; CMD'    run the commands given
        slxsh --sandbox                        self-contained demo (namespaces + agent)
+       slxsh --sandbox-connect N              open N connections from the sandbox's client
+       slxsh --offline [-f FILE | -c CMDS]    no agent: the configuration lives in this shell only
 
 When stdin is not a terminal, slxsh runs the commands read from it.
 In scripts each configure terminal ... end block is one transaction, and the
@@ -34,6 +38,9 @@ Flags:
   -f FILE         run a script
   -c COMMANDS     run commands separated by ';'
   --sandbox       start the self-contained demo
+  --sandbox-connect N
+                  open N connections from the sandbox's client to its port 22
+  --offline       do not use aclagent; keep the configuration in memory
   -h, --help      show this help
 `
 
@@ -44,6 +51,8 @@ type options struct {
 	command string
 	hasCmd  bool
 	sandbox bool
+	connect int  // --sandbox-connect N
+	offline bool // --offline: memory backend, no agent
 }
 
 func main() {
@@ -62,12 +71,24 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "%% %v\n%s", err, usage)
 		return 2
 	}
+	if opts.connect > 0 {
+		return sandboxConnect(opts.connect, stdin, stdout, stderr)
+	}
 	if opts.sandbox {
-		return runSandbox(opts, stderr)
+		sb, err := sandbox.Start(stderr, sandbox.Options{})
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer sb.Close()
+		opts.socket = sb.Socket
+		if term.IsTerminal(int(stdin.Fd())) && !opts.hasCmd && opts.file == "" {
+			fmt.Fprint(stdout, sandbox.Instructions())
+		}
 	}
 	backend, err := openBackend(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "%% Error: %v\n", err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	sess := cli.NewSession(backend, hostname())
@@ -102,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return nil
 	})
 	fs.BoolVar(&o.sandbox, "sandbox", false, "self-contained demo")
+	fs.IntVar(&o.connect, "sandbox-connect", 0, "connections to open from the sandbox client")
+	fs.BoolVar(&o.offline, "offline", false, "keep the configuration in memory")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -126,18 +149,29 @@ func socketPath(flagValue string) string {
 	return defaultSocket
 }
 
-// openBackend chooses what the shell talks to. Until the agent client is
-// wired in, the configuration lives in this process's memory (socketPath
-// is resolved but not used yet).
+// openBackend chooses what the shell talks to: aclagent at its socket, or
+// with --offline a configuration in this process's memory. Without an agent
+// the shell refuses to start instead of silently configuring nothing.
 func openBackend(opts options) (cli.Backend, error) {
-	_ = socketPath(opts.socket)
-	return cli.NewMemoryBackend(acl.New()), nil
+	if opts.offline {
+		return cli.NewMemoryBackend(acl.New()), nil
+	}
+	c := wire.NewClient(socketPath(opts.socket))
+	if err := c.Ping(); err != nil {
+		return nil, fmt.Errorf("%w (start aclagent, or use --offline)", err)
+	}
+	return c, nil
 }
 
-// runSandbox is the hook for `slxsh --sandbox`, which the agent provides.
-func runSandbox(_ options, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "% Error: --sandbox is not available in this build")
-	return 1
+// sandboxConnect is `slxsh --sandbox-connect N`: N connections from the
+// sandbox's client, held open until Enter (or the end of stdin).
+func sandboxConnect(n int, stdin io.Reader, stdout, stderr io.Writer) int {
+	hold := func() { stdin.Read(make([]byte, 1)) }
+	if err := sandbox.Connect(stdout, n, 0, hold); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // hostname is the Linux host name up to its first dot, the default HOST of

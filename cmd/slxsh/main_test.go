@@ -48,7 +48,8 @@ func hostName(t *testing.T) string {
 // its stdout, stderr and exit status.
 func runSlxsh(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(slxshBin, args...)
+	// --offline: these tests exercise the shell alone, without aclagent.
+	cmd := exec.Command(slxshBin, append([]string{"--offline"}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -28,7 +28,8 @@ const waitLimit = 15 * time.Second
 
 func startPTY(t *testing.T, args ...string) *ptyShell {
 	t.Helper()
-	cmd := exec.Command(slxshBin, args...)
+	// --offline: these tests exercise the shell alone, without aclagent.
+	cmd := exec.Command(slxshBin, append([]string{"--offline"}, args...)...)
 	cmd.Env = append(os.Environ(), "TERM=vt100")
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {

@@ -5,8 +5,6 @@
 //
 // The pieces:
 //
-//   - protocol.go: the versioned wire format, one JSON request and one JSON
-//     response per connection.
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
 //     SO_PEERGROUPS) decide who may change the configuration.
 //   - agent.go: the running config and the one mutex that serialises every
@@ -14,5 +12,7 @@
 //     kernel, and only then commit.
 //   - reconcile.go: startup, SIGHUP reload, and the drift-repair loop.
 //   - show.go, metrics.go: what the shell and Prometheus see.
-//   - client.go: the shell's side, a cli.Backend that talks to the socket.
+//   - wire (a subpackage, free of kernel code): the versioned protocol, one
+//     JSON request and one JSON response per connection, and the shell's
+//     side, a cli.Backend that talks to the socket.
 package agent

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slxsh/slxsh/internal/agent/wire"
 	"github.com/slxsh/slxsh/internal/cli"
 )
 
@@ -104,45 +105,45 @@ func (s *Server) handle(c *net.UnixConn) {
 		s.log.Warn("rejecting connection", "err", err)
 		return
 	}
-	var req Request
+	var req wire.Request
 	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
-		s.reply(c, &Response{Error: "% Error: bad request: " + err.Error()})
+		s.reply(c, &wire.Response{Error: "% Error: bad request: " + err.Error()})
 		return
 	}
 	resp := s.dispatch(peer, &req)
 	s.reply(c, resp)
 }
 
-func (s *Server) reply(c net.Conn, resp *Response) {
-	resp.Version = ProtocolVersion
+func (s *Server) reply(c net.Conn, resp *wire.Response) {
+	resp.Version = wire.ProtocolVersion
 	if err := json.NewEncoder(c).Encode(resp); err != nil {
 		s.log.Debug("cannot send response", "err", err)
 	}
 }
 
 // dispatch authorises and runs one request.
-func (s *Server) dispatch(peer Peer, req *Request) *Response {
-	if req.Version != ProtocolVersion {
-		return &Response{Error: fmt.Sprintf("%% Error: protocol version %d not supported (aclagent speaks %d); use matching slxsh and aclagent", req.Version, ProtocolVersion)}
+func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
+	if req.Version != wire.ProtocolVersion {
+		return &wire.Response{Error: fmt.Sprintf("%% Error: protocol version %d not supported (aclagent speaks %d); use matching slxsh and aclagent", req.Version, wire.ProtocolVersion)}
 	}
 	log := s.log.With("op", req.Op, "uid", peer.UID, "pid", peer.PID)
-	if mutates(req.Op) && !s.auth.MayChange(peer) {
+	if wire.Mutates(req.Op) && !s.auth.MayChange(peer) {
 		log.Warn("permission denied")
-		return &Response{Error: "% Error: permission denied"}
+		return &wire.Response{Error: "% Error: permission denied"}
 	}
 	resp, err := s.run(req)
 	if err != nil {
 		log.Info("request failed", "err", err)
 		return errorResponse(err)
 	}
-	if mutates(req.Op) {
+	if wire.Mutates(req.Op) {
 		log.Info("request done")
 	}
 	return resp
 }
 
 // run performs one request for an authorised peer.
-func (s *Server) run(req *Request) (*Response, error) {
+func (s *Server) run(req *wire.Request) (*wire.Response, error) {
 	a := s.agent
 	f, err := parseFamily(req.Family)
 	if err != nil {
@@ -155,39 +156,39 @@ func (s *Server) run(req *Request) (*Response, error) {
 		}
 	}
 	switch req.Op {
-	case OpRunning:
-		return &Response{Text: a.RunningText()}, nil
-	case OpStartup:
+	case wire.OpRunning:
+		return &wire.Response{Text: a.RunningText()}, nil
+	case wire.OpStartup:
 		text, err := a.StartupText()
-		return &Response{Text: text}, err
-	case OpConfigure:
+		return &wire.Response{Text: text}, err
+	case wire.OpConfigure:
 		if req.Txn == nil {
 			return nil, userErr("% Error: bad request: no transaction")
 		}
 		warns, err := a.Configure(*req.Txn)
-		return &Response{Warnings: warns}, err
-	case OpSave:
-		return &Response{}, a.Save()
-	case OpRevert:
-		return &Response{}, a.Revert(req.Minutes)
-	case OpConfirm:
-		return &Response{}, a.Confirm()
-	case OpCounters:
+		return &wire.Response{Warnings: warns}, err
+	case wire.OpSave:
+		return &wire.Response{}, a.Save()
+	case wire.OpRevert:
+		return &wire.Response{}, a.Revert(req.Minutes)
+	case wire.OpConfirm:
+		return &wire.Response{}, a.Confirm()
+	case wire.OpCounters:
 		c, err := a.Counters(f, req.Name)
-		return &Response{Counters: c}, err
-	case OpSessions:
+		return &wire.Response{Counters: c}, err
+	case wire.OpSessions:
 		k, err := a.Sessions(f, req.Name, req.Seq)
-		return &Response{Sessions: k}, err
-	case OpClearCounters:
-		return &Response{}, a.ClearCounters(f, req.Name)
-	case OpClearSessions:
-		return &Response{}, a.ClearSessions(f, req.Name, req.Seq, src)
-	case OpClearBlocked:
-		return &Response{}, a.ClearBlocked(f, req.Name, src)
-	case OpNftables:
-		return &Response{Text: a.NftablesText()}, nil
-	case OpVersion:
-		return &Response{Text: a.VersionText()}, nil
+		return &wire.Response{Sessions: k}, err
+	case wire.OpClearCounters:
+		return &wire.Response{}, a.ClearCounters(f, req.Name)
+	case wire.OpClearSessions:
+		return &wire.Response{}, a.ClearSessions(f, req.Name, req.Seq, src)
+	case wire.OpClearBlocked:
+		return &wire.Response{}, a.ClearBlocked(f, req.Name, src)
+	case wire.OpNftables:
+		return &wire.Response{Text: a.NftablesText()}, nil
+	case wire.OpVersion:
+		return &wire.Response{Text: a.VersionText()}, nil
 	}
 	return nil, errorf("%% Error: bad request: unknown operation %q", req.Op)
 }
@@ -195,10 +196,10 @@ func (s *Server) run(req *Request) (*Response, error) {
 // errorResponse carries an error over the socket: a line error as data
 // (the shell rebuilds it to print FILE:LINE and the caret), anything else as
 // its user-facing text.
-func errorResponse(err error) *Response {
+func errorResponse(err error) *wire.Response {
 	var le *cli.LineError
 	if errors.As(err, &le) {
-		return &Response{Error: le.Error(), LineError: le}
+		return &wire.Response{Error: le.Error(), LineError: le}
 	}
-	return &Response{Error: userError(err)}
+	return &wire.Response{Error: userError(err)}
 }

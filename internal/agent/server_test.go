@@ -10,11 +10,12 @@ import (
 	"testing"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/agent/wire"
 	"github.com/slxsh/slxsh/internal/cli"
 )
 
 // serveTest runs a server for ta on a temp socket and returns a client.
-func serveTest(t *testing.T, ta *testAgent) *Client {
+func serveTest(t *testing.T, ta *testAgent) *wire.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "aclagent.sock")
 	auth, _ := NewAuthorizer("")
@@ -31,7 +32,7 @@ func serveTest(t *testing.T, ta *testAgent) *Client {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	c := NewClient(sock)
+	c := wire.NewClient(sock)
 	c.Warnings = &strings.Builder{}
 	return c
 }
@@ -114,12 +115,12 @@ func TestPermissionDenied(t *testing.T) {
 	before := ta.RunningText()
 	srv := NewServer(ta.Agent, &Authorizer{gid: 4242, hasGroup: true})
 	user := Peer{UID: 1000, GID: 1000, Groups: []uint32{100}}
-	for _, req := range []*Request{
-		{Op: OpConfigure, Txn: &cli.Txn{Lines: []string{"no ip access-list extended check"}}},
-		{Op: OpSave}, {Op: OpClearCounters}, {Op: OpRevert, Minutes: 1}, {Op: OpConfirm},
-		{Op: OpClearSessions, Name: "check"}, {Op: OpClearBlocked, Name: "check"}, {Op: "bogus"},
+	for _, req := range []*wire.Request{
+		{Op: wire.OpConfigure, Txn: &cli.Txn{Lines: []string{"no ip access-list extended check"}}},
+		{Op: wire.OpSave}, {Op: wire.OpClearCounters}, {Op: wire.OpRevert, Minutes: 1}, {Op: wire.OpConfirm},
+		{Op: wire.OpClearSessions, Name: "check"}, {Op: wire.OpClearBlocked, Name: "check"}, {Op: "bogus"},
 	} {
-		req.Version = ProtocolVersion
+		req.Version = wire.ProtocolVersion
 		if resp := srv.dispatch(user, req); resp.Error != "% Error: permission denied" {
 			t.Errorf("%s by a non-admin: %+v", req.Op, resp)
 		}
@@ -128,13 +129,13 @@ func TestPermissionDenied(t *testing.T) {
 		t.Error("a non-admin changed the config")
 	}
 	// Looking is allowed.
-	resp := srv.dispatch(user, &Request{Version: ProtocolVersion, Op: OpRunning})
+	resp := srv.dispatch(user, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpRunning})
 	if resp.Error != "" || resp.Text != before {
 		t.Errorf("show running-config by a non-admin: %+v", resp)
 	}
 	// A member of the admin group may change.
 	admin := Peer{UID: 1000, GID: 1000, Groups: []uint32{4242}}
-	resp = srv.dispatch(admin, &Request{Version: ProtocolVersion, Op: OpConfigure, Txn: &cli.Txn{Lines: []string{"hostname h2"}}})
+	resp = srv.dispatch(admin, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpConfigure, Txn: &cli.Txn{Lines: []string{"hostname h2"}}})
 	if resp.Error != "" || !strings.Contains(ta.RunningText(), "hostname h2") {
 		t.Errorf("admin group member: %+v", resp)
 	}
@@ -148,8 +149,8 @@ func TestProtocolVersionMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	json.NewEncoder(conn).Encode(&Request{Version: 99, Op: OpRunning})
-	var resp Response
+	json.NewEncoder(conn).Encode(&wire.Request{Version: 99, Op: wire.OpRunning})
+	var resp wire.Response
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
 		t.Fatal(err)
 	}
@@ -159,9 +160,9 @@ func TestProtocolVersionMismatch(t *testing.T) {
 }
 
 func TestUnreachableAgent(t *testing.T) {
-	c := NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	c := wire.NewClient(filepath.Join(t.TempDir(), "none.sock"))
 	_, err := c.Running()
-	var re *ReachError
+	var re *wire.ReachError
 	if !errors.As(err, &re) || !strings.HasPrefix(err.Error(), "% Error: cannot reach aclagent at ") {
 		t.Errorf("error = %v", err)
 	}

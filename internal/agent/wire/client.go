@@ -1,4 +1,4 @@
-package agent
+package wire
 
 import (
 	"encoding/json"
@@ -57,6 +57,11 @@ func (e *ReachError) Error() string {
 
 func (e *ReachError) Unwrap() error { return e.Err }
 
+// RemoteError is an error the agent answered with; its text starts with "%".
+type RemoteError string
+
+func (e RemoteError) Error() string { return string(e) }
+
 // Ping checks that the agent answers.
 func (c *Client) Ping() error {
 	_, err := c.do(&Request{Op: OpVersion})
@@ -89,7 +94,7 @@ func (c *Client) do(req *Request) (*Response, error) {
 	case resp.LineError != nil:
 		return &resp, resp.LineError
 	case resp.Error != "":
-		return &resp, userErr(resp.Error)
+		return &resp, RemoteError(resp.Error)
 	}
 	return &resp, nil
 }
@@ -102,7 +107,7 @@ func (c *Client) Running() (*acl.Config, error) {
 	}
 	cfg, err := cli.ParseConfig(resp.Text)
 	if err != nil {
-		return nil, errorf("%% Error: cannot read the agent's running-config: %v", err)
+		return nil, RemoteError(fmt.Sprintf("%% Error: cannot read the agent's running-config: %v", err))
 	}
 	return cfg, nil
 }

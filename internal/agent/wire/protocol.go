@@ -1,4 +1,8 @@
-package agent
+// Package wire is the protocol between slxsh and aclagent, and the shell's
+// side of it: typed JSON messages over a local unix socket, one request and
+// one response per connection, versioned. It imports no kernel code, so
+// slxsh, which uses Client as its cli.Backend, never links netlink.
+package wire
 
 import "github.com/slxsh/slxsh/internal/cli"
 
@@ -28,9 +32,9 @@ const (
 	OpVersion       Op = "version"        // → Text: versions and kernel
 )
 
-// mutates reports whether an operation changes state (and so needs an
+// Mutates reports whether an operation changes state (and so needs an
 // administrator). Unknown operations count as changes.
-func mutates(op Op) bool {
+func Mutates(op Op) bool {
 	switch op {
 	case OpRunning, OpStartup, OpCounters, OpSessions, OpNftables, OpVersion:
 		return false
