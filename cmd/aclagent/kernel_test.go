@@ -1,0 +1,324 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/netns"
+)
+
+// The SLX example of issue 2 with the test topology's addresses: the
+// client 10.0.0.1 may hold 3 connections to the server's port 22.
+var slxExample = fmt.Sprintf(`conf term
+ip access-list extended check
+permit tcp host %s host %s eq 22 connlimit 3
+end
+conf term
+interface management 0
+ip access-group check in
+end
+`, netns.PairClient4, netns.PairServer4)
+
+var ssh = net.JoinHostPort(netns.PairServer4, "22")
+
+// slxSetup is a Pair with a service on the server's port 22 and an agent
+// in the server namespace whose management interface is s0.
+func slxSetup(t *testing.T, extra ...string) (*netns.Pair, *agentProc) {
+	t.Helper()
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ag := newAgent(t, p.Server, "s0", extra...)
+	ag.start()
+	return p, ag
+}
+
+// expectN dials n times and expects each outcome in turn.
+func expectN(t *testing.T, ns *netns.NS, addr string, n int, want netns.Outcome) {
+	t.Helper()
+	for range n {
+		ns.Expect(t, "", addr, want)
+	}
+}
+
+// counters extracts "(M matches, R refused" of an entry from
+// `show access-list` output.
+func counters(t *testing.T, show string, seq int) (matches, refused int) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^ seq ` + strconv.Itoa(seq) + ` .*\((\d+) matches, (\d+) refused`)
+	m := re.FindStringSubmatch(show)
+	if m == nil {
+		t.Fatalf("no counters for seq %d in:\n%s", seq, show)
+	}
+	matches, _ = strconv.Atoi(m[1])
+	refused, _ = strconv.Atoi(m[2])
+	return matches, refused
+}
+
+func TestKernelEndToEnd(t *testing.T) {
+	p, ag := slxSetup(t)
+	// The SLX example fed to slxsh in scripted mode (stdin not a terminal).
+	ag.mustShell(slxExample)
+	run := ag.running()
+	for _, want := range []string{"ip access-list extended check\n", " seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 22 connlimit 3\n", "interface management 0\n", " ip access-group check in\n"} {
+		if !strings.Contains(run, want) {
+			t.Errorf("running-config lacks %q:\n%s", want, run)
+		}
+	}
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+
+	show := ag.mustShell("", "-c", "show access-list ip check")
+	if m, r := counters(t, show, 10); m != 4 || r != 1 {
+		t.Errorf("seq 10: %d matches, %d refused; want 4, 1:\n%s", m, r, show)
+	}
+	if nft := ag.mustShell("", "-c", "show nftables"); !strings.Contains(nft, "table inet slxsh") || !strings.Contains(nft, "ct count over 3") {
+		t.Errorf("show nftables:\n%s", nft)
+	}
+	if v := ag.mustShell("", "-c", "show version"); !strings.Contains(v, "Kernel: Linux") {
+		t.Errorf("show version:\n%s", v)
+	}
+	// clear access-list counters: show starts from zero again.
+	ag.mustShell("", "-c", "clear access-list counters")
+	show = ag.mustShell("", "-c", "show access-list ip check")
+	if m, r := counters(t, show, 10); m != 0 || r != 0 {
+		t.Errorf("after clear: %d matches, %d refused:\n%s", m, r, show)
+	}
+}
+
+func TestKernelScriptErrorAppliesNothing(t *testing.T) {
+	_, ag := slxSetup(t)
+	ag.mustShell(slxExample)
+	runBefore, nftBefore := ag.running(), nftTable(ag.ns)
+	script := filepath.Join(ag.dir, "bad.cfg")
+	os.WriteFile(script, []byte(`configure terminal
+ip access-list extended check
+seq 20 permit tcp any any eq 80
+seq 30 permit tcp any any eq 443
+seq 40 permit tcp any any eq 8443 connlimit
+end
+`), 0o644)
+	r := ag.shell("", "-f", script)
+	if r.code == 0 {
+		t.Fatalf("a script with a bad line succeeded: %v", r)
+	}
+	if !strings.Contains(r.out+r.err, script+":5: % ") {
+		t.Errorf("error does not name %s:5: %v", script, r)
+	}
+	if run := ag.running(); run != runBefore {
+		t.Errorf("running-config changed:\n%s\nwas\n%s", run, runBefore)
+	}
+	if nft := nftTable(ag.ns); nft != nftBefore {
+		t.Errorf("kernel table changed:\n%s\nwas\n%s", nft, nftBefore)
+	}
+}
+
+func TestKernelKill9KeepsEnforcing(t *testing.T) {
+	p, ag := slxSetup(t)
+	ag.mustShell(slxExample)
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+
+	ag.kill9()
+	p.Client.Expect(t, "", ssh, netns.Reset) // while the agent is down
+
+	ag.start()
+	if !strings.Contains(ag.log.String(), "adopting the running-config") {
+		t.Errorf("restarted agent did not adopt its running-config:\n%s", ag.log)
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset) // after the restart
+	show := ag.mustShell("", "-c", "show access-list ip check")
+	if m, r := counters(t, show, 10); m != 6 || r != 3 {
+		t.Errorf("seq 10 after restart: %d matches, %d refused; want 6, 3 (kept across the restart):\n%s", m, r, show)
+	}
+}
+
+func TestKernelSIGHUPChangesOnlyWhatChanged(t *testing.T) {
+	p := netns.NewPair(t)
+	for _, port := range []string{"22", "80", "8080"} {
+		p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, port))
+	}
+	ag := newAgent(t, p.Server, "s0")
+	startup := `ip access-list extended check
+ seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 22 connlimit 3
+ seq 20 permit tcp any any eq 80
+!
+interface management 0
+ ip access-group check in
+!
+`
+	os.WriteFile(ag.startup, []byte(startup), 0o644)
+	ag.start()
+	web, alt := net.JoinHostPort(netns.PairServer4, "80"), net.JoinHostPort(netns.PairServer4, "8080")
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	p.Client.Expect(t, "", web, netns.Connected)
+	p.Client.Expect(t, "", alt, netns.Reset)
+
+	os.WriteFile(ag.startup, []byte(strings.Replace(startup, "eq 80\n", "eq 8080\n", 1)), 0o644)
+	ag.cmd.Process.Signal(syscall.SIGHUP)
+	for i := 0; i < 100 && !strings.Contains(ag.running(), "eq 8080"); i++ { // at most ~10 s
+		time.Sleep(100 * time.Millisecond)
+	}
+	if run := ag.running(); !strings.Contains(run, " seq 20 permit tcp any any eq 8080\n") {
+		t.Fatalf("SIGHUP did not reload:\n%s\n%s", run, ag.log)
+	}
+	// The changed entry changed ...
+	p.Client.Expect(t, "", alt, netns.Connected)
+	p.Client.Expect(t, "", web, netns.Reset)
+	// ... the unchanged one kept its count and counters.
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	show := ag.mustShell("", "-c", "show access-list ip check")
+	if m, r := counters(t, show, 10); m != 5 || r != 2 {
+		t.Errorf("seq 10 after reload: %d matches, %d refused; want 5, 2:\n%s", m, r, show)
+	}
+}
+
+func TestKernelDriftRepair(t *testing.T) {
+	p, ag := slxSetup(t)
+	ag.mustShell(slxExample)
+	want := nftTable(ag.ns)
+	if !strings.Contains(want, "acl=check") {
+		t.Fatalf("table before drift:\n%s", want)
+	}
+	ag.ns.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	restored := false
+	for i := 0; i < 20 && !restored; i++ { // poll for at most 2 s
+		time.Sleep(100 * time.Millisecond)
+		restored = strings.Contains(nftTable(ag.ns), `comment "acl=check dir=in seq=10"`)
+	}
+	if !restored {
+		t.Fatalf("table not restored within 2 s:\n%s", ag.log)
+	}
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+
+	// A rule changed by someone else is put back too.
+	ag.ns.MustExec(t, "nft", "flush", "chain", "inet", "slxsh", "ip_check_in")
+	restored = false
+	for i := 0; i < 20 && !restored; i++ {
+		time.Sleep(100 * time.Millisecond)
+		restored = strings.Contains(nftTable(ag.ns), `comment "acl=check dir=in seq=10"`)
+	}
+	if !restored {
+		t.Fatalf("flushed chain not restored within 2 s:\n%s", ag.log)
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset)
+}
+
+func TestKernelConcurrentShells(t *testing.T) {
+	_, ag := slxSetup(t)
+	ag.mustShell(slxExample)
+	var wg sync.WaitGroup
+	results := make([]shellResult, 2)
+	for shell := range 2 {
+		var b strings.Builder
+		for i := range 50 {
+			seq := 100 + shell*100 + i
+			fmt.Fprintf(&b, "configure terminal\nip access-list extended check\nseq %d permit tcp any any eq %d\nend\n", seq, 1000+seq)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[shell] = ag.shell(b.String())
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 {
+			t.Errorf("shell %d: %v", i, r)
+		}
+	}
+	run := ag.running()
+	for shell := range 2 {
+		for i := range 50 {
+			seq := 100 + shell*100 + i
+			if want := fmt.Sprintf(" seq %d permit tcp any any eq %d\n", seq, 1000+seq); !strings.Contains(run, want) {
+				t.Errorf("entry %d of shell %d lost", i, shell)
+			}
+		}
+	}
+	if n := strings.Count(run, "\n seq "); n != 101 {
+		t.Errorf("%d entries, want 101:\n%s", n, run)
+	}
+	if n := strings.Count(nftTable(ag.ns), "acl=check dir=in seq="); n < 101 {
+		t.Errorf("kernel has %d entry rules, want at least 101", n)
+	}
+}
+
+func TestKernelNonAdminCannotChange(t *testing.T) {
+	netns.RequireRoot(t)
+	group := fmt.Sprintf("slxt%d", os.Getpid()%100000)
+	if out, err := exec.Command("groupadd", group).CombinedOutput(); err != nil {
+		t.Fatalf("groupadd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("groupdel", group).Run() })
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+
+	_, ag := slxSetup(t, "--admin-group", group)
+	ag.mustShell(slxExample)
+	before := ag.running()
+
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
+	r := ag.shellAs(nobody, "", "-c", "configure terminal; interface management 0; no ip access-group check in")
+	if r.code == 0 || !strings.Contains(r.out+r.err, "% Error: permission denied") {
+		t.Errorf("non-admin change: %v", r)
+	}
+	for _, cmd := range []string{"write memory", "clear access-list counters"} {
+		if r := ag.shellAs(nobody, "", "-c", cmd); r.code == 0 || !strings.Contains(r.out+r.err, "% Error: permission denied") {
+			t.Errorf("non-admin %s: %v", cmd, r)
+		}
+	}
+	if run := ag.running(); run != before {
+		t.Errorf("running-config changed by a non-admin:\n%s", run)
+	}
+	if _, err := os.Stat(ag.startup); err == nil {
+		t.Error("a non-admin wrote the startup-config")
+	}
+	// Looking is allowed.
+	if r := ag.shellAs(nobody, "", "-c", "show running-config"); r.code != 0 || r.out != before {
+		t.Errorf("non-admin show running-config: %v", r)
+	}
+	// A member of the admin group may change the config.
+	member := &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{uint32(gid)}}
+	if r := ag.shellAs(member, "", "-c", "configure terminal; hostname changed-by-member"); r.code != 0 {
+		t.Errorf("admin group member: %v", r)
+	}
+	if !strings.Contains(ag.running(), "hostname changed-by-member") {
+		t.Error("admin group member's change missing")
+	}
+}
+
+func TestKernelWriteMemoryAndRestart(t *testing.T) {
+	p, ag := slxSetup(t)
+	ag.mustShell(slxExample)
+	ag.mustShell("", "-c", "write memory")
+	saved, err := os.ReadFile(ag.startup)
+	if err != nil || string(saved) != ag.running() {
+		t.Fatalf("startup-config %q (%v) differs from running-config", saved, err)
+	}
+	if got := ag.mustShell("", "-c", "show startup-config"); got != string(saved) {
+		t.Errorf("show startup-config:\n%s", got)
+	}
+	// A clean stop leaves the rules enforcing.
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+	ag.stop()
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	if !strings.Contains(nftTable(ag.ns), "acl=check") {
+		t.Error("SIGTERM removed the table")
+	}
+}
