@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -34,6 +35,11 @@ type CounterValue struct {
 // ErrRefused marks an error returned when the kernel refused a transaction.
 // The transaction is atomic, so the previous rules stay in force.
 var ErrRefused = errors.New("kernel refused the transaction")
+
+// ErrOutcomeUnknown marks an error after which the kernel may or may not
+// have committed the transaction: its answers were lost (the netlink
+// receive buffer overflowed). Check with InSync.
+var ErrOutcomeUnknown = errors.New("transaction outcome unknown")
 
 // Applier installs rulesets into one nftables table (family inet) through
 // netlink, one transaction per Apply. It only ever reads or changes the
@@ -91,6 +97,9 @@ func (a *Applier) Apply(rs *Ruleset) error {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
 	if err := c.Flush(); err != nil {
+		if errors.Is(err, syscall.ENOBUFS) {
+			return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrOutcomeUnknown, err)
+		}
 		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
 	}
 	return nil

@@ -170,3 +170,41 @@ func TestKernelCountersMissingTable(t *testing.T) {
 		t.Errorf("InSync of a missing table: %v, %v", ok, err)
 	}
 }
+
+func TestKernelApplyRecreatesChangedSetAndChain(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	mustApply(t, a, slxRuleset(3))
+	// The same names with other properties: a set size and a base chain
+	// priority cannot change in place.
+	rs := slxRuleset(3)
+	rs.Sets[0].Size = 100
+	rs.Chains[0].Hook.Priority = 10
+	mustApply(t, a, rs)
+	got := listTable(t, n, "slxsh")
+	for _, want := range []string{"size 100", "hook input priority filter + 10"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q after the change:\n%s", want, got)
+		}
+	}
+	// A regular chain that becomes a base chain.
+	rs2 := slxRuleset(3)
+	rs2.Chains[1].Hook = &nft.Hook{Hook: "forward", Priority: 0}
+	rs2.Chains[0].Rules = rs2.Chains[0].Rules[:1] // no jump to a base chain
+	mustApply(t, a, rs2)
+	if got := listTable(t, n, "slxsh"); !strings.Contains(got, "chain acl_in {\n\t\ttype filter hook forward") {
+		t.Errorf("acl_in did not become a base chain:\n%s", got)
+	}
+}
+
+func TestKernelApplyRejectsUnknownHook(t *testing.T) {
+	n := netns.New(t)
+	rs := slxRuleset(3)
+	rs.Chains[0].Hook.Hook = "ingress"
+	if err := applier(n).Apply(rs); err == nil || errors.Is(err, nft.ErrRefused) {
+		t.Errorf("unknown hook: %v, want a validation error", err)
+	}
+	if out := n.MustExec(t, "nft", "list", "ruleset"); out != "" {
+		t.Errorf("validation error left a ruleset:\n%s", out)
+	}
+}
