@@ -143,15 +143,15 @@ func keyKinds(set func(a *entryArgs, k acl.KeyKind, plen int)) node {
 }
 
 func periods(set func(a *entryArgs, p acl.Period), withSecond bool) node {
-	var n altNode
+	var n []node
 	if withSecond {
 		n = append(n, kwSet("second", "Per second", func(a *entryArgs) { set(a, acl.Second) }))
 	}
-	return append(n,
+	return alt(append(n,
 		kwSet("minute", "Per minute", func(a *entryArgs) { set(a, acl.Minute) }),
 		kwSet("hour", "Per hour", func(a *entryArgs) { set(a, acl.Hour) }),
 		kwSet("day", "Per day", func(a *entryArgs) { set(a, acl.Day) }),
-	)
+	)...)
 }
 
 // entryOptions are the options of SPEC §4, in any order, each once.

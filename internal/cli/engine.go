@@ -49,17 +49,21 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 		m.pop()
 		return
 	}
-	r := m.res[pos]
-	if a.word != "" {
-		if !r.isKw || r.kw != a.word {
-			return
-		}
-	} else if r.isKw || !a.accept(m.toks[pos].text) {
+	if !a.matches(m, pos) {
 		return
 	}
 	m.push(step{atom: a, tok: pos})
 	k(pos + 1)
 	m.pop()
+}
+
+// matches reports whether the resolved token at pos (< limit) is this atom.
+func (a *atom) matches(m *matcher, pos int) bool {
+	r := m.res[pos]
+	if a.word != "" {
+		return r.isKw && r.kw == a.word
+	}
+	return !r.isKw && a.accept(m.toks[pos].text)
 }
 
 type seqNode []node
@@ -71,13 +75,39 @@ func (s seqNode) from(m *matcher, i, pos int, k func(int)) {
 		k(pos)
 		return
 	}
+	// Fast path without a closure: a plain atom before the limit either
+	// matches one token or ends this path.
+	if a, ok := s[i].(*atom); ok && !a.rest && pos < m.limit {
+		if a.matches(m, pos) {
+			m.push(step{atom: a, tok: pos})
+			s.from(m, i+1, pos+1, k)
+			m.pop()
+		}
+		return
+	}
 	s[i].walk(m, pos, func(p int) { s.from(m, i+1, p, k) })
 }
 
-type altNode []node
+// altNode matches any one of its alternatives. Alternatives that cannot
+// start with the token at pos are skipped without walking them.
+type altNode struct {
+	alts   []node
+	firsts []firstSet
+}
 
-func (a altNode) walk(m *matcher, pos int, k func(int)) {
-	for _, n := range a {
+func newAlt(n []node) *altNode {
+	a := &altNode{alts: n}
+	for _, x := range n {
+		a.firsts = append(a.firsts, first(x))
+	}
+	return a
+}
+
+func (a *altNode) walk(m *matcher, pos int, k func(int)) {
+	for i, n := range a.alts {
+		if a.firsts[i].excludes(m, pos) {
+			continue
+		}
 		n.walk(m, pos, k)
 	}
 }
@@ -91,19 +121,89 @@ func (o optNode) walk(m *matcher, pos int, k func(int)) {
 
 // anyOrderNode matches its items in any order, each at most once. Every
 // item must consume at least one token.
-type anyOrderNode []node
+type anyOrderNode struct {
+	items  []node
+	firsts []firstSet
+}
 
-func (a anyOrderNode) walk(m *matcher, pos int, k func(int)) { a.rec(m, pos, 0, k) }
+func (a *anyOrderNode) walk(m *matcher, pos int, k func(int)) { a.rec(m, pos, 0, k) }
 
-func (a anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
+func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
 	k(pos)
-	for i, n := range a {
-		if used&(1<<i) != 0 {
+	for i, n := range a.items {
+		if used&(1<<i) != 0 || a.firsts[i].excludes(m, pos) {
 			continue
 		}
 		bit := uint64(1) << i
 		n.walk(m, pos, func(p int) { a.rec(m, p, used|bit, k) })
 	}
+}
+
+// firstSet is what a node can start with.
+type firstSet struct {
+	kws      map[string]bool // keywords
+	param    bool            // a parameter, or something unknown
+	nullable bool            // the node can match no token
+}
+
+// excludes reports whether the node surely cannot match at pos: the token
+// there is resolved and is not something the node starts with.
+func (f firstSet) excludes(m *matcher, pos int) bool {
+	if pos >= m.limit || f.nullable {
+		return false
+	}
+	r := m.res[pos]
+	if r.isKw {
+		return !f.kws[r.kw]
+	}
+	return !f.param
+}
+
+// first computes the first set of a node.
+func first(n node) firstSet {
+	f := firstSet{kws: map[string]bool{}}
+	switch n := n.(type) {
+	case *atom:
+		if n.word != "" {
+			f.kws[n.word] = true
+		} else {
+			f.param = true
+		}
+	case seqNode:
+		f.nullable = true
+		for _, x := range n {
+			f.add(first(x))
+			if !first(x).nullable {
+				f.nullable = false
+				break
+			}
+		}
+	case *altNode:
+		for _, x := range n.firsts {
+			f.add(x)
+			f.nullable = f.nullable || x.nullable
+		}
+	case *anyOrderNode:
+		for _, x := range n.firsts {
+			f.add(x)
+		}
+		f.nullable = true
+	case optNode:
+		f = first(n.n)
+		f.nullable = true
+	case cmdNode:
+		return first(n.c.syntax)
+	default: // refNode: not built yet; anything
+		f.param, f.nullable = true, true
+	}
+	return f
+}
+
+func (f *firstSet) add(g firstSet) {
+	for w := range g.kws {
+		f.kws[w] = true
+	}
+	f.param = f.param || g.param
 }
 
 // refNode refers to a grammar that is built later (`do` refers to exec).
@@ -123,10 +223,17 @@ func (c cmdNode) walk(m *matcher, pos int, k func(int)) {
 
 // Grammar constructors.
 
-func seq(n ...node) node      { return seqNode(n) }
-func alt(n ...node) node      { return altNode(n) }
-func opt(n ...node) node      { return optNode{seq(n...)} }
-func anyOrder(n ...node) node { return anyOrderNode(n) }
+func seq(n ...node) node { return seqNode(n) }
+func alt(n ...node) node { return newAlt(n) }
+func opt(n ...node) node { return optNode{seq(n...)} }
+
+func anyOrder(n ...node) node {
+	a := &anyOrderNode{items: n}
+	for _, x := range n {
+		a.firsts = append(a.firsts, first(x))
+	}
+	return a
+}
 
 // kw is a keyword that binds nothing.
 func kw(word, help string) *atom { return &atom{word: word, help: help} }

@@ -22,12 +22,12 @@ func visitAtoms(n node, seen map[any]bool, f func(*atom)) {
 		for _, x := range n {
 			visitAtoms(x, seen, f)
 		}
-	case altNode:
-		for _, x := range n {
+	case *altNode:
+		for _, x := range n.alts {
 			visitAtoms(x, seen, f)
 		}
-	case anyOrderNode:
-		for _, x := range n {
+	case *anyOrderNode:
+		for _, x := range n.items {
 			visitAtoms(x, seen, f)
 		}
 	case optNode:

@@ -126,11 +126,11 @@ type noArgs struct{}
 
 // grammar builds the root node of a list of commands.
 func grammar(cmds []*command) node {
-	a := make(altNode, len(cmds))
+	a := make([]node, len(cmds))
 	for i, c := range cmds {
 		a[i] = cmdNode{c}
 	}
-	return a
+	return alt(a...)
 }
 
 // The grammars of the modes, built once.

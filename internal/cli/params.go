@@ -172,10 +172,10 @@ func ifNameArg[T any](help string, set func(*T, string)) *atom {
 
 // portArg is a port: a number 0-65535 or a service name.
 func portArg[T any](set func(*T, uint16)) node {
-	nodes := altNode{intArg(0, 65535, "Port number", func(a *T, n int) { set(a, uint16(n)) })}
+	nodes := []node{intArg(0, 65535, "Port number", func(a *T, n int) { set(a, uint16(n)) })}
 	for _, name := range acl.ServiceNames() {
 		p, _ := acl.ServicePort(name)
 		nodes = append(nodes, kwSet(name, fmt.Sprintf("Port %d", p), func(a *T) { set(a, p) }))
 	}
-	return nodes
+	return alt(nodes...)
 }
