@@ -141,6 +141,7 @@ func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 		Limits:  map[EntryID]*acl.Connlimit{},
 		Actions: map[EntryID]acl.Action{},
 	}
+	a.Flows = make([]Flow, 0, len(flows))
 	for _, f := range flows {
 		if f.Open() {
 			a.Flows = append(a.Flows, f)
@@ -169,7 +170,7 @@ func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 // sortByAge orders flows oldest first: by conntrack start time where the
 // kernel keeps it (nf_conntrack_timestamp), then by tuple for a stable order.
 func sortByAge(fs []Flow) {
-	slices.SortStableFunc(fs, func(a, b Flow) int {
+	slices.SortFunc(fs, func(a, b Flow) int {
 		return cmp.Or(a.Start.Compare(b.Start), a.Src.Compare(b.Src),
 			cmp.Compare(a.SrcPort, b.SrcPort), a.Dst.Compare(b.Dst), cmp.Compare(a.DstPort, b.DstPort),
 			cmp.Compare(a.Proto, b.Proto))
@@ -298,34 +299,57 @@ func (a *Attribution) Counts() []KeyCount {
 			AtLimit: len(idx) >= allowed(c, a.Actions[k.EntryID]),
 		})
 	}
-	slices.SortFunc(out, compareCounts)
+	sortCounts(out)
 	return out
 }
 
-func compareCounts(a, b KeyCount) int {
-	return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.ACL, b.ACL),
-		cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Seq, b.Seq), compareKeys(a.Key, b.Key))
+// sortCounts orders counts by family, ACL, direction, seq and key (keys
+// parsed once, not per comparison).
+func sortCounts(cs []KeyCount) {
+	type item struct {
+		c KeyCount
+		k keyOrder
+	}
+	items := make([]item, len(cs))
+	for i, c := range cs {
+		items[i] = item{c, orderOf(c.Key)}
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		return cmp.Or(cmp.Compare(a.c.Family, b.c.Family), cmp.Compare(a.c.ACL, b.c.ACL),
+			cmp.Compare(a.c.Dir, b.c.Dir), cmp.Compare(a.c.Seq, b.c.Seq), a.k.compare(b.k))
+	})
+	for i := range items {
+		cs[i] = items[i].c
+	}
 }
 
-// compareKeys orders addresses and prefixes numerically, "total" first.
-func compareKeys(a, b string) int {
-	pa, ea := netip.ParsePrefix(a)
-	pb, eb := netip.ParsePrefix(b)
-	if ea != nil {
-		if aa, err := netip.ParseAddr(a); err == nil {
-			pa, ea = netip.PrefixFrom(aa, aa.BitLen()), nil
-		}
-	}
-	if eb != nil {
-		if ab, err := netip.ParseAddr(b); err == nil {
-			pb, eb = netip.PrefixFrom(ab, ab.BitLen()), nil
-		}
-	}
-	if ea != nil || eb != nil {
-		return cmp.Or(cmp.Compare(b2i(ea == nil), b2i(eb == nil)), cmp.Compare(a, b))
-	}
-	return cmp.Or(pa.Addr().Compare(pb.Addr()), cmp.Compare(pa.Bits(), pb.Bits()))
+// keyOrder is a key parsed for sorting: addresses and prefixes in numeric
+// order after words such as "total".
+type keyOrder struct {
+	word string
+	p    netip.Prefix
 }
+
+func orderOf(key string) keyOrder {
+	if a, err := netip.ParseAddr(key); err == nil {
+		return keyOrder{p: netip.PrefixFrom(a, a.BitLen())}
+	}
+	if p, err := netip.ParsePrefix(key); err == nil {
+		return keyOrder{p: p}
+	}
+	return keyOrder{word: key}
+}
+
+func (a keyOrder) compare(b keyOrder) int {
+	aw, bw := a.p.IsValid(), b.p.IsValid()
+	if !aw || !bw {
+		return cmp.Or(cmp.Compare(b2i(aw), b2i(bw)), cmp.Compare(a.word, b.word))
+	}
+	return cmp.Or(a.p.Addr().Compare(b.p.Addr()), cmp.Compare(a.p.Bits(), b.p.Bits()))
+}
+
+// compareKeys orders keys as keyOrder does.
+func compareKeys(a, b string) int { return orderOf(a).compare(orderOf(b)) }
 
 // Excess returns the flows the configuration would not admit now, newest
 // first: flows that a binding refuses (a deny decides, or no entry matches),

@@ -80,7 +80,8 @@ type Table interface {
 
 // Kernel is the conntrack table of one network namespace.
 type Kernel struct {
-	conn *ct.Conn
+	conn    *ct.Conn // updates (marks)
+	netnsFd int      // dumps open their own streaming socket
 }
 
 // Open connects to the conntrack table of the namespace that netnsFd refers
@@ -90,38 +91,18 @@ func Open(netnsFd int) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open conntrack: %w", err)
 	}
-	return &Kernel{conn: c}, nil
+	return &Kernel{conn: c, netnsFd: netnsFd}, nil
 }
 
 // Close releases the netlink socket.
 func (k *Kernel) Close() error { return k.conn.Close() }
 
 // Dump returns every flow of the namespace, IPv4 and IPv6.
-func (k *Kernel) Dump() ([]Flow, error) {
-	fs, err := k.conn.Dump(nil)
-	if err != nil {
-		return nil, fmt.Errorf("dump conntrack: %w", err)
-	}
-	out := make([]Flow, 0, len(fs))
-	for i := range fs {
-		out = append(out, fromCT(&fs[i]))
-	}
-	return out, nil
-}
+func (k *Kernel) Dump() ([]Flow, error) { return dumpFlows(k.netnsFd, 0, 0) }
 
 // DumpMarked returns the flows whose mark has all bits of mask set; the
 // kernel does the filtering.
-func (k *Kernel) DumpMarked(mask uint32) ([]Flow, error) {
-	fs, err := k.conn.DumpFilter(ct.NewFilter().Mark(mask).MarkMask(mask), nil)
-	if err != nil {
-		return nil, fmt.Errorf("dump conntrack by mark: %w", err)
-	}
-	out := make([]Flow, 0, len(fs))
-	for i := range fs {
-		out = append(out, fromCT(&fs[i]))
-	}
-	return out, nil
-}
+func (k *Kernel) DumpMarked(mask uint32) ([]Flow, error) { return dumpFlows(k.netnsFd, mask, mask) }
 
 // SetMark sets the flow's ct mark.
 //
