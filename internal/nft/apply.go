@@ -200,10 +200,11 @@ func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset) error {
 	return nil
 }
 
-// kernelSet is the library form of a limit set, as nft creates it for
-// `set NAME { type T; size N; flags dynamic; }`.
+// kernelSet is the library form of a set, as nft creates it for
+// `set NAME { type T; size N; flags dynamic[,timeout]; [timeout D;] }`.
 func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
-	ks := &nftables.Set{Table: t, Name: s.Name, Dynamic: true, Size: s.Size}
+	ks := &nftables.Set{Table: t, Name: s.Name, Dynamic: true, Size: s.Size,
+		HasTimeout: s.Timeout > 0, Timeout: s.Timeout}
 	switch s.Key {
 	case KeyIPv4:
 		ks.KeyType, ks.KeyByteOrder = nftables.TypeIPAddr, binaryutil.BigEndian
@@ -220,7 +221,8 @@ func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
 func sameSet(have, want *nftables.Set) bool {
 	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
 		have.Dynamic == want.Dynamic && have.Size == want.Size &&
-		!have.Constant && !have.Interval && !have.IsMap && !have.HasTimeout
+		have.HasTimeout == want.HasTimeout && have.Timeout == want.Timeout &&
+		!have.Constant && !have.Interval && !have.IsMap
 }
 
 var hooks = map[string]*nftables.ChainHook{

@@ -16,11 +16,16 @@ import (
 // compile parses config text and compiles it for table slxsh.
 func compile(t *testing.T, text string) *nft.Ruleset {
 	t.Helper()
+	return compileWith(t, text, nft.Options{})
+}
+
+func compileWith(t *testing.T, text string, o nft.Options) *nft.Ruleset {
+	t.Helper()
 	cfg, err := cli.ParseConfig(text)
 	if err != nil {
 		t.Fatalf("parse config: %v\n%s", err, text)
 	}
-	rs, err := nft.Compile(cfg, nft.Options{})
+	rs, err := nft.Compile(cfg, o)
 	if err != nil {
 		t.Fatalf("compile: %v\n%s", err, text)
 	}
@@ -230,14 +235,10 @@ func TestKernelFullSetRefuses(t *testing.T) {
 	p.Client.AddAddr(t, "c0", "10.0.0.5/24")
 	p.Client.AddAddr(t, "c0", "10.0.0.6/24")
 	server(t, p.Server, netns.PairServer4, 22)
-	rs := compile(t, `ip access-list extended check
+	rs := compileWith(t, `ip access-list extended check
  seq 10 permit tcp any any eq 22 connlimit 5
  seq 20 permit ip any any
-`+onS0In)
-	if len(rs.Sets) != 1 {
-		t.Fatalf("want one set, got %d", len(rs.Sets))
-	}
-	rs.Sets[0].Size = 2
+`+onS0In, nft.Options{SetSize: 2})
 	mustApply(t, applier(p.Server), rs)
 	ssh := hostPort(netns.PairServer4, 22)
 	p.Client.Expect(t, "10.0.0.1", ssh, netns.Connected)
