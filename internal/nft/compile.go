@@ -10,6 +10,10 @@ import (
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
+// ResetMark is the ct mark bit of a flow that the agent wants ended: every
+// base chain answers its next packet with a TCP reset.
+const ResetMark = 0x40000000
+
 // DefaultSetSize is the size of a limit set when Options.SetSize is 0 (the
 // kernel's default for dynamic sets).
 const DefaultSetSize = 65535
@@ -191,6 +195,12 @@ func (b *builder) findACL(f acl.Family, name string) *acl.ACL {
 func baseChains(binds []binding) []*Chain {
 	mk := func(hook string) *Chain {
 		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: []*Rule{{
+			// Why: a flow the agent marked (conntrack.ResetMark) is ended by a
+			// reset on its next packet; `! rst` keeps our own resets, which
+			// pass the output chain, from being refused in turn (KERNEL-NOTES).
+			Comment: "reset-mark",
+			Stmts:   []Stmt{&CtMarkBit{Bit: ResetMark}, &TCPNoRST{Dep: true}, &Reject{TCPReset: true}},
+		}, {
 			Comment: "established",
 			Stmts:   []Stmt{&CtState{States: CtEstablished | CtRelated}, &Verdict{Kind: expr.VerdictAccept}},
 		}}}
@@ -242,6 +252,14 @@ func (b *builder) aclChain(k chainKey) *Chain {
 			continue
 		}
 		ch.Rules = append(ch.Rules, b.entryRules(k, e)...)
+	}
+	if k.fam == acl.IPv6 {
+		// Why: neighbour discovery is untracked by conntrack, so it reaches
+		// the ACL; refusing it would cut the interface off IPv6 altogether.
+		ch.Rules = append(ch.Rules, &Rule{
+			Comment: RuleComment(EntryRef{k.fam, k.name, k.dir, 0}, RolePermitND),
+			Stmts:   []Stmt{&ICMPv6Types{Lo: 133, Hi: 136}, &Verdict{Kind: expr.VerdictReturn}},
+		})
 	}
 	impl := ImplicitDenyCounter(k.fam, k.name, k.dir)
 	b.rs.Counters = append(b.rs.Counters, impl)

@@ -16,13 +16,14 @@ type ruleCtx struct {
 	l4 bool // the transport protocol is known
 }
 
-// check is one limit of an entry: a statement that matches when the
-// connection goes over the limit, and for set-based limits a statement that
-// matches when the key could not be counted (a full set).
+// check is one test of an entry's limits: statements that match when the
+// connection must be refused, and for tests that add to a set, statements
+// that match when the key could not be added (a full set).
 type check struct {
-	reason string // log reason and role word: RoleConnlimit, RoleRate
-	over   Stmt
-	full   Stmt
+	role   string // role word of its rule (RoleRate, RoleConnlimit, "layer1", ...)
+	reason string // log reason: RoleRate or RoleConnlimit
+	over   []Stmt
+	full   []Stmt
 }
 
 // entryRules compiles one entry (see doc.go for the rule shapes): every
@@ -67,16 +68,16 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 	isNew := []Stmt{&CtState{States: CtNew}}
 	var rules []*Rule
 	for i, c := range checks {
-		role, head := c.reason, []Stmt{}
+		role, head := c.role, []Stmt{}
 		if i == 0 {
 			role, head = "", []Stmt{matched}
 		}
-		rules = append(rules, rule(role, match, isNew, head, []Stmt{c.over, refused}, logAs(c.reason), refuse))
+		rules = append(rules, rule(role, match, isNew, head, c.over, []Stmt{refused}, logAs(c.reason), refuse))
 		if c.full != nil {
 			// Why: when the set is full the kernel's dynset add fails and the
 			// rule above does not match (KERNEL-NOTES: a full set fails open).
 			// A key that is not in the set was not counted: refuse it.
-			rules = append(rules, rule(c.reason+"-full", match, isNew, []Stmt{c.full, refused}, logAs(c.reason+"-full"), refuse))
+			rules = append(rules, rule(c.role+"-full", match, isNew, c.full, []Stmt{refused}, logAs(c.reason+"-full"), refuse))
 		}
 	}
 	if permit {
@@ -102,19 +103,52 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) ([
 	if e.Action != acl.Permit {
 		over = cl.N - 1 // the Nth connection, this one included, is refused
 	}
-	if over <= 0 && (cl.N == 0 || e.Action != acl.Permit) {
+	if over <= 0 {
 		return nil, true
 	}
+	return append(out, b.connlimitChecks(k, ref, cl, over, ctx)...), false
+}
+
+// connlimitChecks compiles `connlimit`: the limit set S and, before it, the
+// reservation tests through which the agent holds sessions that were open
+// before S existed (internal/conntrack, reserve.go): the gate S_g, the
+// full-reservation set S_rf and, for each layer j (powers of two below
+// over), membership S_rj with its own count S_lj of `ct count over over-j`.
+// The agent fills S_g, S_rf and S_rj; empty, they change nothing.
+func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, over int, ctx ruleCtx) []check {
 	key := limitKey(k.fam, cl)
-	set := ConnlimitSetName(k.fam, k.name, k.dir, e.Seq, cl, over)
-	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
-		Entry: ref, KeyKind: cl.Key, PrefixLen: cl.PrefixLen, Over: over})
+	gateKey := Key{Family: k.fam, Kind: acl.Total}
+	set := ConnlimitSetName(k.fam, k.name, k.dir, ref.Seq, cl, over)
 	dep := !ctx.nf && key.Kind != acl.Total
+	mk := func(name string, sk SetKey, size uint32, kind SetKind, over int) {
+		b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Key: sk, Size: size, Kind: kind,
+			Entry: ref, KeyKind: cl.Key, PrefixLen: cl.PrefixLen, Over: over})
+	}
+	mk(set, key.SetKey(), b.opt.SetSize, SetConnlimit, over)
+	mk(GateSetName(set), KeyNFProto, 2, SetMember, 0)
+	mk(FullSetName(set), key.SetKey(), b.opt.SetSize, SetMember, 0)
+	out := []check{
+		{role: RoleGate, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: GateSetName(set), Key: gateKey}}},
+		{role: RoleReserved, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: FullSetName(set), Key: key, Dep: dep}}},
+	}
+	for _, j := range Layers(over) {
+		r, l := ReserveSetName(set, j), LayerSetName(set, j)
+		mk(r, key.SetKey(), b.opt.SetSize, SetMember, 0)
+		mk(l, key.SetKey(), b.opt.SetSize, SetConnlimit, over-j)
+		member := &SetLookup{Set: r, Key: key, Dep: dep}
+		out = append(out, check{
+			role:   "layer" + strconv.Itoa(j),
+			reason: RoleConnlimit,
+			over:   []Stmt{member, &ConnlimitAdd{Set: l, Key: key, Over: over - j}},
+			full:   []Stmt{member, &SetLookup{Set: l, Key: key, Invert: true}},
+		})
+	}
 	return append(out, check{
+		role:   RoleConnlimit,
 		reason: RoleConnlimit,
-		over:   &ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep},
-		full:   &SetLookup{Set: set, Key: key, Invert: true, Dep: dep},
-	}), false
+		over:   []Stmt{&ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep}},
+		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}},
+	})
 }
 
 // rateCheck compiles `rate`: `total` is one token bucket in the rule (a
@@ -124,16 +158,17 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) ([
 func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) check {
 	lim := RateOver{Rate: r.N, Per: r.Per, Burst: r.Burst}
 	if r.Key == acl.Total {
-		return check{reason: RoleRate, over: &lim}
+		return check{role: RoleRate, reason: RoleRate, over: []Stmt{&lim}}
 	}
 	key := Key{Family: k.fam, Kind: acl.PerSource}
 	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r, lim.burst())
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
 		Timeout: rateTimeout(r, lim.burst()), Kind: SetRate, Entry: ref, KeyKind: acl.PerSource})
 	return check{
-		reason: "rate",
-		over:   &RateUpdate{Set: set, Key: key, Rate: lim, Dep: !ctx.nf},
-		full:   &SetLookup{Set: set, Key: key, Invert: true, Dep: !ctx.nf},
+		role:   RoleRate,
+		reason: RoleRate,
+		over:   []Stmt{&RateUpdate{Set: set, Key: key, Rate: lim, Dep: !ctx.nf}},
+		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: !ctx.nf}},
 	}
 }
 

@@ -158,7 +158,11 @@ func TestParseCommentRoundTrip(t *testing.T) {
 		{Family: acl.IPv6, ACL: "a-b.c_d", Dir: acl.Out, Seq: 65535},
 		{Family: acl.IPv4, ACL: "x", Dir: acl.Out, Seq: 0},
 	} {
-		for _, role := range []string{"", nft.RoleConnlimitFull, nft.RoleRate, nft.RolePermit} {
+		roles := []string{"", nft.RoleConnlimitFull, nft.RoleRate, nft.RolePermit, "layer4-full"}
+		if ref.Seq == 0 {
+			roles = []string{"", nft.RolePermitND}
+		}
+		for _, role := range roles {
 			c := nft.RuleComment(ref, role)
 			got, gotRole, ok := nft.ParseComment(c)
 			if !ok || got != ref || gotRole != role {
@@ -166,7 +170,10 @@ func TestParseCommentRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"established", "iif=eth0 acl=check", "acl=x dir=up seq=1", "acl=x dir=in seq=0"} {
+	if got, role, ok := nft.ParseComment("acl6=v dir=out implicit-permit-nd"); !ok || role != nft.RolePermitND || got.Seq != 0 || got.ACL != "v" {
+		t.Errorf("implicit-permit-nd parses to %+v %q %v", got, role, ok)
+	}
+	for _, s := range []string{"established", "iif=eth0 acl=check", "acl=x dir=up seq=1", "acl=x dir=in seq=0", "acl=x dir=in implicit-deny full"} {
 		if _, _, ok := nft.ParseComment(s); ok {
 			t.Errorf("ParseComment(%q) accepted", s)
 		}

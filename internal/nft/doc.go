@@ -16,6 +16,8 @@
 //	   input    hook input   priority filter (0), policy accept
 //	   forward  hook forward priority filter (0), policy accept
 //	   output   hook output  priority filter (0), policy accept
+//	     ct mark & 0x40000000 == 0x40000000 tcp flags ! rst reject with tcp reset
+//	                                                 (flows the agent marked for ending)
 //	     ct state established,related accept        (admitted sessions always pass)
 //	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`:  input + forward
 //	     oifname "eth1" meta nfproto ipv4 jump ip_egress_out   `out`: output + forward
@@ -42,13 +44,26 @@
 //
 //	permit                MATCH counter M return
 //	deny, hard-drop       MATCH counter M counter R REFUSE
-//	permit connlimit N    MATCH ct state new counter M add @S { KEY ct count over N } counter R REFUSE
-//	                      MATCH ct state new KEY != @S counter R REFUSE          (role "connlimit-full")
-//	                      MATCH ct state new return                              (role "permit")
-//	deny connlimit N      the first two rules with over N-1: the Nth connection, this
-//	                      one included, is refused; below that evaluation goes on
+//	permit connlimit N    (T = N; every rule starts MATCH ct state new, ends counter R REFUSE)
+//	                      counter M meta nfproto @S_g              gate: closed while the agent
+//	                                                               counts sessions older than S
+//	                      KEY @S_rf                                (role "reserved")
+//	                      KEY @S_rJ add @S_lJ { KEY ct count over T-J }   (role "layerJ", for
+//	                      KEY @S_rJ KEY != @S_lJ                   J = 1, 2, 4, ... < T; "layerJ-full")
+//	                      add @S { KEY ct count over T }           (role "connlimit")
+//	                      KEY != @S                                (role "connlimit-full")
+//	                      MATCH ct state new return                (role "permit")
+//	deny connlimit N      the same checks with T = N-1: the Nth connection, this one
+//	                      included, is refused; below that evaluation goes on
 //	connlimit 0, deny connlimit 1: refuse every match (like deny)
+//	IPv6 lists            icmpv6 type 133-136 return              (neighbour discovery, which
+//	                                                               conntrack does not track)
 //	implicit deny         counter name "..._implicit_refused" jump refuse
+//
+// The reservation sets S_g, S_rf, S_rJ are filled by the agent
+// (internal/conntrack, reserve.go) to count sessions that were open before
+// S existed, which the kernel never adds to a count; empty, they change
+// nothing.
 //
 // More limits on one entry are more check rules before the permit rule, in
 // the order rate, connlimit; only the first counts M, later ones carry their

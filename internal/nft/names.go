@@ -113,23 +113,60 @@ const (
 	RoleConnlimitFull = "connlimit-full"
 	RoleRate          = "rate"
 	RoleRateFull      = "rate-full"
-	RolePermit        = "permit" // admits what passed every limit
+	RolePermit        = "permit"   // admits what passed every limit
+	RoleGate          = "gate"     // refuses while the agent recounts old sessions
+	RoleReserved      = "reserved" // refuses keys whose old sessions fill the limit
+	// Layer j of the reservations has role "layerJ" (and "layerJ-full").
 )
+
+// Reservation sets of a connlimit set S (the names internal/conntrack
+// expects; see connlimitChecks).
+
+// GateSetName is S_g: its one element, the family's nfproto, closes the
+// entry while the agent counts the sessions that were open before S.
+func GateSetName(set string) string { return set + "_g" }
+
+// FullSetName is S_rf: keys whose old sessions fill the limit.
+func FullSetName(set string) string { return set + "_rf" }
+
+// ReserveSetName is S_rJ: keys held at layer j.
+func ReserveSetName(set string, j int) string { return set + "_r" + strconv.Itoa(j) }
+
+// LayerSetName is S_lJ: the count of new sessions of the keys of layer j.
+func LayerSetName(set string, j int) string { return set + "_l" + strconv.Itoa(j) }
+
+// Layers returns the reservation layers of a limit `ct count over over`:
+// the powers of two below over.
+func Layers(over int) []int {
+	var out []int
+	for j := 1; j < over; j *= 2 {
+		out = append(out, j)
+	}
+	return out
+}
+
+// RolePermitND is the role of the implicit rule of IPv6 lists that lets
+// neighbour discovery through before the implicit deny (as IOS and SLX do).
+const RolePermitND = "permit-nd"
 
 // RuleComment is the comment of an entry's rule: `acl=check dir=in seq=10`
 // (`acl6=` for IPv6 lists), with " "+role appended when role is not "".
-// Seq 0 is the implicit deny: `acl=check dir=in implicit-deny`.
+// Seq 0 names the implicit rules at the end of a list: `acl=check dir=in
+// implicit-deny`, and with role RolePermitND `acl6=v6 dir=in
+// implicit-permit-nd`.
 func RuleComment(r EntryRef, role string) string {
 	key := "acl"
 	if r.Family == acl.IPv6 {
 		key = "acl6"
 	}
 	s := key + "=" + r.ACL + " dir=" + r.Dir.String()
-	if r.Seq == 0 {
-		s += " implicit-deny"
-	} else {
-		s += " seq=" + strconv.Itoa(r.Seq)
+	switch {
+	case r.Seq == 0 && role == "":
+		return s + " implicit-deny"
+	case r.Seq == 0:
+		return s + " implicit-" + role
 	}
+	s += " seq=" + strconv.Itoa(r.Seq)
 	if role != "" {
 		s += " " + role
 	}
@@ -160,7 +197,10 @@ func ParseComment(s string) (r EntryRef, role string, ok bool) {
 		return r, "", false
 	}
 	switch {
-	case f[2] == "implicit-deny":
+	case f[2] == "implicit-deny" && len(f) == 3:
+		return r, "", true
+	case f[2] == "implicit-"+RolePermitND && len(f) == 3:
+		return r, RolePermitND, true
 	case strings.HasPrefix(f[2], "seq="):
 		n, err := strconv.Atoi(f[2][4:])
 		if err != nil || n < 1 {

@@ -63,6 +63,7 @@ type SetKind int
 const (
 	SetConnlimit SetKind = iota // elements carry `ct count over Over`
 	SetRate                     // elements carry `limit rate over ...` (per-source rate)
+	SetMember                   // plain membership, filled by the agent (reservations)
 )
 
 // Hook describes a base chain.

@@ -326,6 +326,10 @@ func (s *SetLookup) String() string {
 	if s.Invert {
 		return s.Key.String() + " != @" + s.Set
 	}
+	if s.Key.Kind == acl.PerPrefix {
+		// nft spells the operator out after a masked key.
+		return s.Key.String() + " == @" + s.Set
+	}
 	return s.Key.String() + " @" + s.Set
 }
 

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/google/nftables/binaryutil"
@@ -102,4 +103,58 @@ func (s *RateUpdate) Exprs() []expr.Any {
 		Operation: unix.NFT_DYNSET_OP_UPDATE,
 		Exprs:     s.Rate.Exprs(),
 	})
+}
+
+// CtMarkBit matches connections whose ct mark has Bit set:
+// `ct mark & 0x40000000 == 0x40000000`.
+type CtMarkBit struct{ Bit uint32 }
+
+func (s *CtMarkBit) String() string {
+	return fmt.Sprintf("ct mark & 0x%08x == 0x%08x", s.Bit, s.Bit)
+}
+
+// Exprs implements Stmt: the mark is host-endian.
+func (s *CtMarkBit) Exprs() []expr.Any {
+	b := binaryutil.NativeEndian.PutUint32(s.Bit)
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: b, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
+	}
+}
+
+// TCPNoRST matches TCP packets without the RST flag. nft 1.0.6 lists
+// `tcp flags & rst == 0` as `tcp flags ! rst`.
+type TCPNoRST struct {
+	Dep bool // emit the `meta l4proto tcp` dependency
+}
+
+func (s *TCPNoRST) String() string { return "tcp flags ! rst" }
+
+// Exprs implements Stmt.
+func (s *TCPNoRST) Exprs() []expr.Any {
+	var out []expr.Any
+	if s.Dep {
+		out = metaEq(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP})
+	}
+	return append(out, transportPayload(13, 1),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x04}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
+}
+
+// ICMPv6Types matches a range of ICMPv6 types: `icmpv6 type 133-136`
+// (router solicitation to neighbour advertisement). nft emits both the
+// nfproto and the l4proto dependency before it in an inet table.
+type ICMPv6Types struct{ Lo, Hi uint8 }
+
+func (s *ICMPv6Types) String() string {
+	return "icmpv6 type " + strconv.Itoa(int(s.Lo)) + "-" + strconv.Itoa(int(s.Hi))
+}
+
+// Exprs implements Stmt.
+func (s *ICMPv6Types) Exprs() []expr.Any {
+	out := append(nfprotoDep(acl.IPv6), metaEq(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_ICMPV6})...)
+	return append(out, transportPayload(0, 1),
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{s.Lo}},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: []byte{s.Hi}})
 }
