@@ -153,3 +153,55 @@ func TestKernelTrackerLoweredKeep(t *testing.T) {
 		t.Errorf("cleared session: read got %v, want ECONNRESET", err)
 	}
 }
+
+// TestKernelTrackerPermitTurnedDeny: `seq 10 deny tcp any any eq 22` on s0
+// in replaces a permit. reset ends C's sessions that came in through s0; a
+// session through another interface (s1, no ACL) is left alone thanks to
+// the route locator; keep leaves everything.
+func TestKernelTrackerPermitTurnedDeny(t *testing.T) {
+	for _, policy := range []acl.SessionPolicy{acl.Keep, acl.Reset} {
+		t.Run([]string{"keep", "reset"}[policy], func(t *testing.T) {
+			p := netns.NewPair(t)
+			netns.Link(t, p.Client, "c1", p.Server, "s1")
+			p.Client.AddAddr(t, "c1", "10.9.0.1/24")
+			p.Server.AddAddr(t, "s1", "10.9.0.2/24")
+			nftLoad(t, p.Server, unlimitedRules)
+			p.Server.Listen(t, "10.0.0.2:22")
+			p.Server.Listen(t, "10.9.0.2:22")
+			viaS0 := dial(t, p.Client, "10.0.0.2:22", 2)
+			viaS1 := dial(t, p.Client, "10.9.0.2:22", 1)
+
+			loc, err := NewRouteLocator(p.Server.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loc.Close()
+			tr, err := NewTracker(TrackerOptions{Table: "slxsh", NetNS: p.Server.Fd(), Locator: loc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			c := acl.New()
+			c.ExistingSessions = policy
+			c.ACLs = []*acl.ACL{{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
+				{Seq: 10, Action: acl.Deny, Proto: 6, DstPort: eq(22)},
+				{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
+			}}}
+			c.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "s0", Groups: [2][2]string{{"check", ""}, {"", ""}}}}
+			if err := tr.Installed(c, &nft.Ruleset{Table: "slxsh"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, conn := range viaS0 {
+				conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				_, err := conn.Read(make([]byte, 1))
+				reset := errors.Is(err, syscall.ECONNRESET)
+				if reset != (policy == acl.Reset) {
+					t.Errorf("session via s0: read got %v; want reset %v", err, policy == acl.Reset)
+				}
+			}
+			if err := netns.Echo(viaS1[0]); err != nil {
+				t.Errorf("session via s1 (no ACL there): %v", err)
+			}
+		})
+	}
+}
