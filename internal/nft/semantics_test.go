@@ -163,3 +163,41 @@ interface c0
 		t.Fatalf("uid 65534 could not connect: %v %s", err, out)
 	}
 }
+
+// The reservation sets that the agent fills change admission as the session
+// tracker expects: a closed gate refuses everything, a key in S_rf is
+// refused, a key at layer 2 of limit 3 gets 3-2 = 1 more connection.
+func TestKernelReservations(t *testing.T) {
+	p := netns.NewPair(t)
+	extraClients(t, p, "10.0.0.3", "10.0.0.4")
+	p.Server.Listen(t, srv)
+	rs := loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 connlimit 3
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	set := "ip_check_in_10_src_3"
+	if len(rs.Sets) != 7 {
+		t.Fatalf("want the limit set with gate, full set and layers 1 and 2 (7 sets), got %d", len(rs.Sets))
+	}
+	add := func(s, elem string) {
+		p.Server.MustExec(t, "nft", "add", "element", "inet", "slxsh", s, "{ "+elem+" }")
+	}
+	del := func(s, elem string) {
+		p.Server.MustExec(t, "nft", "delete", "element", "inet", "slxsh", s, "{ "+elem+" }")
+	}
+	add(nft.GateSetName(set), "ipv4")
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)
+	del(nft.GateSetName(set), "ipv4")
+
+	add(nft.FullSetName(set), "10.0.0.3")
+	add(nft.ReserveSetName(set, 1), "10.0.0.4")
+	add(nft.ReserveSetName(set, 2), "10.0.0.4")
+	p.Client.Expect(t, "10.0.0.3", srv, netns.Reset)
+	p.Client.Expect(t, "10.0.0.4", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.4", srv, netns.Reset)
+	for i := 0; i < 3; i++ {
+		p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	}
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)
+}
