@@ -202,16 +202,32 @@ func (s *Session) grammars() []node {
 // command may end there; for a partial last word, the keywords it begins.
 // In a sub-mode, a line that only its parent modes know gets their help.
 func (s *Session) Help(line string) string {
-	for _, g := range s.grammars() {
+	gs := s.grammars()
+	for _, g := range gs {
 		if items := helpAt(g, line); len(items) > 0 {
 			return formatHelp(items)
 		}
 	}
-	toks := tokenize(line)
-	if len(toks) > 0 && !endsBlank(line) {
-		return "% Unrecognized command\n"
+	// Nothing to offer: say why, as the line would be rejected (in the mode
+	// where it gets furthest).
+	n := len(tokenize(line))
+	if n > 0 && !endsBlank(line) {
+		n--
 	}
-	return "% Invalid input\n"
+	var best *matchErr
+	for _, g := range gs {
+		_, err := newMatcher(g, line, n)
+		if err == nil {
+			// The words before match; the partial word begins nothing.
+			err = &matchErr{kind: ErrInvalid, tok: n}
+		}
+		if best == nil || err.tok > best.tok {
+			best = err
+		}
+	}
+	var b strings.Builder
+	s.printError(&b, s.Prompt(), lineError(line, best))
+	return b.String()
 }
 
 func formatHelp(items []helpItem) string {
