@@ -228,3 +228,16 @@ func (r *recordingBackend) Configure(t Txn) error {
 	r.txns = append(r.txns, t)
 	return r.Backend.Configure(t)
 }
+
+// TestScriptExit checks that exit in exec mode ends a script and that the
+// lines after it do not run.
+func TestScriptExit(t *testing.T) {
+	s := NewSession(NewMemoryBackend(nil), "h")
+	var out strings.Builder
+	if err := s.RunScript(strings.NewReader("show version\nexit\nbogus line\n"), "s", &out); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if !s.Done() || strings.Contains(out.String(), "%") {
+		t.Errorf("done=%v output %q", s.Done(), out.String())
+	}
+}

@@ -275,6 +275,9 @@ func (s *Session) RunScript(r io.Reader, name string, w io.Writer) error {
 			if err := s.scriptExec(line, w); err != nil {
 				return s.scriptError(w, name, n, line, err)
 			}
+			if s.done {
+				return nil // `exit` ends the script
+			}
 			if s.inConfig() {
 				blk = &block{start: append([]frame(nil), s.stack...)}
 			}

@@ -12,7 +12,9 @@ import (
 // configuration mode after the Context lines, which re-enter the sub-mode
 // the shell was in (e.g. ["ip access-list extended check"]). An interactive
 // config line is a Txn with one line; a scripted `configure terminal` …
-// `end` block is one Txn with every line of the block.
+// `end` block is one Txn with every line of the block. Context lines are
+// ordinary config lines: if another session deleted the list meanwhile,
+// re-entering it creates it again, as typing the line would.
 type Txn struct {
 	Context []string `json:"context,omitempty"`
 	Lines   []string `json:"lines"`
