@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/slxsh/slxsh/internal/acl"
 )
 
 // TestRevertTimer checks configure terminal revert timer: without confirm
@@ -42,6 +45,49 @@ func TestRevertTimer(t *testing.T) {
 		}
 		if host != want {
 			t.Errorf("confirm=%v: hostname %q, want %q", confirm, host, want)
+		}
+	}
+}
+
+// agentLike answers the agent-only commands with fixed data.
+type agentLike struct {
+	Backend
+}
+
+func (agentLike) Counters(f acl.Family, name string) ([]EntryCounters, error) {
+	return []EntryCounters{{Seq: 10, Matches: 15, Refused: 2, AtLimit: 1}, {Seq: 20, Matches: 7}}, nil
+}
+
+func (agentLike) Sessions(f acl.Family, name string, seq int) ([]SessionKey, error) {
+	return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 3, Limit: 3}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
+}
+
+// TestShowWithCounters checks how counters and sessions from the agent are
+// shown.
+func TestShowWithCounters(t *testing.T) {
+	base, err := ParseConfig("ip access-list extended check\n seq 10 permit tcp any any eq 22 connlimit 3\n seq 20 permit ip any any\n!\ninterface management 0\n ip access-group check in\n!\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewSession(agentLike{NewMemoryBackend(base)}, "h")
+	for _, tc := range []struct{ line, want string }{
+		{"show access-list ip check", `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 3 (15 matches, 2 refused, 1 at limit)
+ seq 20 permit ip any any (7 matches, 0 refused)
+`},
+		{"show access-list interface management 0 in | include seq 10", " seq 10 permit tcp any any eq 22 connlimit 3 (15 matches, 2 refused, 1 at limit)\n"},
+		{"show access-list sessions ip check", `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 3
+   10.0.0.1                                 3/3  at limit
+   10.0.0.2                                 1/3
+`},
+	} {
+		var out strings.Builder
+		if err := s.Execute(tc.line, &out); err != nil {
+			t.Fatalf("%s: %v", tc.line, err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("%s:\n%s", tc.line, cmp.Diff(tc.want, out.String()))
 		}
 	}
 }
