@@ -67,6 +67,18 @@ func TestRoundTripFiles(t *testing.T) {
 			if out.String() != want {
 				t.Errorf("show running-config after the script differs:\n%s", cmp.Diff(want, out.String()))
 			}
+			// Typed interactively: one transaction per line.
+			s = NewSession(NewMemoryBackend(nil), "device")
+			out.Reset()
+			for _, l := range strings.Split("configure terminal\n"+string(b)+"end", "\n") {
+				if err := s.Execute(l, &out); err != nil {
+					t.Fatalf("%q: %v", l, err)
+				}
+			}
+			out.Reset()
+			if err := s.Execute("show running-config", &out); err != nil || out.String() != string(b) {
+				t.Errorf("show running-config after typing the file differs (%v):\n%s", err, cmp.Diff(string(b), out.String()))
+			}
 		})
 	}
 }
