@@ -81,7 +81,11 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 		}
 	}
 	if permit {
-		rules = append(rules, rule(RolePermit, match, isNew, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+		// Without `ct state new`: a packet that conntrack calls invalid (out
+		// of window, say) of a session the entry admitted passes as under
+		// an unlimited permit, instead of falling through to the implicit
+		// deny and resetting the session.
+		rules = append(rules, rule(RolePermit, match, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
 	}
 	return rules
 }

@@ -186,7 +186,9 @@ func TestLongNamesAreHashedAndDistinct(t *testing.T) {
 	a := nft.ChainName(acl.IPv6, long, acl.Out)
 	b := nft.ChainName(acl.IPv6, other, acl.Out)
 	m1, r1 := nft.CounterNames(acl.IPv6, long, acl.Out, 65535)
-	for _, n := range []string{a, b, m1, r1} {
+	s := nft.ConnlimitSetName(acl.IPv6, long, acl.Out, 65535, &acl.Connlimit{N: 65535, Key: acl.PerPrefix, PrefixLen: 127}, 65535)
+	l := nft.LayerSetName(s, 32768)
+	for _, n := range []string{a, b, m1, r1, s, l} {
 		if len(n) > nft.MaxNameLen {
 			t.Errorf("%q is longer than %d", n, nft.MaxNameLen)
 		}
@@ -206,4 +208,27 @@ func readConf(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// BenchmarkCompile compiles one ACL of 10k entries, every tenth limited.
+func BenchmarkCompile(b *testing.B) {
+	a := &acl.ACL{Name: "big", Family: acl.IPv4}
+	for i := 1; i <= 10000; i++ {
+		e := &acl.Entry{Seq: i, Action: acl.Permit, Proto: acl.ProtoTCP,
+			DstPort: acl.PortMatch{Op: acl.PortEq, Lo: uint16(i)}}
+		if i%10 == 0 {
+			e.Connlimit = &acl.Connlimit{N: 10}
+		}
+		a.Entries = append(a.Entries, e)
+	}
+	c := &acl.Config{ACLs: []*acl.ACL{a}, Interfaces: []*acl.Interface{
+		{Kind: acl.IfLinux, Name: "eth0", Groups: [2][2]string{{"big", ""}}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		rs, err := nft.Compile(c, nft.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = rs.String()
+	}
 }

@@ -52,7 +52,9 @@
 //	                      KEY @S_rJ KEY != @S_lJ                   J = 1, 2, 4, ... < T; "layerJ-full")
 //	                      add @S { KEY ct count over T }           (role "connlimit")
 //	                      KEY != @S                                (role "connlimit-full")
-//	                      MATCH ct state new return                (role "permit")
+//	                      MATCH return                             (role "permit"; no ct state:
+//	                                                               invalid packets of admitted
+//	                                                               sessions pass as under permit)
 //	deny connlimit N      the same checks with T = N-1: the Nth connection, this one
 //	                      included, is refused; below that evaluation goes on
 //	connlimit 0, deny connlimit 1: refuse every match (like deny)

@@ -43,13 +43,18 @@ func famPrefix(f acl.Family) string {
 // shorten keeps names within MaxNameLen: a name that is too long becomes its
 // head, '_' and 12 hex digits of the SHA-256 of the whole name, so distinct
 // long names stay distinct.
-func shorten(name string) string {
-	if len(name) <= MaxNameLen {
+func shorten(name string) string { return shortenTo(name, MaxNameLen) }
+
+func shortenTo(name string, n int) string {
+	if len(name) <= n {
 		return name
 	}
 	sum := sha256.Sum256([]byte(name))
-	return name[:MaxNameLen-13] + "_" + hex.EncodeToString(sum[:6])
+	return name[:n-13] + "_" + hex.EncodeToString(sum[:6])
 }
+
+// reserveSuffixLen is room for the longest reservation suffix ("_l32768").
+const reserveSuffixLen = 7
 
 // ChainName is the regular chain of an applied ACL in one direction:
 // "ip_check_in", "ip6_web_out".
@@ -101,7 +106,7 @@ func keyToken(c *acl.Connlimit) string {
 // it does for any new limit).
 func ConnlimitSetName(f acl.Family, aclName string, d acl.Direction, seq int, c *acl.Connlimit, over int) string {
 	b := EntryRef{f, aclName, d, seq}.base()
-	return shorten(b + "_" + keyToken(c) + "_" + strconv.Itoa(over))
+	return shortenTo(b+"_"+keyToken(c)+"_"+strconv.Itoa(over), MaxNameLen-reserveSuffixLen)
 }
 
 // Rule roles, the last word of a rule comment when an entry compiles to more
