@@ -13,9 +13,12 @@
 //   - MarkReset sets the reset bit of the ct mark on chosen flows; the ruleset
 //     answers the next packet of a marked flow with a TCP reset. Sockets of the
 //     host itself are ended at once with internal/sockdiag.
-//   - ApplyReservations keeps the layered reservation sets in step with the
-//     sessions that were open before a limit existed (see reserve.go for why
-//     layers and not pre-created elements).
+//   - Plan, Shrink and Reserver keep the layered reservation sets (named by
+//     package layers) in step with the sessions that were open before a
+//     limit existed; see reserve.go for why layers and not pre-created
+//     elements.
+//   - Tracker ties it together for the agent (agent.SessionTracker, plus
+//     Prepare before each install and Run for the refresh loop).
 //
 // Conntrack records no interfaces. A Locator can tell Attribute through which
 // interface a flow came in or goes out (e.g. by route lookup); without one,

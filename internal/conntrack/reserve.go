@@ -14,8 +14,8 @@ package conntrack
 // So the budget of old sessions lives in plain membership sets that the
 // kernel never collects, and the counting stays in elements that the rules
 // create. For a limit rule `add @S { KEY ct count over T }` the ruleset has,
-// before it and with the same match and refusal (names from the functions
-// below; j runs over Layers(T)):
+// before it and with the same match and refusal (names and sets from
+// package layers; j runs over layers.Layers(T)):
 //
 //	meta nfproto @S_g REFUSE                                 # gate, closed while recounting
 //	KEY @S_rf REFUSE                                         # old sessions fill the limit
@@ -30,9 +30,10 @@ package conntrack
 // counting it, so the open new sessions stay <= T-D <= T-E: no key ever holds
 // more than T. As old sessions end, the key leaves the layers above its new
 // depth; the layers below it have counted every new session from the start,
-// so the budget that comes back is exact. Depths are powers of two, so above
-// 2 old sessions the admission can be conservative by up to half of them
-// (exact for the usual small numbers: T <= 3 is always exact).
+// so the budget that comes back is exact. Depths are powers of two (or T),
+// so a key can get D-E fewer new sessions than its exact budget — never
+// more, and fewer than E (exact when E is 1, 2 or a power of two, and always
+// for T <= 3).
 //
 // The order that leaves no window (see Tracker): before the ruleset with a
 // new limit set S is installed, Gate creates S_g with its element, closing the
@@ -48,11 +49,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/conntrack/layers"
 )
 
 // OldMark is the ct mark bit of a session that was open before the limit
@@ -68,46 +69,6 @@ type LimitSet struct {
 	PrefixLen int
 	Over      int
 	Size      uint32
-}
-
-// GateSetName is the set whose one element (the family's nfproto) closes the
-// entry to new connections while its old sessions are counted.
-func GateSetName(main string) string { return main + "_g" }
-
-// FullSetName is the set of keys whose old sessions fill the limit.
-func FullSetName(main string) string { return main + "_rf" }
-
-// ReserveSetName is the membership set of layer j: keys with at least j old
-// sessions (rounded up to a layer).
-func ReserveSetName(main string, j int) string { return main + "_r" + strconv.Itoa(j) }
-
-// LayerSetName is the dynamic set whose elements count the new sessions of
-// the keys of layer j, `ct count over over-j`.
-func LayerSetName(main string, j int) string { return main + "_l" + strconv.Itoa(j) }
-
-// Layers returns the layer depths of a limit `ct count over over`: the
-// powers of two below over.
-func Layers(over int) []int {
-	var out []int
-	for j := 1; j < over; j *= 2 {
-		out = append(out, j)
-	}
-	return out
-}
-
-// Depth is where a key with old sessions is held: 0 for none, the smallest
-// layer that is not below old, or over (the full set) when old reaches over
-// or no layer is deep enough.
-func Depth(over, old int) int {
-	if old <= 0 {
-		return 0
-	}
-	for _, j := range Layers(over) {
-		if j >= old {
-			return j
-		}
-	}
-	return over
 }
 
 // Reservation is a key of a limit set held at a depth.
@@ -132,7 +93,7 @@ func Plan(sets []LimitSet, a *Attribution) []Reservation {
 			if k.EntryID != s.Entry {
 				continue
 			}
-			if d := Depth(s.Over, len(idx)); d > 0 {
+			if d := layers.Depth(s.Over, len(idx)); d > 0 {
 				out = append(out, Reservation{Set: s.Name, Key: k.Key, Depth: d})
 			}
 		}
@@ -250,6 +211,6 @@ func memberSet(t *nftables.Table, s LimitSet, name string) *nftables.Set {
 }
 
 func gateSet(t *nftables.Table, s LimitSet) *nftables.Set {
-	return &nftables.Set{Table: t, Name: GateSetName(s.Name), Dynamic: true, Size: 2,
+	return &nftables.Set{Table: t, Name: layers.GateName(s.Name), Dynamic: true, Size: 2,
 		KeyType: nftables.TypeNFProto, KeyByteOrder: binaryutil.NativeEndian}
 }

@@ -7,32 +7,6 @@ import (
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
-func TestLayersAndDepth(t *testing.T) {
-	for _, tc := range []struct {
-		over   int
-		layers []int
-	}{{0, nil}, {1, nil}, {2, []int{1}}, {3, []int{1, 2}}, {5, []int{1, 2, 4}}, {9, []int{1, 2, 4, 8}}} {
-		if diff := cmp.Diff(tc.layers, Layers(tc.over)); diff != "" {
-			t.Errorf("Layers(%d) (-want +got):\n%s", tc.over, diff)
-		}
-	}
-	for _, tc := range []struct{ over, old, want int }{
-		{3, 0, 0}, {3, 1, 1}, {3, 2, 2}, {3, 3, 3}, {3, 7, 3},
-		{5, 3, 4}, {5, 4, 4}, {5, 5, 5}, {2, 1, 1}, {2, 5, 2},
-		{10, 5, 8}, {10, 9, 10}, {1, 1, 1}, {0, 1, 0},
-	} {
-		got := Depth(tc.over, tc.old)
-		if got != tc.want {
-			t.Errorf("Depth(over %d, old %d) = %d, want %d", tc.over, tc.old, got, tc.want)
-		}
-		// The invariant that makes reservations safe: a key held at depth
-		// d admits at most over-d new sessions, never more than over-old.
-		if tc.old > 0 && tc.over > 0 && tc.over-got > max(tc.over-tc.old, 0) {
-			t.Errorf("Depth(over %d, old %d) = %d admits too many", tc.over, tc.old, got)
-		}
-	}
-}
-
 func TestPlanAndShrink(t *testing.T) {
 	bs := bind("x", acl.IPv4, acl.In,
 		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(5, acl.PerSource, 0)},

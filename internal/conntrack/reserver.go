@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/slxsh/slxsh/internal/conntrack/layers"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,9 +49,9 @@ func (r *Reserver) Gate(sets []LimitSet) error {
 	}
 	c.AddTable(r.table)
 	for _, s := range sets {
-		names := []string{FullSetName(s.Name)}
-		for _, j := range Layers(s.Over) {
-			names = append(names, ReserveSetName(s.Name, j), LayerSetName(s.Name, j))
+		names := []string{layers.FullName(s.Name)}
+		for _, j := range layers.Layers(s.Over) {
+			names = append(names, layers.MemberName(s.Name, j), layers.CounterName(s.Name, j))
 		}
 		for _, n := range names {
 			if err := c.AddSet(memberSet(r.table, s, n), nil); err != nil {
@@ -79,11 +80,11 @@ func (r *Reserver) Read(sets []LimitSet) ([]Reservation, error) {
 	var out []Reservation
 	for _, s := range sets {
 		depth := map[string]int{}
-		levels := append(Layers(s.Over), s.Over)
+		levels := append(layers.Layers(s.Over), s.Over)
 		for _, j := range levels {
-			name := ReserveSetName(s.Name, j)
+			name := layers.MemberName(s.Name, j)
 			if j == s.Over {
-				name = FullSetName(s.Name)
+				name = layers.FullName(s.Name)
 			}
 			els, err := r.elements(c, s, name)
 			if err != nil {
@@ -134,10 +135,10 @@ func (r *Reserver) Write(sets []LimitSet, want []Reservation) error {
 	}
 	wantBy, haveBy := bySet(want), bySet(have)
 	for _, s := range sets {
-		for _, j := range append(Layers(s.Over), s.Over) {
-			name := ReserveSetName(s.Name, j)
+		for _, j := range append(layers.Layers(s.Over), s.Over) {
+			name := layers.MemberName(s.Name, j)
 			if j == s.Over {
-				name = FullSetName(s.Name)
+				name = layers.FullName(s.Name)
 			}
 			add, del, err := diffLevel(s, j, haveBy[s.Name], wantBy[s.Name])
 			if err != nil {

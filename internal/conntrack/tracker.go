@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack/layers"
 	"github.com/slxsh/slxsh/internal/nft"
 	"github.com/slxsh/slxsh/internal/sockdiag"
 )
@@ -87,7 +88,7 @@ func LimitSets(rs *nft.Ruleset) []LimitSet {
 	}
 	var out []LimitSet
 	for _, s := range rs.Sets {
-		if !names[GateSetName(s.Name)] {
+		if !names[layers.GateName(s.Name)] {
 			continue
 		}
 		out = append(out, LimitSet{
