@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -143,12 +144,31 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		for _, e := range flatten(err) {
-			fmt.Fprintf(stderr, "%s: %% %s\n", path, e)
+			fmt.Fprintln(stderr, checkError(path, e))
 		}
 		return 1
 	}
 	fmt.Fprint(stdout, rs.String())
 	return 0
+}
+
+// checkError formats one problem as slxsh scripts do: "FILE:LINE: % ..."
+// with the line and a caret for invalid input, or "FILE: % Error: ..." for
+// problems of the whole configuration.
+func checkError(path string, err error) string {
+	var le *cli.LineError
+	if errors.As(err, &le) {
+		msg := fmt.Sprintf("%s:%d: %s", path, le.Line+1, le.Error())
+		if le.Caret() {
+			msg = fmt.Sprintf("%s\n%s\n%s^", msg, le.Text, strings.Repeat(" ", le.Col))
+		}
+		return msg
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "%") {
+		msg = "% Error: " + msg
+	}
+	return path + ": " + msg
 }
 
 // flatten lists the errors joined in err, one per line.
