@@ -3,6 +3,8 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -106,98 +108,149 @@ func (a *Applier) Apply(rs *Ruleset) error {
 }
 
 // queue adds the whole transaction to c, in an order the kernel accepts:
-// creations, then flushes (dropping every reference), then deletions and
-// re-creations, then the rules.
+// creations, then flushes (after which no rule references anything), then
+// deletions and re-creations, then the rules.
 func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset) error {
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
+	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs}
+	c.AddTable(tx.t)
+	if err := tx.addSetsAndCounters(); err != nil {
+		return err
+	}
+	tx.addAndFlushChains()
+	tx.flushStaleChains()
+	// Every rule of the table is gone from here on.
+	tx.deleteAndRecreateChains()
+	if err := tx.deleteAndRecreateSetsAndObjects(); err != nil {
+		return err
+	}
+	tx.addRules()
+	return nil
+}
 
-	var recreate []*Set
-	for _, s := range rs.Sets {
-		have, ok := cur.sets[s.Name]
+// txn builds one Apply transaction.
+type txn struct {
+	c   *nftables.Conn
+	t   *nftables.Table
+	cur *tableState
+	rs  *Ruleset
+
+	recreateSets   []*Set
+	recreateObjs   []string
+	recreateChains []*Chain
+	staleChains    []*nftables.Chain
+}
+
+// addSetsAndCounters adds the sets and counters that do not exist yet and
+// notes those that exist with other properties. Existing ones are left
+// alone: set elements hold the counts, counters the statistics.
+func (tx *txn) addSetsAndCounters() error {
+	for _, s := range tx.rs.Sets {
+		have, ok := tx.cur.sets[s.Name]
 		switch {
 		case !ok:
-			if err := c.AddSet(kernelSet(t, s), nil); err != nil {
+			if err := tx.c.AddSet(kernelSet(tx.t, s), nil); err != nil {
 				return fmt.Errorf("add set %s: %w", s.Name, err)
 			}
-		case !sameSet(have, kernelSet(t, s)):
+		case !sameSet(have, kernelSet(tx.t, s)):
 			// Why: AddSet of an existing set with other properties fails
 			// the whole batch; such a set must be deleted and re-created
-			// (its counts are lost, which a new set name would lose too).
-			recreate = append(recreate, s)
+			// (its counts are lost, as with a new set name).
+			tx.recreateSets = append(tx.recreateSets, s)
 		}
 	}
-	wantCounters := map[string]bool{}
-	for _, name := range rs.Counters {
-		wantCounters[name] = true
-		if o, ok := cur.objs[name]; !ok {
-			c.AddObj(&nftables.CounterObj{Table: t, Name: name})
+	for _, name := range tx.rs.Counters {
+		if o, ok := tx.cur.objs[name]; !ok {
+			tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
 		} else if o.Type != nftables.ObjTypeCounter {
-			return fmt.Errorf("object %s exists with type %d, not a counter", name, o.Type)
-		}
-	}
-
-	want := map[string]*Chain{}
-	for _, ch := range rs.Chains {
-		want[ch.Name] = ch
-	}
-	var recreateChains []*Chain
-	for _, ch := range rs.Chains {
-		kc := kernelChain(t, ch)
-		if have, ok := cur.chains[ch.Name]; ok && !sameChain(have, kc) {
-			// Why: the kernel cannot change a chain's hook or type in
-			// place; delete it (after the flushes) and add it again.
-			recreateChains = append(recreateChains, ch)
-			c.FlushChain(kc)
-			continue
-		}
-		c.AddChain(kc)
-		c.FlushChain(kc)
-	}
-	var stale []*nftables.Chain
-	for name, have := range cur.chains {
-		if want[name] == nil {
-			c.FlushChain(have)
-			stale = append(stale, have)
-		}
-	}
-	// Every rule of the table is gone from here on: nothing references a
-	// chain, set or object any more.
-	for _, have := range stale {
-		c.DelChain(have)
-	}
-	for _, ch := range recreateChains {
-		c.DelChain(kernelChain(t, ch))
-		c.AddChain(kernelChain(t, ch))
-	}
-	wantSets := map[string]bool{}
-	for _, s := range rs.Sets {
-		wantSets[s.Name] = true
-	}
-	for name, have := range cur.sets {
-		if !wantSets[name] {
-			c.DelSet(have)
-		}
-	}
-	for _, s := range recreate {
-		c.DelSet(kernelSet(t, s))
-		if err := c.AddSet(kernelSet(t, s), nil); err != nil {
-			return fmt.Errorf("re-create set %s: %w", s.Name, err)
-		}
-	}
-	for name, o := range cur.objs {
-		if !wantCounters[name] {
-			c.DeleteObject(o)
-		}
-	}
-
-	for _, ch := range rs.Chains {
-		kc := &nftables.Chain{Name: ch.Name, Table: t}
-		for _, r := range ch.Rules {
-			c.AddRule(kernelRule(t, kc, r))
+			tx.recreateObjs = append(tx.recreateObjs, name)
 		}
 	}
 	return nil
+}
+
+// addAndFlushChains adds every desired chain (a no-op when it exists) and
+// flushes it. A chain whose hook or type differs cannot change in place: it
+// is only flushed here and re-created later.
+func (tx *txn) addAndFlushChains() {
+	for _, ch := range tx.rs.Chains {
+		kc := kernelChain(tx.t, ch)
+		if have, ok := tx.cur.chains[ch.Name]; ok && !sameChain(have, kc) {
+			tx.recreateChains = append(tx.recreateChains, ch)
+			tx.c.FlushChain(kc)
+			continue
+		}
+		tx.c.AddChain(kc)
+		tx.c.FlushChain(kc)
+	}
+}
+
+// flushStaleChains flushes the chains that the ruleset does not name.
+func (tx *txn) flushStaleChains() {
+	want := map[string]bool{}
+	for _, ch := range tx.rs.Chains {
+		want[ch.Name] = true
+	}
+	for _, name := range sortedKeys(tx.cur.chains) {
+		if !want[name] {
+			tx.c.FlushChain(tx.cur.chains[name])
+			tx.staleChains = append(tx.staleChains, tx.cur.chains[name])
+		}
+	}
+}
+
+func (tx *txn) deleteAndRecreateChains() {
+	for _, have := range tx.staleChains {
+		tx.c.DelChain(have)
+	}
+	for _, ch := range tx.recreateChains {
+		tx.c.DelChain(kernelChain(tx.t, ch))
+		tx.c.AddChain(kernelChain(tx.t, ch))
+	}
+}
+
+func (tx *txn) deleteAndRecreateSetsAndObjects() error {
+	wantSets := map[string]bool{}
+	for _, s := range tx.rs.Sets {
+		wantSets[s.Name] = true
+	}
+	for _, name := range sortedKeys(tx.cur.sets) {
+		if !wantSets[name] {
+			tx.c.DelSet(tx.cur.sets[name])
+		}
+	}
+	for _, s := range tx.recreateSets {
+		tx.c.DelSet(kernelSet(tx.t, s))
+		if err := tx.c.AddSet(kernelSet(tx.t, s), nil); err != nil {
+			return fmt.Errorf("re-create set %s: %w", s.Name, err)
+		}
+	}
+	wantObjs := map[string]bool{}
+	for _, name := range tx.rs.Counters {
+		wantObjs[name] = true
+	}
+	for _, name := range sortedKeys(tx.cur.objs) {
+		if !wantObjs[name] {
+			tx.c.DeleteObject(tx.cur.objs[name])
+		}
+	}
+	for _, name := range tx.recreateObjs {
+		tx.c.DeleteObject(tx.cur.objs[name])
+		tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
+	}
+	return nil
+}
+
+func (tx *txn) addRules() {
+	for _, ch := range tx.rs.Chains {
+		kc := &nftables.Chain{Name: ch.Name, Table: tx.t}
+		for _, r := range ch.Rules {
+			tx.c.AddRule(kernelRule(tx.t, kc, r))
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // kernelSet is the library form of a set, as nft creates it for

@@ -208,3 +208,45 @@ func TestKernelApplyRejectsUnknownHook(t *testing.T) {
 		t.Errorf("validation error left a ruleset:\n%s", out)
 	}
 }
+
+// TestKernelApplyRemovesForeignObjects: whatever someone else adds to our
+// table (sets and maps of other types, other stateful objects) is stale,
+// removed by the next Apply, and seen as drift before that.
+func TestKernelApplyRemovesForeignObjects(t *testing.T) {
+	for _, foreign := range []string{
+		`add set inet slxsh x { type ipv4_addr . inet_service; }`,
+		`add map inet slxsh m { type ipv4_addr : verdict; }`,
+		`add set inet slxsh iv { type ipv4_addr; flags interval; elements = { 10.0.0.0/8 } }`,
+		`add set inet slxsh tf { typeof tcp flags; }`,
+		`add quota inet slxsh q { over 10 mbytes }`,
+		`add limit inet slxsh l { rate 10/second }`,
+		`add ct helper inet slxsh h { type "ftp" protocol tcp; }`,
+		`add ct timeout inet slxsh ctt { protocol tcp; policy = { established: 100 }; }`,
+		`add synproxy inet slxsh sp { mss 1460; wscale 7; }`,
+	} {
+		t.Run(foreign, func(t *testing.T) {
+			n := netns.New(t)
+			a := applier(n)
+			rs := slxRuleset(3)
+			mustApply(t, a, rs)
+			want := listTable(t, n, "slxsh")
+			n.MustExec(t, "nft", foreign)
+			if ok, err := a.InSync(rs); ok || err != nil {
+				t.Errorf("InSync after %q: %v, %v; want false", foreign, ok, err)
+			}
+			mustApply(t, a, rs)
+			if got := listTable(t, n, "slxsh"); got != want {
+				t.Errorf("after %q and Apply:\n%s\nwant:\n%s", foreign, got, want)
+			}
+		})
+	}
+}
+
+func TestKernelApplyReplacesObjectOfOtherType(t *testing.T) {
+	n := netns.New(t)
+	n.MustExec(t, "nft", "add table inet slxsh; add quota inet slxsh check_10_matched { over 1 mbytes }")
+	mustApply(t, applier(n), slxRuleset(3))
+	if got := listTable(t, n, "slxsh"); strings.Contains(got, "quota") || !strings.Contains(got, "counter check_10_matched") {
+		t.Errorf("quota with a counter's name not replaced:\n%s", got)
+	}
+}
