@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -135,12 +136,13 @@ func TestKernelTrackerLoweredKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
-	// Below 2: one is admitted.
+	// Below 2: the refresh loop gives one back.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tr.Run(ctx, 20*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
 	conns[1].Close()
-	waitOpen(t, tr.ct, 1)
-	if err := tr.Refresh(); err != nil {
-		t.Fatal(err)
-	}
+	waitHeld(t, tr, []Reservation{{Set: "T", Key: "10.0.0.1", Depth: 1}})
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
 
@@ -204,4 +206,17 @@ func TestKernelTrackerPermitTurnedDeny(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitHeld waits (bounded) until the tracker holds want.
+func waitHeld(t *testing.T, tr *Tracker, want []Reservation) {
+	t.Helper()
+	var got []Reservation
+	for range 100 {
+		if got = tr.Held(); cmp.Equal(got, want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("held %v, want %v", got, want)
 }
