@@ -35,6 +35,9 @@ type Options struct {
 // joined, each an *acl.Error; the message of an option that the compiler
 // does not implement yet says so.
 func Compile(c *acl.Config, o Options) (*Ruleset, error) {
+	if c == nil {
+		c = acl.New()
+	}
 	if o.Table == "" {
 		o.Table = DefaultTable
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 
+	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/nft"
 )
@@ -62,9 +63,25 @@ func compareExprs(t *testing.T, c *nftables.Conn, rs *nft.Ruleset) {
 			if comment != r.Comment {
 				t.Errorf("chain %s rule %d: comment %q, want %q", ch.Name, i, comment, r.Comment)
 			}
+			if nftMergesNeqPorts(r) {
+				continue
+			}
 			if d := cmp.Diff(want, got[i].Exprs); d != "" {
 				t.Errorf("chain %s rule %q: Exprs differ from nft's (-ours +nft):\n%s", ch.Name, r.Comment, d)
 			}
 		}
 	}
+}
+
+// nftMergesNeqPorts reports a rule with `sport != A dport != B`: nft 1.0.6
+// compiles that text to one 4-byte `!=` comparison, which also matches when
+// only one port differs (a bug); our Exprs keep two comparisons, and both
+// list the same, so only the expressions are not compared.
+func nftMergesNeqPorts(r *nft.Rule) bool {
+	for _, s := range r.Stmts {
+		if p, ok := s.(*nft.Ports); ok && p.Src.Op == acl.PortNeq && p.Dst.Op == acl.PortNeq {
+			return true
+		}
+	}
+	return false
 }

@@ -190,7 +190,9 @@ func (s *Ports) String() string {
 }
 
 // Exprs implements Stmt. Like nft, equality on both ports becomes one 4-byte
-// comparison.
+// comparison. nft 1.0.6 also merges `sport != A dport != B` into one 4-byte
+// `!=`, which matches when either port differs: that is a bug, and here the
+// two comparisons stay apart (the kernel lists both forms the same).
 func (s *Ports) Exprs() []expr.Any {
 	var out []expr.Any
 	if s.Dep {
