@@ -10,6 +10,15 @@ import (
 // options in any order); the matcher resolves a line token by token against
 // it, telling invalid, ambiguous and incomplete input apart, and collects the
 // possible next tokens for `?` help and TAB completion.
+//
+// Matching goes position by position. With tokens [0, p) resolved, the
+// grammar is walked (every path, by backtracking with continuations) to
+// collect the atoms that may come at p; token p then resolves to the keyword
+// it equals or uniquely abbreviates among those, or else to a parameter
+// value. So abbreviation and ambiguity are judged against exactly the words
+// possible at that position, and the first token that no path accepts is
+// where the caret goes. Lines are short: the quadratic number of walks costs
+// about 0.1 ms for a long ACL entry (BenchmarkExecuteEntry).
 
 // node is a piece of grammar. walk matches the node starting at token pos
 // and calls k with the position after each way it can match.
@@ -339,7 +348,7 @@ func (m *matcher) run(g node, limit int) {
 	})
 }
 
-// errKind tells what was wrong with a line.
+// matchErr is what was wrong with a line, and at which token.
 type matchErr struct {
 	kind ErrKind
 	tok  int // the bad token, for ErrInvalid and ErrAmbiguous
