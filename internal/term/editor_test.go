@@ -249,6 +249,12 @@ func TestEditorCloseRestoresMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Read one line before Close: chzyer's Terminal calls wg.Add inside its
+	// reader goroutine, which races with a Close right after New.
+	go ptm.Write([]byte("x\r"))
+	if l, _, err := ed.ReadLine("sw# "); err != nil || l != "x" {
+		t.Fatalf("ReadLine = %q, %v", l, err)
+	}
 	during, _ := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
 	if during.Lflag&(unix.ECHO|unix.ICANON) != 0 || during.Oflag&unix.ONLCR == 0 {
 		t.Errorf("editing mode: lflag %#x oflag %#x; want no ECHO/ICANON, ONLCR kept", during.Lflag, during.Oflag)
