@@ -219,14 +219,23 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 func KeyOf(c *acl.Connlimit, f Flow) string {
 	switch c.Key {
 	case acl.PerPrefix:
-		p, _ := f.Src.Prefix(c.PrefixLen)
+		// As the compiler does: a prefix of 0 is total, a full-length
+		// prefix is per-source.
+		src := f.Src.Unmap()
+		switch {
+		case c.PrefixLen <= 0:
+			return TotalKey
+		case c.PrefixLen >= src.BitLen():
+			return src.String()
+		}
+		p, _ := src.Prefix(c.PrefixLen)
 		return p.String()
 	case acl.PerDestination:
-		return f.Dst.String()
+		return f.Dst.Unmap().String()
 	case acl.Total:
 		return TotalKey
 	}
-	return f.Src.String()
+	return f.Src.Unmap().String()
 }
 
 // Matches reports whether the flow's original direction matches the entry's

@@ -215,3 +215,26 @@ func TestMarkResetKeepsOtherBits(t *testing.T) {
 		t.Errorf("marks = %#x, %#x; want %#x, 0", f.Flows[0].Mark, f.Flows[1].Mark, 0x5|ResetMark)
 	}
 }
+
+func TestKeyOfPrefixEdges(t *testing.T) {
+	f := tcp("10.0.0.9", "10.0.0.2", 22, 0)
+	for _, tc := range []struct {
+		c    *acl.Connlimit
+		want string
+	}{
+		{limit(1, acl.PerPrefix, 0), TotalKey},
+		{limit(1, acl.PerPrefix, 32), "10.0.0.9"},
+		{limit(1, acl.PerPrefix, 16), "10.0.0.0/16"},
+		{limit(1, acl.PerDestination, 0), "10.0.0.2"},
+		{limit(1, acl.Total, 0), TotalKey},
+	} {
+		if got := KeyOf(tc.c, f); got != tc.want {
+			t.Errorf("KeyOf(%+v) = %q, want %q", *tc.c, got, tc.want)
+		}
+	}
+	mapped := f
+	mapped.Src = netip.AddrFrom16(f.Src.As16())
+	if got := KeyOf(limit(1, acl.PerPrefix, 24), mapped); got != "10.0.0.0/24" {
+		t.Errorf("KeyOf of an IPv4-mapped source = %q, want 10.0.0.0/24", got)
+	}
+}

@@ -91,14 +91,25 @@ func LimitSets(rs *nft.Ruleset) []LimitSet {
 		if !names[layers.GateName(s.Name)] {
 			continue
 		}
-		out = append(out, LimitSet{
+		ls := LimitSet{
 			Name:      s.Name,
 			Entry:     EntryID{ACL: s.Entry.ACL, Family: s.Entry.Family, Dir: s.Entry.Dir, Seq: s.Entry.Seq},
 			Key:       s.KeyKind,
 			PrefixLen: s.PrefixLen,
 			Over:      s.Over,
 			Size:      s.Size,
-		})
+		}
+		if ls.Key == acl.PerPrefix {
+			// As the compiler keys them: /0 is total, a full length is
+			// per-source.
+			switch {
+			case ls.PrefixLen <= 0:
+				ls.Key, ls.PrefixLen = acl.Total, 0
+			case ls.PrefixLen >= s.Entry.Family.Bits():
+				ls.Key, ls.PrefixLen = acl.PerSource, 0
+			}
+		}
+		out = append(out, ls)
 	}
 	return out
 }

@@ -1,0 +1,100 @@
+package conntrack
+
+import (
+	"testing"
+
+	"github.com/google/nftables"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// compiledConfig is the SLX example on the server's s0 (in):
+// `seq 10 permit tcp host C host S eq 22 connlimit N` (none when n < 0) and
+// `seq 20 permit ip any any`.
+func compiledConfig(t *testing.T, n int) *acl.Config {
+	t.Helper()
+	c := acl.New()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.EnsureACL(acl.IPv4, "check")
+	must(err)
+	if n >= 0 {
+		must(c.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP,
+			Src: host("10.0.0.1"), Dst: host("10.0.0.2"), DstPort: eq(22), Connlimit: limit(n, acl.PerSource, 0)}))
+	}
+	must(c.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny}))
+	_, err = c.EnsureInterface(acl.IfLinux, "s0")
+	must(err)
+	must(c.SetAccessGroup(acl.IfLinux, "s0", acl.IPv4, acl.In, "check"))
+	return c
+}
+
+// install does what the agent does for one change: compile, Prepare,
+// apply, Installed.
+func install(t *testing.T, ap *nft.Applier, tr *Tracker, c *acl.Config) {
+	t.Helper()
+	rs, err := nft.Compile(c, nft.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Prepare(rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := ap.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Installed(c, rs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKernelCompiledExistingSessions is issue 5's first two Accept points
+// with the real compiler and applier: 3 sessions open from C under `permit
+// ip any any`, then `connlimit 3` arrives: C's 4th is refused at once; after
+// C closes one, exactly one more is admitted. Then the table is deleted by
+// someone else with 3 open: after it is restored, C's 4th is still refused.
+func TestKernelCompiledExistingSessions(t *testing.T) {
+	p := netns.NewPair(t)
+	ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
+	tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	install(t, ap, tr, compiledConfig(t, -1))
+	p.Server.Listen(t, "10.0.0.2:22")
+	old := dial(t, p.Client, "10.0.0.2:22", 3)
+
+	limited := compiledConfig(t, 3)
+	install(t, ap, tr, limited)
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+
+	old[0].Close()
+	waitOpen(t, tr.ct, 2)
+	if err := tr.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	keys, err := tr.Sessions(limited, acl.IPv4, "check", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].Key != "10.0.0.1" || keys[0].Sessions != 3 || keys[0].Limit != 3 {
+		t.Errorf("Sessions = %+v, want 10.0.0.1 with 3 of 3", keys)
+	}
+
+	// Someone deletes the table; the agent restores it.
+	p.Server.MustExec(t, "nft", "delete", "table", "inet", nft.DefaultTable)
+	install(t, ap, tr, limited)
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	p.Client.MustExec(t, "ip", "addr", "add", "10.0.0.7/24", "dev", "c0")
+	p.Client.Expect(t, "10.0.0.7", "10.0.0.2:22", netns.Connected) // other sources are not limited by seq 10
+}
