@@ -352,3 +352,34 @@ func TestKernelMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelExistingSessionsCounted: sessions open before a limit exists
+// count against it when it is applied, and again after the table was
+// deleted and restored by the agent.
+func TestKernelExistingSessionsCounted(t *testing.T) {
+	p, ag := slxSetup(t)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 permit tcp host %s host %s eq 22 connlimit 3\nend\n", netns.PairClient4, netns.PairServer4))
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	show := ag.mustShell("", "-c", "show access-list sessions ip check")
+	if !regexp.MustCompile(`(?m)^   10\.0\.0\.1 +3/3  at limit$`).MatchString(show) {
+		t.Errorf("show access-list sessions does not show 10.0.0.1 at 3/3:\n%s", show)
+	}
+	show = ag.mustShell("", "-c", "show access-list ip check")
+	if !strings.Contains(show, ", 1 at limit)") {
+		t.Errorf("show access-list does not count the key at its limit:\n%s", show)
+	}
+
+	ag.ns.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	restored := false
+	for i := 0; i < 20 && !restored; i++ { // poll for at most 2 s
+		time.Sleep(100 * time.Millisecond)
+		restored = strings.Contains(nftTable(ag.ns), `comment "acl=check dir=in seq=10"`)
+	}
+	if !restored {
+		t.Fatalf("table not restored within 2 s:\n%s", ag.log)
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset)
+}

@@ -25,11 +25,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/agent"
 	"github.com/slxsh/slxsh/internal/agent/wire"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -190,15 +192,24 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	a := agent.New(agent.Options{
+	resolve := resolver(o)
+	tracker := openTracker(o.Table, resolve, log)
+	if tracker != nil {
+		defer tracker.Close()
+	}
+	opts := agent.Options{
 		Kernel:      nft.NewApplier(o.Table),
 		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) },
 		StartupPath: f.config,
 		StatePath:   f.state,
-		Resolve:     resolver(o),
+		Resolve:     resolve,
 		Version:     version,
 		Logger:      log,
-	})
+	}
+	if tracker != nil {
+		opts.Sessions = tracker
+	}
+	a := agent.New(opts)
 	auth, warn := agent.NewAuthorizer(f.adminGroup)
 	if warn != "" {
 		log.Warn(warn)
@@ -225,6 +236,9 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	go a.Run(ctx)
+	if tracker != nil {
+		go tracker.Run(ctx, sessionRefresh)
+	}
 	go func() {
 		for {
 			select {
@@ -242,6 +256,34 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	err := srv.Serve(ctx)
 	log.Info("stopping; the rules stay in the kernel")
 	return err
+}
+
+// sessionRefresh is how often the session tracker gives back the budget
+// of sessions that were open before their limit and have ended since.
+const sessionRefresh = time.Second
+
+// openTracker opens the session side (conntrack, sock_diag) in the agent's
+// namespace. Without it the agent still enforces every limit, but sessions
+// open before a limit was applied are not counted and the session commands
+// are unavailable: that is logged as an error, not fatal.
+func openTracker(table string, resolve func(acl.IfKind, string) string, log *slog.Logger) *conntrack.Tracker {
+	loc, err := conntrack.NewRouteLocator(0)
+	if err != nil {
+		log.Error("session tracking off: cannot open the route locator", "err", err)
+		return nil
+	}
+	t, err := conntrack.NewTracker(conntrack.TrackerOptions{
+		Table:   table,
+		IfName:  func(i *acl.Interface) string { return resolve(i.Kind, i.Name) },
+		Locator: loc,
+		Logger:  log,
+	})
+	if err != nil {
+		loc.Close()
+		log.Error("session tracking off: cannot open conntrack", "err", err)
+		return nil
+	}
+	return t
 }
 
 // resolver maps interface blocks to Linux names as the compiler does.

@@ -18,6 +18,9 @@ import (
 // 5). Every method is called with the agent's lock held and the running
 // config it applies to.
 type SessionTracker interface {
+	// Prepare is called before rs is installed (e.g. to close the limit
+	// sets that rs creates until Installed has counted the open sessions).
+	Prepare(rs *nft.Ruleset) error
 	// Installed is called after every successful install of cfg as rs
 	// (e.g. to count sessions that were open before a limit existed).
 	Installed(cfg *acl.Config, rs *nft.Ruleset) error
@@ -151,24 +154,43 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if err != nil {
 		return nil, userErr(userError(err))
 	}
-	if err := a.opts.Kernel.Apply(rs); err != nil {
-		a.log.Error("apply refused by the kernel", "why", why, "err", err)
-		return nil, errorf("%% Error: the kernel refused the change, nothing changed: %v", err)
+	if err := a.applyLocked(next, rs, why); err != nil {
+		return nil, err
 	}
 	a.running, a.ruleset = next, rs
 	a.pruneBaselinesLocked()
 	a.saveStateLocked()
-	if a.opts.Sessions != nil {
-		if err := a.opts.Sessions.Installed(next, rs); err != nil {
-			a.log.Warn("session bookkeeping after apply failed", "why", why, "err", err)
-		}
-	}
 	warns := a.interfaceWarningsLocked()
 	for _, w := range warns {
 		a.log.Warn(w, "why", why)
 	}
 	a.log.Info("configuration applied", "why", why, "acls", len(next.ACLs), "interfaces", len(next.Interfaces))
 	return warns, nil
+}
+
+// applyLocked installs rs (compiled from cfg) in the kernel, with the
+// session tracker's steps around it: Prepare before, so that new limits
+// admit nothing until the sessions already open are counted, and Installed
+// after, which counts them. A failed Prepare aborts the change (admitting
+// over a limit is worse than refusing a change); a failed Installed is
+// logged: the entries it concerns stay closed, which errs on refusing.
+func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string) error {
+	if a.opts.Sessions != nil {
+		if err := a.opts.Sessions.Prepare(rs); err != nil {
+			a.log.Error("cannot prepare session counting", "why", why, "err", err)
+			return errorf("%% Error: cannot prepare session counting, nothing changed: %v", err)
+		}
+	}
+	if err := a.opts.Kernel.Apply(rs); err != nil {
+		a.log.Error("apply refused by the kernel", "why", why, "err", err)
+		return errorf("%% Error: the kernel refused the change, nothing changed: %v", err)
+	}
+	if a.opts.Sessions != nil {
+		if err := a.opts.Sessions.Installed(cfg, rs); err != nil {
+			a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)
+		}
+	}
+	return nil
 }
 
 // saveStateLocked keeps the running config for a restarted agent. A failure

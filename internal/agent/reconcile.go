@@ -101,7 +101,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	} else {
 		a.log.Warn("table changed outside the agent, restoring it")
 	}
-	if err := a.opts.Kernel.Apply(a.ruleset); err != nil {
+	if err := a.applyLocked(a.running, a.ruleset, "drift repair"); err != nil {
 		a.failures++
 		a.log.Error("drift repair failed; will retry", "err", err)
 		return false, err
