@@ -98,3 +98,61 @@ func TestKernelCompiledExistingSessions(t *testing.T) {
 	p.Client.MustExec(t, "ip", "addr", "add", "10.0.0.7/24", "dev", "c0")
 	p.Client.Expect(t, "10.0.0.7", "10.0.0.2:22", netns.Connected) // other sources are not limited by seq 10
 }
+
+// TestKernelCompiledRoutedDeny: traffic routed through the middle
+// namespace, the ACL on its client-side interface rc (in). A permit turned
+// into deny under `existing-sessions reset` ends C's sessions on their next
+// packet (ct mark + the compiled reset rule); under keep they go on.
+func TestKernelCompiledRoutedDeny(t *testing.T) {
+	for _, policy := range []acl.SessionPolicy{acl.Keep, acl.Reset} {
+		t.Run([]string{"keep", "reset"}[policy], func(t *testing.T) {
+			r := netns.NewRouted(t)
+			ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(r.Router.Fd()))
+			loc, err := NewRouteLocator(r.Router.Fd())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loc.Close()
+			tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: r.Router.Fd(), Locator: loc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			cfg := func(action acl.Action) *acl.Config {
+				c := acl.New()
+				c.ExistingSessions = policy
+				if _, err := c.EnsureACL(acl.IPv4, "edge"); err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range []*acl.Entry{
+					{Seq: 10, Action: action, Proto: acl.ProtoTCP, Dst: host("10.2.0.2"), DstPort: eq(22)},
+					{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
+				} {
+					if err := c.AddEntry(acl.IPv4, "edge", e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := c.EnsureInterface(acl.IfLinux, "rc"); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.SetAccessGroup(acl.IfLinux, "rc", acl.IPv4, acl.In, "edge"); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			install(t, ap, tr, cfg(acl.Permit))
+			r.Server.Listen(t, "10.2.0.2:22")
+			conns := dial(t, r.Client, "10.2.0.2:22", 2)
+
+			install(t, ap, tr, cfg(acl.Deny))
+			r.Client.Expect(t, "", "10.2.0.2:22", netns.Reset) // new ones are denied either way
+			for i, c := range conns {
+				if policy == acl.Reset {
+					expectReset(t, c)
+				} else if err := netns.Echo(c); err != nil {
+					t.Errorf("session %d under keep: %v", i, err)
+				}
+			}
+		})
+	}
+}
