@@ -9,11 +9,13 @@ import (
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
-// ruleCtx is what the statements so far have established about a packet,
-// as nft tracks it to decide which dependency matches to emit.
+// ruleCtx is what the match statements have established about a packet,
+// as nft tracks it to decide which dependency matches to emit. (The
+// transport protocol needs no tracking: a tcp, udp or sctp entry always
+// matches it, and nothing later depends on it but `reject with tcp reset`,
+// which is only used for tcp entries.)
 type ruleCtx struct {
 	nf bool // the network family is known (an ip/ip6 header match came first)
-	l4 bool // the transport protocol is known
 }
 
 // check is one test of an entry's limits: statements that match when the
@@ -247,7 +249,6 @@ func (b *builder) match(path string, f acl.Family, e *acl.Entry) ([]Stmt, ruleCt
 		return nil, ctx, false
 	}
 	out = append(out, proto...)
-	ctx.l4 = len(proto) > 0
 	if o := e.Owner; o != nil {
 		uid, ok := b.uid(path, o)
 		if !ok {
