@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -39,7 +40,11 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 			line = "exit" // ends in exec, goes up one mode in config
 		}
 		if strings.TrimSpace(line) != "" {
-			sess.Execute(line, ed) // errors are printed by the session
+			var out bytes.Buffer
+			sess.Execute(line, &out) // errors are printed by the session
+			if err := page(ed, out.Bytes(), sess.TerminalLength()); err != nil {
+				return 0 // end of input at --More--
+			}
 		}
 		if key == term.KeyCtrlZ {
 			sess.End()

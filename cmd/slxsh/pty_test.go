@@ -205,3 +205,52 @@ func TestPTYEditingAndHistory(t *testing.T) {
 		t.Fatalf("recalled line failed: %q", got)
 	}
 }
+
+func TestPTYMore(t *testing.T) {
+	h := hostName(t)
+	s := startPTY(t)
+	s.expect(h + "# ")
+	s.send("configure terminal\r")
+	s.expect(h + "(config)# ")
+	for _, l := range strings.Split(strings.TrimSpace(slxExample), "\n") {
+		s.send(l + "\r")
+	}
+	s.expect("ip access-group check in\r\n" + h + "(config-Management-0)# ")
+	s.send("end\r")
+	s.expect(h + "# ")
+
+	// running-config is 6 lines: with length 5, 4 lines, --More--, then
+	// Space shows the rest.
+	s.send("terminal length 5\r")
+	s.expect(h + "# ")
+	s.send("show running-config\r")
+	got := s.expect(" --More-- ")
+	_, got, _ = strings.Cut(got, "show running-config\r\n")
+	if strings.Count(got, "\r\n") != 4 {
+		t.Errorf("first screen %q, want 4 lines of output", got)
+	}
+	s.send(" ")
+	got = s.expect(h + "# ")
+	wantContains(t, "second screen", got, "ip access-group check in\r\n!\r\n")
+
+	// q drops the rest.
+	s.send("show running-config\r")
+	s.expect(" --More-- ")
+	s.send("q")
+	got = s.expect(h + "# ")
+	if strings.Contains(got, "access-group") {
+		t.Errorf("q did not stop the output: %q", got)
+	}
+
+	// terminal length 0: no paging.
+	s.send("terminal length 0\r")
+	s.expect(h + "# ")
+	s.send("show running-config\r")
+	got = s.expect(h + "# ")
+	if strings.Contains(got, "More") || !strings.Contains(got, "ip access-group check in") {
+		t.Errorf("length 0: %q", got)
+	}
+	if all := s.all(); strings.ContainsAny(all, "\x1b\b") {
+		t.Errorf("ESC or BS in the session: %q", all)
+	}
+}

@@ -73,6 +73,8 @@ type Editor struct {
 	ctrlZ     bool
 	ctrlD     bool
 	last      rune
+	keyMode   bool // ReadKey: any key ends the read
+	key       rune // the key ReadKey got
 }
 
 // New puts the terminal in raw input mode and returns an editor on it.
@@ -141,6 +143,33 @@ func (e *Editor) ReadLine(prompt string) (string, Key, error) {
 	return line, KeyEnter, nil
 }
 
+// ReadKey shows prompt (e.g. " --More-- "), waits for one key and erases
+// the prompt again. It returns the key (Enter as '\r'); the end of input
+// gives io.EOF.
+func (e *Editor) ReadKey(prompt string) (rune, error) {
+	e.mu.Lock()
+	e.submitted, e.tab, e.ctrlZ, e.ctrlD = false, false, false, false
+	e.keyMode, e.key = true, 0
+	e.r.Start(prompt)
+	e.cond.Broadcast()
+	e.mu.Unlock()
+
+	_, err := e.rl.Readline()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keyMode = false
+	blank := strings.Repeat(" ", len([]rune(prompt)))
+	e.r.Write([]byte("\r" + blank + "\r"))
+	if e.key == 0 {
+		if err == nil {
+			err = io.EOF
+		}
+		return 0, err
+	}
+	return e.key, nil
+}
+
 // Write writes output between lines (not while ReadLine runs).
 func (e *Editor) Write(p []byte) (int, error) {
 	return e.cfg.Out.Write(p)
@@ -179,6 +208,16 @@ func (e *Editor) filter(r rune) (rune, bool) {
 	}
 	prev := e.last
 	e.last = r
+	if e.keyMode {
+		switch {
+		case r == 0: // end of input
+			return r, true
+		case r == readline.CharCtrlJ && prev == readline.CharEnter:
+			return r, false
+		}
+		e.key, e.submitted = r, true
+		return readline.CharEnter, true // hand back the (empty) line
+	}
 	line, pos := e.r.Line()
 	switch r {
 	case 0: // end of input; chzyer submits a non-empty line first
