@@ -44,33 +44,49 @@ const (
 	ctaTSStart     = 1
 )
 
-// netlinkSocket opens a NETLINK_NETFILTER socket inside the namespace.
-func netlinkSocket(netnsFd int) (int, error) {
-	if netnsFd == 0 {
-		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-	}
+// inNamespace runs f on a thread switched into the namespace netnsFd.
+// Sockets f opens stay in that namespace; /proc/sys is the namespace's.
+func inNamespace(netnsFd int, f func() error) error {
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return -1, err
+		return err
 	}
 	defer unix.Close(orig)
 	if err := unix.Setns(netnsFd, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		return -1, err
+		return err
 	}
-	fd, serr := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	ferr := f()
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 		// Why stay locked: a thread left in another namespace must not
 		// run other goroutines; the runtime discards it when we return.
-		if serr == nil {
-			unix.Close(fd)
-		}
-		return -1, err
+		return err
 	}
 	runtime.UnlockOSThread()
-	return fd, serr
+	return ferr
+}
+
+// netlinkSocket opens a NETLINK_NETFILTER socket inside the namespace.
+func netlinkSocket(netnsFd int) (int, error) {
+	open := func() (int, error) {
+		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+	}
+	if netnsFd == 0 {
+		return open()
+	}
+	fd := -1
+	err := inNamespace(netnsFd, func() error {
+		var err error
+		fd, err = open()
+		return err
+	})
+	if err != nil && fd >= 0 {
+		unix.Close(fd)
+		fd = -1
+	}
+	return fd, err
 }
 
 // dumpFlows streams a conntrack dump (both families) and decodes it into

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -243,5 +244,18 @@ func TestKernelStreamingDumpMatchesLibrary(t *testing.T) {
 	}
 	if len(marked) != 1 || marked[0].Mark&OldMark == 0 || marked[0].Start.IsZero() {
 		t.Errorf("DumpMarked = %+v, want the one marked flow with its start time", marked)
+	}
+}
+
+func TestKernelEnableTimestampsInNamespace(t *testing.T) {
+	n := netns.New(t)
+	if got := strings.TrimSpace(n.MustExec(t, "sysctl", "-n", "net.netfilter.nf_conntrack_timestamp")); got != "0" {
+		t.Fatalf("fresh namespace has timestamps %q, want 0", got)
+	}
+	if err := EnableTimestamps(n.Fd()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(n.MustExec(t, "sysctl", "-n", "net.netfilter.nf_conntrack_timestamp")); got != "1" {
+		t.Errorf("after EnableTimestamps: %q, want 1", got)
 	}
 }

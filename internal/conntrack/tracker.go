@@ -53,13 +53,17 @@ type Tracker struct {
 	loaded   bool
 }
 
-// NewTracker opens conntrack and sock_diag in the namespace.
+// NewTracker opens conntrack and sock_diag in the namespace and turns on
+// conntrack timestamps there (EnableTimestamps).
 func NewTracker(o TrackerOptions) (*Tracker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.IfName == nil {
 		o.IfName = func(i *acl.Interface) string { return i.Name }
+	}
+	if err := EnableTimestamps(o.NetNS); err != nil {
+		o.Logger.Warn("sessions to reset are picked by tuple, not age", "err", err)
 	}
 	k, err := Open(o.NetNS)
 	if err != nil {
