@@ -345,6 +345,8 @@ func TestKernelMetrics(t *testing.T) {
 	for _, want := range []string{
 		`slxsh_acl_matches_total{acl="check",direction="in",family="ip",seq="10"} 4`,
 		`slxsh_acl_refusals_total{acl="check",direction="in",family="ip",seq="10"} 1`,
+		`slxsh_acl_sessions{acl="check",family="ip",seq="10"} 3`,
+		`slxsh_acl_keys_at_limit{acl="check",family="ip",seq="10"} 1`,
 		`slxsh_agent_drift_repairs_total 0`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {

@@ -188,3 +188,50 @@ func parseFamily(s string) (acl.Family, error) {
 	}
 	return 0, errorf("%% Error: unknown address family %q", s)
 }
+
+// EntrySessions sums the open sessions of one limited entry.
+type EntrySessions struct {
+	Family   acl.Family
+	ACL      string
+	Seq      int
+	Sessions int // over all keys
+	AtLimit  int // keys at the limit
+}
+
+// SessionStats returns the sessions of every limited entry of every applied
+// ACL; nil without a session tracker. Lists whose sessions cannot be read
+// are logged and left out.
+func (a *Agent) SessionStats() []EntrySessions {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.opts.Sessions == nil {
+		return nil
+	}
+	var out []EntrySessions
+	for _, l := range a.running.ACLs {
+		if dirs := directions(a.running, l.Family, l.Name); !dirs[0] && !dirs[1] {
+			continue
+		}
+		keys, err := a.opts.Sessions.Sessions(a.running, l.Family, l.Name, 0)
+		if err != nil {
+			a.log.Warn("cannot read sessions", "acl", l.Name, "err", err)
+			continue
+		}
+		bySeq := map[int]int{} // seq -> index in out
+		for _, e := range l.Entries {
+			if e.Limited() {
+				bySeq[e.Seq] = len(out)
+				out = append(out, EntrySessions{Family: l.Family, ACL: l.Name, Seq: e.Seq})
+			}
+		}
+		for _, k := range keys {
+			if i, ok := bySeq[k.Seq]; ok {
+				out[i].Sessions += k.Sessions
+				if k.Sessions >= k.Limit {
+					out[i].AtLimit++
+				}
+			}
+		}
+	}
+	return out
+}

@@ -22,6 +22,10 @@ var (
 		"Times the agent restored its table after someone else changed or deleted it.", nil, nil)
 	failuresDesc = prometheus.NewDesc("slxsh_agent_apply_failures_total",
 		"Failed background applies (drift repair, reload).", nil, nil)
+	sessionsDesc = prometheus.NewDesc("slxsh_acl_sessions",
+		"Open sessions counted under a limited ACL entry (all keys).", []string{"family", "acl", "seq"}, nil)
+	atLimitDesc = prometheus.NewDesc("slxsh_acl_keys_at_limit",
+		"Keys (sources, prefixes, ...) of a limited ACL entry now at its limit.", []string{"family", "acl", "seq"}, nil)
 	upDesc = prometheus.NewDesc("slxsh_agent_counters_up",
 		"1 when the last read of the kernel counters worked.", nil, nil)
 )
@@ -32,7 +36,7 @@ type collector struct{ a *Agent }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{matchesDesc, refusedDesc, repairsDesc, failuresDesc, upDesc} {
+	for _, d := range []*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, upDesc} {
 		ch <- d
 	}
 }
@@ -48,6 +52,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		labels := []string{e.Family.String(), e.ACL, strconv.Itoa(e.Seq), e.Direction.String()}
 		ch <- prometheus.MustNewConstMetric(matchesDesc, prometheus.CounterValue, float64(e.Matches), labels...)
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(e.Refused), labels...)
+	}
+	for _, e := range c.a.SessionStats() {
+		labels := []string{e.Family.String(), e.ACL, strconv.Itoa(e.Seq)}
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(e.Sessions), labels...)
+		ch <- prometheus.MustNewConstMetric(atLimitDesc, prometheus.GaugeValue, float64(e.AtLimit), labels...)
 	}
 	c.a.mu.Lock()
 	repairs, failures := c.a.repairs, c.a.failures

@@ -1,0 +1,118 @@
+package agent
+
+import (
+	"errors"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// fakeTracker records the calls the agent makes around each apply.
+type fakeTracker struct {
+	kernel     *nft.Fake
+	calls      []string
+	prepareErr error
+	keys       []cli.SessionKey
+}
+
+func (f *fakeTracker) Prepare(rs *nft.Ruleset) error {
+	// Prepare must run before the ruleset is in the kernel.
+	if f.kernel.Current == rs {
+		f.calls = append(f.calls, "prepare-after-apply")
+	} else {
+		f.calls = append(f.calls, "prepare")
+	}
+	return f.prepareErr
+}
+
+func (f *fakeTracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
+	if f.kernel.Current != rs {
+		f.calls = append(f.calls, "installed-before-apply")
+	} else {
+		f.calls = append(f.calls, "installed")
+	}
+	return nil
+}
+
+func (f *fakeTracker) Sessions(cfg *acl.Config, fam acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+	return f.keys, nil
+}
+
+func (f *fakeTracker) ClearSessions(*acl.Config, acl.Family, string, int, netip.Addr) error {
+	f.calls = append(f.calls, "clear-sessions")
+	return nil
+}
+
+func (f *fakeTracker) ClearBlocked(*acl.Config, acl.Family, string, netip.Addr) error {
+	f.calls = append(f.calls, "clear-blocked")
+	return nil
+}
+
+func newTrackedAgent(t *testing.T) (*testAgent, *fakeTracker) {
+	ta := newTestAgent(t)
+	tr := &fakeTracker{kernel: ta.kernel}
+	ta.opts.Sessions = tr
+	return ta, tr
+}
+
+func TestTrackerAroundEveryApply(t *testing.T) {
+	ta, tr := newTrackedAgent(t)
+	ta.mustConfigure(t, slxACL)
+	ta.kernel.Set(nil)
+	ta.RepairDrift()
+	if got := strings.Join(tr.calls, ","); got != "prepare,installed,prepare,installed" {
+		t.Errorf("tracker calls %q, want prepare and installed around the change and the drift repair", got)
+	}
+
+	// A failed Prepare aborts the change.
+	tr.prepareErr = errors.New("netlink says no")
+	before, applied := ta.RunningText(), ta.kernel.Applied
+	if _, err := ta.Configure(slxBind); err == nil || !strings.HasPrefix(err.Error(), "% Error: cannot prepare session counting") {
+		t.Errorf("Configure with a failing Prepare: %v", err)
+	}
+	if ta.RunningText() != before || ta.kernel.Applied != applied {
+		t.Error("change applied although Prepare failed")
+	}
+}
+
+func TestSessionsThroughAgent(t *testing.T) {
+	ta, tr := newTrackedAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	tr.keys = []cli.SessionKey{{Seq: 10, Key: "10.24.12.107", Sessions: 3, Limit: 3}, {Seq: 10, Key: "10.24.12.108", Sessions: 1, Limit: 3}}
+	c, err := ta.Counters(acl.IPv4, "check")
+	if err != nil || c[0].AtLimit != 1 || c[1].AtLimit != 0 {
+		t.Errorf("Counters = %+v, %v; want seq 10 with 1 key at limit", c, err)
+	}
+	if _, err := ta.Sessions(acl.IPv4, "nope", 0); err == nil || !strings.Contains(err.Error(), `"nope" does not exist`) {
+		t.Errorf("sessions of a missing ACL: %v", err)
+	}
+	if err := ta.ClearSessions(acl.IPv4, "check", 10, netip.Addr{}); err != nil {
+		t.Error(err)
+	}
+	stats := ta.SessionStats()
+	if len(stats) != 1 || stats[0].Seq != 10 || stats[0].Sessions != 4 || stats[0].AtLimit != 1 {
+		t.Errorf("SessionStats = %+v", stats)
+	}
+
+	// Prometheus: counters from the kernel, sessions from the tracker.
+	m, r := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
+	ta.kernel.Values = map[string]nft.CounterValue{m: {Packets: 9}, r: {Packets: 2}}
+	rec := httptest.NewRecorder()
+	MetricsHandler(ta.Agent).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`slxsh_acl_matches_total{acl="check",direction="in",family="ip",seq="10"} 9`,
+		`slxsh_acl_refusals_total{acl="check",direction="in",family="ip",seq="10"} 2`,
+		`slxsh_acl_sessions{acl="check",family="ip",seq="10"} 4`,
+		`slxsh_acl_keys_at_limit{acl="check",family="ip",seq="10"} 1`,
+		`slxsh_agent_counters_up 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
