@@ -83,7 +83,11 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 		defer sb.Close()
 		opts.socket = sb.Socket
 		if term.IsTerminal(int(stdin.Fd())) && !opts.hasCmd && opts.file == "" {
-			fmt.Fprint(stdout, sandbox.Instructions())
+			exe, err := os.Executable()
+			if err != nil {
+				exe = "slxsh"
+			}
+			fmt.Fprint(stdout, sandbox.Instructions(exe))
 		}
 	}
 	backend, err := openBackend(opts)

@@ -126,8 +126,9 @@ func Start(w io.Writer, opts Options) (_ *Sandbox, err error) {
 	return s, nil
 }
 
-// Instructions is what the user reads before the shell's first prompt.
-func Instructions() string {
+// Instructions is what the user reads before the shell's first prompt;
+// slxsh is how to run this slxsh from another terminal.
+func Instructions(slxsh string) string {
 	return fmt.Sprintf(`
 slxsh sandbox: a server namespace %[1]s (%[2]s, a TCP service on port %[5]d,
 aclagent applying the config to its interface %[6]s = "management 0") and a
@@ -140,20 +141,23 @@ The agent started with this config (see "show running-config"):
   interface management 0
    ip access-group check in
 
-Try it, in a second terminal:
-  sudo slxsh --sandbox-connect 5      # 5 connections from the client: the 4th and 5th are refused
-  sudo ip netns exec %[3]s bash       # a shell in the client, e.g. for: nc %[2]s 22
+Try it. In a second terminal, open 5 connections from the client
+(the 4th and 5th are refused; Enter closes them):
+  sudo %[7]s --sandbox-connect 5
+or get a shell in the client namespace (e.g. for: nc %[2]s 22):
+  sudo ip netns exec %[3]s bash
 Then here:
-  show access-list ip check           # matches and refusals per entry
-  show nftables                       # what the kernel runs
+  show access-list ip check
+  show access-list sessions ip check
+  show nftables
   configure terminal
-   ip access-list extended check
-    no seq 10
-    seq 10 permit tcp host %[4]s host %[2]s eq 22 connlimit 5
-   end
+  ip access-list extended check
+  no seq 10
+  seq 10 permit tcp host %[4]s host %[2]s eq 22 connlimit 5
+  end
 "exit" leaves the sandbox and removes everything it built.
 
-`, ServerNS, ServerAddr, ClientNS, ClientAddr, Port, ServerIf)
+`, ServerNS, ServerAddr, ClientNS, ClientAddr, Port, ServerIf, slxsh)
 }
 
 // Close stops the agent and the service and removes the namespaces, the
