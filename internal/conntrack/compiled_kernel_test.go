@@ -156,3 +156,89 @@ func TestKernelCompiledRoutedDeny(t *testing.T) {
 		})
 	}
 }
+
+// limitConfig is `seq 10 permit tcp any any eq 22 <cl>` + `seq 20 permit
+// ip any any` in family f on s0 (in); cl nil: no limit.
+func limitConfig(t *testing.T, f acl.Family, cl *acl.Connlimit, policy acl.SessionPolicy) *acl.Config {
+	t.Helper()
+	c := acl.New()
+	c.ExistingSessions = policy
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.EnsureACL(f, "check")
+	must(err)
+	if cl != nil {
+		must(c.AddEntry(f, "check", &acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP, DstPort: eq(22), Connlimit: cl}))
+	}
+	must(c.AddEntry(f, "check", &acl.Entry{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny}))
+	_, err = c.EnsureInterface(acl.IfLinux, "s0")
+	must(err)
+	must(c.SetAccessGroup(acl.IfLinux, "s0", f, acl.In, "check"))
+	return c
+}
+
+// TestKernelCompiledKeys: existing sessions are held for every key kind
+// the compiler builds: IPv6 per-prefix 64 and IPv4 total, each shared by
+// two sources.
+func TestKernelCompiledKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fam      acl.Family
+		cl       *acl.Connlimit
+		server   string
+		a, b     string // two sources sharing the key
+		addrs    []string
+		key      string
+		outsider string // a source with its own budget ("" when none)
+	}{{
+		name: "ipv6 per-prefix 64", fam: acl.IPv6, cl: limit(3, acl.PerPrefix, 64),
+		server: "[fd00::2]:22", a: "fd00::1", b: "fd00::11", addrs: []string{"fd00::11/64"},
+		key: "fd00::/64",
+	}, {
+		name: "ipv4 total", fam: acl.IPv4, cl: limit(3, acl.Total, 0),
+		server: "10.0.0.2:22", a: "10.0.0.1", b: "10.0.0.11", addrs: []string{"10.0.0.11/24"},
+		key: TotalKey,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := netns.NewPair(t)
+			for _, a := range tc.addrs {
+				p.Client.AddAddr(t, "c0", a)
+			}
+			ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
+			tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			install(t, ap, tr, limitConfig(t, tc.fam, nil, acl.Keep))
+			p.Server.Listen(t, tc.server)
+			first := p.Client.Expect(t, tc.a, tc.server, netns.Connected)
+			p.Client.Expect(t, tc.b, tc.server, netns.Connected)
+
+			cfg := limitConfig(t, tc.fam, tc.cl, acl.Keep)
+			install(t, ap, tr, cfg)
+			keys, err := tr.Sessions(cfg, tc.fam, "check", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != 1 || keys[0].Key != tc.key || keys[0].Sessions != 2 {
+				t.Fatalf("Sessions = %+v, want %s with 2", keys, tc.key)
+			}
+			// 2 old of 3: one more for the pair, from either source.
+			p.Client.Expect(t, tc.b, tc.server, netns.Connected)
+			p.Client.Expect(t, tc.a, tc.server, netns.Reset)
+			p.Client.Expect(t, tc.b, tc.server, netns.Reset)
+			first.Close()
+			waitOpen(t, tr.ct, 1)
+			if err := tr.Refresh(); err != nil {
+				t.Fatal(err)
+			}
+			p.Client.Expect(t, tc.a, tc.server, netns.Connected)
+			p.Client.Expect(t, tc.a, tc.server, netns.Reset)
+		})
+	}
+}

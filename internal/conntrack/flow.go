@@ -116,6 +116,16 @@ func (k *Kernel) SetMark(f Flow, mark uint32) error {
 		Proto: ct.ProtoTuple{Protocol: f.Proto, SourcePort: f.SrcPort, DestinationPort: f.DstPort},
 		Zone:  f.Zone,
 	}
+	if f.ReplySrc.IsValid() && f.ReplyDst.IsValid() {
+		// Why the reply tuple too: ti-mo/conntrack picks the IPv6 message
+		// family only when both tuples are IPv6 (else the kernel answers
+		// EINVAL).
+		u.TupleReply = ct.Tuple{
+			IP:    ct.IPTuple{SourceAddress: f.ReplySrc, DestinationAddress: f.ReplyDst},
+			Proto: ct.ProtoTuple{Protocol: f.Proto, SourcePort: f.ReplySrcPort, DestinationPort: f.ReplyDstPort},
+			Zone:  f.Zone,
+		}
+	}
 	u.Mark = mark
 	u.Zone = f.Zone
 	if err := k.conn.Update(u); err != nil {

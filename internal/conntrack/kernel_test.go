@@ -174,7 +174,9 @@ func TestKernelResetRoutedOnNextPacket(t *testing.T) {
 	r := netns.NewRouted(t)
 	nftLoad(t, r.Router, resetRules)
 	r.Server.Listen(t, "10.2.0.2:22")
-	conns := dial(t, r.Client, "10.2.0.2:22", 3)
+	r.Server.Listen(t, "[fd02::2]:22")
+	conns := dial(t, r.Client, "10.2.0.2:22", 2)
+	conns = append(dial(t, r.Client, "[fd02::2]:22", 1), conns...) // one IPv6 among the ended
 	k := openKernel(t, r.Router)
 	sd, err := sockdiag.Dial(r.Router.Fd())
 	if err != nil {
