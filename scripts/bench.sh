@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 count=${COUNT:-5}
 echo "kernel $(uname -r), nft $(nft --version | awk '{print $2}'), $(nproc) cpus, $(go version | awk '{print $3}')"
-go test -run '^$' -bench 'BenchmarkApply|BenchmarkChangeOneEntry' -benchtime "${count}x" ./internal/nft/ |
+go test -run '^$' -bench 'BenchmarkApply|BenchmarkChangeOneEntry|BenchmarkDriftCheck' -benchtime "${count}x" ./internal/nft/ |
 	awk '/^Benchmark/ {
 		name = $1; sub(/-[0-9]+$/, "", name); line = name
 		for (i = 3; i < NF; i += 2) line = line sprintf("  %s=%s", $(i+1), $i)

@@ -51,6 +51,16 @@ type Applier struct {
 	mu    sync.Mutex
 	table string
 	opts  []nftables.ConnOption
+	sync  synced
+}
+
+// synced remembers that the kernel held a ruleset at a generation: while
+// the generation stays the same, nothing has been committed since, and the
+// table still holds it.
+type synced struct {
+	ok   bool
+	gen  uint32
+	text string // Ruleset.String() of what the table holds
 }
 
 // NewApplier returns an Applier for table (family inet). opts are passed to
@@ -87,10 +97,12 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
-	c, err := nftables.New(append(a.opts, nftables.WithSockOptions(bufferOpts(rs)...))...)
+	c, err := nftables.New(append(a.opts, nftables.WithSockOptions(append(bufferOpts(rs), largeDumps)...))...)
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
+	a.sync = synced{}
+	before, genErr := generation(c)
 	cur, err := readTable(c, a.table)
 	if err != nil {
 		return fmt.Errorf("read table inet %s: %w", a.table, err)
@@ -104,7 +116,21 @@ func (a *Applier) Apply(rs *Ruleset) error {
 		}
 		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
 	}
+	// Only when exactly one transaction (ours) was committed meanwhile do we
+	// know what the table holds at the new generation.
+	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
+		a.sync = synced{ok: true, gen: after, text: rs.String()}
+	}
 	return nil
+}
+
+// readConn opens a connection for reading the table.
+func (a *Applier) readConn() (*nftables.Conn, error) {
+	c, err := nftables.New(append(a.opts, nftables.WithSockOptions(largeDumps))...)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	return c, nil
 }
 
 // queue adds the whole transaction to c, in an order the kernel accepts:

@@ -2,6 +2,7 @@ package nft_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 )
 
 // raw is a hand-written statement for tests that do not go through Compile.
+// Its text must tell apart what its expressions do: Applier.InSync trusts
+// Ruleset.String() to identify a ruleset.
 type raw struct {
 	text  string
 	exprs []expr.Any
@@ -29,7 +32,7 @@ func rule(comment string, stmts ...nft.Stmt) *nft.Rule {
 
 func ctState(bits uint32, verdict expr.VerdictKind) []nft.Stmt {
 	return []nft.Stmt{
-		raw{"ct state", []expr.Any{
+		raw{fmt.Sprintf("ct state %#x", bits), []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(bits), Xor: le32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
@@ -39,7 +42,7 @@ func ctState(bits uint32, verdict expr.VerdictKind) []nft.Stmt {
 }
 
 func verdict1(k expr.VerdictKind) nft.Stmt {
-	return raw{"verdict", []expr.Any{&expr.Verdict{Kind: k}}}
+	return raw{fmt.Sprintf("verdict %d", k), []expr.Any{&expr.Verdict{Kind: k}}}
 }
 
 func jump(chain string) nft.Stmt {
@@ -49,14 +52,14 @@ func jump(chain string) nft.Stmt {
 func iifname(name string) nft.Stmt {
 	b := make([]byte, 16)
 	copy(b, name)
-	return raw{"iifname", []expr.Any{
+	return raw{"iifname " + name, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
 	}}
 }
 
 func tcpDport(p uint16) nft.Stmt {
-	return raw{"tcp dport", []expr.Any{
+	return raw{fmt.Sprintf("tcp dport %d", p), []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
@@ -74,7 +77,7 @@ func ctNew() nft.Stmt {
 
 // countOver is `add @set { ip saddr ct count over n }`.
 func countOver(set string, n uint32) nft.Stmt {
-	return raw{"add @set", []expr.Any{
+	return raw{fmt.Sprintf("add @%s { ip saddr ct count over %d }", set, n), []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
@@ -84,7 +87,7 @@ func countOver(set string, n uint32) nft.Stmt {
 }
 
 func counter(name string) nft.Stmt {
-	return raw{"counter name", []expr.Any{&expr.Objref{Type: 1, Name: name}}}
+	return raw{"counter name " + name, []expr.Any{&expr.Objref{Type: 1, Name: name}}}
 }
 
 func reset() nft.Stmt {

@@ -82,9 +82,9 @@ func findTable(c *nftables.Conn, name string) (*nftables.Table, error) {
 func (a *Applier) Counters() (map[string]CounterValue, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c, err := nftables.New(a.opts...)
+	c, err := a.readConn()
 	if err != nil {
-		return nil, fmt.Errorf("open netlink: %w", err)
+		return nil, err
 	}
 	t, err := findTable(c, a.table)
 	if err != nil || t == nil {
@@ -120,16 +120,29 @@ func (a *Applier) InSync(rs *Ruleset) (bool, error) {
 // Drift describes the first difference between the table in the kernel and
 // rs ("table missing", "chain acl_in: 3 rules, want 4", ...), or returns ""
 // when the kernel holds exactly rs. Use it to log why a repair happens.
+//
+// When no nftables transaction was committed in the namespace since the
+// Applier last saw the table hold rs (the ruleset generation is the same),
+// Drift answers without reading the rules back.
 func (a *Applier) Drift(rs *Ruleset) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c, err := nftables.New(a.opts...)
+	c, err := a.readConn()
 	if err != nil {
-		return "", fmt.Errorf("open netlink: %w", err)
+		return "", err
 	}
+	gen, genErr := generation(c)
+	text := rs.String()
+	if genErr == nil && a.sync.ok && a.sync.gen == gen && a.sync.text == text {
+		return "", nil
+	}
+	a.sync = synced{}
 	d, err := diff(c, rs)
 	if err != nil {
 		return "", fmt.Errorf("read table inet %s: %w", rs.Table, err)
+	}
+	if d == "" && genErr == nil {
+		a.sync = synced{ok: true, gen: gen, text: text}
 	}
 	return d, nil
 }
