@@ -56,6 +56,13 @@ type sshReport struct {
 	}
 }
 
+type scriptedResult struct {
+	Exception string `json:"exception"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	Status    int    `json:"status"`
+}
+
 type netmikoResult struct {
 	Exception         string `json:"exception"`
 	Log               string `json:"log"`
@@ -117,6 +124,34 @@ func TestKernelSSHAutomation(t *testing.T) {
 	if err := json.Unmarshal(raw["ansible_like"], &rep.AnsibleLike); err != nil {
 		t.Fatal(err)
 	}
+
+	scripted := map[string]scriptedResult{}
+	for _, name := range []string{"scripted_ok", "scripted_bad"} {
+		var r scriptedResult
+		if err := json.Unmarshal(raw[name], &r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		scripted[name] = r
+	}
+	t.Run("scripted", func(t *testing.T) {
+		ok, bad := scripted["scripted_ok"], scripted["scripted_bad"]
+		if ok.Exception != "" || bad.Exception != "" {
+			t.Fatal(ok.Exception, bad.Exception)
+		}
+		if ok.Status != 0 {
+			t.Errorf("good script: exit %d, stderr %q", ok.Status, ok.Stderr)
+		}
+		for _, w := range slxExampleRunning {
+			wantContains(t, "good script", ok.Stdout, w)
+		}
+		if strings.Contains(ok.Stdout, hostName(t)+"#") || strings.ContainsAny(ok.Stdout, "\x1b\r") {
+			t.Errorf("good script output has prompts or terminal bytes: %q", ok.Stdout)
+		}
+		if bad.Status == 0 {
+			t.Errorf("bad script: exit 0")
+		}
+		wantContains(t, "bad script", bad.Stdout, "<stdin>:3: % Invalid input")
+	})
 
 	host := hostName(t)
 	for dt, r := range rep.Netmiko {

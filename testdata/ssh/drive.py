@@ -84,6 +84,22 @@ def ansible_like():
     return r
 
 
+def scripted(script):
+    """`ssh host slxsh < script`: no PTY, the script on stdin."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(HOST, port=PORT, username=USER, key_filename=KEY,
+                   allow_agent=False, look_for_keys=False, timeout=20)
+    stdin, stdout, stderr = client.exec_command("slxsh", timeout=20)
+    stdin.write(script)
+    stdin.channel.shutdown_write()
+    out = stdout.read().decode("latin-1")
+    err = stderr.read().decode("latin-1")
+    status = stdout.channel.recv_exit_status()
+    client.close()
+    return {"stdout": out, "stderr": err, "status": status}
+
+
 def main():
     report = {}
     for dt in ("cisco_ios", "extreme_slx"):
@@ -95,6 +111,13 @@ def main():
         report["ansible_like"] = ansible_like()
     except Exception as e:
         report["ansible_like"] = {"exception": "%s: %s" % (type(e).__name__, e)}
+    example = "conf term\n" + "\n".join(SLX_EXAMPLE) + "\nend\nshow running-config\n"
+    bad = "configure terminal\nip access-list extended a\npermit tcp any any bogus\nend\n"
+    for name, script in (("scripted_ok", example), ("scripted_bad", bad)):
+        try:
+            report[name] = scripted(script)
+        except Exception as e:
+            report[name] = {"exception": "%s: %s" % (type(e).__name__, e)}
     json.dump(report, sys.stdout)
 
 
