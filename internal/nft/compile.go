@@ -48,9 +48,7 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	binds := b.bindings()
 	var aclChains []*Chain
 	for _, k := range chainKeys(binds) {
-		if ch := b.aclChain(k); ch != nil {
-			aclChains = append(aclChains, ch)
-		}
+		aclChains = append(aclChains, b.aclChain(k)...)
 	}
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)
@@ -241,20 +239,29 @@ func refuseChain() *Chain {
 	}}
 }
 
-// aclChain compiles one applied ACL in one direction: its entries in seq
-// order, then the implicit deny.
-func (b *builder) aclChain(k chainKey) *Chain {
+// aclChain compiles one applied ACL in one direction: the blocked-source
+// rule (when an entry has block-for), its entries in seq order, then the
+// implicit rules. The block chains of its entries follow the chain.
+func (b *builder) aclChain(k chainKey) []*Chain {
 	a := b.findACL(k.fam, k.name)
 	if a == nil {
 		b.errorf("", "%s access-list %q does not exist", k.fam, k.name)
 		return nil
 	}
 	ch := &Chain{Name: k.chain()}
+	if r := b.blockedRule(k, a); r != nil {
+		ch.Rules = append(ch.Rules, r)
+	}
+	var blocks []*Chain
 	for _, e := range a.Entries {
 		if e.Action == acl.Remark {
 			continue
 		}
-		ch.Rules = append(ch.Rules, b.entryRules(k, e)...)
+		rules, block := b.entryRules(k, e)
+		ch.Rules = append(ch.Rules, rules...)
+		if block != nil {
+			blocks = append(blocks, block)
+		}
 	}
 	if k.fam == acl.IPv6 {
 		// Why: neighbour discovery is untracked by conntrack, so it reaches
@@ -270,5 +277,5 @@ func (b *builder) aclChain(k chainKey) *Chain {
 		Comment: RuleComment(EntryRef{k.fam, k.name, k.dir, 0}, ""),
 		Stmts:   []Stmt{&CounterRef{Name: impl}, &Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}},
 	})
-	return ch
+	return append([]*Chain{ch}, blocks...)
 }

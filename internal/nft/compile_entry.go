@@ -26,20 +26,21 @@ type check struct {
 	reason string // log reason: RoleRate or RoleConnlimit
 	over   []Stmt
 	full   []Stmt
+	blocks bool // a refusal by `over` goes over a limit: block-for applies
 }
 
 // entryRules compiles one entry (see doc.go for the rule shapes): every
 // check refuses what goes over its limit; what passes them all is permitted
 // (permit) or goes on to the next entry (deny with limits).
-func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
+func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
 	path := k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
 	if !b.supported(path, e) {
-		return nil
+		return nil, nil
 	}
 	match, ctx, ok := b.match(path, k.fam, e)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	mName, rName := CounterNames(k.fam, k.name, k.dir, e.Seq)
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
@@ -63,9 +64,15 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 	checks, refuseAll := b.checks(k, ref, e, ctx)
 	switch {
 	case refuseAll || (!permit && len(checks) == 0):
-		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny"), refuse)}
+		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny"), refuse)}, nil
 	case len(checks) == 0:
-		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}})}
+		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}})}, nil
+	}
+	var block *Chain
+	overRefuse := refuse
+	if e.BlockFor != nil {
+		block = blockChain(k, ref, e, refuse)
+		overRefuse = []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: block.Name}}
 	}
 	isNew := []Stmt{&CtState{States: CtNew}}
 	var rules []*Rule
@@ -74,7 +81,11 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 		if i == 0 {
 			role, head = "", []Stmt{matched}
 		}
-		rules = append(rules, rule(role, match, isNew, head, c.over, []Stmt{refused}, logAs(c.reason), refuse))
+		verdict := refuse
+		if c.blocks {
+			verdict = overRefuse
+		}
+		rules = append(rules, rule(role, match, isNew, head, c.over, []Stmt{refused}, logAs(c.reason), verdict))
 		if c.full != nil {
 			// Why: when the set is full the kernel's dynset add fails and the
 			// rule above does not match (KERNEL-NOTES: a full set fails open).
@@ -89,7 +100,7 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) []*Rule {
 		// deny and resetting the session.
 		rules = append(rules, rule(RolePermit, match, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
 	}
-	return rules
+	return rules, block
 }
 
 // checks returns the limits of an entry in the order they are tested (rate
@@ -135,7 +146,7 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 	mk(FullSetName(set), key.SetKey(), b.opt.SetSize, SetMember, 0)
 	out := []check{
 		{role: RoleGate, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: GateSetName(set), Key: gateKey}}},
-		{role: RoleReserved, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: FullSetName(set), Key: key, Dep: dep}}},
+		{role: RoleReserved, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: FullSetName(set), Key: key, Dep: dep}}, blocks: true},
 	}
 	for _, j := range Layers(over) {
 		r, l := ReserveSetName(set, j), LayerSetName(set, j)
@@ -147,6 +158,7 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 			reason: RoleConnlimit,
 			over:   []Stmt{member, &ConnlimitAdd{Set: l, Key: key, Over: over - j}},
 			full:   []Stmt{member, &SetLookup{Set: l, Key: key, Invert: true}},
+			blocks: true,
 		})
 	}
 	return append(out, check{
@@ -154,6 +166,7 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 		reason: RoleConnlimit,
 		over:   []Stmt{&ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep}},
 		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}},
+		blocks: true,
 	})
 }
 
@@ -164,7 +177,7 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) check {
 	lim := RateOver{Rate: r.N, Per: r.Per, Burst: r.Burst}
 	if r.Key == acl.Total {
-		return check{role: RoleRate, reason: RoleRate, over: []Stmt{&lim}}
+		return check{role: RoleRate, reason: RoleRate, over: []Stmt{&lim}, blocks: true}
 	}
 	key := Key{Family: k.fam, Kind: acl.PerSource}
 	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r, lim.burst())
@@ -175,6 +188,7 @@ func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) 
 		reason: RoleRate,
 		over:   []Stmt{&RateUpdate{Set: set, Key: key, Rate: lim, Dep: !ctx.nf}},
 		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: !ctx.nf}},
+		blocks: true,
 	}
 }
 
@@ -211,8 +225,9 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	if e.Quota != nil {
 		missing = append(missing, "quota")
 	}
-	if e.BlockFor != nil {
-		missing = append(missing, "block-for")
+	if e.BlockFor != nil && e.BlockFor.Seconds <= 0 {
+		b.errorf(path, "block-for must be at least 1 second")
+		return false
 	}
 	if e.TimeRange != "" {
 		missing = append(missing, "time-range")

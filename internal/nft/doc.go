@@ -76,8 +76,13 @@
 // its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
 // `log` adds `log prefix "REASON acl=... dir=... seq=N "` before the verdict
 // (REASON: permit, deny, connlimit, connlimit-full, rate, rate-full).
-// quota, block-for, time-range, load-limit and `refuse message` are refused
-// by Compile as not supported yet.
+// `block-for S`: over-limit refusals of the entry jump to a chain NAME_block
+// that adds the source to the ACL's blocked set with timeout S (in a rule of
+// its own, so a full set loses the block, never the refusal) and refuses;
+// `ct state new ip saddr @..._blocked jump refuse` at the top of the ACL
+// chain refuses blocked sources (see compile_block.go). quota, time-range,
+// load-limit and `refuse message` are refused by Compile as not supported
+// yet.
 //
 // KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a

@@ -34,6 +34,9 @@ func randomACL(r *rand.Rand, f acl.Family, name string, n int) *acl.ACL {
 		if e.Action != acl.HardDrop && r.IntN(5) == 0 {
 			e.Rate = &acl.Rate{N: 1 + r.IntN(100), Per: acl.Period(r.IntN(4)), Burst: r.IntN(3) * 7, Key: acl.KeyKind(r.IntN(2) * 3)}
 		}
+		if (e.Connlimit != nil || e.Rate != nil) && r.IntN(3) == 0 {
+			e.BlockFor = &acl.BlockFor{Seconds: 1 + r.IntN(90000)}
+		}
 		if r.IntN(6) == 0 {
 			e.Refuse.Kind = acl.RefuseDrop
 		}

@@ -64,6 +64,7 @@ const (
 	SetConnlimit SetKind = iota // elements carry `ct count over Over`
 	SetRate                     // elements carry `limit rate over ...` (per-source rate)
 	SetMember                   // plain membership, filled by the agent (reservations)
+	SetBlocked                  // sources blocked by block-for, elements with timeouts
 )
 
 // Hook describes a base chain.

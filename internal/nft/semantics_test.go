@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/nft"
@@ -200,4 +201,32 @@ interface s0
 		p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
 	}
 	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)
+}
+
+// block-for: a source that goes over the limit is refused on the whole ACL
+// for the time given; other sources are not.
+func TestKernelBlockFor(t *testing.T) {
+	p := netns.NewPair(t)
+	extraClients(t, p, "10.0.0.3")
+	p.Server.Listen(t, srv)
+	other := netns.PairServer4 + ":9001"
+	p.Server.Listen(t, other)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 connlimit 1 block-for 60
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	open := p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.1", other, netns.Connected) // not over any limit yet
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)        // over: blocked from now on
+	p.Client.Expect(t, "10.0.0.1", other, netns.Reset)
+	p.Client.Expect(t, "10.0.0.3", other, netns.Connected)
+	if err := netns.Echo(open); err != nil {
+		t.Errorf("the session open before the block stopped working: %v", err)
+	}
+	out := p.Server.MustExec(t, "nft", "list", "set", "inet", "slxsh", nft.BlockedSetName(acl.IPv4, "check", acl.In))
+	if !strings.Contains(out, "elements = { 10.0.0.1 expires") {
+		t.Errorf("blocked set does not hold 10.0.0.1 with a 1m timeout:\n%s", out)
+	}
 }
