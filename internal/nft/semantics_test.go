@@ -219,7 +219,7 @@ interface s0
 `, nft.Options{})
 	open := p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
 	p.Client.Expect(t, "10.0.0.1", other, netns.Connected) // not over any limit yet
-	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)        // over: blocked from now on
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)       // over: blocked from now on
 	p.Client.Expect(t, "10.0.0.1", other, netns.Reset)
 	p.Client.Expect(t, "10.0.0.3", other, netns.Connected)
 	if err := netns.Echo(open); err != nil {
