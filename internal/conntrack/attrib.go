@@ -133,8 +133,9 @@ type Attribution struct {
 // Within a binding, entries are evaluated in seq order as the compiler does:
 // the first entry that matches decides, except that `deny ... connlimit N`
 // counts the flow and passes it on to the next entry (SPEC §4). Conditions
-// conntrack cannot show (time-range, rate, quota, load-limit, user) are
-// treated as matching.
+// conntrack cannot show (time-range, rate, quota, load-limit, block-for,
+// user) are treated as matching for permits and limits, and as not
+// matching for plain denies, so that no session is ended on a guess.
 func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 	a := &Attribution{
 		Keys:    map[KeyID][]int{},
@@ -210,9 +211,21 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 				continue // below its limit, a limited deny passes the flow on
 			}
 		}
+		if e.Action != acl.Permit && unseen(e) {
+			// Why skip: whether this deny applies now depends on what
+			// conntrack cannot show; never end a session on a guess.
+			continue
+		}
 		return e.Action == acl.Permit
 	}
 	return false // implicit deny
+}
+
+// unseen reports whether the entry has a condition that a flow cannot be
+// checked against (time, load, rates, quotas, lockouts, the local user).
+func unseen(e *acl.Entry) bool {
+	return e.TimeRange != "" || e.LoadLimit != nil || e.Rate != nil || e.Quota != nil ||
+		e.BlockFor != nil || e.Owner != nil
 }
 
 // KeyOf is the limit key a flow is counted under.

@@ -238,3 +238,15 @@ func TestKeyOfPrefixEdges(t *testing.T) {
 		t.Errorf("KeyOf of an IPv4-mapped source = %q, want 10.0.0.0/24", got)
 	}
 }
+
+func TestDenyWithUnseenConditionDoesNotRefuse(t *testing.T) {
+	bs := bind("t", acl.IPv4, acl.In,
+		&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, DstPort: eq(22), TimeRange: "nights"},
+		&acl.Entry{Seq: 20, Action: acl.Deny, Proto: 6, DstPort: eq(23)},
+		&acl.Entry{Seq: 30, Action: acl.Permit, Proto: acl.ProtoAny})
+	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 23, 2)}
+	ex := Attribute(bs, flows, nil).Excess()
+	if len(ex) != 1 || ex[0].DstPort != 23 {
+		t.Errorf("Excess = %v, want only the port 23 session", ex)
+	}
+}

@@ -3,6 +3,7 @@ package conntrack
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -241,4 +242,56 @@ func TestKernelCompiledKeys(t *testing.T) {
 			p.Client.Expect(t, tc.a, tc.server, netns.Reset)
 		})
 	}
+}
+
+// TestKernelCompiledAgentDiedWhileGated: the agent dies between Prepare
+// and Installed (the new limit is installed, its gate closed, nothing
+// counted). The restarted agent's tracker finds the closed gate on its
+// first refresh, counts the open sessions and opens it.
+func TestKernelCompiledAgentDiedWhileGated(t *testing.T) {
+	p := netns.NewPair(t)
+	ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
+	first, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	install(t, ap, first, compiledConfig(t, -1))
+	p.Server.Listen(t, "10.0.0.2:22")
+	old := dial(t, p.Client, "10.0.0.2:22", 3)
+
+	limited := compiledConfig(t, 3)
+	rs, err := nft.Compile(limited, nft.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Prepare(rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := ap.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	// ... and the agent dies here.
+
+	second, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	install(t, ap, second, limited) // the restarted agent adopts its table
+	if err := second.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	set := LimitSets(rs)[0].Name
+	if diff := cmp.Diff([]Reservation{{Set: set, Key: "10.0.0.1", Depth: 3}}, second.Held()); diff != "" {
+		t.Fatalf("Held after the first refresh (-want +got):\n%s", diff)
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+	old[0].Close()
+	waitOpen(t, second.ct, 2)
+	if err := second.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected) // the gate is open
+	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
 }

@@ -104,6 +104,25 @@ func (r *Reserver) Read(sets []LimitSet) ([]Reservation, error) {
 	return out, nil
 }
 
+// Gated returns the sets whose gate is closed.
+func (r *Reserver) Gated(sets []LimitSet) ([]LimitSet, error) {
+	c, err := r.conn()
+	if err != nil {
+		return nil, err
+	}
+	var out []LimitSet
+	for _, s := range sets {
+		els, err := r.elements(c, s, layers.GateName(s.Name))
+		if err != nil {
+			return nil, err
+		}
+		if len(els) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // elements lists a set's elements; a set that does not exist has none.
 func (r *Reserver) elements(c *nftables.Conn, s LimitSet, name string) ([]nftables.SetElement, error) {
 	els, err := c.GetSetElements(memberSet(r.table, s, name))

@@ -49,6 +49,7 @@ type Tracker struct {
 	known    map[string]bool // limit sets installed so far (all of them)
 	fresh    []LimitSet      // from Prepare: limit sets the kernel did not have
 	prepared bool
+	pending  []LimitSet    // gated sets whose sessions are not counted yet
 	held     []Reservation // what the kernel holds; loaded from it when nil
 	loaded   bool
 }
@@ -163,7 +164,8 @@ func (t *Tracker) kernelSets() (map[string]bool, error) {
 // holds the open sessions of every new limit set in reservations and opens
 // their gates. Without a Prepare before the install, the limit sets it has
 // not seen installed count as new (all of them after a start: conservative)
-// and are gated only now.
+// and are gated only now. If counting fails, the new sets stay gated
+// (refusing) and Refresh tries again.
 func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -186,30 +188,61 @@ func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	for _, s := range rs.Sets {
 		t.known[s.Name] = true
 	}
+	t.pending = mergeSets(onlyLive(t.pending, sets), fresh)
+	return t.countLocked(cfg.ExistingSessions == acl.Reset)
+}
 
+// countLocked ends the excess sessions (with reset), then counts the open
+// sessions of the pending sets into reservations and opens their gates.
+func (t *Tracker) countLocked(reset bool) error {
 	flows, err := t.ct.Dump()
 	if err != nil {
 		return err
 	}
 	t.resetLocator()
-	bs := Bindings(cfg, t.opts.IfName)
+	bs := Bindings(t.cfg, t.opts.IfName)
 	a := Attribute(bs, flows, t.opts.Locator)
 	var errs []error
-	if cfg.ExistingSessions == acl.Reset {
+	if reset {
 		ex := a.Excess()
 		res, err := End(t.ct, t.sd, ex)
 		errs = append(errs, err)
 		t.opts.Logger.Info("existing sessions reset", "destroyed", res.Destroyed, "marked", res.Marked)
 		a = Attribute(bs, without(flows, ex), t.opts.Locator)
 	}
-	plan := Plan(fresh, a)
-	errs = append(errs, MarkOld(t.ct, OldFlows(fresh, a)))
-	if err := t.res.Write(fresh, plan); err != nil {
+	if len(t.pending) == 0 {
+		return errors.Join(errs...)
+	}
+	plan := Plan(t.pending, a)
+	errs = append(errs, MarkOld(t.ct, OldFlows(t.pending, a)))
+	if err := t.res.Write(t.pending, plan); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	t.held = append(keepOthers(t.held, fresh, sets), plan...)
+	t.held = append(keepOthers(t.held, t.pending, t.sets), plan...)
 	slices.SortFunc(t.held, compareRes)
+	t.pending = nil
 	return errors.Join(errs...)
+}
+
+// onlyLive keeps the sets that are installed.
+func onlyLive(ss, live []LimitSet) []LimitSet {
+	var out []LimitSet
+	for _, s := range ss {
+		if slices.ContainsFunc(live, func(l LimitSet) bool { return l.Name == s.Name }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// mergeSets returns a with the sets of b it lacks.
+func mergeSets(a, b []LimitSet) []LimitSet {
+	for _, s := range b {
+		if !slices.ContainsFunc(a, func(x LimitSet) bool { return x.Name == s.Name }) {
+			a = append(a, s)
+		}
+	}
+	return a
 }
 
 // keepOthers keeps the reservations of sets that are still installed and
@@ -261,11 +294,24 @@ func (t *Tracker) Refresh() error {
 		return nil
 	}
 	if !t.loaded {
+		// After a start (or a failed write): the kernel's reservations,
+		// and any gate left closed by an agent that died between
+		// Prepare and Installed, are the truth.
 		held, err := t.res.Read(t.sets)
 		if err != nil {
 			return err
 		}
+		gated, err := t.res.Gated(t.sets)
+		if err != nil {
+			return err
+		}
 		t.held, t.loaded = held, true
+		t.pending = mergeSets(t.pending, gated)
+	}
+	if len(t.pending) > 0 {
+		if err := t.countLocked(false); err != nil {
+			return err
+		}
 	}
 	if len(t.held) == 0 {
 		return nil
