@@ -1,7 +1,10 @@
 package conntrack
 
 import (
+	"errors"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
@@ -294,4 +297,64 @@ func TestKernelCompiledAgentDiedWhileGated(t *testing.T) {
 	}
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected) // the gate is open
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+}
+
+// TestKernelCompiledLowered: limit lowered 5 -> 2 with 5 open, with the
+// compiler. reset: exactly the 3 newest get ECONNRESET, the 2 oldest keep
+// exchanging data, a new one is refused. keep: all 5 go on, and nothing is
+// admitted until C is below 2.
+func TestKernelCompiledLowered(t *testing.T) {
+	for _, policy := range []acl.SessionPolicy{acl.Keep, acl.Reset} {
+		t.Run([]string{"keep", "reset"}[policy], func(t *testing.T) {
+			p := netns.NewPair(t)
+			ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
+			tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			five := compiledConfig(t, 5)
+			five.ExistingSessions = policy
+			install(t, ap, tr, five)
+			p.Server.Listen(t, "10.0.0.2:22")
+			conns := dial(t, p.Client, "10.0.0.2:22", 5)
+			p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+
+			two := compiledConfig(t, 2)
+			two.ExistingSessions = policy
+			install(t, ap, tr, two)
+			for i, c := range conns {
+				if policy == acl.Keep || i < 2 {
+					if err := netns.Echo(c); err != nil {
+						t.Errorf("session %d: %v, want it kept", i, err)
+					}
+					continue
+				}
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("session %d: read got %v, want ECONNRESET", i, err)
+				}
+			}
+			p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+			keys, err := tr.Sessions(two, acl.IPv4, "check", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[acl.SessionPolicy]int{acl.Keep: 5, acl.Reset: 2}[policy]
+			if len(keys) != 1 || keys[0].Sessions != want || keys[0].Limit != 2 {
+				t.Errorf("Sessions = %+v, want %d of 2", keys, want)
+			}
+			if policy == acl.Keep {
+				for _, c := range conns[1:] {
+					c.Close()
+				}
+				waitOpen(t, tr.ct, 1)
+				if err := tr.Refresh(); err != nil {
+					t.Fatal(err)
+				}
+				p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
+				p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
+			}
+		})
+	}
 }
