@@ -58,9 +58,18 @@ type Applier struct {
 // the generation stays the same, nothing has been committed since, and the
 // table still holds it.
 type synced struct {
-	ok   bool
-	gen  uint32
-	text string // Ruleset.String() of what the table holds
+	ok     bool
+	gen    uint32
+	text   string            // Ruleset.String() of what the table holds
+	chains map[string]string // Chain.String() of each of its chains
+}
+
+func newSynced(gen uint32, rs *Ruleset) synced {
+	s := synced{ok: true, gen: gen, text: rs.String(), chains: map[string]string{}}
+	for _, ch := range rs.Chains {
+		s.chains[ch.Name] = ch.String()
+	}
+	return s
 }
 
 // NewApplier returns an Applier for table (family inet). opts are passed to
@@ -79,7 +88,9 @@ var _ Kernel = (*Applier)(nil)
 //     the connection counts and the counters hold the statistics;
 //   - every desired chain is added (a no-op when it exists) and flushed, and
 //     its rules are added in order, so each chain's rules are replaced
-//     atomically;
+//     atomically; a chain is left untouched instead when the Applier knows
+//     the kernel holds exactly that chain (nothing was committed since it
+//     last saw the table in sync) and nothing else has to be re-created;
 //   - chains, sets and counters that rs does not name are flushed and then
 //     deleted, after every rule that could reference them is gone.
 //
@@ -101,13 +112,17 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	a.sync = synced{}
 	before, genErr := generation(c)
+	var known map[string]string
+	if genErr == nil && a.sync.ok && a.sync.gen == before {
+		known = a.sync.chains
+	}
+	a.sync = synced{}
 	cur, err := readTable(c, a.table)
 	if err != nil {
 		return fmt.Errorf("read table inet %s: %w", a.table, err)
 	}
-	if err := queue(c, a.table, cur, rs); err != nil {
+	if err := queue(c, a.table, cur, rs, known); err != nil {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
 	if err := c.Flush(); err != nil {
@@ -119,7 +134,7 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
-		a.sync = synced{ok: true, gen: after, text: rs.String()}
+		a.sync = newSynced(after, rs)
 	}
 	return nil
 }
@@ -135,16 +150,19 @@ func (a *Applier) readConn() (*nftables.Conn, error) {
 
 // queue adds the whole transaction to c, in an order the kernel accepts:
 // creations, then flushes (after which no rule references anything), then
-// deletions and re-creations, then the rules.
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset) error {
+// deletions and re-creations, then the rules. known holds the text of the
+// chains the kernel is known to hold (nil when unknown).
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]string) error {
 	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs}
+	tx.plan(known)
 	c.AddTable(tx.t)
 	if err := tx.addSetsAndCounters(); err != nil {
 		return err
 	}
 	tx.addAndFlushChains()
 	tx.flushStaleChains()
-	// Every rule of the table is gone from here on.
+	// No rule references anything from here on, except those of kept chains,
+	// which reference nothing that is deleted or re-created.
 	tx.deleteAndRecreateChains()
 	if err := tx.deleteAndRecreateSetsAndObjects(); err != nil {
 		return err
@@ -164,20 +182,14 @@ type txn struct {
 	recreateObjs   []string
 	recreateChains []*Chain
 	staleChains    []*nftables.Chain
+	keep           map[string]bool // chains left as they are
 }
 
-// addSetsAndCounters adds the sets and counters that do not exist yet and
-// notes those that exist with other properties. Existing ones are left
-// alone: set elements hold the counts, counters the statistics.
-func (tx *txn) addSetsAndCounters() error {
+// plan finds what exists with other properties and must be re-created,
+// and which chains can be kept.
+func (tx *txn) plan(known map[string]string) {
 	for _, s := range tx.rs.Sets {
-		have, ok := tx.cur.sets[s.Name]
-		switch {
-		case !ok:
-			if err := tx.c.AddSet(kernelSet(tx.t, s), nil); err != nil {
-				return fmt.Errorf("add set %s: %w", s.Name, err)
-			}
-		case !sameSet(have, kernelSet(tx.t, s)):
+		if have, ok := tx.cur.sets[s.Name]; ok && !sameSet(have, kernelSet(tx.t, s)) {
 			// Why: AddSet of an existing set with other properties fails
 			// the whole batch; such a set must be deleted and re-created
 			// (its counts are lost, as with a new set name).
@@ -185,27 +197,62 @@ func (tx *txn) addSetsAndCounters() error {
 		}
 	}
 	for _, name := range tx.rs.Counters {
-		if o, ok := tx.cur.objs[name]; !ok {
-			tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
-		} else if o.Type != nftables.ObjTypeCounter {
+		if o, ok := tx.cur.objs[name]; ok && o.Type != nftables.ObjTypeCounter {
 			tx.recreateObjs = append(tx.recreateObjs, name)
+		}
+	}
+	for _, ch := range tx.rs.Chains {
+		if have, ok := tx.cur.chains[ch.Name]; ok && !sameChain(have, kernelChain(tx.t, ch)) {
+			// Why: the kernel cannot change a chain's hook or type in place.
+			tx.recreateChains = append(tx.recreateChains, ch)
+		}
+	}
+	tx.keep = map[string]bool{}
+	if known == nil || len(tx.recreateSets)+len(tx.recreateObjs)+len(tx.recreateChains) > 0 {
+		// A kept chain's rules could reference what is re-created.
+		return
+	}
+	for _, ch := range tx.rs.Chains {
+		if text, ok := known[ch.Name]; ok && tx.cur.chains[ch.Name] != nil && text == ch.String() {
+			tx.keep[ch.Name] = true
+		}
+	}
+}
+
+// addSetsAndCounters adds the sets and counters that do not exist yet.
+// Existing ones are left alone: set elements hold the counts, counters the
+// statistics.
+func (tx *txn) addSetsAndCounters() error {
+	for _, s := range tx.rs.Sets {
+		if _, ok := tx.cur.sets[s.Name]; !ok {
+			if err := tx.c.AddSet(kernelSet(tx.t, s), nil); err != nil {
+				return fmt.Errorf("add set %s: %w", s.Name, err)
+			}
+		}
+	}
+	for _, name := range tx.rs.Counters {
+		if _, ok := tx.cur.objs[name]; !ok {
+			tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
 		}
 	}
 	return nil
 }
 
-// addAndFlushChains adds every desired chain (a no-op when it exists) and
-// flushes it. A chain whose hook or type differs cannot change in place: it
-// is only flushed here and re-created later.
+// addAndFlushChains adds every desired chain that is not kept (a no-op when
+// it exists) and flushes it. A chain to be re-created is only flushed here.
 func (tx *txn) addAndFlushChains() {
+	recreate := map[string]bool{}
+	for _, ch := range tx.recreateChains {
+		recreate[ch.Name] = true
+	}
 	for _, ch := range tx.rs.Chains {
-		kc := kernelChain(tx.t, ch)
-		if have, ok := tx.cur.chains[ch.Name]; ok && !sameChain(have, kc) {
-			tx.recreateChains = append(tx.recreateChains, ch)
-			tx.c.FlushChain(kc)
+		if tx.keep[ch.Name] {
 			continue
 		}
-		tx.c.AddChain(kc)
+		kc := kernelChain(tx.t, ch)
+		if !recreate[ch.Name] {
+			tx.c.AddChain(kc)
+		}
 		tx.c.FlushChain(kc)
 	}
 }
@@ -268,6 +315,9 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 
 func (tx *txn) addRules() {
 	for _, ch := range tx.rs.Chains {
+		if tx.keep[ch.Name] {
+			continue
+		}
 		kc := &nftables.Chain{Name: ch.Name, Table: tx.t}
 		for _, r := range ch.Rules {
 			tx.c.AddRule(kernelRule(tx.t, kc, r))

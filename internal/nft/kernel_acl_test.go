@@ -3,6 +3,7 @@ package nft_test
 import (
 	"errors"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -284,4 +285,80 @@ interface s0
  ipv6 access-group check6 in
 `)
 	p.Client.Expect(t, "", hostPort(netns.PairServer6, 22), netns.Connected)
+}
+
+var handleNumRE = regexp.MustCompile(`# handle (\d+)`)
+
+// ruleHandles lists the handles of a chain's rules: re-added rules get new
+// ones.
+func ruleHandles(t *testing.T, ns *netns.NS, chain string) string {
+	t.Helper()
+	out := ns.MustExec(t, "nft", "-a", "list", "chain", "inet", "slxsh", chain)
+	var hs []string
+	for _, m := range handleNumRE.FindAllStringSubmatch(out, -1) {
+		hs = append(hs, m[1])
+	}
+	if len(hs) < 2 { // the chain's own handle and at least one rule
+		t.Fatalf("no rules in chain %s:\n%s", chain, out)
+	}
+	return strings.Join(hs, " ")
+}
+
+const twoACLs = `ip access-list extended a
+ seq 10 permit tcp any any eq 22 connlimit %s
+ip access-list extended b
+ seq 10 permit tcp any any eq 80
+interface s0
+ ip access-group a in
+ ip access-group b out
+`
+
+func TestKernelApplyKeepsUnchangedChains(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	mustApply(t, a, compile(t, strings.Replace(twoACLs, "%s", "3", 1)))
+	chA, chB := nft.ChainName(acl.IPv4, "a", acl.In), nft.ChainName(acl.IPv4, "b", acl.Out)
+	a1, b1 := ruleHandles(t, n, chA), ruleHandles(t, n, chB)
+
+	// Only ACL a changed: b's chain is not touched.
+	mustApply(t, a, compile(t, strings.Replace(twoACLs, "%s", "4", 1)))
+	a2, b2 := ruleHandles(t, n, chA), ruleHandles(t, n, chB)
+	if a2 == a1 {
+		t.Errorf("changed chain %s kept its rules (handles %s)", chA, a1)
+	}
+	if b2 != b1 {
+		t.Errorf("unchanged chain %s rebuilt: handles %s, then %s", chB, b1, b2)
+	}
+
+	// After someone else's commit the Applier knows nothing: all rebuilt.
+	n.MustExec(t, "nft", "add table inet other")
+	mustApply(t, a, compile(t, strings.Replace(twoACLs, "%s", "3", 1)))
+	if b3 := ruleHandles(t, n, chB); b3 == b2 {
+		t.Errorf("chain %s kept after a foreign commit (handles %s)", chB, b3)
+	}
+
+	// A fresh Applier (agent restart) rebuilds everything too.
+	b4 := ruleHandles(t, n, chB)
+	mustApply(t, applier(n), compile(t, strings.Replace(twoACLs, "%s", "3", 1)))
+	if b5 := ruleHandles(t, n, chB); b5 == b4 {
+		t.Errorf("fresh Applier kept chain %s (handles %s)", chB, b5)
+	}
+}
+
+// TestKernelInSyncAfterForeignCommit: a commit to another table makes the
+// Applier read the table back, and it is still in sync; a change to ours
+// is drift.
+func TestKernelInSyncAfterForeignCommit(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	rs := compile(t, strings.Replace(twoACLs, "%s", "3", 1))
+	mustApply(t, a, rs)
+	n.MustExec(t, "nft", "add table inet other")
+	if ok, err := a.InSync(rs); !ok || err != nil {
+		t.Errorf("InSync after a commit elsewhere: %v, %v", ok, err)
+	}
+	n.MustExec(t, "nft", "add rule inet slxsh "+nft.ChainName(acl.IPv4, "b", acl.Out)+" accept")
+	if ok, err := a.InSync(rs); ok || err != nil {
+		t.Errorf("InSync after a rule added to our chain: %v, %v", ok, err)
+	}
 }

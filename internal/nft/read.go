@@ -142,7 +142,7 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 		return "", fmt.Errorf("read table inet %s: %w", rs.Table, err)
 	}
 	if d == "" && genErr == nil {
-		a.sync = synced{ok: true, gen: gen, text: text}
+		a.sync = newSynced(gen, rs)
 	}
 	return d, nil
 }
