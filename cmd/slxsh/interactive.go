@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/term"
@@ -25,6 +27,7 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 		return 1
 	}
 	defer ed.Close()
+	exitOnSignal(ed)
 
 	// Automation clients find a prompt by a line break before the host
 	// name (Ansible network_cli: [\r\n]...[>#] ?$), also for the first one.
@@ -51,6 +54,18 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 		}
 	}
 	return 0
+}
+
+// exitOnSignal makes SIGTERM and SIGHUP (the terminal went away) end the
+// shell with the terminal given back in the mode it was found in.
+func exitOnSignal(ed *term.Editor) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-sigs
+		ed.RestoreMode()
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
 }
 
 // completer adapts the session's TAB candidates to the editor: a single

@@ -6,10 +6,12 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 // ptyShell is slxsh running in a pseudo-terminal of 80x24, as over SSH.
@@ -252,5 +254,35 @@ func TestPTYMore(t *testing.T) {
 	}
 	if all := s.all(); strings.ContainsAny(all, "\x1b\b") {
 		t.Errorf("ESC or BS in the session: %q", all)
+	}
+}
+
+func TestPTYSignalRestoresTerminal(t *testing.T) {
+	h := hostName(t)
+	s := startPTY(t)
+	s.expect(h + "# ")
+	mode, err := unix.IoctlGetTermios(int(s.tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode.Lflag&unix.ECHO != 0 {
+		t.Fatal("ECHO is on while editing")
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(waitLimit):
+		t.Fatal("slxsh did not end on SIGTERM")
+	}
+	err = s.cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit: %v, want status %d", err, 128+int(syscall.SIGTERM))
+	}
+	mode, err = unix.IoctlGetTermios(int(s.tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode.Lflag&(unix.ECHO|unix.ICANON) != unix.ECHO|unix.ICANON {
+		t.Errorf("terminal left with lflag %#x: ECHO/ICANON not restored", mode.Lflag)
 	}
 }

@@ -192,6 +192,12 @@ func (e *Editor) Close() error {
 	return err
 }
 
+// RestoreMode gives the terminal back in the mode New found it, without
+// stopping the editor: for a program about to exit on a signal.
+func (e *Editor) RestoreMode() error {
+	return e.restore()
+}
+
 // filter sees every key before chzyer does (Config.FuncFilterInputRune).
 // It handles the keys whose display we own and returns false for keys
 // chzyer must not process.
