@@ -103,12 +103,15 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 	return rules, block
 }
 
-// checks returns the limits of an entry in the order they are tested (rate
-// before connlimit, so a connection over the rate takes no connection
-// slot), and whether the entry refuses every match instead (`connlimit 0`,
+// checks returns the limits of an entry in the order they are tested
+// (load-limit, rate, connlimit: a connection refused by an earlier one takes
+// no slot of a later one), and whether the entry refuses every match instead (`connlimit 0`,
 // `deny ... connlimit 1`: the first connection already reaches the limit).
 func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) ([]check, bool) {
 	var out []check
+	if l := e.LoadLimit; l != nil {
+		out = append(out, b.loadCheck(k, ref, l))
+	}
 	if r := e.Rate; r != nil {
 		out = append(out, b.rateCheck(k, ref, r, ctx))
 	}
@@ -231,9 +234,6 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	}
 	if e.TimeRange != "" {
 		missing = append(missing, "time-range")
-	}
-	if e.LoadLimit != nil {
-		missing = append(missing, "load-limit")
 	}
 	if e.Refuse.Kind == acl.RefuseMessage {
 		missing = append(missing, "refuse message")

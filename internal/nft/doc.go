@@ -80,9 +80,10 @@
 // that adds the source to the ACL's blocked set with timeout S (in a rule of
 // its own, so a full set loses the block, never the refusal) and refuses;
 // `ct state new ip saddr @..._blocked jump refuse` at the top of the ACL
-// chain refuses blocked sources (see compile_block.go). quota, time-range,
-// load-limit and `refuse message` are refused by Compile as not supported
-// yet.
+// chain refuses blocked sources (see compile_block.go). `load-limit` is a
+// first check `meta nfproto @NAME_load_X` that the agent arms while the
+// load is over the limit (compile_load.go). quota, time-range and `refuse
+// message` are refused by Compile as not supported yet.
 //
 // KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a

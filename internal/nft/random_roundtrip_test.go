@@ -37,6 +37,9 @@ func randomACL(r *rand.Rand, f acl.Family, name string, n int) *acl.ACL {
 		if (e.Connlimit != nil || e.Rate != nil) && r.IntN(3) == 0 {
 			e.BlockFor = &acl.BlockFor{Seconds: 1 + r.IntN(90000)}
 		}
+		if r.IntN(10) == 0 {
+			e.LoadLimit = &acl.LoadLimit{Hundredths: 1 + r.IntN(1000)}
+		}
 		if r.IntN(6) == 0 {
 			e.Refuse.Kind = acl.RefuseDrop
 		}

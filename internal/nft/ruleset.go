@@ -65,6 +65,7 @@ const (
 	SetRate                     // elements carry `limit rate over ...` (per-source rate)
 	SetMember                   // plain membership, filled by the agent (reservations)
 	SetBlocked                  // sources blocked by block-for, elements with timeouts
+	SetLoad                     // the agent's "over load-limit" flag of an entry (nf_proto)
 )
 
 // Hook describes a base chain.

@@ -230,3 +230,20 @@ interface s0
 		t.Errorf("blocked set does not hold 10.0.0.1 with a 1m timeout:\n%s", out)
 	}
 }
+
+// load-limit: the entry refuses while the agent has armed its load set.
+func TestKernelLoadLimitSet(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, srv)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 load-limit 1.50
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	set := nft.LoadSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10}, 150)
+	p.Client.Expect(t, "", srv, netns.Connected)
+	p.Server.MustExec(t, "nft", "add", "element", "inet", "slxsh", set, "{ ipv4 }")
+	p.Client.Expect(t, "", srv, netns.Reset)
+	p.Server.MustExec(t, "nft", "delete", "element", "inet", "slxsh", set, "{ ipv4 }")
+	p.Client.Expect(t, "", srv, netns.Connected)
+}
