@@ -8,10 +8,13 @@
 //	 counters  ip_check_in_10_matches / _refused     per entry and direction (named
 //	           ip_check_in_implicit_refused          objects keep their values when
 //	                                                 rules are replaced)
-//	 sets      ip_check_in_10_src_3                  one dynamic set per limited entry:
+//	 sets      ip_check_in_10_src_3                  one dynamic set per connlimit:
 //	           ip_check_in_20_p24_2                  family_acl_dir_seq_key_over; key
 //	           ip6_web_in_10_p64_2                   src | dst | pLEN | total; elements
 //	           ip_check_in_30_total_100              carry `ct count over <over>`
+//	           ip_check_in_10_src_3_g, _rf, _r1, _l1 its reservation sets (below)
+//	           ip_check_in_40_rate_src_10s_5         per-source rate, with timeout
+//	           ip_check_in_blocked                   block-for sources, with timeout
 //	 chains
 //	   input    hook input   priority filter (0), policy accept
 //	   forward  hook forward priority filter (0), policy accept
@@ -68,14 +71,14 @@
 // nothing.
 //
 // More limits on one entry are more check rules before the permit rule, in
-// the order rate, connlimit; only the first counts M, later ones carry their
+// the order load-limit, rate, connlimit; only the first counts M, later ones carry their
 // limit's name as role. `rate N per P [burst B] total` is `limit rate over
 // N/P` in the rule (a replaced rule starts with a full bucket); per-source
 // rate is `update @S { ip saddr limit rate over N/P }` on a set with timeout
 // (idle sources are forgotten once their bucket would be full), followed by
 // its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
 // `log` adds `log prefix "REASON acl=... dir=... seq=N "` before the verdict
-// (REASON: permit, deny, connlimit, connlimit-full, rate, rate-full).
+// (REASON: permit, deny, load, rate, rate-full, connlimit, connlimit-full).
 // `block-for S`: over-limit refusals of the entry jump to a chain NAME_block
 // that adds the source to the ACL's blocked set with timeout S (in a rule of
 // its own, so a full set loses the block, never the refusal) and refuses;
