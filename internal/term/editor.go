@@ -103,7 +103,7 @@ func New(cfg Config) (*Editor, error) {
 		FuncGetWidth:           func() int { return Width(outFd) },
 		FuncOnWidthChanged:     func(func()) {},
 		FuncFilterInputRune:    e.filter,
-		Listener:               e,
+		Listener:               readline.FuncListener(e.onChange),
 		AutoComplete:           noCompleter{},
 	})
 	if err != nil {
@@ -275,9 +275,9 @@ func (e *Editor) filter(r rune) (rune, bool) {
 	return r, true
 }
 
-// OnChange is called by chzyer after every key with the new line and
+// onChange is called by chzyer after every key with the new line and
 // cursor (readline.Listener). It draws the change.
-func (e *Editor) OnChange(line []rune, pos int, key rune) ([]rune, int, bool) {
+func (e *Editor) onChange(line []rune, pos int, key rune) ([]rune, int, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
