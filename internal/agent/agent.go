@@ -74,14 +74,15 @@ type Agent struct {
 	opts Options
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	running  *acl.Config
-	ruleset  *nft.Ruleset      // what the kernel holds (last successful apply)
-	baseline map[string]uint64 // named counter values at the last `clear access-list counters`
-	revert   *time.Timer       // pending `configure terminal revert timer`
-	started  time.Time
-	repairs  uint64 // drift repairs done
-	failures uint64 // failed applies (drift repair or reload)
+	mu        sync.Mutex
+	running   *acl.Config
+	ruleset   *nft.Ruleset      // what the kernel holds (last successful apply)
+	baseline  map[string]uint64 // named counter values at the last `clear access-list counters`
+	revert    *time.Timer       // pending `configure terminal revert timer`
+	revertGen uint64            // identifies the pending timer
+	started   time.Time
+	repairs   uint64 // drift repairs done
+	failures  uint64 // failed applies (drift repair or reload)
 }
 
 // New returns an agent with an empty running config. Call Start to load the
@@ -298,18 +299,18 @@ func (a *Agent) Revert(minutes int) error {
 		unit = time.Minute
 	}
 	saved := a.running.Clone()
-	var t *time.Timer
-	t = time.AfterFunc(time.Duration(minutes)*unit, func() { a.fireRevert(t, saved) })
-	a.revert = t
+	a.revertGen++
+	gen := a.revertGen
+	a.revert = time.AfterFunc(time.Duration(minutes)*unit, func() { a.fireRevert(gen, saved) })
 	a.log.Info("revert timer armed", "minutes", minutes)
 	return nil
 }
 
-// fireRevert restores saved unless the timer t was confirmed meanwhile.
-func (a *Agent) fireRevert(t *time.Timer, saved *acl.Config) {
+// fireRevert restores saved unless timer gen was confirmed meanwhile.
+func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.revert != t {
+	if a.revert == nil || a.revertGen != gen {
 		return
 	}
 	a.revert = nil
