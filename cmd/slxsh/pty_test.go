@@ -286,3 +286,39 @@ func TestPTYSignalRestoresTerminal(t *testing.T) {
 		t.Errorf("terminal left with lflag %#x: ECHO/ICANON not restored", mode.Lflag)
 	}
 }
+
+func TestPTYTypeAheadTranscript(t *testing.T) {
+	// All lines written at once, as a fast client would: each is echoed
+	// once, after its own prompt, and the transcript is exactly what a
+	// switch would show.
+	h := hostName(t)
+	s := startPTY(t)
+	s.expect(h + "# ")
+	s.send(strings.ReplaceAll(slxExample, "\n", "\r") + "show running-config\rexit\r")
+	select {
+	case <-s.done:
+	case <-time.After(waitLimit):
+		t.Fatalf("slxsh did not end; output %q", s.all())
+	}
+	want := "\r\n" + h + "# conf term\r\n" +
+		"Entering configuration mode terminal\r\n" +
+		h + "(config)# ip access-list extended check\r\n" +
+		h + "(conf-ipacl-ext)# permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 connlimit 3\r\n" +
+		h + "(conf-ipacl-ext)# end\r\n" +
+		h + "# conf term\r\n" +
+		"Entering configuration mode terminal\r\n" +
+		h + "(config)# interface management 0\r\n" +
+		h + "(config-Management-0)# ip access-group check in\r\n" +
+		h + "(config-Management-0)# end\r\n" +
+		h + "# show running-config\r\n" +
+		"ip access-list extended check\r\n" +
+		" seq 10 permit tcp host 10.24.12.107 host 10.24.12.129 eq 22 connlimit 3\r\n" +
+		"!\r\n" +
+		"interface management 0\r\n" +
+		" ip access-group check in\r\n" +
+		"!\r\n" +
+		h + "# exit\r\n"
+	if got := s.all(); got != want {
+		t.Errorf("transcript\n%q\nwant\n%q", got, want)
+	}
+}
