@@ -1,0 +1,138 @@
+package nft
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Conversions from our ruleset types to google/nftables ones, and the
+// socket options of an apply.
+
+// kernelSet is the library form of a set, as nft creates it for
+// `set NAME { type T; size N; flags dynamic[,timeout]; [timeout D;] }`.
+func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
+	ks := &nftables.Set{Table: t, Name: s.Name, Dynamic: true, Size: s.Size,
+		HasTimeout: s.Timeout > 0, Timeout: s.Timeout}
+	switch s.Key {
+	case KeyIPv4:
+		ks.KeyType, ks.KeyByteOrder = nftables.TypeIPAddr, binaryutil.BigEndian
+	case KeyIPv6:
+		ks.KeyType, ks.KeyByteOrder = nftables.TypeIP6Addr, binaryutil.BigEndian
+	case KeyProto:
+		ks.KeyType = nftables.TypeInetProto
+	case KeyNFProto:
+		ks.KeyType, ks.KeyByteOrder = nftables.TypeNFProto, binaryutil.NativeEndian
+	}
+	return ks
+}
+
+func sameSet(have, want *nftables.Set) bool {
+	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
+		have.Dynamic == want.Dynamic && have.Size == want.Size &&
+		have.HasTimeout == want.HasTimeout && have.Timeout == want.Timeout &&
+		!have.Constant && !have.Interval && !have.IsMap
+}
+
+var hooks = map[string]*nftables.ChainHook{
+	"prerouting":  nftables.ChainHookPrerouting,
+	"input":       nftables.ChainHookInput,
+	"forward":     nftables.ChainHookForward,
+	"output":      nftables.ChainHookOutput,
+	"postrouting": nftables.ChainHookPostrouting,
+}
+
+// kernelChain is the library form of a chain: base chains are filter chains
+// with policy accept.
+func kernelChain(t *nftables.Table, ch *Chain) *nftables.Chain {
+	kc := &nftables.Chain{Name: ch.Name, Table: t}
+	if ch.Hook != nil {
+		accept := nftables.ChainPolicyAccept
+		kc.Type = nftables.ChainTypeFilter
+		kc.Hooknum = hooks[ch.Hook.Hook]
+		kc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.Hook.Priority))
+		kc.Policy = &accept
+	}
+	return kc
+}
+
+func sameChain(have, want *nftables.Chain) bool {
+	if (have.Hooknum == nil) != (want.Hooknum == nil) {
+		return false
+	}
+	if want.Hooknum == nil {
+		return true
+	}
+	return *have.Hooknum == *want.Hooknum && have.Priority != nil && *have.Priority == *want.Priority &&
+		have.Type == want.Type && have.Policy != nil && *have.Policy == *want.Policy
+}
+
+func kernelRule(t *nftables.Table, ch *nftables.Chain, r *Rule) *nftables.Rule {
+	kr := &nftables.Rule{Table: t, Chain: ch}
+	for _, s := range r.Stmts {
+		kr.Exprs = append(kr.Exprs, s.Exprs()...)
+	}
+	if r.Comment != "" {
+		kr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+	}
+	return kr
+}
+
+// validate rejects what the library would silently turn into something
+// else: an unknown hook (a regular chain instead) or set key.
+func validate(rs *Ruleset) error {
+	for _, ch := range rs.Chains {
+		if ch.Hook != nil && hooks[ch.Hook.Hook] == nil {
+			return fmt.Errorf("chain %s: unknown hook %q", ch.Name, ch.Hook.Hook)
+		}
+	}
+	for _, s := range rs.Sets {
+		if kernelSet(nil, s).KeyType.Name == "" {
+			return fmt.Errorf("set %s: unknown key type %d", s.Name, s.Key)
+		}
+	}
+	return nil
+}
+
+// bufferOpts sizes the netlink socket buffers for a transaction of rs.
+//
+// Why: the whole batch goes out in one sendmsg, which the kernel refuses
+// with EMSGSIZE when it is larger than the send buffer; and the kernel
+// queues an acknowledgement plus an echo of every added rule before we read
+// any of them, so a small receive buffer overflows (ENOBUFS) and we could not
+// even tell that the commit succeeded. The *FORCE options need
+// CAP_NET_ADMIN, which applying a ruleset needs anyway.
+func bufferOpts(rs *Ruleset) []nftables.SockOption {
+	n := 64
+	for _, ch := range rs.Chains {
+		n += 2 + len(ch.Rules)
+	}
+	n += len(rs.Sets) + len(rs.Counters)
+	size := n * 4096
+	if size < 4<<20 {
+		size = 4 << 20
+	}
+	if size > 1<<30 {
+		size = 1 << 30
+	}
+	set := func(opt int) nftables.SockOption {
+		return func(c *netlink.Conn) error {
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return []nftables.SockOption{set(unix.SO_SNDBUFFORCE), set(unix.SO_RCVBUFFORCE)}
+}
