@@ -362,3 +362,26 @@ func TestKernelInSyncAfterForeignCommit(t *testing.T) {
 		t.Errorf("InSync after a rule added to our chain: %v, %v", ok, err)
 	}
 }
+
+// TestKernelRefusals: deny resets by default; hard-drop and `refuse drop`
+// drop silently, also for connections over a limit.
+func TestKernelRefusals(t *testing.T) {
+	p := netns.NewPair(t)
+	for _, port := range []string{"22", "23", "24", "25", "80"} {
+		p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, port))
+	}
+	applyConfig(t, p.Server, `ip access-list extended check
+ seq 10 hard-drop tcp any any eq 23
+ seq 20 deny tcp any any eq 24 refuse drop
+ seq 30 deny tcp any any eq 25
+ seq 40 permit tcp any any eq 22 connlimit 1 refuse drop
+ seq 50 permit ip any any
+`+onS0In)
+	at := func(port string) string { return net.JoinHostPort(netns.PairServer4, port) }
+	p.Client.Expect(t, "", at("23"), netns.TimedOut)
+	p.Client.Expect(t, "", at("24"), netns.TimedOut)
+	p.Client.Expect(t, "", at("25"), netns.Reset)
+	p.Client.Expect(t, "", at("22"), netns.Connected)
+	p.Client.Expect(t, "", at("22"), netns.TimedOut)
+	p.Client.Expect(t, "", at("80"), netns.Connected)
+}
