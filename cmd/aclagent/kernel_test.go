@@ -385,3 +385,44 @@ func TestKernelExistingSessionsCounted(t *testing.T) {
 	}
 	p.Client.Expect(t, "", ssh, netns.Reset)
 }
+
+// TestKernelLoadLimit: the agent arms an entry's load flag while the load
+// average is over its load-limit, and disarms it when the load is back.
+func TestKernelLoadLimit(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ag := newAgent(t, p.Server, "s0")
+	loadavg := filepath.Join(ag.dir, "loadavg")
+	os.WriteFile(loadavg, []byte("3.00 2.00 1.00 1/100 1\n"), 0o644)
+	ag.args = append(ag.args, "--loadavg-file", loadavg)
+	ag.start()
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 load-limit 1.50\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	p.Client.Expect(t, "", ssh, netns.Reset) // armed right after the apply
+
+	os.WriteFile(loadavg, []byte("0.50 2.00 1.00 1/100 1\n"), 0o644)
+	admitted := false
+	for i := 0; i < 30 && !admitted; i++ { // the agent follows within ~1 s; allow 3
+		time.Sleep(100 * time.Millisecond)
+		c, got, _ := p.Client.Dial("", ssh, netns.DialTimeout)
+		if c != nil {
+			c.Close()
+		}
+		admitted = got == netns.Connected
+	}
+	if !admitted {
+		t.Fatalf("load back under the limit, still refused:\n%s", ag.log)
+	}
+	os.WriteFile(loadavg, []byte("1.51 2.00 1.00 1/100 1\n"), 0o644)
+	refused := false
+	for i := 0; i < 30 && !refused; i++ {
+		time.Sleep(100 * time.Millisecond)
+		c, got, _ := p.Client.Dial("", ssh, netns.DialTimeout)
+		if c != nil {
+			c.Close()
+		}
+		refused = got == netns.Reset
+	}
+	if !refused {
+		t.Fatalf("load over the limit again, still admitted:\n%s", ag.log)
+	}
+}

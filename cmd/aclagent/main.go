@@ -50,6 +50,7 @@ type flags struct {
 	adminGroup  string
 	metrics     string
 	check       string
+	loadavg     string
 	showVersion bool
 }
 
@@ -66,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.adminGroup, "admin-group", "slxsh", "`GROUP` whose members may change the config (besides root)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9469)")
 	fs.StringVar(&f.check, "check", "", "validate config `FILE`, print the compiled ruleset, and exit (no kernel)")
+	fs.StringVar(&f.loadavg, "loadavg-file", "/proc/loadavg", "where load-limit reads the 1-minute load average (`FILE` in /proc/loadavg format)")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -203,6 +205,7 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 		StartupPath: f.config,
 		StatePath:   f.state,
 		Resolve:     resolve,
+		Load:        func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
 		Version:     version,
 		Logger:      log,
 	}

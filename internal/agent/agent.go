@@ -60,6 +60,9 @@ type Options struct {
 	Sessions SessionTracker
 
 	Version string // product version for show version
+	// Load returns the 1-minute load average for load-limit; nil means
+	// LoadAverage.
+	Load func() (float64, error)
 	// RevertUnit is the length of one "minute" of the revert timer; 0
 	// means time.Minute (tests shorten it).
 	RevertUnit time.Duration
@@ -96,6 +99,9 @@ func New(opts Options) *Agent {
 			_, err := net.InterfaceByName(name)
 			return err == nil
 		}
+	}
+	if opts.Load == nil {
+		opts.Load = LoadAverage
 	}
 	if opts.Resolve == nil {
 		opts.Resolve = func(kind acl.IfKind, name string) string {
@@ -159,6 +165,7 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 		return nil, err
 	}
 	a.running, a.ruleset = next, rs
+	a.armLoadLocked()
 	a.pruneBaselinesLocked()
 	a.saveStateLocked()
 	warns := a.interfaceWarningsLocked()

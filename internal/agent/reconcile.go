@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // DriftInterval is how often the agent checks that the kernel still holds
@@ -99,7 +100,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	if err != nil {
 		a.log.Warn("cannot compare the kernel table, re-installing", "err", err)
 	} else {
-		a.log.Warn("table changed outside the agent, restoring it")
+		a.log.Warn("table changed outside the agent, restoring it", "drift", a.driftLocked())
 	}
 	if err := a.applyLocked(a.running, a.ruleset, "drift repair"); err != nil {
 		a.failures++
@@ -107,20 +108,45 @@ func (a *Agent) RepairDrift() (bool, error) {
 		return false, err
 	}
 	a.repairs++
+	a.armLoadLocked()
 	a.log.Info("table restored")
 	return true, nil
 }
 
-// Run repairs drift every DriftInterval until ctx ends.
+// LoadInterval is how often load-limit flags follow the load average
+// (which the kernel itself only updates every 5 s).
+const LoadInterval = time.Second
+
+// Run repairs drift every DriftInterval and follows the load average every
+// LoadInterval, until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
-	t := time.NewTicker(DriftInterval)
-	defer t.Stop()
+	drift := time.NewTicker(DriftInterval)
+	defer drift.Stop()
+	load := time.NewTicker(LoadInterval)
+	defer load.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-drift.C:
 			a.RepairDrift()
+		case <-load.C:
+			a.ArmLoad()
 		}
 	}
+}
+
+// driftLocked describes the drift for the log when the kernel can say.
+func (a *Agent) driftLocked() string {
+	d, ok := a.opts.Kernel.(interface {
+		Drift(*nft.Ruleset) (string, error)
+	})
+	if !ok {
+		return "unknown"
+	}
+	text, err := d.Drift(a.ruleset)
+	if err != nil {
+		return err.Error()
+	}
+	return text
 }
