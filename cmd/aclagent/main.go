@@ -117,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // compileOptions turns the interface and table flags into nft.Options.
 func compileOptions(f *flags) (nft.Options, error) {
-	o := nft.Options{Table: f.table, MgmtInterface: f.mgmt}
+	o := nft.Options{Table: f.table, MgmtInterface: f.mgmt, LookupUser: nft.LookupUser}
 	if o.MgmtInterface == "" {
 		o.MgmtInterface, _ = agent.DefaultRouteInterface()
 	}
