@@ -131,6 +131,19 @@ func BenchmarkKernelShowSessions(b *testing.B) {
 			}
 		}
 	})
+	b.Run("refresh-marked-dump", func(b *testing.B) {
+		k, err := Open(n.Fd())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer k.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := k.DumpMarked(OldMark); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("processes", func(b *testing.B) {
 		var ours, theirs time.Duration
 		var oursRSS, theirsRSS int64
