@@ -118,4 +118,7 @@
 // nft 1.0.6 generates for that text; TestKernelGoldenRoundTrip proves both
 // for every golden file (testdata/compile/*.conf -> *.nft) in a namespace.
 // Exprs leave set IDs at zero: sets are referenced by name.
+//
+// Sim (sim.go) is a kernel-free model of these rule shapes: connection
+// attempts in, outcomes and counters out, for packet-flow table tests.
 package nft
