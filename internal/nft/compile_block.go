@@ -62,6 +62,7 @@ type BlockAdd struct {
 	Timeout time.Duration
 }
 
+// String renders the statement as nft lists it.
 func (s *BlockAdd) String() string {
 	return "add @" + s.Set + " { " + addrField(s.Family, false) + " timeout " + durationString(s.Timeout) + " }"
 }

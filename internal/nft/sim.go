@@ -55,6 +55,7 @@ const (
 	Dropped
 )
 
+// String returns the outcome in words.
 func (o Outcome) String() string {
 	return [...]string{"admitted", "reset", "unreachable", "dropped"}[o]
 }

@@ -25,6 +25,7 @@ type Iface struct {
 	Name string
 }
 
+// String renders the statement as nft lists it.
 func (s *Iface) String() string {
 	if s.Out {
 		return "oifname " + quote(s.Name)
@@ -47,6 +48,7 @@ func (s *Iface) Exprs() []expr.Any {
 // NFProto matches the address family: `meta nfproto ipv4`.
 type NFProto struct{ Family acl.Family }
 
+// String renders the statement as nft lists it.
 func (s *NFProto) String() string {
 	if s.Family == acl.IPv6 {
 		return "meta nfproto ipv6"
@@ -60,6 +62,7 @@ func (s *NFProto) Exprs() []expr.Any { return nfprotoDep(s.Family) }
 // L4Proto matches the transport protocol: `meta l4proto tcp`.
 type L4Proto struct{ Proto uint8 }
 
+// String renders the statement as nft lists it.
 func (s *L4Proto) String() string { return "meta l4proto " + protoString(s.Proto) }
 
 // Exprs implements Stmt.
@@ -77,6 +80,7 @@ const (
 // CtState matches conntrack states (a bit set): `ct state established,related`.
 type CtState struct{ States uint32 }
 
+// String renders the statement as nft lists it.
 func (s *CtState) String() string {
 	names := []struct {
 		bit  uint32
@@ -116,6 +120,7 @@ type Addr struct {
 	Dep    bool // emit the `meta nfproto` dependency
 }
 
+// String renders the statement as nft lists it.
 func (s *Addr) String() string {
 	h := addrField(s.Family, s.Dst)
 	m := s.Match
@@ -166,6 +171,7 @@ type Ports struct {
 	Dep      bool // emit the `meta l4proto` dependency
 }
 
+// String renders the statement as nft lists it.
 func (s *Ports) String() string {
 	name := protoString(s.Proto)
 	out := ""
@@ -248,6 +254,7 @@ type Key struct {
 	PrefixLen int // PerPrefix only, 1 to 31 (127 for IPv6)
 }
 
+// String renders the key expression as nft prints it.
 func (k Key) String() string {
 	switch k.Kind {
 	case acl.Total:
@@ -301,6 +308,7 @@ type ConnlimitAdd struct {
 	Dep  bool // emit the `meta nfproto` dependency before the key
 }
 
+// String renders the statement as nft lists it.
 func (s *ConnlimitAdd) String() string {
 	return "add @" + s.Set + " { " + s.Key.String() + " ct count over " + strconv.Itoa(s.Over) + " }"
 }
@@ -324,6 +332,7 @@ type SetLookup struct {
 	Dep    bool // emit the `meta nfproto` dependency before the key
 }
 
+// String renders the statement as nft lists it.
 func (s *SetLookup) String() string {
 	if s.Invert {
 		return s.Key.String() + " != @" + s.Set
@@ -344,6 +353,7 @@ func (s *SetLookup) Exprs() []expr.Any {
 // `counter name "ip_check_in_10_matches"`.
 type CounterRef struct{ Name string }
 
+// String renders the statement as nft lists it.
 func (s *CounterRef) String() string { return "counter name " + quote(s.Name) }
 
 // Exprs implements Stmt.
@@ -355,6 +365,7 @@ func (s *CounterRef) Exprs() []expr.Any {
 // packet is TCP) or with ICMP/ICMPv6 administratively prohibited.
 type Reject struct{ TCPReset bool }
 
+// String renders the statement as nft lists it.
 func (s *Reject) String() string {
 	if s.TCPReset {
 		return "reject with tcp reset"
@@ -376,6 +387,7 @@ type Verdict struct {
 	Chain string
 }
 
+// String renders the statement as nft lists it.
 func (s *Verdict) String() string {
 	switch s.Kind {
 	case expr.VerdictAccept:

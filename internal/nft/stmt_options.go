@@ -16,6 +16,7 @@ import (
 // Log logs the packet with a prefix: `log prefix "connlimit acl=check dir=in seq=10 "`.
 type Log struct{ Prefix string }
 
+// String renders the statement as nft lists it.
 func (s *Log) String() string { return "log prefix " + quote(s.Prefix) }
 
 // Exprs implements Stmt. nft sends only the prefix; the kernel fills in the
@@ -41,6 +42,7 @@ type RateOver struct {
 	Burst int // 0 means DefaultBurst
 }
 
+// String renders the statement as nft lists it.
 func (s *RateOver) String() string {
 	out := "limit rate over " + strconv.Itoa(s.Rate) + "/" + periodName(s.Per)
 	if b := s.burst(); b != DefaultBurst {
@@ -73,6 +75,7 @@ func periodUnit(p acl.Period) expr.LimitTime {
 // SkUID matches the owner of a local socket: `meta skuid 1000`.
 type SkUID struct{ UID uint32 }
 
+// String renders the statement as nft lists it.
 func (s *SkUID) String() string { return "meta skuid " + strconv.FormatUint(uint64(s.UID), 10) }
 
 // Exprs implements Stmt: the uid is compared in host byte order.
@@ -91,6 +94,7 @@ type RateUpdate struct {
 	Dep  bool // emit the `meta nfproto` dependency before the key
 }
 
+// String renders the statement as nft lists it.
 func (s *RateUpdate) String() string {
 	return "update @" + s.Set + " { " + s.Key.String() + " " + s.Rate.String() + " }"
 }
@@ -109,6 +113,7 @@ func (s *RateUpdate) Exprs() []expr.Any {
 // `ct mark & 0x40000000 == 0x40000000`.
 type CtMarkBit struct{ Bit uint32 }
 
+// String renders the statement as nft lists it.
 func (s *CtMarkBit) String() string {
 	return fmt.Sprintf("ct mark & 0x%08x == 0x%08x", s.Bit, s.Bit)
 }
@@ -129,6 +134,7 @@ type TCPNoRST struct {
 	Dep bool // emit the `meta l4proto tcp` dependency
 }
 
+// String renders the statement as nft lists it.
 func (s *TCPNoRST) String() string { return "tcp flags ! rst" }
 
 // Exprs implements Stmt.
@@ -147,6 +153,7 @@ func (s *TCPNoRST) Exprs() []expr.Any {
 // nfproto and the l4proto dependency before it in an inet table.
 type ICMPv6Types struct{ Lo, Hi uint8 }
 
+// String renders the statement as nft lists it.
 func (s *ICMPv6Types) String() string {
 	return "icmpv6 type " + strconv.Itoa(int(s.Lo)) + "-" + strconv.Itoa(int(s.Hi))
 }
