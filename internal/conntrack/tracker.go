@@ -290,7 +290,9 @@ func without(flows, drop []Flow) []Flow {
 func (t *Tracker) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cfg == nil {
+	if t.cfg == nil || t.prepared {
+		// Between Prepare and Installed a refresh could open a gate
+		// before its rules are installed.
 		return nil
 	}
 	if !t.loaded {
