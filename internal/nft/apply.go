@@ -54,12 +54,13 @@ type Applier struct {
 type synced struct {
 	ok     bool
 	gen    uint32
+	rs     *Ruleset          // the ruleset value itself (rulesets are not modified once built)
 	text   string            // Ruleset.String() of what the table holds
 	chains map[string]string // Chain.String() of each of its chains
 }
 
 func newSynced(gen uint32, rs *Ruleset) synced {
-	s := synced{ok: true, gen: gen, text: rs.String(), chains: map[string]string{}}
+	s := synced{ok: true, gen: gen, rs: rs, text: rs.String(), chains: map[string]string{}}
 	for _, ch := range rs.Chains {
 		s.chains[ch.Name] = ch.String()
 	}

@@ -123,7 +123,8 @@ func (a *Applier) InSync(rs *Ruleset) (bool, error) {
 //
 // When no nftables transaction was committed in the namespace since the
 // Applier last saw the table hold rs (the ruleset generation is the same),
-// Drift answers without reading the rules back.
+// Drift answers without reading the rules back. Rulesets are values: do not
+// change one after passing it to Apply, InSync or Drift.
 func (a *Applier) Drift(rs *Ruleset) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -132,8 +133,7 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 		return "", err
 	}
 	gen, genErr := generation(c)
-	text := rs.String()
-	if genErr == nil && a.sync.ok && a.sync.gen == gen && a.sync.text == text {
+	if genErr == nil && a.sync.ok && a.sync.gen == gen && (a.sync.rs == rs || a.sync.text == rs.String()) {
 		return "", nil
 	}
 	a.sync = synced{}
