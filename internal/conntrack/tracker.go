@@ -290,9 +290,13 @@ func without(flows, drop []Flow) []Flow {
 func (t *Tracker) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cfg == nil || t.prepared {
-		// Between Prepare and Installed a refresh could open a gate
-		// before its rules are installed.
+	if t.cfg == nil {
+		return nil
+	}
+	// Between Prepare and Installed (or after an install that failed)
+	// nothing is loaded or counted: that could open a gate before its
+	// rules are installed. Shrinking held reservations stays safe.
+	if t.prepared && (!t.loaded || len(t.pending) > 0) {
 		return nil
 	}
 	if !t.loaded {
