@@ -164,11 +164,15 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if err := a.applyLocked(next, rs, why); err != nil {
 		return nil, err
 	}
+	prev := a.running
 	a.running, a.ruleset = next, rs
 	a.armLoadLocked()
 	a.pruneBaselinesLocked()
 	a.saveStateLocked()
-	warns := a.interfaceWarningsLocked()
+	if why != "configure" {
+		prev = nil // start, reload, revert: warn about every binding
+	}
+	warns := a.interfaceWarningsLocked(prev)
 	for _, w := range warns {
 		a.log.Warn(w, "why", why)
 	}
@@ -214,11 +218,18 @@ func (a *Agent) saveStateLocked() {
 
 // interfaceWarningsLocked lists interface blocks with access-groups whose
 // Linux interface does not exist (yet): accepted, effective when it appears.
-func (a *Agent) interfaceWarningsLocked() []string {
+// Only bindings that differ from prev are listed (all when prev is nil), so
+// that a shell is told once, when it binds, not at every later line.
+func (a *Agent) interfaceWarningsLocked(prev *acl.Config) []string {
 	var warns []string
 	for _, ifc := range a.running.Interfaces {
 		if ifc.Groups == [2][2]string{} {
 			continue
+		}
+		if prev != nil {
+			if old := prev.Interface(ifc.Kind, ifc.Name); old != nil && old.Groups == ifc.Groups {
+				continue
+			}
 		}
 		dev := a.opts.Resolve(ifc.Kind, ifc.Name)
 		switch {

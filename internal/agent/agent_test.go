@@ -333,3 +333,17 @@ func TestRevertTimer(t *testing.T) {
 		t.Error("confirm without a timer succeeded")
 	}
 }
+
+func TestMissingInterfaceWarnsOnce(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL)
+	if warns, _ := ta.Configure(cli.Txn{Lines: []string{"interface slxnope0", "ip access-group check in"}}); len(warns) != 1 {
+		t.Fatalf("binding: warnings %q", warns)
+	}
+	if warns, _ := ta.Configure(cli.Txn{Lines: []string{"hostname other"}}); len(warns) != 0 {
+		t.Errorf("unrelated change repeats the warning: %q", warns)
+	}
+	if warns, _ := ta.Replace(ta.Running(), "reload"); len(warns) != 1 {
+		t.Errorf("reload: warnings %q, want the missing interface again", warns)
+	}
+}
