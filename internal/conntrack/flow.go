@@ -134,28 +134,6 @@ func (k *Kernel) SetMark(f Flow, mark uint32) error {
 	return nil
 }
 
-func fromCT(c *ct.Flow) Flow {
-	f := Flow{
-		ID:           c.ID,
-		Proto:        c.TupleOrig.Proto.Protocol,
-		Src:          c.TupleOrig.IP.SourceAddress,
-		Dst:          c.TupleOrig.IP.DestinationAddress,
-		SrcPort:      c.TupleOrig.Proto.SourcePort,
-		DstPort:      c.TupleOrig.Proto.DestinationPort,
-		ReplySrc:     c.TupleReply.IP.SourceAddress,
-		ReplyDst:     c.TupleReply.IP.DestinationAddress,
-		ReplySrcPort: c.TupleReply.Proto.SourcePort,
-		ReplyDstPort: c.TupleReply.Proto.DestinationPort,
-		Mark:         c.Mark,
-		Zone:         c.Zone,
-		Start:        c.Timestamp.Start,
-	}
-	if c.ProtoInfo.TCP != nil {
-		f.TCPState = c.ProtoInfo.TCP.State
-	}
-	return f
-}
-
 // MarkReset sets ResetMark on each flow (keeping its other mark bits), so
 // that the ruleset resets it on its next packet. It goes on after an error
 // (a flow may end meanwhile) and returns the first one.

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"errors"
+	ct "github.com/ti-mo/conntrack"
 	"io"
 	"net"
 	"net/netip"
@@ -266,4 +267,27 @@ func TestKernelEnableTimestampsInNamespace(t *testing.T) {
 	if got := strings.TrimSpace(n.MustExec(t, "sysctl", "-n", "net.netfilter.nf_conntrack_timestamp")); got != "1" {
 		t.Errorf("after EnableTimestamps: %q, want 1", got)
 	}
+}
+
+// fromCT converts a ti-mo/conntrack flow, to compare our decoder with it.
+func fromCT(c *ct.Flow) Flow {
+	f := Flow{
+		ID:           c.ID,
+		Proto:        c.TupleOrig.Proto.Protocol,
+		Src:          c.TupleOrig.IP.SourceAddress,
+		Dst:          c.TupleOrig.IP.DestinationAddress,
+		SrcPort:      c.TupleOrig.Proto.SourcePort,
+		DstPort:      c.TupleOrig.Proto.DestinationPort,
+		ReplySrc:     c.TupleReply.IP.SourceAddress,
+		ReplyDst:     c.TupleReply.IP.DestinationAddress,
+		ReplySrcPort: c.TupleReply.Proto.SourcePort,
+		ReplyDstPort: c.TupleReply.Proto.DestinationPort,
+		Mark:         c.Mark,
+		Zone:         c.Zone,
+		Start:        c.Timestamp.Start,
+	}
+	if c.ProtoInfo.TCP != nil {
+		f.TCPState = c.ProtoInfo.TCP.State
+	}
+	return f
 }

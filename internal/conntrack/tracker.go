@@ -50,7 +50,7 @@ type Tracker struct {
 	fresh    []LimitSet      // from Prepare: limit sets the kernel did not have
 	prepared bool
 	pending  []LimitSet    // gated sets whose sessions are not counted yet
-	held     []Reservation // what the kernel holds; loaded from it when nil
+	held     []Reservation // what the kernel holds; read from it by the first Refresh
 	loaded   bool
 }
 
