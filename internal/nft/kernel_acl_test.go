@@ -385,3 +385,24 @@ func TestKernelRefusals(t *testing.T) {
 	p.Client.Expect(t, "", at("22"), netns.TimedOut)
 	p.Client.Expect(t, "", at("80"), netns.Connected)
 }
+
+// TestKernelApplyLargeACL: a batch of thousands of rules fits the socket
+// buffers (no EMSGSIZE, no lost acknowledgements), and reads back in sync.
+func TestKernelApplyLargeACL(t *testing.T) {
+	n := netns.New(t)
+	a := applier(n)
+	for _, changed := range []bool{false, true} {
+		rs := compile(t, benchConfig(3000, changed))
+		mustApply(t, a, rs)
+		if ok, err := applier(n).InSync(rs); !ok || err != nil {
+			t.Fatalf("fresh Applier: InSync = %v, %v", ok, err)
+		}
+	}
+	out := n.MustExec(t, "nft", "list", "chain", "inet", "slxsh", nft.ChainName(acl.IPv4, "big", acl.In))
+	if got := strings.Count(out, "comment \"acl=big dir=in seq="); got < 3000 {
+		t.Errorf("chain has %d entry rules, want at least 3000", got)
+	}
+	if !strings.Contains(out, "tcp dport 65000") {
+		t.Error("changed entry missing")
+	}
+}
