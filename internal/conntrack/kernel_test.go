@@ -2,7 +2,6 @@ package conntrack
 
 import (
 	"errors"
-	ct "github.com/ti-mo/conntrack"
 	"io"
 	"net"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	ct "github.com/ti-mo/conntrack"
+
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/sockdiag"
