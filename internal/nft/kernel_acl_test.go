@@ -406,3 +406,65 @@ func TestKernelApplyLargeACL(t *testing.T) {
 		t.Error("changed entry missing")
 	}
 }
+
+// TestKernelNoWindowDuringReapply: while the same config is re-applied (by
+// fresh Appliers, as after agent restarts) and a changed one alternates with
+// it, a source at its limit never gets a connection through.
+func TestKernelNoWindowDuringReapply(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer4, 22, 80, 81)
+	ssh := hostPort(netns.PairServer4, 22)
+	versions := []*nft.Ruleset{
+		compile(t, strings.Replace(survive, "%s", "80", 1)),
+		compile(t, strings.Replace(survive, "%s", "81", 1)),
+	}
+	mustApply(t, applier(p.Server), versions[0])
+	openN(t, p.Client, "", ssh, 3)
+
+	done := make(chan struct{})
+	type result struct {
+		dials, through int
+		err            error
+	}
+	res := make(chan result)
+	go func() {
+		var r result
+		for {
+			select {
+			case <-done:
+				res <- r
+				return
+			default:
+			}
+			c, got, err := p.Client.Dial("", ssh, netns.DialTimeout)
+			r.dials++
+			if got == netns.Connected {
+				r.through++
+				c.Close()
+			} else if got != netns.Reset {
+				r.err = err
+			}
+			if r.dials >= 2000 {
+				<-done
+				res <- r
+				return
+			}
+		}
+	}()
+	for i := range 20 {
+		if err := applier(p.Server).Apply(versions[i%2]); err != nil {
+			close(done)
+			<-res
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	close(done)
+	r := <-res
+	if r.through > 0 || r.err != nil {
+		t.Errorf("%d of %d connections over the limit got through during re-applies (other error: %v)", r.through, r.dials, r.err)
+	}
+	if r.dials == 0 {
+		t.Error("no connection attempted during the re-applies")
+	}
+	t.Logf("%d refused attempts during 20 applies", r.dials)
+}
