@@ -126,6 +126,9 @@ type Attribution struct {
 	// Refused lists flows (indices into Flows) that some binding would
 	// refuse now: the deciding entry denies, or no entry matches.
 	Refused []int
+	// Admitted maps each permit entry to the flows it decides (indices
+	// into Flows), limited or not.
+	Admitted map[EntryID][]int
 }
 
 // Attribute places every open flow under each binding whose ACL family
@@ -138,9 +141,10 @@ type Attribution struct {
 // matching for plain denies, so that no session is ended on a guess.
 func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 	a := &Attribution{
-		Keys:    map[KeyID][]int{},
-		Limits:  map[EntryID]*acl.Connlimit{},
-		Actions: map[EntryID]acl.Action{},
+		Keys:     map[KeyID][]int{},
+		Limits:   map[EntryID]*acl.Connlimit{},
+		Actions:  map[EntryID]acl.Action{},
+		Admitted: map[EntryID][]int{},
 	}
 	a.Flows = make([]Flow, 0, len(flows))
 	for _, f := range flows {
@@ -216,7 +220,12 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 			// conntrack cannot show; never end a session on a guess.
 			continue
 		}
-		return e.Action == acl.Permit
+		if e.Action == acl.Permit {
+			id := EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}
+			a.Admitted[id] = append(a.Admitted[id], i)
+			return true
+		}
+		return false
 	}
 	return false // implicit deny
 }
@@ -391,21 +400,27 @@ func (a *Attribution) Excess() []Flow {
 	return a.newestFirst(pick)
 }
 
-// Select returns the open flows counted under the limited entries of ACL
-// aclName (seq 0: all of them, else entry seq) from source src (an invalid
-// src: any), newest first. It serves `clear access-list sessions ip NAME
-// [seq N] [source ADDR]`.
+// Select returns the open flows that ACL aclName admits or counts (seq 0:
+// under any entry, else under entry seq) from source src (an invalid src:
+// any), newest first. It serves `clear access-list sessions ip NAME [seq N]
+// [source ADDR]`.
 func (a *Attribution) Select(aclName string, f acl.Family, seq int, src netip.Addr) []Flow {
 	pick := map[int]bool{}
-	for k, idx := range a.Keys {
-		if k.ACL != aclName || k.Family != f || (seq != 0 && k.Seq != seq) {
-			continue
+	add := func(id EntryID, idx []int) {
+		if id.ACL != aclName || id.Family != f || (seq != 0 && id.Seq != seq) {
+			return
 		}
 		for _, i := range idx {
 			if !src.IsValid() || a.Flows[i].Src.Unmap() == src.Unmap() {
 				pick[i] = true
 			}
 		}
+	}
+	for k, idx := range a.Keys {
+		add(k.EntryID, idx)
+	}
+	for id, idx := range a.Admitted {
+		add(id, idx)
 	}
 	return a.newestFirst(pick)
 }

@@ -139,15 +139,17 @@ func TestExcessNewestFirst(t *testing.T) {
 func TestSelect(t *testing.T) {
 	bs := bind("x", acl.IPv4, acl.In,
 		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(5, acl.PerSource, 0)},
-		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, Connlimit: limit(5, acl.Total, 0)})
+		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, DstPort: eq(80), Connlimit: limit(5, acl.Total, 0)},
+		&acl.Entry{Seq: 30, Action: acl.Permit, Proto: 6, DstPort: eq(443)},
+		&acl.Entry{Seq: 40, Action: acl.Deny, Proto: acl.ProtoAny})
 	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.3", "10.0.0.2", 22, 2),
-		tcp("10.0.0.1", "10.0.0.2", 80, 3)}
+		tcp("10.0.0.1", "10.0.0.2", 80, 3), tcp("10.0.0.4", "10.0.0.2", 443, 4), tcp("10.0.0.5", "10.0.0.2", 25, 5)}
 	a := Attribute(bs, flows, nil)
 	for _, tc := range []struct {
 		seq  int
 		src  string
 		want int
-	}{{0, "", 3}, {10, "", 2}, {20, "", 1}, {0, "10.0.0.1", 2}, {10, "10.0.0.3", 1}, {20, "10.0.0.3", 0}} {
+	}{{0, "", 4}, {10, "", 2}, {20, "", 1}, {30, "", 1}, {0, "10.0.0.1", 2}, {10, "10.0.0.3", 1}, {20, "10.0.0.3", 0}, {40, "", 0}} {
 		var src netip.Addr
 		if tc.src != "" {
 			src = netip.MustParseAddr(tc.src)

@@ -418,7 +418,8 @@ func SessionKeys(counts []KeyCount, f acl.Family, name string, seq int) []cli.Se
 }
 
 // ClearSessions answers `clear access-list sessions ip NAME [seq N] [source
-// ADDR]`: the sessions counted under the ACL's limited entries are reset.
+// ADDR]`: the sessions the ACL admits (under entry seq unless 0, from src
+// when valid) are reset.
 func (t *Tracker) ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, src netip.Addr) error {
 	a, err := t.attribute(cfg)
 	if err != nil {
