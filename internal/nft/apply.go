@@ -3,6 +3,7 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -95,15 +96,15 @@ var _ Kernel = (*Applier)(nil)
 func (a *Applier) Apply(rs *Ruleset) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if rs.Table != "" {
-		a.table = rs.Table
+	if rs.Table != "" && rs.Table != a.table {
+		a.table, a.sync = rs.Table, synced{}
 	}
 	if err := validate(rs); err != nil {
 		return fmt.Errorf("apply table inet %s: %w", a.table, err)
 	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
-	c, err := nftables.New(append(a.opts, nftables.WithSockOptions(append(bufferOpts(rs), largeDumps)...))...)
+	c, err := nftables.New(slices.Concat(a.opts, []nftables.ConnOption{nftables.WithSockOptions(append(bufferOpts(rs), largeDumps)...)})...)
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
@@ -136,7 +137,7 @@ func (a *Applier) Apply(rs *Ruleset) error {
 
 // readConn opens a connection for reading the table.
 func (a *Applier) readConn() (*nftables.Conn, error) {
-	c, err := nftables.New(append(a.opts, nftables.WithSockOptions(largeDumps))...)
+	c, err := nftables.New(slices.Concat(a.opts, []nftables.ConnOption{nftables.WithSockOptions(largeDumps)})...)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
