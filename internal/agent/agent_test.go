@@ -347,3 +347,20 @@ func TestMissingInterfaceWarnsOnce(t *testing.T) {
 		t.Errorf("reload: warnings %q, want the missing interface again", warns)
 	}
 }
+
+func TestRecompileFollowsTheHost(t *testing.T) {
+	ta := newTestAgent(t)
+	mgmt := "lo"
+	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, nft.Options{MgmtInterface: mgmt}) }
+	ta.mustConfigure(t, slxACL, slxBind)
+	if changed, err := ta.Recompile(); changed || err != nil {
+		t.Fatalf("nothing changed: Recompile = %v, %v", changed, err)
+	}
+	mgmt = "eth9" // a host fact the ruleset depends on
+	if changed, err := ta.Recompile(); !changed || err != nil {
+		t.Fatalf("host changed: Recompile = %v, %v", changed, err)
+	}
+	if !strings.Contains(ta.kernel.Current.String(), `iifname "eth9"`) || ta.NftablesText() != ta.kernel.Current.String() {
+		t.Error("recompiled ruleset not installed")
+	}
+}

@@ -113,17 +113,51 @@ func (a *Agent) RepairDrift() (bool, error) {
 	return true, nil
 }
 
+// RecompileInterval is how often the agent compiles the running config
+// again and installs the result if it differs from what the kernel runs:
+// the ruleset also depends on the host (the UTC offset of time ranges
+// across DST changes, user names), not only on the config.
+const RecompileInterval = 15 * time.Second
+
+// Recompile compiles the running config again and installs the ruleset
+// when it differs from the installed one. It reports whether it did.
+func (a *Agent) Recompile() (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ruleset == nil {
+		return false, nil
+	}
+	rs, err := a.opts.Compile(a.running)
+	if err != nil {
+		a.log.Warn("running config no longer compiles; the kernel keeps the last ruleset", "err", err)
+		return false, err
+	}
+	if rs.String() == a.ruleset.String() {
+		return false, nil
+	}
+	if err := a.applyLocked(a.running, rs, "recompile"); err != nil {
+		a.failures++
+		return false, err
+	}
+	a.ruleset = rs
+	a.armLoadLocked()
+	a.log.Info("host changes recompiled into the ruleset")
+	return true, nil
+}
+
 // LoadInterval is how often load-limit flags follow the load average
 // (which the kernel itself only updates every 5 s).
 const LoadInterval = time.Second
 
-// Run repairs drift every DriftInterval and follows the load average every
-// LoadInterval, until ctx ends.
+// Run repairs drift every DriftInterval, follows the load average every
+// LoadInterval and recompiles every RecompileInterval, until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
 	drift := time.NewTicker(DriftInterval)
 	defer drift.Stop()
 	load := time.NewTicker(LoadInterval)
 	defer load.Stop()
+	recompile := time.NewTicker(RecompileInterval)
+	defer recompile.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,6 +166,8 @@ func (a *Agent) Run(ctx context.Context) {
 			a.RepairDrift()
 		case <-load.C:
 			a.ArmLoad()
+		case <-recompile.C:
+			a.Recompile()
 		}
 	}
 }
