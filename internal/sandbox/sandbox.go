@@ -80,8 +80,8 @@ type Options struct {
 }
 
 // Start builds the sandbox and starts the agent. On error everything built
-// so far is removed. The caller must Close it; SIGTERM and SIGHUP (a closed
-// terminal) also clean up, then exit.
+// so far is removed. The caller must Close it; SIGTERM, SIGHUP (a closed
+// terminal) and SIGINT also clean up, then exit.
 func Start(w io.Writer, opts Options) (_ *Sandbox, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("% Error: the sandbox needs root for its network namespaces: sudo slxsh --sandbox")
@@ -116,7 +116,7 @@ func Start(w io.Writer, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.sigs = make(chan os.Signal, 1)
-	signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
 	go func() {
 		if _, ok := <-s.sigs; ok {
 			s.Close()
@@ -277,6 +277,9 @@ func (s *Sandbox) startAgent(bin string) error {
 		"--socket", s.Socket, "--config", cfg, "--mgmt-interface", ServerIf, "--table", "slxsh")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "SLXSH_SOCKET="+s.Socket)
+	// If slxsh dies without Close (SIGKILL, or a signal handler that exits
+	// at once), the agent goes too; the next sandbox removes the namespaces.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%% Error: start aclagent: %w", err)
 	}
