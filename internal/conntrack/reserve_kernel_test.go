@@ -2,6 +2,8 @@ package conntrack
 
 import (
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +192,43 @@ func TestKernelPrecreatedElementIsCollected(t *testing.T) {
 		conns = append(conns, p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected))
 	}
 	_ = conns
+}
+
+// TestKernelReserverAtScale writes, reads back and shrinks reservations for
+// 20,000 IPv6 keys (more than one netlink attribute can carry) in a table
+// without rules.
+func TestKernelReserverAtScale(t *testing.T) {
+	n := netns.New(t)
+	s := LimitSet{Name: "big", Entry: EntryID{ACL: "x", Family: acl.IPv6, Seq: 10},
+		Key: acl.PerSource, Over: 5, Size: 65535}
+	r := NewReserver("slxsh", n.Fd())
+	if err := r.Gate([]LimitSet{s}); err != nil {
+		t.Fatal(err)
+	}
+	var want []Reservation
+	for i := range 20000 {
+		a := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 8), byte(i)})
+		want = append(want, Reservation{Set: "big", Key: a.String(), Depth: []int{1, 2, 4, 5}[i%4]})
+	}
+	slices.SortFunc(want, compareRes)
+	if err := r.Write([]LimitSet{s}, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Read([]LimitSet{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalRes(got, want) {
+		t.Fatalf("read back %d reservations, want %d equal ones", len(got), len(want))
+	}
+	if gated, err := r.Gated([]LimitSet{s}); err != nil || len(gated) != 0 {
+		t.Errorf("Gated = %v, %v; want the gate open", gated, err)
+	}
+	shrunk := Shrink(want, nil)
+	if err := r.Write([]LimitSet{s}, shrunk); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Read([]LimitSet{s}); err != nil || len(got) != 0 {
+		t.Errorf("after releasing all: %d reservations, %v", len(got), err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"github.com/slxsh/slxsh/internal/conntrack/layers"
 	"golang.org/x/sys/unix"
 )
@@ -26,8 +27,32 @@ func NewReserver(table string, netnsFd int) *Reserver {
 	return &Reserver{table: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, netnsFd: netnsFd}
 }
 
-func (r *Reserver) conn() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(r.netnsFd))
+// conn opens a connection whose socket buffers hold a batch of about
+// msgs messages and elems set elements.
+//
+// Why: a batch goes out in one sendmsg (EMSGSIZE beyond the send buffer),
+// and the kernel queues an acknowledgement per message before we read any
+// (ENOBUFS on a small receive buffer). The FORCE options need
+// CAP_NET_ADMIN, which changing the table needs anyway.
+func (r *Reserver) conn(msgs, elems int) (*nftables.Conn, error) {
+	size := min(max(msgs*4096+elems*64, 4<<20), 1<<30)
+	set := func(opt int) nftables.SockOption {
+		return func(c *netlink.Conn) error {
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(r.netnsFd),
+		nftables.WithSockOptions(set(unix.SO_SNDBUFFORCE), set(unix.SO_RCVBUFFORCE)))
 	if err != nil {
 		return nil, fmt.Errorf("open nftables: %w", err)
 	}
@@ -43,7 +68,7 @@ func (r *Reserver) Gate(sets []LimitSet) error {
 	if len(sets) == 0 {
 		return nil
 	}
-	c, err := r.conn()
+	c, err := r.conn(len(sets)*40, len(sets))
 	if err != nil {
 		return err
 	}
@@ -73,7 +98,7 @@ func (r *Reserver) Gate(sets []LimitSet) error {
 // the deepest layer (or full) it is a member of. Sets without reservation
 // sets hold none.
 func (r *Reserver) Read(sets []LimitSet) ([]Reservation, error) {
-	c, err := r.conn()
+	c, err := r.conn(0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +131,7 @@ func (r *Reserver) Read(sets []LimitSet) ([]Reservation, error) {
 
 // Gated returns the sets whose gate is closed.
 func (r *Reserver) Gated(sets []LimitSet) ([]LimitSet, error) {
-	c, err := r.conn()
+	c, err := r.conn(0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -141,14 +166,19 @@ func isNotExist(err error) bool {
 	return errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), unix.ENOENT.Error())
 }
 
+// maxElemsPerMsg bounds the elements of one NEWSETELEM/DELSETELEM message.
+// Why: google/nftables puts all elements of a call in one nested netlink
+// attribute, whose length is 16 bits (64 KiB, about 1,800 IPv6 elements).
+const maxElemsPerMsg = 1000
+
 // Write makes the kernel hold exactly want for the sets (keys join and leave
 // membership sets) and opens their gates, in one transaction.
 func (r *Reserver) Write(sets []LimitSet, want []Reservation) error {
-	c, err := r.conn()
+	have, err := r.Read(sets)
 	if err != nil {
 		return err
 	}
-	have, err := r.Read(sets)
+	c, err := r.conn(len(sets)*40, (len(have)+len(want))*8)
 	if err != nil {
 		return err
 	}
@@ -164,13 +194,13 @@ func (r *Reserver) Write(sets []LimitSet, want []Reservation) error {
 				return err
 			}
 			ks := memberSet(r.table, s, name)
-			if len(add) > 0 {
-				if err := c.SetAddElements(ks, add); err != nil {
+			for part := range slices.Chunk(add, maxElemsPerMsg) {
+				if err := c.SetAddElements(ks, part); err != nil {
 					return fmt.Errorf("reserve in %s: %w", name, err)
 				}
 			}
-			if len(del) > 0 {
-				if err := c.SetDeleteElements(ks, del); err != nil {
+			for part := range slices.Chunk(del, maxElemsPerMsg) {
+				if err := c.SetDeleteElements(ks, part); err != nil {
 					return fmt.Errorf("release from %s: %w", name, err)
 				}
 			}
