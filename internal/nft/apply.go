@@ -96,11 +96,11 @@ var _ Kernel = (*Applier)(nil)
 func (a *Applier) Apply(rs *Ruleset) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if rs.Table != "" && rs.Table != a.table {
-		a.table, a.sync = rs.Table, synced{}
-	}
 	if err := validate(rs); err != nil {
 		return fmt.Errorf("apply table inet %s: %w", a.table, err)
+	}
+	if rs.Table != "" && rs.Table != a.table {
+		a.table, a.sync = rs.Table, synced{}
 	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.

@@ -85,6 +85,9 @@ func kernelRule(t *nftables.Table, ch *nftables.Chain, r *Rule) *nftables.Rule {
 // validate rejects what the library would silently turn into something
 // else: an unknown hook (a regular chain instead) or set key.
 func validate(rs *Ruleset) error {
+	if rs == nil {
+		return fmt.Errorf("no ruleset")
+	}
 	for _, ch := range rs.Chains {
 		if ch.Hook != nil && hooks[ch.Hook.Hook] == nil {
 			return fmt.Errorf("chain %s: unknown hook %q", ch.Name, ch.Hook.Hook)
