@@ -25,7 +25,9 @@
 // Dial tells apart the outcomes that matter for filtering: Connected, Reset
 // (ECONNREFUSED or ECONNRESET: a TCP reset), Unreachable (an ICMP error),
 // Blocked (EPERM: dropped by the local output path) and TimedOut (dropped
-// silently somewhere on the way).
+// silently somewhere on the way). ListenUDP and ExchangeUDP do the same for
+// UDP: one datagram echoed back is Connected, an ICMP port unreachable is
+// Reset, administratively prohibited is Unreachable.
 package netns
 
 import (

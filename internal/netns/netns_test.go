@@ -56,3 +56,23 @@ func TestKernelNFTConnInNamespace(t *testing.T) {
 		t.Errorf("tables in namespace: %v, want only probe", tabs)
 	}
 }
+
+func TestKernelUDPExchange(t *testing.T) {
+	p := NewPair(t)
+	addr := p.Server.ListenUDP(t, net.JoinHostPort(PairServer4, "53"))
+	if got, err := p.Client.ExchangeUDP("", addr.String(), DialTimeout); got != Connected {
+		t.Errorf("udp echo: %v (%v)", got, err)
+	}
+	// No server on 54: ICMP port unreachable.
+	if got, err := p.Client.ExchangeUDP(PairClient4, net.JoinHostPort(PairServer4, "54"), DialTimeout); got != Reset {
+		t.Errorf("udp to a closed port: %v (%v), want reset", got, err)
+	}
+	p.Server.MustExec(t, "nft", "add table inet t; add chain inet t in { type filter hook input priority 0; }; add rule inet t in udp dport 53 reject with icmpx admin-prohibited")
+	if got, err := p.Client.ExchangeUDP("", addr.String(), DialTimeout); got != Unreachable {
+		t.Errorf("udp rejected admin-prohibited: %v (%v), want unreachable", got, err)
+	}
+	p.Server.MustExec(t, "nft", "insert rule inet t in udp dport 53 drop")
+	if got, err := p.Client.ExchangeUDP("", addr.String(), DialTimeout); got != TimedOut {
+		t.Errorf("udp dropped: %v (%v), want timed out", got, err)
+	}
+}

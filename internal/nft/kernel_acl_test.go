@@ -468,3 +468,27 @@ func TestKernelNoWindowDuringReapply(t *testing.T) {
 	}
 	t.Logf("%d refused attempts during 20 applies", r.dials)
 }
+
+// TestKernelUDPRefusals: for non-TCP traffic the default refusal is ICMP
+// administratively prohibited; hard-drop is silent; the implicit deny
+// refuses like deny.
+func TestKernelUDPRefusals(t *testing.T) {
+	p := netns.NewPair(t)
+	at := func(port string) string { return net.JoinHostPort(netns.PairServer4, port) }
+	for _, port := range []string{"53", "54", "55", "56"} {
+		p.Server.ListenUDP(t, at(port))
+	}
+	applyConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit udp any any eq 53
+ seq 20 deny udp any any eq 54
+ seq 30 hard-drop udp any any eq 55
+`+onS0In)
+	for _, c := range []struct {
+		port string
+		want netns.Outcome
+	}{{"53", netns.Connected}, {"54", netns.Unreachable}, {"55", netns.TimedOut}, {"56", netns.Unreachable}} {
+		if got, err := p.Client.ExchangeUDP("", at(c.port), netns.DialTimeout); got != c.want {
+			t.Errorf("udp port %s: %v (%v), want %v", c.port, got, err, c.want)
+		}
+	}
+}
