@@ -492,3 +492,21 @@ func TestKernelUDPRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelOutRouted: `out` also filters connections routed out through
+// the interface.
+func TestKernelOutRouted(t *testing.T) {
+	r := netns.NewRouted(t)
+	server(t, r.Server, netns.RoutedServer4, 22)
+	r.Server.Listen(t, net.JoinHostPort(netns.RoutedServer6, "22"))
+	applyConfig(t, r.Router, `ip access-list extended toward
+ seq 10 permit tcp any any eq 22 connlimit 2
+interface rs
+ ip access-group toward out
+`)
+	ssh := hostPort(netns.RoutedServer4, 22)
+	openN(t, r.Client, "", ssh, 2)
+	r.Client.Expect(t, "", ssh, netns.Reset)
+	// IPv6 has no ACL on rs: not limited.
+	openN(t, r.Client, "", net.JoinHostPort(netns.RoutedServer6, "22"), 3)
+}
