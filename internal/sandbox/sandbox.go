@@ -211,7 +211,7 @@ func findAgent(path string) (string, error) {
 func claim() error {
 	if data, err := os.ReadFile(pidFile); err == nil {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-		if pid > 0 && pid != os.Getpid() && unix.Kill(pid, 0) == nil {
+		if pid > 0 && pid != os.Getpid() && sandboxAlive(pid) {
 			return fmt.Errorf("%% Error: a sandbox is already running (pid %d)", pid)
 		}
 		teardown()
@@ -219,6 +219,21 @@ func claim() error {
 		return fmt.Errorf("%% Error: namespace %s or %s exists but is not the sandbox's; remove them with: ip netns del NAME", ServerNS, ClientNS)
 	}
 	return os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+}
+
+// sandboxAlive reports whether pid is a live slxsh (not a zombie, not some
+// other process that got the pid of a dead sandbox).
+func sandboxAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	if i := strings.LastIndexByte(string(stat), ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		return false
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.Contains(string(cmdline), "slxsh")
 }
 
 func nsExists(name string) bool {
