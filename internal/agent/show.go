@@ -28,7 +28,8 @@ func (a *Agent) NftablesText() string {
 	return a.ruleset.String()
 }
 
-// VersionText is `show version`: product version, agent, kernel.
+// VersionText is the agent's part of `show version` (the shell prints its
+// own version first): agent version, pid, start time, kernel.
 func (a *Agent) VersionText() string {
 	var u unix.Utsname
 	kernel := "unknown"
@@ -40,8 +41,8 @@ func (a *Agent) VersionText() string {
 	if v == "" {
 		v = "devel"
 	}
-	return fmt.Sprintf("slxsh version %s\nAgent: aclagent %s, pid %d, up since %s\nKernel: %s\n",
-		v, v, os.Getpid(), a.started.Format(time.RFC3339), kernel)
+	return fmt.Sprintf("Agent: aclagent %s, pid %d, up since %s\nKernel: %s\n",
+		v, os.Getpid(), a.started.Format(time.RFC3339), kernel)
 }
 
 // Sessions implements `show access-list sessions`.
