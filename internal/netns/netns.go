@@ -129,7 +129,9 @@ func (n *NS) MustExec(t testing.TB, args ...string) string {
 }
 
 // Do runs f on an OS thread switched into the namespace. Sockets that f
-// creates stay in the namespace after Do returns.
+// creates stay in the namespace after Do returns; goroutines that f starts
+// do not run in the namespace. Commands that f starts with os/exec are
+// forked from this thread and do.
 func (n *NS) Do(f func() error) error {
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
