@@ -40,7 +40,7 @@ type Options struct {
 	Compile func(*acl.Config) (*nft.Ruleset, error) // nft.Compile bound to the table and interface options
 
 	// StartupPath is the startup-config file (--config): loaded at start
-	// and on Reload, written by WriteMemory.
+	// and on Reload, written by Save.
 	StartupPath string
 	// StatePath keeps a copy of the running config for the agent's next
 	// start in the same boot (it lives in /run): a restarted agent adopts
@@ -298,57 +298,4 @@ func loadFile(path string) (cfg *acl.Config, ok bool, err error) {
 		return nil, true, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, true, nil
-}
-
-// Revert arms the revert timer (`configure terminal revert timer M`):
-// unless Confirm is called within minutes, the running config returns to
-// what it is now. It protects a remote administrator who locks himself out.
-func (a *Agent) Revert(minutes int) error {
-	if minutes <= 0 {
-		return errorf("%% Error: revert timer must be at least 1 minute")
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.revert != nil {
-		return userErr("% Error: a revert timer is already running; configure confirm first")
-	}
-	unit := a.opts.RevertUnit
-	if unit == 0 {
-		unit = time.Minute
-	}
-	saved := a.running.Clone()
-	a.revertGen++
-	gen := a.revertGen
-	a.revert = time.AfterFunc(time.Duration(minutes)*unit, func() { a.fireRevert(gen, saved) })
-	a.log.Info("revert timer armed", "minutes", minutes)
-	return nil
-}
-
-// fireRevert restores saved unless timer gen was confirmed meanwhile.
-func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.revert == nil || a.revertGen != gen {
-		return
-	}
-	a.revert = nil
-	if _, err := a.installLocked(saved, "revert timer"); err != nil {
-		a.failures++
-		a.log.Error("revert timer: cannot restore the previous config", "err", err)
-		return
-	}
-	a.log.Warn("revert timer expired without confirm: previous config restored")
-}
-
-// Confirm cancels a pending revert timer (`configure confirm`).
-func (a *Agent) Confirm() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.revert == nil {
-		return userErr("% Error: no revert timer is running")
-	}
-	a.revert.Stop()
-	a.revert = nil
-	a.log.Info("configuration confirmed")
-	return nil
 }

@@ -364,3 +364,36 @@ func TestRecompileFollowsTheHost(t *testing.T) {
 		t.Error("recompiled ruleset not installed")
 	}
 }
+
+func TestRevertTimerSurvivesRestart(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.RevertUnit = 200 * time.Millisecond
+	ta.mustConfigure(t, slxACL, slxBind)
+	before := ta.RunningText()
+	if err := ta.Revert(1); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group check in"}})
+	ta.mu.Lock()
+	ta.revert.Stop() // the agent dies before the timer fires
+	ta.mu.Unlock()
+
+	tb := newTestAgent(t)
+	tb.opts.StatePath = ta.state
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.RunningText() == before {
+		t.Fatal("restarted agent did not adopt the unconfirmed config")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for tb.RunningText() != before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tb.RunningText() != before {
+		t.Fatalf("restarted agent did not revert:\n%s", tb.RunningText())
+	}
+	if _, err := os.Stat(ta.state + ".revert"); err == nil {
+		t.Error("revert file left after the revert")
+	}
+}

@@ -29,6 +29,9 @@ func (a *Agent) Start() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("install %s: %w", src, err)
 	}
+	if err := a.resumeRevert(); err != nil {
+		a.log.Error("cannot resume the revert timer", "err", err)
+	}
 	return warns, nil
 }
 

@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+)
+
+// pendingRevert is a revert timer as kept next to the state file, so that
+// an agent restarted while the timer runs still reverts: the protection of
+// a remote administrator must not depend on the agent staying up.
+type pendingRevert struct {
+	Deadline time.Time `json:"deadline"`
+	Config   string    `json:"config"` // the config to return to, as text
+}
+
+// revertPath is where a pending revert timer is kept ("" : nowhere).
+func (a *Agent) revertPath() string {
+	if a.opts.StatePath == "" {
+		return ""
+	}
+	return a.opts.StatePath + ".revert"
+}
+
+// Revert arms the revert timer (`configure terminal revert timer M`):
+// unless Confirm is called within minutes, the running config returns to
+// what it is now. It protects a remote administrator who locks himself out.
+func (a *Agent) Revert(minutes int) error {
+	if minutes <= 0 {
+		return errorf("%% Error: revert timer must be at least 1 minute")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revert != nil {
+		return userErr("% Error: a revert timer is already running; configure confirm first")
+	}
+	unit := a.opts.RevertUnit
+	if unit == 0 {
+		unit = time.Minute
+	}
+	p := pendingRevert{Deadline: time.Now().Add(time.Duration(minutes) * unit), Config: acl.Format(a.running)}
+	if path := a.revertPath(); path != "" {
+		data, _ := json.Marshal(p)
+		if err := writeFileAtomic(path, data, 0o600); err != nil {
+			return errorf("%% Error: cannot keep the revert timer: %v", err)
+		}
+	}
+	a.armRevertLocked(p.Deadline, a.running.Clone())
+	a.log.Info("revert timer armed", "minutes", minutes, "deadline", p.Deadline)
+	return nil
+}
+
+// armRevertLocked starts the timer that reverts to saved at deadline.
+func (a *Agent) armRevertLocked(deadline time.Time, saved *acl.Config) {
+	a.revertGen++
+	gen := a.revertGen
+	a.revert = time.AfterFunc(time.Until(deadline), func() { a.fireRevert(gen, saved) })
+}
+
+// fireRevert restores saved unless timer gen was confirmed meanwhile.
+func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revert == nil || a.revertGen != gen {
+		return
+	}
+	a.revert = nil
+	a.dropRevertLocked()
+	if _, err := a.installLocked(saved, "revert timer"); err != nil {
+		a.failures++
+		a.log.Error("revert timer: cannot restore the previous config", "err", err)
+		return
+	}
+	a.log.Warn("revert timer expired without confirm: previous config restored")
+}
+
+// Confirm cancels a pending revert timer (`configure confirm`).
+func (a *Agent) Confirm() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.revert == nil {
+		return userErr("% Error: no revert timer is running")
+	}
+	a.revert.Stop()
+	a.revert = nil
+	a.dropRevertLocked()
+	a.log.Info("configuration confirmed")
+	return nil
+}
+
+func (a *Agent) dropRevertLocked() {
+	if path := a.revertPath(); path != "" {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			a.log.Warn("cannot remove the revert timer file", "path", path, "err", err)
+		}
+	}
+}
+
+// resumeRevert re-arms a revert timer that a previous agent left running
+// (called by Start after the config is installed). A deadline that passed
+// while no agent ran reverts at once.
+func (a *Agent) resumeRevert() error {
+	path := a.revertPath()
+	if path == "" {
+		return nil
+	}
+	data, ok, err := readFileIfExists(path)
+	if err != nil || !ok {
+		return err
+	}
+	var p pendingRevert
+	if err := json.Unmarshal(data, &p); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	saved, err := cli.ParseConfig(p.Config)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.armRevertLocked(p.Deadline, saved)
+	a.log.Warn("resuming the revert timer of the previous agent", "deadline", p.Deadline)
+	return nil
+}
