@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/conntrack/layers"
 	"github.com/slxsh/slxsh/internal/netns"
 )
 
@@ -205,6 +206,12 @@ func TestKernelReserverAtScale(t *testing.T) {
 	if err := r.Gate([]LimitSet{s}); err != nil {
 		t.Fatal(err)
 	}
+	// The compiler declares the other reservation sets.
+	decl := "table inet slxsh {\n"
+	for _, ls := range layers.Sets("big", 5)[1:] {
+		decl += "set " + ls.Name + " { type ipv6_addr; size 65535; flags dynamic; }\n"
+	}
+	nftLoad(t, n, decl+"}")
 	var want []Reservation
 	for i := range 20000 {
 		a := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 8), byte(i)})

@@ -59,30 +59,21 @@ func (r *Reserver) conn(msgs, elems int) (*nftables.Conn, error) {
 	return c, nil
 }
 
-// Gate creates the reservation sets of each limit set (the gate, the full
-// set, and the membership and counting set of every layer; creating an
-// existing set with the same properties changes nothing) and closes each
-// gate, in one transaction. Call it before installing a ruleset that
-// creates the limit sets, so that their entries admit nothing until Write.
+// Gate creates the gate set of each limit set (creating an existing set
+// with the same properties changes nothing) and closes it, in one
+// transaction. Call it before installing a ruleset that creates the limit
+// sets, so that their entries admit nothing until Write. The other
+// reservation sets come with the ruleset (the compiler declares them).
 func (r *Reserver) Gate(sets []LimitSet) error {
 	if len(sets) == 0 {
 		return nil
 	}
-	c, err := r.conn(len(sets)*40, len(sets))
+	c, err := r.conn(len(sets)*2, len(sets))
 	if err != nil {
 		return err
 	}
 	c.AddTable(r.table)
 	for _, s := range sets {
-		names := []string{layers.FullName(s.Name)}
-		for _, j := range layers.Layers(s.Over) {
-			names = append(names, layers.MemberName(s.Name, j), layers.CounterName(s.Name, j))
-		}
-		for _, n := range names {
-			if err := c.AddSet(memberSet(r.table, s, n), nil); err != nil {
-				return fmt.Errorf("create set %s: %w", n, err)
-			}
-		}
 		g := gateSet(r.table, s)
 		if err := c.AddSet(g, []nftables.SetElement{{Key: []byte{nfproto(s.Entry.Family)}}}); err != nil {
 			return fmt.Errorf("create set %s: %w", g.Name, err)
