@@ -44,18 +44,27 @@ func run1(t *testing.T, name string, args ...string) {
 	}
 }
 
-// sshReport is what testdata/ssh/drive.py prints.
-type sshReport struct {
-	Netmiko     map[string]netmikoResult
-	AnsibleLike struct {
-		Exception          string `json:"exception"`
-		First              string `json:"first"`
-		FirstMatches       bool   `json:"first_matches"`
-		ShowVersion        string `json:"show_version"`
-		ShowVersionMatches bool   `json:"show_version_matches"`
+// waitFor polls until ok or the wait limit, then fails with what.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLimit); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
+// ansibleResult is drive.py's bare paramiko channel, opened as Ansible
+// network_cli opens it.
+type ansibleResult struct {
+	Exception          string `json:"exception"`
+	First              string `json:"first"`
+	FirstMatches       bool   `json:"first_matches"`
+	ShowVersion        string `json:"show_version"`
+	ShowVersionMatches bool   `json:"show_version_matches"`
+}
+
+// scriptedResult is `ssh host slxsh < script` (no PTY).
 type scriptedResult struct {
 	Exception string `json:"exception"`
 	Stdout    string `json:"stdout"`
@@ -63,6 +72,7 @@ type scriptedResult struct {
 	Status    int    `json:"status"`
 }
 
+// netmikoResult is one Netmiko session.
 type netmikoResult struct {
 	Exception         string `json:"exception"`
 	Log               string `json:"log"`
@@ -75,11 +85,17 @@ type netmikoResult struct {
 	Filtered          string `json:"filtered"`
 }
 
-// TestKernelSSHAutomation runs sshd with slxsh as its ForceCommand in a
-// network namespace of its own and drives it with Netmiko (cisco_ios and
-// extreme_slx) and with a bare paramiko channel as Ansible network_cli
-// opens it.
-func TestKernelSSHAutomation(t *testing.T) {
+// nsSeq numbers the namespaces of this test process.
+var nsSeq int
+
+// sshRig is sshd in a network namespace of the test's own, on
+// 127.0.0.1:2222 with key authentication for root only.
+type sshRig struct {
+	dir, ns string
+}
+
+func newSSHRig(t *testing.T) *sshRig {
+	t.Helper()
 	requireRoot(t)
 	for _, f := range []string{"/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/python3", "/usr/sbin/ip"} {
 		requireFile(t, f)
@@ -87,15 +103,76 @@ func TestKernelSSHAutomation(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import netmiko").Run(); err != nil {
 		requireFile(t, "/usr/lib/python3/dist-packages/netmiko") // skips or fails with a clear name
 	}
-	dir := t.TempDir()
-	ns := startSSHD(t, dir)
+	nsSeq++
+	r := &sshRig{dir: t.TempDir(), ns: fmt.Sprintf("slxsh-ssh-%d-%d", os.Getpid(), nsSeq)}
+	run1(t, "ip", "netns", "add", r.ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", r.ns).Run() })
+	run1(t, "ip", "-n", r.ns, "link", "set", "lo", "up")
+	return r
+}
 
+// startSSHD starts sshd with forceCommand as every session's command.
+func (r *sshRig) startSSHD(t *testing.T, forceCommand string) {
+	t.Helper()
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation dir
+		t.Fatal(err)
+	}
+	run1(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(r.dir, "hostkey"))
+	run1(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(r.dir, "userkey"))
+	pub, err := os.ReadFile(filepath.Join(r.dir, "userkey.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "authorized_keys"), pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`Port 2222
+ListenAddress 127.0.0.1
+HostKey %[1]s/hostkey
+PidFile %[1]s/sshd.pid
+AuthorizedKeysFile %[1]s/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowUsers root
+ForceCommand %[2]s
+`, r.dir, forceCommand)
+	confPath := filepath.Join(r.dir, "sshd_config")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(r.dir, "sshd.log")
+	sshd := exec.Command("ip", "netns", "exec", r.ns, "/usr/sbin/sshd", "-D", "-E", logPath, "-f", confPath)
+	if err := sshd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sshd.Process.Kill()
+		sshd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(logPath)
+			t.Logf("sshd log:\n%s", log)
+		}
+	})
+	waitFor(t, "sshd to listen", func() bool {
+		log, _ := os.ReadFile(logPath)
+		return bytes.Contains(log, []byte("Server listening on 127.0.0.1 port 2222"))
+	})
+}
+
+// drive runs testdata/ssh/drive.py in the namespace and returns its report
+// by section.
+func (r *sshRig) drive(t *testing.T, mode string) map[string]json.RawMessage {
+	t.Helper()
 	drive, err := filepath.Abs("../../testdata/ssh/drive.py")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, "/usr/bin/python3", drive,
-		"127.0.0.1", "2222", "root", filepath.Join(dir, "userkey"), dir)
+	cmd := exec.Command("ip", "netns", "exec", r.ns, "/usr/bin/python3", drive,
+		"127.0.0.1", "2222", "root", filepath.Join(r.dir, "userkey"), r.dir, mode)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -105,79 +182,105 @@ func TestKernelSSHAutomation(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("drive.py report: %s", out)
 		for _, dt := range []string{"cisco_ios", "extreme_slx"} {
-			log, _ := os.ReadFile(filepath.Join(dir, dt+".log"))
-			t.Logf("%s session log: %q", dt, log)
+			if log, err := os.ReadFile(filepath.Join(r.dir, dt+".log")); err == nil {
+				t.Logf("%s session log: %q", dt, log)
+			}
 		}
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(out, &raw); err != nil {
+	var rep map[string]json.RawMessage
+	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("drive.py output: %v\n%s", err, out)
 	}
-	rep := sshReport{Netmiko: map[string]netmikoResult{}}
-	for _, dt := range []string{"cisco_ios", "extreme_slx"} {
-		var r netmikoResult
-		if err := json.Unmarshal(raw[dt], &r); err != nil {
-			t.Fatalf("%s: %v", dt, err)
-		}
-		rep.Netmiko[dt] = r
+	return rep
+}
+
+func section[T any](t *testing.T, rep map[string]json.RawMessage, name string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(rep[name], &v); err != nil {
+		t.Fatalf("report section %s: %v", name, err)
 	}
-	if err := json.Unmarshal(raw["ansible_like"], &rep.AnsibleLike); err != nil {
+	return v
+}
+
+// TestKernelSSHAutomation runs sshd with `slxsh --offline` as its
+// ForceCommand and drives it with Netmiko (cisco_ios and extreme_slx), with
+// a bare paramiko channel as Ansible network_cli opens it, and with scripts
+// on stdin without a PTY.
+func TestKernelSSHAutomation(t *testing.T) {
+	r := newSSHRig(t)
+	r.startSSHD(t, slxshBin+" --offline")
+	rep := r.drive(t, "offline")
+	host := hostName(t)
+	for _, dt := range []string{"cisco_ios", "extreme_slx"} {
+		res := section[netmikoResult](t, rep, dt)
+		t.Run(dt, func(t *testing.T) { checkNetmiko(t, host, res) })
+	}
+	t.Run("ansible_like", func(t *testing.T) { checkAnsibleLike(t, host, section[ansibleResult](t, rep, "ansible_like")) })
+	t.Run("scripted", func(t *testing.T) {
+		ok, bad := section[scriptedResult](t, rep, "scripted_ok"), section[scriptedResult](t, rep, "scripted_bad")
+		checkScripted(t, host, ok, bad)
+	})
+}
+
+// TestKernelSSHAgent is the same over SSH with aclagent behind slxsh: the
+// configuration Netmiko sends reaches the kernel of the namespace, and a
+// later SSH session sees it.
+func TestKernelSSHAgent(t *testing.T) {
+	r := newSSHRig(t)
+	agentBin := filepath.Join(r.dir, "aclagent")
+	if out, err := exec.Command("go", "build", "-o", agentBin, "../aclagent").CombinedOutput(); err != nil {
+		t.Fatalf("build aclagent: %v\n%s", err, out)
+	}
+	run1(t, "ip", "-n", r.ns, "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1")
+	run1(t, "ip", "-n", r.ns, "link", "set", "mgmt0", "up")
+	sock := filepath.Join(r.dir, "aclagent.sock")
+	logPath := filepath.Join(r.dir, "aclagent.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	scripted := map[string]scriptedResult{}
-	for _, name := range []string{"scripted_ok", "scripted_bad"} {
-		var r scriptedResult
-		if err := json.Unmarshal(raw[name], &r); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		scripted[name] = r
+	defer logf.Close()
+	agent := exec.Command("ip", "netns", "exec", r.ns, agentBin, "--socket", sock,
+		"--config", filepath.Join(r.dir, "startup-config"), "--mgmt-interface", "mgmt0")
+	agent.Stdout, agent.Stderr = logf, logf
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
 	}
-	t.Run("scripted", func(t *testing.T) {
-		ok, bad := scripted["scripted_ok"], scripted["scripted_bad"]
-		if ok.Exception != "" || bad.Exception != "" {
-			t.Fatal(ok.Exception, bad.Exception)
+	t.Cleanup(func() {
+		agent.Process.Kill()
+		agent.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(logPath)
+			t.Logf("aclagent log:\n%s", log)
 		}
-		if ok.Status != 0 {
-			t.Errorf("good script: exit %d, stderr %q", ok.Status, ok.Stderr)
-		}
-		for _, w := range slxExampleRunning {
-			wantContains(t, "good script", ok.Stdout, w)
-		}
-		if strings.Contains(ok.Stdout, hostName(t)+"#") || strings.ContainsAny(ok.Stdout, "\x1b\r") {
-			t.Errorf("good script output has prompts or terminal bytes: %q", ok.Stdout)
-		}
-		if bad.Status == 0 {
-			t.Errorf("bad script: exit 0")
-		}
-		wantContains(t, "bad script", bad.Stdout, "<stdin>:3: % Invalid input")
 	})
+	waitFor(t, "aclagent's socket", func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	})
+	r.startSSHD(t, slxshBin+" --socket "+sock)
 
+	rep := r.drive(t, "agent")
 	host := hostName(t)
-	for dt, r := range rep.Netmiko {
-		t.Run(dt, func(t *testing.T) { checkNetmiko(t, host, r) })
-	}
-	t.Run("ansible_like", func(t *testing.T) {
-		a := rep.AnsibleLike
-		if a.Exception != "" {
-			t.Fatal(a.Exception)
+	t.Run("cisco_ios", func(t *testing.T) { checkNetmiko(t, host, section[netmikoResult](t, rep, "cisco_ios")) })
+	t.Run("ansible_like", func(t *testing.T) { checkAnsibleLike(t, host, section[ansibleResult](t, rep, "ansible_like")) })
+	t.Run("scripted", func(t *testing.T) {
+		// scripted_ok only shows the running-config, from a new session.
+		ok, bad := section[scriptedResult](t, rep, "scripted_ok"), section[scriptedResult](t, rep, "scripted_bad")
+		checkScripted(t, host, ok, bad)
+	})
+	t.Run("kernel", func(t *testing.T) {
+		out, err := exec.Command("ip", "netns", "exec", r.ns, "nft", "list", "table", "inet", "slxsh").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list table inet slxsh: %v\n%s", err, out)
 		}
-		if want := "\r\n" + host + "# "; a.First != want {
-			t.Errorf("first bytes = %q, want %q", a.First, want)
-		}
-		if !a.FirstMatches || !a.ShowVersionMatches {
-			t.Errorf("Ansible's prompt pattern did not match: first %q, show version %q", a.First, a.ShowVersion)
-		}
-		if !strings.HasPrefix(a.ShowVersion, "show version\r\n") {
-			t.Errorf("show version is not echoed plainly: %q", a.ShowVersion)
-		}
-		if strings.ContainsAny(a.ShowVersion, "\x1b\b") {
-			t.Errorf("control sequences in show version: %q", a.ShowVersion)
-		}
+		wantContains(t, "ruleset", string(out), "acl=check", "10.24.12.107", `"mgmt0"`)
 	})
 }
 
 func checkNetmiko(t *testing.T, host string, r netmikoResult) {
+	t.Helper()
 	if r.Exception != "" {
 		t.Fatal(r.Exception)
 	}
@@ -185,6 +288,9 @@ func checkNetmiko(t *testing.T, host string, r netmikoResult) {
 		t.Errorf("prompts %q, %q; want %q", r.Prompt, r.PromptAfterConfig, host+"#")
 	}
 	wantContains(t, "send_config_set", r.Config, host+"(config)#", host+"(conf-ipacl-ext)#", host+"(config-Management-0)#")
+	if strings.Contains(r.Config, "%") {
+		t.Errorf("send_config_set gave an error:\n%s", r.Config)
+	}
 	for _, w := range slxExampleRunning {
 		wantContains(t, "show running-config", r.Running, w)
 	}
@@ -211,66 +317,41 @@ func checkNetmiko(t *testing.T, host string, r netmikoResult) {
 	}
 }
 
-// startSSHD creates a network namespace with loopback up and starts sshd in
-// it on 127.0.0.1:2222, key authentication for root only, with the built
-// slxsh as ForceCommand. Everything is removed at cleanup.
-func startSSHD(t *testing.T, dir string) string {
+func checkAnsibleLike(t *testing.T, host string, a ansibleResult) {
 	t.Helper()
-	ns := fmt.Sprintf("slxsh-ssh-%d", os.Getpid())
-	run1(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", ns).Run() })
-	run1(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	if a.Exception != "" {
+		t.Fatal(a.Exception)
+	}
+	if want := "\r\n" + host + "# "; a.First != want {
+		t.Errorf("first bytes = %q, want %q", a.First, want)
+	}
+	if !a.FirstMatches || !a.ShowVersionMatches {
+		t.Errorf("Ansible's prompt pattern did not match: first %q, show version %q", a.First, a.ShowVersion)
+	}
+	if !strings.HasPrefix(a.ShowVersion, "show version\r\n") {
+		t.Errorf("show version is not echoed plainly: %q", a.ShowVersion)
+	}
+	if strings.ContainsAny(a.ShowVersion, "\x1b\b") {
+		t.Errorf("control sequences in show version: %q", a.ShowVersion)
+	}
+}
 
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation dir
-		t.Fatal(err)
+func checkScripted(t *testing.T, host string, ok, bad scriptedResult) {
+	t.Helper()
+	if ok.Exception != "" || bad.Exception != "" {
+		t.Fatal(ok.Exception, bad.Exception)
 	}
-	run1(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "hostkey"))
-	run1(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "userkey"))
-	pub, err := os.ReadFile(filepath.Join(dir, "userkey.pub"))
-	if err != nil {
-		t.Fatal(err)
+	if ok.Status != 0 {
+		t.Errorf("good script: exit %d, stderr %q", ok.Status, ok.Stderr)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		t.Fatal(err)
+	for _, w := range slxExampleRunning {
+		wantContains(t, "good script", ok.Stdout, w)
 	}
-	conf := fmt.Sprintf(`Port 2222
-ListenAddress 127.0.0.1
-HostKey %[1]s/hostkey
-PidFile %[1]s/sshd.pid
-AuthorizedKeysFile %[1]s/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AllowUsers root
-ForceCommand %[2]s --offline
-`, dir, slxshBin)
-	confPath := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+	if strings.Contains(ok.Stdout, host+"#") || strings.ContainsAny(ok.Stdout, "\x1b\r") {
+		t.Errorf("good script output has prompts or terminal bytes: %q", ok.Stdout)
 	}
-	logPath := filepath.Join(dir, "sshd.log")
-	sshd := exec.Command("ip", "netns", "exec", ns, "/usr/sbin/sshd", "-D", "-E", logPath, "-f", confPath)
-	if err := sshd.Start(); err != nil {
-		t.Fatal(err)
+	if bad.Status == 0 {
+		t.Errorf("bad script: exit 0")
 	}
-	t.Cleanup(func() {
-		sshd.Process.Kill()
-		sshd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(logPath)
-			t.Logf("sshd log:\n%s", log)
-		}
-	})
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
-		log, _ := os.ReadFile(logPath)
-		if bytes.Contains(log, []byte("Server listening on 127.0.0.1 port 2222")) {
-			return ns
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not start:\n%s", log)
-		}
-	}
+	wantContains(t, "bad script", bad.Stdout, "<stdin>:3: % Invalid input")
 }

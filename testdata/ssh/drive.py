@@ -3,7 +3,11 @@
 Run with /usr/bin/python3 (Debian's, which has netmiko) inside the network
 namespace where the test's sshd listens:
 
-    drive.py HOST PORT USER KEYFILE LOGDIR
+    drive.py HOST PORT USER KEYFILE LOGDIR MODE
+
+MODE "offline": each SSH session is its own slxsh --offline (configuration
+in memory). MODE "agent": the sessions share aclagent; only cisco_ios runs,
+and the scripted session after it shows the configuration it made.
 
 For each Netmiko device type (cisco_ios, extreme_slx) it connects, finds the
 prompt, sends the SLX example with send_config_set, and runs show commands;
@@ -19,7 +23,8 @@ import time
 import paramiko
 from netmiko import ConnectHandler
 
-HOST, PORT, USER, KEY, LOGDIR = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+HOST, PORT, USER, KEY, LOGDIR, MODE = (
+    sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
 
 SLX_EXAMPLE = [
     "ip access-list extended check",
@@ -102,7 +107,8 @@ def scripted(script):
 
 def main():
     report = {}
-    for dt in ("cisco_ios", "extreme_slx"):
+    types = ("cisco_ios", "extreme_slx") if MODE == "offline" else ("cisco_ios",)
+    for dt in types:
         try:
             report[dt] = netmiko_session(dt)
         except Exception as e:  # reported, the Go test fails on it
@@ -112,6 +118,8 @@ def main():
     except Exception as e:
         report["ansible_like"] = {"exception": "%s: %s" % (type(e).__name__, e)}
     example = "conf term\n" + "\n".join(SLX_EXAMPLE) + "\nend\nshow running-config\n"
+    if MODE == "agent":  # configured already by the Netmiko session
+        example = "show running-config\n"
     bad = "configure terminal\nip access-list extended a\npermit tcp any any bogus\nend\n"
     for name, script in (("scripted_ok", example), ("scripted_bad", bad)):
         try:
