@@ -231,3 +231,25 @@ func TestSocketPath(t *testing.T) {
 		t.Errorf("default: %q", got)
 	}
 }
+
+func TestCompleter(t *testing.T) {
+	complete := completer(cli.NewSession(cli.NewMemoryBackend(acl.New()), "sw"))
+	for _, tc := range []struct {
+		head, want string
+		list       bool
+	}{
+		{"conf", "configure ", false},
+		{"configure t", "configure terminal ", false},
+		{"co", "co", true}, // configure, copy
+		{"show ru", "show running-config ", false},
+		{"show xyz", "show xyz", false}, // nothing to offer
+	} {
+		got, list := complete(tc.head)
+		if got != tc.want || (len(list) > 0) != tc.list {
+			t.Errorf("complete(%q) = %q, %q; want %q, list %v", tc.head, got, list, tc.want, tc.list)
+		}
+	}
+	if got := commonPrefix([]string{"running-config", "running-x", "run"}); got != "run" {
+		t.Errorf("commonPrefix = %q", got)
+	}
+}
