@@ -72,7 +72,7 @@ func showSessions(netnsFd int) (int, error) {
 func TestHelperShowSessions(t *testing.T) {
 	name := os.Getenv("SLXSH_BENCH_NETNS")
 	if name == "" {
-		t.Skip("helper process for BenchmarkKernelShowSessions")
+		return // only a helper process for BenchmarkKernelShowSessions
 	}
 	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
