@@ -176,3 +176,22 @@ func TestListenRefusesLiveSocket(t *testing.T) {
 		t.Errorf("second Listen on a live socket: %v", err)
 	}
 }
+
+func TestClientRunningParsesOnlyChanges(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	c.Configure(slxACL)
+	a, err := c.Running()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Running()
+	if a != b {
+		t.Error("unchanged running-config parsed again")
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"hostname other"}}) // another shell
+	b, _ = c.Running()
+	if a == b || b.Hostname != "other" {
+		t.Errorf("changed running-config not seen: hostname %q", b.Hostname)
+	}
+}

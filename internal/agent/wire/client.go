@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -38,6 +39,10 @@ type Client struct {
 	// Warnings receives the agent's warning lines after a successful
 	// Configure (e.g. an interface that does not exist yet); nil: stderr.
 	Warnings io.Writer
+
+	mu       sync.Mutex
+	lastText string      // the running-config text last parsed
+	lastCfg  *acl.Config // ... and what it parsed to
 }
 
 var _ cli.Backend = (*Client)(nil)
@@ -99,16 +104,25 @@ func (c *Client) do(req *Request) (*Response, error) {
 	return &resp, nil
 }
 
-// Running implements cli.Backend: the agent's running-config, parsed.
+// Running implements cli.Backend: the agent's running-config, parsed. The
+// text crosses the socket every time (another shell may have changed it);
+// parsing is skipped when it is the text parsed last time, which matters
+// for large configs since the shell asks before every prompt.
 func (c *Client) Running() (*acl.Config, error) {
 	resp, err := c.do(&Request{Op: OpRunning})
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastCfg != nil && resp.Text == c.lastText {
+		return c.lastCfg, nil
+	}
 	cfg, err := cli.ParseConfig(resp.Text)
 	if err != nil {
 		return nil, RemoteError(fmt.Sprintf("%% Error: cannot read the agent's running-config: %v", err))
 	}
+	c.lastText, c.lastCfg = resp.Text, cfg
 	return cfg, nil
 }
 
