@@ -426,3 +426,30 @@ func TestKernelLoadLimit(t *testing.T) {
 		t.Fatalf("load over the limit again, still admitted:\n%s", ag.log)
 	}
 }
+
+// TestKernelRevertTimer: a change that locks the client out, made under
+// `configure terminal revert timer 1` and never confirmed, is undone by the
+// agent after a minute. (It waits for the real minute.)
+func TestKernelRevertTimer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits a minute")
+	}
+	p, ag := slxSetup(t)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	before := ag.running()
+	p.Client.Expect(t, "", ssh, netns.Connected)
+
+	ag.mustShell(fmt.Sprintf("configure terminal revert timer 1\nip access-list extended check\nseq 5 deny ip host %s any\nend\n", netns.PairClient4))
+	p.Client.Expect(t, "", ssh, netns.Reset) // locked out
+	start := time.Now()
+	for ag.running() != before && time.Since(start) < 90*time.Second {
+		time.Sleep(time.Second)
+	}
+	if ag.running() != before {
+		t.Fatalf("not reverted after 90 s:\n%s\n%s", ag.running(), ag.log)
+	}
+	if time.Since(start) < 50*time.Second {
+		t.Errorf("reverted after %v, before the minute was up", time.Since(start))
+	}
+	p.Client.Expect(t, "", ssh, netns.Connected)
+}
