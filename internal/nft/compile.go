@@ -18,6 +18,12 @@ const ResetMark = 0x40000000
 // kernel's default for dynamic sets).
 const DefaultSetSize = 65535
 
+// ReserveSetSize is the size of the layer counting sets through which the
+// agent holds sessions that were open before a limit existed: at most this
+// many keys per entry and layer can carry old sessions at once; further keys
+// are refused until their old sessions end (never over-admitted).
+const ReserveSetSize = 4096
+
 // Options are the host facts that Compile needs besides the configuration.
 type Options struct {
 	Table         string            // table name, family inet; "" means DefaultTable

@@ -146,15 +146,22 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 	}
 	mk(set, key.SetKey(), b.opt.SetSize, SetConnlimit, over)
 	mk(GateSetName(set), KeyNFProto, 2, SetMember, 0)
-	mk(FullSetName(set), key.SetKey(), b.opt.SetSize, SetMember, 0)
+	// The reservation sets hold only keys that had sessions open when the
+	// limit arrived. A sized set preallocates its hash table (about 1.7 MiB
+	// at 65535 elements, measured) and an entry has up to 2+2*log2(N) of
+	// them, so the membership sets are unsized (never full: they cannot fail
+	// open) and the layer counting sets, which nft requires to be sized,
+	// get ReserveSetSize; a key that finds a layer set full is refused (the
+	// layer's fail-closed rule) until its old sessions end.
+	mk(FullSetName(set), key.SetKey(), 0, SetMember, 0)
 	out := []check{
 		{role: RoleGate, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: GateSetName(set), Key: gateKey}}},
 		{role: RoleReserved, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: FullSetName(set), Key: key, Dep: dep}}, blocks: true},
 	}
 	for _, j := range Layers(over) {
 		r, l := ReserveSetName(set, j), LayerSetName(set, j)
-		mk(r, key.SetKey(), b.opt.SetSize, SetMember, 0)
-		mk(l, key.SetKey(), b.opt.SetSize, SetConnlimit, over-j)
+		mk(r, key.SetKey(), 0, SetMember, 0)
+		mk(l, key.SetKey(), ReserveSetSize, SetConnlimit, over-j)
 		member := &SetLookup{Set: r, Key: key, Dep: dep}
 		out = append(out, check{
 			role:   "layer" + strconv.Itoa(j),

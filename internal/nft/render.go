@@ -41,8 +41,10 @@ func (k SetKey) TypeName() string {
 // String renders the set block, indented for its place in the table.
 func (s *Set) String() string {
 	out := "\tset " + s.Name + " {\n" +
-		"\t\ttype " + s.Key.TypeName() + "\n" +
-		"\t\tsize " + strconv.FormatUint(uint64(s.Size), 10) + "\n"
+		"\t\ttype " + s.Key.TypeName() + "\n"
+	if s.Size > 0 { // 0: unsized, grows on demand and is never full
+		out += "\t\tsize " + strconv.FormatUint(uint64(s.Size), 10) + "\n"
+	}
 	if s.Timeout > 0 {
 		return out + "\t\tflags dynamic,timeout\n\t\ttimeout " + durationString(s.Timeout) + "\n\t}\n"
 	}

@@ -242,10 +242,13 @@ func (ev *simEval) match(st Stmt) bool {
 
 // member adds a plain element to a set that has room.
 func (ev *simEval) member(set, key string) {
-	if s := ev.set(set); s.elems[key] == nil && len(s.elems) < s.size {
+	if s := ev.set(set); s.elems[key] == nil && !s.full() {
 		s.elems[key] = &simElem{set: s, key: key}
 	}
 }
+
+// full tells whether a set has no room; an unsized set (size 0) is never full.
+func (s *simSet) full() bool { return s.size > 0 && len(s.elems) >= s.size }
 
 func (ev *simEval) set(name string) *simSet {
 	if s := ev.sim.sets[name]; s != nil {
@@ -262,7 +265,7 @@ func (ev *simEval) connlimit(st *ConnlimitAdd) bool {
 	k := ev.key(st.Key)
 	e := set.elems[k]
 	if e == nil {
-		if len(set.elems) >= set.size {
+		if set.full() {
 			return false // the dynset add fails: the rule breaks
 		}
 		e = &simElem{set: set, key: k, over: st.Over}
