@@ -8,16 +8,47 @@ import (
 	"strings"
 )
 
-// DefaultRouteInterface returns the interface of the IPv4 default route
-// (what `interface management 0` means when --mgmt-interface is not given),
-// read from /proc/net/route; "" when there is no default route.
+// DefaultRouteInterface returns the interface of the IPv4 default route,
+// or of the IPv6 one on a host without IPv4 default route (what `interface
+// management 0` means when --mgmt-interface is not given), read from
+// /proc/net/route and /proc/net/ipv6_route; "" when there is none.
 func DefaultRouteInterface() (string, error) {
 	f, err := os.Open("/proc/net/route")
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	return defaultRouteFrom(f)
+	dev, err := defaultRouteFrom(f)
+	if dev != "" || err != nil {
+		return dev, err
+	}
+	f6, err := os.Open("/proc/net/ipv6_route")
+	if err != nil {
+		return "", nil // no IPv6
+	}
+	defer f6.Close()
+	return defaultRoute6From(f6)
+}
+
+// defaultRoute6From parses /proc/net/ipv6_route (no header): destination,
+// prefix length, source, source length, next hop, metric, refcount, use,
+// flags, device. The default route is ::/0 with a next hop; the lowest
+// metric wins.
+func defaultRoute6From(r io.Reader) (string, error) {
+	sc := bufio.NewScanner(r)
+	best, bestMetric := "", uint64(0)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[0] != strings.Repeat("0", 32) || f[1] != "00" || f[4] == strings.Repeat("0", 32) || f[9] == "lo" {
+			continue
+		}
+		var metric uint64
+		fmt.Sscanf(f[5], "%x", &metric)
+		if best == "" || metric < bestMetric {
+			best, bestMetric = f[9], metric
+		}
+	}
+	return best, sc.Err()
 }
 
 // defaultRouteFrom parses /proc/net/route: the first line is a header; the
