@@ -217,6 +217,9 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	if warn != "" {
 		log.Warn(warn)
 	}
+	if o.MgmtInterface == "" {
+		log.Warn("no default route and no --mgmt-interface: interface management 0 maps to no Linux interface")
+	}
 	log.Info("starting", "version", version, "table", "inet "+o.Table, "socket", f.socket,
 		"config", f.config, "mgmt_interface", o.MgmtInterface, "admin_group", f.adminGroup)
 	if _, err := a.Start(); err != nil {
