@@ -13,6 +13,11 @@ import (
 // in the same directory, fsync it, rename it over path, fsync the directory
 // (so the rename itself is durable).
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+	// A symlinked file (startup-config kept elsewhere) is replaced where it
+	// points, and stays a symlink.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)

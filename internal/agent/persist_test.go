@@ -48,3 +48,22 @@ func TestWriteFileAtomicFailureKeepsOld(t *testing.T) {
 		t.Errorf("temp file left behind: %v", ents)
 	}
 }
+
+func TestWriteFileAtomicThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real-config")
+	link := filepath.Join(dir, "startup-config")
+	os.WriteFile(real, []byte("old\n"), 0o644)
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(link, []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("symlink replaced by a file: %v", fi.Mode())
+	}
+	if got, _ := os.ReadFile(real); string(got) != "new\n" {
+		t.Errorf("target = %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -193,5 +194,17 @@ func TestClientRunningParsesOnlyChanges(t *testing.T) {
 	b, _ = c.Running()
 	if a == b || b.Hostname != "other" {
 		t.Errorf("changed running-config not seen: hostname %q", b.Hostname)
+	}
+}
+
+func TestListenKeepsNonSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "precious")
+	os.WriteFile(path, []byte("data"), 0o644)
+	srv := NewServer(newTestAgent(t).Agent, &Authorizer{})
+	if err := srv.Listen(path); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("Listen over a regular file: %v", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "data" {
+		t.Error("regular file removed")
 	}
 }
