@@ -86,8 +86,14 @@ func TestKernelEndToEnd(t *testing.T) {
 	if nft := ag.mustShell("", "-c", "show nftables"); !strings.Contains(nft, "table inet slxsh") || !strings.Contains(nft, "ct count over 3") {
 		t.Errorf("show nftables:\n%s", nft)
 	}
-	if v := ag.mustShell("", "-c", "show version"); !strings.Contains(v, "Kernel: Linux") {
+	if v := ag.mustShell("", "-c", "show version"); !strings.Contains(v, "Kernel: Linux") || !strings.Contains(v, "Agent: aclagent") {
 		t.Errorf("show version:\n%s", v)
+	}
+	if out := ag.mustShell("", "-c", "show access-list interface management 0 in"); !strings.Contains(out, " seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 22 connlimit 3") {
+		t.Errorf("show access-list interface management 0 in:\n%s", out)
+	}
+	if out := ag.mustShell("", "-c", "show ip access-group"); !strings.Contains(out, "check") || !strings.Contains(out, "management 0") {
+		t.Errorf("show ip access-group:\n%s", out)
 	}
 	// clear access-list counters: show starts from zero again.
 	ag.mustShell("", "-c", "clear access-list counters")
