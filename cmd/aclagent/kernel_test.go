@@ -459,3 +459,20 @@ func TestKernelRevertTimer(t *testing.T) {
 	}
 	p.Client.Expect(t, "", ssh, netns.Connected)
 }
+
+// TestKernelSecondAgentTouchesNothing: an agent whose socket is taken by a
+// running agent exits before it touches the kernel.
+func TestKernelSecondAgentTouchesNothing(t *testing.T) {
+	_, ag := slxSetup(t)
+	out, err := exec.Command("ip", "netns", "exec", ag.ns.Name, filepath.Join(bin, "aclagent"),
+		"--socket", ag.sock, "--config", ag.startup, "--table", "second", "--state", filepath.Join(ag.dir, "second-state")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another aclagent is listening") {
+		t.Errorf("second agent: %v\n%s", err, out)
+	}
+	if tables := ag.ns.MustExec(t, "nft", "list", "tables"); strings.Contains(tables, "second") {
+		t.Errorf("second agent created its table:\n%s", tables)
+	}
+	if r := ag.shell("", "-c", "show version"); r.code != 0 {
+		t.Errorf("first agent no longer answers: %v", r)
+	}
+}

@@ -187,18 +187,58 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// serve runs the daemon until SIGTERM or SIGINT.
+// serve runs the daemon until SIGTERM or SIGINT. The socket is claimed
+// first, so that a second agent fails before it touches the kernel; shells
+// that connect while the config is installed wait in the listen backlog.
 func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	resolve := resolver(o)
-	tracker := openTracker(o.Table, resolve, log)
+	a, tracker := buildAgent(f, o, log)
 	if tracker != nil {
 		defer tracker.Close()
 	}
+	auth, warn := agent.NewAuthorizer(f.adminGroup)
+	if warn != "" {
+		log.Warn(warn)
+	}
+	if o.MgmtInterface == "" {
+		log.Warn("no default route and no --mgmt-interface: interface management 0 maps to no Linux interface")
+	}
+	log.Info("starting", "version", version, "table", "inet "+o.Table, "socket", f.socket,
+		"config", f.config, "mgmt_interface", o.MgmtInterface, "admin_group", f.adminGroup)
+	srv := agent.NewServer(a, auth)
+	if err := srv.Listen(f.socket); err != nil {
+		return err
+	}
+	if _, err := a.Start(); err != nil {
+		srv.Close()
+		return err
+	}
+	if f.metrics != "" {
+		if err := startMetrics(ctx, f.metrics, a, log); err != nil {
+			srv.Close()
+			return err
+		}
+	}
+	go a.Run(ctx)
+	if tracker != nil {
+		go tracker.Run(ctx, sessionRefresh)
+	}
+	go reloadOnHUP(ctx, hup, a, f.config, log)
+	log.Info("ready")
+	err := srv.Serve(ctx)
+	log.Info("stopping; the rules stay in the kernel")
+	return err
+}
+
+// buildAgent builds the agent on the netlink applier, with the session
+// tracker when conntrack can be opened.
+func buildAgent(f *flags, o nft.Options, log *slog.Logger) (*agent.Agent, *conntrack.Tracker) {
+	resolve := resolver(o)
+	tracker := openTracker(o.Table, resolve, log)
 	opts := agent.Options{
 		Kernel:      nft.NewApplier(o.Table),
 		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) },
@@ -212,56 +252,37 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	if tracker != nil {
 		opts.Sessions = tracker
 	}
-	a := agent.New(opts)
-	auth, warn := agent.NewAuthorizer(f.adminGroup)
-	if warn != "" {
-		log.Warn(warn)
-	}
-	if o.MgmtInterface == "" {
-		log.Warn("no default route and no --mgmt-interface: interface management 0 maps to no Linux interface")
-	}
-	log.Info("starting", "version", version, "table", "inet "+o.Table, "socket", f.socket,
-		"config", f.config, "mgmt_interface", o.MgmtInterface, "admin_group", f.adminGroup)
-	if _, err := a.Start(); err != nil {
-		return err
-	}
-	srv := agent.NewServer(a, auth)
-	if err := srv.Listen(f.socket); err != nil {
-		return err
-	}
-	if f.metrics != "" {
-		ln, err := net.Listen("tcp", f.metrics)
-		if err != nil {
-			return fmt.Errorf("--metrics: %w", err)
-		}
-		go func() {
-			if err := agent.ServeMetrics(ctx, ln, a); err != nil {
-				log.Error("metrics server stopped", "err", err)
-			}
-		}()
-		log.Info("serving metrics", "addr", ln.Addr().String())
-	}
-	go a.Run(ctx)
-	if tracker != nil {
-		go tracker.Run(ctx, sessionRefresh)
+	return agent.New(opts), tracker
+}
+
+// startMetrics serves Prometheus metrics on addr until ctx ends.
+func startMetrics(ctx context.Context, addr string, a *agent.Agent, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics: %w", err)
 	}
 	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: reloading the startup-config", "path", f.config)
-				if _, err := a.Reload(); err != nil {
-					log.Error("reload failed", "err", err)
-				}
-			}
+		if err := agent.ServeMetrics(ctx, ln, a); err != nil {
+			log.Error("metrics server stopped", "err", err)
 		}
 	}()
-	log.Info("ready")
-	err := srv.Serve(ctx)
-	log.Info("stopping; the rules stay in the kernel")
-	return err
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return nil
+}
+
+// reloadOnHUP reloads the startup-config on every SIGHUP until ctx ends.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, a *agent.Agent, path string, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the startup-config", "path", path)
+			if _, err := a.Reload(); err != nil {
+				log.Error("reload failed", "err", err)
+			}
+		}
+	}
 }
 
 // sessionRefresh is how often the session tracker gives back the budget

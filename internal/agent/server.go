@@ -73,6 +73,10 @@ func (s *Server) Listen(path string) error {
 	return nil
 }
 
+// Close stops listening and removes the socket (for a server that will
+// not Serve).
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Serve accepts connections until ctx ends, then waits for the requests in
 // flight. The socket file is removed on the way out.
 func (s *Server) Serve(ctx context.Context) error {
