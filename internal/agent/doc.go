@@ -1,17 +1,23 @@
 // Package agent is aclagent's core: it owns the running configuration,
 // turns each configuration transaction into one compiled ruleset applied to
 // the kernel, persists the startup-config, repairs drift, and answers the
-// shell's show and clear commands over a local unix socket.
+// shell's requests over a local unix socket.
 //
 // The pieces:
 //
+//   - agent.go: the running config and the one mutex that serialises every
+//     change: apply the lines to the current config (cli.ApplyLines),
+//     validate, compile, install in the kernel (with the session tracker's
+//     Prepare and Installed around it), and only then commit.
+//   - reconcile.go: start (adopting a restarted agent's running config),
+//     SIGHUP reload, drift repair, recompiling when the host changed.
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
 //     SO_PEERGROUPS) decide who may change the configuration.
-//   - agent.go: the running config and the one mutex that serialises every
-//     change: apply lines to the current config, compile, install in the
-//     kernel, and only then commit.
-//   - reconcile.go: startup, SIGHUP reload, and the drift-repair loop.
-//   - show.go, metrics.go: what the shell and Prometheus see.
+//   - counters.go, show.go, metrics.go: what the shell and Prometheus see;
+//     `clear access-list counters` as baselines.
+//   - load.go: load-limit flags armed from the load average.
+//   - revert.go: `configure terminal revert timer`, kept across restarts.
+//   - persist.go: atomic file replacement.
 //   - wire (a subpackage, free of kernel code): the versioned protocol, one
 //     JSON request and one JSON response per connection, and the shell's
 //     side, a cli.Backend that talks to the socket.
