@@ -476,3 +476,32 @@ func TestKernelSecondAgentTouchesNothing(t *testing.T) {
 		t.Errorf("first agent no longer answers: %v", r)
 	}
 }
+
+// TestKernelBlockForFlush: a source that goes over `connlimit 2 block-for 60
+// flush` is refused on the whole ACL, its open sessions are reset by the
+// agent, and `clear access-list blocked` lets it in again.
+func TestKernelBlockForFlush(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 permit tcp host %s host %s eq 22 connlimit 2 block-for 60 flush\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n", netns.PairClient4, netns.PairServer4))
+	open := []net.Conn{p.Client.Expect(t, "", ssh, netns.Connected), p.Client.Expect(t, "", ssh, netns.Connected)}
+	p.Client.Expect(t, "", ssh, netns.Reset) // over the limit: blocked
+	p.Client.Expect(t, "", web, netns.Reset) // blocked on the whole ACL
+
+	// flush: the agent resets the open sessions within a few seconds.
+	for _, c := range open {
+		reset := false
+		for i := 0; i < 50 && !reset; i++ { // at most 5 s
+			time.Sleep(100 * time.Millisecond)
+			reset = netns.Echo(c) != nil
+		}
+		if !reset {
+			t.Fatalf("open session of the blocked source still works:\n%s", ag.log)
+		}
+	}
+
+	ag.mustShell("", "-c", "clear access-list blocked ip check source "+netns.PairClient4)
+	p.Client.Expect(t, "", web, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Connected)
+}

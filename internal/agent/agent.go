@@ -79,10 +79,11 @@ type Agent struct {
 
 	mu        sync.Mutex
 	running   *acl.Config
-	ruleset   *nft.Ruleset      // what the kernel holds (last successful apply)
-	baseline  map[string]uint64 // named counter values at the last `clear access-list counters`
-	revert    *time.Timer       // pending `configure terminal revert timer`
-	revertGen uint64            // identifies the pending timer
+	ruleset   *nft.Ruleset                   // what the kernel holds (last successful apply)
+	baseline  map[string]uint64              // named counter values at the last `clear access-list counters`
+	revert    *time.Timer                    // pending `configure terminal revert timer`
+	revertGen uint64                         // identifies the pending timer
+	flushed   map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
 	started   time.Time
 	repairs   uint64 // drift repairs done
 	failures  uint64 // failed applies (drift repair or reload)
@@ -111,7 +112,8 @@ func New(opts Options) *Agent {
 			return ""
 		}
 	}
-	return &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{}, started: time.Now()}
+	return &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{},
+		flushed: map[string]map[netip.Addr]bool{}, started: time.Now()}
 }
 
 // Running returns a copy of the running config.

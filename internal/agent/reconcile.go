@@ -149,7 +149,8 @@ func (a *Agent) Recompile() (bool, error) {
 }
 
 // LoadInterval is how often load-limit flags follow the load average
-// (which the kernel itself only updates every 5 s).
+// (which the kernel itself only updates every 5 s) and newly blocked
+// sources are flushed.
 const LoadInterval = time.Second
 
 // Run repairs drift every DriftInterval, follows the load average every
@@ -169,6 +170,7 @@ func (a *Agent) Run(ctx context.Context) {
 			a.RepairDrift()
 		case <-load.C:
 			a.ArmLoad()
+			a.FlushBlocked()
 		case <-recompile.C:
 			a.Recompile()
 		}

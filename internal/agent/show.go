@@ -71,19 +71,6 @@ func (a *Agent) ClearSessions(f acl.Family, name string, seq int, src netip.Addr
 	return a.opts.Sessions.ClearSessions(a.running, f, name, seq, src)
 }
 
-// ClearBlocked implements `clear access-list blocked`.
-func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.checkACLLocked(f, name); err != nil {
-		return err
-	}
-	if a.opts.Sessions == nil {
-		return errNoSessions
-	}
-	return a.opts.Sessions.ClearBlocked(a.running, f, name, src)
-}
-
 var errNoSessions = userErr("% Error: session tracking is not available in this agent")
 
 func (a *Agent) checkACLLocked(f acl.Family, name string) error {

@@ -2,12 +2,14 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
-// This file is the agent's side of agent-armed sets (SetLoad): the kernel
+// This file is the agent's side of the sets it arms or reads: load-limit
+// flags (SetLoad) and blocked sources (SetBlocked). For load flags the kernel
 // cannot see what they flag (the load average), so the agent sets and
 // clears their one element. (Added by the agent's author; additive.)
 
@@ -63,4 +65,74 @@ func nfprotoByte(f acl.Family) byte {
 		return 10
 	}
 	return 2
+}
+
+// Blocked lists the addresses in a blocked set (nft.SetBlocked) of the
+// applier's table. A set that does not exist holds nothing.
+func (a *Applier) Blocked(name string, f acl.Family) ([]netip.Addr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := nftables.New(a.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	set, err := c.GetSetByName(&nftables.Table{Name: a.table, Family: nftables.TableFamilyINet}, name)
+	if err != nil {
+		return nil, nil
+	}
+	elems, err := c.GetSetElements(set)
+	if err != nil {
+		return nil, fmt.Errorf("list set %s: %w", name, err)
+	}
+	var out []netip.Addr
+	for _, e := range elems {
+		if addr, ok := netip.AddrFromSlice(e.Key); ok && (addr.Is4() == (f == acl.IPv4)) {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// Unblock deletes addresses from a blocked set, or every element when
+// addrs is nil, in one transaction. Addresses not in the set are skipped.
+func (a *Applier) Unblock(name string, f acl.Family, addrs []netip.Addr) error {
+	have, err := a.Blocked(name, f)
+	if err != nil || len(have) == 0 {
+		return err
+	}
+	in := map[netip.Addr]bool{}
+	for _, h := range have {
+		in[h] = true
+	}
+	var del []nftables.SetElement
+	for _, ad := range addrs {
+		if in[ad] {
+			del = append(del, nftables.SetElement{Key: ad.AsSlice()})
+		}
+	}
+	if addrs == nil {
+		for _, h := range have {
+			del = append(del, nftables.SetElement{Key: h.AsSlice()})
+		}
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := nftables.New(a.opts...)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	set, err := c.GetSetByName(&nftables.Table{Name: a.table, Family: nftables.TableFamilyINet}, name)
+	if err != nil {
+		return fmt.Errorf("find set %s: %w", name, err)
+	}
+	if err := c.SetDeleteElements(set, del); err != nil {
+		return fmt.Errorf("queue elements of %s: %w", name, err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("unblock in %s: %w: %w", name, ErrRefused, err)
+	}
+	return nil
 }

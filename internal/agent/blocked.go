@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"net/netip"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// Blocker reads and empties the sets of sources blocked by `block-for`
+// (nft.SetBlocked): the kernel adds a source that goes over a limit, with a
+// timeout; the agent lists them (to end their sessions under `flush`) and
+// deletes them for `clear access-list blocked`. nft.Applier implements it.
+type Blocker interface {
+	Blocked(set string, f acl.Family) ([]netip.Addr, error)
+	Unblock(set string, f acl.Family, addrs []netip.Addr) error
+}
+
+// ClearBlocked implements `clear access-list blocked ip NAME [source ADDR]`:
+// it lifts the lockouts of an ACL in every direction it is applied (of src
+// only when valid).
+func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.checkACLLocked(f, name); err != nil {
+		return err
+	}
+	b, ok := a.opts.Kernel.(Blocker)
+	if !ok {
+		if a.opts.Sessions == nil {
+			return errNoSessions
+		}
+		return a.opts.Sessions.ClearBlocked(a.running, f, name, src)
+	}
+	var addrs []netip.Addr // nil: all
+	if src.IsValid() {
+		addrs = []netip.Addr{src}
+	}
+	dirs := directions(a.running, f, name)
+	for d := range 2 {
+		if !dirs[d] {
+			continue
+		}
+		set := nft.BlockedSetName(f, name, acl.Direction(d))
+		if err := b.Unblock(set, f, addrs); err != nil {
+			return errorf("%% Error: cannot clear blocked sources: %v", err)
+		}
+		delete(a.flushed, set)
+	}
+	a.log.Info("blocked sources cleared", "acl", name, "source", src)
+	return nil
+}
+
+// FlushBlocked ends the open sessions of sources newly blocked on an ACL
+// with `block-for SECONDS flush` (SPEC §4). The kernel blocks; ending
+// sessions needs conntrack, so the agent looks at the blocked sets every
+// second and asks the session tracker to reset the new sources' sessions on
+// that ACL. The blocked set is per ACL and direction, not per entry: when
+// any entry of the ACL has `flush`, every source blocked on it is flushed.
+func (a *Agent) FlushBlocked() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.opts.Kernel.(Blocker)
+	if !ok || a.opts.Sessions == nil {
+		return
+	}
+	for _, l := range a.running.ACLs {
+		if !hasFlush(l) {
+			continue
+		}
+		dirs := directions(a.running, l.Family, l.Name)
+		for d := range 2 {
+			if dirs[d] {
+				a.flushSetLocked(b, l, nft.BlockedSetName(l.Family, l.Name, acl.Direction(d)))
+			}
+		}
+	}
+}
+
+// flushSetLocked flushes the sources of one blocked set not seen before.
+func (a *Agent) flushSetLocked(b Blocker, l *acl.ACL, set string) {
+	addrs, err := b.Blocked(set, l.Family)
+	if err != nil {
+		a.log.Warn("cannot list blocked sources", "set", set, "err", err)
+		return
+	}
+	seen, now := a.flushed[set], map[netip.Addr]bool{}
+	for _, src := range addrs {
+		now[src] = true
+		if seen[src] {
+			continue
+		}
+		if err := a.opts.Sessions.ClearSessions(a.running, l.Family, l.Name, 0, src); err != nil {
+			a.log.Warn("block-for flush failed", "acl", l.Name, "source", src, "err", err)
+			continue
+		}
+		a.log.Info("block-for flush: sessions reset", "acl", l.Name, "source", src)
+	}
+	a.flushed[set] = now
+}
+
+func hasFlush(l *acl.ACL) bool {
+	for _, e := range l.Entries {
+		if e.BlockFor != nil && e.BlockFor.Flush {
+			return true
+		}
+	}
+	return false
+}
