@@ -16,7 +16,9 @@ type blockKernel struct {
 	sets map[string][]netip.Addr
 }
 
-func (k *blockKernel) Blocked(set string, f acl.Family) ([]netip.Addr, error) { return k.sets[set], nil }
+func (k *blockKernel) Blocked(set string, f acl.Family) ([]netip.Addr, error) {
+	return k.sets[set], nil
+}
 
 func (k *blockKernel) Unblock(set string, f acl.Family, addrs []netip.Addr) error {
 	if addrs == nil {
