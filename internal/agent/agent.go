@@ -127,6 +127,7 @@ func (a *Agent) Running() *acl.Config {
 // with "%").
 type userErr string
 
+// Error returns the message as shown to the user.
 func (e userErr) Error() string { return string(e) }
 
 func errorf(format string, args ...any) error { return userErr(fmt.Sprintf(format, args...)) }

@@ -56,15 +56,18 @@ type ReachError struct {
 	Err    error
 }
 
+// Error returns the message shown to the user.
 func (e *ReachError) Error() string {
 	return fmt.Sprintf("%% Error: cannot reach aclagent at %s: %v", e.Socket, e.Err)
 }
 
+// Unwrap returns the dial or I/O error.
 func (e *ReachError) Unwrap() error { return e.Err }
 
 // RemoteError is an error the agent answered with; its text starts with "%".
 type RemoteError string
 
+// Error returns the agent's message.
 func (e RemoteError) Error() string { return string(e) }
 
 // Ping checks that the agent answers.
