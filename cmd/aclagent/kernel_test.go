@@ -505,3 +505,22 @@ func TestKernelBlockForFlush(t *testing.T) {
 	p.Client.Expect(t, "", web, netns.Connected)
 	p.Client.Expect(t, "", ssh, netns.Connected)
 }
+
+// TestKernelMissingInterface: binding an ACL to an interface that does not
+// exist yet is accepted with a warning, and filters once it appears.
+func TestKernelMissingInterface(t *testing.T) {
+	p, ag := slxSetup(t)
+	r := ag.shell("configure terminal\nip access-list extended late\nseq 10 deny tcp any any eq 22\nseq 20 permit ip any any\nexit\ninterface s1\nip access-group late in\nend\n")
+	if r.code != 0 || !strings.Contains(r.err, "% Warning: interface s1 does not exist; the access-group takes effect when it appears") {
+		t.Fatalf("binding a missing interface: %v", r)
+	}
+	if !strings.Contains(ag.running(), "interface s1\n ip access-group late in\n") {
+		t.Fatal("binding not in the running-config")
+	}
+	netns.Link(t, p.Client, "c1", p.Server, "s1")
+	p.Client.AddAddr(t, "c1", "10.0.1.1/24")
+	p.Server.AddAddr(t, "s1", "10.0.1.2/24")
+	late := p.Server.Listen(t, "10.0.1.2:22")
+	p.Client.Expect(t, "", late.Addr, netns.Reset) // filtered on s1 now
+	p.Client.Expect(t, "", ssh, netns.Connected)   // s0 is not bound
+}
