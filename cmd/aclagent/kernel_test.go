@@ -524,3 +524,22 @@ func TestKernelMissingInterface(t *testing.T) {
 	p.Client.Expect(t, "", late.Addr, netns.Reset) // filtered on s1 now
 	p.Client.Expect(t, "", ssh, netns.Connected)   // s0 is not bound
 }
+
+// TestKernelIPv6 runs an IPv6 ACL through the agent: limit, counters, show.
+func TestKernelIPv6(t *testing.T) {
+	p, ag := slxSetup(t)
+	ssh6 := net.JoinHostPort(netns.PairServer6, "22")
+	p.Server.Listen(t, ssh6)
+	ag.mustShell(fmt.Sprintf("configure terminal\nipv6 access-list extended v6\npermit tcp host %s host %s eq 22 connlimit 2\npermit ipv6 any any\nexit\ninterface management 0\nipv6 access-group v6 in\nend\n", netns.PairClient6, netns.PairServer6))
+	expectN(t, p.Client, ssh6, 2, netns.Connected)
+	p.Client.Expect(t, "", ssh6, netns.Reset)
+	p.Client.Expect(t, "", ssh, netns.Connected) // IPv4 is not filtered
+	show := ag.mustShell("", "-c", "show access-list ipv6 v6")
+	if m, r := counters(t, show, 10); m != 3 || r != 1 {
+		t.Errorf("seq 10: %d matches, %d refused; want 3, 1:\n%s", m, r, show)
+	}
+	ag.mustShell("", "-c", "clear access-list counters ipv6 v6")
+	if m, _ := counters(t, ag.mustShell("", "-c", "show access-list ipv6 v6"), 10); m != 0 {
+		t.Errorf("after clear: %d matches", m)
+	}
+}
