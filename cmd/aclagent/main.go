@@ -35,9 +35,10 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// version is the product version, set at build time with
-// -ldflags "-X main.version=...".
-var version = "devel"
+// version is the product version; it is the shell's, so that one
+// -ldflags "-X github.com/slxsh/slxsh/internal/cli.Version=..." stamps both
+// binaries.
+var version = cli.Version
 
 // flags are the command-line options (SPEC §6).
 type flags struct {
