@@ -91,7 +91,7 @@ func TestKernelSandbox(t *testing.T) {
 	}
 
 	io.WriteString(sbIn, "show access-list ip check\n")
-	shell.wait(t, "(5 matches, 2 refused")
+	shell.wait(t, "(5 matches, 2 refused, 1 at limit)")
 
 	connIn.Close() // "Enter": the connections close
 	if err := conn.Wait(); err != nil {
