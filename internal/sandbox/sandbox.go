@@ -67,7 +67,6 @@ type Sandbox struct {
 	agent    *exec.Cmd
 	agentErr chan error
 	service  net.Listener
-	conns    sync.WaitGroup
 	sigs     chan os.Signal
 	once     sync.Once
 }
