@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -11,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+
 	"github.com/slxsh/slxsh/internal/netns"
 )
 
-// lineWaiter collects a process's output and waits for a substring.
+// lineWaiter collects a process's output and waits for a substring
+// (prompts included: it reads raw, not by line).
 type lineWaiter struct {
 	buf  syncBuffer
 	seen chan struct{}
@@ -23,12 +25,16 @@ type lineWaiter struct {
 func newLineWaiter(r io.Reader) *lineWaiter {
 	w := &lineWaiter{seen: make(chan struct{}, 1)}
 	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			w.buf.Write(append(sc.Bytes(), '\n'))
+		b := make([]byte, 4096)
+		for {
+			n, err := r.Read(b)
+			w.buf.Write(b[:n])
 			select {
 			case w.seen <- struct{}{}:
 			default:
+			}
+			if err != nil {
+				return
 			}
 		}
 	}()
@@ -53,9 +59,7 @@ func (w *lineWaiter) wait(t *testing.T, s string) {
 // `show access-list ip check`; on exit nothing is left on the host.
 func TestKernelSandbox(t *testing.T) {
 	netns.RequireRoot(t)
-	if _, err := os.Stat("/run/slxsh-sandbox.pid"); err == nil {
-		t.Fatal("a sandbox is running on this machine; the test needs its names")
-	}
+	sandboxNotRunning(t)
 	hostTables, _ := exec.Command("nft", "list", "tables").CombinedOutput()
 	hostLinks, _ := exec.Command("ip", "-o", "link").CombinedOutput()
 
@@ -118,5 +122,84 @@ func TestKernelSandbox(t *testing.T) {
 	}
 	if after, _ := exec.Command("ip", "-o", "link").CombinedOutput(); strings.Count(string(after), "\n") > strings.Count(string(hostLinks), "\n") {
 		t.Errorf("host links added:\n%s\nwas\n%s", after, hostLinks)
+	}
+}
+
+// TestKernelSandboxInteractive starts the sandbox on a terminal, as the
+// README says: instructions, then the shell's prompt; exit cleans up.
+func TestKernelSandboxInteractive(t *testing.T) {
+	netns.RequireRoot(t)
+	sandboxNotRunning(t)
+	cmd := exec.Command(filepath.Join(bin, "slxsh"), "--sandbox")
+	cmd.Env = append(os.Environ(), "TERM=vt100")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	screen := newLineWaiter(tty)
+	screen.wait(t, "--sandbox-connect 5")
+	screen.wait(t, "sandbox#")
+	io.WriteString(tty, "show running-config | include connlimit\r")
+	screen.wait(t, "eq 22 connlimit 3")
+	io.WriteString(tty, "exit\r")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("slxsh --sandbox: %v\n%s", err, screen.buf.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("slxsh --sandbox did not exit:\n%s", screen.buf.String())
+	}
+	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); strings.Contains(string(out), "slx-server") {
+		t.Errorf("namespaces left behind:\n%s", out)
+	}
+}
+
+// sandboxNotRunning fails when a live sandbox holds the names the tests
+// need (a stale one is cleaned up by the next start).
+func sandboxNotRunning(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile("/run/slxsh-sandbox.pid")
+	if err != nil {
+		return
+	}
+	if cmdline, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/cmdline"); err == nil && strings.Contains(string(cmdline), "slxsh") {
+		t.Fatal("a sandbox is running on this machine; the test needs its names")
+	}
+}
+
+// TestKernelSandboxKilled: a sandbox whose slxsh is killed (SIGKILL, no
+// cleanup of its own) is cleaned up by its reaper.
+func TestKernelSandboxKilled(t *testing.T) {
+	netns.RequireRoot(t)
+	sandboxNotRunning(t)
+	cmd := exec.Command(filepath.Join(bin, "slxsh"), "--sandbox")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	shell := newLineWaiter(out)
+	io.WriteString(in, "show version\n")
+	shell.wait(t, "Kernel: Linux")
+	cmd.Process.Kill()
+	cmd.Wait()
+	gone := false
+	for i := 0; i < 100 && !gone; i++ { // at most 10 s
+		time.Sleep(100 * time.Millisecond)
+		list, _ := exec.Command("ip", "netns", "list").CombinedOutput()
+		_, pidErr := os.Stat("/run/slxsh-sandbox.pid")
+		gone = !strings.Contains(string(list), "slx-server") && !strings.Contains(string(list), "slx-client") && pidErr != nil
+	}
+	if !gone {
+		t.Fatal("killed sandbox not cleaned up by its reaper")
+	}
+	if ps, _ := exec.Command("pgrep", "-f", "slxsh-sandbox-.*aclagent.sock").CombinedOutput(); len(ps) > 0 {
+		t.Errorf("the sandbox's agent survived: %s", ps)
 	}
 }

@@ -56,6 +56,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == sandbox.ReapArg {
+		os.Exit(sandbox.Reap(os.Args[2])) // the sandbox's cleanup process
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

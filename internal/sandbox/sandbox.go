@@ -66,6 +66,7 @@ type Sandbox struct {
 
 	agent    *exec.Cmd
 	agentErr chan error
+	reaper   *exec.Cmd
 	service  net.Listener
 	sigs     chan os.Signal
 	once     sync.Once
@@ -103,6 +104,9 @@ func Start(w io.Writer, opts Options) (_ *Sandbox, err error) {
 		return nil, fmt.Errorf("%% Error: create temp dir: %w", err)
 	}
 	s.Dir, s.Socket = dir, filepath.Join(dir, "aclagent.sock")
+	if err := s.startReaper(); err != nil {
+		return nil, fmt.Errorf("%% Error: start the sandbox's reaper: %w", err)
+	}
 	fmt.Fprintf(w, "Building namespaces %s (%s) and %s (%s) ...\n", ServerNS, ServerAddr, ClientNS, ClientAddr)
 	if err := buildTopology(); err != nil {
 		return nil, err
@@ -184,6 +188,7 @@ func (s *Sandbox) Close() error {
 			os.RemoveAll(s.Dir)
 		}
 		os.Remove(pidFile)
+		s.stopReaper()
 	})
 	return nil
 }
