@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -206,5 +207,32 @@ func TestListenKeepsNonSocket(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); string(got) != "data" {
 		t.Error("regular file removed")
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	for _, raw := range []string{
+		"not json\n",
+		`{"version":1,"op":"configure"}` + "\n",
+		`{"version":1,"op":"counters","family":"ipx","name":"check"}` + "\n",
+		`{"version":1,"op":"clear-sessions","name":"check","source":"not-an-ip"}` + "\n",
+		`{"version":1,"op":"launch-missiles"}` + "\n",
+	} {
+		conn, err := net.Dial("unix", c.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, raw)
+		var resp wire.Response
+		err = json.NewDecoder(conn).Decode(&resp)
+		conn.Close()
+		if err != nil || !strings.HasPrefix(resp.Error, "% Error: ") {
+			t.Errorf("%q: response %+v, %v", raw, resp, err)
+		}
+	}
+	if _, err := c.Version(); err != nil {
+		t.Errorf("agent does not answer after bad requests: %v", err)
 	}
 }
