@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +147,9 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		return errorResponse(err)
 	}
 	if wire.Mutates(req.Op) {
+		if req.Txn != nil {
+			log = log.With("lines", auditLines(req.Txn))
+		}
 		log.Info("request done")
 	}
 	return resp
@@ -211,4 +215,14 @@ func errorResponse(err error) *wire.Response {
 		return &wire.Response{Error: le.Error(), LineError: le}
 	}
 	return &wire.Response{Error: userError(err)}
+}
+
+// auditLines renders a transaction for the log: who changed what is the
+// first question after an incident. Long transactions are cut.
+func auditLines(t *cli.Txn) string {
+	s := strings.Join(append(append([]string(nil), t.Context...), t.Lines...), "; ")
+	if len(s) > 2000 {
+		s = s[:2000] + fmt.Sprintf("... (%d lines)", len(t.Context)+len(t.Lines))
+	}
+	return s
 }
