@@ -543,3 +543,33 @@ func TestKernelIPv6(t *testing.T) {
 		t.Errorf("after clear: %d matches", m)
 	}
 }
+
+// TestKernelExistingSessionsReset: lowering a limit under `connlimit
+// existing-sessions reset` ends the excess sessions, newest first, through
+// the agent.
+func TestKernelExistingSessionsReset(t *testing.T) {
+	p, ag := slxSetup(t)
+	entry := fmt.Sprintf("seq 10 permit tcp host %s host %s eq 22 connlimit %%d", netns.PairClient4, netns.PairServer4)
+	ag.mustShell("configure terminal\nconnlimit existing-sessions reset\nip access-list extended check\n" + fmt.Sprintf(entry, 5) + "\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	var conns []net.Conn
+	for range 5 {
+		conns = append(conns, p.Client.Expect(t, "", ssh, netns.Connected))
+		time.Sleep(20 * time.Millisecond) // distinct ages
+	}
+	ag.mustShell("configure terminal\nip access-list extended check\nno seq 10\n" + fmt.Sprintf(entry, 2) + "\nend\n")
+
+	for i, c := range conns {
+		broken := false
+		for try := 0; try < 20 && !broken; try++ { // at most 2 s
+			broken = netns.Echo(c) != nil
+			if !broken && i < 2 {
+				break // the two oldest must keep working: one echo is enough
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if want := i >= 2; broken != want {
+			t.Errorf("session %d (oldest first): reset %v, want %v", i+1, broken, want)
+		}
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset) // 2 open at limit 2
+}
