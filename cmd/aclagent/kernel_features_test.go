@@ -1,0 +1,176 @@
+package main
+
+// Kernel tests of what the agent does beyond issue 4's acceptance: sessions
+// open before a limit, existing-sessions reset, load-limit, block-for, the
+// revert timer; through the real binaries, as kernel_test.go.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/netns"
+)
+
+// TestKernelExistingSessionsCounted: sessions open before a limit exists
+// count against it when it is applied, and again after the table was
+// deleted and restored by the agent.
+func TestKernelExistingSessionsCounted(t *testing.T) {
+	p, ag := slxSetup(t)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	expectN(t, p.Client, ssh, 3, netns.Connected)
+
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 permit tcp host %s host %s eq 22 connlimit 3\nend\n", netns.PairClient4, netns.PairServer4))
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	show := ag.mustShell("", "-c", "show access-list sessions ip check")
+	if !regexp.MustCompile(`(?m)^   10\.0\.0\.1 +3/3  at limit$`).MatchString(show) {
+		t.Errorf("show access-list sessions does not show 10.0.0.1 at 3/3:\n%s", show)
+	}
+	show = ag.mustShell("", "-c", "show access-list ip check")
+	if !strings.Contains(show, ", 1 at limit)") {
+		t.Errorf("show access-list does not count the key at its limit:\n%s", show)
+	}
+
+	ag.ns.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	restored := false
+	for i := 0; i < 20 && !restored; i++ { // poll for at most 2 s
+		time.Sleep(100 * time.Millisecond)
+		restored = strings.Contains(nftTable(ag.ns), `comment "acl=check dir=in seq=10"`)
+	}
+	if !restored {
+		t.Fatalf("table not restored within 2 s:\n%s", ag.log)
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset)
+}
+
+// TestKernelLoadLimit: the agent arms an entry's load flag while the load
+// average is over its load-limit, and disarms it when the load is back.
+func TestKernelLoadLimit(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ag := newAgent(t, p.Server, "s0")
+	loadavg := filepath.Join(ag.dir, "loadavg")
+	os.WriteFile(loadavg, []byte("3.00 2.00 1.00 1/100 1\n"), 0o644)
+	ag.args = append(ag.args, "--loadavg-file", loadavg)
+	ag.start()
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 load-limit 1.50\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	p.Client.Expect(t, "", ssh, netns.Reset) // armed right after the apply
+
+	os.WriteFile(loadavg, []byte("0.50 2.00 1.00 1/100 1\n"), 0o644)
+	admitted := false
+	for i := 0; i < 30 && !admitted; i++ { // the agent follows within ~1 s; allow 3
+		time.Sleep(100 * time.Millisecond)
+		c, got, _ := p.Client.Dial("", ssh, netns.DialTimeout)
+		if c != nil {
+			c.Close()
+		}
+		admitted = got == netns.Connected
+	}
+	if !admitted {
+		t.Fatalf("load back under the limit, still refused:\n%s", ag.log)
+	}
+	os.WriteFile(loadavg, []byte("1.51 2.00 1.00 1/100 1\n"), 0o644)
+	refused := false
+	for i := 0; i < 30 && !refused; i++ {
+		time.Sleep(100 * time.Millisecond)
+		c, got, _ := p.Client.Dial("", ssh, netns.DialTimeout)
+		if c != nil {
+			c.Close()
+		}
+		refused = got == netns.Reset
+	}
+	if !refused {
+		t.Fatalf("load over the limit again, still admitted:\n%s", ag.log)
+	}
+}
+
+// TestKernelRevertTimer: a change that locks the client out, made under
+// `configure terminal revert timer 1` and never confirmed, is undone by the
+// agent after a minute. (It waits for the real minute.)
+func TestKernelRevertTimer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits a minute")
+	}
+	p, ag := slxSetup(t)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	before := ag.running()
+	p.Client.Expect(t, "", ssh, netns.Connected)
+
+	ag.mustShell(fmt.Sprintf("configure terminal revert timer 1\nip access-list extended check\nseq 5 deny ip host %s any\nend\n", netns.PairClient4))
+	p.Client.Expect(t, "", ssh, netns.Reset) // locked out
+	start := time.Now()
+	for ag.running() != before && time.Since(start) < 90*time.Second {
+		time.Sleep(time.Second)
+	}
+	if ag.running() != before {
+		t.Fatalf("not reverted after 90 s:\n%s\n%s", ag.running(), ag.log)
+	}
+	if time.Since(start) < 50*time.Second {
+		t.Errorf("reverted after %v, before the minute was up", time.Since(start))
+	}
+	p.Client.Expect(t, "", ssh, netns.Connected)
+}
+
+// TestKernelBlockForFlush: a source that goes over `connlimit 2 block-for 60
+// flush` is refused on the whole ACL, its open sessions are reset by the
+// agent, and `clear access-list blocked` lets it in again.
+func TestKernelBlockForFlush(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 permit tcp host %s host %s eq 22 connlimit 2 block-for 60 flush\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n", netns.PairClient4, netns.PairServer4))
+	open := []net.Conn{p.Client.Expect(t, "", ssh, netns.Connected), p.Client.Expect(t, "", ssh, netns.Connected)}
+	p.Client.Expect(t, "", ssh, netns.Reset) // over the limit: blocked
+	p.Client.Expect(t, "", web, netns.Reset) // blocked on the whole ACL
+
+	// flush: the agent resets the open sessions within a few seconds.
+	for _, c := range open {
+		reset := false
+		for i := 0; i < 50 && !reset; i++ { // at most 5 s
+			time.Sleep(100 * time.Millisecond)
+			reset = netns.Echo(c) != nil
+		}
+		if !reset {
+			t.Fatalf("open session of the blocked source still works:\n%s", ag.log)
+		}
+	}
+
+	ag.mustShell("", "-c", "clear access-list blocked ip check source "+netns.PairClient4)
+	p.Client.Expect(t, "", web, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Connected)
+}
+
+// TestKernelExistingSessionsReset: lowering a limit under `connlimit
+// existing-sessions reset` ends the excess sessions, newest first, through
+// the agent.
+func TestKernelExistingSessionsReset(t *testing.T) {
+	p, ag := slxSetup(t)
+	entry := fmt.Sprintf("seq 10 permit tcp host %s host %s eq 22 connlimit %%d", netns.PairClient4, netns.PairServer4)
+	ag.mustShell("configure terminal\nconnlimit existing-sessions reset\nip access-list extended check\n" + fmt.Sprintf(entry, 5) + "\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	var conns []net.Conn
+	for range 5 {
+		conns = append(conns, p.Client.Expect(t, "", ssh, netns.Connected))
+		time.Sleep(20 * time.Millisecond) // distinct ages
+	}
+	ag.mustShell("configure terminal\nip access-list extended check\nno seq 10\n" + fmt.Sprintf(entry, 2) + "\nend\n")
+
+	for i, c := range conns {
+		broken := false
+		for try := 0; try < 20 && !broken; try++ { // at most 2 s
+			broken = netns.Echo(c) != nil
+			if !broken && i < 2 {
+				break // the two oldest must keep working: one echo is enough
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if want := i >= 2; broken != want {
+			t.Errorf("session %d (oldest first): reset %v, want %v", i+1, broken, want)
+		}
+	}
+	p.Client.Expect(t, "", ssh, netns.Reset) // 2 open at limit 2
+}
