@@ -64,6 +64,7 @@ func (a *Agent) FlushBlocked() {
 	if !ok || a.opts.Sessions == nil {
 		return
 	}
+	live := map[string]bool{}
 	for _, l := range a.running.ACLs {
 		if !hasFlush(l) {
 			continue
@@ -71,8 +72,15 @@ func (a *Agent) FlushBlocked() {
 		dirs := directions(a.running, l.Family, l.Name)
 		for d := range 2 {
 			if dirs[d] {
-				a.flushSetLocked(b, l, nft.BlockedSetName(l.Family, l.Name, acl.Direction(d)))
+				set := nft.BlockedSetName(l.Family, l.Name, acl.Direction(d))
+				live[set] = true
+				a.flushSetLocked(b, l, set)
 			}
+		}
+	}
+	for set := range a.flushed {
+		if !live[set] {
+			delete(a.flushed, set)
 		}
 	}
 }
