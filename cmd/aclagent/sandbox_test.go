@@ -78,6 +78,10 @@ func TestKernelSandbox(t *testing.T) {
 	shell := newLineWaiter(sbOut)
 	io.WriteString(sbIn, "show version\n")
 	shell.wait(t, "Kernel: Linux")
+	// A veth end on the host would name its peer's namespace.
+	if links, _ := exec.Command("ip", "-o", "link").CombinedOutput(); strings.Contains(string(links), "slx-") {
+		t.Errorf("host links into the sandbox's namespaces:\n%s", links)
+	}
 
 	conn := exec.Command(filepath.Join(bin, "slxsh"), "--sandbox-connect", "5")
 	connIn, _ := conn.StdinPipe()
@@ -118,10 +122,6 @@ func TestKernelSandbox(t *testing.T) {
 	}
 	if after, _ := exec.Command("nft", "list", "tables").CombinedOutput(); !bytes.Equal(after, hostTables) {
 		t.Errorf("host nftables tables changed:\n%s\nwas\n%s", after, hostTables)
-	}
-	// A veth end left on the host would name its peer's namespace.
-	if after, _ := exec.Command("ip", "-o", "link").CombinedOutput(); strings.Contains(string(after), "slx-") {
-		t.Errorf("host links into the sandbox's namespaces:\n%s", after)
 	}
 }
 
