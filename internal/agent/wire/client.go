@@ -96,7 +96,8 @@ func (c *Client) do(req *Request) (*Response, error) {
 	}
 	var resp Response
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return nil, &ReachError{Socket: c.Socket, Err: fmt.Errorf("read answer: %w", err)}
+		// The agent may have applied the request before it went away.
+		return nil, &ReachError{Socket: c.Socket, Err: fmt.Errorf("no answer, the request may or may not have been applied: %w", err)}
 	}
 	switch {
 	case resp.LineError != nil:
