@@ -238,11 +238,12 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 // buildAgent builds the agent on the netlink applier, with the session
 // tracker when conntrack can be opened.
 func buildAgent(f *flags, o nft.Options, log *slog.Logger) (*agent.Agent, *conntrack.Tracker) {
-	resolve := resolver(o)
+	host := hostOptions(f, o)
+	resolve := resolver(host)
 	tracker := openTracker(o.Table, resolve, log)
 	opts := agent.Options{
 		Kernel:      nft.NewApplier(o.Table),
-		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) },
+		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
 		StartupPath: f.config,
 		StatePath:   f.state,
 		Resolve:     resolve,
@@ -314,9 +315,27 @@ func openTracker(table string, resolve func(acl.IfKind, string) string, log *slo
 	return t
 }
 
+// hostOptions returns the compile options as the host has them now:
+// without --mgmt-interface, management 0 follows the default route, which
+// may appear after the agent started (at boot) or move to another
+// interface; the agent's periodic recompile picks that up.
+func hostOptions(f *flags, o nft.Options) func() nft.Options {
+	if f.mgmt != "" {
+		return func() nft.Options { return o }
+	}
+	return func() nft.Options {
+		now := o
+		if dev, _ := agent.DefaultRouteInterface(); dev != "" {
+			now.MgmtInterface = dev
+		}
+		return now
+	}
+}
+
 // resolver maps interface blocks to Linux names as the compiler does.
-func resolver(o nft.Options) func(acl.IfKind, string) string {
+func resolver(host func() nft.Options) func(acl.IfKind, string) string {
 	return func(kind acl.IfKind, name string) string {
+		o := host()
 		switch kind {
 		case acl.IfManagement:
 			return o.MgmtInterface
