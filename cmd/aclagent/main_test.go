@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/agent"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 func TestCheck(t *testing.T) {
@@ -62,5 +66,23 @@ func TestFlags(t *testing.T) {
 	}
 	if code := run([]string{"stray"}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
 		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+}
+
+func TestHostOptions(t *testing.T) {
+	o := nft.Options{Table: "t", MgmtInterface: "eth7"}
+	if got := hostOptions(&flags{mgmt: "eth7"}, o)().MgmtInterface; got != "eth7" {
+		t.Errorf("--mgmt-interface eth7: %q", got)
+	}
+	want, _ := agent.DefaultRouteInterface()
+	if want == "" {
+		want = "eth7" // no default route here: the value from the start stays
+	}
+	if got := hostOptions(&flags{}, o)().MgmtInterface; got != want {
+		t.Errorf("default route: %q, want %q", got, want)
+	}
+	r := resolver(hostOptions(&flags{mgmt: "m0"}, nft.Options{MgmtInterface: "m0", InterfaceMap: map[string]string{"0/1": "e1"}}))
+	if r(acl.IfManagement, "0") != "m0" || r(acl.IfEthernet, "0/1") != "e1" || r(acl.IfEthernet, "0/2") != "" || r(acl.IfLinux, "ens3") != "ens3" {
+		t.Error("resolver maps interfaces wrongly")
 	}
 }
