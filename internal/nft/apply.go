@@ -90,8 +90,9 @@ var _ Kernel = (*Applier)(nil)
 //   - chains, sets and counters that rs does not name are flushed and then
 //     deleted, after every rule that could reference them is gone.
 //
-// The current content is read from the kernel first, so Apply also adopts a
-// table left by an earlier process without deleting it. A transaction the
+// When the Applier knows that the kernel holds rs already, Apply commits
+// nothing. The current content is read from the kernel first, so Apply also
+// adopts a table left by an earlier process without deleting it. A transaction the
 // kernel refuses changes nothing and returns an error wrapping ErrRefused.
 func (a *Applier) Apply(rs *Ruleset) error {
 	a.mu.Lock()
@@ -111,6 +112,9 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	before, genErr := generation(c)
 	var known map[string]string
 	if genErr == nil && a.sync.ok && a.sync.gen == before {
+		if a.sync.rs == rs || a.sync.text == rs.String() {
+			return nil // the kernel holds rs: nothing to commit
+		}
 		known = a.sync.chains
 	}
 	a.sync = synced{}
