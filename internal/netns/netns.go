@@ -38,6 +38,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,7 +62,8 @@ func RequireRoot(t testing.TB) {
 
 // NS is a named network namespace that lives for the duration of one test.
 type NS struct {
-	// Name is the namespace name, as `ip netns` knows it (slxt-<random>).
+	// Name is the namespace name, as `ip netns` knows it
+	// (slxt-<pid>-<random>).
 	Name string
 	fd   int // open handle on /run/netns/Name
 }
@@ -71,11 +73,12 @@ type NS struct {
 func New(t testing.TB) *NS {
 	t.Helper()
 	RequireRoot(t)
+	removeOrphans()
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatalf("random namespace name: %v", err)
 	}
-	name := "slxt-" + hex.EncodeToString(b[:])
+	name := fmt.Sprintf("%s%d-%s", prefix, os.Getpid(), hex.EncodeToString(b[:]))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
@@ -100,6 +103,35 @@ func New(t testing.TB) *NS {
 	n.MustExec(t, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	n.MustExec(t, "ip", "link", "set", "lo", "up")
 	return n
+}
+
+// prefix starts the name of every namespace New makes; the creating
+// process's id follows.
+const prefix = "slxt-"
+
+// removeOrphans deletes namespaces that New made in processes that no
+// longer exist: a test binary that was killed (a timeout, a closed output
+// pipe) never ran its cleanups.
+func removeOrphans() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
+			continue
+		}
+		pid, _, ok := strings.Cut(rest, "-")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(pid)
+		if err != nil || n <= 0 || unix.Kill(n, 0) != unix.ESRCH {
+			continue // not ours, or its process is alive (or not ours to signal)
+		}
+		exec.Command("ip", "netns", "del", e.Name()).Run()
+	}
 }
 
 // Fd returns a file descriptor referring to the namespace, valid until the

@@ -1,7 +1,10 @@
 package netns
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -74,5 +77,32 @@ func TestKernelUDPExchange(t *testing.T) {
 	p.Server.MustExec(t, "nft", "insert rule inet t in udp dport 53 drop")
 	if got, err := p.Client.ExchangeUDP("", addr.String(), DialTimeout); got != TimedOut {
 		t.Errorf("udp dropped: %v (%v), want timed out", got, err)
+	}
+}
+
+func TestKernelOrphansRemoved(t *testing.T) {
+	RequireRoot(t)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	orphan := fmt.Sprintf("%s%d-orphan", prefix, dead.Process.Pid)
+	alive := fmt.Sprintf("%s%d-alive", prefix, os.Getpid())
+	for _, name := range []string{orphan, alive} {
+		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", orphan).Run()
+		exec.Command("ip", "netns", "del", alive).Run()
+	})
+	New(t)
+	out, _ := exec.Command("ip", "netns", "list").CombinedOutput()
+	if strings.Contains(string(out), orphan) {
+		t.Errorf("namespace of a dead process %s not removed:\n%s", orphan, out)
+	}
+	if !strings.Contains(string(out), alive) {
+		t.Errorf("namespace of a live process %s removed:\n%s", alive, out)
 	}
 }
