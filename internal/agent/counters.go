@@ -123,7 +123,7 @@ func (a *Agent) atLimitLocked(f acl.Family, name string) map[int]int {
 		return n
 	}
 	for _, k := range keys {
-		if k.Sessions >= k.Limit {
+		if k.AtLimit {
 			n[k.Seq]++
 		}
 	}
@@ -227,7 +227,7 @@ func (a *Agent) SessionStats() []EntrySessions {
 		for _, k := range keys {
 			if i, ok := bySeq[k.Seq]; ok {
 				out[i].Sessions += k.Sessions
-				if k.Sessions >= k.Limit {
+				if k.AtLimit {
 					out[i].AtLimit++
 				}
 			}

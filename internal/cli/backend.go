@@ -68,6 +68,10 @@ type SessionKey struct {
 	Key      string // source address, prefix, destination, or "total"
 	Sessions int
 	Limit    int
+	// AtLimit is true when the key's next connection would be refused, as
+	// the agent computes it: Sessions >= Limit for a permit, Sessions >=
+	// Limit-1 for a deny (a limited deny refuses the Nth connection).
+	AtLimit bool
 }
 
 // ErrNoAgent is returned by the memory backend for what only the agent can

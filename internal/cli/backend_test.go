@@ -59,7 +59,7 @@ func (agentLike) Counters(f acl.Family, name string) ([]EntryCounters, error) {
 }
 
 func (agentLike) Sessions(f acl.Family, name string, seq int) ([]SessionKey, error) {
-	return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 3, Limit: 3}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
+	return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
 }
 
 // TestShowWithCounters checks how counters and sessions from the agent are

@@ -271,7 +271,7 @@ func cmdShowSessions(s *Session, w io.Writer, a *execArgs) error {
 				continue
 			}
 			mark := ""
-			if k.Sessions >= k.Limit {
+			if k.AtLimit {
 				mark = "  at limit"
 			}
 			fmt.Fprintf(w, "   %-40s %d/%d%s\n", k.Key, k.Sessions, k.Limit, mark)

@@ -411,7 +411,7 @@ func SessionKeys(counts []KeyCount, f acl.Family, name string, seq int) []cli.Se
 	out := []cli.SessionKey{}
 	for _, c := range counts {
 		if c.Family == f && c.ACL == name && (seq == 0 || c.Seq == seq) {
-			out = append(out, cli.SessionKey{Seq: c.Seq, Key: c.Key, Sessions: c.Sessions, Limit: c.Limit})
+			out = append(out, cli.SessionKey{Seq: c.Seq, Key: c.Key, Sessions: c.Sessions, Limit: c.Limit, AtLimit: c.AtLimit})
 		}
 	}
 	return out

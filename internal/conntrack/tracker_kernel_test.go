@@ -102,7 +102,7 @@ func TestKernelTrackerLoweredReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]cli.SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 2, Limit: 2}}, got); diff != "" {
+	if diff := cmp.Diff([]cli.SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 2, Limit: 2, AtLimit: true}}, got); diff != "" {
 		t.Errorf("Sessions (-want +got):\n%s", diff)
 	}
 
