@@ -55,21 +55,11 @@ type flags struct {
 	showVersion bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+// parseFlags reads the command line. Help and errors are printed by run
+// (usage.go), not by the flag package.
+func parseFlags(args []string) (*flags, error) {
 	var f flags
-	fs := flag.NewFlagSet("aclagent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`")
-	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+wire.DefaultSocket+")")
-	fs.StringVar(&f.state, "state", "", "running-config kept for a restarted agent (default: running-config next to the socket)")
-	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
-	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface of `interface management 0` (default: the default route's)")
-	fs.StringVar(&f.ifmap, "interface-map", "", "`ethernet0/1=eth1,...`: what `interface ethernet S/P` means")
-	fs.StringVar(&f.adminGroup, "admin-group", "slxsh", "`GROUP` whose members may change the config (besides root)")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9469)")
-	fs.StringVar(&f.check, "check", "", "validate config `FILE`, print the compiled ruleset, and exit (no kernel)")
-	fs.StringVar(&f.loadavg, "loadavg-file", "/proc/loadavg", "where load-limit reads the 1-minute load average (`FILE` in /proc/loadavg format)")
-	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs := newFlagSet(&f)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -83,17 +73,37 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	return &f, nil
 }
 
+// newFlagSet declares the options into f.
+func newFlagSet(f *flags) *flag.FlagSet {
+	fs := flag.NewFlagSet("aclagent", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`: loaded at start and on SIGHUP, written by write memory")
+	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+wire.DefaultSocket+")")
+	fs.StringVar(&f.state, "state", "", "`FILE` keeping the running-config for a restarted agent (default: running-config next to the socket)")
+	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
+	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface `IF` for interface management 0 (default: the default route's)")
+	fs.StringVar(&f.ifmap, "interface-map", "", "what interface ethernet S/P means: `ethernet0/1=eth1,...`")
+	fs.StringVar(&f.adminGroup, "admin-group", "slxsh", "`GROUP` whose members may change the config (besides root)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (e.g. 127.0.0.1:9469)")
+	fs.StringVar(&f.check, "check", "", "validate config `FILE`, print the compiled ruleset, and exit (no kernel)")
+	fs.StringVar(&f.loadavg, "loadavg-file", "/proc/loadavg", "where load-limit reads the 1-minute load average (`FILE` in /proc/loadavg format)")
+	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	return fs
+}
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	f, err := parseFlags(args, stderr)
+	f, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage())
+		return 0
+	}
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "aclagent:", err)
+		fmt.Fprintf(stderr, "aclagent: %v\n%s", err, usage())
 		return 2
 	}
 	if f.showVersion {

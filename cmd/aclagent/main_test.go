@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,14 +46,14 @@ interface management 0
 
 func TestFlags(t *testing.T) {
 	t.Setenv("SLXSH_SOCKET", "/tmp/x/env.sock")
-	f, err := parseFlags(nil, &bytes.Buffer{})
+	f, err := parseFlags(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.socket != "/tmp/x/env.sock" || f.state != "/tmp/x/running-config" || f.table != "slxsh" || f.adminGroup != "slxsh" || f.config != "/etc/slxsh/startup-config" {
 		t.Errorf("defaults: %+v", f)
 	}
-	f, err = parseFlags([]string{"--socket", "/s/a.sock", "--interface-map", "ethernet0/1=eth1"}, &bytes.Buffer{})
+	f, err = parseFlags([]string{"--socket", "/s/a.sock", "--interface-map", "ethernet0/1=eth1"})
 	if err != nil || f.socket != "/s/a.sock" {
 		t.Fatalf("%+v %v", f, err)
 	}
@@ -66,6 +67,31 @@ func TestFlags(t *testing.T) {
 	}
 	if code := run([]string{"stray"}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
 		t.Errorf("stray argument: exit %d, want 2", code)
+	}
+}
+
+// TestHelp: --help prints the synopsis and every flag on stdout and exits
+// 0; a bad flag prints the error and the usage on stderr and exits 2.
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("--help: exit %d, stderr %q", code, errb.String())
+	}
+	help := out.String()
+	for _, want := range []string{"usage: aclagent [--config FILE]", "aclagent --check FILE", "SIGHUP", "SLXSH_SOCKET"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help lacks %q:\n%s", want, help)
+		}
+	}
+	newFlagSet(&flags{}).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(help, "\n  --"+f.Name+" ") && !strings.Contains(help, "\n  --"+f.Name+"\n") {
+			t.Errorf("--help does not list --%s", f.Name)
+		}
+	})
+	out.Reset()
+	if code := run([]string{"--no-such-flag"}, &out, &errb); code != 2 || out.Len() != 0 ||
+		!strings.HasPrefix(errb.String(), "aclagent: flag provided but not defined: -no-such-flag\nusage: aclagent") {
+		t.Errorf("bad flag: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
 
