@@ -54,6 +54,16 @@ type Backend interface {
 	Version() (string, error)
 }
 
+// Permission is implemented by backends that can tell whether this user
+// may change the configuration before any change is sent: `configure
+// terminal` then answers "% Error: permission denied" at once instead of
+// entering a mode where every line would be refused.
+type Permission interface {
+	// MayConfigure returns nil when the user may change the
+	// configuration, else the error to show.
+	MayConfigure() error
+}
+
 // EntryCounters are the counters of one ACL entry.
 type EntryCounters struct {
 	Seq     int

@@ -101,7 +101,7 @@ func execCommands() []*command {
 		execCmd(seq(clear, accessList, kw("blocked", "Lift block-for lockouts"), execFamily(), aclNameArg(), opt(source)),
 			func(s *Session, w io.Writer, a *execArgs) error { return s.b.ClearBlocked(a.fam, a.name, a.source) }),
 		execCmd(seq(kw("copy", "Copy a configuration"), kw("running-config", "The running configuration"),
-			kw("startup-config", "The startup configuration")), cmdSave),
+			kw("startup-config", "The startup configuration")), cmdCopy),
 		execCmd(seq(kw("write", "Write the configuration"), kw("memory", "To the startup configuration")), cmdSave),
 		execCmd(seq(kw("terminal", "Set terminal line parameters"), alt(
 			seq(kwSet("length", "Lines per screen (0: no paging)", func(a *execArgs) { a.what = "length" }),
@@ -145,6 +145,11 @@ func cmdConfigure(s *Session, w io.Writer, a *execArgs) error {
 	if s.inConfig() {
 		return errors.New("already in configuration mode")
 	}
+	if p, ok := s.b.(Permission); ok {
+		if err := p.MayConfigure(); err != nil {
+			return err
+		}
+	}
 	if a.revert {
 		if err := s.b.Revert(a.n); err != nil {
 			return err
@@ -156,6 +161,21 @@ func cmdConfigure(s *Session, w io.Writer, a *execArgs) error {
 }
 
 func cmdSave(s *Session, w io.Writer, a *execArgs) error { return s.b.Save() }
+
+// SaveQuestion is what `copy running-config startup-config` asks on a
+// terminal before it overwrites the startup-config (SLX-OS asks it too, and
+// Netmiko's extreme_slx save_config answers it with "y").
+const SaveQuestion = "This operation will modify your stored system configuration and cannot be undone.\n" +
+	"Would you like to continue? [y/n]:"
+
+// cmdCopy is `copy running-config startup-config`: on a terminal it asks
+// first, as SLX-OS does; `write memory` and scripts do not ask.
+func cmdCopy(s *Session, w io.Writer, a *execArgs) error {
+	if s.confirm != nil && !s.confirm(SaveQuestion) {
+		return nil
+	}
+	return s.b.Save()
+}
 
 func cmdResequence(s *Session, w io.Writer, a *execArgs) error {
 	c, err := s.b.Running()

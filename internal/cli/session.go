@@ -25,6 +25,7 @@ type Session struct {
 	history     []string
 	length      int
 	width       int
+	confirm     func(question string) bool // nil: do not ask (scripts)
 }
 
 // NewSession returns a session in exec mode. hostname is shown in the
@@ -49,6 +50,12 @@ func (s *Session) setHost(name string) {
 func (s *Session) Prompt() string {
 	return s.host + s.stack[len(s.stack)-1].promptSuffix() + "# "
 }
+
+// SetConfirm sets how the session asks a yes/no question on a terminal
+// (`copy running-config startup-config` asks before it overwrites the
+// startup-config). ask shows the question and reports whether the answer
+// was yes. Without it, and always in RunScript, nothing is asked.
+func (s *Session) SetConfirm(ask func(question string) bool) { s.confirm = ask }
 
 // Done reports whether the session ended (`exit` in exec mode).
 func (s *Session) Done() bool { return s.done }
@@ -264,6 +271,9 @@ func (s *Session) Complete(line string) []string {
 // is printed as "NAME:LINE: % ..." and returned; a block with an error
 // applies nothing.
 func (s *Session) RunScript(r io.Reader, name string, w io.Writer) error {
+	ask := s.confirm
+	s.confirm = nil // scripts are never asked anything
+	defer func() { s.confirm = ask }()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	var blk *block

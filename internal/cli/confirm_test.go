@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const savedACL = "ip access-list extended a\n seq 10 permit tcp any any eq 22\n!\n"
+
+// configured returns a session whose running-config holds savedACL and
+// whose startup-config is empty.
+func configured(t *testing.T) (*Session, Backend) {
+	t.Helper()
+	b := NewMemoryBackend(nil)
+	s := NewSession(b, "device")
+	var out bytes.Buffer
+	if err := s.RunScript(strings.NewReader("conf t\nip access-list extended a\npermit tcp any any eq 22\nend\n"), "setup", &out); err != nil {
+		t.Fatalf("setup: %v\n%s", err, out.String())
+	}
+	return s, b
+}
+
+func startup(t *testing.T, b Backend) string {
+	t.Helper()
+	st, err := b.Startup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestCopyAsksOnTerminal: copy running-config startup-config asks (as
+// SLX-OS) when the session can ask; "no" keeps the startup-config, "yes"
+// writes it; write memory never asks.
+func TestCopyAsksOnTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		answer  bool
+		asked   bool
+		written bool
+	}{
+		{"copy running-config startup-config", false, true, false},
+		{"copy running-config startup-config", true, true, true},
+		{"copy run start", true, true, true},
+		{"write memory", false, false, true},
+	} {
+		s, b := configured(t)
+		var questions []string
+		s.SetConfirm(func(q string) bool { questions = append(questions, q); return tc.answer })
+		var out bytes.Buffer
+		if err := s.Execute(tc.line, &out); err != nil {
+			t.Fatalf("%s: %v", tc.line, err)
+		}
+		if asked := len(questions) == 1; asked != tc.asked {
+			t.Errorf("%s (answer %v): asked %q", tc.line, tc.answer, questions)
+		}
+		if tc.asked && len(questions) == 1 && !strings.HasSuffix(questions[0], "Would you like to continue? [y/n]:") {
+			t.Errorf("question %q", questions[0])
+		}
+		if got := startup(t, b); (got == savedACL) != tc.written || (got != "" && got != savedACL) {
+			t.Errorf("%s (answer %v): startup-config %q", tc.line, tc.answer, got)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: output %q", tc.line, out.String())
+		}
+	}
+}
+
+// TestCopyInScriptDoesNotAsk: a script never asks, even in a session that
+// can (`slxsh -c 'copy running-config startup-config'` saves).
+func TestCopyInScriptDoesNotAsk(t *testing.T) {
+	s, b := configured(t)
+	s.SetConfirm(func(string) bool { t.Error("a script was asked"); return false })
+	var out bytes.Buffer
+	if err := s.RunScript(strings.NewReader("copy running-config startup-config\n"), "s", &out); err != nil {
+		t.Fatal(err, out.String())
+	}
+	if got := startup(t, b); got != savedACL {
+		t.Errorf("startup-config %q", got)
+	}
+	// The session asks again afterwards.
+	asked := false
+	s.SetConfirm(func(string) bool { asked = true; return false })
+	s.Execute("copy running-config startup-config", &out)
+	if !asked {
+		t.Error("not asked after a script ran")
+	}
+}
+
+// denyBackend is a backend whose user may not change the configuration.
+type denyBackend struct{ Backend }
+
+func (denyBackend) MayConfigure() error { return errors.New("% Error: permission denied") }
+
+// TestConfigureTerminalPermission: a backend that knows the user may not
+// change the configuration makes configure terminal itself fail, staying
+// in exec mode; show commands still work.
+func TestConfigureTerminalPermission(t *testing.T) {
+	s := NewSession(denyBackend{NewMemoryBackend(nil)}, "device")
+	for _, line := range []string{"configure terminal", "conf t revert timer 5"} {
+		var out bytes.Buffer
+		err := s.Execute(line, &out)
+		if err == nil || out.String() != "% Error: permission denied\n" {
+			t.Errorf("%s: err %v, output %q", line, err, out.String())
+		}
+		if p := s.Prompt(); p != "device# " {
+			t.Errorf("%s: prompt %q, want exec", line, p)
+		}
+	}
+	var out bytes.Buffer
+	if err := s.Execute("show running-config", &out); err != nil {
+		t.Errorf("show running-config: %v", err)
+	}
+	// In a script the error names the line and stops.
+	out.Reset()
+	err := s.RunScript(strings.NewReader("show running-config\nconfigure terminal\nhostname x\nend\n"), "f", &out)
+	if err == nil || !strings.Contains(out.String(), "f:2: % Error: permission denied") {
+		t.Errorf("script: %v, output %q", err, out.String())
+	}
+	// A backend that allows it enters configuration mode.
+	s = NewSession(NewMemoryBackend(nil), "device")
+	s.Execute("configure terminal", &out)
+	if p := s.Prompt(); p != "device(config)# " {
+		t.Errorf("allowed: prompt %q", p)
+	}
+}
