@@ -202,6 +202,8 @@ func (s *Server) run(req *wire.Request) (*wire.Response, error) {
 		return &wire.Response{Text: a.NftablesText()}, nil
 	case wire.OpVersion:
 		return &wire.Response{Text: a.VersionText()}, nil
+	case wire.OpMayConfigure: // authorised by dispatch: the answer is yes
+		return &wire.Response{}, nil
 	}
 	return nil, errorf("%% Error: bad request: unknown operation %q", req.Op)
 }

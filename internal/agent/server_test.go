@@ -121,6 +121,7 @@ func TestPermissionDenied(t *testing.T) {
 		{Op: wire.OpConfigure, Txn: &cli.Txn{Lines: []string{"no ip access-list extended check"}}},
 		{Op: wire.OpSave}, {Op: wire.OpClearCounters}, {Op: wire.OpRevert, Minutes: 1}, {Op: wire.OpConfirm},
 		{Op: wire.OpClearSessions, Name: "check"}, {Op: wire.OpClearBlocked, Name: "check"}, {Op: "bogus"},
+		{Op: wire.OpMayConfigure},
 	} {
 		req.Version = wire.ProtocolVersion
 		if resp := srv.dispatch(user, req); resp.Error != "% Error: permission denied" {
@@ -140,6 +141,9 @@ func TestPermissionDenied(t *testing.T) {
 	resp = srv.dispatch(admin, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpConfigure, Txn: &cli.Txn{Lines: []string{"hostname h2"}}})
 	if resp.Error != "" || !strings.Contains(ta.RunningText(), "hostname h2") {
 		t.Errorf("admin group member: %+v", resp)
+	}
+	if resp := srv.dispatch(admin, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpMayConfigure}); resp.Error != "" {
+		t.Errorf("may-configure by an admin group member: %+v", resp)
 	}
 }
 

@@ -45,7 +45,10 @@ type Client struct {
 	lastCfg  *acl.Config // ... and what it parsed to
 }
 
-var _ cli.Backend = (*Client)(nil)
+var (
+	_ cli.Backend    = (*Client)(nil)
+	_ cli.Permission = (*Client)(nil)
+)
 
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client { return &Client{Socket: path} }
@@ -191,6 +194,10 @@ func (c *Client) ClearSessions(f acl.Family, name string, seq int, src netip.Add
 func (c *Client) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 	return c.simple(&Request{Op: OpClearBlocked, Family: f.String(), Name: name, Source: addrString(src)})
 }
+
+// MayConfigure implements cli.Permission: nil when the agent lets this
+// user change the configuration, else its "% Error: permission denied".
+func (c *Client) MayConfigure() error { return c.simple(&Request{Op: OpMayConfigure}) }
 
 // Nftables implements cli.Backend.
 func (c *Client) Nftables() (string, error) { return c.text(OpNftables) }

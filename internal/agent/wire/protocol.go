@@ -30,6 +30,11 @@ const (
 	OpClearBlocked  Op = "clear-blocked"  // Family, Name, Source
 	OpNftables      Op = "nftables"       // → Text: the compiled ruleset
 	OpVersion       Op = "version"        // → Text: versions and kernel
+	// OpMayConfigure changes nothing: it asks whether the peer may change
+	// the configuration (an administrator), so that `configure terminal`
+	// can refuse at once. Mutates reports it as a change, so the agent's
+	// authorisation check answers it.
+	OpMayConfigure Op = "may-configure"
 )
 
 // Mutates reports whether an operation changes state (and so needs an
