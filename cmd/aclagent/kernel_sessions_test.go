@@ -358,3 +358,21 @@ func TestKernelClearSessions(t *testing.T) {
 	ag.mustShell("", "-c", "clear access-list sessions ip check")
 	expectConnReset(t, unlimited, "session under seq 20")
 }
+
+// TestKernelSessionsDenyLimitMarker: a limited deny refuses the Nth
+// connection, so a key with N-1 open is at its limit: the shell shows the
+// agent's marker, not Sessions >= Limit.
+func TestKernelSessionsDenyLimitMarker(t *testing.T) {
+	p, ag := sessionsSetup(t, "keep", fmt.Sprintf("seq 10 deny tcp host %s host %s eq 22 connlimit 3", netns.PairClient4, netns.PairServer4))
+	expectN(t, p.Client, ssh, 2, netns.Connected) // admitted by seq 20
+	p.Client.Expect(t, "", ssh, netns.Reset)      // the 3rd, this one included
+	if got, want := shownSessions(t, ag, "check"), map[string]string{"10 " + netns.PairClient4: "2/3 at limit"}; !maps.Equal(got, want) {
+		t.Errorf("show access-list sessions ip check = %v, want %v", got, want)
+	}
+	if got := heldSessions(t, p.Client, 22); got[netns.PairClient4] != 2 {
+		t.Errorf("the client holds %v, want 2 from %s", got, netns.PairClient4)
+	}
+	if show := ag.mustShell("", "-c", "show access-list ip check"); !strings.Contains(show, ", 1 at limit)") {
+		t.Errorf("show access-list does not count the key at its limit:\n%s", show)
+	}
+}
