@@ -133,7 +133,10 @@ end
 func TestKernelKill9KeepsEnforcing(t *testing.T) {
 	p, ag := slxSetup(t)
 	ag.mustShell(slxExample)
-	expectN(t, p.Client, ssh, 3, netns.Connected)
+	var open []net.Conn
+	for range 3 {
+		open = append(open, p.Client.Expect(t, "", ssh, netns.Connected))
+	}
 	p.Client.Expect(t, "", ssh, netns.Reset)
 
 	ag.kill9()
@@ -147,6 +150,21 @@ func TestKernelKill9KeepsEnforcing(t *testing.T) {
 	show := ag.mustShell("", "-c", "show access-list ip check")
 	if m, r := counters(t, show, 10); m != 6 || r != 3 {
 		t.Errorf("seq 10 after restart: %d matches, %d refused; want 6, 3 (kept across the restart):\n%s", m, r, show)
+	}
+	for i, c := range open {
+		if err := netns.Echo(c); err != nil {
+			t.Errorf("connection %d open before the kill: %v", i+1, err)
+		}
+	}
+
+	// Counters cleared before a kill -9 stay cleared after the restart.
+	ag.mustShell("", "-c", "clear access-list counters")
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	ag.kill9()
+	ag.start()
+	show = ag.mustShell("", "-c", "show access-list ip check")
+	if m, r := counters(t, show, 10); m != 1 || r != 1 {
+		t.Errorf("seq 10 after clear and restart: %d matches, %d refused; want 1, 1:\n%s", m, r, show)
 	}
 }
 

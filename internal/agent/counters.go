@@ -133,8 +133,8 @@ func (a *Agent) atLimitLocked(f acl.Family, name string) map[int]int {
 // ClearCounters implements `clear access-list counters [ip NAME]` (name ""
 // clears every list). It records baselines instead of resetting the
 // kernel's counters: show subtracts them, while Prometheus keeps seeing
-// monotonic counters. Baselines live in the agent's memory; a restarted
-// agent shows the kernel's totals again.
+// monotonic counters. Baselines are kept next to the state file
+// (baselines.go), so a restarted agent shows the same values.
 func (a *Agent) ClearCounters(f acl.Family, name string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -152,10 +152,12 @@ func (a *Agent) ClearCounters(f acl.Family, name string) error {
 		for _, e := range l.Entries {
 			for d := range 2 {
 				m, r := nft.CounterNames(l.Family, l.Name, acl.Direction(d), e.Seq)
-				a.baseline[m], a.baseline[r] = raw[m].Packets, raw[r].Packets
+				a.setBaselineLocked(m, raw[m].Packets)
+				a.setBaselineLocked(r, raw[r].Packets)
 			}
 		}
 	}
+	a.saveBaselinesLocked()
 	return nil
 }
 
@@ -171,10 +173,15 @@ func (a *Agent) pruneBaselinesLocked() {
 			}
 		}
 	}
+	pruned := false
 	for k := range a.baseline {
 		if !keep[k] {
 			delete(a.baseline, k)
+			pruned = true
 		}
+	}
+	if pruned {
+		a.saveBaselinesLocked()
 	}
 }
 

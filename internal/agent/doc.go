@@ -14,7 +14,8 @@
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
 //     SO_PEERGROUPS) decide who may change the configuration.
 //   - counters.go, show.go, metrics.go: what the shell and Prometheus see;
-//     `clear access-list counters` as baselines.
+//     `clear access-list counters` as baselines (kept for a restarted
+//     agent by baselines.go).
 //   - load.go: load-limit flags armed from the load average.
 //   - revert.go: `configure terminal revert timer`, kept across restarts.
 //   - persist.go: atomic file replacement.

@@ -25,14 +25,33 @@ func (a *Agent) Start() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.startBaselines(src == "adopt")
 	warns, err := a.Replace(cfg, src)
 	if err != nil {
 		return nil, fmt.Errorf("install %s: %w", src, err)
 	}
+	a.mu.Lock()
+	a.dropResetBaselinesLocked()
+	a.mu.Unlock()
 	if err := a.resumeRevert(); err != nil {
 		a.log.Error("cannot resume the revert timer", "err", err)
 	}
 	return warns, nil
+}
+
+// startBaselines takes over the counter baselines of the previous agent
+// when its running config is adopted (same table, same counters), and
+// forgets any left over otherwise.
+func (a *Agent) startBaselines(adopt bool) {
+	if !adopt {
+		a.mu.Lock()
+		a.saveBaselinesLocked() // none yet: removes a stale file
+		a.mu.Unlock()
+		return
+	}
+	if err := a.loadBaselines(); err != nil {
+		a.log.Warn("ignoring the saved counter baselines", "err", err)
+	}
 }
 
 func (a *Agent) initialConfig() (*acl.Config, string, error) {
@@ -112,6 +131,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	}
 	a.repairs++
 	a.armLoadLocked()
+	a.dropResetBaselinesLocked()
 	a.log.Info("table restored")
 	return true, nil
 }

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// Baselines of `clear access-list counters` are kept next to the state
+// file (StatePath + ".counters", in /run like the state itself), so that a
+// restarted agent, which adopts its table with the kernel's counters as
+// they are, also shows them from the same clear. After a reboot the table,
+// the state and the baselines are gone together.
+
+// setBaselineLocked records a counter's value at a clear; a zero baseline
+// is the same as none and is not kept.
+func (a *Agent) setBaselineLocked(name string, v uint64) {
+	if v == 0 {
+		delete(a.baseline, name)
+		return
+	}
+	a.baseline[name] = v
+}
+
+// baselinePath is where the baselines are kept ("": nowhere).
+func (a *Agent) baselinePath() string {
+	if a.opts.StatePath == "" {
+		return ""
+	}
+	return a.opts.StatePath + ".counters"
+}
+
+// saveBaselinesLocked writes the baselines (removes the file when there
+// are none). A failure is logged: show is then off after a restart only.
+func (a *Agent) saveBaselinesLocked() {
+	path := a.baselinePath()
+	if path == "" {
+		return
+	}
+	if len(a.baseline) == 0 {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			a.log.Warn("cannot remove the counter baselines", "path", path, "err", err)
+		}
+		return
+	}
+	data, err := json.Marshal(a.baseline)
+	if err == nil {
+		err = writeFileAtomic(path, data, 0o600)
+	}
+	if err != nil {
+		a.log.Warn("cannot save the counter baselines", "path", path, "err", err)
+	}
+}
+
+// loadBaselines reads the baselines a previous agent left (called by Start
+// when it adopts that agent's running config). A missing file means none.
+func (a *Agent) loadBaselines() error {
+	path := a.baselinePath()
+	if path == "" {
+		return nil
+	}
+	data, ok, err := readFileIfExists(path)
+	if err != nil || !ok {
+		return err
+	}
+	b := map[string]uint64{}
+	if err := json.Unmarshal(data, &b); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.baseline = b
+	return nil
+}
+
+// dropResetBaselinesLocked forgets the baselines of counters that are now
+// below them: the kernel recreated those counters at zero (the table was
+// deleted and restored by drift repair, or deleted while no agent ran), so
+// they count from their own zero again. Without this, such a counter would
+// show too little once it grew past its old baseline.
+func (a *Agent) dropResetBaselinesLocked() {
+	if len(a.baseline) == 0 {
+		return
+	}
+	raw, err := a.opts.Kernel.Counters()
+	if err != nil {
+		a.log.Warn("cannot read counters to check the baselines", "err", err)
+		return
+	}
+	dropped := false
+	for name, b := range a.baseline {
+		if raw[name].Packets < b {
+			delete(a.baseline, name)
+			dropped = true
+		}
+	}
+	if dropped {
+		a.saveBaselinesLocked()
+	}
+}
