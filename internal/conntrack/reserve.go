@@ -1,48 +1,8 @@
 package conntrack
 
-// Counting sessions that were open before a limit existed.
-//
-// Why layers and not pre-created elements: nf_conncount never adds an
-// already-open connection to a count (KERNEL-NOTES), so the obvious plan is
-// to create the key's element by hand with the remaining budget (`add
-// element ... { 10.0.0.1 ct count over 1 }`). Measured here (Linux 6.18,
-// TestKernelPrecreatedElementIsCollected): an element whose count is 0 is
-// removed by the set's garbage collector within seconds, hand-made or not,
-// and the next connection then creates a fresh element with the rule's full
-// budget. google/nftables v0.3.0 cannot send element expressions either.
-//
-// So the budget of old sessions lives in plain membership sets that the
-// kernel never collects, and the counting stays in elements that the rules
-// create. For a limit rule `add @S { KEY ct count over T }` the ruleset has,
-// before it and with the same match and refusal (names and sets from
-// package layers; j runs over layers.Layers(T)):
-//
-//	meta nfproto @S_g REFUSE                                 # gate, closed while recounting
-//	KEY @S_rf REFUSE                                         # old sessions fill the limit
-//	KEY @S_r1 add @S_l1 { KEY ct count over T-1 } REFUSE     # layer 1
-//	KEY @S_r2 add @S_l2 { KEY ct count over T-2 } REFUSE     # layer 2
-//	KEY @S_r4 add @S_l4 { KEY ct count over T-4 } REFUSE     # layer 4 ...
-//	add @S { KEY ct count over T } REFUSE                    # the limit itself
-//
-// A key with E old sessions is held at depth D = the smallest layer >= E
-// (T, i.e. S_rf, when none): it is in S_rj for every layer j <= D. Every
-// new connection of the key then goes through the layers it is in, each
-// counting it, so the open new sessions stay <= T-D <= T-E: no key ever holds
-// more than T. As old sessions end, the key leaves the layers above its new
-// depth; the layers below it have counted every new session from the start,
-// so the budget that comes back is exact. Depths are powers of two (or T),
-// so a key can get D-E fewer new sessions than its exact budget — never
-// more, and fewer than E (exact when E is 1, 2 or a power of two, and always
-// for T <= 3).
-//
-// The order that leaves no window (see Tracker): before the ruleset with a
-// new limit set S is installed, Gate creates S_g with its element, closing the
-// entry to new connections; after the install every open session of the
-// entry is old, Plan counts them from a dump, they get OldMark, and Write
-// fills the layers and opens the gate in one transaction. The entry refuses
-// new connections only for the time of that dump (a short, conservative
-// under-admission). Refresh later shrinks depths as old sessions (found
-// cheaply by OldMark, filtered in the kernel) end.
+// Counting sessions that were open before a limit existed: the layers,
+// the gate and where admission is conservative are described in the
+// package doc (doc.go).
 
 import (
 	"cmp"
@@ -193,10 +153,10 @@ func nfproto(f acl.Family) byte {
 	return 2 // NFPROTO_IPV4
 }
 
-// memberSet is the library form of a reservation set: keyed like the limit
-// set, created exactly as internal/nft creates every set (`flags dynamic`
-// with an explicit size), so that the applier's AddSet of the same set is a
-// no-op. Elements without expressions are never collected.
+// memberSet is the library form of a reservation set for element
+// operations: keyed like the limit set (the compiler declares the set;
+// Reserver never creates it). Elements without expressions are never
+// collected.
 func memberSet(t *nftables.Table, s LimitSet, name string) *nftables.Set {
 	ks := &nftables.Set{Table: t, Name: name, Dynamic: true, Size: s.Size}
 	switch {
