@@ -28,6 +28,7 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 	}
 	defer ed.Close()
 	exitOnSignal(ed)
+	sess.SetConfirm(func(question string) bool { return ask(ed, question) })
 
 	// Automation clients find a prompt by a line break before the host
 	// name (Ansible network_cli: [\r\n]...[>#] ?$), also for the first one.
@@ -54,6 +55,22 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 		}
 	}
 	return 0
+}
+
+// ask puts a yes/no question to the user: lines of question before the last
+// are written as they are, the last is the prompt of the answer. Only "y"
+// or "yes" is yes; anything else, Ctrl-C or the end of input is no.
+func ask(ed *term.Editor, question string) bool {
+	if i := strings.LastIndexByte(question, '\n'); i >= 0 {
+		ed.Write([]byte(question[:i+1]))
+		question = question[i+1:]
+	}
+	answer, err := ed.Ask(question)
+	if err != nil {
+		return false
+	}
+	answer = strings.ToLower(answer)
+	return answer == "y" || answer == "yes"
 }
 
 // exitOnSignal makes SIGTERM and SIGHUP (the terminal went away) end the

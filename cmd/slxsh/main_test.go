@@ -201,6 +201,22 @@ func TestHelpFlag(t *testing.T) {
 		t.Fatalf("--help exit %d", code)
 	}
 	wantContains(t, "--help", out, "--socket", "-f FILE", "-c", "--sandbox", "SLXSH_SOCKET")
+	if !strings.HasSuffix(out, "help\n") {
+		t.Errorf("--help output does not end in a newline: %q", out[max(0, len(out)-40):])
+	}
+}
+
+// TestScriptCopyDoesNotAsk: scripted, copy running-config startup-config
+// saves without the terminal's confirmation question (and the next line is
+// a command, not an answer).
+func TestScriptCopyDoesNotAsk(t *testing.T) {
+	out, errOut, code := runSlxsh(t, "conf t\nip access-list extended a\npermit ip any any\nend\ncopy running-config startup-config\nshow startup-config\n")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q, stdout %q", code, errOut, out)
+	}
+	if strings.Contains(out, "[y/n]") || !strings.Contains(out, " seq 10 permit ip any any\n") {
+		t.Errorf("stdout %q", out)
+	}
 }
 
 func TestBadFlag(t *testing.T) {

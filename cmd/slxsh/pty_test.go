@@ -322,3 +322,37 @@ func TestPTYTypeAheadTranscript(t *testing.T) {
 		t.Errorf("transcript\n%q\nwant\n%q", got, want)
 	}
 }
+
+// TestPTYCopyAsks: on a terminal, copy running-config startup-config asks
+// before it writes (as SLX-OS): "n" keeps the startup-config, "y" writes
+// it; `?` is part of the answer, not help. write memory does not ask.
+func TestPTYCopyAsks(t *testing.T) {
+	h := hostName(t)
+	s := startPTY(t)
+	s.expect(h + "# ")
+	s.send("conf t\rip access-list extended a\rpermit ip any any\rend\r")
+	s.expect("end\r\n" + h + "# ")
+
+	const question = "This operation will modify your stored system configuration and cannot be undone.\r\n" +
+		"Would you like to continue? [y/n]:"
+	s.send("copy running-config startup-config\r")
+	s.expect("copy running-config startup-config\r\n" + question)
+	s.send("n?\r")
+	s.expect("n?\r\n" + h + "# ")
+	s.send("show startup-config\r")
+	if got := s.expect(h + "# "); got != "show startup-config\r\n"+h+"# " {
+		t.Fatalf("after answering n, show startup-config = %q, want nothing", got)
+	}
+
+	s.send("copy run start\r")
+	s.expect(question)
+	s.send("y\r")
+	s.expect("y\r\n" + h + "# ")
+	s.send("show startup-config\r")
+	wantContains(t, "after answering y", s.expect("!\r\n"+h+"# "), "ip access-list extended a\r\n seq 10 permit ip any any\r\n")
+
+	s.send("write memory\r")
+	if got := s.expect(h + "# "); got != "write memory\r\n"+h+"# " {
+		t.Errorf("write memory = %q, want no question", got)
+	}
+}

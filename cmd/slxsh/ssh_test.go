@@ -83,6 +83,11 @@ type netmikoResult struct {
 	Version           string `json:"version"`
 	Invalid           string `json:"invalid"`
 	Filtered          string `json:"filtered"`
+	// extreme_slx only: save_config() (copy running-config startup-config,
+	// then "y" for the question) and show startup-config after it.
+	Saved           string `json:"saved"`
+	PromptAfterSave string `json:"prompt_after_save"`
+	Startup         string `json:"startup"`
 }
 
 // nsSeq numbers the namespaces of this test process.
@@ -216,6 +221,9 @@ func TestKernelSSHAutomation(t *testing.T) {
 		res := section[netmikoResult](t, rep, dt)
 		t.Run(dt, func(t *testing.T) { checkNetmiko(t, host, res) })
 	}
+	t.Run("extreme_slx_save_config", func(t *testing.T) {
+		checkSaveConfig(t, host, section[netmikoResult](t, rep, "extreme_slx"))
+	})
 	t.Run("ansible_like", func(t *testing.T) { checkAnsibleLike(t, host, section[ansibleResult](t, rep, "ansible_like")) })
 	t.Run("scripted", func(t *testing.T) {
 		ok, bad := section[scriptedResult](t, rep, "scripted_ok"), section[scriptedResult](t, rep, "scripted_bad")
@@ -264,6 +272,16 @@ func TestKernelSSHAgent(t *testing.T) {
 	rep := r.drive(t, "agent")
 	host := hostName(t)
 	t.Run("cisco_ios", func(t *testing.T) { checkNetmiko(t, host, section[netmikoResult](t, rep, "cisco_ios")) })
+	t.Run("extreme_slx_save_config", func(t *testing.T) {
+		checkSaveConfig(t, host, section[netmikoResult](t, rep, "extreme_slx"))
+		saved, err := os.ReadFile(filepath.Join(r.dir, "startup-config"))
+		if err != nil {
+			t.Fatalf("aclagent's startup-config: %v", err)
+		}
+		for _, w := range slxExampleRunning {
+			wantContains(t, "aclagent's startup-config file", string(saved), w)
+		}
+	})
 	t.Run("ansible_like", func(t *testing.T) { checkAnsibleLike(t, host, section[ansibleResult](t, rep, "ansible_like")) })
 	t.Run("scripted", func(t *testing.T) {
 		// scripted_ok only shows the running-config, from a new session.
@@ -314,6 +332,25 @@ func checkNetmiko(t *testing.T, host string, r netmikoResult) {
 	}
 	if bytes.ContainsAny(log, "\x1b\b") {
 		t.Errorf("the session's raw bytes contain ESC or BS: %q", log)
+	}
+}
+
+// checkSaveConfig checks Netmiko's extreme_slx save_config(): the question
+// was asked and answered, no error, and show startup-config after it has
+// the configuration.
+func checkSaveConfig(t *testing.T, host string, r netmikoResult) {
+	t.Helper()
+	if r.Exception != "" {
+		t.Fatal(r.Exception)
+	}
+	if strings.Contains(r.Saved, "%") || !strings.Contains(r.Saved, "[y/n]:") {
+		t.Errorf("save_config output %q: want the question and no %% error", r.Saved)
+	}
+	if r.PromptAfterSave != host+"#" {
+		t.Errorf("prompt after save_config %q, want %q", r.PromptAfterSave, host+"#")
+	}
+	for _, w := range slxExampleRunning {
+		wantContains(t, "show startup-config after save_config", r.Startup, w)
 	}
 }
 

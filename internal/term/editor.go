@@ -75,6 +75,7 @@ type Editor struct {
 	last      rune
 	keyMode   bool // ReadKey: any key ends the read
 	key       rune // the key ReadKey got
+	plain     bool // Ask: `?` is a character, TAB does nothing
 }
 
 // New puts the terminal in raw input mode and returns an editor on it.
@@ -141,6 +142,28 @@ func (e *Editor) ReadLine(prompt string) (string, Key, error) {
 		return line, KeyCtrlZ, nil
 	}
 	return line, KeyEnter, nil
+}
+
+// Ask shows prompt (a question such as "... [y/n]:") and returns the
+// answer typed, trimmed. `?` is an ordinary character and TAB does nothing
+// while answering, and the answer is not kept in history. Ctrl-C gives
+// ErrInterrupt, the end of input io.EOF.
+func (e *Editor) Ask(prompt string) (string, error) {
+	e.mu.Lock()
+	e.plain = true
+	e.mu.Unlock()
+	e.rl.HistoryDisable()
+	defer func() {
+		e.rl.HistoryEnable()
+		e.mu.Lock()
+		e.plain = false
+		e.mu.Unlock()
+	}()
+	line, key, err := e.ReadLine(prompt)
+	if err == nil && key == KeyCtrlD {
+		err = io.EOF
+	}
+	return strings.TrimSpace(line), err
 }
 
 // ReadKey shows prompt (e.g. " --More-- "), waits for one key and erases
@@ -254,12 +277,15 @@ func (e *Editor) filter(r rune) (rune, bool) {
 		}
 		return readline.CharDelete, true
 	case readline.CharTab:
+		if e.plain {
+			return r, false
+		}
 		// chzyer's completer draws its own menu; instead turn TAB into a
 		// key chzyer ignores and complete when the listener runs.
 		e.tab = true
 		return readline.CharBell, true
 	case '?':
-		if inQuotes(line[:pos]) {
+		if e.plain || inQuotes(line[:pos]) {
 			return r, true
 		}
 		e.help(line, pos)

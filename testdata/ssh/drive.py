@@ -6,8 +6,13 @@ namespace where the test's sshd listens:
     drive.py HOST PORT USER KEYFILE LOGDIR MODE
 
 MODE "offline": each SSH session is its own slxsh --offline (configuration
-in memory). MODE "agent": the sessions share aclagent; only cisco_ios runs,
-and the scripted session after it shows the configuration it made.
+in memory). MODE "agent": the sessions share aclagent; cisco_ios configures,
+then an extreme_slx session only saves (save_config) and shows the
+startup-config, and the scripted session after them shows the configuration.
+
+extreme_slx's save_config sends `copy running-config startup-config`, then
+"y" for SLX-OS's confirmation question; its output is reported as "saved"
+with `show startup-config` after it as "startup".
 
 For each Netmiko device type (cisco_ios, extreme_slx) it connects, finds the
 prompt, sends the SLX example with send_config_set, and runs show commands;
@@ -38,7 +43,7 @@ SLX_EXAMPLE = [
 ANSIBLE_PROMPT = re.compile(rb"[\r\n]?[\w\+\-\.:\/\[\]]+(?:\([^\)]+\)){0,3}(?:[>#]) ?$")
 
 
-def netmiko_session(device_type):
+def netmiko_session(device_type, configure=True):
     log = "%s/%s.log" % (LOGDIR, device_type)
     conn = ConnectHandler(
         device_type=device_type, host=HOST, port=PORT, username=USER,
@@ -47,12 +52,17 @@ def netmiko_session(device_type):
     )
     r = {"log": log}
     r["prompt"] = conn.find_prompt()
-    r["config"] = conn.send_config_set(SLX_EXAMPLE)
-    r["prompt_after_config"] = conn.find_prompt()
-    r["running"] = conn.send_command("show running-config")
-    r["version"] = conn.send_command("show version")
-    r["invalid"] = conn.send_command("show bogus-command")
-    r["filtered"] = conn.send_command("show running-config | include seq")
+    if configure:
+        r["config"] = conn.send_config_set(SLX_EXAMPLE)
+        r["prompt_after_config"] = conn.find_prompt()
+        r["running"] = conn.send_command("show running-config")
+        r["version"] = conn.send_command("show version")
+        r["invalid"] = conn.send_command("show bogus-command")
+        r["filtered"] = conn.send_command("show running-config | include seq")
+    if device_type == "extreme_slx":
+        r["saved"] = conn.save_config()
+        r["prompt_after_save"] = conn.find_prompt()
+        r["startup"] = conn.send_command("show startup-config")
     conn.disconnect()
     return r
 
@@ -107,10 +117,10 @@ def scripted(script):
 
 def main():
     report = {}
-    types = ("cisco_ios", "extreme_slx") if MODE == "offline" else ("cisco_ios",)
-    for dt in types:
+    for dt in ("cisco_ios", "extreme_slx"):
         try:
-            report[dt] = netmiko_session(dt)
+            # agent: the configuration made by cisco_ios is saved by extreme_slx
+            report[dt] = netmiko_session(dt, MODE == "offline" or dt == "cisco_ios")
         except Exception as e:  # reported, the Go test fails on it
             report[dt] = {"exception": "%s: %s" % (type(e).__name__, e)}
     try:
