@@ -159,6 +159,42 @@ func TestKernelSandboxInteractive(t *testing.T) {
 	}
 }
 
+// TestKernelDemoScript runs the README's one command, scripts/demo, on a
+// terminal: it builds both binaries and starts the sandbox, whose agent
+// answers; exit cleans up.
+func TestKernelDemoScript(t *testing.T) {
+	netns.RequireRoot(t)
+	sandboxNotRunning(t)
+	cmd := exec.Command("../../scripts/demo")
+	cmd.Env = append(os.Environ(), "TERM=vt100")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer cmd.Process.Kill() // no-op after a clean exit
+	screen := newLineWaiter(tty)
+	screen.wait(t, "Building bin/slxsh and bin/aclagent")
+	screen.wait(t, "bin/slxsh --sandbox-connect 5")
+	screen.wait(t, "sandbox#")
+	io.WriteString(tty, "show access-list ip check\r")
+	screen.wait(t, "connlimit 3 (0 matches, 0 refused")
+	io.WriteString(tty, "exit\r")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("scripts/demo: %v\n%s", err, screen.buf.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("scripts/demo did not exit:\n%s", screen.buf.String())
+	}
+	if out, _ := exec.Command("ip", "netns", "list").CombinedOutput(); strings.Contains(string(out), "slx-server") {
+		t.Errorf("namespaces left behind:\n%s", out)
+	}
+}
+
 // sandboxNotRunning fails when a live sandbox holds the names the tests
 // need (a stale one is cleaned up by the next start).
 func sandboxNotRunning(t *testing.T) {
