@@ -30,6 +30,10 @@ type Options struct {
 	MgmtInterface string            // Linux name of `interface management 0`
 	InterfaceMap  map[string]string // "0/1" (or "ethernet0/1") -> "eth1" for `interface ethernet 0/1`
 	SetSize       uint32            // elements per limit set; 0 means DefaultSetSize
+	// MaxSetMemory, when not 0, is the most kernel memory in bytes that the
+	// ruleset's sets may take (Ruleset.SetMemory); Compile refuses a config
+	// that needs more.
+	MaxSetMemory uint64
 	// LookupUser resolves `user NAME` to a uid (LookupUser in this package
 	// uses the host's user database); nil makes `user NAME` an error.
 	LookupUser func(name string) (uint32, error)
@@ -55,6 +59,9 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	var aclChains []*Chain
 	for _, k := range chainKeys(binds) {
 		aclChains = append(aclChains, b.aclChain(k)...)
+	}
+	if len(b.errs) == 0 {
+		b.checkSetMemory()
 	}
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)

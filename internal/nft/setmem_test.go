@@ -1,0 +1,113 @@
+package nft_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// TestSetTableMemory pins the estimate to the figures measured with
+// scripts/setmem.sh (BENCHMARKS.md): the table steps where size*4/3 passes
+// a power of two (1536 -> 32 KiB, 1537 -> 64 KiB).
+func TestSetTableMemory(t *testing.T) {
+	for _, c := range []struct {
+		size uint32
+		want uint64
+	}{
+		{0, 1 << 10},
+		{1, 64},
+		{2, 64},
+		{512, 16 << 10},
+		{1024, 32 << 10},
+		{1536, 32 << 10},
+		{1537, 64 << 10},
+		{nft.ReserveSetSize, 128 << 10},
+		{16384, 512 << 10},
+		{nft.DefaultSetSize, 2 << 20},
+		{65536, 2 << 20},
+		{1 << 24, 512 << 20},
+	} {
+		if got := nft.SetTableMemory(c.size); got != c.want {
+			t.Errorf("SetTableMemory(%d) = %d, want %d", c.size, got, c.want)
+		}
+	}
+}
+
+const memACL = `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 3
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`
+
+func TestRulesetSetMemory(t *testing.T) {
+	rs := compile(t, memACL)
+	// connlimit 3: the limit set (65535), the gate (2), two layer counting
+	// sets (4096) and three unsized reservation membership sets.
+	want := nft.SetTableMemory(nft.DefaultSetSize) + nft.SetTableMemory(2) +
+		2*nft.SetTableMemory(nft.ReserveSetSize) + 3*nft.SetTableMemory(0)
+	if len(rs.Sets) != 7 {
+		t.Fatalf("%d sets, want 7:\n%s", len(rs.Sets), rs)
+	}
+	if got := rs.SetMemory(); got != want || got < 2<<20 {
+		t.Errorf("SetMemory = %d, want %d", got, want)
+	}
+	small := compileWith(t, memACL, nft.Options{SetSize: 1024})
+	if got, want := small.SetMemory(), want-(2<<20)+(32<<10); got != want {
+		t.Errorf("SetMemory with SetSize 1024 = %d, want %d", got, want)
+	}
+}
+
+// TestCompileRefusesSetMemoryOverLimit: a config whose sets would need more
+// kernel memory than Options.MaxSetMemory is refused with an *acl.Error
+// naming both figures; at the limit it compiles.
+func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("ip access-list extended big\n")
+	for i := 1; i <= 100; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp any any eq %d connlimit 3\n", i*10, 1000+i)
+	}
+	b.WriteString("interface s0\n ip access-group big in\n")
+	cfg := mustParse(t, b.String())
+
+	rs, err := nft.Compile(cfg, nft.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := rs.SetMemory()
+	if need < 200<<20 {
+		t.Fatalf("100 limited entries need %d bytes, want over 200 MiB", need)
+	}
+
+	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: need}); err != nil {
+		t.Errorf("compile at exactly the limit: %v", err)
+	}
+	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: need - 1}); err == nil {
+		t.Errorf("compile one byte over the limit: no error")
+	}
+	rs, err = nft.Compile(cfg, nft.Options{MaxSetMemory: 200 << 20})
+	var ae *acl.Error
+	if rs != nil || !errors.As(err, &ae) {
+		t.Fatalf("compile over the limit: %v, %v; want nil and an *acl.Error", rs, err)
+	}
+	for _, w := range []string{"about 225 MiB", "the 200 MiB allowed", "100 sets of size 65535", "600 others", "--limit-set-memory", "--limit-set-size"} {
+		if !strings.Contains(ae.Msg, w) {
+			t.Errorf("error %q does not say %q", ae.Msg, w)
+		}
+	}
+
+	// A smaller set size brings the same config under the limit.
+	if _, err := nft.Compile(cfg, nft.Options{SetSize: 4096, MaxSetMemory: 64 << 20}); err != nil {
+		t.Errorf("compile with set size 4096 under 64 MiB: %v", err)
+	}
+	// Other errors are reported as they were, without a memory figure.
+	// (management 0 without Options.MgmtInterface).
+	bad := mustParse(t, strings.Replace(b.String(), "interface s0", "interface management 0", 1))
+	if _, err := nft.Compile(bad, nft.Options{MaxSetMemory: 1}); err == nil || strings.Contains(err.Error(), "kernel memory") {
+		t.Errorf("compile of a config with another error: %v", err)
+	}
+}
