@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,7 +299,23 @@ func loadFile(path string) (cfg *acl.Config, ok bool, err error) {
 	}
 	cfg, err = cli.ParseConfig(string(data))
 	if err != nil {
-		return nil, true, fmt.Errorf("%s: %w", path, err)
+		return nil, true, fmt.Errorf("%s: %w%s", path, err, badLine(err))
 	}
 	return cfg, true, nil
+}
+
+// badLine quotes the line of a parse error, and the token the caret would
+// point at, for the log, which has no room for a caret.
+func badLine(err error) string {
+	var le *cli.LineError
+	if !errors.As(err, &le) || le.Text == "" {
+		return ""
+	}
+	s := fmt.Sprintf(" (line %q", strings.TrimSpace(le.Text))
+	if le.Caret() && le.Col >= 0 && le.Col < len(le.Text) {
+		if tok := strings.Fields(le.Text[le.Col:]); len(tok) > 0 {
+			s += fmt.Sprintf(", at %q", tok[0])
+		}
+	}
+	return s + ")"
 }

@@ -216,8 +216,13 @@ func TestStartAdoptsSavedRunningConfig(t *testing.T) {
 func TestStartWithInvalidStartupConfigFails(t *testing.T) {
 	ta := newTestAgent(t)
 	os.WriteFile(ta.startup, []byte("ip access-list extended x\n seq 10 permit tcp any any eq 99999\n"), 0o644)
-	if _, err := ta.Start(); err == nil {
+	_, err := ta.Start()
+	if err == nil {
 		t.Fatal("started with an invalid startup-config")
+	}
+	// The log names the file, the line and the bad token.
+	if want := `startup-config: line 2: % Invalid input detected at '^' marker. (line "seq 10 permit tcp any any eq 99999", at "99999")`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q lacks %q", err, want)
 	}
 	if ta.kernel.Applied != 0 {
 		t.Error("kernel touched although the config is invalid")
