@@ -146,7 +146,7 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		log.Info("request failed", "err", err)
 		return errorResponse(err)
 	}
-	if wire.Mutates(req.Op) {
+	if wire.Mutates(req.Op) && req.Op != wire.OpMayConfigure { // the audit log: changes only
 		if req.Txn != nil {
 			log = log.With("lines", auditLines(req.Txn))
 		}
