@@ -31,7 +31,12 @@ const waitLimit = 15 * time.Second
 func startPTY(t *testing.T, args ...string) *ptyShell {
 	t.Helper()
 	// --offline: these tests exercise the shell alone, without aclagent.
-	cmd := exec.Command(slxshBin, append([]string{"--offline"}, args...)...)
+	return startPTYCmd(t, exec.Command(slxshBin, append([]string{"--offline"}, args...)...))
+}
+
+// startPTYCmd runs cmd (slxsh with its arguments) in an 80x24 pseudo-terminal.
+func startPTYCmd(t *testing.T, cmd *exec.Cmd) *ptyShell {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "TERM=vt100")
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -288,6 +289,7 @@ func TestKernelSSHAgent(t *testing.T) {
 		ok, bad := section[scriptedResult](t, rep, "scripted_ok"), section[scriptedResult](t, rep, "scripted_bad")
 		checkScripted(t, host, ok, bad)
 	})
+	t.Run("non_admin", func(t *testing.T) { checkNonAdmin(t, host, sock) })
 	t.Run("kernel", func(t *testing.T) {
 		out, err := exec.Command("ip", "netns", "exec", r.ns, "nft", "list", "table", "inet", "slxsh").CombinedOutput()
 		if err != nil {
@@ -333,6 +335,29 @@ func checkNetmiko(t *testing.T, host string, r netmikoResult) {
 	if bytes.ContainsAny(log, "\x1b\b") {
 		t.Errorf("the session's raw bytes contain ESC or BS: %q", log)
 	}
+}
+
+// checkNonAdmin runs slxsh on a terminal as nobody (not root, not in the
+// admin group) against the agent at sock: configure terminal itself says
+// permission denied and the shell stays in exec mode; show still works.
+func checkNonAdmin(t *testing.T, host, sock string) {
+	t.Helper()
+	// nobody must reach the binary and the socket in the tests' own dirs.
+	for _, d := range []string{filepath.Dir(slxshBin), filepath.Dir(sock), filepath.Dir(filepath.Dir(sock))} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(slxshBin, "--socket", sock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	s := startPTYCmd(t, cmd)
+	s.expect(host + "# ")
+	s.send("configure terminal\r")
+	if got := s.expect(host + "# "); got != "configure terminal\r\n% Error: permission denied\r\n"+host+"# " {
+		t.Errorf("configure terminal as nobody: %q", got)
+	}
+	s.send("show running-config | include connlimit\r")
+	wantContains(t, "show running-config as nobody", s.expect(host+"# "), "connlimit 3\r\n")
 }
 
 // checkSaveConfig checks Netmiko's extreme_slx save_config(): the question
