@@ -101,7 +101,7 @@ func addrNode(f acl.Family, what string, get func(*entryArgs) *acl.Addr) node {
 		seq(kw("host", "A single "+lw+" host"),
 			addrArg(f, what+" host address", func(a *entryArgs, x netip.Addr) { *get(a) = acl.NewHostAddr(x) })),
 		prefixArg(f, what+" prefix", func(a *entryArgs, p netip.Prefix) { *get(a) = acl.NewPrefixAddr(p) }),
-		seq(addrArg(f, what+" address", func(a *entryArgs, x netip.Addr) { a.base = x }),
+		seq(addrArg(f, what+" address, then wildcard bits", func(a *entryArgs, x netip.Addr) { a.base = x }),
 			param(addrName(f, false), what+" wildcard bits",
 				func(s string) bool { _, ok := parseAddr(s, f); return ok },
 				func(a *entryArgs, s string) {

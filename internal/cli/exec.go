@@ -29,8 +29,8 @@ type execArgs struct {
 
 func execFamily() node {
 	return alt(
-		kwSet("ip", "IPv4", func(a *execArgs) { a.fam = acl.IPv4 }),
-		kwSet("ipv6", "IPv6", func(a *execArgs) { a.fam = acl.IPv6 }))
+		kwSet("ip", "IPv4 access lists", func(a *execArgs) { a.fam = acl.IPv4 }),
+		kwSet("ipv6", "IPv6 access lists", func(a *execArgs) { a.fam = acl.IPv6 }))
 }
 
 func aclNameArg() *atom {

@@ -15,9 +15,9 @@ type nameArgs struct {
 }
 
 func family(word string, f acl.Family) *atom {
-	help := "IPv4"
+	help := "IPv4 access lists"
 	if f == acl.IPv6 {
-		help = "IPv6"
+		help = "IPv6 access lists"
 	}
 	return kwSet(word, help, func(a *nameArgs) { a.fam = f })
 }
@@ -86,8 +86,8 @@ type groupArgs struct {
 
 func ifCommands() []*command {
 	group := seq(
-		alt(kwSet("ip", "IPv4", func(a *groupArgs) { a.fam = acl.IPv4 }),
-			kwSet("ipv6", "IPv6", func(a *groupArgs) { a.fam = acl.IPv6 })),
+		alt(kwSet("ip", "Apply an IPv4 access list", func(a *groupArgs) { a.fam = acl.IPv4 }),
+			kwSet("ipv6", "Apply an IPv6 access list", func(a *groupArgs) { a.fam = acl.IPv6 })),
 		kw("access-group", "Apply an access list to the interface"),
 		wordArg("Access list name", func(a *groupArgs, s string) { a.name = s }),
 		alt(kwSet("in", "Connections arriving on the interface", func(a *groupArgs) { a.dir = acl.In }),
