@@ -207,7 +207,7 @@ func findAgent(path string) (string, error) {
 	if p, err := exec.LookPath("aclagent"); err == nil {
 		return p, nil
 	}
-	return "", errors.New("% Error: aclagent not found next to slxsh or in PATH; build both: go build -o bin/ ./cmd/...")
+	return "", errors.New("% Error: aclagent not found next to slxsh or in PATH; build both with: go build -o bin/ ./cmd/... (scripts/demo builds them and starts the sandbox)")
 }
 
 // claim takes the pid file. A live sandbox is an error; a dead one's
