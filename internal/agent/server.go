@@ -109,7 +109,9 @@ func (s *Server) Serve(ctx context.Context) error {
 // handle answers one request on c.
 func (s *Server) handle(c *net.UnixConn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(ioTimeout))
+	// The deadlines bound the I/O only: a request that waits for the
+	// agent's lock behind a long apply must still get its answer.
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
 	peer, err := peerOf(c)
 	if err != nil {
 		s.log.Warn("rejecting connection", "err", err)
@@ -126,6 +128,7 @@ func (s *Server) handle(c *net.UnixConn) {
 
 func (s *Server) reply(c net.Conn, resp *wire.Response) {
 	resp.Version = wire.ProtocolVersion
+	c.SetWriteDeadline(time.Now().Add(ioTimeout))
 	if err := json.NewEncoder(c).Encode(resp); err != nil {
 		s.log.Debug("cannot send response", "err", err)
 	}
