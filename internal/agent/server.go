@@ -25,7 +25,7 @@ const maxRequest = 16 << 20
 
 // ioTimeout bounds how long one connection may take to send its request or
 // read its answer; a stuck client cannot hold a server goroutine forever.
-const ioTimeout = 30 * time.Second
+var ioTimeout = 30 * time.Second
 
 // Server answers requests on a unix socket for one Agent.
 type Server struct {

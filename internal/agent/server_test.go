@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/agent/wire"
@@ -238,5 +239,26 @@ func TestBadRequests(t *testing.T) {
 	}
 	if _, err := c.Version(); err != nil {
 		t.Errorf("agent does not answer after bad requests: %v", err)
+	}
+}
+
+// TestRequestWaitsForTheLock: the I/O deadline does not cut off a request
+// that waits for the agent's lock longer than the deadline.
+func TestRequestWaitsForTheLock(t *testing.T) {
+	old := ioTimeout
+	ioTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { ioTimeout = old })
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	ta.mu.Lock() // a long apply in another shell
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		ta.mu.Unlock()
+	}()
+	if err := c.Configure(slxACL); err != nil {
+		t.Fatalf("request queued behind the lock: %v", err)
+	}
+	if ta.Running().ACL(acl.IPv4, "check") == nil {
+		t.Error("change not applied")
 	}
 }
