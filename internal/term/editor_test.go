@@ -296,3 +296,40 @@ func TestEditorEndOfInput(t *testing.T) {
 		t.Fatal("ReadLine did not return at the end of input")
 	}
 }
+
+// TestEditorAsk: an answer keeps `?` and ignores TAB (no help, no
+// completion), is trimmed, and does not enter history.
+func TestEditorAsk(t *testing.T) {
+	p := newPTYEditor(t)
+	p.read("sw# ", "show version\r")
+	ch := make(chan lineResult, 1)
+	go func() {
+		l, err := p.ed.Ask("Continue? [y/n]:")
+		ch <- lineResult{line: l, err: err}
+	}()
+	if _, err := p.ptm.Write([]byte(" sh\t?\r")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil || r.line != "sh?" {
+			t.Fatalf("Ask = %+v, want %q", r, "sh?")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Ask did not return; screen %q", p.screen())
+	}
+	p.mu.Lock()
+	helps := len(p.helps)
+	p.mu.Unlock()
+	if helps != 0 {
+		t.Errorf("? while answering asked for help")
+	}
+	p.reset()
+	// Up arrow recalls the last command, not the answer; help works again.
+	if r := p.read("sw# ", "\x1b[A\r"); r.line != "show version" {
+		t.Errorf("up arrow after an answer recalled %q", r.line)
+	}
+	if r := p.read("sw# ", "x ?\r"); r.line != "x " {
+		t.Errorf("? after Ask: line %q", r.line)
+	}
+}
