@@ -23,8 +23,9 @@ import (
 	"github.com/slxsh/slxsh/internal/netns"
 )
 
-// shownSessions parses `show access-list sessions ip NAME` into "SEQ KEY"
-// -> "S/L" with " at limit" appended when the key is marked.
+// shownSessions parses `show access-list sessions ip NAME [seq N]` (name
+// may carry the seq filter) into "SEQ KEY" -> "S/L", with " at limit"
+// appended when the key is marked.
 func shownSessions(t *testing.T, ag *agentProc, name string) map[string]string {
 	t.Helper()
 	out := ag.mustShell("", "-c", "show access-list sessions ip "+name)
@@ -361,13 +362,24 @@ func TestKernelClearSessions(t *testing.T) {
 
 // TestKernelSessionsDenyLimitMarker: a limited deny refuses the Nth
 // connection, so a key with N-1 open is at its limit: the shell shows the
-// agent's marker, not Sessions >= Limit.
+// agent's marker, not Sessions >= Limit. Also `show access-list sessions ip
+// NAME seq N` shows only entry N.
 func TestKernelSessionsDenyLimitMarker(t *testing.T) {
 	p, ag := sessionsSetup(t, "keep", fmt.Sprintf("seq 10 deny tcp host %s host %s eq 22 connlimit 3", netns.PairClient4, netns.PairServer4))
-	expectN(t, p.Client, ssh, 2, netns.Connected) // admitted by seq 20
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 15 permit tcp any host %s eq 22 connlimit 5\nend\n", netns.PairServer4))
+	expectN(t, p.Client, ssh, 2, netns.Connected) // passed on by seq 10, admitted by seq 15
 	p.Client.Expect(t, "", ssh, netns.Reset)      // the 3rd, this one included
-	if got, want := shownSessions(t, ag, "check"), map[string]string{"10 " + netns.PairClient4: "2/3 at limit"}; !maps.Equal(got, want) {
-		t.Errorf("show access-list sessions ip check = %v, want %v", got, want)
+	for _, tc := range []struct {
+		filter string
+		want   map[string]string
+	}{
+		{"", map[string]string{"10 " + netns.PairClient4: "2/3 at limit", "15 " + netns.PairClient4: "2/5"}},
+		{" seq 10", map[string]string{"10 " + netns.PairClient4: "2/3 at limit"}},
+		{" seq 15", map[string]string{"15 " + netns.PairClient4: "2/5"}},
+	} {
+		if got := shownSessions(t, ag, "check"+tc.filter); !maps.Equal(got, tc.want) {
+			t.Errorf("show access-list sessions ip check%s = %v, want %v", tc.filter, got, tc.want)
+		}
 	}
 	if got := heldSessions(t, p.Client, 22); got[netns.PairClient4] != 2 {
 		t.Errorf("the client holds %v, want 2 from %s", got, netns.PairClient4)
