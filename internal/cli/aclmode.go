@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -39,6 +40,10 @@ func aclCommands(f acl.Family) []*command {
 		cfgCmd(remark, add),
 		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum),
 			func(e *env, a *entryArgs) error { return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq) }),
+		// `no` before a line of show running-config: the entry must be the
+		// one at that seq.
+		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum, alt(body, remark)),
+			deleteSeqEntry),
 		cfgCmd(seq(kw("no", "Delete an entry"), alt(body, remark)),
 			func(e *env, a *entryArgs) error {
 				if a.err != nil {
@@ -61,6 +66,20 @@ func aclCommands(f acl.Family) []*command {
 				return e.cfg.Resequence(e.frame.fam, e.frame.name, start, step)
 			}),
 	}
+}
+
+// deleteSeqEntry is `no seq N ENTRY`: it deletes entry N when N holds that
+// entry.
+func deleteSeqEntry(e *env, a *entryArgs) error {
+	if a.err != nil {
+		return a.err
+	}
+	if l := e.cfg.ACL(e.frame.fam, e.frame.name); l != nil {
+		if old := l.Entry(a.e.Seq); old != nil && !acl.SameContent(old, &a.e) {
+			return fmt.Errorf("seq %d of access-list %q is another entry: %s", a.e.Seq, e.frame.name, acl.FormatEntry(e.frame.fam, old))
+		}
+	}
+	return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq)
 }
 
 // entryBody is `{permit|deny|hard-drop} PROTO SRC [PORTS] DST [PORTS] [OPTIONS]`.

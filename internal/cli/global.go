@@ -45,7 +45,7 @@ func configCommands() []*command {
 		param("WORD", "Host name", acl.ValidHostname, func(a *nameArgs, s string) { a.name = s })),
 		func(e *env, a *nameArgs) error { return e.cfg.SetHostname(a.name) })
 	hostname.after = func(s *Session, a any) { s.setHost(a.(*nameArgs).name) }
-	noHostname := cfgCmd(seq(no, kw("hostname", "Set the host name")),
+	noHostname := cfgCmd(seq(no, kw("hostname", "Set the host name"), opt(param[nameArgs]("WORD", "Host name", acl.ValidHostname, nil))),
 		func(e *env, a *nameArgs) error { return e.cfg.SetHostname("") })
 	noHostname.after = func(s *Session, _ any) { s.setHost("") }
 	policy := alt(
@@ -72,7 +72,7 @@ func configCommands() []*command {
 			func(e *env, a *nameArgs) error { return e.cfg.DeleteTimeRange(a.name) }),
 		cfgCmd(seq(existing, policy),
 			func(e *env, a *nameArgs) error { e.cfg.ExistingSessions = a.keep; return nil }),
-		cfgCmd(seq(no, existing),
+		cfgCmd(seq(no, existing, opt(alt(kw("keep", "Sessions already open go on and count (default)"), kw("reset", "Excess sessions are reset")))),
 			func(e *env, a *nameArgs) error { e.cfg.ExistingSessions = acl.Keep; return nil }),
 	}
 }
@@ -136,14 +136,17 @@ func timeRangeCommands() []*command {
 			monthArg("Month (Jan-Dec)", func(a *trArgs, n int) { a.cur.Month = n }),
 			intArg(acl.MinYear, acl.MaxYear, "Year", func(a *trArgs, n int) { a.cur.Year = n }))
 	}
-	start := seq(kwSet("start", "Start of the range", func(a *trArgs) { a.cur = new(acl.DateTime); a.abs.Start = a.cur }), when())
-	end := seq(kwSet("end", "End of the range", func(a *trArgs) { a.cur = new(acl.DateTime); a.abs.End = a.cur }), when())
-	absolute := seq(kw("absolute", "A one-time period"), alt(seq(start, opt(end)), end))
+	startEnd := func() node {
+		start := seq(kwSet("start", "Start of the range", func(a *trArgs) { a.cur = new(acl.DateTime); a.abs.Start = a.cur }), when())
+		end := seq(kwSet("end", "End of the range", func(a *trArgs) { a.cur = new(acl.DateTime); a.abs.End = a.cur }), when())
+		return alt(seq(start, opt(end)), end)
+	}
+	absolute := seq(kw("absolute", "A one-time period"), startEnd())
 	no := kw("no", "Negate a command")
 	return []*command{
 		cfgCmd(periodic, func(e *env, a *trArgs) error { return e.cfg.AddPeriodic(e.frame.name, a.p) }),
 		cfgCmd(seq(no, periodic), func(e *env, a *trArgs) error { return e.cfg.DeletePeriodic(e.frame.name, a.p) }),
 		cfgCmd(absolute, func(e *env, a *trArgs) error { abs := a.abs; return e.cfg.SetAbsolute(e.frame.name, &abs) }),
-		cfgCmd(seq(no, kw("absolute", "A one-time period")), func(e *env, a *trArgs) error { return e.cfg.SetAbsolute(e.frame.name, nil) }),
+		cfgCmd(seq(no, kw("absolute", "A one-time period"), opt(startEnd())), func(e *env, a *trArgs) error { return e.cfg.SetAbsolute(e.frame.name, nil) }),
 	}
 }
