@@ -125,3 +125,59 @@ func TestRoundTripAllTestdata(t *testing.T) {
 var equateNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestNoBeforeEveryLine: "no " before any line inside a block of a
+// running-config (an entry, a remark, an access-group, a periodic or
+// absolute line) removes that line, typed in the block's mode, for every
+// config in testdata/config.
+func TestNoBeforeEveryLine(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/config/*.conf")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("configs: %v", err)
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := ParseConfig(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		context := ""
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, " ") {
+				context = line
+				continue
+			}
+			n++
+			s := NewSession(NewMemoryBackend(base), "device")
+			var out strings.Builder
+			for _, l := range []string{"configure terminal", context, "no " + strings.TrimSpace(line)} {
+				if err := s.Execute(l, &out); err != nil {
+					t.Fatalf("%s: %q: %v\n%s", filepath.Base(f), l, err, out.String())
+				}
+			}
+			out.Reset()
+			s.Execute("do show running-config", &out)
+			if strings.Contains(blockOf(out.String(), context), line+"\n") {
+				t.Errorf("%s: %q still in the running-config after no", filepath.Base(f), line)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d block lines tried", n)
+	}
+}
+
+// blockOf returns the block of a running-config that starts with the line
+// head, through its "!".
+func blockOf(running, head string) string {
+	i := strings.Index(running, head+"\n")
+	if i < 0 {
+		return ""
+	}
+	block, _, _ := strings.Cut(running[i:], "!\n")
+	return block
+}
