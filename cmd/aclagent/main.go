@@ -53,6 +53,8 @@ type flags struct {
 	check       string
 	loadavg     string
 	showVersion bool
+	setSize     int   // --limit-set-size (setlimits.go)
+	setMemory   int64 // --limit-set-memory in MiB; -1: one eighth of MemTotal
 }
 
 // parseFlags reads the command line. Help and errors are printed by run
@@ -89,6 +91,8 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.check, "check", "", "validate config `FILE`, print the compiled ruleset, and exit (no kernel)")
 	fs.StringVar(&f.loadavg, "loadavg-file", "/proc/loadavg", "where load-limit reads the 1-minute load average (`FILE` in /proc/loadavg format)")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
+	fs.IntVar(&f.setSize, "limit-set-size", nft.DefaultSetSize, "`N` keys (sources, prefixes, ...) per limit set; the kernel preallocates memory for N keys per set")
+	fs.Int64Var(&f.setMemory, "limit-set-memory", -1, "refuse configs whose limit sets would take more than `MiB` of kernel memory (default one eighth of MemTotal; 0: no check)")
 	return fs
 }
 
@@ -139,7 +143,7 @@ func compileOptions(f *flags) (nft.Options, error) {
 		}
 		o.InterfaceMap = m
 	}
-	return o, nil
+	return o, setLimits(f, &o)
 }
 
 // check is --check FILE: parse, validate and compile, print the ruleset.
