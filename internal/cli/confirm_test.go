@@ -113,6 +113,14 @@ func TestConfigureTerminalPermission(t *testing.T) {
 	if err := s.Execute("show running-config", &out); err != nil {
 		t.Errorf("show running-config: %v", err)
 	}
+	// copy running-config startup-config does not ask a question whose
+	// yes would be refused.
+	s.SetConfirm(func(string) bool { t.Error("asked a user who may not save"); return true })
+	out.Reset()
+	if err := s.Execute("copy running-config startup-config", &out); err == nil || out.String() != "% Error: permission denied\n" {
+		t.Errorf("copy as a non-admin: %v, %q", err, out.String())
+	}
+	s.SetConfirm(nil)
 	// In a script the error names the line and stops.
 	out.Reset()
 	err := s.RunScript(strings.NewReader("show running-config\nconfigure terminal\nhostname x\nend\n"), "f", &out)

@@ -145,10 +145,8 @@ func cmdConfigure(s *Session, w io.Writer, a *execArgs) error {
 	if s.inConfig() {
 		return errors.New("already in configuration mode")
 	}
-	if p, ok := s.b.(Permission); ok {
-		if err := p.MayConfigure(); err != nil {
-			return err
-		}
+	if err := s.mayConfigure(); err != nil {
+		return err
 	}
 	if a.revert {
 		if err := s.b.Revert(a.n); err != nil {
@@ -171,10 +169,24 @@ const SaveQuestion = "This operation will modify your stored system configuratio
 // cmdCopy is `copy running-config startup-config`: on a terminal it asks
 // first, as SLX-OS does; `write memory` and scripts do not ask.
 func cmdCopy(s *Session, w io.Writer, a *execArgs) error {
-	if s.confirm != nil && !s.confirm(SaveQuestion) {
-		return nil
+	if s.confirm != nil {
+		if err := s.mayConfigure(); err != nil {
+			return err // not asked a question whose yes would be refused
+		}
+		if !s.confirm(SaveQuestion) {
+			return nil
+		}
 	}
 	return s.b.Save()
+}
+
+// mayConfigure asks the backend whether the user may change the
+// configuration, when it can tell (Permission).
+func (s *Session) mayConfigure() error {
+	if p, ok := s.b.(Permission); ok {
+		return p.MayConfigure()
+	}
+	return nil
 }
 
 func cmdResequence(s *Session, w io.Writer, a *execArgs) error {
