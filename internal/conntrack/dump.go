@@ -15,9 +15,9 @@ import (
 // Why a dump of our own: ti-mo/conntrack (and mdlayher/netlink's Receive)
 // collect every message of a dump before decoding it into large Flow values
 // — about 390 MB allocated and 255 MB peak RSS for 100k entries (see
-// BENCHMARKS-sessions.md). Reading the socket in a loop and decoding only the
-// attributes we use into the compact Flow keeps the peak near the size of
-// the result.
+// BENCHMARKS.md, `show access-list sessions`). Reading the socket in a loop
+// and decoding only the attributes we use into the compact Flow keeps the
+// peak near the size of the result.
 
 // ctnetlink constants (linux/netfilter/nfnetlink_conntrack.h).
 const (
