@@ -15,7 +15,8 @@ import (
 const ResetMark = 0x40000000
 
 // DefaultSetSize is the size of a limit set when Options.SetSize is 0 (the
-// kernel's default for dynamic sets).
+// kernel's default for dynamic sets). The kernel preallocates about 2 MiB
+// for a set of this size (SetTableMemory).
 const DefaultSetSize = 65535
 
 // ReserveSetSize is the size of the layer counting sets through which the

@@ -7,14 +7,18 @@
 //	table inet slxsh
 //	 counters  ip_check_in_10_matches / _refused     per entry and direction (named
 //	           ip_check_in_implicit_refused          objects keep their values when
-//	                                                 rules are replaced)
-//	 sets      ip_check_in_10_src_3                  one dynamic set per connlimit:
-//	           ip_check_in_20_p24_2                  family_acl_dir_seq_key_over; key
-//	           ip6_web_in_10_p64_2                   src | dst | pLEN | total; elements
-//	           ip_check_in_30_total_100              carry `ct count over <over>`
-//	           ip_check_in_10_src_3_g, _rf, _r1, _l1 its reservation sets (below)
-//	           ip_check_in_40_rate_src_10s_5         per-source rate, with timeout
-//	           ip_check_in_blocked                   block-for sources, with timeout
+//	           ip_check_in_blocked_refused           rules are replaced)
+//	 sets (size)
+//	   ip_check_in_10_src_3          SetSize  one dynamic set per connlimit, named
+//	   ip_check_in_20_p24_2          SetSize  family_acl_dir_seq_key_over (key src |
+//	   ip6_web_in_10_p64_2           SetSize  dst | pLEN | total); elements carry
+//	   ip_check_in_30_total_100      SetSize  `ct count over <over>`
+//	   ip_check_in_10_src_3_g        2        its reservation sets (below): gate,
+//	   ip_check_in_10_src_3_rf, _r1  -        full and layer members (unsized),
+//	   ip_check_in_10_src_3_l1       4096     layer counts (ReserveSetSize)
+//	   ip_check_in_40_rate_src_10s_5 SetSize  per-source rate, with timeout
+//	   ip_check_in_blocked           SetSize  block-for sources, with timeout
+//	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	 chains
 //	   input    hook input   priority filter (0), policy accept
 //	   forward  hook forward priority filter (0), policy accept
@@ -27,6 +31,14 @@
 //	   refuse           TCP: reject with tcp reset; else icmpx admin-prohibited
 //	   ip_check_in      one chain per applied ACL and direction (ip6_NAME_DIR
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
+//	   ip_check_in_10_block   per entry with block-for: add the source to
+//	                          ip_check_in_blocked, then refuse
+//
+// SetSize is Options.SetSize (aclagent --limit-set-size, default
+// DefaultSetSize 65535); "-" is no size (grows on demand). The kernel
+// preallocates a set's hash table for its size, about 2 MiB at 65535
+// (setmem.go): Ruleset.SetMemory estimates the total and Compile refuses
+// a configuration over Options.MaxSetMemory.
 //
 // Priority 0 (filter) with policy accept: traffic on interfaces without an
 // access-group is not ours to judge, and other tables still see everything.
