@@ -20,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite the output sections of testdata
 //	-- input --   typed lines. A line ending in "?" asks for help on the text
 //	              before it (the line is then dropped, as after Ctrl-C); a
 //	              line ending in "<TAB>" completes its last word; "^Z" is
-//	              Ctrl-Z.
+//	              Ctrl-Z. The line after one that asks a question (copy
+//	              running-config startup-config) is the answer.
 //	-- script --  optional: run first with RunScript as file "script"; a
 //	              failing script adds "[exit status 1]" to the screen.
 //	-- screen --  the expected screen: prompt, echoed line, output.
@@ -81,7 +82,22 @@ func replay(t *testing.T, script, input string) string {
 			screen.WriteString("[exit status 1]\n")
 		}
 	}
-	for _, line := range strings.Split(strings.TrimSuffix(input, "\n"), "\n") {
+	lines := strings.Split(strings.TrimSuffix(input, "\n"), "\n")
+	// A question (copy running-config startup-config) is answered by the
+	// next input line, shown after it as typed.
+	s.SetConfirm(func(q string) bool {
+		if len(lines) == 0 {
+			screen.WriteString(q + "\n[end of input]\n")
+			return false
+		}
+		answer := lines[0]
+		lines = lines[1:]
+		screen.WriteString(q + answer + "\n")
+		return answer == "y" || answer == "yes"
+	})
+	for len(lines) > 0 {
+		line := lines[0]
+		lines = lines[1:]
 		if input == "" {
 			break
 		}
