@@ -433,3 +433,20 @@ func TestKernelIPv6(t *testing.T) {
 		t.Errorf("after clear: %d matches", m)
 	}
 }
+
+// TestKernelNeedsNetAdmin: without CAP_NET_ADMIN the agent says what it
+// needs and stops before it creates anything.
+func TestKernelNeedsNetAdmin(t *testing.T) {
+	netns.RequireRoot(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	cmd := exec.Command(filepath.Join(bin, "aclagent"), "--socket", filepath.Join(dir, "run", "a.sock"), "--config", filepath.Join(dir, "startup-config"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "aclagent needs root (CAP_NET_ADMIN)") {
+		t.Errorf("aclagent without CAP_NET_ADMIN: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
+		t.Error("the socket directory was created")
+	}
+}

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/agent"
 	"github.com/slxsh/slxsh/internal/agent/wire"
@@ -206,6 +208,9 @@ func flatten(err error) []error {
 // first, so that a second agent fails before it touches the kernel; shells
 // that connect while the config is installed wait in the listen backlog.
 func serve(f *flags, o nft.Options, log *slog.Logger) error {
+	if !netAdmin() {
+		return errors.New("aclagent needs root (CAP_NET_ADMIN) for nftables and conntrack: sudo aclagent, or the systemd unit (dist/INSTALL.md)")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -247,6 +252,18 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	err := srv.Serve(ctx)
 	log.Info("stopping; the rules stay in the kernel")
 	return err
+}
+
+// netAdmin reports whether the process has CAP_NET_ADMIN in its effective
+// set (root has it), which every netlink write to nftables needs. When the
+// capabilities cannot be read it says yes and lets the kernel decide.
+func netAdmin() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return true
+	}
+	return data[0].Effective&(1<<unix.CAP_NET_ADMIN) != 0
 }
 
 // buildAgent builds the agent on the netlink applier, with the session
