@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"github.com/slxsh/slxsh/internal/conntrack/layers"
+	"github.com/slxsh/slxsh/internal/nft"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,31 +28,10 @@ func NewReserver(table string, netnsFd int) *Reserver {
 }
 
 // conn opens a connection whose socket buffers hold a batch of about
-// msgs messages and elems set elements.
-//
-// Why: a batch goes out in one sendmsg (EMSGSIZE beyond the send buffer),
-// and the kernel queues an acknowledgement per message before we read any
-// (ENOBUFS on a small receive buffer). The FORCE options need
-// CAP_NET_ADMIN, which changing the table needs anyway.
+// msgs messages and elems set elements (see nft.SocketBuffers for why).
 func (r *Reserver) conn(msgs, elems int) (*nftables.Conn, error) {
-	size := min(max(msgs*4096+elems*64, 4<<20), 1<<30)
-	set := func(opt int) nftables.SockOption {
-		return func(c *netlink.Conn) error {
-			rc, err := c.SyscallConn()
-			if err != nil {
-				return err
-			}
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(r.netnsFd),
-		nftables.WithSockOptions(set(unix.SO_SNDBUFFORCE), set(unix.SO_RCVBUFFORCE)))
+	opts := nft.SocketBuffers(msgs*4096 + elems*64)
+	c, err := nftables.New(nftables.WithNetNSFd(r.netnsFd), nftables.WithSockOptions(opts...))
 	if err != nil {
 		return nil, fmt.Errorf("open nftables: %w", err)
 	}

@@ -102,26 +102,26 @@ func validate(rs *Ruleset) error {
 }
 
 // bufferOpts sizes the netlink socket buffers for a transaction of rs.
-//
-// Why: the whole batch goes out in one sendmsg, which the kernel refuses
-// with EMSGSIZE when it is larger than the send buffer; and the kernel
-// queues an acknowledgement plus an echo of every added rule before we read
-// any of them, so a small receive buffer overflows (ENOBUFS) and we could not
-// even tell that the commit succeeded. The *FORCE options need
-// CAP_NET_ADMIN, which applying a ruleset needs anyway.
 func bufferOpts(rs *Ruleset) []nftables.SockOption {
 	n := 64
 	for _, ch := range rs.Chains {
 		n += 2 + len(ch.Rules)
 	}
 	n += len(rs.Sets) + len(rs.Counters)
-	size := n * 4096
-	if size < 4<<20 {
-		size = 4 << 20
-	}
-	if size > 1<<30 {
-		size = 1 << 30
-	}
+	return SocketBuffers(n * 4096)
+}
+
+// SocketBuffers returns options that set a netlink socket's send and
+// receive buffers to size bytes, kept between 4 MiB and 1 GiB.
+//
+// Why: the whole batch goes out in one sendmsg, which the kernel refuses
+// with EMSGSIZE when it is larger than the send buffer; and the kernel
+// queues an acknowledgement plus an echo of every added rule before we read
+// any of them, so a small receive buffer overflows (ENOBUFS) and we could not
+// even tell that the commit succeeded. The *FORCE options need
+// CAP_NET_ADMIN, which changing the table needs anyway.
+func SocketBuffers(size int) []nftables.SockOption {
+	size = min(max(size, 4<<20), 1<<30)
 	set := func(opt int) nftables.SockOption {
 		return func(c *netlink.Conn) error {
 			rc, err := c.SyscallConn()
