@@ -189,13 +189,23 @@ func (s *Session) mayConfigure() error {
 	return nil
 }
 
-func cmdResequence(s *Session, w io.Writer, a *execArgs) error {
+// runningACL returns the access list that a names in the running config,
+// or an error when it does not exist.
+func (s *Session) runningACL(a *execArgs) (*acl.ACL, error) {
 	c, err := s.b.Running()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if c.ACL(a.fam, a.name) == nil {
-		return fmt.Errorf("access-list %q does not exist", a.name)
+	l := c.ACL(a.fam, a.name)
+	if l == nil {
+		return nil, fmt.Errorf("access-list %q does not exist", a.name)
+	}
+	return l, nil
+}
+
+func cmdResequence(s *Session, w io.Writer, a *execArgs) error {
+	if _, err := s.runningACL(a); err != nil {
+		return err
 	}
 	f := frame{kind: modeACL, fam: a.fam, name: a.name}
 	return s.b.Configure(Txn{Context: []string{f.contextLine()}, Lines: []string{fmt.Sprintf("resequence %d %d", a.n, a.m)}})
@@ -250,13 +260,9 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
 }
 
 func cmdShowACL(s *Session, w io.Writer, a *execArgs) error {
-	c, err := s.b.Running()
+	l, err := s.runningACL(a)
 	if err != nil {
 		return err
-	}
-	l := c.ACL(a.fam, a.name)
-	if l == nil {
-		return fmt.Errorf("access-list %q does not exist", a.name)
 	}
 	return s.showACL(w, l)
 }
@@ -280,13 +286,9 @@ func cmdShowACLs(s *Session, w io.Writer, a *execArgs) error {
 }
 
 func cmdShowSessions(s *Session, w io.Writer, a *execArgs) error {
-	c, err := s.b.Running()
+	l, err := s.runningACL(a)
 	if err != nil {
 		return err
-	}
-	l := c.ACL(a.fam, a.name)
-	if l == nil {
-		return fmt.Errorf("access-list %q does not exist", a.name)
 	}
 	keys, err := s.b.Sessions(a.fam, a.name, a.seq)
 	if err != nil {
