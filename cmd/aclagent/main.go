@@ -216,6 +216,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
+	if before, after, err := agent.RaiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-files limit", "err", err, "limit", before)
+	} else if after != before {
+		log.Info("open-files limit raised", "from", before, "to", after)
+	}
 	a, tracker := buildAgent(f, o, log)
 	if tracker != nil {
 		defer tracker.Close()
