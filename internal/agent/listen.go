@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -64,12 +65,12 @@ var errTooLarge = errors.New("request too large")
 
 // guard keeps the per-peer bounds of one Server. Its zero value is ready.
 type guard struct {
-	mu      sync.Mutex
-	conns   map[uint32]int // open guest connections per uid
-	total   int            // open guest connections
-	buckets map[uint32]*bucket
-	// lastRefusal is when a refusal was last logged.
-	lastRefusal time.Time
+	mu          sync.Mutex
+	conns       map[uint32]int // open guest connections per uid
+	total       int            // open guest connections
+	buckets     map[uint32]*bucket
+	lastRefusal time.Time // when a refusal was last logged
+	tarpit      int       // refusals being held back (refuse)
 
 	once       sync.Once
 	running    chan struct{} // guest requests running, cap guestRunning
@@ -169,7 +170,15 @@ func (g *guard) readRequest(c net.Conn, admin bool, deadline time.Time) (*wire.R
 	} else {
 		r.stages = []stage{{maxGuestRequest, g.guestLarge}}
 	}
-	defer r.release()
+	defer func() {
+		r.release()
+		if r.n > maxGuestRequest {
+			// Give the memory of a large request back at once, so that
+			// one after another never piles up (their buffers are
+			// garbage as soon as the request is decoded or refused).
+			debug.FreeOSMemory()
+		}
+	}()
 	var req wire.Request
 	if err := json.NewDecoder(r).Decode(&req); err != nil {
 		if r.over {
@@ -258,8 +267,9 @@ func acceptLoop(ctx context.Context, accept func() (*net.UnixConn, error), handl
 
 // RaiseFileLimit raises the soft limit of open files (RLIMIT_NOFILE) to
 // the hard limit, so that many idle connections do not run the agent out
-// of descriptors (Go itself only does so for child processes it starts
-// with the old limit). It returns the limits before and after.
+// of descriptors. Go's syscall package does the same at start since Go
+// 1.19; the agent does it itself so that it does not depend on the
+// runtime and the limit is logged. It returns the limits before and after.
 func RaiseFileLimit() (before, after uint64, err error) {
 	var l unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
@@ -289,18 +299,37 @@ func requestLimit(admin bool) int {
 	return maxGuestRequest
 }
 
+// tarpitMax bounds the refused connections held back at once, and
+// tarpitDelay is how long each is held: a guest that floods the socket
+// waits for its refusals instead of spinning (and taking the CPU an
+// administrator's change needs), while the descriptors held stay few.
+const (
+	tarpitMax   = 256
+	tarpitDelay = 500 * time.Millisecond
+)
+
 // refuse answers a connection that is over a bound, without waiting long
 // for a peer that does not read, and logs it at most once a second.
 func (s *Server) refuse(c net.Conn, peer Peer, msg string) {
-	c.SetWriteDeadline(time.Now().Add(time.Second))
-	json.NewEncoder(c).Encode(&wire.Response{Version: wire.ProtocolVersion, Error: msg})
 	s.guard.mu.Lock()
 	quiet := time.Since(s.guard.lastRefusal) < time.Second
 	if !quiet {
 		s.guard.lastRefusal = time.Now()
 	}
+	hold := s.guard.tarpit < tarpitMax
+	if hold {
+		s.guard.tarpit++
+	}
 	s.guard.mu.Unlock()
 	if !quiet {
 		s.log.Warn("refusing a request over its bounds (logged once a second)", "uid", peer.UID, "pid", peer.PID, "why", msg)
 	}
+	if hold {
+		time.Sleep(tarpitDelay)
+		s.guard.mu.Lock()
+		s.guard.tarpit--
+		s.guard.mu.Unlock()
+	}
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	json.NewEncoder(c).Encode(&wire.Response{Version: wire.ProtocolVersion, Error: msg})
 }
