@@ -47,6 +47,7 @@ type flags struct {
 	config      string
 	socket      string
 	state       string
+	lastGood    string
 	table       string
 	mgmt        string
 	ifmap       string
@@ -74,6 +75,9 @@ func parseFlags(args []string) (*flags, error) {
 	if f.state == "" {
 		f.state = filepath.Join(filepath.Dir(f.socket), "running-config")
 	}
+	if f.lastGood == "" {
+		f.lastGood = filepath.Join(filepath.Dir(f.config), "last-good-config")
+	}
 	return &f, nil
 }
 
@@ -85,6 +89,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`: loaded at start and on SIGHUP, written by write memory")
 	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+wire.DefaultSocket+")")
 	fs.StringVar(&f.state, "state", "", "`FILE` keeping the running-config for a restarted agent (default: running-config next to the socket)")
+	fs.StringVar(&f.lastGood, "last-good", "", "`FILE` keeping the last configuration applied successfully, installed when the startup-config cannot be loaded (default: last-good-config next to --config)")
 	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
 	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface `IF` for interface management 0 (default: the default route's)")
 	fs.StringVar(&f.ifmap, "interface-map", "", "what interface ethernet S/P means: `ethernet0/1=eth1,...`")
@@ -127,10 +132,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if err := serve(f, opts, log); err != nil {
 		log.Error("aclagent stopped", "err", err)
+		if errors.Is(err, agent.ErrUnsafeDir) {
+			return exitUnsafe
+		}
 		return 1
 	}
 	return 0
 }
+
+// exitUnsafe is the exit status of an agent that refuses its directories
+// (EX_CONFIG): the unit's RestartPreventExitStatus does not restart it,
+// since nothing changes until an administrator fixes them.
+const exitUnsafe = 78
 
 // compileOptions turns the interface and table flags into nft.Options.
 func compileOptions(f *flags) (nft.Options, error) {
@@ -232,6 +245,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	if o.MgmtInterface == "" {
 		log.Warn("no default route and no --mgmt-interface: interface management 0 maps to no Linux interface")
 	}
+	// The directories the agent writes in: created by it, refused when
+	// another user could plant files there (agent/dirs.go).
+	if err := agent.EnsureDirs(filepath.Dir(f.socket), filepath.Dir(f.state), filepath.Dir(f.config), filepath.Dir(f.lastGood)); err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
 	log.Info("starting", "version", version, "table", "inet "+o.Table, "socket", f.socket,
 		"config", f.config, "mgmt_interface", o.MgmtInterface, "admin_group", f.adminGroup)
 	srv := agent.NewServer(a, auth)
@@ -278,14 +296,15 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger) (*agent.Agent, *connt
 	resolve := resolver(host)
 	tracker := openTracker(o.Table, resolve, log)
 	opts := agent.Options{
-		Kernel:      nft.NewApplier(o.Table),
-		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
-		StartupPath: f.config,
-		StatePath:   f.state,
-		Resolve:     resolve,
-		Load:        func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
-		Version:     version,
-		Logger:      log,
+		Kernel:       nft.NewApplier(o.Table),
+		Compile:      func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
+		StartupPath:  f.config,
+		StatePath:    f.state,
+		LastGoodPath: f.lastGood,
+		Resolve:      resolve,
+		Load:         func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
+		Version:      version,
+		Logger:       log,
 	}
 	if tracker != nil {
 		opts.Sessions = tracker
