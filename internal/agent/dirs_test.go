@@ -28,7 +28,7 @@ func TestEnsureDirsCreatesAndChecks(t *testing.T) {
 	}
 	os.Chmod(dir, 0o755)
 	// A sticky world-writable parent (/tmp) is fine; a plain one is not.
-	os.Chmod(filepath.Dir(dir), 0o1777)
+	os.Chmod(filepath.Dir(dir), 0o777|os.ModeSticky)
 	if err := EnsureDirs(dir); err != nil {
 		t.Errorf("under a sticky parent: %v", err)
 	}
