@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -129,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f.check != "" {
 		return check(f.check, opts, stdout, stderr)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(stderr) // systemd.go: priorities for the journal
 	if err := serve(f, opts, log); err != nil {
 		log.Error("aclagent stopped", "err", err)
 		if errors.Is(err, agent.ErrUnsafeDir) {
@@ -271,8 +272,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 		go tracker.Run(ctx, sessionRefresh)
 	}
 	go reloadOnHUP(ctx, hup, a, f.config, log)
+	go watchdog(ctx, f.socket, log) // systemd.go
 	log.Info("ready")
+	notify(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+f.socket)
 	err := srv.Serve(ctx)
+	notify(log, daemon.SdNotifyStopping)
 	log.Info("stopping; the rules stay in the kernel")
 	return err
 }
@@ -335,9 +339,11 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, a *agent.Agent, path
 			return
 		case <-hup:
 			log.Info("SIGHUP: reloading the startup-config", "path", path)
+			notify(log, daemon.SdNotifyReloading)
 			if _, err := a.Reload(); err != nil {
 				log.Error("reload failed", "err", err)
 			}
+			notify(log, daemon.SdNotifyReady)
 		}
 	}
 }
