@@ -169,7 +169,11 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%% Error: %v\n", err)
 		return 1
 	}
-	cfg, err := cli.ParseConfig(string(data))
+	text, err := agent.CheckText(path, data) // what the agent refuses to load too
+	var cfg *acl.Config
+	if err == nil {
+		cfg, err = cli.ParseConfig(text)
+	}
 	if err == nil {
 		err = acl.Validate(cfg)
 	}
@@ -178,7 +182,7 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 		rs, err = nft.Compile(cfg, o)
 	}
 	if err != nil {
-		for _, e := range flatten(err) {
+		for _, e := range agent.FlattenErrors(err) {
 			fmt.Fprintln(stderr, checkError(path, e))
 		}
 		return 1
@@ -191,6 +195,10 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 // with the line and a caret for invalid input, or "FILE: % Error: ..." for
 // problems of the whole configuration.
 func checkError(path string, err error) string {
+	var fe *agent.FileError
+	if errors.As(err, &fe) {
+		return fe.Error()
+	}
 	var le *cli.LineError
 	if errors.As(err, &le) {
 		msg := fmt.Sprintf("%s:%d: %s", path, le.Line+1, le.Error())
@@ -206,17 +214,6 @@ func checkError(path string, err error) string {
 	return path + ": " + msg
 }
 
-// flatten lists the errors joined in err, one per line.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
 
 // serve runs the daemon until SIGTERM or SIGINT. The socket is claimed
 // first, so that a second agent fails before it touches the kernel; shells

@@ -62,10 +62,11 @@ func (e *FileError) Error() string {
 	return e.Path + ": " + e.Msg
 }
 
-// checkText checks data for what makes it no configuration at all: NUL
-// bytes and other binary, invalid UTF-8, overlong lines, an empty file, a
-// framed file that ends early. It returns the text to parse.
-func checkText(path string, data []byte) (string, error) {
+// CheckText checks a config file's data for what makes it no
+// configuration at all: NUL bytes and other binary, invalid UTF-8,
+// overlong lines, an empty file, a framed file that ends early. It returns
+// the text to parse, or a *FileError.
+func CheckText(path string, data []byte) (string, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &FileError{Path: path, Line: line, Msg: "% Error: " + fmt.Sprintf(format, args...)}
 	}
@@ -101,7 +102,7 @@ func checkText(path string, data []byte) (string, error) {
 // parseConfigFile parses, validates and compiles a config file's data, with
 // every error placed at its line.
 func (a *Agent) parseConfigFile(path string, data []byte) (*acl.Config, error) {
-	text, err := checkText(path, data)
+	text, err := CheckText(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +128,7 @@ func (a *Agent) parseConfigFile(path string, data []byte) (*acl.Config, error) {
 // validate or compile into a FileError at the line of the block or entry
 // it names (acl.Error's Path, e.g. `ip access-list extended x seq 10`).
 func placeError(path, text string, err error) *FileError {
-	errs := flattenErrors(err)
+	errs := FlattenErrors(err)
 	first := errs[0]
 	fe := &FileError{Path: path, Msg: userError(first)}
 	if len(errs) > 1 {
@@ -163,12 +164,13 @@ func lineOf(text, path string) int {
 	return 0
 }
 
-// flattenErrors lists the errors joined in err.
-func flattenErrors(err error) []error {
+// FlattenErrors lists the errors joined in err (errors.Join), one per
+// problem.
+func FlattenErrors(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flattenErrors(e)...)
+			out = append(out, FlattenErrors(e)...)
 		}
 		return out
 	}
