@@ -149,7 +149,12 @@ func (a *Agent) Configure(t cli.Txn) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.installLocked(next, "configure")
+	held := a.heldLocked() // boot.go
+	warns, err := a.installLocked(next, "configure")
+	if err == nil && held {
+		warns = append(warns, heldWarning)
+	}
+	return warns, err
 }
 
 // Replace installs cfg as the whole running config (used at start and on

@@ -354,6 +354,15 @@ func (a *Agent) StartupLoaded() bool {
 	return a.startup.err == nil
 }
 
+// heldLocked reports whether the agent runs no configuration of its own
+// because the startup-config was not loaded: the kernel's table is kept as
+// found, and the first change replaces it.
+func (a *Agent) heldLocked() bool { return a.ruleset == nil && a.startup.err != nil }
+
+// heldWarning tells the administrator whose change replaced the table that
+// the kernel held since a startup-config that was not loaded.
+const heldWarning = "% Warning: the startup-config was not loaded (show startup-config): this change replaced the table the kernel held with the running-config"
+
 // startupNote is what show startup-config prints before the file when it
 // was not loaded: comment lines, so the output still replays.
 func (a *Agent) startupNote() string {
