@@ -214,7 +214,6 @@ func checkError(path string, err error) string {
 	return path + ": " + msg
 }
 
-
 // serve runs the daemon until SIGTERM or SIGINT. The socket is claimed
 // first, so that a second agent fails before it touches the kernel; shells
 // that connect while the config is installed wait in the listen backlog.
