@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // Binding is one ACL applied in one direction, with the Linux names of the
@@ -95,7 +96,7 @@ type KeyID struct {
 }
 
 // TotalKey is the key of `connlimit N total`.
-const TotalKey = "total"
+const TotalKey = nft.TotalKey
 
 // KeyCount is one line of `show access-list sessions`: a key of a limited
 // entry with its open sessions and its limit. AtLimit is true when the next
@@ -107,8 +108,12 @@ type KeyCount struct {
 	Seq      int
 	Key      string
 	Sessions int
-	Limit    int
-	AtLimit  bool
+	// Old is how many of them were open before the key's limit set
+	// existed (they carry OldMark and are held in reservations, not in
+	// the kernel's count).
+	Old     int
+	Limit   int
+	AtLimit bool
 }
 
 // Attribution is where the open flows fall under a configuration.
@@ -324,9 +329,15 @@ func (a *Attribution) Counts() []KeyCount {
 	out := make([]KeyCount, 0, len(a.Keys))
 	for k, idx := range a.Keys {
 		c := a.Limits[k.EntryID]
+		old := 0
+		for _, i := range idx {
+			if a.Flows[i].Mark&OldMark != 0 {
+				old++
+			}
+		}
 		out = append(out, KeyCount{
 			ACL: k.ACL, Family: k.Family, Dir: k.Dir, Seq: k.Seq, Key: k.Key,
-			Sessions: len(idx), Limit: c.N,
+			Sessions: len(idx), Old: old, Limit: c.N,
 			AtLimit: len(idx) >= allowed(c, a.Actions[k.EntryID]),
 		})
 	}

@@ -69,6 +69,21 @@ func NewSim(rs *Ruleset) *Sim {
 	}
 	for _, set := range rs.Sets {
 		s.sets[set.Name] = &simSet{size: int(set.Size), elems: map[string]*simElem{}}
+		if set.Kind == SetGate {
+			s.AddElement(set.Name, nfprotoName(set.Entry.Family)) // created closed, as by Apply
+		}
+	}
+	return s
+}
+
+// NewSimOpen is NewSim with every gate open, as after the agent counted
+// the sessions open when the limits were created (none, in a simulation).
+func NewSimOpen(rs *Ruleset) *Sim {
+	s := NewSim(rs)
+	for _, set := range rs.Sets {
+		if set.Kind == SetGate {
+			s.OpenGate(set.Limit)
+		}
 	}
 	return s
 }
@@ -81,6 +96,26 @@ func (s *Sim) Counter(name string) int { return s.counters[name] }
 func (s *Sim) AddElement(set, key string) {
 	if st := s.sets[set]; st != nil && st.elems[key] == nil {
 		st.elems[key] = &simElem{set: st, key: key}
+	}
+}
+
+// Reserve holds a key of a limit set at a depth, as the agent's
+// WriteReservations does.
+func (s *Sim) Reserve(r Reservation) {
+	for _, set := range s.rs.Sets {
+		if set.Name == r.Set {
+			for _, m := range memberSets(set, r.Depth) {
+				s.AddElement(m, r.Key)
+			}
+		}
+	}
+}
+
+// OpenGate deletes the element of a limit set's gate (Apply creates it
+// closed: see NewSim).
+func (s *Sim) OpenGate(limit string) {
+	if g := s.sets[GateSetName(limit)]; g != nil {
+		clear(g.elems)
 	}
 }
 
@@ -129,7 +164,7 @@ type simEval struct {
 const simReturn Outcome = -1
 
 func (ev *simEval) chain(c *Chain, depth int) Outcome {
-	if c == nil || depth > 16 {
+	if c == nil || depth > 16+len(ev.sim.rs.Chains) {
 		return Admitted
 	}
 	for _, r := range c.Rules {
