@@ -266,51 +266,9 @@ func KeyOf(c *acl.Connlimit, f Flow) string {
 }
 
 // Matches reports whether the flow's original direction matches the entry's
-// protocol, addresses and ports.
+// protocol, addresses and ports (acl.Entry.Matches).
 func Matches(e *acl.Entry, f Flow) bool {
-	if e.Proto != acl.ProtoAny && e.Proto != int(f.Proto) {
-		return false
-	}
-	if !addrMatches(e.Src, f.Src) || !addrMatches(e.Dst, f.Dst) {
-		return false
-	}
-	return portMatches(e.SrcPort, f.SrcPort) && portMatches(e.DstPort, f.DstPort)
-}
-
-func addrMatches(m acl.Addr, a netip.Addr) bool {
-	a = a.Unmap()
-	switch m.Kind {
-	case acl.AddrPrefix:
-		return m.Prefix.Contains(a)
-	case acl.AddrWildcard:
-		if m.Base.BitLen() != a.BitLen() {
-			return false
-		}
-		ab, bb, wb := a.AsSlice(), m.Base.AsSlice(), m.Wildcard.AsSlice()
-		for i := range ab {
-			if ab[i]&^wb[i] != bb[i] {
-				return false
-			}
-		}
-		return true
-	}
-	return true
-}
-
-func portMatches(m acl.PortMatch, p uint16) bool {
-	switch m.Op {
-	case acl.PortEq:
-		return p == m.Lo
-	case acl.PortNeq:
-		return p != m.Lo
-	case acl.PortLt:
-		return p < m.Lo
-	case acl.PortGt:
-		return p > m.Lo
-	case acl.PortRange:
-		return p >= m.Lo && p <= m.Hi
-	}
-	return true
+	return e.Matches(f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort)
 }
 
 // allowed is how many open sessions a key may hold before its next

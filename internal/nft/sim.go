@@ -249,9 +249,9 @@ func (ev *simEval) match(st Stmt) bool {
 		if st.Dst {
 			a = f.Dst
 		}
-		return ev.fam() == st.Family && addrIn(st.Match, a)
+		return ev.fam() == st.Family && st.Match.Contains(a)
 	case *Ports:
-		return f.Proto == st.Proto && portIn(st.Src, f.SPort) && portIn(st.Dst, f.DPort)
+		return f.Proto == st.Proto && st.Src.Matches(f.SPort) && st.Dst.Matches(f.DPort)
 	case *SkUID:
 		return f.Hook == "output" && f.UID == st.UID
 	case *ICMPv6Types:
@@ -325,35 +325,4 @@ func (ev *simEval) key(k Key) string {
 		return p.String()
 	}
 	return ev.f.Src.String()
-}
-
-func addrIn(m acl.Addr, a netip.Addr) bool {
-	switch m.Kind {
-	case acl.AddrPrefix:
-		return m.Prefix.Contains(a)
-	case acl.AddrWildcard:
-		if a.BitLen() != m.Base.BitLen() {
-			return false
-		}
-		x, w, b := a.AsSlice(), m.Wildcard.AsSlice(), m.Base.AsSlice()
-		for i := range x {
-			if x[i]&^w[i] != b[i] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func portIn(m acl.PortMatch, p uint16) bool {
-	m = normPort(m)
-	switch m.Op {
-	case acl.PortEq:
-		return p == m.Lo
-	case acl.PortNeq:
-		return p != m.Lo
-	case acl.PortRange:
-		return p >= m.Lo && p <= m.Hi
-	}
-	return true
 }
