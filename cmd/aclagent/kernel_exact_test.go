@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,4 +203,56 @@ func TestKernelExactAppliedToAnotherInterface(t *testing.T) {
 	p.Client.Expect(t, "10.9.0.1", other, netns.Reset)
 	open[0].Close()
 	admitOneMore(t, p.Client, "10.9.0.1", other, ag)
+}
+
+// TestKernelAdoptSessionsOpenBeforeFirstInstall: 6 sessions are open before
+// the agent first installs anything (conntrack does not track them yet).
+// With `keep`, all 6 survive the install (conntrack picks each up
+// mid-stream, as `ct state new` without a SYN, and the agent adopts it
+// instead of judging it), and once adopted they count: under connlimit 3
+// the next connection is refused, and closing 4 of them gives exactly one
+// slot back.
+func TestKernelAdoptSessionsOpenBeforeFirstInstall(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	open := openN(t, p, 6)
+	ag := newAgent(t, p.Server, "s0")
+	os.WriteFile(ag.startup, []byte(fmt.Sprintf(`ip access-list extended check
+ %s
+ seq 20 permit ip any any
+interface management 0
+ ip access-group check in
+`, fmt.Sprintf(slxEntry, 3))), 0o644)
+	ag.start()
+	for i, c := range open {
+		if err := netns.Echo(c); err != nil {
+			t.Fatalf("session %d open before the install: %v, want it kept", i, err)
+		}
+	}
+	// Adopted within a refresh and a drift check: refused from then on.
+	refused := false
+	for range 40 {
+		c, got, _ := p.Client.Dial("", ssh, netns.DialTimeout)
+		if got == netns.Reset {
+			refused = true
+			break
+		}
+		if c != nil {
+			c.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !refused {
+		t.Fatalf("6 adopted sessions under connlimit 3: new connections still admitted after 4 s:\n%s", ag.log)
+	}
+	for i, c := range open {
+		if err := netns.Echo(c); err != nil {
+			t.Errorf("session %d after adoption: %v, want it kept", i, err)
+		}
+	}
+	expectShownOld(t, ag, p.Client, 22, "check", "10", 3, map[string]int{netns.PairClient4: 6}, map[string]int{netns.PairClient4: 6})
+	for _, c := range open[:4] {
+		c.Close()
+	}
+	admitOneMore(t, p.Client, "", ssh, ag)
 }

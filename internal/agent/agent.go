@@ -32,6 +32,9 @@ type SessionTracker interface {
 	// ClearSessions resets sessions counted under an ACL (entry seq unless
 	// 0, source src when valid).
 	ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, src netip.Addr) error
+	// Renewals returns the limit sets to start afresh because sessions
+	// they did not count came to fall under them (picked up mid-stream).
+	Renewals() []string
 }
 
 // Options configure an Agent. Kernel and Compile are required.

@@ -38,7 +38,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	}
 	ok, err := a.opts.Kernel.InSync(a.ruleset)
 	if err == nil && ok {
-		return false, nil
+		return a.adoptLocked()
 	}
 	if err != nil {
 		a.log.Warn("cannot compare the kernel table, re-installing", "err", err)
@@ -60,6 +60,24 @@ func (a *Agent) RepairDrift() (bool, error) {
 	a.armLoadLocked()
 	a.dropResetBaselinesLocked()
 	a.log.Info("table restored")
+	return true, nil
+}
+
+// adoptLocked renews the limit sets that sessions picked up mid-stream
+// fall under, so that they count (SessionTracker.Renewals).
+func (a *Agent) adoptLocked() (bool, error) {
+	if a.opts.Sessions == nil {
+		return false, nil
+	}
+	renew := a.opts.Sessions.Renewals()
+	if len(renew) == 0 {
+		return false, nil
+	}
+	a.log.Info("sessions open before conntrack tracked them: counting them", "limits", renew)
+	if err := a.applyLocked(a.running, a.ruleset, "adopt sessions", renew); err != nil {
+		a.failures++
+		return false, err
+	}
 	return true, nil
 }
 

@@ -43,6 +43,8 @@ func (f *fakeTracker) Sessions(cfg *acl.Config, fam acl.Family, name string, seq
 	return f.keys, nil
 }
 
+func (f *fakeTracker) Renewals() []string { return nil }
+
 func (f *fakeTracker) ClearSessions(*acl.Config, acl.Family, string, int, netip.Addr) error {
 	f.calls = append(f.calls, "clear-sessions")
 	return nil

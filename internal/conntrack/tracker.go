@@ -55,6 +55,8 @@ type Tracker struct {
 	// installing is set from Prepare to Installed: the kernel may hold a
 	// ruleset that sets and cfg do not describe yet.
 	installing bool
+	// renew lists limit sets that adopted sessions fall under (Renewals).
+	renew []string
 }
 
 // NewTracker opens conntrack and sock_diag in the namespace and turns on
@@ -266,6 +268,9 @@ func (t *Tracker) Refresh() error {
 			return err
 		}
 	}
+	if err := t.adoptLocked(); err != nil {
+		return err
+	}
 	if len(t.held) == 0 {
 		return nil
 	}
@@ -285,6 +290,49 @@ func (t *Tracker) Refresh() error {
 	}
 	t.held = next
 	return nil
+}
+
+// adoptLocked finds the sessions picked up mid-stream (AdoptMark, filtered
+// in the kernel): the limit sets they fall under are to be renewed (see
+// Renewals); the mark is taken off the others.
+func (t *Tracker) adoptLocked() error {
+	adopted, err := t.ct.DumpMarked(AdoptMark)
+	if err != nil || len(adopted) == 0 {
+		return err
+	}
+	t.resetLocator()
+	a := Attribute(Bindings(t.cfg, t.opts.IfName), adopted, t.opts.Locator)
+	under := map[int]bool{}
+	for _, s := range t.sets {
+		for k, idx := range a.Keys {
+			if k.EntryID == s.Entry {
+				for _, i := range idx {
+					under[i] = true
+				}
+				if !slices.Contains(t.renew, s.Name) {
+					t.renew = append(t.renew, s.Name)
+				}
+			}
+		}
+	}
+	var errs []error
+	for i, f := range a.Flows {
+		if !under[i] {
+			errs = append(errs, t.ct.SetMark(f, f.Mark&^AdoptMark))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Renewals returns (and forgets) the limit sets that sessions picked up
+// mid-stream fall under: the agent renews them, and Installed then counts
+// those sessions as old.
+func (t *Tracker) Renewals() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.renew
+	t.renew = nil
+	return out
 }
 
 // heldSets returns the installed limit sets that hold reservations.

@@ -232,7 +232,19 @@ func sameExprs(have, want []expr.Any) bool {
 	return true
 }
 
+// ReadBack is how google/nftables v0.3.0 reads an expression back from the
+// kernel: it ignores NFTA_CT_SREG, so a `ct set` (Ct with SourceRegister)
+// reads back as a load into register 0. Comparisons with what the kernel
+// holds compare expressions in this form.
+func ReadBack(e expr.Any) expr.Any {
+	if ct, ok := e.(*expr.Ct); ok && ct.SourceRegister {
+		return &expr.Ct{Key: ct.Key, Direction: ct.Direction}
+	}
+	return e
+}
+
 func marshalStateless(e expr.Any) ([]byte, error) {
+	e = ReadBack(e)
 	switch v := e.(type) {
 	case *expr.Counter:
 		e = &expr.Counter{}
