@@ -256,3 +256,43 @@ interface management 0
 	}
 	admitOneMore(t, p.Client, "", ssh, ag)
 }
+
+// TestKernelDriftKinds (issue 12): each way someone else can make a limit
+// stop holding — the limit set flushed, a reservation deleted, the table
+// made dormant, a gate closed — is repaired within 2 s: then C's 4th is
+// refused (no extra admission), and closing one of its 3 gives exactly one
+// back.
+func TestKernelDriftKinds(t *testing.T) {
+	set := "ip_check_in_10_src_3"
+	for _, c := range []struct {
+		name string
+		old  bool // C's sessions opened before the limit (held as old)
+		do   []string
+	}{
+		{"limit set flushed", false, []string{"flush", "set", "inet", "slxsh", set}},
+		{"reservation deleted", true, []string{"delete", "element", "inet", "slxsh", set + "_r", "{ " + netns.PairClient4 + " }"}},
+		{"table dormant", false, []string{"add", "table", "inet", "slxsh", "{ flags dormant; }"}},
+		{"gate closed", false, []string{"add", "element", "inet", "slxsh", set + "_g", "{ ipv4 }"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, ag := sessionsSetup(t, "keep", "")
+			var open []net.Conn
+			if c.old {
+				open = openN(t, p, 3)
+			}
+			addEntry(ag, fmt.Sprintf(slxEntry, 3))
+			if !c.old {
+				open = openN(t, p, 3)
+			}
+			p.Client.Expect(t, "", ssh, netns.Reset)
+			ag.ns.MustExec(t, append([]string{"nft"}, c.do...)...)
+			time.Sleep(2 * time.Second)
+			if _, got, _ := p.Client.Dial("", ssh, netns.DialTimeout); got != netns.Reset {
+				t.Fatalf("2 s after %q: the 4th got %v, want reset:\n%s", c.name, got, ag.log)
+			}
+			expectShown(t, ag, p.Client, 22, "check", "10", 3, map[string]int{netns.PairClient4: 3})
+			open[0].Close()
+			admitOneMore(t, p.Client, "", ssh, ag)
+		})
+	}
+}
