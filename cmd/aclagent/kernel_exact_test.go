@@ -296,3 +296,43 @@ func TestKernelDriftKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelRepairWhileFlushing (issue 12): 500 sources go over a
+// `block-for 60 flush` limit at once, so the agent has 500 sources' sessions
+// to reset; meanwhile someone deletes the table. It is restored within 2 s,
+// and afterwards a limit that 10 sessions fill refuses the 11th.
+func TestKernelRepairWhileFlushing(t *testing.T) {
+	p, ag := sessionsSetup(t, "keep", fmt.Sprintf("seq 10 permit tcp any host %s eq 22 connlimit 1 block-for 60 flush", netns.PairServer4))
+	svc := net.JoinHostPort(netns.PairServer4, "9000")
+	p.Server.Listen(t, svc)
+	addEntry(ag, fmt.Sprintf("seq 15 permit tcp any host %s eq 9000 connlimit 10 total", netns.PairServer4))
+	for range 10 {
+		p.Client.Expect(t, "", svc, netns.Connected)
+	}
+	p.Server.AddAddr(t, "s0", "10.0.1.2/24")
+	var srcs []string
+	for h := 3; h <= 252; h++ {
+		srcs = append(srcs, fmt.Sprintf("10.0.0.%d", h), fmt.Sprintf("10.0.1.%d", h))
+	}
+	for _, a := range srcs {
+		p.Client.AddAddr(t, "c0", a+"/24")
+	}
+	var first []net.Conn
+	for _, a := range srcs {
+		first = append(first, p.Client.Expect(t, a, ssh, netns.Connected))
+	}
+	for _, a := range srcs { // over the limit: blocked, its session to be flushed
+		p.Client.Expect(t, a, ssh, netns.Reset)
+	}
+	time.Sleep(1100 * time.Millisecond) // the flush loop's second
+	start := time.Now()
+	ag.ns.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	waitRestored(t, ag)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("restored after %v with 500 flushes pending, want < 2 s", d)
+	}
+	p.Client.Expect(t, "", svc, netns.Reset)
+	for _, i := range []int{0, 250, 499} { // flushed: reset on their next packet at the latest
+		expectConnReset(t, first[i], "session of blocked source "+srcs[i])
+	}
+}
