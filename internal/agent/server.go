@@ -181,7 +181,9 @@ func init() {
 	cli.Handle(h, cli.OpClearSessions, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) {
 		return none, a.ClearSessions(r.Family, r.Name, r.Seq, r.Source)
 	})
-	cli.Handle(h, cli.OpClearBlocked, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) { return none, a.ClearBlocked(r.Family, r.Name, r.Source) })
+	cli.Handle(h, cli.OpClearBlocked, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) {
+		return none, a.ClearBlocked(r.Family, r.Name, r.Source)
+	})
 	cli.Handle(h, cli.OpNftables, func(a *Agent, _ cli.NoArgs) (string, error) { return a.NftablesText(), nil })
 	cli.Handle(h, cli.OpVersion, func(a *Agent, _ cli.NoArgs) (string, error) { return a.VersionText(), nil })
 	cli.Handle(h, cli.OpInterfaces, func(a *Agent, _ cli.NoArgs) ([]cli.InterfaceName, error) { return a.InterfaceNames(), nil })

@@ -158,7 +158,9 @@ func agentInterfaces(b Backend) Backend {
 // fakeHost is a fixed host for the goldens.
 type fakeHost struct{}
 
-func (fakeHost) Chassis() (model, product, serial string) { return "Linux-amd64", "Standard PC (Q35 + ICH9, 2009)", "" }
+func (fakeHost) Chassis() (model, product, serial string) {
+	return "Linux-amd64", "Standard PC (Q35 + ICH9, 2009)", ""
+}
 
 func (fakeHost) Memory() (total, free uint64, err error) { return 16318604, 12000000, nil }
 

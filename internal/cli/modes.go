@@ -68,10 +68,10 @@ func (f frame) promptSuffix() string {
 type nav int
 
 const (
-	navNone nav = iota
-	navExit     // up one level
-	navEnd      // back to exec
-	navConfig   // configure terminal in a configuration mode: to global configuration
+	navNone   nav = iota
+	navExit       // up one level
+	navEnd        // back to exec
+	navConfig     // configure terminal in a configuration mode: to global configuration
 )
 
 // env is what configuration handlers work on.

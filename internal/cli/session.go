@@ -26,8 +26,8 @@ type Session struct {
 	length      int
 	width       int
 	confirm     func(question string) (answer string, ok bool) // nil: do not ask (scripts)
-	host_       Host                                          // show chassis, show interface, ...
-	noMore      bool                                          // the last command's output was piped through nomore
+	host_       Host                                           // show chassis, show interface, ...
+	noMore      bool                                           // the last command's output was piped through nomore
 }
 
 // NewSession returns a session in exec mode. hostname is shown in the
