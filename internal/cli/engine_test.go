@@ -167,7 +167,7 @@ func TestApplyLines(t *testing.T) {
 	if got := acl.Format(c); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	_, err = ApplyLines(base, Txn{Context: []string{"ip access-list extended a"}, Lines: []string{"permit udp any any", "permit tcp any any eq 22", "hostname x"}})
+	_, err = ApplyLines(base, Txn{Context: []string{"ip access-list extended a"}, Lines: []string{"permit udp any any", "seq 10 permit icmp any any", "hostname x"}})
 	var le *LineError
 	if !errors.As(err, &le) || le.Line != 1 || le.Kind != ErrSemantic {
 		t.Errorf("got %#v, want a semantic error on line 1", err)
