@@ -293,8 +293,9 @@ func (s *Session) Complete(line string) []string {
 // RunScript runs a script (a file, stdin, or -c commands) without prompts.
 // Exec lines run as they come; each `configure terminal` … `end` (or EOF)
 // block is one transaction, applied when the block ends. The first error
-// is printed as "NAME:LINE: % ..." and returned; a block with an error
-// applies nothing.
+// is printed as "NAME:LINE: % ..." and returned as a *ScriptError; a block
+// with an error applies nothing. An error reading r is returned without
+// being printed.
 func (s *Session) RunScript(r io.Reader, name string, w io.Writer) error {
 	ask := s.confirm
 	s.confirm = nil // scripts are never asked anything
@@ -360,8 +361,22 @@ func (s *Session) scriptError(w io.Writer, name string, n int, line string, err 
 		fmt.Fprintf(w, "%s^\n", strings.Repeat(" ", utf8.RuneCountInString(prefix)+utf8.RuneCountInString(le.Text[:min(le.Col, len(le.Text))])))
 	}
 	fmt.Fprintf(w, "%s:%d: %s\n", name, n, userMessage(err))
-	return fmt.Errorf("%s:%d: %w", name, n, err)
+	return &ScriptError{Name: name, Line: n, Err: err}
 }
+
+// ScriptError is the error of a script line, which RunScript has printed
+// already (as NAME:LINE: % ...).
+type ScriptError struct {
+	Name string
+	Line int
+	Err  error
+}
+
+// Error returns the message as printed.
+func (e *ScriptError) Error() string { return fmt.Sprintf("%s:%d: %s", e.Name, e.Line, userMessage(e.Err)) }
+
+// Unwrap returns the line's error.
+func (e *ScriptError) Unwrap() error { return e.Err }
 
 // block is a scripted configuration block being collected.
 type block struct {
