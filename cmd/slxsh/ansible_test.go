@@ -231,12 +231,12 @@ func checkFacts(t *testing.T, tk ansibleTask, config string) {
 		t.Fatalf("slxos_facts failed: %s", tk.Msg)
 	}
 	var f struct {
-		Version    string `json:"ansible_net_version"`
-		Model      string `json:"ansible_net_model"`
-		Serial     string `json:"ansible_net_serialnum"`
-		MemTotal   int    `json:"ansible_net_memtotal_mb"`
-		MemFree    int    `json:"ansible_net_memfree_mb"`
-		Config     string `json:"ansible_net_config"`
+		Version    string   `json:"ansible_net_version"`
+		Model      string   `json:"ansible_net_model"`
+		Serial     string   `json:"ansible_net_serialnum"`
+		MemTotal   int      `json:"ansible_net_memtotal_mb"`
+		MemFree    int      `json:"ansible_net_memfree_mb"`
+		Config     string   `json:"ansible_net_config"`
 		AllIPv4    []string `json:"ansible_net_all_ipv4_addresses"`
 		AllIPv6    []string `json:"ansible_net_all_ipv6_addresses"`
 		Interfaces map[string]struct {

@@ -373,7 +373,9 @@ type ScriptError struct {
 }
 
 // Error returns the message as printed.
-func (e *ScriptError) Error() string { return fmt.Sprintf("%s:%d: %s", e.Name, e.Line, userMessage(e.Err)) }
+func (e *ScriptError) Error() string {
+	return fmt.Sprintf("%s:%d: %s", e.Name, e.Line, userMessage(e.Err))
+}
 
 // Unwrap returns the line's error.
 func (e *ScriptError) Unwrap() error { return e.Err }
