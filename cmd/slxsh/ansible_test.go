@@ -277,3 +277,69 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestKernelSSHNetmiko runs testdata/ssh/netmiko/push.py (AUTOMATION.md's
+// Netmiko example, extreme_slx) against slxsh as ForceCommand in front of
+// aclagent: send_config_from_file twice (the second changes nothing and
+// gives no error), save_config, show commands with pipes.
+func TestKernelSSHNetmiko(t *testing.T) {
+	r := newAutomationRig(t)
+	if err := exec.Command("/usr/bin/python3", "-c", "import netmiko").Run(); err != nil {
+		requireFile(t, "/usr/lib/python3/dist-packages/netmiko")
+	}
+	push, _ := filepath.Abs("../../testdata/ssh/netmiko/push.py")
+	cfg, _ := filepath.Abs("../../testdata/ssh/netmiko/acl.cfg")
+	cmd := exec.Command("ip", "netns", "exec", r.ns, "/usr/bin/python3", push, cfg)
+	cmd.Env = append(os.Environ(), "SLX_HOST=127.0.0.1", "SLX_PORT=2222", "SLX_USER=root", "SLX_KEY="+filepath.Join(r.dir, "userkey"))
+	out, err := cmd.CombinedOutput()
+	if testing.Verbose() {
+		t.Logf("push.py:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("push.py: %v\n%s", err, out)
+	}
+	sections := map[string]string{}
+	for _, s := range strings.Split(string(out), "--- ")[1:] {
+		name, body, _ := strings.Cut(s, "\n")
+		sections[name] = body
+	}
+	host := hostName(t)
+	for _, run := range []string{"first push", "second push"} {
+		wantContains(t, run, sections[run], host+"(conf-ipacl-ext)#", "permit ip any any")
+		if strings.Contains(sections[run], "%") {
+			t.Errorf("%s gave an error:\n%s", run, sections[run])
+		}
+	}
+	if s := sections["save"]; !strings.Contains(s, "Do you want to continue? [y/n]:") || strings.Contains(s, "%") {
+		t.Errorf("save_config: %q", s)
+	}
+	if got := strings.TrimSpace(sections["count"]); got != "Number of lines: 3" {
+		t.Errorf("show running-config | include seq | count = %q; want 3 (the file twice is the file once)", got)
+	}
+	if got := strings.TrimSpace(sections["files"]); got != "seq 20 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9001 connlimit 1 (0 matches, 0 refused, 0 at limit)" {
+		t.Errorf("show access-list ip files | include \"eq 9001\" = %q", got)
+	}
+	saved, err := os.ReadFile(filepath.Join(r.dir, "startup-config"))
+	if err != nil || !strings.Contains(string(saved), " seq 10 remark pushed by Netmiko from a config file\n") {
+		t.Errorf("startup-config after save_config: %v\n%s", err, saved)
+	}
+}
+
+// TestAutomationDocShowsTestedFiles: AUTOMATION.md shows the Ansible and
+// Netmiko files that TestKernelSSHAnsible and TestKernelSSHNetmiko run, as
+// they are.
+func TestAutomationDocShowsTestedFiles(t *testing.T) {
+	doc, err := os.ReadFile("AUTOMATION.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ansible/ansible.cfg", "ansible/inventory.ini", "ansible/site.yml", "ansible/bind.cfg", "netmiko/push.py", "netmiko/acl.cfg"} {
+		data, err := os.ReadFile(filepath.Join("../../testdata/ssh", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(doc, data) {
+			t.Errorf("AUTOMATION.md does not show testdata/ssh/%s as it is", f)
+		}
+	}
+}
