@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -133,6 +134,24 @@ func (r *automationRig) runPlaybook(t *testing.T, dir string) *ansibleRun {
 	return &rep
 }
 
+// ssh runs `ssh host COMMAND` (OpenSSH, no PTY) against the rig and
+// returns the output (stdout and stderr) and the exit status.
+func (r *automationRig) ssh(t *testing.T, command string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", r.ns, "ssh", "-p", "2222", "-i", filepath.Join(r.dir, "userkey"),
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+		"root@127.0.0.1", command)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
 // TestKernelSSHAnsible runs the playbook of AUTOMATION.md (Debian's
 // ansible, community.network slxos modules, network_cli) twice against
 // slxsh as sshd's ForceCommand in front of a real aclagent: the first run
@@ -179,6 +198,17 @@ func TestKernelSSHAnsible(t *testing.T) {
 			c.Expect(t, netns.PairClient4, netns.PairServer4+":9000", netns.Connected)
 		}
 		c.Expect(t, netns.PairClient4, netns.PairServer4+":9000", netns.Reset) // connlimit 2
+	})
+
+	t.Run("ssh_command", func(t *testing.T) {
+		out, code := r.ssh(t, "show access-list ip check")
+		if code != 0 || !strings.HasPrefix(out, "ip access-list extended check\n seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9000 connlimit 2 (") {
+			t.Errorf("ssh host 'show access-list ip check': exit %d, output %q", code, out)
+		}
+		out, code = r.ssh(t, "show access-list ip check | include seq 20; show bogus")
+		if code == 0 || out != " seq 20 permit ip any any (0 matches, 0 refused)\n<command>:2: show bogus\n" + strings.Repeat(" ", len("<command>:2: show ")) + "^\n<command>:2: % Invalid input detected at '^' marker.\n" {
+			t.Errorf("ssh host 'show ...; show bogus': exit %d, output %q; want the first output, the error once and a failure", code, out)
+		}
 	})
 
 	second := r.runPlaybook(t, dir)
