@@ -206,7 +206,7 @@ func TestKernelSSHAnsible(t *testing.T) {
 			t.Errorf("ssh host 'show access-list ip check': exit %d, output %q", code, out)
 		}
 		out, code = r.ssh(t, "show access-list ip check | include seq 20; show bogus")
-		if code == 0 || out != " seq 20 permit ip any any (0 matches, 0 refused)\n<command>:2: show bogus\n" + strings.Repeat(" ", len("<command>:2: show ")) + "^\n<command>:2: % Invalid input detected at '^' marker.\n" {
+		if code == 0 || out != " seq 20 permit ip any any (0 matches, 0 refused)\n<command>:2: show bogus\n"+strings.Repeat(" ", len("<command>:2: show "))+"^\n<command>:2: % Invalid input detected at '^' marker.\n" {
 			t.Errorf("ssh host 'show ...; show bogus': exit %d, output %q; want the first output, the error once and a failure", code, out)
 		}
 	})
