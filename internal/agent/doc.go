@@ -12,7 +12,9 @@
 //   - reconcile.go: start (adopting a restarted agent's running config),
 //     SIGHUP reload, drift repair, recompiling when the host changed.
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
-//     SO_PEERGROUPS) decide who may change the configuration.
+//     SO_PEERGROUPS) decide who may change the configuration, for the
+//     operations internal/cli declares as changes (cli.Op.Mutates).
+//     serverOps maps every declared operation to the agent's method.
 //   - counters.go, show.go, metrics.go: what the shell and Prometheus see;
 //     `clear access-list counters` as baselines (kept for a restarted
 //     agent by baselines.go).
@@ -20,6 +22,7 @@
 //   - revert.go: `configure terminal revert timer`, kept across restarts.
 //   - persist.go: atomic file replacement.
 //   - wire (a subpackage, free of kernel code): the versioned protocol, one
-//     JSON request and one JSON response per connection, and the shell's
-//     side, a cli.Backend that talks to the socket.
+//     JSON request (operation name, argument) and one JSON response
+//     (error or result) per connection, and the shell's side, a
+//     cli.Backend that carries any operation to the socket.
 package agent
