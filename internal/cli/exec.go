@@ -80,7 +80,7 @@ func selfACL(a *aclArgs) *aclArgs { return a }
 
 // textCmd is a show command that prints the text result of an operation.
 func textCmd(syntax node, op Op[NoArgs, string]) *command {
-	return execCmd(syntax, func(s *Session, w io.Writer, _ *noArgs) error {
+	return execCmd(syntax, func(s *Session, w io.Writer, _ *NoArgs) error {
 		return writeResult(w)(Call(s.b, op, NoArgs{}))
 	})
 }
@@ -94,7 +94,7 @@ func opCmd[T, A any](syntax node, op Op[A, NoArgs], arg func(*T) A) *command {
 	})
 }
 
-func noOpArgs(*noArgs) NoArgs { return NoArgs{} }
+func noOpArgs(*NoArgs) NoArgs { return NoArgs{} }
 
 func execCommands() []*command {
 	show := kw("show", "Show running system information")
@@ -136,14 +136,14 @@ func execCommands() []*command {
 		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
 		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),
-			func(s *Session, w io.Writer, a *noArgs) error {
+			func(s *Session, w io.Writer, a *NoArgs) error {
 				for _, l := range s.history {
 					fmt.Fprintf(w, "  %s\n", l)
 				}
 				return nil
 			}),
 		execCmd(seq(show, kw("clock", "Date and time"), pipe),
-			func(s *Session, w io.Writer, a *noArgs) error {
+			func(s *Session, w io.Writer, a *NoArgs) error {
 				_, err := fmt.Fprintln(w, time.Now().Format("15:04:05.000 MST Mon Jan 2 2006"))
 				return err
 			}),
@@ -234,7 +234,7 @@ const SaveQuestion = "This operation will modify your startup configuration. Do 
 // cmdCopy is `copy running-config startup-config`: on a terminal it asks
 // first, as SLX-OS does, until the answer is yes or no; `write memory` and
 // scripts do not ask.
-func cmdCopy(s *Session, w io.Writer, _ *noArgs) error {
+func cmdCopy(s *Session, w io.Writer, _ *NoArgs) error {
 	if s.confirm != nil {
 		if err := s.mayConfigure(); err != nil {
 			return err // not asked a question whose yes would be refused
@@ -314,7 +314,7 @@ func cmdShowRunning(s *Session, w io.Writer, a *runningArgs) error {
 
 // cmdShowVersion prints the shell's version, on the line Ansible's slxos
 // plugin reads the version from, then the backend's lines.
-func cmdShowVersion(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowVersion(s *Session, w io.Writer, _ *NoArgs) error {
 	fmt.Fprintf(w, "slxsh version %s\n", Version)
 	fmt.Fprintf(w, "SLX-OS Operating System Version: %s (slxsh, SLX-OS compatible command set)\n", Version)
 	return writeResult(w)(Call(s.b, OpVersion, NoArgs{}))
@@ -361,7 +361,7 @@ func cmdShowACLs(s *Session, w io.Writer, a *aclArgs) error {
 }
 
 // cmdShowAllACLs is IOS's show access-lists: every list of both families.
-func cmdShowAllACLs(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowAllACLs(s *Session, w io.Writer, _ *NoArgs) error {
 	return s.showACLsOf(w, func(*acl.ACL) bool { return true })
 }
 

@@ -102,7 +102,7 @@ func hostCommands(show *atom, pipe node) []*command {
 		execCmd(seq(show, kw("interface", "Interface status"), pipe), cmdShowInterfaces),
 		execCmd(seq(show, kw("ipv6", "IPv6 information"), kw("interface", "IPv6 interfaces"), kw("brief", "One line per address"), pipe), cmdShowIPv6Brief),
 		execCmd(seq(show, kw("lldp", "LLDP information"), kw("neighbors", "LLDP neighbors"), opt(kw("detail", "In detail")), pipe),
-			func(*Session, io.Writer, *noArgs) error { return nil }), // Linux runs no LLDP agent of ours: no neighbors
+			func(*Session, io.Writer, *NoArgs) error { return nil }), // Linux runs no LLDP agent of ours: no neighbors
 	}
 }
 
@@ -113,7 +113,7 @@ func orUnknown(s string) string {
 	return s
 }
 
-func cmdShowChassis(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowChassis(s *Session, w io.Writer, _ *NoArgs) error {
 	model, product, serial := s.host_.Chassis()
 	fmt.Fprintf(w, "Chassis Name:\t%s\n", model)
 	fmt.Fprintf(w, "Host Name:\t%s\n", s.host)
@@ -122,7 +122,7 @@ func cmdShowChassis(s *Session, w io.Writer, _ *noArgs) error {
 	return err
 }
 
-func cmdShowInventory(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowInventory(s *Session, w io.Writer, _ *NoArgs) error {
 	model, product, serial := s.host_.Chassis()
 	fmt.Fprintf(w, "NAME: Chassis  DESCR: %s\n", orUnknown(product))
 	_, err := fmt.Fprintf(w, "SID:%s  SwitchType: Linux\nPN:%s  SN:%s\n", model,
@@ -130,7 +130,7 @@ func cmdShowInventory(s *Session, w io.Writer, _ *noArgs) error {
 	return err
 }
 
-func cmdShowMemory(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowMemory(s *Session, w io.Writer, _ *NoArgs) error {
 	total, free, err := s.host_.Memory()
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func upDown(up bool) string {
 	return "down"
 }
 
-func cmdShowInterfaces(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowInterfaces(s *Session, w io.Writer, _ *NoArgs) error {
 	ifs, err := s.host_.Interfaces()
 	if err != nil {
 		return err
@@ -194,7 +194,7 @@ func cmdShowInterfaces(s *Session, w io.Writer, _ *noArgs) error {
 	return nil
 }
 
-func cmdShowIPv6Brief(s *Session, w io.Writer, _ *noArgs) error {
+func cmdShowIPv6Brief(s *Session, w io.Writer, _ *NoArgs) error {
 	ifs, err := s.host_.Interfaces()
 	if err != nil {
 		return err

@@ -125,9 +125,6 @@ func navCmd(syntax node, n nav) *command {
 	return &command{syntax: syntax, newArgs: func() any { return new(struct{}) }, nav: n}
 }
 
-// noArgs is the argument struct of commands without arguments.
-type noArgs struct{}
-
 // grammar builds the root node of a list of commands.
 func grammar(cmds []*command) node {
 	a := make([]node, len(cmds))
@@ -200,7 +197,7 @@ func grammarOf(f frame) node {
 func execCmdDo(execRef node) *command {
 	return &command{
 		syntax:  seq(kw("do", "Run an exec command"), execRef),
-		newArgs: func() any { return new(noArgs) },
+		newArgs: func() any { return new(NoArgs) },
 		exec:    func(*Session, io.Writer, any) error { return nil },
 	}
 }

@@ -27,7 +27,8 @@ type Op[A, R any] struct {
 	Mutates bool
 }
 
-// NoArgs is the argument or result of operations that have none.
+// NoArgs is the argument or result of operations that have none, and the
+// argument struct of commands without arguments.
 type NoArgs struct{}
 
 // ACLRef names an access list, and optionally one entry and one source.
