@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +309,23 @@ func TestShowOpsNeedNoAdmin(t *testing.T) {
 		if resp := srv.dispatch(user, req); resp.Error != "" {
 			t.Errorf("%s by a non-admin: %s", req.Op, resp.Error)
 		}
+	}
+}
+
+// TestInterfaceNames: the agent tells the shell what management 0 and the
+// configured interfaces mean in Linux (show access-list interface eth0,
+// show interface).
+func TestInterfaceNames(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, cli.Txn{Lines: []string{"interface management 0", "interface slxtest9"}})
+	c := serveTest(t, ta)
+	names, err := cli.Call(c, cli.OpInterfaces, cli.NoArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// management 0 is listed once, configured or not.
+	want := []cli.InterfaceName{{Kind: acl.IfManagement, Name: "0", Linux: "lo"}, {Kind: acl.IfLinux, Name: "slxtest9", Linux: "slxtest9"}}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("interfaces = %+v, want %+v", names, want)
 	}
 }
