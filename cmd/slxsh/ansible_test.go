@@ -29,7 +29,7 @@ type automationRig struct {
 func newAutomationRig(t *testing.T) *automationRig {
 	t.Helper()
 	requireRoot(t)
-	for _, f := range []string{"/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/python3", "/usr/sbin/ip", "/usr/bin/ansible-playbook"} {
+	for _, f := range []string{"/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/usr/bin/python3", "/usr/sbin/ip", "/usr/bin/ssh", "/usr/bin/ansible-playbook"} {
 		requireFile(t, f)
 	}
 	p := netns.NewPair(t)
@@ -118,7 +118,7 @@ func (r *automationRig) runPlaybook(t *testing.T, dir string) *ansibleRun {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", r.ns, "ansible-playbook", "site.yml")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir, "ANSIBLE_STDOUT_CALLBACK=json", "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"),
+	cmd.Env = append(os.Environ(), "HOME="+dir, "LC_ALL=C.UTF-8", "ANSIBLE_STDOUT_CALLBACK=json", "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"),
 		"ANSIBLE_PERSISTENT_LOG_MESSAGES=True", "ANSIBLE_LOG_PATH="+filepath.Join(dir, "ansible.log"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
