@@ -241,3 +241,18 @@ func TestScriptExit(t *testing.T) {
 		t.Errorf("done=%v output %q", s.Done(), out.String())
 	}
 }
+
+// TestNoMore: `| nomore` tells the terminal not to page that output only.
+func TestNoMore(t *testing.T) {
+	s := NewSession(NewMemoryBackend(nil), "h")
+	var out strings.Builder
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{{"show running-config | nomore", true}, {"show running-config", false}, {"show version | include slxsh | nomore", true}, {"show bogus | nomore", false}} {
+		s.Execute(tc.line, &out)
+		if s.NoMore() != tc.want {
+			t.Errorf("%s: NoMore %v", tc.line, s.NoMore())
+		}
+	}
+}

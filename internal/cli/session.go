@@ -113,6 +113,7 @@ func (s *Session) parse(line string) ([]frame, *parsed, *LineError) {
 // the prompt, as echoed) comes first. A configuration line is one
 // transaction. The returned error is the one printed.
 func (s *Session) Execute(line string, w io.Writer) error {
+	s.noMore = false
 	if strings.TrimSpace(line) != "" {
 		s.history = append(s.history, line)
 	}
