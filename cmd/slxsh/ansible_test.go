@@ -205,6 +205,11 @@ func TestKernelSSHAnsible(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(out, "ip access-list extended check\n seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9000 connlimit 2 (") {
 			t.Errorf("ssh host 'show access-list ip check': exit %d, output %q", code, out)
 		}
+		// s0 is management 0 for this agent.
+		out, code = r.ssh(t, "show access-list interface s0 in | include seq 10 | count")
+		if code != 0 || out != "Number of lines: 1\n" {
+			t.Errorf("show access-list interface s0 in: exit %d, output %q", code, out)
+		}
 		out, code = r.ssh(t, "show access-list ip check | include seq 20; show bogus")
 		if code == 0 || out != " seq 20 permit ip any any (0 matches, 0 refused)\n<command>:2: show bogus\n"+strings.Repeat(" ", len("<command>:2: show "))+"^\n<command>:2: % Invalid input detected at '^' marker.\n" {
 			t.Errorf("ssh host 'show ...; show bogus': exit %d, output %q; want the first output, the error once and a failure", code, out)
