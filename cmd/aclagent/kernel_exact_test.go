@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,9 +127,13 @@ func TestKernelExactTotal(t *testing.T) {
 			if c.limit == 7 {
 				key = "total"
 			}
-			shown := shownSessions(t, ag, "check")
-			if want := fmt.Sprintf("%d/%d at limit old=5", c.limit, c.limit); shown["10 "+key] != want {
-				t.Errorf("shown %v, want 10 %s %s", shown, key, want)
+			if key == "total" {
+				shown := shownSessions(t, ag, "check")
+				if want := fmt.Sprintf("%d/%d at limit old=5", c.limit, c.limit); shown["10 "+key] != want {
+					t.Errorf("shown %v, want 10 %s %s", shown, key, want)
+				}
+			} else { // per source: as ss sees the client's sessions
+				expectShownOld(t, ag, p.Client, 22, "check", "10", c.limit, map[string]int{key: c.limit}, map[string]int{key: 5})
 			}
 			old[0].Close()
 			admitOneMore(t, p.Client, "", ssh, ag)
@@ -167,4 +172,34 @@ func TestKernelExactEarlierEntryRemoved(t *testing.T) {
 	ag.mustShell("configure terminal\nip access-list extended check\nno seq 5\nend\n")
 	p.Client.Expect(t, "", ssh, netns.Reset)
 	expectShownOld(t, ag, p.Client, 22, "check", "10", 3, map[string]int{netns.PairClient4: 4}, map[string]int{netns.PairClient4: 4})
+}
+
+// TestKernelExactAppliedToAnotherInterface: the limited ACL is applied on
+// s0; the client holds 3 sessions through a second link (s1), where no ACL
+// applies. Applying the same ACL on s1 too keeps the entry's set (same
+// name) but renews it: the 3 sessions count, the 4th is refused. SIGHUP
+// with an unchanged startup-config afterwards changes nothing.
+func TestKernelExactAppliedToAnotherInterface(t *testing.T) {
+	p, ag := sessionsSetup(t, "keep", "seq 10 permit tcp any any eq 22 connlimit 3")
+	netns.Link(t, p.Client, "c1", p.Server, "s1")
+	p.Client.AddAddr(t, "c1", "10.9.0.1/24")
+	p.Server.AddAddr(t, "s1", "10.9.0.2/24")
+	other := "10.9.0.2:22"
+	p.Server.Listen(t, other)
+	var open []net.Conn
+	for range 4 { // s1 has no ACL yet
+		open = append(open, p.Client.Expect(t, "10.9.0.1", other, netns.Connected))
+	}
+	open[3].Close()
+	ag.mustShell("configure terminal\ninterface s1\nip access-group check in\nend\n")
+	p.Client.Expect(t, "10.9.0.1", other, netns.Reset)
+	if shown := shownSessions(t, ag, "check"); shown["10 10.9.0.1"] != "3/3 at limit old=3" {
+		t.Fatalf("shown %v, want 10 10.9.0.1 3/3 at limit old=3", shown)
+	}
+	ag.mustShell("", "-c", "write memory")
+	ag.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	p.Client.Expect(t, "10.9.0.1", other, netns.Reset)
+	open[0].Close()
+	admitOneMore(t, p.Client, "10.9.0.1", other, ag)
 }

@@ -65,7 +65,7 @@ func TestClientServerRoundTrip(t *testing.T) {
 	if _, err := cli.Call(c, cli.OpSave, cli.NoArgs{}); err != nil {
 		t.Fatal(err)
 	}
-	if text, _ := cli.Call(c, cli.OpStartup, cli.NoArgs{}); text != ta.RunningText() {
+	if text, _ := cli.Call(c, cli.OpStartup, cli.NoArgs{}); text != string(frameConfig(ta.RunningText())) {
 		t.Errorf("startup-config after save:\n%s", text)
 	}
 	counters, err := cli.Call(c, cli.OpCounters, cli.ACLRef{Family: acl.IPv4, Name: "check"})

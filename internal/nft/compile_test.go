@@ -14,7 +14,7 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-func mustParse(t *testing.T, text string) *acl.Config {
+func mustParse(t testing.TB, text string) *acl.Config {
 	t.Helper()
 	c, err := cli.ParseConfig(text)
 	if err != nil {

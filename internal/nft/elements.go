@@ -275,7 +275,7 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 	}
 	// Why a new Conn: the reads above went through c; a batch is queued on
 	// a fresh one, thrown away on any queued error.
-	w, err := nftables.New(append(a.opts, nftables.WithSockOptions(SocketBuffers((len(want)*8+64)*64)...))...)
+	w, err := nftables.New(slices.Concat(a.opts, []nftables.ConnOption{nftables.WithSockOptions(SocketBuffers((len(want)*8 + 64) * 64)...)})...)
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 
 // loadConfig compiles config text with `interface s0` bindings and loads it
 // into ns with nft -f.
-func loadConfig(t *testing.T, ns *netns.NS, text string, o nft.Options) *nft.Ruleset {
+func loadConfig(t testing.TB, ns *netns.NS, text string, o nft.Options) *nft.Ruleset {
 	t.Helper()
 	c, err := cli.ParseConfig(text)
 	if err != nil {
