@@ -153,3 +153,21 @@ func TestConfigureTerminalPermission(t *testing.T) {
 		t.Errorf("allowed: prompt %q", p)
 	}
 }
+
+// TestShowStartupWithoutEnd: show startup-config leaves out the "end" line
+// that ends aclagent's file, so that it compares equal to show
+// running-config when they hold the same configuration.
+func TestShowStartupWithoutEnd(t *testing.T) {
+	const framed = "! slxsh configuration written by aclagent\nip access-list extended a\n seq 10 permit tcp any any eq 22\n!\nend\n"
+	b := withOps(NewMemoryBackend(nil), func(h Handlers[struct{}]) {
+		Handle(h, OpStartup, func(struct{}, NoArgs) (string, error) { return framed, nil })
+	})
+	s := NewSession(b, "device")
+	var out bytes.Buffer
+	if err := s.Execute("show startup-config", &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSuffix(framed, "end\n"); out.String() != want {
+		t.Errorf("show startup-config = %q, want %q", out.String(), want)
+	}
+}

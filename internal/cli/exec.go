@@ -121,7 +121,7 @@ func execCommands() []*command {
 					opt(kw("extended", "Extended access lists")), opt(aclNameArg(runningACL))),
 				section("interface", "Interfaces"),
 				section("time-range", "Time ranges"))), pipe), cmdShowRunning),
-		textCmd(seq(show, kw("startup-config", "Startup configuration"), pipe), OpStartup),
+		execCmd(seq(show, kw("startup-config", "Startup configuration"), pipe), cmdShowStartup),
 		execCmd(seq(show, accessList, aclNode(showACL), opt(direction(func(a *showACLArgs, d acl.Direction) { a.dir = d })), pipe),
 			func(s *Session, w io.Writer, a *showACLArgs) error { return cmdShowACL(s, w, &a.acl) }),
 		execCmd(seq(show, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), kw("access-lists", "Access lists"),
@@ -309,6 +309,23 @@ func cmdShowRunning(s *Session, w io.Writer, a *runningArgs) error {
 		c = &acl.Config{TimeRanges: c.TimeRanges}
 	}
 	_, err = io.WriteString(w, acl.Format(c))
+	return err
+}
+
+// cmdShowStartup prints the startup-config as the running-config is
+// printed: without the "end" line that aclagent's file ends with (it tells
+// a complete file from a cut one, and is not configuration), so that the
+// two compare equal when they are (Ansible's slxos_config save_when:
+// modified compares them).
+func cmdShowStartup(s *Session, w io.Writer, _ *NoArgs) error {
+	text, err := Call(s.b, OpStartup, NoArgs{})
+	if err != nil {
+		return err
+	}
+	if strings.HasSuffix(text, "\nend\n") || text == "end\n" {
+		text = text[:len(text)-len("end\n")]
+	}
+	_, err = io.WriteString(w, text)
 	return err
 }
 
