@@ -46,6 +46,32 @@ func (a *Agent) VersionText() string {
 		v, os.Getpid(), a.started.Format(time.RFC3339), kernel)
 }
 
+// InterfaceNames maps management 0 and the configured interfaces to the
+// Linux interfaces they mean (show interface, show access-list interface).
+func (a *Agent) InterfaceNames() []cli.InterfaceName {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []cli.InterfaceName{}
+	add := func(kind acl.IfKind, name string) {
+		for _, n := range out {
+			if n.Kind == kind && n.Name == name {
+				return
+			}
+		}
+		if a.opts.Resolve == nil {
+			return
+		}
+		if linux := a.opts.Resolve(kind, name); linux != "" {
+			out = append(out, cli.InterfaceName{Kind: kind, Name: name, Linux: linux})
+		}
+	}
+	add(acl.IfManagement, "0")
+	for _, i := range a.running.Interfaces {
+		add(i.Kind, i.Name)
+	}
+	return out
+}
+
 // Sessions implements `show access-list sessions`. The conntrack work runs
 // outside the agent's lock (on the running config of the moment), so that
 // shows never hold up a change or a drift repair.
