@@ -207,10 +207,20 @@ func (c *Config) AddEntry(f Family, name string, e *Entry) error {
 	// seq when none is given; a remark with the same text) changes nothing,
 	// as on IOS: automation re-sends lines it cannot tell from the
 	// running-config, and a config file may be replayed.
-	for _, o := range a.Entries {
-		if (e.Seq == 0 || e.Seq == o.Seq) && SameContent(o, e) {
+	var err2 error
+	a.withIndex(func(ix *contentIndex) { err2 = a.addEntry(c, ix, f, name, e) })
+	return err2
+}
+
+// addEntry is AddEntry with the list's content index (one lookup instead
+// of a comparison with every entry).
+func (a *ACL) addEntry(c *Config, ix *contentIndex, f Family, name string, e *Entry) error {
+	if e.Seq == 0 {
+		if ix.same(e) != nil {
 			return nil
 		}
+	} else if i, ok := a.seqIndex(e.Seq); ok && SameContent(a.Entries[i], e) {
+		return nil
 	}
 	seq := e.Seq
 	if seq == 0 {
@@ -232,14 +242,13 @@ func (c *Config) AddEntry(f Family, name string, e *Entry) error {
 		return errorf("seq %d already exists in access-list %q", seq, name)
 	}
 	if tmp.Action != Remark {
-		for _, o := range a.Entries {
-			if SameContent(o, &tmp) {
-				return errorf("entry already exists as seq %d", o.Seq) // and seq is another one
-			}
+		if o := ix.same(&tmp); o != nil {
+			return errorf("entry already exists as seq %d", o.Seq) // and seq is another one
 		}
 	}
 	e.Seq = seq
 	a.Entries = slices.Insert(a.Entries, i, e)
+	ix.add(e)
 	return nil
 }
 

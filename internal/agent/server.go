@@ -182,6 +182,7 @@ func init() {
 	none := cli.NoArgs{}
 	h := serverOps
 	cli.Handle(h, cli.OpRunning, func(a *Agent, _ cli.NoArgs) (string, error) { return a.RunningText(), nil })
+	cli.Handle(h, cli.OpHostname, func(a *Agent, _ cli.NoArgs) (string, error) { return a.Hostname(), nil })
 	cli.Handle(h, cli.OpStartup, func(a *Agent, _ cli.NoArgs) (string, error) { return a.StartupText() })
 	cli.Handle(h, cli.OpConfigure, func(a *Agent, t cli.Txn) ([]string, error) { return a.Configure(t) })
 	cli.Handle(h, cli.OpSave, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Save() })

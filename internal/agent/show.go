@@ -19,6 +19,13 @@ func (a *Agent) RunningText() string {
 	return acl.Format(a.running)
 }
 
+// Hostname returns the configured hostname ("" when none is set).
+func (a *Agent) Hostname() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.running.Hostname
+}
+
 // NftablesText returns the installed ruleset as nft text (`show nftables`).
 func (a *Agent) NftablesText() string {
 	a.mu.Lock()

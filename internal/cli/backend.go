@@ -115,6 +115,11 @@ func init() {
 		c, err := b.Running()
 		return acl.Format(c), err
 	})
+	Handle(memoryOps, OpHostname, func(b *memoryBackend, _ NoArgs) (string, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.running.Hostname, nil
+	})
 	Handle(memoryOps, OpConfigure, func(b *memoryBackend, t Txn) ([]string, error) { return nil, b.Configure(t) })
 	Handle(memoryOps, OpStartup, func(b *memoryBackend, _ NoArgs) (string, error) {
 		b.mu.Lock()

@@ -90,8 +90,9 @@ func newOp[A, R any](name string, mutates bool) Op[A, R] {
 
 // The operations.
 var (
-	OpRunning       = newOp[NoArgs, string]("running", false) // the running-config text
-	OpConfigure     = newOp[Txn, []string]("configure", true) // → warning lines
+	OpRunning       = newOp[NoArgs, string]("running", false)  // the running-config text
+	OpHostname      = newOp[NoArgs, string]("hostname", false) // the configured hostname ("" : none)
+	OpConfigure     = newOp[Txn, []string]("configure", true)  // → warning lines
 	OpStartup       = newOp[NoArgs, string]("startup", false)
 	OpSave          = newOp[NoArgs, NoArgs]("save", true) // copy running-config startup-config
 	OpRevert        = newOp[int, NoArgs]("revert", true)  // minutes: arm the revert timer

@@ -34,8 +34,10 @@ type Session struct {
 // prompt unless the configuration sets one.
 func NewSession(b Backend, hostname string) *Session {
 	s := &Session{b: b, defaultHost: hostname, host: hostname, stack: []frame{{kind: modeExec}}, length: 24, width: 80, host_: LinuxHost{}}
-	if c, err := b.Running(); err == nil && c.Hostname != "" {
-		s.host = c.Hostname
+	// Only the hostname: a shell that starts must not fetch and parse a
+	// running-config of 65535 entries.
+	if h, err := Call(b, OpHostname, NoArgs{}); err == nil && h != "" {
+		s.host = h
 	}
 	return s
 }
