@@ -237,3 +237,33 @@ func (a *Agent) SessionStats() []EntrySessions {
 	}
 	return out
 }
+
+// SetFillStat is how full one set that the packet path fills is.
+type SetFillStat struct {
+	Set, Kind          string
+	Elements, Capacity int
+}
+
+// SetFill reads how many keys each set that the packet path fills holds
+// (outside the agent's lock: one element dump per set); nil when the
+// kernel cannot say.
+func (a *Agent) SetFill() []SetFillStat {
+	a.mu.Lock()
+	rs := a.ruleset
+	a.mu.Unlock()
+	if rs == nil {
+		return nil
+	}
+	fill, err := a.opts.Kernel.SetFill(rs.Sets)
+	if err != nil {
+		a.log.Warn("cannot read set fill", "err", err)
+		return nil
+	}
+	var out []SetFillStat
+	for _, s := range rs.Sets {
+		if n, ok := fill[s.Name]; ok {
+			out = append(out, SetFillStat{Set: s.Name, Kind: s.Kind.String(), Elements: n, Capacity: s.Capacity()})
+		}
+	}
+	return out
+}

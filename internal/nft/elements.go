@@ -158,6 +158,43 @@ func (a *Applier) LimitKeys(s *Set) ([]string, error) {
 	return out, nil
 }
 
+// SetFill returns how many elements each set that the packet path writes
+// into (limit, layer, rate and blocked sets) holds now, by name: a full
+// set refuses new keys (the "-full" rules), and the fill says how close
+// each is (metrics).
+func (a *Applier) SetFill(sets []*Set) (map[string]int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, s := range sets {
+		if !s.Kind.Filled() {
+			continue
+		}
+		els, err := a.elements(c, a.libSet(s))
+		if err != nil {
+			return nil, err
+		}
+		out[s.Name] = len(els)
+	}
+	return out, nil
+}
+
+// Filled reports whether the packet path adds keys to sets of this kind.
+func (k SetKind) Filled() bool { return k == SetConnlimit || k == SetRate || k == SetBlocked }
+
+// Capacity is how many keys the set can hold: its size, or the kernel's
+// cap for a dynamic set created without one.
+func (s *Set) Capacity() int {
+	if s.Size == 0 {
+		return unsizedDynsetCap
+	}
+	return int(s.Size)
+}
+
 // TotalKey is the key of `connlimit N total` in a Reservation.
 const TotalKey = "total"
 

@@ -72,6 +72,25 @@ const (
 	SetLoad                     // the agent's "over load-limit" flag of an entry (nf_proto)
 )
 
+// String names the kind for metrics: "connlimit", "rate", "gate", ...
+func (k SetKind) String() string {
+	switch k {
+	case SetConnlimit:
+		return "connlimit"
+	case SetRate:
+		return "rate"
+	case SetGate:
+		return "gate"
+	case SetMember:
+		return "reservation"
+	case SetBlocked:
+		return "blocked"
+	case SetLoad:
+		return "load"
+	}
+	return "unknown"
+}
+
 // Hook describes a base chain.
 type Hook struct {
 	Hook     string // "input", "forward" or "output"
