@@ -34,7 +34,7 @@ type check struct {
 // (permit) or goes on to the next entry (deny with limits).
 func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
-	path := k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
+	path := entryPath(k, e)
 	if !b.supported(path, e) {
 		return nil, nil
 	}
@@ -45,14 +45,9 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 	mName, rName := CounterNames(k.fam, k.name, k.dir, e.Seq)
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
 	matched, refused := &CounterRef{Name: mName}, &CounterRef{Name: rName}
-	refuse := refusal(e)
+	refuse := b.refusal(e)
 	permit := e.Action == acl.Permit
-	logAs := func(reason string) []Stmt {
-		if !e.Log {
-			return nil
-		}
-		return []Stmt{&Log{Prefix: reason + " " + RuleComment(ref, "") + " "}}
-	}
+	logAs := func(reason string, verdict []Stmt) []Stmt { return b.logged(e, ref, reason, verdict) }
 	rule := func(role string, stmts ...[]Stmt) *Rule {
 		r := &Rule{Comment: RuleComment(ref, role)}
 		for _, s := range stmts {
@@ -64,9 +59,9 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 	checks, refuseAll := b.checks(k, ref, e, ctx)
 	switch {
 	case refuseAll || (!permit && len(checks) == 0):
-		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny"), refuse)}, nil
+		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny", refuse))}, nil
 	case len(checks) == 0:
-		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}})}, nil
+		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
 	}
 	var block *Chain
 	overRefuse := refuse
@@ -85,12 +80,12 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 		if c.blocks {
 			verdict = overRefuse
 		}
-		rules = append(rules, rule(role, match, isNew, head, c.over, []Stmt{refused}, logAs(c.reason), verdict))
+		rules = append(rules, rule(role, match, isNew, head, c.over, []Stmt{refused}, logAs(c.reason, verdict)))
 		if c.full != nil {
 			// Why: when the set is full the kernel's dynset add fails and the
 			// rule above does not match (KERNEL-NOTES: a full set fails open).
 			// A key that is not in the set was not counted: refuse it.
-			rules = append(rules, rule(c.role+"-full", match, isNew, c.full, []Stmt{refused}, logAs(c.reason+"-full"), refuse))
+			rules = append(rules, rule(c.role+"-full", match, isNew, c.full, []Stmt{refused}, logAs(c.reason+"-full", refuse)))
 		}
 	}
 	if permit {
@@ -98,7 +93,7 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 		// of window, say) of a session the entry admitted passes as under
 		// an unlimited permit, instead of falling through to the implicit
 		// deny and resetting the session.
-		rules = append(rules, rule(RolePermit, match, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+		rules = append(rules, rule(RolePermit, match, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
 	}
 	return rules, block
 }
@@ -242,9 +237,6 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	if e.TimeRange != "" {
 		missing = append(missing, "time-range")
 	}
-	if e.Refuse.Kind == acl.RefuseMessage {
-		missing = append(missing, "refuse message")
-	}
 	for _, m := range missing {
 		b.errorf(path, "%s is not supported yet", m)
 	}
@@ -341,14 +333,17 @@ func isAny(a acl.Addr) bool {
 	return true
 }
 
-// refusal is how an entry refuses: hard-drop and `refuse drop` drop; TCP
-// entries reset; entries of another protocol answer ICMP administratively
-// prohibited; `ip`/`ipv6` entries jump to the refuse chain, which tells TCP
-// from the rest.
-func refusal(e *acl.Entry) []Stmt {
+// refusal is how an entry refuses: hard-drop and `refuse drop` drop;
+// `refuse message` marks the connection for the responder
+// (compile_message.go); TCP entries reset; entries of another protocol
+// answer ICMP administratively prohibited; `ip`/`ipv6` entries jump to the
+// refuse chain, which tells TCP from the rest.
+func (b *builder) refusal(e *acl.Entry) []Stmt {
 	switch {
 	case e.Action == acl.HardDrop || e.Refuse.Kind == acl.RefuseDrop:
 		return []Stmt{&Verdict{Kind: expr.VerdictDrop}}
+	case e.Refuse.Kind == acl.RefuseMessage:
+		return b.messageRefusal(e)
 	case e.Proto == acl.ProtoTCP:
 		return []Stmt{&Reject{TCPReset: true}}
 	case e.Proto == acl.ProtoAny:

@@ -74,7 +74,7 @@ func (c *Chain) String() string {
 	var b strings.Builder
 	b.WriteString("\tchain " + c.Name + " {\n")
 	if c.Hook != nil {
-		b.WriteString("\t\ttype filter hook " + c.Hook.Hook + " priority " + priorityString(c.Hook.Priority) + "; policy accept;\n")
+		b.WriteString("\t\ttype " + c.Hook.Type.String() + " hook " + c.Hook.Hook + " priority " + priorityString(c.Hook) + "; policy accept;\n")
 	}
 	for _, r := range c.Rules {
 		b.WriteString("\t\t" + r.String() + "\n")
@@ -83,17 +83,45 @@ func (c *Chain) String() string {
 	return b.String()
 }
 
-// priorityString renders a filter chain priority as nft does, relative to
-// the standard `filter` priority 0.
-func priorityString(p int) string {
+// String is the chain type as nft names it.
+func (t ChainType) String() string {
+	if t == NATChain {
+		return "nat"
+	}
+	return "filter"
+}
+
+// priorityString renders a chain priority as nft 1.0.6 does: relative to
+// the standard priority of its type and hook (`dstnat` -100 for nat
+// chains at prerouting, `mangle` -150 exactly, `filter` 0 otherwise).
+func priorityString(h *Hook) string {
+	name, base := "filter", 0
+	switch {
+	case h.Type == NATChain && (h.Hook == "prerouting" || h.Hook == "output"):
+		name, base = "dstnat", PriorityDstNAT
+	case h.Type == NATChain:
+		name, base = "srcnat", PrioritySrcNAT
+	case h.Priority == PriorityMangle:
+		return "mangle"
+	}
+	p := h.Priority - base
 	switch {
 	case p == 0:
-		return "filter"
+		return name
 	case p > 0:
-		return "filter + " + strconv.Itoa(p)
+		return name + " + " + strconv.Itoa(p)
 	}
-	return "filter - " + strconv.Itoa(-p)
+	return name + " - " + strconv.Itoa(-p)
 }
+
+// Standard chain priorities (nft's names).
+const (
+	PriorityMangle  = -150
+	PriorityDstNAT  = -100
+	PrioritySrcNAT  = 100
+	PriorityDecide  = PriorityMangle     // the `in` decision: before any NAT
+	PriorityMessage = PriorityDstNAT - 1 // the message redirect: before other tables' dstnat
+)
 
 // String renders the rule as one line: its statements and its comment.
 func (r *Rule) String() string {
