@@ -135,7 +135,7 @@ func (s *Sim) Close(id int) {
 
 // simEval is one packet's walk through the chains.
 type simEval struct {
-	sim   *Sim
+	sim    *Sim
 	f      Flow
 	added  []*simElem // elements this connection was added to
 	marked bool       // a refuse message mark was set
