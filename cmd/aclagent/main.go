@@ -229,7 +229,8 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 
 	responder := agent.NewResponder(agent.ResponderOptions{Logger: log})
 	defer responder.Close()
-	a, tracker := buildAgent(f, o, log, responder)
+	events := agent.NewEventLog(0, log)
+	a, tracker := buildAgent(f, o, log, responder, events)
 	if tracker != nil {
 		defer tracker.Close()
 	}
@@ -246,6 +247,7 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	if err := srv.Listen(f.socket); err != nil {
 		return err
 	}
+	startEventLog(ctx, o.LogGroup, events, log)
 	if _, err := a.Start(); err != nil {
 		srv.Close()
 		return err
@@ -281,7 +283,7 @@ func netAdmin() bool {
 
 // buildAgent builds the agent on the netlink applier, with the session
 // tracker when conntrack can be opened.
-func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.MessageServer) (*agent.Agent, *conntrack.Tracker) {
+func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.MessageServer, events *agent.EventLog) (*agent.Agent, *conntrack.Tracker) {
 	host := hostOptions(f, o)
 	resolve := resolver(host)
 	tracker := openTracker(o.Table, resolve, log)
@@ -293,6 +295,7 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.Messag
 		Resolve:     resolve,
 		Load:        func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
 		Messages:    messages,
+		Events:      events,
 		Version:     version,
 		Logger:      log,
 	}

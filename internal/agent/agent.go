@@ -64,6 +64,9 @@ type Options struct {
 	// applied (a *Responder); nil: none are served, and a refusal with a
 	// message is a reset (the kernel finds no listener).
 	Messages MessageServer
+	// Events keeps the events of log entries for show logging and the
+	// metrics; nil: show logging says they are not read.
+	Events *EventLog
 
 	Version string // product version for show version
 	// Load returns the 1-minute load average for load-limit; nil means

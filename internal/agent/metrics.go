@@ -36,7 +36,7 @@ type collector struct{ a *Agent }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, upDesc} {
+	for _, d := range append([]*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, upDesc}, eventDescs...) {
 		ch <- d
 	}
 }
@@ -64,6 +64,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(repairsDesc, prometheus.CounterValue, float64(repairs))
 	ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.CounterValue, float64(failures))
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up)
+	c.a.collectEvents(ch)
 }
 
 // MetricsHandler returns the /metrics handler for a: the ACL counters plus

@@ -205,6 +205,8 @@ func (s *Server) run(req *wire.Request) (*wire.Response, error) {
 		return &wire.Response{Text: a.NftablesText()}, nil
 	case wire.OpVersion:
 		return &wire.Response{Text: a.VersionText()}, nil
+	case wire.OpLogging:
+		return &wire.Response{Text: a.LoggingText()}, nil
 	case wire.OpMayConfigure: // authorised by dispatch: the answer is yes
 		return &wire.Response{}, nil
 	}

@@ -52,6 +52,8 @@ type Backend interface {
 	Nftables() (string, error)
 	// Version describes the backend: agent version, kernel, ... (lines).
 	Version() (string, error)
+	// Logging returns the recent events of log entries, newest last.
+	Logging() (string, error)
 }
 
 // Permission is implemented by backends that can tell whether this user
@@ -180,6 +182,8 @@ func (b *memoryBackend) ClearSessions(acl.Family, string, int, netip.Addr) error
 func (b *memoryBackend) ClearBlocked(acl.Family, string, netip.Addr) error { return ErrNoAgent }
 
 func (b *memoryBackend) Nftables() (string, error) { return "", ErrNoAgent }
+
+func (b *memoryBackend) Logging() (string, error) { return "", ErrNoAgent }
 
 func (b *memoryBackend) Version() (string, error) {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")

@@ -75,6 +75,8 @@ func execCommands() []*command {
 		execCmd(seq(show, execFamily(), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
 		execCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe),
 			func(s *Session, w io.Writer, a *execArgs) error { return writeResult(w)(s.b.Nftables()) }),
+		execCmd(seq(show, kw("logging", "Recent events of log entries"), pipe),
+			func(s *Session, w io.Writer, a *execArgs) error { return writeResult(w)(s.b.Logging()) }),
 		execCmd(seq(show, kw("version", "Software version"), pipe),
 			func(s *Session, w io.Writer, a *execArgs) error {
 				fmt.Fprintf(w, "slxsh version %s\n", Version)

@@ -202,6 +202,9 @@ func (c *Client) MayConfigure() error { return c.simple(&Request{Op: OpMayConfig
 // Nftables implements cli.Backend.
 func (c *Client) Nftables() (string, error) { return c.text(OpNftables) }
 
+// Logging implements cli.Backend.
+func (c *Client) Logging() (string, error) { return c.text(OpLogging) }
+
 // Version implements cli.Backend.
 func (c *Client) Version() (string, error) { return c.text(OpVersion) }
 

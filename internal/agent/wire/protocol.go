@@ -30,6 +30,7 @@ const (
 	OpClearBlocked  Op = "clear-blocked"  // Family, Name, Source
 	OpNftables      Op = "nftables"       // → Text: the compiled ruleset
 	OpVersion       Op = "version"        // → Text: versions and kernel
+	OpLogging       Op = "logging"        // → Text: recent log events
 	// OpMayConfigure changes nothing: it asks whether the peer may change
 	// the configuration (an administrator), so that `configure terminal`
 	// can refuse at once. Mutates reports it as a change, so the agent's
@@ -41,7 +42,7 @@ const (
 // administrator). Unknown operations count as changes.
 func Mutates(op Op) bool {
 	switch op {
-	case OpRunning, OpStartup, OpCounters, OpSessions, OpNftables, OpVersion:
+	case OpRunning, OpStartup, OpCounters, OpSessions, OpNftables, OpVersion, OpLogging:
 		return false
 	}
 	return true
