@@ -74,6 +74,21 @@ func messageAcceptance(t *testing.T, client *netns.NS, srv *netns.Server, addr, 
 	if n := srv.Accepted(); n != 2 {
 		t.Fatalf("the real service accepted %d connections, want 2", n)
 	}
+	// The answered refusals hold no slot: once an admitted session ends,
+	// the next connection is admitted.
+	a.Close()
+	for range 20 { // the kernel forgets a closed flow within a second or so
+		c, got, _ := client.Dial("", addr, netns.DialTimeout)
+		if got == netns.Connected && netns.Echo(c) == nil {
+			c.Close()
+			return
+		}
+		if c != nil {
+			c.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no connection admitted within 2 s after an admitted session ended")
 }
 
 func TestKernelRefuseMessage(t *testing.T) {
