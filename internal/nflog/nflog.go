@@ -31,7 +31,7 @@ const (
 	cfgTimeout = 3 // NFULA_CFG_TIMEOUT, in 1/100 s
 	cfgQThresh = 4 // NFULA_CFG_QTHRESH
 
-	cmdBind   = 1 // NFULNL_CFG_CMD_BIND
+	cmdBind = 1 // NFULNL_CFG_CMD_BIND
 
 	copyPacket = 2 // NFULNL_COPY_PACKET
 
