@@ -149,3 +149,31 @@ func TestKernelRefuseMessageAgentDown(t *testing.T) {
 		t.Fatalf("the real service accepted %d connections, want 2", n)
 	}
 }
+
+// TestKernelRefuseMessageIPv6: the same through an IPv6 ACL (the
+// responder listens on both families).
+func TestKernelRefuseMessageIPv6(t *testing.T) {
+	p := netns.NewPair(t)
+	addr := net.JoinHostPort(netns.PairServer6, "25")
+	srv := p.Server.Listen(t, addr)
+	ag := newAgent(t, p.Server, "s0")
+	ag.start()
+	ag.mustShell(fmt.Sprintf(`configure terminal
+ipv6 access-list extended mail6
+seq 10 permit tcp any host %s eq 25 connlimit 1 refuse message "%s"
+seq 20 permit ipv6 any any
+exit
+interface management 0
+ipv6 access-group mail6 in
+end
+`, netns.PairServer6, smtpLine))
+	c := p.Client.Expect(t, "", addr, netns.Connected)
+	defer c.Close()
+	readRefusal(t, p.Client, addr)
+	if err := netns.Echo(c); err != nil {
+		t.Fatalf("admitted session: %v", err)
+	}
+	if n := srv.Accepted(); n != 1 {
+		t.Fatalf("the real service accepted %d connections, want 1", n)
+	}
+}
