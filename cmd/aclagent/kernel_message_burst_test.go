@@ -29,16 +29,8 @@ const (
 // another client's show answers stay under 1 s, and the agent's peak RSS
 // is reported (BENCHMARKS.md) and bounded.
 func TestKernelRefuseMessageBurst(t *testing.T) {
-	p := netns.NewPair(t)
-	addr := net.JoinHostPort(netns.PairServer4, "25")
-	srv := p.Server.Listen(t, addr)
-	ag := newAgent(t, p.Server, "s0")
-	ag.start()
-	ag.mustShell(messageConfig(netns.PairServer4))
-	a := p.Client.Expect(t, "", addr, netns.Connected)
-	b := p.Client.Expect(t, "", addr, netns.Connected)
-	defer a.Close()
-	defer b.Close()
+	p, srv, addr, ag := messageSetup(t)
+	a, b := admitTwo(t, p.Client, addr)
 
 	stop := make(chan struct{})
 	var slowest atomic.Int64

@@ -59,10 +59,7 @@ func readRefusal(t *testing.T, ns *netns.NS, addr string) {
 // responder, the 2 still echo, sessions 2/2, the service saw 2.
 func messageAcceptance(t *testing.T, client *netns.NS, srv *netns.Server, addr, src string, ag *agentProc) {
 	t.Helper()
-	a := client.Expect(t, "", addr, netns.Connected)
-	b := client.Expect(t, "", addr, netns.Connected)
-	defer a.Close()
-	defer b.Close()
+	a, b := admitTwo(t, client, addr)
 	readRefusal(t, client, addr)
 	readRefusal(t, client, addr)
 	for i, c := range []net.Conn{a, b} {
@@ -91,13 +88,30 @@ func messageAcceptance(t *testing.T, client *netns.NS, srv *netns.Server, addr, 
 	t.Fatalf("no connection admitted within 2 s after an admitted session ended")
 }
 
-func TestKernelRefuseMessage(t *testing.T) {
-	p := netns.NewPair(t)
-	addr := net.JoinHostPort(netns.PairServer4, "25")
-	srv := p.Server.Listen(t, addr)
-	ag := newAgent(t, p.Server, "s0")
+// messageSetup is a Pair with a service on the server's port 25 and an
+// agent in the server namespace running messageConfig on s0.
+func messageSetup(t *testing.T) (p *netns.Pair, srv *netns.Server, addr string, ag *agentProc) {
+	t.Helper()
+	p = netns.NewPair(t)
+	addr = net.JoinHostPort(netns.PairServer4, "25")
+	srv = p.Server.Listen(t, addr)
+	ag = newAgent(t, p.Server, "s0")
 	ag.start()
 	ag.mustShell(messageConfig(netns.PairServer4))
+	return p, srv, addr, ag
+}
+
+// admitTwo opens the two sessions that the limit admits.
+func admitTwo(t *testing.T, client *netns.NS, addr string) (a, b net.Conn) {
+	t.Helper()
+	a = client.Expect(t, "", addr, netns.Connected)
+	b = client.Expect(t, "", addr, netns.Connected)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestKernelRefuseMessage(t *testing.T) {
+	p, srv, addr, ag := messageSetup(t)
 	messageAcceptance(t, p.Client, srv, addr, netns.PairClient4, ag)
 	if !strings.Contains(ag.mustShell("", "-c", "show nftables"), "redirect to :4421") {
 		t.Fatalf("show nftables has no redirect to the responder")
@@ -117,16 +131,8 @@ func TestKernelRefuseMessageRouted(t *testing.T) {
 // TestKernelRefuseMessageAgentDown: with the agent stopped, the rules stay
 // and the responder is gone: the 3rd connection is reset, never admitted.
 func TestKernelRefuseMessageAgentDown(t *testing.T) {
-	p := netns.NewPair(t)
-	addr := net.JoinHostPort(netns.PairServer4, "25")
-	srv := p.Server.Listen(t, addr)
-	ag := newAgent(t, p.Server, "s0")
-	ag.start()
-	ag.mustShell(messageConfig(netns.PairServer4))
-	a := p.Client.Expect(t, "", addr, netns.Connected)
-	b := p.Client.Expect(t, "", addr, netns.Connected)
-	defer a.Close()
-	defer b.Close()
+	p, srv, addr, ag := messageSetup(t)
+	admitTwo(t, p.Client, addr)
 	ag.stop()
 	if !strings.Contains(nftTable(p.Server), "redirect to :4421") {
 		t.Fatalf("the table lost its redirect when the agent stopped:\n%s", nftTable(p.Server))
