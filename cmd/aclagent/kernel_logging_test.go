@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // TestKernelLogReachesAgent: inside a namespace (where the kernel log is
@@ -54,6 +55,18 @@ end
 	piped := ag.mustShell("", "-c", "show logging | include denied")
 	if strings.Contains(piped, "permitted") || !refused.MatchString(piped) {
 		t.Errorf("show logging | include denied:\n%s", piped)
+	}
+	// A flood of refusals reaches the agent only at the kernel's log rate:
+	// at most the burst plus the rate for the time the flood took.
+	start := time.Now()
+	for range 200 {
+		p.Client.Expect(t, "", addr, netns.Reset)
+	}
+	took := time.Since(start)
+	time.Sleep(300 * time.Millisecond) // the agent's batches (50 ms) arrive
+	n := strings.Count(ag.mustShell("", "-c", "show logging | include denied"), "denied (connlimit)")
+	if most := 1 + nft.LogBurst + int(took.Seconds()*nft.LogRate) + 1; n > most || n < nft.LogBurst {
+		t.Errorf("201 refusals in %v logged %d times, want %d to %d (rate-limited in the kernel)\n%s", took, n, nft.LogBurst, most, ag.log)
 	}
 	line := regexp.MustCompile(`msg="acl log" acl=mail family=ip dir=in seq=10 verdict=denied reason=connlimit proto=tcp src=` +
 		regexp.QuoteMeta(netns.PairClient4) + ` sport=\d+ dst=` + regexp.QuoteMeta(netns.PairServer4) + ` dport=25`)

@@ -2,6 +2,7 @@ package nflog_test
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,12 @@ func TestKernelReadsLoggedSYN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	// The instance took our settings: group, peer, queue length, copy
+	// mode (packet), copy range, flush timeout (1/100 s), use.
+	inst := strings.Fields(p.Server.MustExec(t, "cat", "/proc/net/netfilter/nfnetlink_log"))
+	if len(inst) != 7 || inst[0] != "7" || inst[3] != "2" || inst[4] != "128" || inst[5] != "5" {
+		t.Fatalf("nfnetlink_log instance %q, want group 7, copy mode 2, range 128, flush timeout 5", inst)
+	}
 	p.Client.Expect(t, "", net.JoinHostPort(netns.PairServer4, "25"), netns.Reset)
 	got := make(chan nflog.Event, 1)
 	go func() {

@@ -28,8 +28,8 @@ const (
 
 	cfgCmd     = 1 // NFULA_CFG_CMD
 	cfgMode    = 2 // NFULA_CFG_MODE
-	cfgTimeout = 3 // NFULA_CFG_TIMEOUT, in 1/100 s
-	cfgQThresh = 4 // NFULA_CFG_QTHRESH
+	cfgTimeout = 4 // NFULA_CFG_TIMEOUT, in 1/100 s (3 is NFULA_CFG_NLBUFSIZ)
+	cfgQThresh = 5 // NFULA_CFG_QTHRESH
 
 	cmdBind = 1 // NFULNL_CFG_CMD_BIND
 
