@@ -175,6 +175,10 @@ func (r *Responder) answer(c net.Conn, text []byte) {
 		c.Close()
 		return
 	}
+	// Why a reset: a client that does not close would keep the flow open,
+	// and counted under the limit that refused it, until conntrack times
+	// it out. Not sooner: a reset that arrives before the client's connect
+	// has returned fails the connect (EPIPE) instead of showing the line.
 	reset(c)
 }
 
