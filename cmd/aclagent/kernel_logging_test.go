@@ -20,7 +20,7 @@ func TestKernelLogReachesAgent(t *testing.T) {
 	p := netns.NewPair(t)
 	addr := net.JoinHostPort(netns.PairServer4, "25")
 	p.Server.Listen(t, addr)
-	ag := newAgent(t, p.Server, "s0")
+	ag := newAgent(t, p.Server, "s0", "--metrics", "127.0.0.1:9469")
 	ag.start()
 	ag.mustShell(fmt.Sprintf(`configure terminal
 ip access-list extended mail
@@ -67,6 +67,10 @@ end
 	n := strings.Count(ag.mustShell("", "-c", "show logging | include denied"), "denied (connlimit)")
 	if most := 1 + nft.LogBurst + int(took.Seconds()*nft.LogRate) + 1; n > most || n < nft.LogBurst {
 		t.Errorf("201 refusals in %v logged %d times, want %d to %d (rate-limited in the kernel)\n%s", took, n, nft.LogBurst, most, ag.log)
+	}
+	body := scrapeMetrics(t, ag, "127.0.0.1:9469")
+	if want := fmt.Sprintf("slxsh_acl_logged_refusals_total{reason=\"connlimit\"} %d\n", n); !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %q:\n%s", want, body)
 	}
 	line := regexp.MustCompile(`msg="acl log" acl=mail family=ip dir=in seq=10 verdict=denied reason=connlimit proto=tcp src=` +
 		regexp.QuoteMeta(netns.PairClient4) + ` sport=\d+ dst=` + regexp.QuoteMeta(netns.PairServer4) + ` dport=25`)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,10 +123,18 @@ func TestKernelRefuseMessageRouted(t *testing.T) {
 	r := netns.NewRouted(t)
 	addr := net.JoinHostPort(netns.RoutedServer4, "25")
 	srv := r.Server.Listen(t, addr)
-	ag := newAgent(t, r.Router, "rc")
+	ag := newAgent(t, r.Router, "rc", "--metrics", "127.0.0.1:9469")
 	ag.start()
 	ag.mustShell(messageConfig(netns.RoutedServer4))
 	messageAcceptance(t, r.Client, srv, addr, netns.RoutedClient4, ag)
+	// Two refusals, or three if the re-admission above was answered once
+	// before the ended session was forgotten.
+	body := string(scrapeMetrics(t, ag, "127.0.0.1:9469"))
+	m := regexp.MustCompile(`(?m)^slxsh_refuse_messages_total\{outcome="answered"\} (\d+)$`).FindStringSubmatch(body)
+	r10 := regexp.MustCompile(`(?m)^slxsh_acl_refusals_total\{acl="mail",direction="in",family="ip",seq="10"\} (\d+)$`).FindStringSubmatch(body)
+	if m == nil || r10 == nil || m[1] != r10[1] || (m[1] != "2" && m[1] != "3") || !strings.Contains(body, `slxsh_refuse_messages_total{outcome="shed"} 0`) {
+		t.Errorf("metrics: answered %v, refused %v, want equal, 2 or 3, none shed:\n%s", m, r10, body)
+	}
 }
 
 // TestKernelRefuseMessageAgentDown: with the agent stopped, the rules stay

@@ -354,18 +354,7 @@ func TestKernelMetrics(t *testing.T) {
 	expectN(t, p.Client, ssh, 3, netns.Connected)
 	p.Client.Expect(t, "", ssh, netns.Reset)
 
-	// The endpoint listens inside the server namespace.
-	var conn net.Conn
-	if err := ag.ns.Do(func() (err error) {
-		conn, err = net.Dial("tcp", "127.0.0.1:9469")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprint(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-	body, _ := io.ReadAll(conn)
+	body := scrapeMetrics(t, ag, "127.0.0.1:9469")
 	for _, want := range []string{
 		`slxsh_acl_matches_total{acl="check",direction="in",family="ip",seq="10"} 4`,
 		`slxsh_acl_refusals_total{acl="check",direction="in",family="ip",seq="10"} 1`,
@@ -377,6 +366,23 @@ func TestKernelMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
+}
+
+// scrapeMetrics GETs /metrics from addr inside the agent's namespace.
+func scrapeMetrics(t *testing.T, ag *agentProc, addr string) []byte {
+	t.Helper()
+	var conn net.Conn
+	if err := ag.ns.Do(func() (err error) {
+		conn, err = net.Dial("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+	body, _ := io.ReadAll(conn)
+	return body
 }
 
 // TestKernelSecondAgentTouchesNothing: an agent whose socket is taken by a
