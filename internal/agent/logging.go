@@ -83,7 +83,7 @@ func ParseLogEvent(ev nflog.Event) (LogEvent, bool) {
 		return LogEvent{}, false
 	}
 	ref, role, ok := nft.ParseComment(rest)
-	if !ok || role != "" {
+	if !ok || (role != "" && role != nft.RoleBlocked) || (ref.Seq == 0) != (role == nft.RoleBlocked) {
 		return LogEvent{}, false
 	}
 	return LogEvent{Time: ev.Time, Entry: ref, Reason: reason, Proto: ev.Proto,
@@ -157,8 +157,12 @@ func (e LogEvent) Line() string {
 	if e.Entry.Family == acl.IPv6 {
 		tag, list = "%IPV6_ACL-6-ACCESSLOGP", "list ipv6"
 	}
-	return fmt.Sprintf("%s: %s: %s %s %s seq %d %s (%s) %s %s -> %s",
-		e.Time.Local().Format("Jan _2 15:04:05.000"), tag, list, e.Entry.ACL, e.Entry.Dir, e.Entry.Seq,
+	seq := " seq " + strconv.Itoa(e.Entry.Seq)
+	if e.Entry.Seq == 0 {
+		seq = "" // blocked sources: refused by the list, not an entry
+	}
+	return fmt.Sprintf("%s: %s: %s %s %s%s %s (%s) %s %s -> %s",
+		e.Time.Local().Format("Jan _2 15:04:05.000"), tag, list, e.Entry.ACL, e.Entry.Dir, seq,
 		e.Verdict(), e.Reason, protoName(e.Proto), endpoint(e.Src, e.SPort, e.Proto), endpoint(e.Dst, e.DPort, e.Proto))
 }
 

@@ -39,6 +39,11 @@ func TestEventLogRing(t *testing.T) {
 	if !strings.Contains(text, "%IPV6_ACL-6-ACCESSLOGP: list ipv6 web out seq 20 denied (connlimit-full)") {
 		t.Errorf("show logging has no IPv6 line:\n%s", text)
 	}
+	l.Record(logEvent("blocked acl=mail dir=in implicit-blocked", 5))
+	l.Record(logEvent("blocked acl=mail dir=in seq=10", 6)) // not a prefix of ours
+	if text := l.Text(); !strings.Contains(text, "list mail in denied (blocked) tcp 10.0.0.1(5)") || strings.Contains(text, "(6)") {
+		t.Errorf("show logging for blocked sources:\n%s", text)
+	}
 	if strings.Index(text, "(2) ->") > strings.Index(text, "(4) ->") {
 		t.Errorf("show logging is not oldest first:\n%s", text)
 	}

@@ -98,10 +98,11 @@ func (b *builder) blockedRule(k chainKey, a *acl.ACL) *Rule {
 		Kind: SetBlocked, Entry: EntryRef{k.fam, k.name, k.dir, 0}, KeyKind: acl.PerSource})
 	cnt := BlockedCounter(k.fam, k.name, k.dir)
 	b.rs.Counters = append(b.rs.Counters, cnt)
+	ref := EntryRef{k.fam, k.name, k.dir, 0}
+	refuse := b.loggedBlocked(a, ref, []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}})
 	return &Rule{
-		Comment: RuleComment(EntryRef{k.fam, k.name, k.dir, 0}, RoleBlocked),
-		Stmts: []Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true},
-			&CounterRef{Name: cnt}, &Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}},
+		Comment: RuleComment(ref, RoleBlocked),
+		Stmts:   append([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true}, &CounterRef{Name: cnt}}, refuse...),
 	}
 }
 

@@ -54,7 +54,33 @@ func (b *builder) logged(e *acl.Entry, ref EntryRef, reason string, verdict []St
 	if v, ok := verdict[len(verdict)-1].(*Verdict); ok && v.Kind == expr.VerdictJump && v.Chain == BlockChainName(ref) {
 		block = true
 	}
-	name := LogChainName(ref, reason, block)
+	return b.logChain(LogChainName(ref, reason, block), reason+" "+RuleComment(ref, "")+" ",
+		&Rule{Comment: RuleComment(ref, RoleLog)}, &Rule{Comment: RuleComment(ref, reason), Stmts: standalone(e, verdict)})
+}
+
+// loggedBlocked is logged for the refusal of blocked sources at the top of
+// an ACL chain, when an entry with block-for logs: prefix "blocked
+// acl=NAME dir=DIR implicit-blocked", chain NAME_DIR_0_log_blocked.
+func (b *builder) loggedBlocked(a *acl.ACL, ref EntryRef, verdict []Stmt) []Stmt {
+	if firstLoggedBlock(a) == nil {
+		return verdict
+	}
+	return b.logChain(LogChainName(ref, RoleBlocked, false), RoleBlocked+" "+RuleComment(ref, RoleBlocked)+" ",
+		&Rule{Comment: RuleComment(ref, RoleBlocked) + " " + RoleLog}, &Rule{Comment: RuleComment(ref, RoleBlocked), Stmts: verdict})
+}
+
+func firstLoggedBlock(a *acl.ACL) *acl.Entry {
+	for _, e := range a.Entries {
+		if e.Log && e.BlockFor != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// logChain returns a goto to chain name, created on first use: the log
+// rule (rate-limited NFLOG with prefix, comment of logRule), then final.
+func (b *builder) logChain(name, prefix string, logRule, final *Rule) []Stmt {
 	if b.logChains == nil {
 		b.logChains = map[string]bool{}
 	}
@@ -64,13 +90,11 @@ func (b *builder) logged(e *acl.Entry, ref EntryRef, reason string, verdict []St
 		if group == 0 {
 			group = DefaultLogGroup
 		}
-		b.extra = append(b.extra, &Chain{Name: name, Rules: []*Rule{
-			{Comment: RuleComment(ref, RoleLog), Stmts: []Stmt{
-				&RateUnder{RateOver{Rate: LogRate, Per: acl.Second, Burst: LogBurst}},
-				&LogGroup{Prefix: reason + " " + RuleComment(ref, "") + " ", Group: group},
-			}},
-			{Comment: RuleComment(ref, reason), Stmts: standalone(e, verdict)},
-		}})
+		logRule.Stmts = []Stmt{
+			&RateUnder{RateOver{Rate: LogRate, Per: acl.Second, Burst: LogBurst}},
+			&LogGroup{Prefix: prefix, Group: group},
+		}
+		b.extra = append(b.extra, &Chain{Name: name, Rules: []*Rule{logRule, final}})
 	}
 	return []Stmt{&Verdict{Kind: expr.VerdictGoto, Chain: name}}
 }
