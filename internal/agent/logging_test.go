@@ -40,7 +40,7 @@ func TestEventLogRing(t *testing.T) {
 		t.Errorf("show logging has no IPv6 line:\n%s", text)
 	}
 	l.Record(logEvent("blocked acl=mail dir=in implicit-blocked", 5))
-	l.Record(logEvent("blocked acl=mail dir=in seq=10", 6)) // not a prefix of ours
+	l.Record(logEvent("blocked acl=mail dir=in implicit-deny", 6)) // not a prefix of ours
 	if text := l.Text(); !strings.Contains(text, "list mail in denied (blocked) tcp 10.0.0.1(5)") || strings.Contains(text, "(6)") {
 		t.Errorf("show logging for blocked sources:\n%s", text)
 	}
