@@ -12,7 +12,7 @@ import (
 // `refuse message "TEXT"`: the kernel decides, the agent answers.
 //
 // The decision of an `in` ACL is taken in the prerouting filter chain at
-// priority mangle (-150), before any NAT. A refusal with a message marks the
+// priority dstnat - 2 (-102), before any NAT (doc.go: Ordering). A refusal with a message marks the
 // packet (MessageMark + index) and accepts it; the nat chain "message" at
 // dstnat - 1 (before other tables' dstnat at -100, so no other NAT binds
 // the connection first) redirects a marked first packet to the responder's

@@ -20,7 +20,7 @@
 //	   ip_check_in_blocked           SetSize  block-for sources, with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	 chains
-//	   prerouting  type filter hook prerouting priority mangle (-150), policy accept
+//	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
 //	     ct state established,related accept        (admitted sessions always pass)
 //	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`: to the host and routed
 //	   input    hook input   priority filter (0), policy accept
@@ -54,19 +54,22 @@
 //
 // # Ordering: why `in` is decided in prerouting
 //
-// An `in` ACL judges the first packet in prerouting at priority mangle
-// (-150): after conntrack (-200, so `ct state` and `ct count` work),
-// before any NAT (dstnat, -100), for connections to the host and routed
-// ones alike, which is what `refuse message` needs: the refused connection
+// An `in` ACL judges the first packet in prerouting at priority dstnat - 2
+// (-102): after conntrack (-200, so `ct state` and `ct count` work) and
+// other tables' mangle chains (-150, which may set packet marks), before
+// any NAT (dstnat, -100), for connections to the host and routed ones
+// alike, which is what `refuse message` needs: the refused connection
 // must be steered to the agent's responder, and only a dstnat chain of the
 // prerouting hook can still change where the first packet goes (by input
 // or forward the routing decision is taken and the SYN would reach the
 // real service or the next hop). It also means an `in` ACL sees the
 // addresses as the client sent them, before DNAT (as an IOS inbound ACL).
 // A refusal with a message sets the packet mark M (MessageMark + I for the
-// I-th text) and accepts; our nat chain at dstnat - 1, before other
-// tables' dstnat chains at -100 (the first NAT binding of a connection
-// wins), redirects the marked SYN to port P of the responder
+// I-th text) and accepts; our nat chain at dstnat - 1, right after (only
+// another table's chain at exactly -102 or -101 could run in between and
+// change the mark; none of the standard priorities is there) and before
+// other tables' dstnat chains at -100 (the first NAT binding of a
+// connection wins), redirects the marked SYN to port P of the responder
 // (Options.MessagePort + I). The redirected connection is local: it passes
 // input, never reaches the real service, and is not counted by any limit
 // except the one that refused it, for as long as the responder holds it

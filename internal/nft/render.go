@@ -91,27 +91,38 @@ func (t ChainType) String() string {
 	return "filter"
 }
 
-// priorityString renders a chain priority as nft 1.0.6 does: relative to
-// the standard priority of its type and hook (`dstnat` -100 for nat
-// chains at prerouting, `mangle` -150 exactly, `filter` 0 otherwise).
+// priorityString renders a chain priority as nft 1.0.6 does: as the
+// standard priority of the hook (inet family) that lies within 10 of it,
+// plus or minus the offset (`filter`, `mangle + 10`, `dstnat - 1`), else as
+// the number.
 func priorityString(h *Hook) string {
-	name, base := "filter", 0
-	switch {
-	case h.Type == NATChain && (h.Hook == "prerouting" || h.Hook == "output"):
-		name, base = "dstnat", PriorityDstNAT
-	case h.Type == NATChain:
-		name, base = "srcnat", PrioritySrcNAT
-	case h.Priority == PriorityMangle:
-		return "mangle"
+	std := []struct {
+		name string
+		prio int
+	}{{"raw", -300}, {"mangle", PriorityMangle}, {"filter", 0}, {"security", 50}}
+	switch h.Hook {
+	case "prerouting", "output":
+		std = append(std, struct {
+			name string
+			prio int
+		}{"dstnat", PriorityDstNAT})
+	case "input", "postrouting":
+		std = append(std, struct {
+			name string
+			prio int
+		}{"srcnat", PrioritySrcNAT})
 	}
-	p := h.Priority - base
-	switch {
-	case p == 0:
-		return name
-	case p > 0:
-		return name + " + " + strconv.Itoa(p)
+	for _, s := range std {
+		switch off := h.Priority - s.prio; {
+		case off == 0:
+			return s.name
+		case off > 0 && off <= 10:
+			return s.name + " + " + strconv.Itoa(off)
+		case off < 0 && off >= -10:
+			return s.name + " - " + strconv.Itoa(-off)
+		}
 	}
-	return name + " - " + strconv.Itoa(-p)
+	return strconv.Itoa(h.Priority)
 }
 
 // Standard chain priorities (nft's names).
@@ -119,7 +130,7 @@ const (
 	PriorityMangle  = -150
 	PriorityDstNAT  = -100
 	PrioritySrcNAT  = 100
-	PriorityDecide  = PriorityMangle     // the `in` decision: before any NAT
+	PriorityDecide  = PriorityDstNAT - 2 // the `in` decision: after mangle, before any NAT
 	PriorityMessage = PriorityDstNAT - 1 // the message redirect: before other tables' dstnat
 )
 
