@@ -19,6 +19,7 @@ func startEventLog(ctx context.Context, group uint16, events *agent.EventLog, lo
 	r, err := nflog.Listen(nflog.Config{Group: group})
 	if err != nil {
 		log.Error("log entries are not read", "nflog_group", group, "err", err)
+		events.Unavailable(err.Error())
 		return
 	}
 	go func() {

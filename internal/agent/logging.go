@@ -61,6 +61,7 @@ type EventLog struct {
 	byReason map[string]uint64
 	dropped  uint64 // events with a prefix that is not ours
 	lost     uint64 // read errors that lost events (socket buffer overflow)
+	unread   string // why the events are not read ("" while they are)
 }
 
 // NewEventLog keeps the last size events (DefaultLogEvents when size <= 0)
@@ -111,6 +112,14 @@ func (l *EventLog) Record(ev nflog.Event) {
 		"src", e.Src.String(), "sport", e.SPort, "dst", e.Dst.String(), "dport", e.DPort)
 }
 
+// Unavailable records that the events cannot be read (the NFLOG group
+// could not be bound): show logging says so instead of showing nothing.
+func (l *EventLog) Unavailable(why string) {
+	l.mu.Lock()
+	l.unread = why
+	l.mu.Unlock()
+}
+
 // Lost counts a read error after which events were lost.
 func (l *EventLog) Lost() {
 	l.mu.Lock()
@@ -142,7 +151,13 @@ func (l *EventLog) Refusals() (byReason map[string]uint64, lost uint64) {
 //	Dec  1 21:50:03.123: %SEC-6-IPACCESSLOGP: list mail in seq 10 denied (connlimit) tcp 10.0.0.1(40002) -> 10.0.0.2(25)
 func (l *EventLog) Text() string {
 	evs := l.Events()
+	l.mu.Lock()
+	unread := l.unread
+	l.mu.Unlock()
 	var b strings.Builder
+	if unread != "" {
+		fmt.Fprintf(&b, "%% Warning: log events are not read: %s\n", unread)
+	}
 	fmt.Fprintf(&b, "Access-list log: %d events (last %d kept; at most %d per second per entry and reason)\n\n",
 		len(evs), len(l.ring), nft.LogRate)
 	for _, e := range evs {

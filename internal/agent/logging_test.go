@@ -44,6 +44,10 @@ func TestEventLogRing(t *testing.T) {
 	if text := l.Text(); !strings.Contains(text, "list mail in denied (blocked) tcp 10.0.0.1(5)") || strings.Contains(text, "(6)") {
 		t.Errorf("show logging for blocked sources:\n%s", text)
 	}
+	l.Unavailable("bind nflog group 1: device or resource busy")
+	if text := l.Text(); !strings.HasPrefix(text, "% Warning: log events are not read: bind nflog group 1") {
+		t.Errorf("show logging without a listener:\n%s", text)
+	}
 	if strings.Index(text, "(2) ->") > strings.Index(text, "(4) ->") {
 		t.Errorf("show logging is not oldest first:\n%s", text)
 	}

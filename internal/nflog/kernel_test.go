@@ -21,6 +21,10 @@ func TestKernelReadsLoggedSYN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if r2, err := nflog.Listen(nflog.Config{Group: 7, NetNS: p.Server.Fd()}); err == nil {
+		r2.Close()
+		t.Fatal("a second listener bound the same group")
+	}
 	// The instance took our settings: group, peer, queue length, copy
 	// mode (packet), copy range, flush timeout (1/100 s), use.
 	inst := strings.Fields(p.Server.MustExec(t, "cat", "/proc/net/netfilter/nfnetlink_log"))
