@@ -25,12 +25,13 @@ import (
 
 // shownSessions parses `show access-list sessions ip NAME [seq N]` (name
 // may carry the seq filter) into "SEQ KEY" -> "S/L", with " at limit"
-// appended when the key is marked.
+// appended when the key is marked and " old=N" when N of its sessions
+// were open before the limit.
 func shownSessions(t *testing.T, ag *agentProc, name string) map[string]string {
 	t.Helper()
 	out := ag.mustShell("", "-c", "show access-list sessions ip "+name)
 	seqLine := regexp.MustCompile(`^ seq (\d+) `)
-	keyLine := regexp.MustCompile(`^   (\S+) +(\d+/\d+)(  at limit)?$`)
+	keyLine := regexp.MustCompile(`^   (\S+) +(\d+/\d+)(  at limit)?(?: \((\d+) open before the limit\))?$`)
 	got := map[string]string{}
 	seq := ""
 	for _, l := range strings.Split(out, "\n") {
@@ -40,6 +41,9 @@ func shownSessions(t *testing.T, ag *agentProc, name string) map[string]string {
 			v := m[2]
 			if m[3] != "" {
 				v += " at limit"
+			}
+			if m[4] != "" {
+				v += " old=" + m[4]
 			}
 			got[seq+" "+m[1]] = v
 		}
@@ -73,18 +77,34 @@ func heldSessions(t *testing.T, ns *netns.NS, port int) map[string]int {
 // client holds to port: a key is a source here.
 func expectShown(t *testing.T, ag *agentProc, client *netns.NS, port int, name, seq string, limit int, want map[string]int) {
 	t.Helper()
+	expectShownOld(t, ag, client, port, name, seq, limit, want, nil)
+}
+
+// expectShownOld is expectShown that also checks how many sessions of each
+// key were open before the limit (old nil: not checked).
+func expectShownOld(t *testing.T, ag *agentProc, client *netns.NS, port int, name, seq string, limit int, want, old map[string]int) {
+	t.Helper()
 	exp := map[string]string{}
 	for src, n := range want {
 		v := fmt.Sprintf("%d/%d", n, limit)
 		if n >= limit {
 			v += " at limit"
 		}
+		if old[src] > 0 {
+			v += fmt.Sprintf(" old=%d", old[src])
+		}
 		exp[seq+" "+src] = v
 	}
+	oldRE := regexp.MustCompile(` old=\d+$`)
 	var shown map[string]string
 	var held map[string]int
 	for range 30 { // at most 3 s for closing sockets to settle
 		shown, held = shownSessions(t, ag, name), heldSessions(t, client, port)
+		if old == nil {
+			for k, v := range shown {
+				shown[k] = oldRE.ReplaceAllString(v, "")
+			}
+		}
 		if maps.Equal(shown, exp) && maps.Equal(held, want) {
 			return
 		}

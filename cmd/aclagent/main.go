@@ -286,9 +286,10 @@ func netAdmin() bool {
 func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.MessageServer, events *agent.EventLog) (*agent.Agent, *conntrack.Tracker) {
 	host := hostOptions(f, o)
 	resolve := resolver(host)
-	tracker := openTracker(o.Table, resolve, log)
+	kernel := nft.NewApplier(o.Table)
+	tracker := openTracker(kernel, resolve, log)
 	opts := agent.Options{
-		Kernel:      nft.NewApplier(o.Table),
+		Kernel:      kernel,
 		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
 		StartupPath: f.config,
 		StatePath:   f.state,
@@ -343,14 +344,14 @@ const sessionRefresh = time.Second
 // namespace. Without it the agent still enforces every limit, but sessions
 // open before a limit was applied are not counted and the session commands
 // are unavailable: that is logged as an error, not fatal.
-func openTracker(table string, resolve func(acl.IfKind, string) string, log *slog.Logger) *conntrack.Tracker {
+func openTracker(owner conntrack.Owner, resolve func(acl.IfKind, string) string, log *slog.Logger) *conntrack.Tracker {
 	loc, err := conntrack.NewRouteLocator(0)
 	if err != nil {
 		log.Error("session tracking off: cannot open the route locator", "err", err)
 		return nil
 	}
 	t, err := conntrack.NewTracker(conntrack.TrackerOptions{
-		Table:   table,
+		Owner:   owner,
 		IfName:  func(i *acl.Interface) string { return resolve(i.Kind, i.Name) },
 		Locator: loc,
 		Logger:  log,

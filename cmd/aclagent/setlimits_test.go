@@ -81,7 +81,7 @@ func TestCheckSetMemory(t *testing.T) {
 
 	var out, errb bytes.Buffer
 	code := run([]string{"--check", conf, "--mgmt-interface", "eth0", "--limit-set-memory", "16"}, &out, &errb)
-	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "% Error: the limit sets of this configuration would take about 45 MiB of kernel memory") ||
+	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "% Error: the limit sets of this configuration would take about 40 MiB of kernel memory") ||
 		!strings.Contains(errb.String(), "more than the 16 MiB allowed") {
 		t.Errorf("over --limit-set-memory: exit %d, stdout %d bytes, stderr %q", code, out.Len(), errb.String())
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -19,20 +20,18 @@ import (
 // 5). Every method is called with the agent's lock held and the running
 // config it applies to.
 type SessionTracker interface {
-	// Prepare is called before rs is installed (e.g. to close the limit
-	// sets that rs creates until Installed has counted the open sessions).
+	// Prepare is called before rs is installed (the refresh loop pauses).
 	Prepare(rs *nft.Ruleset) error
-	// Installed is called after every successful install of cfg as rs
-	// (e.g. to count sessions that were open before a limit existed).
+	// Installed is called after every install attempt with what the
+	// kernel holds then (cfg as rs): it counts the sessions of limit sets
+	// whose gate Apply created closed, and opens them.
 	Installed(cfg *acl.Config, rs *nft.Ruleset) error
 	// Sessions returns the current sessions per key of an ACL's limited
 	// entries (seq 0: all entries).
-	Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]cli.SessionKey, error)
+	Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]conntrack.KeyCount, error)
 	// ClearSessions resets sessions counted under an ACL (entry seq unless
 	// 0, source src when valid).
 	ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, src netip.Addr) error
-	// ClearBlocked lifts block-for lockouts (of src when valid).
-	ClearBlocked(cfg *acl.Config, f acl.Family, name string, src netip.Addr) error
 }
 
 // Options configure an Agent. Kernel and Compile are required.
@@ -173,7 +172,7 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if err != nil {
 		return nil, userErr(userError(err))
 	}
-	if err := a.applyLocked(next, rs, why); err != nil {
+	if err := a.applyLocked(next, rs, why, nft.Renewals(a.ruleset, rs)); err != nil {
 		return nil, err
 	}
 	prev := a.running
@@ -192,13 +191,14 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	return warns, nil
 }
 
-// applyLocked installs rs (compiled from cfg) in the kernel, with the
-// session tracker's steps around it: Prepare before, so that new limits
-// admit nothing until the sessions already open are counted, and Installed
-// after, which counts them. A failed Prepare aborts the change (admitting
-// over a limit is worse than refusing a change); a failed Installed is
-// logged: the entries it concerns stay closed, which errs on refusing.
-func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string) error {
+// applyLocked installs rs (compiled from cfg) in the kernel, renewing the
+// limit sets in renew, with the session tracker's steps around it: Apply
+// creates new (and renewed) limit sets with their gates closed, and
+// Installed counts the sessions already open and opens them, so no limit
+// ever admits over it. A failed Installed is logged: the entries it
+// concerns stay closed, which errs on refusing, and the refresh loop
+// retries.
+func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew []string) error {
 	if a.opts.Sessions != nil {
 		if err := a.opts.Sessions.Prepare(rs); err != nil {
 			a.log.Error("cannot prepare session counting", "why", why, "err", err)
@@ -208,15 +208,25 @@ func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string) error 
 	if err := a.serveMessagesLocked(rs); err != nil {
 		return err
 	}
-	if err := a.opts.Kernel.Apply(rs); err != nil {
+	if err := a.opts.Kernel.Apply(rs, renew...); err != nil {
 		a.log.Error("apply refused by the kernel", "why", why, "err", err)
 		a.serveMessagesLocked(a.ruleset)
+		if a.opts.Sessions != nil && a.ruleset != nil {
+			// The kernel still holds the previous ruleset.
+			a.opts.Sessions.Installed(a.running, a.ruleset)
+		}
 		return errorf("%% Error: the kernel refused the change, nothing changed: %v", err)
 	}
-	if a.opts.Sessions != nil {
-		if err := a.opts.Sessions.Installed(cfg, rs); err != nil {
-			a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)
+	if a.opts.Sessions == nil {
+		// Without a session side nothing can count the sessions already
+		// open: new limits count from now on (logged at start).
+		if err := a.opts.Kernel.WriteReservations(nil, nil, nft.LimitSets(rs)); err != nil {
+			a.log.Error("cannot open the gates of new limits", "why", why, "err", err)
 		}
+		return nil
+	}
+	if err := a.opts.Sessions.Installed(cfg, rs); err != nil {
+		a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)
 	}
 	return nil
 }

@@ -7,15 +7,6 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// Blocker reads and empties the sets of sources blocked by `block-for`
-// (nft.SetBlocked): the kernel adds a source that goes over a limit, with a
-// timeout; the agent lists them (to end their sessions under `flush`) and
-// deletes them for `clear access-list blocked`. nft.Applier implements it.
-type Blocker interface {
-	Blocked(set string, f acl.Family) ([]netip.Addr, error)
-	Unblock(set string, f acl.Family, addrs []netip.Addr) error
-}
-
 // ClearBlocked implements `clear access-list blocked ip NAME [source ADDR]`:
 // it lifts the lockouts of an ACL in every direction it is applied (of src
 // only when valid).
@@ -25,13 +16,7 @@ func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 	if err := a.checkACLLocked(f, name); err != nil {
 		return err
 	}
-	b, ok := a.opts.Kernel.(Blocker)
-	if !ok {
-		if a.opts.Sessions == nil {
-			return errNoSessions
-		}
-		return a.opts.Sessions.ClearBlocked(a.running, f, name, src)
-	}
+	b := a.opts.Kernel
 	var addrs []netip.Addr // nil: all
 	if src.IsValid() {
 		addrs = []netip.Addr{src}
@@ -60,8 +45,8 @@ func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 func (a *Agent) FlushBlocked() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	b, ok := a.opts.Kernel.(Blocker)
-	if !ok || a.opts.Sessions == nil {
+	b := a.opts.Kernel
+	if a.opts.Sessions == nil {
 		return
 	}
 	live := map[string]bool{}
@@ -86,7 +71,7 @@ func (a *Agent) FlushBlocked() {
 }
 
 // flushSetLocked flushes the sources of one blocked set not seen before.
-func (a *Agent) flushSetLocked(b Blocker, l *acl.ACL, set string) {
+func (a *Agent) flushSetLocked(b nft.Kernel, l *acl.ACL, set string) {
 	addrs, err := b.Blocked(set, l.Family)
 	if err != nil {
 		a.log.Warn("cannot list blocked sources", "set", set, "err", err)

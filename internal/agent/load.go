@@ -10,14 +10,6 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// FlagSetter arms the agent-armed sets of the ruleset (nft.SetLoad): the
-// kernel cannot see the load average, so the agent puts an entry's flag in
-// while the load is over its `load-limit` and takes it out when it is back
-// under. nft.Applier implements it; a Kernel without it has no load limits.
-type FlagSetter interface {
-	SetFlag(set string, f acl.Family, on bool) (changed bool, err error)
-}
-
 // LoadAverage reads the 1-minute load average from /proc/loadavg.
 func LoadAverage() (float64, error) { return LoadAverageFrom("/proc/loadavg") }
 
@@ -47,8 +39,10 @@ func (a *Agent) ArmLoad() {
 // (after an apply or a drift repair) is empty, i.e. not refusing, until
 // this runs; the agent calls it right after every install and every second.
 func (a *Agent) armLoadLocked() {
-	fs, ok := a.opts.Kernel.(FlagSetter)
-	if !ok || a.ruleset == nil {
+	// The kernel cannot see the load average: the agent puts an entry's
+	// flag (nft.SetLoad) in while the load is over its `load-limit`.
+	fs := a.opts.Kernel
+	if a.ruleset == nil {
 		return
 	}
 	var load float64

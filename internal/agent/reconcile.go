@@ -124,7 +124,13 @@ func (a *Agent) RepairDrift() (bool, error) {
 	} else {
 		a.log.Warn("table changed outside the agent, restoring it", "drift", a.driftLocked())
 	}
-	if err := a.applyLocked(a.running, a.ruleset, "drift repair"); err != nil {
+	// Every limit starts afresh: while the table was not as installed,
+	// connections may have been admitted that its sets did not count.
+	var renew []string
+	for _, s := range nft.LimitSets(a.ruleset) {
+		renew = append(renew, s.Name)
+	}
+	if err := a.applyLocked(a.running, a.ruleset, "drift repair", renew); err != nil {
 		a.failures++
 		a.log.Error("drift repair failed; will retry", "err", err)
 		return false, err
@@ -158,7 +164,7 @@ func (a *Agent) Recompile() (bool, error) {
 	if rs.String() == a.ruleset.String() {
 		return false, nil
 	}
-	if err := a.applyLocked(a.running, rs, "recompile"); err != nil {
+	if err := a.applyLocked(a.running, rs, "recompile", nft.Renewals(a.ruleset, rs)); err != nil {
 		a.failures++
 		return false, err
 	}
@@ -197,15 +203,9 @@ func (a *Agent) Run(ctx context.Context) {
 	}
 }
 
-// driftLocked describes the drift for the log when the kernel can say.
+// driftLocked describes the drift for the log.
 func (a *Agent) driftLocked() string {
-	d, ok := a.opts.Kernel.(interface {
-		Drift(*nft.Ruleset) (string, error)
-	})
-	if !ok {
-		return "unknown"
-	}
-	text, err := d.Drift(a.ruleset)
+	text, err := a.opts.Kernel.Drift(a.ruleset)
 	if err != nil {
 		return err.Error()
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +64,17 @@ func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, 
 	if a.opts.Sessions == nil {
 		return nil, errNoSessions
 	}
-	return a.opts.Sessions.Sessions(a.running, f, name, seq)
+	keys, err := a.opts.Sessions.Sessions(a.running, f, name, seq)
+	return sessionKeys(keys), err
+}
+
+// sessionKeys are the session side's counts in the shell's form.
+func sessionKeys(keys []conntrack.KeyCount) []cli.SessionKey {
+	out := []cli.SessionKey{}
+	for _, k := range keys {
+		out = append(out, cli.SessionKey{Seq: k.Seq, Key: k.Key, Sessions: k.Sessions, Old: k.Old, Limit: k.Limit, AtLimit: k.AtLimit})
+	}
+	return out
 }
 
 // ClearSessions implements `clear access-list sessions`.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/slxsh/slxsh/internal/acl"
-	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -17,7 +17,7 @@ type fakeTracker struct {
 	kernel     *nft.Fake
 	calls      []string
 	prepareErr error
-	keys       []cli.SessionKey
+	keys       []conntrack.KeyCount
 }
 
 func (f *fakeTracker) Prepare(rs *nft.Ruleset) error {
@@ -39,17 +39,12 @@ func (f *fakeTracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	return nil
 }
 
-func (f *fakeTracker) Sessions(cfg *acl.Config, fam acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+func (f *fakeTracker) Sessions(cfg *acl.Config, fam acl.Family, name string, seq int) ([]conntrack.KeyCount, error) {
 	return f.keys, nil
 }
 
 func (f *fakeTracker) ClearSessions(*acl.Config, acl.Family, string, int, netip.Addr) error {
 	f.calls = append(f.calls, "clear-sessions")
-	return nil
-}
-
-func (f *fakeTracker) ClearBlocked(*acl.Config, acl.Family, string, netip.Addr) error {
-	f.calls = append(f.calls, "clear-blocked")
 	return nil
 }
 
@@ -83,7 +78,7 @@ func TestTrackerAroundEveryApply(t *testing.T) {
 func TestSessionsThroughAgent(t *testing.T) {
 	ta, tr := newTrackedAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)
-	tr.keys = []cli.SessionKey{{Seq: 10, Key: "10.24.12.107", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.24.12.108", Sessions: 1, Limit: 3}}
+	tr.keys = []conntrack.KeyCount{{Seq: 10, Key: "10.24.12.107", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.24.12.108", Sessions: 1, Limit: 3}}
 	c, err := ta.Counters(acl.IPv4, "check")
 	if err != nil || c[0].AtLimit != 1 || c[1].AtLimit != 0 {
 		t.Errorf("Counters = %+v, %v; want seq 10 with 1 key at limit", c, err)

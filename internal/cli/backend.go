@@ -79,10 +79,14 @@ type SessionKey struct {
 	Seq      int
 	Key      string // source address, prefix, destination, or "total"
 	Sessions int
-	Limit    int
+	// Old is how many of Sessions were open before the limit existed
+	// (counted by the agent, not by the kernel's own count).
+	Old   int `json:",omitempty"`
+	Limit int
 	// AtLimit is true when the key's next connection would be refused, as
-	// the agent computes it: Sessions >= Limit for a permit, Sessions >=
-	// Limit-1 for a deny (a limited deny refuses the Nth connection).
+	// the agent computes it from the kernel's state: Sessions >= Limit for
+	// a permit, Sessions >= Limit-1 for a deny (a limited deny refuses the
+	// Nth connection).
 	AtLimit bool
 }
 

@@ -310,6 +310,9 @@ func cmdShowSessions(s *Session, w io.Writer, a *execArgs) error {
 			if k.AtLimit {
 				mark = "  at limit"
 			}
+			if k.Old > 0 {
+				mark += fmt.Sprintf(" (%d open before the limit)", k.Old)
+			}
 			fmt.Fprintf(w, "   %-40s %d/%d%s\n", k.Key, k.Sessions, k.Limit, mark)
 		}
 	}

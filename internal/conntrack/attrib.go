@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // Binding is one ACL applied in one direction, with the Linux names of the
@@ -95,7 +96,7 @@ type KeyID struct {
 }
 
 // TotalKey is the key of `connlimit N total`.
-const TotalKey = "total"
+const TotalKey = nft.TotalKey
 
 // KeyCount is one line of `show access-list sessions`: a key of a limited
 // entry with its open sessions and its limit. AtLimit is true when the next
@@ -107,8 +108,12 @@ type KeyCount struct {
 	Seq      int
 	Key      string
 	Sessions int
-	Limit    int
-	AtLimit  bool
+	// Old is how many of them were open before the key's limit set
+	// existed (they carry OldMark and are held in reservations, not in
+	// the kernel's count).
+	Old     int
+	Limit   int
+	AtLimit bool
 }
 
 // Attribution is where the open flows fall under a configuration.
@@ -261,51 +266,9 @@ func KeyOf(c *acl.Connlimit, f Flow) string {
 }
 
 // Matches reports whether the flow's original direction matches the entry's
-// protocol, addresses and ports.
+// protocol, addresses and ports (acl.Entry.Matches).
 func Matches(e *acl.Entry, f Flow) bool {
-	if e.Proto != acl.ProtoAny && e.Proto != int(f.Proto) {
-		return false
-	}
-	if !addrMatches(e.Src, f.Src) || !addrMatches(e.Dst, f.Dst) {
-		return false
-	}
-	return portMatches(e.SrcPort, f.SrcPort) && portMatches(e.DstPort, f.DstPort)
-}
-
-func addrMatches(m acl.Addr, a netip.Addr) bool {
-	a = a.Unmap()
-	switch m.Kind {
-	case acl.AddrPrefix:
-		return m.Prefix.Contains(a)
-	case acl.AddrWildcard:
-		if m.Base.BitLen() != a.BitLen() {
-			return false
-		}
-		ab, bb, wb := a.AsSlice(), m.Base.AsSlice(), m.Wildcard.AsSlice()
-		for i := range ab {
-			if ab[i]&^wb[i] != bb[i] {
-				return false
-			}
-		}
-		return true
-	}
-	return true
-}
-
-func portMatches(m acl.PortMatch, p uint16) bool {
-	switch m.Op {
-	case acl.PortEq:
-		return p == m.Lo
-	case acl.PortNeq:
-		return p != m.Lo
-	case acl.PortLt:
-		return p < m.Lo
-	case acl.PortGt:
-		return p > m.Lo
-	case acl.PortRange:
-		return p >= m.Lo && p <= m.Hi
-	}
-	return true
+	return e.Matches(f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort)
 }
 
 // allowed is how many open sessions a key may hold before its next
@@ -324,9 +287,15 @@ func (a *Attribution) Counts() []KeyCount {
 	out := make([]KeyCount, 0, len(a.Keys))
 	for k, idx := range a.Keys {
 		c := a.Limits[k.EntryID]
+		old := 0
+		for _, i := range idx {
+			if a.Flows[i].Mark&OldMark != 0 {
+				old++
+			}
+		}
 		out = append(out, KeyCount{
 			ACL: k.ACL, Family: k.Family, Dir: k.Dir, Seq: k.Seq, Key: k.Key,
-			Sessions: len(idx), Limit: c.N,
+			Sessions: len(idx), Old: old, Limit: c.N,
 			AtLimit: len(idx) >= allowed(c, a.Actions[k.EntryID]),
 		})
 	}

@@ -66,7 +66,7 @@ func install(t *testing.T, ap *nft.Applier, tr *Tracker, c *acl.Config) {
 func TestKernelCompiledExistingSessions(t *testing.T) {
 	p := netns.NewPair(t)
 	ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
-	tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+	tr, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd())), NetNS: p.Server.Fd()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestKernelCompiledRoutedDeny(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer loc.Close()
-			tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: r.Router.Fd(), Locator: loc})
+			tr, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(r.Router.Fd())), NetNS: r.Router.Fd(), Locator: loc})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +213,7 @@ func TestKernelCompiledKeys(t *testing.T) {
 				p.Client.AddAddr(t, "c0", a)
 			}
 			ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
-			tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+			tr, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd())), NetNS: p.Server.Fd()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -254,7 +254,7 @@ func TestKernelCompiledKeys(t *testing.T) {
 func TestKernelCompiledAgentDiedWhileGated(t *testing.T) {
 	p := netns.NewPair(t)
 	ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
-	first, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+	first, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd())), NetNS: p.Server.Fd()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestKernelCompiledAgentDiedWhileGated(t *testing.T) {
 	}
 	// ... and the agent dies here.
 
-	second, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+	second, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd())), NetNS: p.Server.Fd()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestKernelCompiledLowered(t *testing.T) {
 		t.Run([]string{"keep", "reset"}[policy], func(t *testing.T) {
 			p := netns.NewPair(t)
 			ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
-			tr, err := NewTracker(TrackerOptions{Table: nft.DefaultTable, NetNS: p.Server.Fd()})
+			tr, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd())), NetNS: p.Server.Fd()})
 			if err != nil {
 				t.Fatal(err)
 			}

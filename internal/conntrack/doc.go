@@ -16,9 +16,9 @@
 //     itself at once through internal/sockdiag (SOCK_DESTROY), routed flows
 //     on their next packet through the ct mark bit ResetMark, which the
 //     compiled ruleset answers with a reset.
-//   - Plan, Shrink and Reserver keep the layered reservation sets (named by
-//     package layers) in step with the sessions that were open before a
-//     limit existed (below).
+//   - Plan and Shrink compute the reservations of the sessions that were
+//     open before a limit existed (below); the one owner of our table,
+//     nft.Applier, writes them (Owner).
 //   - Tracker ties it together for the agent (agent.SessionTracker, plus
 //     Prepare before each install and Run for the refresh loop).
 //
@@ -35,61 +35,83 @@
 // ACL, a table restored after drift — the kernel starts it empty and
 // nf_conncount never adds a connection that is already open
 // (KERNEL-NOTES). Left alone, a source with 3 open sessions under a new
-// `connlimit 3` would get 3 more. The agent makes up for it; no key may
-// exceed its limit at any moment (over-admission is a bug), and a short,
-// conservative under-admission is accepted where it cannot be exact.
+// `connlimit 3` would get 3 more. The agent makes up for it, exactly: a key
+// with E old sessions under limit T gets T-E new ones, for every E up to
+// nft.ExactLayers (64), and at most ceil(E/16) fewer above.
 //
 // Why not pre-create the key's element with the remaining budget (`add
 // element ... { 10.0.0.1 ct count over 1 }`): an element whose count is 0
 // is removed by the set's garbage collector within seconds, hand-made or
 // not, and the next connection then creates a fresh element with the full
-// budget (TestKernelPrecreatedElementIsCollected, Linux 6.18);
-// google/nftables v0.3.0 cannot send element expressions either.
+// budget (TestKernelPrecreatedElementIsCollected, Linux 6.18).
 //
-// Layers. The budget of old sessions lives in plain membership sets that
-// the kernel never collects; the counting stays in elements that rules
-// create. For a limit rule `add @S { KEY ct count over T }` the compiler
-// writes, before it and with the same match and refusal (set names from
-// package layers; j runs over layers.Layers(T), the powers of two below T):
+// The rules (internal/nft, connlimitChecks). For a limit rule `add @S {
+// KEY ct count over T } REFUSE` the compiler writes, with the entry's match:
 //
-//	meta nfproto @S_g REFUSE                                 # gate, closed while recounting
-//	KEY @S_rf REFUSE                                         # old sessions fill the limit
-//	KEY @S_r1 add @S_l1 { KEY ct count over T-1 } REFUSE     # layer 1
-//	KEY @S_r2 add @S_l2 { KEY ct count over T-2 } REFUSE     # layer 2
-//	KEY @S_r4 add @S_l4 { KEY ct count over T-4 } REFUSE     # layer 4 ...
-//	add @S { KEY ct count over T } REFUSE                    # the limit itself
+//	meta nfproto @S_g REFUSE           # gate: closed from S's creation until counted
+//	KEY @S_r jump S_res                # keys with old sessions (one lookup for the rest)
+//	add @S { KEY ct count over T } REFUSE
 //
-// A key with E old sessions is held at depth D = layers.Depth(T, E), the
-// smallest layer >= E (T, i.e. S_rf, when there is none): it is in S_rj
-// for every layer j <= D. Each new connection of the key passes through the
-// layers it is in, each of which counts it, so its open new sessions stay
-// <= T-D <= T-E: no key ever holds more than T. As old sessions end (they
-// carry OldMark, so the refresh loop finds them with a dump filtered in
-// the kernel, every second), the key leaves the layers above its new depth;
-// the layers below have counted every new session from the start, so the
-// budget that comes back is exact.
+//	chain S_res:
+//	  KEY @S_rf REFUSE                 # old sessions fill the limit
+//	  KEY @S_rJ add @S_lJ { KEY ct count over T-J } REFUSE    for every layer J
 //
-// Under-admission, all conservative and all temporary:
+// and the agent holds a key with E old sessions at depth D = nft.Depth(T,
+// E): D = E up to 64 (every depth has its layer), else the next layer up,
+// or T (S_rf) when E >= T. Such a key is in S_r and in S_rJ for every
+// layer J <= D.
 //
-//   - Rounding: a key may get D-E fewer new sessions than T-E, until its
-//     old sessions end. Exact when E is 1, 2 or another power of two below
-//     T, or E >= T (always for T <= 3). Example: T=10, E=5 holds the key at
-//     depth 8, so it gets 2 new sessions instead of 5 while the 5 old ones
-//     last.
-//   - The gate: before a ruleset with a new limit set is installed,
-//     Tracker.Prepare closes S_g (Reserver.Gate), so from the install on
-//     the entry refuses every new connection; after the install every open
-//     session of the entry is old, Installed counts them from one dump,
-//     marks them OldMark, and Reserver.Write fills the layers and opens the
-//     gate in one transaction. The entry refuses only for the time of that
-//     dump and write (about 0.3 s at 100k flows, BENCHMARKS.md). If counting
-//     fails, the gate stays closed and the refresh loop retries every
-//     second; a restarted agent finds a gate left closed and counts then.
-//   - The layer counting sets have nft.ReserveSetSize slots: a key that
-//     finds its layer set full is refused until its old sessions end.
+// Why it never admits over the limit. Let n be the key's new sessions (those
+// admitted since S was created; the kernel counts exactly these in S and
+// in every layer the key was in when they were admitted) and E(t) its old
+// sessions still open, with D >= E(t) at every moment. A connection is
+// admitted only if it passes layer D: n+1 <= T-D, so afterwards n + E(t)
+// <= n + D <= T. The invariant D >= E(t) holds because
+//
+//   - at the start, every session of the entry is old: the gate was closed
+//     in the same transaction that created S (nft.Applier.Apply), so S and
+//     its layers have counted nothing and refused everything; Installed
+//     then counts every open session of the entry from one dump (E), marks
+//     them OldMark, and writes the reservations at D = Depth(T, E) >= E
+//     together with the opening of the gate, in one transaction;
+//   - E(t) only falls (an old session never becomes new again), and D is
+//     only ever lowered to Depth(T, E(t)) >= E(t) (Shrink), never raised:
+//     a layer the key was not in from the start has not counted its new
+//     sessions, while every layer J <= D has counted all of them since the
+//     gate opened, so the lowered depth is exact at once.
+//
+// Whatever may have let a session escape the count starts the set afresh
+// (renewed, with its gate closed, by nft.Applier.Apply in the change's own
+// transaction), so the argument starts again from "every session is old":
+//
+//   - a drift repair renews every limit (connections may have passed while
+//     the table was changed);
+//   - a change to what reaches a limit rule — an earlier entry, the entry's
+//     own match, the interfaces its ACL is bound to — renews that limit
+//     (nft.Renewals): sessions admitted by another entry or on another
+//     interface are then counted;
+//   - a kernel table that lacks some of a limit's reservation objects gets
+//     the whole limit renewed;
+//   - a restarted agent adopts the table as it is (counts, reservations
+//     and gates in the kernel are the truth; a gate left closed by an
+//     agent that died before counting is counted then).
+//
+// What the kernel cannot give, bounded:
+//
+//   - Above 64 old sessions a key is held at the next layer up, so it gets
+//     D-E fewer new sessions than T-E (at most ceil(E/16)) until its old
+//     sessions end.
+//   - The gate refuses the entry's new connections for the time of one
+//     dump and one write after a limit is created (about 0.3 s at 100k
+//     flows, BENCHMARKS.md). If counting fails, the gate stays closed and
+//     the refresh loop retries every second.
 //   - Budget comes back at the next refresh after an old session ends (up
 //     to a second late).
-//
-// Sets the kernel already has (an unchanged limit, an adopted table after
-// an agent restart) keep their counts and are not recounted.
+//   - A layer counting set is unsized and capped by the kernel at 65535
+//     keys; a key that finds it full is refused (fail closed) until its old
+//     sessions end.
+//   - Connections opened while the table holds no rule that uses conntrack
+//     (before the first install, or while someone has flushed our table)
+//     are not tracked at all, so nothing can count them until conntrack
+//     picks them up mid-stream (KERNEL-NOTES).
 package conntrack

@@ -6,14 +6,10 @@ package conntrack
 
 import (
 	"cmp"
-	"fmt"
-	"net/netip"
 	"slices"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/slxsh/slxsh/internal/acl"
-	"github.com/slxsh/slxsh/internal/conntrack/layers"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // OldMark is the ct mark bit of a session that was open before the limit
@@ -21,22 +17,19 @@ import (
 const OldMark uint32 = 0x20000000
 
 // LimitSet is one connlimit set of the ruleset, `add @Name { KEY ct count
-// over Over }`, as the session code needs it.
+// over Over }`, as the session code needs it; Set is the compiler's, for
+// the kernel's element operations.
 type LimitSet struct {
 	Name      string
 	Entry     EntryID
 	Key       acl.KeyKind
 	PrefixLen int
 	Over      int
-	Size      uint32
+	Set       *nft.Set
 }
 
-// Reservation is a key of a limit set held at a depth.
-type Reservation struct {
-	Set   string
-	Key   string
-	Depth int
-}
+// Reservation is a key of a limit set held at a depth (nft.Reservation).
+type Reservation = nft.Reservation
 
 func compareRes(a, b Reservation) int {
 	return cmp.Or(cmp.Compare(a.Set, b.Set), compareKeys(a.Key, b.Key))
@@ -53,7 +46,7 @@ func Plan(sets []LimitSet, a *Attribution) []Reservation {
 			if k.EntryID != s.Entry {
 				continue
 			}
-			if d := layers.Depth(s.Over, len(idx)); d > 0 {
+			if d := nft.Depth(s.Over, len(idx)); d > 0 {
 				out = append(out, Reservation{Set: s.Name, Key: k.Key, Depth: d})
 			}
 		}
@@ -110,67 +103,4 @@ func MarkOld(t Table, flows []Flow) error {
 		}
 	}
 	return first
-}
-
-// keyBytes encodes a key as a set element of the limit set.
-func keyBytes(s LimitSet, key string) ([]byte, error) {
-	if s.Key == acl.Total {
-		return []byte{nfproto(s.Entry.Family)}, nil
-	}
-	if s.Key == acl.PerPrefix {
-		p, err := netip.ParsePrefix(key)
-		if err != nil {
-			return nil, fmt.Errorf("reservation key %q of %s: %w", key, s.Name, err)
-		}
-		return p.Addr().AsSlice(), nil
-	}
-	a, err := netip.ParseAddr(key)
-	if err != nil {
-		return nil, fmt.Errorf("reservation key %q of %s: %w", key, s.Name, err)
-	}
-	return a.Unmap().AsSlice(), nil
-}
-
-// keyString decodes a set element back into a key.
-func keyString(s LimitSet, b []byte) (string, bool) {
-	if s.Key == acl.Total {
-		return TotalKey, len(b) == 1
-	}
-	a, ok := netip.AddrFromSlice(b)
-	if !ok {
-		return "", false
-	}
-	if s.Key == acl.PerPrefix {
-		return netip.PrefixFrom(a, s.PrefixLen).String(), true
-	}
-	return a.String(), true
-}
-
-func nfproto(f acl.Family) byte {
-	if f == acl.IPv6 {
-		return 10 // NFPROTO_IPV6
-	}
-	return 2 // NFPROTO_IPV4
-}
-
-// memberSet is the library form of a reservation set for element
-// operations: keyed like the limit set (the compiler declares the set;
-// Reserver never creates it). Elements without expressions are never
-// collected.
-func memberSet(t *nftables.Table, s LimitSet, name string) *nftables.Set {
-	ks := &nftables.Set{Table: t, Name: name, Dynamic: true, Size: s.Size}
-	switch {
-	case s.Key == acl.Total:
-		ks.KeyType, ks.KeyByteOrder = nftables.TypeNFProto, binaryutil.NativeEndian
-	case s.Entry.Family == acl.IPv6:
-		ks.KeyType, ks.KeyByteOrder = nftables.TypeIP6Addr, binaryutil.BigEndian
-	default:
-		ks.KeyType, ks.KeyByteOrder = nftables.TypeIPAddr, binaryutil.BigEndian
-	}
-	return ks
-}
-
-func gateSet(t *nftables.Table, s LimitSet) *nftables.Set {
-	return &nftables.Set{Table: t, Name: layers.GateName(s.Name), Dynamic: true, Size: 2,
-		KeyType: nftables.TypeNFProto, KeyByteOrder: binaryutil.NativeEndian}
 }

@@ -8,52 +8,54 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/slxsh/slxsh/internal/acl"
-	"github.com/slxsh/slxsh/internal/conntrack/layers"
+	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// The ruleset of `seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit 3`,
-// `seq 20 permit ip any any`, written by hand the way the compiler is to
-// write it with reservation layers (see reserve.go), inline in the input
-// chain.
-const limitedRules = `flush chain inet slxsh input
-table inet slxsh {
-	set S { type ipv4_addr; size 65535; flags dynamic; }
-	set S_g { type nf_proto; size 2; flags dynamic; }
-	set S_rf { type ipv4_addr; size 65535; flags dynamic; }
-	set S_r1 { type ipv4_addr; size 65535; flags dynamic; }
-	set S_l1 { type ipv4_addr; size 65535; flags dynamic; }
-	set S_r2 { type ipv4_addr; size 65535; flags dynamic; }
-	set S_l2 { type ipv4_addr; size 65535; flags dynamic; }
-	chain input {
-		type filter hook input priority 0; policy accept;
-		ct state established,related accept
-		ip daddr 10.0.0.2 tcp dport 22 meta nfproto @S_g reject with tcp reset
-		ip daddr 10.0.0.2 tcp dport 22 ip saddr @S_rf reject with tcp reset
-		ip daddr 10.0.0.2 tcp dport 22 ip saddr @S_r1 add @S_l1 { ip saddr ct count over 2 } reject with tcp reset
-		ip daddr 10.0.0.2 tcp dport 22 ip saddr @S_r2 add @S_l2 { ip saddr ct count over 1 } reject with tcp reset
-		ip daddr 10.0.0.2 tcp dport 22 add @S { ip saddr ct count over 3 } reject with tcp reset
-		accept
-	}
-}`
+// limitedConfig is `seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit
+// 3`, `seq 20 permit ip any any` on the server's s0, and unlimitedConfig
+// `permit ip any any` alone: compiled and applied by the product's own
+// Compile and Applier.
+const (
+	limitedConfig = `ip access-list extended check
+ seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit 3
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`
+	unlimitedConfig = `ip access-list extended check
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`
+)
 
-// unlimitedRules is `permit ip any any` alone.
-const unlimitedRules = `table inet slxsh {
-	chain input {
-		type filter hook input priority 0; policy accept;
-		ct state established,related accept
-		accept
+// applyConfig compiles text and applies it in n through an nft.Applier,
+// which it returns with the ruleset.
+func applyConfig(t *testing.T, n *netns.NS, text string) (*nft.Applier, *nft.Ruleset) {
+	t.Helper()
+	cfg, err := cli.ParseConfig(text)
+	if err != nil {
+		t.Fatal(err)
 	}
-}`
+	rs, err := nft.Compile(cfg, nft.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := nft.NewApplier("slxsh", nftables.WithNetNSFd(n.Fd()))
+	if err := a.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	return a, rs
+}
 
 var limitedBindings = []Binding{{ACL: &acl.ACL{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
 	{Seq: 10, Action: acl.Permit, Proto: 6, Dst: host("10.0.0.2"), DstPort: eq(22), Connlimit: limit(3, acl.PerSource, 0)},
 	{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
 }}, Dir: acl.In}}
-
-var limitedSet = LimitSet{Name: "S", Entry: EntryID{ACL: "check", Dir: acl.In, Seq: 10},
-	Key: acl.PerSource, Over: 3, Size: 65535}
 
 // waitOpen waits (bounded) until the namespace's marked open flows number want.
 func waitOpen(t *testing.T, k *Kernel, want int) []Flow {
@@ -81,35 +83,39 @@ func waitOpen(t *testing.T, k *Kernel, want int) []Flow {
 
 func TestKernelExistingSessionsCounted(t *testing.T) {
 	p := netns.NewPair(t)
-	nftLoad(t, p.Server, unlimitedRules)
+	applyConfig(t, p.Server, unlimitedConfig)
 	p.Server.Listen(t, "10.0.0.2:22")
 	old := dial(t, p.Client, "10.0.0.2:22", 3)
 
-	// The limit arrives: gate first, then the ruleset, then the recount.
-	r := NewReserver("slxsh", p.Server.Fd())
-	if err := r.Gate([]LimitSet{limitedSet}); err != nil {
-		t.Fatal(err)
+	// The limit arrives with its gate closed; then the recount.
+	r, rs := applyConfig(t, p.Server, limitedConfig)
+	limited := LimitSets(rs)
+	if len(limited) != 1 {
+		t.Fatalf("want one limit set, got %d", len(limited))
 	}
-	nftLoad(t, p.Server, limitedRules)
+	limitedSet := limited[0]
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset) // the gate is closed
+	if g, err := r.Gated(kernelSets(limited)); err != nil || len(g) != 1 {
+		t.Fatalf("Gated = %v, %v; want the new limit set", g, err)
+	}
 	k := openKernel(t, p.Server)
 	flows, err := k.Dump()
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := Attribute(limitedBindings, flows, nil)
-	plan := Plan([]LimitSet{limitedSet}, a)
-	if want := []Reservation{{Set: "S", Key: "10.0.0.1", Depth: 3}}; !equalRes(plan, want) {
+	plan := Plan(limited, a)
+	if want := []Reservation{{Set: limitedSet.Name, Key: "10.0.0.1", Depth: 3}}; !equalRes(plan, want) {
 		t.Fatalf("Plan = %v, want %v", plan, want)
 	}
-	if err := MarkOld(k, OldFlows([]LimitSet{limitedSet}, a)); err != nil {
+	if err := MarkOld(k, OldFlows(limited, a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Write([]LimitSet{limitedSet}, plan); err != nil {
+	if err := r.WriteReservations(kernelSets(limited), plan, kernelSets(limited)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := r.Read([]LimitSet{limitedSet}); !equalRes(got, plan) {
-		t.Fatalf("Read = %v, want %v", got, plan)
+	if got, _ := r.Reservations(kernelSets(limited)); !equalRes(got, plan) {
+		t.Fatalf("Reservations = %v, want %v", got, plan)
 	}
 
 	// The 4th is refused at once, and stays refused.
@@ -126,12 +132,12 @@ func TestKernelExistingSessionsCounted(t *testing.T) {
 	// One old session ends: after a refresh exactly one more is admitted.
 	old[0].Close()
 	marked := waitOpen(t, k, 2)
-	now := Plan([]LimitSet{limitedSet}, Attribute(limitedBindings, marked, nil))
+	now := Plan(limited, Attribute(limitedBindings, marked, nil))
 	next := Shrink(plan, now)
-	if want := []Reservation{{Set: "S", Key: "10.0.0.1", Depth: 2}}; !equalRes(next, want) {
+	if want := []Reservation{{Set: limitedSet.Name, Key: "10.0.0.1", Depth: 2}}; !equalRes(next, want) {
 		t.Fatalf("Shrink = %v, want %v", next, want)
 	}
-	if err := r.Write([]LimitSet{limitedSet}, next); err != nil {
+	if err := r.WriteReservations(kernelSets(limited), next, nil); err != nil {
 		t.Fatal(err)
 	}
 	p.Client.Expect(t, "10.0.0.1", "10.0.0.2:22", netns.Connected)
@@ -196,46 +202,40 @@ func TestKernelPrecreatedElementIsCollected(t *testing.T) {
 }
 
 // TestKernelReserverAtScale writes, reads back and shrinks reservations for
-// 20,000 IPv6 keys (more than one netlink attribute can carry) in a table
-// without rules.
+// 20,000 IPv6 keys (more than one netlink attribute can carry).
 func TestKernelReserverAtScale(t *testing.T) {
-	n := netns.New(t)
-	s := LimitSet{Name: "big", Entry: EntryID{ACL: "x", Family: acl.IPv6, Seq: 10},
-		Key: acl.PerSource, Over: 5, Size: 65535}
-	r := NewReserver("slxsh", n.Fd())
-	if err := r.Gate([]LimitSet{s}); err != nil {
-		t.Fatal(err)
-	}
-	// The compiler declares the other reservation sets.
-	decl := "table inet slxsh {\n"
-	for _, ls := range layers.Sets("big", 5)[1:] {
-		decl += "set " + ls.Name + " { type ipv6_addr; size 65535; flags dynamic; }\n"
-	}
-	nftLoad(t, n, decl+"}")
+	n := netns.NewPair(t).Server
+	r, rs := applyConfig(t, n, `ipv6 access-list extended x
+ seq 10 permit tcp any any eq 22 connlimit 5
+interface s0
+ ipv6 access-group x in
+`)
+	ks := kernelSets(LimitSets(rs))
 	var want []Reservation
 	for i := range 20000 {
 		a := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 8), byte(i)})
-		want = append(want, Reservation{Set: "big", Key: a.String(), Depth: []int{1, 2, 4, 5}[i%4]})
+		want = append(want, Reservation{Set: ks[0].Name, Key: a.String(), Depth: []int{1, 2, 4, 5}[i%4]})
 	}
 	slices.SortFunc(want, compareRes)
-	if err := r.Write([]LimitSet{s}, want); err != nil {
+	if err := r.WriteReservations(ks, want, ks); err != nil {
 		t.Fatal(err)
 	}
-	got, err := r.Read([]LimitSet{s})
+	got, err := r.Reservations(ks)
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.SortFunc(got, compareRes)
 	if !equalRes(got, want) {
 		t.Fatalf("read back %d reservations, want %d equal ones", len(got), len(want))
 	}
-	if gated, err := r.Gated([]LimitSet{s}); err != nil || len(gated) != 0 {
+	if gated, err := r.Gated(ks); err != nil || len(gated) != 0 {
 		t.Errorf("Gated = %v, %v; want the gate open", gated, err)
 	}
 	shrunk := Shrink(want, nil)
-	if err := r.Write([]LimitSet{s}, shrunk); err != nil {
+	if err := r.WriteReservations(ks, shrunk, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := r.Read([]LimitSet{s}); err != nil || len(got) != 0 {
+	if got, err := r.Reservations(ks); err != nil || len(got) != 0 {
 		t.Errorf("after releasing all: %d reservations, %v", len(got), err)
 	}
 }

@@ -3,25 +3,30 @@ package conntrack
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/slxsh/slxsh/internal/acl"
-	"github.com/slxsh/slxsh/internal/cli"
-	"github.com/slxsh/slxsh/internal/conntrack/layers"
 	"github.com/slxsh/slxsh/internal/nft"
 	"github.com/slxsh/slxsh/internal/sockdiag"
 )
 
+// Owner is the table side the Tracker needs: the reservation elements of
+// the limit sets, read and written by the one owner of our table
+// (nft.Applier; nft.Fake in unit tests).
+type Owner interface {
+	Gated(sets []*nft.Set) ([]*nft.Set, error)
+	Reservations(sets []*nft.Set) ([]nft.Reservation, error)
+	WriteReservations(sets []*nft.Set, want []nft.Reservation, open []*nft.Set) error
+}
+
 // TrackerOptions configure a Tracker.
 type TrackerOptions struct {
-	Table  string // the agent's nftables table (family inet)
-	NetNS  int    // namespace fd; 0 is the caller's
+	Owner  Owner // the agent's table
+	NetNS  int   // namespace fd; 0 is the caller's
 	IfName func(*acl.Interface) string
 	// Locator places flows on interfaces: a RouteLocator in NetNS for the
 	// agent; nil makes every flow a candidate for every binding (see the
@@ -35,23 +40,21 @@ type TrackerOptions struct {
 // were open before a limit existed, ends sessions a new configuration does
 // not admit under `connlimit existing-sessions reset`, and answers `show`
 // and `clear access-list sessions`. Its methods match agent.SessionTracker;
-// Prepare is to be called before installing a ruleset, Run in its own
-// goroutine.
+// Run goes in its own goroutine.
 type Tracker struct {
 	opts TrackerOptions
 	ct   *Kernel
 	sd   *sockdiag.Conn
-	res  *Reserver
 
-	mu       sync.Mutex
-	cfg      *acl.Config
-	sets     []LimitSet      // limit sets with reservation sets, as installed
-	known    map[string]bool // limit sets installed so far (all of them)
-	fresh    []LimitSet      // from Prepare: limit sets the kernel did not have
-	prepared bool
-	pending  []LimitSet    // gated sets whose sessions are not counted yet
-	held     []Reservation // what the kernel holds; read from it by the first Refresh
-	loaded   bool
+	mu      sync.Mutex
+	cfg     *acl.Config
+	sets    []LimitSet    // limit sets with reservation sets, as installed
+	pending []LimitSet    // gated sets whose sessions are not counted yet
+	held    []Reservation // what the kernel holds; read from it by the first Refresh
+	loaded  bool
+	// installing is set from Prepare to Installed: the kernel may hold a
+	// ruleset that sets and cfg do not describe yet.
+	installing bool
 }
 
 // NewTracker opens conntrack and sock_diag in the namespace and turns on
@@ -75,7 +78,7 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 		k.Close()
 		return nil, err
 	}
-	return &Tracker{opts: o, ct: k, sd: sd, res: NewReserver(o.Table, o.NetNS)}, nil
+	return &Tracker{opts: o, ct: k, sd: sd}, nil
 }
 
 // Close releases the netlink sockets.
@@ -83,26 +86,18 @@ func (t *Tracker) Close() error {
 	return errors.Join(t.ct.Close(), t.sd.Close())
 }
 
-// LimitSets returns the connlimit sets of rs that have reservation sets
-// (the gate is the sign), in rs order. Reservation sets themselves are left
-// out.
+// LimitSets returns the connlimit sets of rs that have reservation sets,
+// in rs order.
 func LimitSets(rs *nft.Ruleset) []LimitSet {
-	names := map[string]bool{}
-	for _, s := range rs.Sets {
-		names[s.Name] = true
-	}
 	var out []LimitSet
-	for _, s := range rs.Sets {
-		if !names[layers.GateName(s.Name)] {
-			continue
-		}
+	for _, s := range nft.LimitSets(rs) {
 		ls := LimitSet{
 			Name:      s.Name,
 			Entry:     EntryID{ACL: s.Entry.ACL, Family: s.Entry.Family, Dir: s.Entry.Dir, Seq: s.Entry.Seq},
 			Key:       s.KeyKind,
 			PrefixLen: s.PrefixLen,
 			Over:      s.Over,
-			Size:      s.Size,
+			Set:       s,
 		}
 		if ls.Key == acl.PerPrefix {
 			// As the compiler keys them: /0 is total, a full length is
@@ -119,81 +114,45 @@ func LimitSets(rs *nft.Ruleset) []LimitSet {
 	return out
 }
 
-// Prepare closes the gates of the limit sets that rs creates (those the
-// kernel does not have yet), before rs is installed: from the install on,
-// their entries admit nothing until Installed has counted the open sessions.
-func (t *Tracker) Prepare(rs *nft.Ruleset) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	have, err := t.kernelSets()
-	if err != nil {
-		return err
+// kernelSets are the compiler's sets of limit sets.
+func kernelSets(ls []LimitSet) []*nft.Set {
+	out := make([]*nft.Set, len(ls))
+	for i, s := range ls {
+		out[i] = s.Set
 	}
-	t.fresh = t.fresh[:0]
-	for _, s := range LimitSets(rs) {
-		if !have[s.Name] {
-			t.fresh = append(t.fresh, s)
-		}
-	}
-	t.prepared = true
-	return t.res.Gate(t.fresh)
-}
-
-// kernelSets lists the set names of the table (none when it does not exist).
-func (t *Tracker) kernelSets() (map[string]bool, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(t.opts.NetNS))
-	if err != nil {
-		return nil, fmt.Errorf("open nftables: %w", err)
-	}
-	sets, err := c.GetSets(&nftables.Table{Name: t.opts.Table, Family: nftables.TableFamilyINet})
-	if err != nil {
-		if isNotExist(err) {
-			return map[string]bool{}, nil
-		}
-		return nil, fmt.Errorf("list sets: %w", err)
-	}
-	out := map[string]bool{}
-	for _, s := range sets {
-		out[s.Name] = true
-	}
-	return out, nil
+	return out
 }
 
 // Installed runs after cfg has been installed as rs. It ends the sessions
 // cfg does not admit when cfg says `connlimit existing-sessions reset`, then
-// holds the open sessions of every new limit set in reservations and opens
-// their gates. Without a Prepare before the install, the limit sets it has
-// not seen installed count as new (all of them after a start: conservative)
-// and are gated only now. If counting fails, the new sets stay gated
-// (refusing) and Refresh tries again.
+// holds the open sessions of every limit set whose gate is closed (Apply
+// creates new and renewed limit sets so) in reservations and opens those
+// gates. If counting fails, those sets stay gated (refusing) and Refresh
+// tries again.
 func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sets := LimitSets(rs)
-	fresh := t.fresh
-	if !t.prepared {
-		fresh = nil
-		for _, s := range sets {
-			if !t.known[s.Name] {
-				fresh = append(fresh, s)
-			}
-		}
-		if err := t.res.Gate(fresh); err != nil {
-			return err
+	t.installing = false
+	t.cfg, t.sets = cfg, LimitSets(rs)
+	gated, err := t.opts.Owner.Gated(kernelSets(t.sets))
+	if err != nil {
+		t.loaded = false
+		return err
+	}
+	t.pending = nil
+	for _, s := range t.sets {
+		if slices.Contains(gated, s.Set) {
+			t.pending = append(t.pending, s)
 		}
 	}
-	t.prepared, t.fresh = false, nil
-	t.cfg, t.sets = cfg, sets
-	t.known = map[string]bool{}
-	for _, s := range rs.Sets {
-		t.known[s.Name] = true
-	}
-	t.pending = mergeSets(onlyLive(t.pending, sets), fresh)
+	t.held = keepLive(t.held, t.sets, t.pending)
 	return t.countLocked(cfg.ExistingSessions == acl.Reset)
 }
 
 // countLocked ends the excess sessions (with reset), then counts the open
 // sessions of the pending sets into reservations and opens their gates.
+// A gate closed since its set's creation means the kernel counted none of
+// the entry's sessions: every one open now is old.
 func (t *Tracker) countLocked(reset bool) error {
 	flows, err := t.ct.Dump()
 	if err != nil {
@@ -215,50 +174,29 @@ func (t *Tracker) countLocked(reset bool) error {
 	}
 	plan := Plan(t.pending, a)
 	errs = append(errs, MarkOld(t.ct, OldFlows(t.pending, a)))
-	if err := t.res.Write(t.pending, plan); err != nil {
+	ks := kernelSets(t.pending)
+	if err := t.opts.Owner.WriteReservations(ks, plan, ks); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	t.held = append(keepOthers(t.held, t.pending, t.sets), plan...)
+	t.held = append(keepLive(t.held, t.sets, t.pending), plan...)
 	slices.SortFunc(t.held, compareRes)
 	t.pending = nil
 	return errors.Join(errs...)
 }
 
-// onlyLive keeps the sets that are installed.
-func onlyLive(ss, live []LimitSet) []LimitSet {
-	var out []LimitSet
-	for _, s := range ss {
-		if slices.ContainsFunc(live, func(l LimitSet) bool { return l.Name == s.Name }) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// mergeSets returns a with the sets of b it lacks.
-func mergeSets(a, b []LimitSet) []LimitSet {
-	for _, s := range b {
-		if !slices.ContainsFunc(a, func(x LimitSet) bool { return x.Name == s.Name }) {
-			a = append(a, s)
-		}
-	}
-	return a
-}
-
-// keepOthers keeps the reservations of sets that are still installed and
-// were not recounted.
-func keepOthers(held []Reservation, fresh, sets []LimitSet) []Reservation {
-	drop := map[string]bool{}
-	for _, s := range fresh {
-		drop[s.Name] = true
-	}
+// keepLive keeps the reservations of sets that are still installed and
+// are not being recounted.
+func keepLive(held []Reservation, sets, recount []LimitSet) []Reservation {
 	live := map[string]bool{}
 	for _, s := range sets {
 		live[s.Name] = true
 	}
+	for _, s := range recount {
+		live[s.Name] = false
+	}
 	var out []Reservation
 	for _, r := range held {
-		if live[r.Set] && !drop[r.Set] {
+		if live[r.Set] {
 			out = append(out, r)
 		}
 	}
@@ -284,38 +222,47 @@ func without(flows, drop []Flow) []Flow {
 	return out
 }
 
+// Prepare is called before a ruleset is installed: until Installed, the
+// refresh loop leaves the gates alone (the ruleset it knows may not be
+// the kernel's any more).
+func (t *Tracker) Prepare(*nft.Ruleset) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.installing = true
+	return nil
+}
+
 // Refresh gives budget back as old sessions end: it recounts the open
 // sessions carrying OldMark (filtered in the kernel, so cheap) and lowers
-// the depth of the keys that need less.
+// the depth of the keys that need less. After a start or a failed write
+// it first reads what the kernel holds, and counts sets whose gate an
+// earlier agent left closed.
 func (t *Tracker) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cfg == nil {
-		return nil
-	}
-	// Between Prepare and Installed (or after an install that failed)
-	// nothing is loaded or counted: that could open a gate before its
-	// rules are installed. Shrinking held reservations stays safe.
-	if t.prepared && (!t.loaded || len(t.pending) > 0) {
+	if t.cfg == nil || t.installing {
 		return nil
 	}
 	if !t.loaded {
-		// After a start (or a failed write): the kernel's reservations,
-		// and any gate left closed by an agent that died between
-		// Prepare and Installed, are the truth.
-		held, err := t.res.Read(t.sets)
+		ks := kernelSets(t.sets)
+		held, err := t.opts.Owner.Reservations(ks)
 		if err != nil {
 			return err
 		}
-		gated, err := t.res.Gated(t.sets)
+		gated, err := t.opts.Owner.Gated(ks)
 		if err != nil {
 			return err
 		}
 		t.held, t.loaded = held, true
-		t.pending = mergeSets(t.pending, gated)
+		for _, s := range t.sets {
+			if slices.Contains(gated, s.Set) && !slices.ContainsFunc(t.pending, func(p LimitSet) bool { return p.Name == s.Name }) {
+				t.pending = append(t.pending, s)
+			}
+		}
 	}
 	if len(t.pending) > 0 {
 		if err := t.countLocked(false); err != nil {
+			t.loaded = false
 			return err
 		}
 	}
@@ -332,7 +279,7 @@ func (t *Tracker) Refresh() error {
 	if slices.Equal(next, t.held) {
 		return nil
 	}
-	if err := t.res.Write(t.heldSets(), next); err != nil {
+	if err := t.opts.Owner.WriteReservations(kernelSets(t.heldSets()), next, nil); err != nil {
 		t.loaded = false // read the kernel's truth next time
 		return err
 	}
@@ -396,25 +343,46 @@ func (t *Tracker) resetLocator() {
 	}
 }
 
-// Sessions answers `show access-list sessions ip NAME [seq N]`.
-func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+// Sessions answers `show access-list sessions ip NAME [seq N]`: the
+// counts per key of one ACL (and entry, unless seq is 0). A key held at a
+// depth is at its limit when its new sessions fill what the depth leaves
+// (exactly when the kernel refuses its next connection); a key of a set
+// still gated is at its limit.
+func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]KeyCount, error) {
 	a, err := t.attribute(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return SessionKeys(a.Counts(), f, name, seq), nil
-}
-
-// SessionKeys selects the counts of one ACL (and entry, unless seq is 0) in
-// the shell's form.
-func SessionKeys(counts []KeyCount, f acl.Family, name string, seq int) []cli.SessionKey {
-	out := []cli.SessionKey{}
-	for _, c := range counts {
-		if c.Family == f && c.ACL == name && (seq == 0 || c.Seq == seq) {
-			out = append(out, cli.SessionKey{Seq: c.Seq, Key: c.Key, Sessions: c.Sessions, Limit: c.Limit, AtLimit: c.AtLimit})
-		}
+	t.mu.Lock()
+	depth := map[[2]string]int{}
+	for _, r := range t.held {
+		depth[[2]string{r.Set, r.Key}] = r.Depth
 	}
-	return out
+	byEntry := map[EntryID]LimitSet{}
+	for _, s := range t.sets {
+		byEntry[s.Entry] = s
+	}
+	gated := map[string]bool{}
+	for _, s := range t.pending {
+		gated[s.Name] = true
+	}
+	t.mu.Unlock()
+	out := []KeyCount{}
+	for _, c := range a.Counts() {
+		if c.Family != f || c.ACL != name || (seq != 0 && c.Seq != seq) {
+			continue
+		}
+		if s, ok := byEntry[EntryID{ACL: c.ACL, Family: c.Family, Dir: c.Dir, Seq: c.Seq}]; ok {
+			if d := depth[[2]string{s.Name, c.Key}]; d > 0 {
+				c.AtLimit = c.Sessions-c.Old >= s.Over-d
+			}
+			if gated[s.Name] {
+				c.AtLimit = true
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // ClearSessions answers `clear access-list sessions ip NAME [seq N] [source

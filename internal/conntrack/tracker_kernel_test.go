@@ -3,8 +3,10 @@ package conntrack
 import (
 	"context"
 	"errors"
+	"github.com/google/nftables"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,69 +18,40 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// lowered is `seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit 2` and
-// `seq 20 permit ip any any` on s0 in, with the reset rule, written by hand
-// as the compiler is to write it (set T, one layer).
-const loweredRules = `flush chain inet slxsh input
-table inet slxsh {
-	set T { type ipv4_addr; size 65535; flags dynamic; }
-	set T_g { type nf_proto; size 2; flags dynamic; }
-	set T_rf { type ipv4_addr; size 65535; flags dynamic; }
-	set T_r1 { type ipv4_addr; size 65535; flags dynamic; }
-	set T_l1 { type ipv4_addr; size 65535; flags dynamic; }
-	chain input {
-		type filter hook input priority 0; policy accept;
-		ct mark & 0x40000000 == 0x40000000 tcp flags & rst == 0 reject with tcp reset
-		ct state established,related accept
-		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 meta nfproto @T_g reject with tcp reset
-		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 ip saddr @T_rf reject with tcp reset
-		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 ip saddr @T_r1 add @T_l1 { ip saddr ct count over 1 } reject with tcp reset
-		iifname "s0" ip daddr 10.0.0.2 tcp dport 22 add @T { ip saddr ct count over 2 } reject with tcp reset
-		accept
-	}
-}`
+// loweredSet is the limit set of loweredText's seq 10.
+const loweredSet = "ip_check_in_10_src_2"
 
-func loweredConfig(policy acl.SessionPolicy) (*acl.Config, *nft.Ruleset) {
-	c := acl.New()
-	c.ExistingSessions = policy
-	c.ACLs = []*acl.ACL{{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
-		{Seq: 10, Action: acl.Permit, Proto: 6, Dst: host("10.0.0.2"), DstPort: eq(22), Connlimit: limit(2, acl.PerSource, 0)},
-		{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
-	}}}
-	c.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "s0", Groups: [2][2]string{{"check", ""}, {"", ""}}}}
-	ref := nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10}
-	rs := &nft.Ruleset{Table: "slxsh", Sets: []*nft.Set{
-		{Name: "T", Key: nft.KeyIPv4, Size: 65535, Entry: ref, KeyKind: acl.PerSource, Over: 2},
-		{Name: "T_g", Key: nft.KeyNFProto, Size: 2, Entry: ref},
-		{Name: "T_rf", Key: nft.KeyIPv4, Size: 65535, Entry: ref},
-		{Name: "T_r1", Key: nft.KeyIPv4, Size: 65535, Entry: ref},
-		{Name: "T_l1", Key: nft.KeyIPv4, Size: 65535, Entry: ref},
-	}}
-	return c, rs
-}
+// loweredText is `connlimit 2` on 10.0.0.2 port 22, then `permit ip any
+// any`, on s0 in, with existing-sessions POLICY.
+const loweredText = `connlimit existing-sessions POLICY
+ip access-list extended check
+ seq 10 permit tcp any host 10.0.0.2 eq 22 connlimit 2
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`
 
 // startLowered opens 5 sessions under no limit, then installs the limit of
-// 2 through a Tracker as the agent does: Prepare, install, Installed.
+// 2 through a Tracker as the agent does: Prepare, apply, Installed.
 func startLowered(t *testing.T, policy acl.SessionPolicy) (*netns.Pair, *Tracker, []net.Conn, *acl.Config) {
 	p := netns.NewPair(t)
 	p.Server.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_timestamp=1")
-	nftLoad(t, p.Server, unlimitedRules)
+	applyConfig(t, p.Server, unlimitedConfig)
 	p.Server.Listen(t, "10.0.0.2:22")
 	conns := dial(t, p.Client, "10.0.0.2:22", 5)
 
-	tr, err := NewTracker(TrackerOptions{Table: "slxsh", NetNS: p.Server.Fd()})
+	ap := nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd()))
+	tr, err := NewTracker(TrackerOptions{Owner: ap, NetNS: p.Server.Fd()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	cfg, rs := loweredConfig(policy)
-	if err := tr.Prepare(rs); err != nil {
+	word := map[acl.SessionPolicy]string{acl.Keep: "keep", acl.Reset: "reset"}[policy]
+	cfg, err := cli.ParseConfig(strings.Replace(loweredText, "POLICY", word, 1))
+	if err != nil {
 		t.Fatal(err)
 	}
-	nftLoad(t, p.Server, loweredRules)
-	if err := tr.Installed(cfg, rs); err != nil {
-		t.Fatal(err)
-	}
+	install(t, ap, tr, cfg)
 	return p, tr, conns, cfg
 }
 
@@ -102,7 +75,7 @@ func TestKernelTrackerLoweredReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]cli.SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 2, Limit: 2, AtLimit: true}}, got); diff != "" {
+	if diff := cmp.Diff([]KeyCount{{ACL: "check", Seq: 10, Key: "10.0.0.1", Sessions: 2, Old: 2, Limit: 2, AtLimit: true}}, got); diff != "" {
 		t.Errorf("Sessions (-want +got):\n%s", diff)
 	}
 
@@ -112,7 +85,7 @@ func TestKernelTrackerLoweredReset(t *testing.T) {
 	if err := tr.Refresh(); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]Reservation{{Set: "T", Key: "10.0.0.1", Depth: 1}}, tr.Held()); diff != "" {
+	if diff := cmp.Diff([]Reservation{{Set: loweredSet, Key: "10.0.0.1", Depth: 1}}, tr.Held()); diff != "" {
 		t.Errorf("Held after refresh (-want +got):\n%s", diff)
 	}
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
@@ -142,7 +115,7 @@ func TestKernelTrackerLoweredKeep(t *testing.T) {
 	go func() { tr.Run(ctx, 20*time.Millisecond); close(done) }()
 	defer func() { cancel(); <-done }()
 	conns[1].Close()
-	waitHeld(t, tr, []Reservation{{Set: "T", Key: "10.0.0.1", Depth: 1}})
+	waitHeld(t, tr, []Reservation{{Set: loweredSet, Key: "10.0.0.1", Depth: 1}})
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Connected)
 	p.Client.Expect(t, "", "10.0.0.2:22", netns.Reset)
 
@@ -167,7 +140,7 @@ func TestKernelTrackerPermitTurnedDeny(t *testing.T) {
 			netns.Link(t, p.Client, "c1", p.Server, "s1")
 			p.Client.AddAddr(t, "c1", "10.9.0.1/24")
 			p.Server.AddAddr(t, "s1", "10.9.0.2/24")
-			nftLoad(t, p.Server, unlimitedRules)
+			applyConfig(t, p.Server, unlimitedConfig)
 			p.Server.Listen(t, "10.0.0.2:22")
 			p.Server.Listen(t, "10.9.0.2:22")
 			viaS0 := dial(t, p.Client, "10.0.0.2:22", 2)
@@ -178,7 +151,7 @@ func TestKernelTrackerPermitTurnedDeny(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer loc.Close()
-			tr, err := NewTracker(TrackerOptions{Table: "slxsh", NetNS: p.Server.Fd(), Locator: loc})
+			tr, err := NewTracker(TrackerOptions{Owner: nft.NewApplier(nft.DefaultTable, nftables.WithNetNSFd(p.Server.Fd())), NetNS: p.Server.Fd(), Locator: loc})
 			if err != nil {
 				t.Fatal(err)
 			}

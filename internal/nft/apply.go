@@ -3,25 +3,49 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"syscall"
 
 	"github.com/google/nftables"
+
+	"github.com/slxsh/slxsh/internal/acl"
 )
 
-// Kernel is the narrow view of the kernel that the agent needs: install a
-// ruleset, read the named counters back, and check for drift. Applier
-// implements it against netfilter; Fake implements it in memory for unit
-// tests.
+// Kernel is the view of our table that the agent and its session side
+// need: install a ruleset, read the named counters back, check for drift,
+// and read or write the elements that the agent owns (load-limit flags,
+// blocked sources, reservations). Applier implements it against netfilter,
+// the one place that talks netlink to the table; Fake implements it in
+// memory for unit tests.
 type Kernel interface {
 	// Apply installs rs as the whole content of its table, in one
-	// transaction. On error the previous rules stay in force.
-	Apply(rs *Ruleset) error
+	// transaction; the limit sets named by renew start afresh (see
+	// Applier.Apply). On error the previous rules stay in force.
+	Apply(rs *Ruleset, renew ...string) error
 	// Counters returns the named counters of the table by name.
 	Counters() (map[string]CounterValue, error)
 	// InSync reports whether the table in the kernel still is rs.
 	InSync(rs *Ruleset) (bool, error)
+	// Drift describes how the kernel's table differs from rs ("" if not).
+	Drift(rs *Ruleset) (string, error)
+
+	// SetFlag arms (on) or disarms a load-limit flag set (SetLoad) and
+	// reports whether it changed it.
+	SetFlag(set string, f acl.Family, on bool) (changed bool, err error)
+	// Blocked lists the sources in a blocked set (SetBlocked).
+	Blocked(set string, f acl.Family) ([]netip.Addr, error)
+	// Unblock deletes sources (all when addrs is nil) from a blocked set.
+	Unblock(set string, f acl.Family, addrs []netip.Addr) error
+
+	// Gated returns the limit sets (LimitSets) whose gate is closed.
+	Gated(sets []*Set) ([]*Set, error)
+	// Reservations returns what the depth maps of the limit sets hold.
+	Reservations(sets []*Set) ([]Reservation, error)
+	// WriteReservations makes the depth maps of sets hold exactly want
+	// and opens the gates of open, in one transaction.
+	WriteReservations(sets []*Set, want []Reservation, open []*Set) error
 }
 
 // CounterValue is the value of a named counter object.
@@ -90,11 +114,19 @@ var _ Kernel = (*Applier)(nil)
 //   - chains, sets and counters that rs does not name are flushed and then
 //     deleted, after every rule that could reference them is gone.
 //
+// A limit set that Apply creates comes with its reservation objects and a
+// closed gate: its entry admits nothing until the agent has counted the
+// sessions already open (WriteReservations opens it). The limit sets named
+// by renew (and any of which the kernel lacks a reservation object) are
+// deleted and created so, in the same transaction: the agent asks for it
+// when the sessions they should count may include some they did not see
+// (a drift repair, an ACL bound to another interface).
+//
 // When the Applier knows that the kernel holds rs already, Apply commits
 // nothing. The current content is read from the kernel first, so Apply also
 // adopts a table left by an earlier process without deleting it. A transaction the
 // kernel refuses changes nothing and returns an error wrapping ErrRefused.
-func (a *Applier) Apply(rs *Ruleset) error {
+func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := validate(rs); err != nil {
@@ -111,7 +143,7 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	}
 	before, genErr := generation(c)
 	var known map[string]string
-	if genErr == nil && a.sync.ok && a.sync.gen == before {
+	if genErr == nil && a.sync.ok && a.sync.gen == before && len(renew) == 0 {
 		if a.sync.rs == rs || a.sync.text == rs.String() {
 			return nil // the kernel holds rs: nothing to commit
 		}
@@ -122,7 +154,7 @@ func (a *Applier) Apply(rs *Ruleset) error {
 	if err != nil {
 		return fmt.Errorf("read table inet %s: %w", a.table, err)
 	}
-	if err := queue(c, a.table, cur, rs, known); err != nil {
+	if err := queue(c, a.table, cur, rs, known, renew); err != nil {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
 	if err := c.Flush(); err != nil {

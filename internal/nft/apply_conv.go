@@ -8,6 +8,8 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/slxsh/slxsh/internal/acl"
 )
 
 // Conversions from our ruleset types to google/nftables ones, and the
@@ -32,10 +34,46 @@ func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
 }
 
 func sameSet(have, want *nftables.Set) bool {
+	size := have.Size
+	if want.Size == 0 && size == unsizedDynsetCap {
+		size = 0
+	}
 	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
-		have.Dynamic == want.Dynamic && have.Size == want.Size &&
+		have.Dynamic == want.Dynamic && size == want.Size &&
 		have.HasTimeout == want.HasTimeout && have.Timeout == want.Timeout &&
 		!have.Constant && !have.Interval && !have.IsMap
+}
+
+// unsizedDynsetCap is the size the kernel reports for a set created
+// without one once a dynset statement adds to it: the cap of such a set,
+// which still starts small and grows on demand.
+const unsizedDynsetCap = 65535
+
+// gateElements are the elements a set is created with: a gate starts
+// closed (its family's nfproto), so that a new limit admits nothing until
+// the agent has counted the sessions already open; every other set starts
+// empty.
+func gateElements(s *Set) []nftables.SetElement {
+	if s.Kind != SetGate {
+		return nil
+	}
+	return []nftables.SetElement{{Key: []byte{nfprotoByte(s.Entry.Family)}}}
+}
+
+// nfprotoByte is the nf_proto value of a family (NFPROTO_IPV4, NFPROTO_IPV6).
+func nfprotoByte(f acl.Family) byte {
+	if f == acl.IPv6 {
+		return unix.NFPROTO_IPV6
+	}
+	return unix.NFPROTO_IPV4
+}
+
+// nfprotoName is how nft prints a family's nf_proto value.
+func nfprotoName(f acl.Family) string {
+	if f == acl.IPv6 {
+		return "ipv6"
+	}
+	return "ipv4"
 }
 
 var hooks = map[string]*nftables.ChainHook{

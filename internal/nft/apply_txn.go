@@ -11,10 +11,11 @@ import (
 // queue adds the whole transaction to c, in an order the kernel accepts:
 // creations, then flushes (after which no rule references anything), then
 // deletions and re-creations, then the rules. known holds the text of the
-// chains the kernel is known to hold (nil when unknown).
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]string) error {
+// chains the kernel is known to hold (nil when unknown); renew names limit
+// sets to start afresh (see Applier.Apply).
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]string, renew []string) error {
 	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs}
-	tx.plan(known)
+	tx.plan(known, renew)
 	c.AddTable(tx.t)
 	if err := tx.addSetsAndCounters(); err != nil {
 		return err
@@ -22,11 +23,13 @@ func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known m
 	tx.addAndFlushChains()
 	tx.flushStaleChains()
 	// No rule references anything from here on, except those of kept chains,
-	// which reference nothing that is deleted or re-created.
-	tx.deleteAndRecreateChains()
+	// which reference nothing that is deleted or re-created. Sets go before
+	// chains: a depth map's elements reference its depth chains, and a
+	// chain that an element jumps to cannot be deleted (EBUSY).
 	if err := tx.deleteAndRecreateSetsAndObjects(); err != nil {
 		return err
 	}
+	tx.deleteAndRecreateChains()
 	tx.addRules()
 	return nil
 }
@@ -47,9 +50,11 @@ type txn struct {
 
 // plan finds what exists with other properties and must be re-created,
 // and which chains can be kept.
-func (tx *txn) plan(known map[string]string) {
+func (tx *txn) plan(known map[string]string, renew []string) {
+	again := tx.renewals(renew)
 	for _, s := range tx.rs.Sets {
-		if have, ok := tx.cur.sets[s.Name]; ok && !sameSet(have, kernelSet(tx.t, s)) {
+		have, ok := tx.cur.sets[s.Name]
+		if ok && (again[s.Name] || again[s.Limit] || !sameSet(have, kernelSet(tx.t, s))) {
 			// Why: AddSet of an existing set with other properties fails
 			// the whole batch; such a set must be deleted and re-created
 			// (its counts are lost, as with a new set name).
@@ -79,13 +84,43 @@ func (tx *txn) plan(known map[string]string) {
 	}
 }
 
+// renewals returns the limit sets to start afresh with their reservation
+// objects: those asked for, and those of which the kernel holds some
+// objects but not all (a gate or depth map deleted by someone else). A
+// limit set whose gate is created closed must hold no count of its own:
+// the agent counts every open session of the entry as old when it opens
+// the gate, so the kernel's count and the reservations never overlap.
+func (tx *txn) renewals(renew []string) map[string]bool {
+	out := map[string]bool{}
+	for _, name := range renew {
+		out[name] = true
+	}
+	have, all := map[string]int{}, map[string]int{}
+	for _, s := range tx.rs.Sets {
+		limit := s.Limit
+		if limit == "" {
+			limit = s.Name
+		}
+		all[limit]++
+		if _, ok := tx.cur.sets[s.Name]; ok {
+			have[limit]++
+		}
+	}
+	for limit, n := range have {
+		if n < all[limit] {
+			out[limit] = true
+		}
+	}
+	return out
+}
+
 // addSetsAndCounters adds the sets and counters that do not exist yet.
 // Existing ones are left alone: set elements hold the counts, counters the
 // statistics.
 func (tx *txn) addSetsAndCounters() error {
 	for _, s := range tx.rs.Sets {
 		if _, ok := tx.cur.sets[s.Name]; !ok {
-			if err := tx.c.AddSet(kernelSet(tx.t, s), nil); err != nil {
+			if err := tx.c.AddSet(kernelSet(tx.t, s), gateElements(s)); err != nil {
 				return fmt.Errorf("add set %s: %w", s.Name, err)
 			}
 		}
@@ -153,7 +188,7 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 	}
 	for _, s := range tx.recreateSets {
 		tx.c.DelSet(kernelSet(tx.t, s))
-		if err := tx.c.AddSet(kernelSet(tx.t, s), nil); err != nil {
+		if err := tx.c.AddSet(kernelSet(tx.t, s), gateElements(s)); err != nil {
 			return fmt.Errorf("re-create set %s: %w", s.Name, err)
 		}
 	}

@@ -19,12 +19,6 @@ const ResetMark = 0x40000000
 // for a set of this size (SetTableMemory).
 const DefaultSetSize = 65535
 
-// ReserveSetSize is the size of the layer counting sets through which the
-// agent holds sessions that were open before a limit existed: at most this
-// many keys per entry and layer can carry old sessions at once; further keys
-// are refused until their old sessions end (never over-admitted).
-const ReserveSetSize = 4096
-
 // Options are the host facts that Compile needs besides the configuration.
 type Options struct {
 	Table         string            // table name, family inet; "" means DefaultTable
@@ -287,16 +281,14 @@ func (b *builder) aclChain(k chainKey) []*Chain {
 	if r := b.blockedRule(k, a); r != nil {
 		ch.Rules = append(ch.Rules, r)
 	}
-	var blocks []*Chain
+	var own []*Chain
 	for _, e := range a.Entries {
 		if e.Action == acl.Remark {
 			continue
 		}
-		rules, block := b.entryRules(k, e)
+		rules, chains := b.entryRules(k, e)
 		ch.Rules = append(ch.Rules, rules...)
-		if block != nil {
-			blocks = append(blocks, block)
-		}
+		own = append(own, chains...)
 	}
 	if k.fam == acl.IPv6 {
 		// Why: neighbour discovery is untracked by conntrack, so it reaches
@@ -312,5 +304,5 @@ func (b *builder) aclChain(k chainKey) []*Chain {
 		Comment: RuleComment(EntryRef{k.fam, k.name, k.dir, 0}, ""),
 		Stmts:   []Stmt{&CounterRef{Name: impl}, &Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}},
 	})
-	return append([]*Chain{ch}, blocks...)
+	return append([]*Chain{ch}, own...)
 }

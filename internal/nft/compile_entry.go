@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,19 +21,28 @@ type ruleCtx struct {
 
 // check is one test of an entry's limits: statements that match when the
 // connection must be refused, and for tests that add to a set, statements
-// that match when the key could not be added (a full set).
+// that match when the key could not be added (a full set). A check with
+// jump instead sends the connection on to chains of its own (which refuse
+// or return) and refuses nothing itself.
 type check struct {
-	role   string // role word of its rule (RoleRate, RoleConnlimit, "layer1", ...)
+	role   string // role word of its rule (RoleRate, RoleConnlimit, RoleDepth, ...)
 	reason string // log reason: RoleRate or RoleConnlimit
 	over   []Stmt
 	full   []Stmt
+	jump   []Stmt
 	blocks bool // a refusal by `over` goes over a limit: block-for applies
 }
 
+// refuser builds the end of a refusing rule: the refused counter, the log
+// statement for reason, and the verdict (through the block chain when the
+// refusal goes over a limit and the entry has block-for).
+type refuser func(reason string, overLimit bool) []Stmt
+
 // entryRules compiles one entry (see doc.go for the rule shapes): every
 // check refuses what goes over its limit; what passes them all is permitted
-// (permit) or goes on to the next entry (deny with limits).
-func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
+// (permit) or goes on to the next entry (deny with limits). It returns the
+// entry's rules and the chains of its own that they use.
+func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
 	path := entryPath(k, e)
 	if !b.supported(path, e) {
@@ -55,19 +65,27 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 		}
 		return r
 	}
+	var chains []*Chain
+	overRefuse := refuse
+	if e.BlockFor != nil {
+		block := blockChain(k, ref, e, refuse)
+		chains = append(chains, block)
+		overRefuse = []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: block.Name}}
+	}
+	refuseAs := func(reason string, overLimit bool) []Stmt {
+		verdict := refuse
+		if overLimit {
+			verdict = overRefuse
+		}
+		return slices.Concat([]Stmt{refused}, logAs(reason, verdict))
+	}
 
-	checks, refuseAll := b.checks(k, ref, e, ctx)
+	checks, own, refuseAll := b.checks(k, ref, e, ctx, refuseAs)
 	switch {
 	case refuseAll || (!permit && len(checks) == 0):
 		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny", refuse))}, nil
 	case len(checks) == 0:
 		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
-	}
-	var block *Chain
-	overRefuse := refuse
-	if e.BlockFor != nil {
-		block = blockChain(k, ref, e, refuse)
-		overRefuse = []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: block.Name}}
 	}
 	isNew := []Stmt{&CtState{States: CtNew}}
 	var rules []*Rule
@@ -76,16 +94,16 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 		if i == 0 {
 			role, head = "", []Stmt{matched}
 		}
-		verdict := refuse
-		if c.blocks {
-			verdict = overRefuse
+		if c.jump != nil {
+			rules = append(rules, rule(role, match, isNew, head, c.jump))
+			continue
 		}
-		rules = append(rules, rule(role, match, isNew, head, c.over, []Stmt{refused}, logAs(c.reason, verdict)))
+		rules = append(rules, rule(role, match, isNew, head, c.over, refuseAs(c.reason, c.blocks)))
 		if c.full != nil {
 			// Why: when the set is full the kernel's dynset add fails and the
 			// rule above does not match (KERNEL-NOTES: a full set fails open).
 			// A key that is not in the set was not counted: refuse it.
-			rules = append(rules, rule(c.role+"-full", match, isNew, c.full, []Stmt{refused}, logAs(c.reason+"-full", refuse)))
+			rules = append(rules, rule(c.role+"-full", match, isNew, c.full, refuseAs(c.reason+"-full", false)))
 		}
 	}
 	if permit {
@@ -95,14 +113,15 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, *Chain) {
 		// deny and resetting the session.
 		rules = append(rules, rule(RolePermit, match, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
 	}
-	return rules, block
+	return rules, append(own, chains...)
 }
 
 // checks returns the limits of an entry in the order they are tested
 // (load-limit, rate, connlimit: a connection refused by an earlier one takes
-// no slot of a later one), and whether the entry refuses every match instead (`connlimit 0`,
-// `deny ... connlimit 1`: the first connection already reaches the limit).
-func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) ([]check, bool) {
+// no slot of a later one), the chains they use, and whether the entry
+// refuses every match instead (`connlimit 0`, `deny ... connlimit 1`: the
+// first connection already reaches the limit).
+func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, refuseAs refuser) ([]check, []*Chain, bool) {
 	var out []check
 	if l := e.LoadLimit; l != nil {
 		out = append(out, b.loadCheck(k, ref, l))
@@ -112,67 +131,93 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) ([
 	}
 	cl := e.Connlimit
 	if cl == nil {
-		return out, false
+		return out, nil, false
 	}
 	over := cl.N
 	if e.Action != acl.Permit {
 		over = cl.N - 1 // the Nth connection, this one included, is refused
 	}
 	if over <= 0 {
-		return nil, true
+		return nil, nil, true
 	}
-	return append(out, b.connlimitChecks(k, ref, cl, over, ctx)...), false
+	checks, chains := b.connlimitChecks(k, ref, cl, over, ctx, refuseAs)
+	return append(out, checks...), chains, false
 }
 
-// connlimitChecks compiles `connlimit`: the limit set S and, before it, the
-// reservation tests through which the agent holds sessions that were open
-// before S existed (internal/conntrack, reserve.go): the gate S_g, the
-// full-reservation set S_rf and, for each layer j (powers of two below
-// over), membership S_rj with its own count S_lj of `ct count over over-j`.
-// The agent fills S_g, S_rf and S_rj; empty, they change nothing.
-func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, over int, ctx ruleCtx) []check {
+// connlimitChecks compiles `connlimit` (T = over): the limit set S and,
+// before it, what holds the sessions that were open before S existed
+// (internal/conntrack counts them, reserve.go writes them): the gate S_g,
+// closed from S's creation until the agent has counted, and the set S_r of
+// keys with old sessions, which go to the chain S_res. There a key whose
+// old sessions fill the limit (in S_rf) is refused; a key held at depth D
+// is in S_rJ for every layer J up to D, so its connection is counted in
+// each of those layers, the set S_lJ of `ct count over T-J`, and admitted
+// only while it has fewer than T-D new sessions. Keys without old sessions
+// pay the one lookup of S_r. See internal/conntrack's package doc for why
+// this never admits over the limit.
+//
+// Why one chain and not a chain per depth: the kernel refuses rulesets
+// whose jumps and gotos nest deeper than 16 chains (EMLINK), and a chain
+// per depth holding all its layers would cost T^2 rules.
+func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, over int, ctx ruleCtx, refuseAs refuser) ([]check, []*Chain) {
 	key := limitKey(k.fam, cl)
-	gateKey := Key{Family: k.fam, Kind: acl.Total}
 	set := ConnlimitSetName(k.fam, k.name, k.dir, ref.Seq, cl, over)
 	dep := !ctx.nf && key.Kind != acl.Total
-	mk := func(name string, sk SetKey, size uint32, kind SetKind, over int) {
+	mk := func(name string, size uint32, kind SetKind, over int) {
+		sk := key.SetKey()
+		if kind == SetGate {
+			sk = KeyNFProto
+		}
+		limit := set
+		if name == set {
+			limit = ""
+		}
 		b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Key: sk, Size: size, Kind: kind,
-			Entry: ref, KeyKind: cl.Key, PrefixLen: cl.PrefixLen, Over: over})
+			Entry: ref, KeyKind: cl.Key, PrefixLen: cl.PrefixLen, Over: over, Limit: limit})
 	}
-	mk(set, key.SetKey(), b.opt.SetSize, SetConnlimit, over)
-	mk(GateSetName(set), KeyNFProto, 2, SetMember, 0)
+	mk(set, b.opt.SetSize, SetConnlimit, over)
+	mk(GateSetName(set), 2, SetGate, 0)
+	mk(ReservedSetName(set), 0, SetMember, over)
+	mk(FullSetName(set), 0, SetMember, 0)
 	// The reservation sets hold only keys that had sessions open when the
-	// limit arrived. A sized set preallocates its hash table (about 1.7 MiB
-	// at 65535 elements, measured) and an entry has up to 2+2*log2(N) of
-	// them, so the membership sets are unsized (never full: they cannot fail
-	// open) and the layer counting sets, which nft requires to be sized,
-	// get ReserveSetSize; a key that finds a layer set full is refused (the
-	// layer's fail-closed rule) until its old sessions end.
-	mk(FullSetName(set), key.SetKey(), 0, SetMember, 0)
-	out := []check{
-		{role: RoleGate, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: GateSetName(set), Key: gateKey}}},
-		{role: RoleReserved, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: FullSetName(set), Key: key, Dep: dep}}, blocks: true},
+	// limit arrived: unsized, so that they cost about 1 KiB each until used
+	// (a sized set preallocates its hash table, SetTableMemory); a layer
+	// count grows to the kernel's cap for unsized dynamic sets, and a key
+	// that finds it full is refused (its "-full" rule).
+	//
+	// The reservation chain matches nothing of the entry's own: a TCP
+	// reset needs the protocol established in its rule, as nft does.
+	var lead []Stmt
+	if r, ok := slices.Concat(refuseAs("", false))[len(refuseAs("", false))-1].(*Reject); ok && r.TCPReset {
+		lead = []Stmt{&L4Proto{Proto: acl.ProtoTCP}}
 	}
+	kdep := key.Kind != acl.Total // nothing in the chain matched the family yet
+	res := &Chain{Name: ReserveChainName(set), Rules: []*Rule{{Comment: RuleComment(ref, RoleReserved),
+		Stmts: slices.Concat(lead, []Stmt{&SetLookup{Set: FullSetName(set), Key: key, Dep: kdep}}, refuseAs(RoleConnlimit, true))}}}
 	for _, j := range Layers(over) {
-		r, l := ReserveSetName(set, j), LayerSetName(set, j)
-		mk(r, key.SetKey(), 0, SetMember, 0)
-		mk(l, key.SetKey(), ReserveSetSize, SetConnlimit, over-j)
-		member := &SetLookup{Set: r, Key: key, Dep: dep}
-		out = append(out, check{
-			role:   "layer" + strconv.Itoa(j),
-			reason: RoleConnlimit,
-			over:   []Stmt{member, &ConnlimitAdd{Set: l, Key: key, Over: over - j}},
-			full:   []Stmt{member, &SetLookup{Set: l, Key: key, Invert: true}},
-			blocks: true,
-		})
+		r, l := MemberSetName(set, j), LayerSetName(set, j)
+		mk(r, 0, SetMember, 0)
+		mk(l, 0, SetConnlimit, over-j)
+		member := &SetLookup{Set: r, Key: key, Dep: kdep}
+		role := "layer" + strconv.Itoa(j)
+		res.Rules = append(res.Rules,
+			&Rule{Comment: RuleComment(ref, role), Stmts: slices.Concat(lead,
+				[]Stmt{member, &ConnlimitAdd{Set: l, Key: key, Over: over - j}}, refuseAs(RoleConnlimit, true))},
+			&Rule{Comment: RuleComment(ref, role+"-full"), Stmts: slices.Concat(lead,
+				[]Stmt{member, &SetLookup{Set: l, Key: key, Invert: true}}, refuseAs(RoleConnlimit+"-full", false))})
 	}
-	return append(out, check{
-		role:   RoleConnlimit,
-		reason: RoleConnlimit,
-		over:   []Stmt{&ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep}},
-		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}},
-		blocks: true,
-	})
+	return []check{
+		{role: RoleGate, reason: RoleConnlimit, over: []Stmt{&SetLookup{Set: GateSetName(set), Key: Key{Family: k.fam, Kind: acl.Total}}}},
+		{role: RoleDepth, jump: []Stmt{&SetLookup{Set: ReservedSetName(set), Key: key, Dep: dep},
+			&Verdict{Kind: expr.VerdictJump, Chain: res.Name}}},
+		{
+			role:   RoleConnlimit,
+			reason: RoleConnlimit,
+			over:   []Stmt{&ConnlimitAdd{Set: set, Key: key, Over: over, Dep: dep}},
+			full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}},
+			blocks: true,
+		},
+	}, []*Chain{res}
 }
 
 // rateCheck compiles `rate`: `total` is one token bucket in the rule (a

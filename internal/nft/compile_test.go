@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,7 +14,7 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-func mustParse(t *testing.T, text string) *acl.Config {
+func mustParse(t testing.TB, text string) *acl.Config {
 	t.Helper()
 	c, err := cli.ParseConfig(text)
 	if err != nil {
@@ -157,8 +159,8 @@ func TestRuleCommentsIdentifyRules(t *testing.T) {
 					continue
 				}
 				ref, _, ok := nft.ParseComment(r.Comment)
-				logChain := strings.HasPrefix(ch.Name, nft.LogChainName(ref, "", false))
-				if !ok || (nft.ChainName(ref.Family, ref.ACL, ref.Dir) != ch.Name && nft.BlockChainName(ref) != ch.Name && !logChain) {
+				if !ok || (nft.ChainName(ref.Family, ref.ACL, ref.Dir) != ch.Name && nft.BlockChainName(ref) != ch.Name &&
+					!strings.HasPrefix(ch.Name, nft.ChainName(ref.Family, ref.ACL, ref.Dir)+"_"+strconv.Itoa(ref.Seq)+"_")) {
 					t.Errorf("%s: chain %s: comment %q parses to %+v, %v", g.name, ch.Name, r.Comment, ref, ok)
 				}
 			}
@@ -172,7 +174,7 @@ func TestParseCommentRoundTrip(t *testing.T) {
 		{Family: acl.IPv6, ACL: "a-b.c_d", Dir: acl.Out, Seq: 65535},
 		{Family: acl.IPv4, ACL: "x", Dir: acl.Out, Seq: 0},
 	} {
-		roles := []string{"", nft.RoleConnlimitFull, nft.RoleRate, nft.RolePermit, "layer4-full"}
+		roles := []string{"", nft.RoleConnlimitFull, nft.RoleRate, nft.RolePermit, "layer4-full", nft.RoleDepth, nft.RoleReserved}
 		if ref.Seq == 0 {
 			roles = []string{"", nft.RolePermitND}
 		}
@@ -201,8 +203,8 @@ func TestLongNamesAreHashedAndDistinct(t *testing.T) {
 	b := nft.ChainName(acl.IPv6, other, acl.Out)
 	m1, r1 := nft.CounterNames(acl.IPv6, long, acl.Out, 65535)
 	s := nft.ConnlimitSetName(acl.IPv6, long, acl.Out, 65535, &acl.Connlimit{N: 65535, Key: acl.PerPrefix, PrefixLen: 127}, 65535)
-	l := nft.LayerSetName(s, 32768)
-	for _, n := range []string{a, b, m1, r1, s, l} {
+	l, d := nft.LayerSetName(s, 65534), nft.MemberSetName(s, 65534)
+	for _, n := range []string{a, b, m1, r1, s, l, d} {
 		if len(n) > nft.MaxNameLen {
 			t.Errorf("%q is longer than %d", n, nft.MaxNameLen)
 		}
@@ -244,5 +246,38 @@ func BenchmarkCompile(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = rs.String()
+	}
+}
+
+// TestLayers: every depth up to ExactLayers has its layer; above, the gap
+// to the next layer keeps a key within ceil(E/16) of its exact budget; a
+// key is never held below its old sessions.
+func TestLayers(t *testing.T) {
+	for _, tt := range []int{1, 2, 3, 10, 64, 65, 66, 100, 1000, 65535} {
+		ls := nft.Layers(tt)
+		for i, j := range ls {
+			if j <= 0 || j >= tt || (i > 0 && j <= ls[i-1]) {
+				t.Fatalf("Layers(%d) = %v: not increasing within 1..%d", tt, ls, tt-1)
+			}
+			if j <= nft.ExactLayers && j != i+1 {
+				t.Fatalf("Layers(%d) = %v: misses a depth up to %d", tt, ls, nft.ExactLayers)
+			}
+		}
+		for e := 1; e <= tt+1; e++ {
+			d := nft.Depth(tt, e)
+			switch {
+			case d < min(e, tt):
+				t.Fatalf("Depth(%d, %d) = %d: below the old sessions", tt, e, d)
+			case e < tt && e <= nft.ExactLayers && d != e:
+				t.Fatalf("Depth(%d, %d) = %d, want exact", tt, e, d)
+			case e < tt && d-e > (e+15)/16:
+				t.Fatalf("Depth(%d, %d) = %d: short by more than ceil(E/16)", tt, e, d)
+			case d != tt && !slices.Contains(ls, d):
+				t.Fatalf("Depth(%d, %d) = %d: not a layer", tt, e, d)
+			}
+		}
+	}
+	if n := len(nft.Layers(65535)); n > 200 {
+		t.Errorf("Layers(65535) has %d layers; want a bounded number", n)
 	}
 }

@@ -13,9 +13,10 @@
 //	   ip_check_in_20_p24_2          SetSize  family_acl_dir_seq_key_over (key src |
 //	   ip6_web_in_10_p64_2           SetSize  dst | pLEN | total); elements carry
 //	   ip_check_in_30_total_100      SetSize  `ct count over <over>`
-//	   ip_check_in_10_src_3_g        2        its reservation sets (below): gate,
-//	   ip_check_in_10_src_3_rf, _r1  -        full and layer members (unsized),
-//	   ip_check_in_10_src_3_l1       4096     layer counts (ReserveSetSize)
+//	   ip_check_in_10_src_3_g        2        its reservation sets (below): gate
+//	                                          (created closed, elements = { ipv4 }),
+//	   ip_check_in_10_src_3_r, _rf   -        reserved and full keys, layer
+//	   ip_check_in_10_src_3_r1, _l1  -        members and counts (unsized)
 //	   ip_check_in_40_rate_src_10s_5 SetSize  per-source rate, with timeout
 //	   ip_check_in_blocked           SetSize  block-for sources, with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
@@ -39,6 +40,8 @@
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
 //	   ip_check_in_10_block   per entry with block-for: add the source to
 //	                          ip_check_in_blocked, then refuse
+//	   ip_check_in_10_src_3_res   per connlimit: the layers of keys with old
+//	                          sessions (reached only by them)
 //	   ip_check_in_10_log_connlimit   per logged entry and reason: rate-limited
 //	                          NFLOG, then the verdict (compile_log.go)
 //
@@ -99,9 +102,8 @@
 //	permit connlimit N    (T = N; every rule starts MATCH ct state new, ends counter R REFUSE)
 //	                      counter M meta nfproto @S_g              gate: closed while the agent
 //	                                                               counts sessions older than S
-//	                      KEY @S_rf                                (role "reserved")
-//	                      KEY @S_rJ add @S_lJ { KEY ct count over T-J }   (role "layerJ", for
-//	                      KEY @S_rJ KEY != @S_lJ                   J = 1, 2, 4, ... < T; "layerJ-full")
+//	                      KEY @S_r jump S_res                      (role "depth": no counter,
+//	                                                               no verdict of its own)
 //	                      add @S { KEY ct count over T }           (role "connlimit")
 //	                      KEY != @S                                (role "connlimit-full")
 //	                      MATCH return                             (role "permit"; no ct state:
@@ -114,10 +116,18 @@
 //	                                                               conntrack does not track)
 //	implicit deny         counter name "..._implicit_refused" jump refuse
 //
-// The reservation sets S_g, S_rf, S_rJ are filled by the agent
-// (internal/conntrack, reserve.go) to count sessions that were open before
-// S existed, which the kernel never adds to a count; empty, they change
-// nothing.
+//	chain S_res           [meta l4proto tcp] KEY @S_rf counter R REFUSE      (role "reserved")
+//	                      [...] KEY @S_rJ add @S_lJ { KEY ct count over T-J } counter R REFUSE
+//	                      [...] KEY @S_rJ KEY != @S_lJ counter R REFUSE    (roles "layerJ",
+//	                                                   "layerJ-full", J in Layers(T): every
+//	                                                   depth to 64, then spaced)
+//
+// The reservation sets S_r, S_rf, S_rJ are filled by the agent (planned in
+// internal/conntrack, written by elements.go) to count sessions that were
+// open before S existed, which the kernel never adds to a count; empty,
+// they change nothing. internal/conntrack's package doc says why this never
+// admits over the limit. One chain, not a chain per depth: the kernel
+// refuses jumps and gotos nested deeper than 16 chains (EMLINK).
 //
 // More limits on one entry are more check rules before the permit rule, in
 // the order load-limit, rate, connlimit; only the first counts M, later ones carry their

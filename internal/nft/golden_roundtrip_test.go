@@ -31,7 +31,7 @@ func TestKernelGoldenRoundTrip(t *testing.T) {
 			}
 			ns.MustExec(t, "nft", "-f", path)
 			t.Cleanup(func() { ns.Exec("nft", "delete", "table", "inet", g.rs.Table) })
-			listed := ns.MustExec(t, "nft", "list", "table", "inet", g.rs.Table)
+			listed := nftSized(g.rs, ns.MustExec(t, "nft", "list", "table", "inet", g.rs.Table))
 			if d := cmp.Diff(text, listed); d != "" {
 				t.Errorf("nft list differs from String() (-ours +nft):\n%s", d)
 			}

@@ -53,7 +53,7 @@ func shortenTo(name string, n int) string {
 	return name[:n-13] + "_" + hex.EncodeToString(sum[:6])
 }
 
-// reserveSuffixLen is room for the longest reservation suffix ("_l32768").
+// reserveSuffixLen is room for the longest reservation suffix ("_d65534").
 const reserveSuffixLen = 7
 
 // ChainName is the regular chain of an applied ACL in one direction:
@@ -120,34 +120,77 @@ const (
 	RoleRateFull      = "rate-full"
 	RolePermit        = "permit"   // admits what passed every limit
 	RoleGate          = "gate"     // refuses while the agent recounts old sessions
+	RoleDepth         = "depth"    // sends keys with old sessions to the reservation chain
 	RoleReserved      = "reserved" // refuses keys whose old sessions fill the limit
 	// Layer j of the reservations has role "layerJ" (and "layerJ-full").
 )
 
-// Reservation sets of a connlimit set S (the names internal/conntrack
-// expects; see connlimitChecks).
+// Reservation objects of a connlimit set S (see connlimitChecks and
+// reserve.go, the one place that reads and writes their elements).
 
 // GateSetName is S_g: its one element, the family's nfproto, closes the
-// entry while the agent counts the sessions that were open before S.
+// entry while the agent counts the sessions that were open before S. Apply
+// creates it closed, in the transaction that creates S.
 func GateSetName(set string) string { return set + "_g" }
 
-// FullSetName is S_rf: keys whose old sessions fill the limit.
+// ReservedSetName is S_r: every key that the agent holds at a depth (it
+// had sessions open when S was created); the entry sends them to the
+// chain ReserveChainName. Keys without old sessions pay this one lookup.
+func ReservedSetName(set string) string { return set + "_r" }
+
+// FullSetName is S_rf: reserved keys whose old sessions fill the limit.
 func FullSetName(set string) string { return set + "_rf" }
 
-// ReserveSetName is S_rJ: keys held at layer j.
-func ReserveSetName(set string, j int) string { return set + "_r" + strconv.Itoa(j) }
+// MemberSetName is S_rJ: reserved keys held at depth j or deeper.
+func MemberSetName(set string, j int) string { return set + "_r" + strconv.Itoa(j) }
 
-// LayerSetName is S_lJ: the count of new sessions of the keys of layer j.
+// ReserveChainName is the chain that counts a reserved key's connection in
+// every layer up to its depth, and refuses it when one is full.
+func ReserveChainName(set string) string { return set + "_res" }
+
+// LayerSetName is S_lJ: the count of new sessions of the keys of depth j
+// and deeper, with `ct count over T-j`.
 func LayerSetName(set string, j int) string { return set + "_l" + strconv.Itoa(j) }
 
-// Layers returns the reservation layers of a limit `ct count over over`:
-// the powers of two below over.
-func Layers(over int) []int {
+// ExactLayers is the depth up to which every depth has its layer: a key
+// with up to ExactLayers old sessions is held at exactly its number of
+// old sessions.
+const ExactLayers = 64
+
+// Layers returns the reservation layers of a limit `ct count over t`: every
+// depth from 1 to min(t-1, ExactLayers), then depths spaced so that a key
+// held at the next layer up from its E old sessions loses at most
+// ceil(E/16) slots: after layer l comes l+1+ceil((l+1)/16).
+func Layers(t int) []int {
 	var out []int
-	for j := 1; j < over; j *= 2 {
+	for j := 1; j < t; {
 		out = append(out, j)
+		if j < ExactLayers {
+			j++
+		} else {
+			j += 1 + (j+1+15)/16
+		}
 	}
 	return out
+}
+
+// Depth is where a key with old sessions is held under `ct count over t`:
+// 0 for none, the smallest layer that is not below old, or t (the full
+// chain) when no layer is deep enough. A key at depth d admits t-d new
+// sessions: exactly t-old up to ExactLayers, never more.
+func Depth(t, old int) int {
+	if old <= 0 {
+		return 0
+	}
+	if old < t && old <= ExactLayers {
+		return old
+	}
+	for _, j := range Layers(t) {
+		if j >= old {
+			return j
+		}
+	}
+	return t
 }
 
 // RolePermitND is the role of the implicit rule of IPv6 lists that lets

@@ -119,7 +119,7 @@ func TestKernelRandomRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.MustExec(t, "nft", "-f", path)
-	listed := ns.MustExec(t, "nft", "list", "table", "inet", rs.Table)
+	listed := nftSized(rs, ns.MustExec(t, "nft", "list", "table", "inet", rs.Table))
 	if d := cmp.Diff(text, listed); d != "" {
 		t.Errorf("nft list differs from String() (-ours +nft):\n%s", d)
 	}

@@ -48,7 +48,12 @@ func (s *Set) String() string {
 	if s.Timeout > 0 {
 		return out + "\t\tflags dynamic,timeout\n\t\ttimeout " + durationString(s.Timeout) + "\n\t}\n"
 	}
-	return out + "\t\tflags dynamic\n\t}\n"
+	out += "\t\tflags dynamic\n"
+	if s.Kind == SetGate {
+		// Apply creates a gate closed (gateElements); the agent opens it.
+		out += "\t\telements = { " + nfprotoName(s.Entry.Family) + " }\n"
+	}
+	return out + "\t}\n"
 }
 
 // durationString formats a time as nft does: "1d", "1h", "1m30s", "500ms".

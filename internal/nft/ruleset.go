@@ -57,6 +57,9 @@ type Set struct {
 	KeyKind   acl.KeyKind
 	PrefixLen int // PerPrefix only
 	Over      int // SetConnlimit only
+	// Limit is the limit set that a reservation object (gate, depth map,
+	// layer count) belongs to; "" for every other set.
+	Limit string
 }
 
 // SetKind tells what a set's elements carry.
@@ -66,6 +69,7 @@ type SetKind int
 const (
 	SetConnlimit SetKind = iota // elements carry `ct count over Over`
 	SetRate                     // elements carry `limit rate over ...` (per-source rate)
+	SetGate                     // a connlimit's gate (nf_proto), created closed, opened by the agent
 	SetMember                   // plain membership, filled by the agent (reservations)
 	SetBlocked                  // sources blocked by block-for, elements with timeouts
 	SetLoad                     // the agent's "over load-limit" flag of an entry (nf_proto)

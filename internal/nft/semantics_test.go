@@ -1,8 +1,10 @@
 package nft_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,7 +20,7 @@ import (
 
 // loadConfig compiles config text with `interface s0` bindings and loads it
 // into ns with nft -f.
-func loadConfig(t *testing.T, ns *netns.NS, text string, o nft.Options) *nft.Ruleset {
+func loadConfig(t testing.TB, ns *netns.NS, text string, o nft.Options) *nft.Ruleset {
 	t.Helper()
 	c, err := cli.ParseConfig(text)
 	if err != nil {
@@ -33,6 +35,11 @@ func loadConfig(t *testing.T, ns *netns.NS, text string, o nft.Options) *nft.Rul
 		t.Fatal(err)
 	}
 	ns.MustExec(t, "nft", "-f", path)
+	// Gates are created closed; open them as the agent does once it has
+	// counted the sessions open before (none here).
+	if err := applier(ns).WriteReservations(nft.LimitSets(rs), nil, nft.LimitSets(rs)); err != nil {
+		t.Fatalf("open gates: %v", err)
+	}
 	return rs
 }
 
@@ -165,9 +172,10 @@ interface c0
 	}
 }
 
-// The reservation sets that the agent fills change admission as the session
-// tracker expects: a closed gate refuses everything, a key in S_rf is
-// refused, a key at layer 2 of limit 3 gets 3-2 = 1 more connection.
+// The reservations that the agent writes change admission as the session
+// tracker expects: a closed gate refuses everything, a key held at the
+// full depth is refused, a key at depth 2 of limit 3 gets 3-2 = 1 more
+// connection, and other keys get all 3.
 func TestKernelReservations(t *testing.T) {
 	p := netns.NewPair(t)
 	extraClients(t, p, "10.0.0.3", "10.0.0.4")
@@ -178,22 +186,22 @@ interface s0
  ip access-group check in
 `, nft.Options{})
 	set := "ip_check_in_10_src_3"
-	if len(rs.Sets) != 7 {
-		t.Fatalf("want the limit set with gate, full set and layers 1 and 2 (7 sets), got %d", len(rs.Sets))
+	if len(rs.Sets) != 8 {
+		t.Fatalf("want the limit set with gate, reserved, full, and layers 1 and 2 (8 sets), got %d", len(rs.Sets))
 	}
-	add := func(s, elem string) {
-		p.Server.MustExec(t, "nft", "add", "element", "inet", "slxsh", s, "{ "+elem+" }")
-	}
-	del := func(s, elem string) {
-		p.Server.MustExec(t, "nft", "delete", "element", "inet", "slxsh", s, "{ "+elem+" }")
-	}
-	add(nft.GateSetName(set), "ipv4")
+	limits := nft.LimitSets(rs)
+	p.Server.MustExec(t, "nft", "add", "element", "inet", "slxsh", nft.GateSetName(set), "{ ipv4 }")
 	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)
-	del(nft.GateSetName(set), "ipv4")
-
-	add(nft.FullSetName(set), "10.0.0.3")
-	add(nft.ReserveSetName(set, 1), "10.0.0.4")
-	add(nft.ReserveSetName(set, 2), "10.0.0.4")
+	if g, err := applier(p.Server).Gated(limits); err != nil || len(g) != 1 {
+		t.Fatalf("Gated = %v, %v; want the one limit set", g, err)
+	}
+	want := []nft.Reservation{{Set: set, Key: "10.0.0.3", Depth: 3}, {Set: set, Key: "10.0.0.4", Depth: 2}}
+	if err := applier(p.Server).WriteReservations(limits, want, limits); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := applier(p.Server).Reservations(limits); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("Reservations = %v, %v; want %v", got, err, want)
+	}
 	p.Client.Expect(t, "10.0.0.3", srv, netns.Reset)
 	p.Client.Expect(t, "10.0.0.4", srv, netns.Connected)
 	p.Client.Expect(t, "10.0.0.4", srv, netns.Reset)
@@ -201,6 +209,58 @@ interface s0
 		p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
 	}
 	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset)
+	// One old session of 10.0.0.4 ends: depth 1, one more slot.
+	if err := applier(p.Server).WriteReservations(limits, []nft.Reservation{want[0], {Set: set, Key: "10.0.0.4", Depth: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.Client.Expect(t, "10.0.0.4", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.4", srv, netns.Reset)
+}
+
+// TestKernelExactDepths: a key held at the depth of its E old sessions
+// admits exactly T-E new connections for T up to nft.ExactLayers and
+// beyond, within ceil(E/16) of it, never more; lowering its depth by one
+// gives back exactly one slot.
+func TestKernelExactDepths(t *testing.T) {
+	for _, c := range []struct{ t, e int }{{7, 5}, {4, 3}, {8, 7}, {10, 5}, {64, 63}, {100, 65}, {100, 90}} {
+		t.Run(fmt.Sprintf("T%d_E%d", c.t, c.e), func(t *testing.T) {
+			p := netns.NewPair(t)
+			p.Server.Listen(t, srv)
+			rs := loadConfig(t, p.Server, fmt.Sprintf(`ip access-list extended check
+ seq 10 permit tcp any any eq 9000 connlimit %d total
+interface s0
+ ip access-group check in
+`, c.t), nft.Options{})
+			limits := nft.LimitSets(rs)
+			set := limits[0].Name
+			d := nft.Depth(c.t, c.e)
+			if d < c.e || d-c.e > (c.e+15)/16 || (c.e <= nft.ExactLayers && d != c.e) {
+				t.Fatalf("Depth(%d, %d) = %d: not within the bound", c.t, c.e, d)
+			}
+			if err := applier(p.Server).WriteReservations(limits, []nft.Reservation{{Set: set, Key: nft.TotalKey, Depth: d}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			admitted := 0
+			for range c.t + 1 {
+				c, got, _ := p.Client.Dial("", srv, netns.DialTimeout)
+				if got != netns.Connected {
+					break
+				}
+				t.Cleanup(func() { c.Close() })
+				admitted++
+			}
+			if admitted != c.t-d {
+				t.Fatalf("admitted %d with %d old sessions under connlimit %d; want %d (depth %d)", admitted, c.e, c.t, c.t-d, d)
+			}
+			if d == c.e && c.e > 1 {
+				if err := applier(p.Server).WriteReservations(limits, []nft.Reservation{{Set: set, Key: nft.TotalKey, Depth: d - 1}}, nil); err != nil {
+					t.Fatal(err)
+				}
+				p.Client.Expect(t, "", srv, netns.Connected)
+				p.Client.Expect(t, "", srv, netns.Reset)
+			}
+		})
+	}
 }
 
 // block-for: a source that goes over the limit is refused on the whole ACL

@@ -25,7 +25,7 @@ func TestSetTableMemory(t *testing.T) {
 		{1024, 32 << 10},
 		{1536, 32 << 10},
 		{1537, 64 << 10},
-		{nft.ReserveSetSize, 128 << 10},
+		{4096, 128 << 10},
 		{16384, 512 << 10},
 		{nft.DefaultSetSize, 2 << 20},
 		{65536, 2 << 20},
@@ -46,12 +46,11 @@ interface s0
 
 func TestRulesetSetMemory(t *testing.T) {
 	rs := compile(t, memACL)
-	// connlimit 3: the limit set (65535), the gate (2), two layer counting
-	// sets (4096) and three unsized reservation membership sets.
-	want := nft.SetTableMemory(nft.DefaultSetSize) + nft.SetTableMemory(2) +
-		2*nft.SetTableMemory(nft.ReserveSetSize) + 3*nft.SetTableMemory(0)
-	if len(rs.Sets) != 7 {
-		t.Fatalf("%d sets, want 7:\n%s", len(rs.Sets), rs)
+	// connlimit 3: the limit set (65535), the gate (2), and unsized: the
+	// reserved and full sets, two layer members and two layer counts.
+	want := nft.SetTableMemory(nft.DefaultSetSize) + nft.SetTableMemory(2) + 6*nft.SetTableMemory(0)
+	if len(rs.Sets) != 8 {
+		t.Fatalf("%d sets, want 8:\n%s", len(rs.Sets), rs)
 	}
 	if got := rs.SetMemory(); got != want || got < 2<<20 {
 		t.Errorf("SetMemory = %d, want %d", got, want)
@@ -89,12 +88,12 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: need - 1}); err == nil {
 		t.Errorf("compile one byte over the limit: no error")
 	}
-	rs, err = nft.Compile(cfg, nft.Options{MaxSetMemory: 200 << 20})
+	rs, err = nft.Compile(cfg, nft.Options{MaxSetMemory: 150 << 20})
 	var ae *acl.Error
 	if rs != nil || !errors.As(err, &ae) {
 		t.Fatalf("compile over the limit: %v, %v; want nil and an *acl.Error", rs, err)
 	}
-	for _, w := range []string{"about 225 MiB", "the 200 MiB allowed", "100 sets of size 65535", "600 others", "--limit-set-memory", "--limit-set-size"} {
+	for _, w := range []string{"about 201 MiB", "the 150 MiB allowed", "100 sets of size 65535", "700 others", "--limit-set-memory", "--limit-set-size"} {
 		if !strings.Contains(ae.Msg, w) {
 			t.Errorf("error %q does not say %q", ae.Msg, w)
 		}

@@ -70,6 +70,21 @@ func NewSim(rs *Ruleset) *Sim {
 	}
 	for _, set := range rs.Sets {
 		s.sets[set.Name] = &simSet{size: int(set.Size), elems: map[string]*simElem{}}
+		if set.Kind == SetGate {
+			s.AddElement(set.Name, nfprotoName(set.Entry.Family)) // created closed, as by Apply
+		}
+	}
+	return s
+}
+
+// NewSimOpen is NewSim with every gate open, as after the agent counted
+// the sessions open when the limits were created (none, in a simulation).
+func NewSimOpen(rs *Ruleset) *Sim {
+	s := NewSim(rs)
+	for _, set := range rs.Sets {
+		if set.Kind == SetGate {
+			s.OpenGate(set.Limit)
+		}
 	}
 	return s
 }
@@ -82,6 +97,26 @@ func (s *Sim) Counter(name string) int { return s.counters[name] }
 func (s *Sim) AddElement(set, key string) {
 	if st := s.sets[set]; st != nil && st.elems[key] == nil {
 		st.elems[key] = &simElem{set: st, key: key}
+	}
+}
+
+// Reserve holds a key of a limit set at a depth, as the agent's
+// WriteReservations does.
+func (s *Sim) Reserve(r Reservation) {
+	for _, set := range s.rs.Sets {
+		if set.Name == r.Set {
+			for _, m := range memberSets(set, r.Depth) {
+				s.AddElement(m, r.Key)
+			}
+		}
+	}
+}
+
+// OpenGate deletes the element of a limit set's gate (Apply creates it
+// closed: see NewSim).
+func (s *Sim) OpenGate(limit string) {
+	if g := s.sets[GateSetName(limit)]; g != nil {
+		clear(g.elems)
 	}
 }
 
@@ -145,7 +180,7 @@ type simEval struct {
 const simReturn Outcome = -1
 
 func (ev *simEval) chain(c *Chain, depth int) Outcome {
-	if c == nil || depth > 16 {
+	if c == nil || depth > 16+len(ev.sim.rs.Chains) {
 		return Admitted
 	}
 	for _, r := range c.Rules {
@@ -235,9 +270,9 @@ func (ev *simEval) match(st Stmt) bool {
 		if st.Dst {
 			a = f.Dst
 		}
-		return ev.fam() == st.Family && addrIn(st.Match, a)
+		return ev.fam() == st.Family && st.Match.Contains(a)
 	case *Ports:
-		return f.Proto == st.Proto && portIn(st.Src, f.SPort) && portIn(st.Dst, f.DPort)
+		return f.Proto == st.Proto && st.Src.Matches(f.SPort) && st.Dst.Matches(f.DPort)
 	case *SkUID:
 		return f.Hook == "output" && f.UID == st.UID
 	case *ICMPv6Types:
@@ -311,35 +346,4 @@ func (ev *simEval) key(k Key) string {
 		return p.String()
 	}
 	return ev.f.Src.String()
-}
-
-func addrIn(m acl.Addr, a netip.Addr) bool {
-	switch m.Kind {
-	case acl.AddrPrefix:
-		return m.Prefix.Contains(a)
-	case acl.AddrWildcard:
-		if a.BitLen() != m.Base.BitLen() {
-			return false
-		}
-		x, w, b := a.AsSlice(), m.Wildcard.AsSlice(), m.Base.AsSlice()
-		for i := range x {
-			if x[i]&^w[i] != b[i] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func portIn(m acl.PortMatch, p uint16) bool {
-	m = normPort(m)
-	switch m.Op {
-	case acl.PortEq:
-		return p == m.Lo
-	case acl.PortNeq:
-		return p != m.Lo
-	case acl.PortRange:
-		return p >= m.Lo && p <= m.Hi
-	}
-	return true
 }

@@ -31,7 +31,7 @@ func runFlows(t *testing.T, name, config string, o nft.Options, prep func(*nft.S
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	sim := nft.NewSim(rs)
+	sim := nft.NewSimOpen(rs)
 	if prep != nil {
 		prep(sim)
 	}
@@ -210,9 +210,8 @@ func TestSimAgentSets(t *testing.T) {
 		})
 	runFlows(t, "reservations", "ip access-list extended a\n seq 10 permit tcp any any eq 9000 connlimit 3\ninterface eth0\n ip access-group a in\n",
 		nft.Options{}, func(sim *nft.Sim) {
-			sim.AddElement(nft.FullSetName(set), "10.0.0.3")
-			sim.AddElement(nft.ReserveSetName(set, 1), "10.0.0.4")
-			sim.AddElement(nft.ReserveSetName(set, 2), "10.0.0.4")
+			sim.Reserve(nft.Reservation{Set: set, Key: "10.0.0.3", Depth: 3})
+			sim.Reserve(nft.Reservation{Set: set, Key: "10.0.0.4", Depth: 2})
 		}, []attempt{
 			{src: "10.0.0.3", dst: s, want: nft.Reset},
 			{src: "10.0.0.4", dst: s, want: nft.Admitted},

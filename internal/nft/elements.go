@@ -1,0 +1,429 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// This file is the Applier's side of the set elements that the agent
+// writes, next to Apply's rules and sets: the one place that talks netlink
+// to our table. Load-limit flags (SetLoad), blocked sources (SetBlocked),
+// and the reservations of connlimit sets (gates and depth maps; what they
+// hold is planned in internal/conntrack).
+
+// SetFlag puts (on) or takes out (off) the family's nfproto element of the
+// agent-armed set name in the applier's table, in one transaction, and only
+// when the set does not already say so (a read does not commit anything, so
+// calling it every second costs no transaction). It reports whether it
+// changed the set.
+func (a *Applier) SetFlag(name string, f acl.Family, on bool) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return false, err
+	}
+	set := a.libSet(&Set{Name: name, Key: KeyNFProto, Size: 2})
+	elems, err := c.GetSetElements(set)
+	if err != nil {
+		return false, fmt.Errorf("list set %s: %w", name, err)
+	}
+	key := nfprotoByte(f)
+	have := slices.ContainsFunc(elems, func(e nftables.SetElement) bool { return len(e.Key) > 0 && e.Key[0] == key })
+	if have == on {
+		return false, nil
+	}
+	el := []nftables.SetElement{{Key: []byte{key}}}
+	if on {
+		err = c.SetAddElements(set, el)
+	} else {
+		err = c.SetDeleteElements(set, el)
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue element of %s: %w", name, err)
+	}
+	if err := c.Flush(); err != nil {
+		return false, fmt.Errorf("set %s: %w: %w", name, ErrRefused, err)
+	}
+	return true, nil
+}
+
+// Blocked lists the addresses in a blocked set (SetBlocked) of the
+// applier's table. A set that does not exist holds nothing.
+func (a *Applier) Blocked(name string, f acl.Family) ([]netip.Addr, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	return a.blockedLocked(c, name, f)
+}
+
+func (a *Applier) blockedLocked(c *nftables.Conn, name string, f acl.Family) ([]netip.Addr, error) {
+	elems, err := a.elements(c, a.libSet(&Set{Name: name, Key: addrKey(f)}))
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, e := range elems {
+		if addr, ok := netip.AddrFromSlice(e.Key); ok && (addr.Is4() == (f == acl.IPv4)) {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// Unblock deletes addresses from a blocked set, or every element when
+// addrs is nil, in one transaction. Addresses not in the set are skipped.
+func (a *Applier) Unblock(name string, f acl.Family, addrs []netip.Addr) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return err
+	}
+	have, err := a.blockedLocked(c, name, f)
+	if err != nil || len(have) == 0 {
+		return err
+	}
+	var del []nftables.SetElement
+	for _, h := range have {
+		if addrs == nil || slices.Contains(addrs, h) {
+			del = append(del, nftables.SetElement{Key: h.AsSlice()})
+		}
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	if err := c.SetDeleteElements(a.libSet(&Set{Name: name, Key: addrKey(f)}), del); err != nil {
+		return fmt.Errorf("queue elements of %s: %w", name, err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("unblock in %s: %w: %w", name, ErrRefused, err)
+	}
+	return nil
+}
+
+// TotalKey is the key of `connlimit N total` in a Reservation.
+const TotalKey = "total"
+
+// Reservation is a key of a limit set that the agent holds at a depth: it
+// had Depth old sessions (or, above ExactLayers, a few fewer) when its
+// count began; Depth equal to the limit set's Over means its old sessions
+// fill the limit. Keys are spelled as the session side spells them: an
+// address, a prefix ("10.0.0.0/24") or TotalKey.
+type Reservation struct {
+	Set   string
+	Key   string
+	Depth int
+}
+
+// memberSets are the reservation sets a key at depth d of limit set s is
+// in: S_r, and S_rf when its old sessions fill the limit, or S_rJ for
+// every layer J up to d.
+func memberSets(s *Set, d int) []string {
+	out := []string{ReservedSetName(s.Name)}
+	if d >= s.Over {
+		return append(out, FullSetName(s.Name))
+	}
+	for _, j := range Layers(s.Over) {
+		if j <= d {
+			out = append(out, MemberSetName(s.Name, j))
+		}
+	}
+	return out
+}
+
+// allMemberSets are every reservation set of s that holds keys.
+func allMemberSets(s *Set) []string { return append(memberSets(s, s.Over-1), FullSetName(s.Name)) }
+
+// LimitSets returns the connlimit sets of rs that hold reservations (those
+// with a gate), in rs order.
+func LimitSets(rs *Ruleset) []*Set {
+	gated := map[string]bool{}
+	for _, s := range rs.Sets {
+		if s.Kind == SetGate {
+			gated[s.Limit] = true
+		}
+	}
+	var out []*Set
+	for _, s := range rs.Sets {
+		if gated[s.Name] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Gated returns the limit sets whose gate is closed: created (or renewed)
+// by Apply and not yet counted, or left so by an agent that stopped
+// before counting.
+func (a *Applier) Gated(sets []*Set) ([]*Set, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Set
+	for _, s := range sets {
+		els, err := a.elements(c, a.libSet(gateOf(s)))
+		if err != nil {
+			return nil, err
+		}
+		if len(els) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Reservations returns the keys the reservation sets of the limit sets
+// hold, with their depths.
+func (a *Applier) Reservations(sets []*Set) ([]Reservation, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	have, err := a.membersLocked(c, sets)
+	if err != nil {
+		return nil, err
+	}
+	return reservationsOf(sets, have), nil
+}
+
+// membersLocked reads the reservation sets of the limit sets: set name ->
+// keys.
+func (a *Applier) membersLocked(c *nftables.Conn, sets []*Set) (map[string]map[string]bool, error) {
+	out := map[string]map[string]bool{}
+	for _, s := range sets {
+		for _, name := range allMemberSets(s) {
+			els, err := a.elements(c, a.libSet(&Set{Name: name, Key: s.Key, Kind: SetMember}))
+			if err != nil {
+				return nil, err
+			}
+			out[name] = map[string]bool{}
+			for _, e := range els {
+				if k, ok := keyString(s, e.Key); ok {
+					out[name][k] = true
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// reservationsOf turns membership back into depths: a key of S_r is at
+// the full depth when in S_rf, else at the deepest layer it is in.
+func reservationsOf(sets []*Set, members map[string]map[string]bool) []Reservation {
+	var out []Reservation
+	for _, s := range sets {
+		for _, k := range slices.Sorted(maps.Keys(members[ReservedSetName(s.Name)])) {
+			d := 0
+			if members[FullSetName(s.Name)][k] {
+				d = s.Over
+			} else {
+				for _, j := range Layers(s.Over) {
+					if members[MemberSetName(s.Name, j)][k] {
+						d = j
+					}
+				}
+			}
+			if d > 0 {
+				out = append(out, Reservation{Set: s.Name, Key: k, Depth: d})
+			}
+		}
+	}
+	return out
+}
+
+// maxElemsPerMsg bounds the elements of one NEWSETELEM/DELSETELEM message.
+// Why: google/nftables puts all elements of a call in one nested netlink
+// attribute, whose length is 16 bits (64 KiB, about 1,800 IPv6 elements).
+const maxElemsPerMsg = 1000
+
+// WriteReservations makes the reservation sets of the limit sets hold
+// exactly want (keys join and leave sets) and opens the gates of the sets
+// in open, in one transaction: a gate opens only together with the
+// reservations that make its limit exact.
+func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return err
+	}
+	have, err := a.membersLocked(c, sets)
+	if err != nil {
+		return err
+	}
+	wantM, err := membersOf(sets, want)
+	if err != nil {
+		return err
+	}
+	// Why a new Conn: the reads above went through c; a batch is queued on
+	// a fresh one, thrown away on any queued error.
+	w, err := nftables.New(slices.Concat(a.opts, []nftables.ConnOption{nftables.WithSockOptions(SocketBuffers((len(want)*8 + 64) * 64)...)})...)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	for _, s := range sets {
+		for _, name := range allMemberSets(s) {
+			ks := a.libSet(&Set{Name: name, Key: s.Key, Kind: SetMember})
+			add, del, err := diffMembers(s, have[name], wantM[name])
+			if err != nil {
+				return err
+			}
+			for part := range slices.Chunk(add, maxElemsPerMsg) {
+				if err := w.SetAddElements(ks, part); err != nil {
+					return fmt.Errorf("reserve in %s: %w", name, err)
+				}
+			}
+			for part := range slices.Chunk(del, maxElemsPerMsg) {
+				if err := w.SetDeleteElements(ks, part); err != nil {
+					return fmt.Errorf("release from %s: %w", name, err)
+				}
+			}
+		}
+	}
+	for _, s := range open {
+		g := a.libSet(gateOf(s))
+		els, err := a.elements(c, g)
+		if err != nil {
+			return err
+		}
+		if len(els) > 0 {
+			if err := w.SetDeleteElements(g, els); err != nil {
+				return fmt.Errorf("open gate %s: %w", g.Name, err)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write reservations: %w: %w", ErrRefused, err)
+	}
+	return nil
+}
+
+// membersOf is the membership that a list of reservations means.
+func membersOf(sets []*Set, want []Reservation) (map[string]map[string]bool, error) {
+	byName := map[string]*Set{}
+	for _, s := range sets {
+		byName[s.Name] = s
+	}
+	out := map[string]map[string]bool{}
+	for _, r := range want {
+		s := byName[r.Set]
+		if s == nil || r.Depth <= 0 {
+			return nil, fmt.Errorf("reservation %s at depth %d in %s: not a limit set being written", r.Key, r.Depth, r.Set)
+		}
+		for _, name := range memberSets(s, r.Depth) {
+			if out[name] == nil {
+				out[name] = map[string]bool{}
+			}
+			out[name][r.Key] = true
+		}
+	}
+	return out, nil
+}
+
+// diffMembers returns the elements to add to and delete from one
+// reservation set.
+func diffMembers(s *Set, have, want map[string]bool) (add, del []nftables.SetElement, err error) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if !have[k] {
+			b, err := keyBytes(s, k)
+			if err != nil {
+				return nil, nil, err
+			}
+			add = append(add, nftables.SetElement{Key: b})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(have)) {
+		if !want[k] {
+			b, err := keyBytes(s, k)
+			if err != nil {
+				return nil, nil, err
+			}
+			del = append(del, nftables.SetElement{Key: b})
+		}
+	}
+	return add, del, nil
+}
+
+// gateOf is the gate of a limit set.
+func gateOf(s *Set) *Set {
+	return &Set{Name: GateSetName(s.Name), Key: KeyNFProto, Size: 2, Kind: SetGate}
+}
+
+// libSet is the library form of one of our sets, for element operations.
+func (a *Applier) libSet(s *Set) *nftables.Set {
+	return kernelSet(&nftables.Table{Name: a.table, Family: nftables.TableFamilyINet}, s)
+}
+
+// elements lists a set's elements; a set that does not exist has none.
+func (a *Applier) elements(c *nftables.Conn, s *nftables.Set) ([]nftables.SetElement, error) {
+	els, err := c.GetSetElements(s)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list set %s: %w", s.Name, err)
+	}
+	return els, nil
+}
+
+// isNotExist tells a missing set apart; google/nftables v0.3.0 formats
+// netlink errors with %v in GetSetElements, so only the text is left.
+func isNotExist(err error) bool {
+	return errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), unix.ENOENT.Error())
+}
+
+// addrKey is the set key type of a family's addresses.
+func addrKey(f acl.Family) SetKey {
+	if f == acl.IPv6 {
+		return KeyIPv6
+	}
+	return KeyIPv4
+}
+
+// keyBytes encodes a reservation key as an element of the limit set s.
+func keyBytes(s *Set, key string) ([]byte, error) {
+	if s.Key == KeyNFProto {
+		return []byte{nfprotoByte(s.Entry.Family)}, nil
+	}
+	if p, err := netip.ParsePrefix(key); err == nil {
+		return p.Addr().AsSlice(), nil
+	}
+	ad, err := netip.ParseAddr(key)
+	if err != nil {
+		return nil, fmt.Errorf("reservation key %q of %s: %w", key, s.Name, err)
+	}
+	return ad.Unmap().AsSlice(), nil
+}
+
+// keyString decodes an element of the limit set s back into a key.
+func keyString(s *Set, b []byte) (string, bool) {
+	if s.Key == KeyNFProto {
+		return TotalKey, len(b) == 1
+	}
+	ad, ok := netip.AddrFromSlice(b)
+	if !ok {
+		return "", false
+	}
+	if k := limitKey(s.Entry.Family, &acl.Connlimit{Key: s.KeyKind, PrefixLen: s.PrefixLen}); k.Kind == acl.PerPrefix {
+		return netip.PrefixFrom(ad, k.PrefixLen).String(), true
+	}
+	return ad.String(), true
+}
