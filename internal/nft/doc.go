@@ -74,10 +74,12 @@
 // other tables' dstnat chains at -100 (the first NAT binding of a
 // connection wins), redirects the marked SYN to port P of the responder
 // (Options.MessagePort + I). The redirected connection is local: it passes
-// input, never reaches the real service, and is not counted by any limit
-// except the one that refused it, for as long as the responder holds it
-// (its line, then FIN, and a reset after agent.DefaultResponderHold if the
-// client does not close). With no responder listening (agent down) the
+// input and never reaches the real service. It stays counted in the
+// limit sets that its first packet was added to before the refusal (the
+// refusing one's among them: `ct count` adds before it compares) only
+// while the responder holds it: its line, then FIN, and a reset after
+// agent.DefaultResponderHold if the client does not close; closed TCP
+// flows are not counted. With no responder listening (agent down) the
 // host's TCP stack resets the SYN. The guards fail closed: a marked packet
 // that was not redirected to P (untracked or invalid, so NAT skipped it; or
 // another table's NAT at a priority below ours bound it first) is reset in
