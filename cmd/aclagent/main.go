@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -47,6 +48,7 @@ type flags struct {
 	config      string
 	socket      string
 	state       string
+	lastGood    string
 	table       string
 	mgmt        string
 	ifmap       string
@@ -76,6 +78,9 @@ func parseFlags(args []string) (*flags, error) {
 	if f.state == "" {
 		f.state = filepath.Join(filepath.Dir(f.socket), "running-config")
 	}
+	if f.lastGood == "" {
+		f.lastGood = filepath.Join(filepath.Dir(f.config), "last-good-config")
+	}
 	return &f, nil
 }
 
@@ -87,6 +92,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`: loaded at start and on SIGHUP, written by write memory")
 	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+wire.DefaultSocket+")")
 	fs.StringVar(&f.state, "state", "", "`FILE` keeping the running-config for a restarted agent (default: running-config next to the socket)")
+	fs.StringVar(&f.lastGood, "last-good", "", "`FILE` keeping the last configuration applied successfully, installed when the startup-config cannot be loaded (default: last-good-config next to --config)")
 	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
 	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface `IF` for interface management 0 (default: the default route's)")
 	fs.StringVar(&f.ifmap, "interface-map", "", "what interface ethernet S/P means: `ethernet0/1=eth1,...`")
@@ -128,13 +134,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f.check != "" {
 		return check(f.check, opts, stdout, stderr)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(stderr) // systemd.go: priorities for the journal
 	if err := serve(f, opts, log); err != nil {
 		log.Error("aclagent stopped", "err", err)
+		if errors.Is(err, agent.ErrUnsafeDir) {
+			return exitUnsafe
+		}
 		return 1
 	}
 	return 0
 }
+
+// exitUnsafe is the exit status of an agent that refuses its directories
+// (EX_CONFIG): the unit's RestartPreventExitStatus does not restart it,
+// since nothing changes until an administrator fixes them.
+const exitUnsafe = 78
 
 // compileOptions turns the interface and table flags into nft.Options.
 func compileOptions(f *flags) (nft.Options, error) {
@@ -166,7 +180,11 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%% Error: %v\n", err)
 		return 1
 	}
-	cfg, err := cli.ParseConfig(string(data))
+	text, err := agent.CheckText(path, data) // what the agent refuses to load too
+	var cfg *acl.Config
+	if err == nil {
+		cfg, err = cli.ParseConfig(text)
+	}
 	if err == nil {
 		err = acl.Validate(cfg)
 	}
@@ -175,7 +193,7 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 		rs, err = nft.Compile(cfg, o)
 	}
 	if err != nil {
-		for _, e := range flatten(err) {
+		for _, e := range agent.FlattenErrors(err) {
 			fmt.Fprintln(stderr, checkError(path, e))
 		}
 		return 1
@@ -188,6 +206,10 @@ func check(path string, o nft.Options, stdout, stderr io.Writer) int {
 // with the line and a caret for invalid input, or "FILE: % Error: ..." for
 // problems of the whole configuration.
 func checkError(path string, err error) string {
+	var fe *agent.FileError
+	if errors.As(err, &fe) {
+		return fe.Error()
+	}
 	var le *cli.LineError
 	if errors.As(err, &le) {
 		msg := fmt.Sprintf("%s:%d: %s", path, le.Line+1, le.Error())
@@ -203,18 +225,6 @@ func checkError(path string, err error) string {
 	return path + ": " + msg
 }
 
-// flatten lists the errors joined in err, one per line.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
 // serve runs the daemon until SIGTERM or SIGINT. The socket is claimed
 // first, so that a second agent fails before it touches the kernel; shells
 // that connect while the config is installed wait in the listen backlog.
@@ -227,6 +237,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
+	if before, after, err := agent.RaiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-files limit", "err", err, "limit", before)
+	} else if after != before {
+		log.Info("open-files limit raised", "from", before, "to", after)
+	}
 	responder := agent.NewResponder(agent.ResponderOptions{Logger: log})
 	defer responder.Close()
 	events := agent.NewEventLog(0, log)
@@ -240,6 +255,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	}
 	if o.MgmtInterface == "" {
 		log.Warn("no default route and no --mgmt-interface: interface management 0 maps to no Linux interface")
+	}
+	// The directories the agent writes in: created by it, refused when
+	// another user could plant files there (agent/dirs.go).
+	if err := agent.EnsureDirs(filepath.Dir(f.socket), filepath.Dir(f.state), filepath.Dir(f.config), filepath.Dir(f.lastGood)); err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
 	}
 	log.Info("starting", "version", version, "table", "inet "+o.Table, "socket", f.socket,
 		"config", f.config, "mgmt_interface", o.MgmtInterface, "admin_group", f.adminGroup)
@@ -263,8 +283,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 		go tracker.Run(ctx, sessionRefresh)
 	}
 	go reloadOnHUP(ctx, hup, a, f.config, log)
+	go watchdog(ctx, f.socket, log) // systemd.go
 	log.Info("ready")
+	notify(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+f.socket)
 	err := srv.Serve(ctx)
+	notify(log, daemon.SdNotifyStopping)
 	log.Info("stopping; the rules stay in the kernel")
 	return err
 }
@@ -289,16 +312,17 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.Messag
 	kernel := nft.NewApplier(o.Table)
 	tracker := openTracker(kernel, resolve, log)
 	opts := agent.Options{
-		Kernel:      kernel,
-		Compile:     func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
-		StartupPath: f.config,
-		StatePath:   f.state,
-		Resolve:     resolve,
-		Load:        func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
-		Messages:    messages,
-		Events:      events,
-		Version:     version,
-		Logger:      log,
+		Kernel:       kernel,
+		Compile:      func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
+		StartupPath:  f.config,
+		StatePath:    f.state,
+		LastGoodPath: f.lastGood,
+		Resolve:      resolve,
+		Load:         func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
+		Messages:     messages,
+		Events:       events,
+		Version:      version,
+		Logger:       log,
 	}
 	if tracker != nil {
 		opts.Sessions = tracker
@@ -329,9 +353,11 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, a *agent.Agent, path
 			return
 		case <-hup:
 			log.Info("SIGHUP: reloading the startup-config", "path", path)
+			notify(log, daemon.SdNotifyReloading)
 			if _, err := a.Reload(); err != nil {
 				log.Error("reload failed", "err", err)
 			}
+			notify(log, daemon.SdNotifyReady)
 		}
 	}
 }

@@ -124,3 +124,16 @@ func TestHostOptions(t *testing.T) {
 		t.Error("resolver maps interfaces wrongly")
 	}
 }
+
+// TestCheckRefusesCutFile: --check refuses what the agent would not load
+// (issue 12): a file written by write memory that lost its "end" line.
+func TestCheckRefusesCutFile(t *testing.T) {
+	path := "../../testdata/damaged/truncated-at-line.L5.cfg"
+	var out, errb bytes.Buffer
+	if code := run([]string{"--check", path, "--mgmt-interface", "lo"}, &out, &errb); code != 1 {
+		t.Fatalf("--check of a cut file: exit %d:\n%s", code, out.String())
+	}
+	if want := path + ":5: % Error: the file ends before its \"end\" line: it was cut short (truncated), not loaded\n"; errb.String() != want {
+		t.Errorf("--check error output: %q, want %q", errb.String(), want)
+	}
+}

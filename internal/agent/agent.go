@@ -46,6 +46,10 @@ type Options struct {
 	// start in the same boot (it lives in /run): a restarted agent adopts
 	// what it was running, not the startup-config. "" disables it.
 	StatePath string
+	// LastGoodPath keeps the last configuration applied successfully
+	// where it survives a reboot (beside the startup-config): installed at
+	// start when the startup-config cannot be loaded (boot.go). "" disables it.
+	LastGoodPath string
 
 	// Resolve maps an interface block to the Linux interface it means
 	// (management 0 → --mgmt-interface, ethernet S/P → --interface-map);
@@ -93,8 +97,9 @@ type Agent struct {
 	revertGen uint64                         // identifies the pending timer
 	flushed   map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
 	started   time.Time
-	repairs   uint64 // drift repairs done
-	failures  uint64 // failed applies (drift repair or reload)
+	repairs   uint64        // drift repairs done
+	failures  uint64        // failed applies (drift repair or reload)
+	startup   startupStatus // why the startup-config was not loaded (boot.go)
 }
 
 // New returns an agent with an empty running config. Call Start to load the
@@ -151,7 +156,12 @@ func (a *Agent) Configure(t cli.Txn) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.installLocked(next, "configure")
+	held := a.heldLocked() // boot.go
+	warns, err := a.installLocked(next, "configure")
+	if err == nil && held {
+		warns = append(warns, heldWarning)
+	}
+	return warns, err
 }
 
 // Replace installs cfg as the whole running config (used at start and on
@@ -262,14 +272,21 @@ func messagesOf(rs *nft.Ruleset) []nft.Message {
 	return rs.Messages
 }
 
-// saveStateLocked keeps the running config for a restarted agent. A failure
-// is logged: the kernel and the running config are already right.
+// saveStateLocked keeps the running config for a restarted agent, and as
+// the last good configuration (boot.go). A failure is logged: the kernel
+// and the running config are already right.
 func (a *Agent) saveStateLocked() {
-	if a.opts.StatePath == "" {
+	if a.opts.StatePath == "" && a.opts.LastGoodPath == "" {
 		return
 	}
-	if err := writeFileAtomic(a.opts.StatePath, []byte(acl.Format(a.running)), 0o600); err != nil {
-		a.log.Warn("cannot save running-config state", "path", a.opts.StatePath, "err", err)
+	data := frameConfig(acl.Format(a.running))
+	for _, path := range []string{a.opts.StatePath, a.opts.LastGoodPath} {
+		if path == "" {
+			continue
+		}
+		if err := writeFileAtomic(path, data, 0o600); err != nil {
+			a.log.Warn("cannot save running-config state", "path", path, "err", err)
+		}
 	}
 }
 
@@ -324,37 +341,36 @@ func (a *Agent) Save() error {
 	if a.opts.StartupPath == "" {
 		return userErr("% Error: no startup-config file (aclagent --config)")
 	}
-	if err := writeFileAtomic(a.opts.StartupPath, []byte(text), 0o644); err != nil {
+	// A startup-config that was not loaded is kept aside first (boot.go).
+	if keep, err := a.keepUnloaded(); err != nil {
+		a.log.Error("write memory failed: cannot keep the startup-config that was not loaded", "path", keep, "err", err)
+		return errorf("%% Error: cannot keep the startup-config that was not loaded as %s, nothing written: %v", keep, err)
+	} else if keep != "" {
+		a.log.Warn("the startup-config that was not loaded is kept", "path", keep)
+	}
+	if err := writeFileAtomic(a.opts.StartupPath, frameConfig(text), 0o644); err != nil {
 		a.log.Error("write memory failed", "path", a.opts.StartupPath, "err", err)
 		return errorf("%% Error: cannot write startup-config: %v", err)
 	}
+	a.mu.Lock()
+	a.startup = startupStatus{}
+	a.mu.Unlock()
 	a.log.Info("startup-config written", "path", a.opts.StartupPath)
 	return nil
 }
 
-// StartupText returns the startup-config file's text ("" when it does not exist).
+// StartupText returns the startup-config file's text ("" when it does not
+// exist), after comment lines saying why it was not loaded when it was not.
 func (a *Agent) StartupText() (string, error) {
 	if a.opts.StartupPath == "" {
 		return "", nil
 	}
+	note := a.startupNote()
 	data, _, err := readFileIfExists(a.opts.StartupPath)
-	if err != nil {
+	if err != nil && note == "" {
 		return "", fmt.Errorf("read startup-config: %w", err)
 	}
-	return string(data), nil
-}
-
-// loadFile reads and parses a config file; ok is false when it does not exist.
-func loadFile(path string) (cfg *acl.Config, ok bool, err error) {
-	data, ok, err := readFileIfExists(path)
-	if err != nil || !ok {
-		return nil, ok, err
-	}
-	cfg, err = cli.ParseConfig(string(data))
-	if err != nil {
-		return nil, true, fmt.Errorf("%s: %w%s", path, err, badLine(err))
-	}
-	return cfg, true, nil
+	return note + string(data), nil
 }
 
 // badLine quotes the line of a parse error, and the token the caret would

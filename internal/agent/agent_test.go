@@ -80,8 +80,8 @@ func TestConfigureInstallsAndCommits(t *testing.T) {
 	}
 	// The running config is kept for a restarted agent.
 	saved, err := os.ReadFile(ta.state)
-	if err != nil || string(saved) != run {
-		t.Errorf("state file = %q, %v; want the running-config", saved, err)
+	if err != nil || string(saved) != string(frameConfig(run)) {
+		t.Errorf("state file = %q, %v; want the running-config (framed)", saved, err)
 	}
 }
 
@@ -160,9 +160,10 @@ func TestSaveStartReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved, _ := os.ReadFile(ta.startup)
-	if string(saved) != ta.RunningText() {
-		t.Fatalf("startup-config %q differs from running", saved)
+	if string(saved) != string(frameConfig(ta.RunningText())) {
+		t.Fatalf("startup-config %q differs from running (framed)", saved)
 	}
+	running := ta.RunningText()
 
 	// A fresh agent (no state file) starts from the startup-config.
 	os.Remove(ta.state)
@@ -171,13 +172,13 @@ func TestSaveStartReload(t *testing.T) {
 	if _, err := tb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if tb.RunningText() != string(saved) {
-		t.Errorf("started with\n%s\nwant\n%s", tb.RunningText(), saved)
+	if tb.RunningText() != running {
+		t.Errorf("started with\n%s\nwant\n%s", tb.RunningText(), running)
 	}
 
 	// SIGHUP after editing the file: only the edit changes.
-	edited := strings.Replace(string(saved), " seq 20 permit ip any any\n", " seq 20 permit ip any any\n seq 30 deny udp any any\n", 1)
-	if edited == string(saved) {
+	edited := strings.Replace(running, " seq 20 permit ip any any\n", " seq 20 permit ip any any\n seq 30 deny udp any any\n", 1)
+	if edited == running {
 		t.Fatalf("edit did not apply to:\n%s", saved)
 	}
 	os.WriteFile(ta.startup, []byte(edited), 0o644)
@@ -213,19 +214,25 @@ func TestStartAdoptsSavedRunningConfig(t *testing.T) {
 	}
 }
 
-func TestStartWithInvalidStartupConfigFails(t *testing.T) {
+func TestStartWithInvalidStartupConfigServes(t *testing.T) {
 	ta := newTestAgent(t)
 	os.WriteFile(ta.startup, []byte("ip access-list extended x\n seq 10 permit tcp any any eq 99999\n"), 0o644)
-	_, err := ta.Start()
-	if err == nil {
-		t.Fatal("started with an invalid startup-config")
-	}
-	// The log names the file, the line and the bad token.
-	if want := `startup-config: line 2: % Invalid input detected at '^' marker. (line "seq 10 permit tcp any any eq 99999", at "99999")`; !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q lacks %q", err, want)
+	if _, err := ta.Start(); err != nil {
+		t.Fatalf("Start with an invalid startup-config: %v", err)
 	}
 	if ta.kernel.Applied != 0 {
 		t.Error("kernel touched although the config is invalid")
+	}
+	if ta.StartupLoaded() {
+		t.Error("StartupLoaded after an invalid startup-config")
+	}
+	// show startup-config names the file, the line and the bad token.
+	text, err := ta.StartupText()
+	if want := ta.startup + `:2: % Invalid input detected at '^' marker. (line "seq 10 permit tcp any any eq 99999", at "99999")`; err != nil || !strings.Contains(text, want) {
+		t.Errorf("show startup-config = %q, %v; want it to contain %q", text, err, want)
+	}
+	if !strings.HasPrefix(text, "! % This startup-config was NOT loaded at start: ") || !strings.HasSuffix(text, "eq 99999\n") {
+		t.Errorf("show startup-config:\n%s", text)
 	}
 }
 

@@ -9,10 +9,17 @@
 //     change: apply the lines to the current config (cli.ApplyLines),
 //     validate, compile, install in the kernel (with the session tracker's
 //     Prepare and Installed around it), and only then commit.
-//   - reconcile.go: start (adopting a restarted agent's running config),
-//     SIGHUP reload, drift repair, recompiling when the host changed.
+//   - reconcile.go: drift repair, recompiling when the host changed.
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
 //     SO_PEERGROUPS) decide who may change the configuration.
+//   - listen.go: what one local user can make the agent hold: connections,
+//     rate, request size and running requests bounded per peer who may only
+//     look; the accept loop that backs off instead of exiting.
+//   - boot.go: start and reload; a startup-config that cannot be loaded
+//     (FILE:LINE) leaves the last good configuration, or the kernel's
+//     table, enforcing; framed files (header and "end") tell a cut file.
+//   - dirs.go: directories another user could plant files in are refused;
+//     files opened with O_NOFOLLOW, only root's symlinks followed.
 //   - counters.go, show.go, metrics.go: what the shell and Prometheus see;
 //     `clear access-list counters` as baselines (kept for a restarted
 //     agent by baselines.go).

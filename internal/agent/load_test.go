@@ -10,24 +10,10 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// flagKernel is the nft fake with agent-armed flags.
-type flagKernel struct {
-	*nft.Fake
-	flags map[string]bool
-}
-
-func (k *flagKernel) SetFlag(set string, f acl.Family, on bool) (bool, error) {
-	if k.flags[set] == on {
-		return false, nil
-	}
-	k.flags[set] = on
-	return true, nil
-}
-
 func TestLoadLimitFlags(t *testing.T) {
 	ta := newTestAgent(t)
-	k := &flagKernel{Fake: ta.kernel, flags: map[string]bool{}}
-	ta.opts.Kernel = k
+	k := ta.kernel
+	armed := func(set string) bool { _, on := k.Elements[set]["ipv4"]; return on }
 	load := 2.0
 	ta.opts.Load = func() (float64, error) { return load, nil }
 	ta.mustConfigure(t, cli.Txn{Lines: []string{
@@ -37,17 +23,17 @@ func TestLoadLimitFlags(t *testing.T) {
 		"interface management 0", "ip access-group busy in",
 	}})
 	set := nft.LoadSetName(nft.EntryRef{Family: acl.IPv4, ACL: "busy", Dir: acl.In, Seq: 10}, 150)
-	if !k.flags[set] {
-		t.Fatalf("load 2.0 over 1.50: flag of %s not set right after the apply: %v", set, k.flags)
+	if !armed(set) {
+		t.Fatalf("load 2.0 over 1.50: flag of %s not set right after the apply: %v", set, k.Elements[set])
 	}
 	load = 1.5
 	ta.ArmLoad()
-	if k.flags[set] {
+	if armed(set) {
 		t.Error("load 1.50 is not above 1.50: flag still set")
 	}
 	load = 1.51
 	ta.ArmLoad()
-	if !k.flags[set] {
+	if !armed(set) {
 		t.Error("load 1.51: flag not set")
 	}
 }

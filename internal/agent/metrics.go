@@ -26,6 +26,8 @@ var (
 		"Open sessions counted under a limited ACL entry (all keys).", []string{"family", "acl", "seq"}, nil)
 	atLimitDesc = prometheus.NewDesc("slxsh_acl_keys_at_limit",
 		"Keys (sources, prefixes, ...) of a limited ACL entry now at its limit.", []string{"family", "acl", "seq"}, nil)
+	startupDesc = prometheus.NewDesc("slxsh_agent_startup_config_loaded",
+		"0 when the startup-config could not be loaded at start or at the last reload (show startup-config says why), else 1.", nil, nil)
 	upDesc = prometheus.NewDesc("slxsh_agent_counters_up",
 		"1 when the last read of the kernel counters worked.", nil, nil)
 )
@@ -36,7 +38,7 @@ type collector struct{ a *Agent }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range append([]*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, upDesc}, eventDescs...) {
+	for _, d := range append([]*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, startupDesc, upDesc}, eventDescs...) {
 		ch <- d
 	}
 }
@@ -64,6 +66,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(repairsDesc, prometheus.CounterValue, float64(repairs))
 	ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.CounterValue, float64(failures))
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up)
+	loaded := 0.0
+	if c.a.StartupLoaded() {
+		loaded = 1
+	}
+	ch <- prometheus.MustNewConstMetric(startupDesc, prometheus.GaugeValue, loaded)
 	c.a.collectEvents(ch)
 }
 

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,9 +13,11 @@ import (
 // (so the rename itself is durable).
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	// A symlinked file (startup-config kept elsewhere) is replaced where it
-	// points, and stays a symlink.
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
+	// points, and stays a symlink, when the link is root's (dirs.go);
+	// another user's symlink is refused.
+	path, err = resolveTrusted(path)
+	if err != nil {
+		return err
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -56,17 +57,4 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
-}
-
-// readFileIfExists returns the file's content, or ok == false when it does
-// not exist.
-func readFileIfExists(path string) (data []byte, ok bool, err error) {
-	data, err = os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return data, true, nil
 }

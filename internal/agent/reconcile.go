@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -13,31 +11,6 @@ import (
 // its table as it installed it. Half a second keeps a repair well within the
 // 2 s the product promises, at the cost of one netlink dump of our table.
 const DriftInterval = 500 * time.Millisecond
-
-// Start loads the configuration and installs it. A restarted agent adopts
-// the running config it saved in StatePath (same boot); otherwise it loads
-// the startup-config; with neither it starts empty. Installing reconciles
-// the kernel table in place: kept sets and counters keep their state, so a
-// restart leaves no moment without limits. An unreadable or invalid config
-// is an error and leaves the kernel untouched.
-func (a *Agent) Start() ([]string, error) {
-	cfg, src, err := a.initialConfig()
-	if err != nil {
-		return nil, err
-	}
-	a.startBaselines(src == "adopt")
-	warns, err := a.Replace(cfg, src)
-	if err != nil {
-		return nil, fmt.Errorf("install %s: %w", src, err)
-	}
-	a.mu.Lock()
-	a.dropResetBaselinesLocked()
-	a.mu.Unlock()
-	if err := a.resumeRevert(); err != nil {
-		a.log.Error("cannot resume the revert timer", "err", err)
-	}
-	return warns, nil
-}
 
 // startBaselines takes over the counter baselines of the previous agent
 // when its running config is adopted (same table, same counters), and
@@ -52,58 +25,6 @@ func (a *Agent) startBaselines(adopt bool) {
 	if err := a.loadBaselines(); err != nil {
 		a.log.Warn("ignoring the saved counter baselines", "err", err)
 	}
-}
-
-func (a *Agent) initialConfig() (*acl.Config, string, error) {
-	if a.opts.StatePath != "" {
-		cfg, ok, err := loadFile(a.opts.StatePath)
-		switch {
-		case err != nil:
-			a.log.Warn("ignoring saved running-config", "path", a.opts.StatePath, "err", err)
-		case ok:
-			a.log.Info("adopting the running-config of the previous agent", "path", a.opts.StatePath)
-			return cfg, "adopt", nil
-		}
-	}
-	if a.opts.StartupPath == "" {
-		return acl.New(), "empty", nil
-	}
-	cfg, ok, err := loadFile(a.opts.StartupPath)
-	if err != nil {
-		return nil, "", fmt.Errorf("load startup-config: %w", err)
-	}
-	if !ok {
-		a.log.Info("no startup-config, starting empty", "path", a.opts.StartupPath)
-		return acl.New(), "empty", nil
-	}
-	return cfg, "startup-config", nil
-}
-
-// Reload replaces the running config with the startup-config (SIGHUP). The
-// applier changes only what differs, so unchanged entries keep their counts.
-// A missing or invalid file keeps the running config as it is.
-func (a *Agent) Reload() ([]string, error) {
-	if a.opts.StartupPath == "" {
-		return nil, fmt.Errorf("no startup-config file")
-	}
-	cfg, ok, err := loadFile(a.opts.StartupPath)
-	if err == nil && !ok {
-		err = fmt.Errorf("%s does not exist", a.opts.StartupPath)
-	}
-	if err != nil {
-		a.mu.Lock()
-		a.failures++
-		a.mu.Unlock()
-		return nil, fmt.Errorf("reload startup-config, running config kept: %w", err)
-	}
-	warns, err := a.Replace(cfg, "reload")
-	if err != nil {
-		a.mu.Lock()
-		a.failures++
-		a.mu.Unlock()
-		return nil, fmt.Errorf("reload startup-config, running config kept: %w", err)
-	}
-	return warns, nil
 }
 
 // RepairDrift checks that the kernel holds the installed ruleset and

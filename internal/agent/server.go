@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -19,12 +18,9 @@ import (
 	"github.com/slxsh/slxsh/internal/cli"
 )
 
-// maxRequest bounds one request: a whole config pasted as one block fits
-// many times over.
-const maxRequest = 16 << 20
-
-// ioTimeout bounds how long one connection may take to send its request or
-// read its answer; a stuck client cannot hold a server goroutine forever.
+// ioTimeout bounds how long one connection may take to read its answer; a
+// stuck client cannot hold a server goroutine forever. (The request's size
+// and read deadline, and the bounds per peer, are in listen.go.)
 var ioTimeout = 30 * time.Second
 
 // Server answers requests on a unix socket for one Agent.
@@ -33,8 +29,9 @@ type Server struct {
 	auth  *Authorizer
 	log   *slog.Logger
 
-	ln *net.UnixListener
-	wg sync.WaitGroup
+	ln    *net.UnixListener
+	wg    sync.WaitGroup
+	guard guard // bounds per peer (listen.go)
 }
 
 // NewServer returns a server for a with the given authorisation.
@@ -79,50 +76,65 @@ func (s *Server) Listen(path string) error {
 func (s *Server) Close() error { return s.ln.Close() }
 
 // Serve accepts connections until ctx ends, then waits for the requests in
-// flight. The socket file is removed on the way out.
+// flight. The socket file is removed on the way out. Accept errors never
+// end it (acceptLoop).
 func (s *Server) Serve(ctx context.Context) error {
 	go func() {
 		<-ctx.Done()
 		s.ln.Close()
 	}()
 	defer s.wg.Wait()
-	for {
-		c, err := s.ln.AcceptUnix()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
+	return acceptLoop(ctx, s.ln.AcceptUnix, func(c *net.UnixConn) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.handle(c)
 		}()
-	}
+	}, func(err error, delay time.Duration) {
+		s.log.Warn("accept failed; retrying", "err", err, "retry_in", delay, "out_of_fds", isFileLimit(err))
+	})
 }
 
-// handle answers one request on c.
+// handle answers one request on c, within the bounds of its peer
+// (listen.go): a guest's connection over its bounds is refused, its
+// request may not exceed maxGuestRequest and runs when one of the guest
+// slots is free.
 func (s *Server) handle(c *net.UnixConn) {
 	defer c.Close()
 	// The deadlines bound the I/O only: a request that waits for the
 	// agent's lock behind a long apply must still get its answer.
-	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	deadline := time.Now().Add(readTimeout)
+	c.SetReadDeadline(deadline)
 	peer, err := peerOf(c)
 	if err != nil {
 		s.log.Warn("rejecting connection", "err", err)
 		return
 	}
-	var req wire.Request
-	if err := json.NewDecoder(io.LimitReader(c, maxRequest)).Decode(&req); err != nil {
+	admin := s.auth.MayChange(peer)
+	release, refusal := s.guard.admit(peer, admin, time.Now())
+	if refusal != "" {
+		s.refuse(c, peer, refusal)
+		return
+	}
+	defer release()
+	req, err := s.guard.readRequest(c, admin, deadline)
+	switch {
+	case errors.Is(err, errTooLarge):
+		s.refuse(c, peer, fmt.Sprintf("%% Error: bad request: larger than %d bytes", requestLimit(admin)))
+		return
+	case err != nil:
 		s.reply(c, &wire.Response{Error: "% Error: bad request: " + err.Error()})
 		return
 	}
-	resp := s.dispatch(peer, &req)
+	if !admin {
+		done, ok := s.guard.waitRunning(deadline)
+		if !ok {
+			s.refuse(c, peer, "% Error: the agent is busy; try again in a moment")
+			return
+		}
+		defer done()
+	}
+	resp := s.dispatch(peer, req)
 	s.reply(c, resp)
 }
 

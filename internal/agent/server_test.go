@@ -64,7 +64,7 @@ func TestClientServerRoundTrip(t *testing.T) {
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if text, _ := c.Startup(); text != ta.RunningText() {
+	if text, _ := c.Startup(); text != string(frameConfig(ta.RunningText())) {
 		t.Errorf("startup-config after save:\n%s", text)
 	}
 	counters, err := c.Counters(acl.IPv4, "check")

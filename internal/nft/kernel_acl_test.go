@@ -368,6 +368,31 @@ func TestKernelInSyncAfterForeignCommit(t *testing.T) {
 	}
 }
 
+// TestKernelDormantTableIsDrift: a table made dormant by someone else
+// (its rules kept, nothing enforced) is drift, and Apply wakes it: the
+// limit holds again.
+func TestKernelDormantTableIsDrift(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, srv)
+	a := applier(p.Server)
+	rs := compile(t, "ip access-list extended check\n seq 10 permit tcp any any eq 9000 connlimit 1\n seq 20 permit ip any any\n"+onS0In)
+	mustApply(t, a, rs)
+	p.Client.Expect(t, "", srv, netns.Connected)
+	p.Client.Expect(t, "", srv, netns.Reset)
+	p.Server.MustExec(t, "nft", "add table inet slxsh { flags dormant; }")
+	p.Client.Expect(t, "", srv, netns.Connected) // dormant: nothing enforced
+	if d, err := a.Drift(rs); d != "table dormant" || err != nil {
+		t.Fatalf("Drift of a dormant table = %q, %v", d, err)
+	}
+	if err := a.Apply(rs); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.Drift(rs); d != "" || err != nil {
+		t.Fatalf("Drift after Apply = %q, %v", d, err)
+	}
+	p.Client.Expect(t, "", srv, netns.Reset)
+}
+
 // TestKernelRefusals: deny resets by default; hard-drop and `refuse drop`
 // drop silently, also for connections over a limit.
 func TestKernelRefusals(t *testing.T) {

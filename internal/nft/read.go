@@ -2,16 +2,19 @@ package nft
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // tableState is what the kernel holds in our table now.
 type tableState struct {
 	exists bool
+	flags  uint32 // NFTA_TABLE_FLAGS (dormant, ...)
 	chains map[string]*nftables.Chain
 	sets   map[string]*nftables.Set
 	objs   map[string]*nftables.NamedObj
@@ -29,7 +32,9 @@ func readTable(c *nftables.Conn, name string) (*tableState, error) {
 	if err != nil || t == nil {
 		return st, err
 	}
-	st.exists = true
+	// Why the byte swap: google/nftables v0.3.0 decodes NFTA_TABLE_FLAGS,
+	// a big-endian attribute, in host byte order.
+	st.exists, st.flags = true, binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Flags))
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
@@ -156,6 +161,11 @@ func diff(c *nftables.Conn, rs *Ruleset) (string, error) {
 	}
 	if !cur.exists {
 		return "table missing", nil
+	}
+	if cur.flags&unix.NFT_TABLE_F_DORMANT != 0 {
+		// A dormant table enforces nothing; Apply's NEWTABLE (flags 0)
+		// wakes it.
+		return "table dormant", nil
 	}
 	t := &nftables.Table{Name: rs.Table, Family: nftables.TableFamilyINet}
 	if len(cur.chains) != len(rs.Chains) || len(cur.sets) != len(rs.Sets) || len(cur.objs) != len(rs.Counters) {

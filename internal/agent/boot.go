@@ -1,0 +1,392 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+)
+
+// Config files the agent writes (the startup-config of `write memory`,
+// the running-config state, the last good configuration) are framed so
+// that one that ends early is told from a complete one: the first line is
+// fileHeader and the last line is "end". On reading:
+//
+//   - a file that starts with fileHeader must end with an "end" line,
+//     otherwise it was cut (a full disk, a copy that stopped, an editor
+//     that crashed): it is not loaded;
+//   - a file whose first line is fileHeader cut short is cut too;
+//   - a file without fileHeader (written by an older agent, or by hand)
+//     loads as before, with or without a final "end": older agents wrote
+//     no marker, so truncation cannot be told in such a file; the next
+//     `write memory` adds the frame;
+//   - an empty file (no line but blanks) is never a configuration the
+//     agent wrote (an empty running-config is written as the header and
+//     "end") and is not loaded.
+//
+// "end" is also a command (return to exec mode), so a framed file still
+// replays through slxsh -f, and so does the header, a comment.
+const fileHeader = "! slxsh configuration written by aclagent; complete only if its last line is \"end\""
+
+// maxConfigFile and maxConfigLine bound what is read: a 65535-entry ACL
+// is about 5 MB, its longest line far below 4 KiB.
+const (
+	maxConfigFile = 64 << 20
+	maxConfigLine = 64 << 10
+)
+
+// frameConfig returns text (a formatted config) as the agent writes it.
+func frameConfig(text string) []byte {
+	return []byte(fileHeader + "\n" + text + "end\n")
+}
+
+// FileError is a config file that could not be loaded, with the line it
+// is about (1-based; 0 when the problem is not one line's).
+type FileError struct {
+	Path string
+	Line int
+	Msg  string // starts with "%"
+	Text string // the line, when known
+}
+
+// Error returns "PATH:LINE: % ..." (or "PATH: % ..." without a line), as
+// slxsh prints script errors.
+func (e *FileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// CheckText checks a config file's data for what makes it no
+// configuration at all: NUL bytes and other binary, invalid UTF-8,
+// overlong lines, an empty file, a framed file that ends early. It returns
+// the text to parse, or a *FileError.
+func CheckText(path string, data []byte) (string, error) {
+	fail := func(line int, format string, args ...any) error {
+		return &FileError{Path: path, Line: line, Msg: "% Error: " + fmt.Sprintf(format, args...)}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "", fail(0, "the file is empty (not written by write memory, which always writes a header and an \"end\" line)")
+	}
+	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		switch {
+		case len(l) > maxConfigLine:
+			return "", fail(i+1, "line longer than %d bytes", maxConfigLine)
+		case strings.IndexByte(l, 0) >= 0:
+			return "", fail(i+1, "NUL byte: not a text file")
+		case !utf8.ValidString(l):
+			return "", fail(i+1, "not UTF-8 text")
+		case strings.ContainsFunc(l, func(r rune) bool { return r < ' ' && r != '\t' }):
+			return "", fail(i+1, "control character: not a text file")
+		}
+	}
+	first := strings.TrimSpace(lines[0])
+	if first == fileHeader || (len(lines) == 1 && strings.HasPrefix(fileHeader, first)) {
+		last := len(lines)
+		for last > 0 && strings.TrimSpace(lines[last-1]) == "" {
+			last--
+		}
+		if strings.TrimSpace(lines[last-1]) != "end" {
+			return "", fail(last, "the file ends before its \"end\" line: it was cut short (truncated), not loaded")
+		}
+	}
+	return string(data), nil
+}
+
+// parseConfigFile parses, validates and compiles a config file's data, with
+// every error placed at its line.
+func (a *Agent) parseConfigFile(path string, data []byte) (*acl.Config, error) {
+	text, err := CheckText(path, data)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := cli.ParseConfig(text)
+	if err != nil {
+		var le *cli.LineError
+		if errors.As(err, &le) {
+			return nil, &FileError{Path: path, Line: le.Line + 1, Msg: le.Error() + badLine(err), Text: le.Text}
+		}
+		return nil, &FileError{Path: path, Msg: userError(err)}
+	}
+	err = acl.Validate(cfg)
+	if err == nil && a.opts.Compile != nil {
+		_, err = a.opts.Compile(cfg)
+	}
+	if err != nil {
+		return nil, placeError(path, text, err)
+	}
+	return cfg, nil
+}
+
+// placeError turns the first error of a config that parsed but does not
+// validate or compile into a FileError at the line of the block or entry
+// it names (acl.Error's Path, e.g. `ip access-list extended x seq 10`).
+func placeError(path, text string, err error) *FileError {
+	errs := FlattenErrors(err)
+	first := errs[0]
+	fe := &FileError{Path: path, Msg: userError(first)}
+	if len(errs) > 1 {
+		fe.Msg += fmt.Sprintf(" (and %d more)", len(errs)-1)
+	}
+	var ae *acl.Error
+	if errors.As(first, &ae) && ae.Path != "" {
+		fe.Line = lineOf(text, ae.Path)
+	}
+	return fe
+}
+
+// lineOf finds the line (1-based) of the block a validation path names,
+// and of the entry within it for "... seq N"; 0 when not found (a block
+// written with abbreviated keywords).
+func lineOf(text, path string) int {
+	block, seq, hasSeq := strings.Cut(path, " seq ")
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if strings.Join(strings.Fields(l), " ") != block || strings.HasPrefix(l, " ") {
+			continue
+		}
+		if !hasSeq {
+			return i + 1
+		}
+		for j := i + 1; j < len(lines) && strings.HasPrefix(lines[j], " "); j++ {
+			if f := strings.Fields(lines[j]); len(f) > 1 && f[0] == "seq" && f[1] == seq {
+				return j + 1
+			}
+		}
+		return i + 1
+	}
+	return 0
+}
+
+// FlattenErrors lists the errors joined in err (errors.Join), one per
+// problem.
+func FlattenErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, FlattenErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// startupStatus is what became of the startup-config at start or at the
+// last reload.
+type startupStatus struct {
+	err     error  // why it was not loaded; nil when it was (or there is none)
+	when    string // "at start" or "at reload"
+	instead string // what runs instead, for show startup-config
+}
+
+// Start loads the configuration and installs it. A restarted agent adopts
+// the running config it saved in StatePath (same boot); otherwise it loads
+// the startup-config; with neither it starts empty. Installing reconciles
+// the kernel table in place: kept sets and counters keep their state, so a
+// restart leaves no moment without limits.
+//
+// A startup-config that cannot be loaded (unreadable, damaged, cut short,
+// invalid, refused by the kernel) never stops the agent: the error is
+// logged with FILE:LINE, kept for show startup-config and the metrics, and
+// the agent installs the last configuration it applied successfully
+// (LastGoodPath), or, without one, leaves the table the kernel holds as it
+// is, enforcing, until an administrator repairs the configuration. Start
+// returns an error only in none of these cases.
+func (a *Agent) Start() ([]string, error) {
+	if cfg := a.loadState(); cfg != nil {
+		a.startBaselines(true)
+		warns, err := a.Replace(cfg, "adopt")
+		if err == nil {
+			return a.started0(warns), nil
+		}
+		a.log.Error("cannot install the adopted running-config; loading the startup-config", "err", err)
+	}
+	a.startBaselines(false)
+	cfg, src, err := a.loadStartup()
+	if err == nil {
+		warns, err := a.Replace(cfg, src)
+		if err == nil {
+			return a.started0(warns), nil
+		}
+		err = &FileError{Path: a.opts.StartupPath, Msg: userError(err)}
+	}
+	a.startupFailed(err, "at start")
+	if cfg := a.loadLastGood(); cfg != nil {
+		warns, err := a.Replace(cfg, "last good configuration")
+		if err == nil {
+			a.setInstead("the last configuration applied successfully, from " + a.opts.LastGoodPath)
+			return a.started0(warns), nil
+		}
+		a.log.Error("cannot install the last good configuration", "path", a.opts.LastGoodPath, "err", err)
+	}
+	a.setInstead("nothing was installed: the kernel keeps the table it holds (if any) as it is, enforcing")
+	a.log.Warn("no configuration installed: the kernel keeps the table it holds as it is; repair the startup-config and reload (SIGHUP), or configure and write memory")
+	return nil, nil
+}
+
+// started0 finishes a start that installed a configuration.
+func (a *Agent) started0(warns []string) []string {
+	a.mu.Lock()
+	a.dropResetBaselinesLocked()
+	a.mu.Unlock()
+	if err := a.resumeRevert(); err != nil {
+		a.log.Error("cannot resume the revert timer", "err", err)
+	}
+	return warns
+}
+
+// loadState returns the running config a previous agent saved (same
+// boot), or nil.
+func (a *Agent) loadState() *acl.Config {
+	if a.opts.StatePath == "" {
+		return nil
+	}
+	cfg, ok, err := a.loadConfigFile(a.opts.StatePath)
+	switch {
+	case err != nil:
+		a.log.Warn("ignoring saved running-config", "path", a.opts.StatePath, "err", err)
+	case ok:
+		a.log.Info("adopting the running-config of the previous agent", "path", a.opts.StatePath)
+		return cfg
+	}
+	return nil
+}
+
+// loadStartup loads the startup-config; a missing file is an empty config.
+func (a *Agent) loadStartup() (*acl.Config, string, error) {
+	if a.opts.StartupPath == "" {
+		return acl.New(), "empty", nil
+	}
+	cfg, ok, err := a.loadConfigFile(a.opts.StartupPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		a.log.Info("no startup-config, starting empty", "path", a.opts.StartupPath)
+		return acl.New(), "empty", nil
+	}
+	return cfg, "startup-config", nil
+}
+
+// loadLastGood returns the last configuration applied successfully, or nil.
+func (a *Agent) loadLastGood() *acl.Config {
+	if a.opts.LastGoodPath == "" {
+		return nil
+	}
+	cfg, ok, err := a.loadConfigFile(a.opts.LastGoodPath)
+	if err != nil {
+		a.log.Error("cannot load the last good configuration", "path", a.opts.LastGoodPath, "err", err)
+	}
+	if !ok || err != nil {
+		return nil
+	}
+	a.log.Warn("installing the last configuration applied successfully instead", "path", a.opts.LastGoodPath)
+	return cfg
+}
+
+// loadConfigFile reads and checks a config file; ok is false when it does
+// not exist. Errors are *FileError (FILE:LINE) where the file is readable.
+func (a *Agent) loadConfigFile(path string) (cfg *acl.Config, ok bool, err error) {
+	data, ok, err := readFileIfExists(path)
+	if err != nil {
+		return nil, false, &FileError{Path: path, Msg: "% Error: " + err.Error()}
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	cfg, err = a.parseConfigFile(path, data)
+	return cfg, true, err
+}
+
+// Reload replaces the running config with the startup-config (SIGHUP). The
+// applier changes only what differs, so unchanged entries keep their counts.
+// A missing or invalid file keeps the running config as it is.
+func (a *Agent) Reload() ([]string, error) {
+	if a.opts.StartupPath == "" {
+		return nil, fmt.Errorf("no startup-config file")
+	}
+	cfg, ok, err := a.loadConfigFile(a.opts.StartupPath)
+	if err == nil && !ok {
+		err = &FileError{Path: a.opts.StartupPath, Msg: "% Error: the file does not exist"}
+	}
+	if err == nil {
+		var warns []string
+		if warns, err = a.Replace(cfg, "reload"); err == nil {
+			a.mu.Lock()
+			a.startup = startupStatus{}
+			a.mu.Unlock()
+			return warns, nil
+		}
+	}
+	a.mu.Lock()
+	a.failures++
+	a.mu.Unlock()
+	a.startupFailed(err, "at reload")
+	a.setInstead("the running config stayed as it was")
+	return nil, fmt.Errorf("reload startup-config, running config kept: %w", err)
+}
+
+// startupFailed records and logs why the startup-config was not loaded.
+func (a *Agent) startupFailed(err error, when string) {
+	a.log.Error("startup-config not loaded", "when", when, "err", err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.startup = startupStatus{err: err, when: when}
+}
+
+func (a *Agent) setInstead(what string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.startup.instead = what
+}
+
+// StartupLoaded reports whether the startup-config (or the adopted
+// running-config) was loaded at start and at the last reload.
+func (a *Agent) StartupLoaded() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.startup.err == nil
+}
+
+// heldLocked reports whether the agent runs no configuration of its own
+// because the startup-config was not loaded: the kernel's table is kept as
+// found, and the first change replaces it.
+func (a *Agent) heldLocked() bool { return a.ruleset == nil && a.startup.err != nil }
+
+// heldWarning tells the administrator whose change replaced the table that
+// the kernel held since a startup-config that was not loaded.
+const heldWarning = "% Warning: the startup-config was not loaded (show startup-config): this change replaced the table the kernel held with the running-config"
+
+// startupNote is what show startup-config prints before the file when it
+// was not loaded: comment lines, so the output still replays.
+func (a *Agent) startupNote() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.startup
+	if st.err == nil {
+		return ""
+	}
+	return fmt.Sprintf("! %% This startup-config was NOT loaded %s: %v\n! Running instead: %s.\n! Repair it and reload (SIGHUP), or configure and write memory.\n",
+		st.when, st.err, st.instead)
+}
+
+// keepUnloaded copies a startup-config that was not loaded to PATH.not-loaded
+// before write memory replaces it, so that nothing the user wrote there is
+// lost. It reports the copy's path ("" when there was nothing to keep).
+func (a *Agent) keepUnloaded() (string, error) {
+	if a.StartupLoaded() {
+		return "", nil
+	}
+	data, ok, err := readFileIfExists(a.opts.StartupPath)
+	if err != nil || !ok {
+		return "", nil // nothing readable to keep
+	}
+	keep := a.opts.StartupPath + ".not-loaded"
+	return keep, writeFileAtomic(keep, data, 0o600)
+}
