@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,7 +93,7 @@ func TestKernelRefuseMessageBurst(t *testing.T) {
 	if n := srv.Accepted(); n != 2 {
 		t.Fatalf("the real service accepted %d connections, want 2", n)
 	}
-	hwm := peakRSS(t, ag.cmd.Process.Pid)
+	hwm := procStatus(t, agentPid(t, ag), "VmHWM")
 	t.Logf("%d refused connections (%d at a time) in %v: %d got the line, %d a reset; slowest show %v; agent peak RSS %d KiB",
 		burstConns, burstParallel, took.Round(time.Millisecond), lines.Load(), resets.Load(),
 		time.Duration(slowest.Load()).Round(time.Millisecond), hwm)
@@ -139,21 +138,4 @@ func errString(err error) string {
 		return "EOF"
 	}
 	return err.Error()
-}
-
-// peakRSS is VmHWM of a process in KiB.
-func peakRSS(t *testing.T, pid int) int {
-	t.Helper()
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	t.Fatal("no VmHWM in /proc/PID/status")
-	return 0
 }
