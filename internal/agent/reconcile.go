@@ -31,6 +31,7 @@ func (a *Agent) startBaselines(adopt bool) {
 // re-installs it when someone else changed or deleted our table. It reports
 // whether a repair was made.
 func (a *Agent) RepairDrift() (bool, error) {
+	a.verifyCounts()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ruleset == nil {
@@ -38,7 +39,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	}
 	ok, err := a.opts.Kernel.InSync(a.ruleset)
 	if err == nil && ok {
-		return false, nil
+		return a.renewDriftedLocked()
 	}
 	if err != nil {
 		a.log.Warn("cannot compare the kernel table, re-installing", "err", err)
@@ -60,6 +61,43 @@ func (a *Agent) RepairDrift() (bool, error) {
 	a.armLoadLocked()
 	a.dropResetBaselinesLocked()
 	a.log.Info("table restored")
+	return true, nil
+}
+
+// verifyCounts has the session side check the limit sets' counts against
+// conntrack after someone else committed (a flushed set keeps the rules
+// intact); it runs outside the agent's lock (one conntrack dump).
+func (a *Agent) verifyCounts() {
+	if a.opts.Sessions == nil {
+		return
+	}
+	n := a.opts.Kernel.ForeignCommits()
+	if a.foreignSeen.Swap(n) == n {
+		return
+	}
+	if err := a.opts.Sessions.Verify(); err != nil {
+		a.log.Warn("cannot check the limit sets against conntrack", "err", err)
+		a.foreignSeen.Store(0) // try again next time
+	}
+}
+
+// renewDriftedLocked renews the limit sets whose sessions the kernel does
+// not count as it should (SessionTracker.Renewals: sessions picked up
+// mid-stream, gates or reservations or counts changed by someone else), so
+// that they are counted again.
+func (a *Agent) renewDriftedLocked() (bool, error) {
+	if a.opts.Sessions == nil {
+		return false, nil
+	}
+	renew := a.opts.Sessions.Renewals()
+	if len(renew) == 0 {
+		return false, nil
+	}
+	a.log.Info("limits counted again", "limits", renew)
+	if err := a.applyLocked(a.running, a.ruleset, "limits drifted", renew); err != nil {
+		a.failures++
+		return false, err
+	}
 	return true, nil
 }
 
@@ -103,8 +141,24 @@ const LoadInterval = time.Second
 // Run repairs drift every DriftInterval, follows the load average every
 // LoadInterval and recompiles every RecompileInterval, until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
-	drift := time.NewTicker(DriftInterval)
-	defer drift.Stop()
+	// Drift repair runs on its own: the load and flush work of the other
+	// loop never delays it (it only ever waits for the agent's lock, which
+	// conntrack reads do not hold).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		drift := time.NewTicker(DriftInterval)
+		defer drift.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-drift.C:
+				a.RepairDrift()
+			}
+		}
+	}()
+	defer func() { <-done }()
 	load := time.NewTicker(LoadInterval)
 	defer load.Stop()
 	recompile := time.NewTicker(RecompileInterval)
@@ -113,8 +167,6 @@ func (a *Agent) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-drift.C:
-			a.RepairDrift()
 		case <-load.C:
 			a.ArmLoad()
 			a.FlushBlocked()

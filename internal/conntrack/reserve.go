@@ -16,6 +16,12 @@ import (
 // set that would count it existed: it is held in a reservation instead.
 const OldMark uint32 = 0x20000000
 
+// AdoptMark is the ct mark bit the compiled base chains set on a TCP
+// session that conntrack picked up mid-stream (nft.AdoptMark): it was open
+// before conntrack tracked it, so no limit set has counted it. The agent
+// renews the limit sets such sessions fall under, which counts them as old.
+const AdoptMark uint32 = nft.AdoptMark
+
 // LimitSet is one connlimit set of the ruleset, `add @Name { KEY ct count
 // over Over }`, as the session code needs it; Set is the compiler's, for
 // the kernel's element operations.
@@ -91,14 +97,16 @@ func OldFlows(sets []LimitSet, a *Attribution) []Flow {
 	return a.newestFirst(pick)
 }
 
-// MarkOld sets OldMark on the flows (keeping their other mark bits).
+// MarkOld sets OldMark on the flows (keeping their other mark bits but
+// AdoptMark: an adopted session is now counted).
 func MarkOld(t Table, flows []Flow) error {
 	var first error
 	for _, f := range flows {
-		if f.Mark&OldMark != 0 {
+		want := (f.Mark | OldMark) &^ AdoptMark
+		if f.Mark == want {
 			continue
 		}
-		if err := t.SetMark(f, f.Mark|OldMark); err != nil && first == nil {
+		if err := t.SetMark(f, want); err != nil && first == nil {
 			first = err
 		}
 	}

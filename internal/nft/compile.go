@@ -14,6 +14,11 @@ import (
 // base chain answers its next packet with a TCP reset.
 const ResetMark = 0x40000000
 
+// AdoptMark is the ct mark bit that the base chains set on a TCP session
+// picked up mid-stream (open before conntrack tracked it): the agent holds
+// it as a session open before its limit.
+const AdoptMark = 0x10000000
+
 // DefaultSetSize is the size of a limit set when Options.SetSize is 0 (the
 // kernel's default for dynamic sets). The kernel preallocates about 2 MiB
 // for a set of this size (SetTableMemory).
@@ -225,6 +230,21 @@ func baseChains(binds []binding) []*Chain {
 			Stmts:   []Stmt{&CtState{States: CtEstablished | CtRelated}, &Verdict{Kind: expr.VerdictAccept}},
 		}
 	}
+	adopt := func() *Rule {
+		return &Rule{
+			// Why: a TCP session that was open before conntrack tracked the
+			// namespace (before the first install, or while our table was
+			// missing) is picked up on its next packet as `ct state new`
+			// without a SYN (nf_conntrack_tcp_loose; KERNEL-NOTES). It is
+			// an open session, not a new connection: it is let through and
+			// marked, and the agent counts it as old (conntrack.AdoptMark).
+			// No new TCP connection can be opened without a SYN. In
+			// prerouting too, before the `in` ACLs judge it.
+			Comment: "adopt",
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkSet{Bit: AdoptMark},
+				&Verdict{Kind: expr.VerdictAccept}},
+		}
+	}
 	mk := func(hook string) *Chain {
 		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: []*Rule{{
 			// Why: a flow the agent marked (conntrack.ResetMark) is ended by a
@@ -232,9 +252,9 @@ func baseChains(binds []binding) []*Chain {
 			// pass the output chain, from being refused in turn (KERNEL-NOTES).
 			Comment: "reset-mark",
 			Stmts:   []Stmt{&CtMarkBit{Bit: ResetMark}, &TCPNoRST{Dep: true}, &Reject{TCPReset: true}},
-		}, established()}}
+		}, established(), adopt()}}
 	}
-	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: []*Rule{established()}}
+	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: []*Rule{established(), adopt()}}
 	input, forward, output := mk("input"), mk("forward"), mk("output")
 	for _, out := range []bool{false, true} {
 		for _, bd := range binds {

@@ -23,6 +23,8 @@
 //	 chains
 //	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
 //	     ct state established,related accept        (admitted sessions always pass)
+//	     ct state new tcp flags != syn / fin,syn,rst,ack ct mark set ct mark | 0x10000000 accept
+//	                                                 (adopt: sessions open before conntrack)
 //	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`: to the host and routed
 //	   input    hook input   priority filter (0), policy accept
 //	   forward  hook forward priority filter (0), policy accept
@@ -30,6 +32,7 @@
 //	     ct mark & 0x40000000 == 0x40000000 tcp flags ! rst reject with tcp reset
 //	                                                 (flows the agent marked for ending)
 //	     ct state established,related accept
+//	     ct state new tcp flags != syn / ... accept  (adopt, as in prerouting)
 //	     oifname "eth1" meta nfproto ipv4 jump ip_egress_out   `out`: output + forward
 //	     meta mark M tcp dport != P reject with tcp reset      (input: message guards;
 //	     meta mark M meta l4proto tcp reject with tcp reset     forward: see below)

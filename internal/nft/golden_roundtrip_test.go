@@ -57,7 +57,9 @@ func compareExprs(t *testing.T, c *nftables.Conn, rs *nft.Ruleset) {
 		for i, r := range ch.Rules {
 			var want []expr.Any
 			for _, s := range r.Stmts {
-				want = append(want, s.Exprs()...)
+				for _, e := range s.Exprs() {
+					want = append(want, nft.ReadBack(e))
+				}
 			}
 			comment, _ := userdata.GetString(got[i].UserData, userdata.TypeComment)
 			if comment != r.Comment {

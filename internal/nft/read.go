@@ -141,6 +141,9 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 	if genErr == nil && a.sync.ok && a.sync.gen == gen && (a.sync.rs == rs || a.sync.text == rs.String()) {
 		return "", nil
 	}
+	if a.sync.ok && genErr == nil && a.sync.gen != gen {
+		a.foreign++ // someone else committed since we last knew the table
+	}
 	a.sync = synced{}
 	d, err := diff(c, rs)
 	if err != nil {
@@ -232,7 +235,19 @@ func sameExprs(have, want []expr.Any) bool {
 	return true
 }
 
+// ReadBack is how google/nftables v0.3.0 reads an expression back from the
+// kernel: it ignores NFTA_CT_SREG, so a `ct set` (Ct with SourceRegister)
+// reads back as a load into register 0. Comparisons with what the kernel
+// holds compare expressions in this form.
+func ReadBack(e expr.Any) expr.Any {
+	if ct, ok := e.(*expr.Ct); ok && ct.SourceRegister {
+		return &expr.Ct{Key: ct.Key, Direction: ct.Direction}
+	}
+	return e
+}
+
 func marshalStateless(e expr.Any) ([]byte, error) {
+	e = ReadBack(e)
 	switch v := e.(type) {
 	case *expr.Counter:
 		e = &expr.Counter{}
