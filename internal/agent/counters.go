@@ -190,17 +190,6 @@ func (a *Agent) pruneBaselinesLocked() {
 	}
 }
 
-// parseFamily reads the wire form of a family: "ip" (or "") and "ipv6".
-func parseFamily(s string) (acl.Family, error) {
-	switch s {
-	case "", "ip":
-		return acl.IPv4, nil
-	case "ipv6":
-		return acl.IPv6, nil
-	}
-	return 0, errorf("%% Error: unknown address family %q", s)
-}
-
 // EntrySessions sums the open sessions of one limited entry.
 type EntrySessions struct {
 	Family   acl.Family

@@ -19,6 +19,13 @@ func (a *Agent) RunningText() string {
 	return acl.Format(a.running)
 }
 
+// Hostname returns the configured hostname ("" when none is set).
+func (a *Agent) Hostname() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.running.Hostname
+}
+
 // NftablesText returns the installed ruleset as nft text (`show nftables`).
 func (a *Agent) NftablesText() string {
 	a.mu.Lock()
@@ -52,6 +59,32 @@ func (a *Agent) VersionText() string {
 	}
 	return fmt.Sprintf("Agent: aclagent %s, pid %d, up since %s\nKernel: %s\n",
 		v, os.Getpid(), a.started.Format(time.RFC3339), kernel)
+}
+
+// InterfaceNames maps management 0 and the configured interfaces to the
+// Linux interfaces they mean (show interface, show access-list interface).
+func (a *Agent) InterfaceNames() []cli.InterfaceName {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []cli.InterfaceName{}
+	add := func(kind acl.IfKind, name string) {
+		for _, n := range out {
+			if n.Kind == kind && n.Name == name {
+				return
+			}
+		}
+		if a.opts.Resolve == nil {
+			return
+		}
+		if linux := a.opts.Resolve(kind, name); linux != "" {
+			out = append(out, cli.InterfaceName{Kind: kind, Name: name, Linux: linux})
+		}
+	}
+	add(acl.IfManagement, "0")
+	for _, i := range a.running.Interfaces {
+		add(i.Kind, i.Name)
+	}
+	return out
 }
 
 // Sessions implements `show access-list sessions`. The conntrack work runs
