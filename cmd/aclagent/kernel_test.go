@@ -322,7 +322,7 @@ func TestKernelNonAdminCannotChange(t *testing.T) {
 	if r := ag.shellAs(member, "", "-c", "configure terminal; hostname changed-by-member"); r.code != 0 {
 		t.Errorf("admin group member: %v", r)
 	}
-	if !strings.Contains(ag.running(), "hostname changed-by-member") {
+	if !strings.Contains(ag.running(), "host-name changed-by-member") {
 		t.Error("admin group member's change missing")
 	}
 }

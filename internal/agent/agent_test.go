@@ -338,7 +338,7 @@ func TestRevertTimer(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond)
-	if !strings.Contains(ta.RunningText(), "hostname confirmed") {
+	if !strings.Contains(ta.RunningText(), "host-name confirmed") {
 		t.Error("confirmed change was reverted")
 	}
 	if err := ta.Confirm(); err == nil {
