@@ -42,7 +42,7 @@ type collector struct{ a *Agent }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, startupDesc, upDesc, fillDesc, capacityDesc} {
+	for _, d := range append([]*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, startupDesc, upDesc, fillDesc, capacityDesc}, eventDescs...) {
 		ch <- d
 	}
 }
@@ -79,6 +79,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		loaded = 1
 	}
 	ch <- prometheus.MustNewConstMetric(startupDesc, prometheus.GaugeValue, loaded)
+	c.a.collectEvents(ch)
 }
 
 // MetricsHandler returns the /metrics handler for a: the ACL counters plus

@@ -134,6 +134,7 @@ func execCommands() []*command {
 			direction(func(a *ifArgs, d acl.Direction) { a.dir = d }), pipe), cmdShowInterface),
 		execCmd(seq(show, execFamily(func(a *familyArgs, f acl.Family) { a.fam = f }), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
 		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
+		textCmd(seq(show, kw("logging", "Recent events of log entries"), pipe), OpLogging),
 		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),
 			func(s *Session, w io.Writer, a *NoArgs) error {

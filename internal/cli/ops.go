@@ -104,6 +104,7 @@ var (
 	OpClearBlocked  = newOp[ACLRef, NoArgs]("clear-blocked", true)
 	OpNftables      = newOp[NoArgs, string]("nftables", false) // the compiled ruleset
 	OpVersion       = newOp[NoArgs, string]("version", false)  // agent and kernel lines
+	OpLogging       = newOp[NoArgs, string]("logging", false)  // recent events of log entries
 	// OpInterfaces maps `management 0` and `ethernet S/P` to the Linux
 	// interfaces they mean.
 	OpInterfaces = newOp[NoArgs, []InterfaceName]("interfaces", false)

@@ -98,27 +98,34 @@ func (b *builder) blockedRule(k chainKey, a *acl.ACL) *Rule {
 		Kind: SetBlocked, Entry: EntryRef{k.fam, k.name, k.dir, 0}, KeyKind: acl.PerSource})
 	cnt := BlockedCounter(k.fam, k.name, k.dir)
 	b.rs.Counters = append(b.rs.Counters, cnt)
+	ref := EntryRef{k.fam, k.name, k.dir, 0}
+	refuse := b.loggedBlocked(a, ref, []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}})
 	return &Rule{
-		Comment: RuleComment(EntryRef{k.fam, k.name, k.dir, 0}, RoleBlocked),
-		Stmts: []Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true},
-			&CounterRef{Name: cnt}, &Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}},
+		Comment: RuleComment(ref, RoleBlocked),
+		Stmts:   append([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true}, &CounterRef{Name: cnt}}, refuse...),
 	}
 }
 
 // blockChain returns the block chain of an entry with block-for; refuse is
 // the entry's refusal.
 func blockChain(k chainKey, ref EntryRef, e *acl.Entry, refuse []Stmt) *Chain {
-	last := refuse
-	if e.Proto == acl.ProtoTCP && len(refuse) == 1 {
-		if r, ok := refuse[0].(*Reject); ok && r.TCPReset {
-			// The reset needs the protocol established in its own rule.
-			last = []Stmt{&L4Proto{Proto: acl.ProtoTCP}, r}
-		}
-	}
+	last := standalone(e, refuse)
 	return &Chain{Name: BlockChainName(ref), Rules: []*Rule{
 		{Comment: RuleComment(ref, RoleBlock), Stmts: []Stmt{&BlockAdd{
 			Set: BlockedSetName(k.fam, k.name, k.dir), Family: k.fam,
 			Timeout: time.Duration(e.BlockFor.Seconds) * time.Second}}},
 		{Comment: RuleComment(ref, RoleBlockRefuse), Stmts: last},
 	}}
+}
+
+// standalone makes a refusal fit for a rule of its own (in a block or log
+// chain): nft refuses `reject with tcp reset` in a rule that has not
+// matched TCP, so the protocol match comes first.
+func standalone(e *acl.Entry, refuse []Stmt) []Stmt {
+	if e.Proto == acl.ProtoTCP && len(refuse) == 1 {
+		if r, ok := refuse[0].(*Reject); ok && r.TCPReset {
+			return []Stmt{&L4Proto{Proto: acl.ProtoTCP}, r}
+		}
+	}
+	return refuse
 }

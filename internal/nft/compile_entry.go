@@ -44,7 +44,7 @@ type refuser func(reason string, overLimit bool) []Stmt
 // entry's rules and the chains of its own that they use.
 func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
-	path := k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
+	path := entryPath(k, e)
 	if !b.supported(path, e) {
 		return nil, nil
 	}
@@ -55,14 +55,9 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 	mName, rName := CounterNames(k.fam, k.name, k.dir, e.Seq)
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
 	matched, refused := &CounterRef{Name: mName}, &CounterRef{Name: rName}
-	refuse := refusal(e)
+	refuse := b.refusal(e)
 	permit := e.Action == acl.Permit
-	logAs := func(reason string) []Stmt {
-		if !e.Log {
-			return nil
-		}
-		return []Stmt{&Log{Prefix: reason + " " + RuleComment(ref, "") + " "}}
-	}
+	logAs := func(reason string, verdict []Stmt) []Stmt { return b.logged(e, ref, reason, verdict) }
 	rule := func(role string, stmts ...[]Stmt) *Rule {
 		r := &Rule{Comment: RuleComment(ref, role)}
 		for _, s := range stmts {
@@ -82,15 +77,15 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 		if overLimit {
 			verdict = overRefuse
 		}
-		return slices.Concat([]Stmt{refused}, logAs(reason), verdict)
+		return slices.Concat([]Stmt{refused}, logAs(reason, verdict))
 	}
 
 	checks, own, refuseAll := b.checks(k, ref, e, ctx, refuseAs)
 	switch {
 	case refuseAll || (!permit && len(checks) == 0):
-		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny"), refuse)}, nil
+		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny", refuse))}, nil
 	case len(checks) == 0:
-		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}})}, nil
+		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
 	}
 	isNew := []Stmt{&CtState{States: CtNew}}
 	var rules []*Rule
@@ -116,7 +111,7 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 		// of window, say) of a session the entry admitted passes as under
 		// an unlimited permit, instead of falling through to the implicit
 		// deny and resetting the session.
-		rules = append(rules, rule(RolePermit, match, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+		rules = append(rules, rule(RolePermit, match, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
 	}
 	return rules, append(own, chains...)
 }
@@ -287,9 +282,6 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	if e.TimeRange != "" {
 		missing = append(missing, "time-range")
 	}
-	if e.Refuse.Kind == acl.RefuseMessage {
-		missing = append(missing, "refuse message")
-	}
 	for _, m := range missing {
 		b.errorf(path, "%s is not supported yet", m)
 	}
@@ -386,14 +378,17 @@ func isAny(a acl.Addr) bool {
 	return true
 }
 
-// refusal is how an entry refuses: hard-drop and `refuse drop` drop; TCP
-// entries reset; entries of another protocol answer ICMP administratively
-// prohibited; `ip`/`ipv6` entries jump to the refuse chain, which tells TCP
-// from the rest.
-func refusal(e *acl.Entry) []Stmt {
+// refusal is how an entry refuses: hard-drop and `refuse drop` drop;
+// `refuse message` marks the connection for the responder
+// (compile_message.go); TCP entries reset; entries of another protocol
+// answer ICMP administratively prohibited; `ip`/`ipv6` entries jump to the
+// refuse chain, which tells TCP from the rest.
+func (b *builder) refusal(e *acl.Entry) []Stmt {
 	switch {
 	case e.Action == acl.HardDrop || e.Refuse.Kind == acl.RefuseDrop:
 		return []Stmt{&Verdict{Kind: expr.VerdictDrop}}
+	case e.Refuse.Kind == acl.RefuseMessage:
+		return b.messageRefusal(e)
 	case e.Proto == acl.ProtoTCP:
 		return []Stmt{&Reject{TCPReset: true}}
 	case e.Proto == acl.ProtoAny:
