@@ -257,13 +257,29 @@ func TestRepairDrift(t *testing.T) {
 	}
 }
 
+// TestCountersByDirection: `show access-list ip NAME in|out` (SLX) counts
+// one direction; without a direction both are summed.
+func TestCountersByDirection(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, cli.Txn{Lines: []string{"interface management 0", "ip access-group check in", "ip access-group check out"}})
+	in, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
+	out, _ := nft.CounterNames(acl.IPv4, "check", acl.Out, 10)
+	ta.kernel.Values = map[string]nft.CounterValue{in: {Packets: 5}, out: {Packets: 3}}
+	for dir, want := range map[string]uint64{"": 8, "in": 5, "out": 3} {
+		got, err := ta.Counters(acl.IPv4, "check", dir)
+		if err != nil || len(got) == 0 || got[0].Matches != want {
+			t.Errorf("Counters(%q) = %v, %v; want seq 10 with %d matches", dir, got, err, want)
+		}
+	}
+}
+
 func TestCountersAndClear(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)
 	m10, r10 := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
 	m20, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 20)
 	ta.kernel.Values = map[string]nft.CounterValue{m10: {Packets: 15}, r10: {Packets: 2}, m20: {Packets: 7}}
-	got, err := ta.Counters(acl.IPv4, "check")
+	got, err := ta.Counters(acl.IPv4, "check", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +291,7 @@ func TestCountersAndClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	ta.kernel.Values[m10] = nft.CounterValue{Packets: 16}
-	got, _ = ta.Counters(acl.IPv4, "check")
+	got, _ = ta.Counters(acl.IPv4, "check", "")
 	if got[0].Matches != 1 || got[0].Refused != 0 || got[1].Matches != 0 {
 		t.Errorf("after clear: %v, want 1/0 and 0", got)
 	}

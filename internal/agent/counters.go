@@ -65,10 +65,11 @@ func (a *Agent) Counts() ([]EntryCount, error) {
 }
 
 // Counters implements `show access-list`: per entry in seq order, its
-// matches and refusals summed over the directions the ACL is applied in,
+// matches and refusals summed over the directions the ACL is applied in
+// (only dir when it is "in" or "out"),
 // less what they were at the last `clear access-list counters`; and, when
 // sessions are available, how many keys are at the entry's limit now.
-func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error) {
+func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, error) {
 	cfg, err := a.runningWith(f, name)
 	if err != nil {
 		return nil, err
@@ -85,6 +86,11 @@ func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error)
 		return nil, errorf("%% Error: cannot read counters: %v", err)
 	}
 	dirs := directions(a.running, f, name)
+	for d := range 2 {
+		if dir != "" && acl.Direction(d).String() != dir {
+			dirs[d] = false
+		}
+	}
 	var out []cli.EntryCounters
 	for _, e := range l.Entries {
 		if e.Action == acl.Remark {

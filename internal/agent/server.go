@@ -188,7 +188,7 @@ func init() {
 	cli.Handle(h, cli.OpSave, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Save() })
 	cli.Handle(h, cli.OpRevert, func(a *Agent, minutes int) (cli.NoArgs, error) { return none, a.Revert(minutes) })
 	cli.Handle(h, cli.OpConfirm, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Confirm() })
-	cli.Handle(h, cli.OpCounters, func(a *Agent, r cli.ACLRef) ([]cli.EntryCounters, error) { return a.Counters(r.Family, r.Name) })
+	cli.Handle(h, cli.OpCounters, func(a *Agent, r cli.ACLRef) ([]cli.EntryCounters, error) { return a.Counters(r.Family, r.Name, r.Dir) })
 	cli.Handle(h, cli.OpSessions, func(a *Agent, r cli.ACLRef) ([]cli.SessionKey, error) { return a.Sessions(r.Family, r.Name, r.Seq) })
 	cli.Handle(h, cli.OpClearCounters, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) { return none, a.ClearCounters(r.Family, r.Name) })
 	cli.Handle(h, cli.OpClearSessions, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) {
