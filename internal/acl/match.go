@@ -51,8 +51,52 @@ func (m PortMatch) Matches(p uint16) bool {
 // protocol, addresses and ports. Options (limits, time ranges, the local
 // user) are not looked at.
 func (e *Entry) Matches(proto uint8, src, dst netip.Addr, sport, dport uint16) bool {
-	if e.Proto != ProtoAny && e.Proto != int(proto) {
-		return false
+	return e.Mismatch(proto, src, dst, sport, dport) == ""
+}
+
+// Mismatch tells why the first packet does not match the entry (as
+// Matches decides): "protocol", "source address", "destination address",
+// "source port" or "destination port" (the first field that differs, in
+// that order), and "" when it matches.
+func (e *Entry) Mismatch(proto uint8, src, dst netip.Addr, sport, dport uint16) string {
+	switch {
+	case e.Proto != ProtoAny && e.Proto != int(proto):
+		return "protocol"
+	case !e.Src.Contains(src):
+		return "source address"
+	case !e.Dst.Contains(dst):
+		return "destination address"
+	case !e.SrcPort.Matches(sport):
+		return "source port"
+	case !e.DstPort.Matches(dport):
+		return "destination port"
 	}
-	return e.Src.Contains(src) && e.Dst.Contains(dst) && e.SrcPort.Matches(sport) && e.DstPort.Matches(dport)
+	return ""
+}
+
+// TotalKey is the key of a limit counted in total (`connlimit N total`).
+const TotalKey = "total"
+
+// KeyOf is the key a connection from src to dst is counted under by the
+// limit: the source, its prefix ("10.24.12.0/24"), the destination, or
+// TotalKey. As the compiler does, a prefix of 0 is total and a full-length
+// prefix is per-source.
+func (c *Connlimit) KeyOf(src, dst netip.Addr) string {
+	src = src.Unmap()
+	switch c.Key {
+	case PerPrefix:
+		switch {
+		case c.PrefixLen <= 0:
+			return TotalKey
+		case c.PrefixLen >= src.BitLen():
+			return src.String()
+		}
+		p, _ := src.Prefix(c.PrefixLen)
+		return p.String()
+	case PerDestination:
+		return dst.Unmap().String()
+	case Total:
+		return TotalKey
+	}
+	return src.String()
 }

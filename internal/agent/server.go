@@ -200,6 +200,7 @@ func init() {
 	cli.Handle(h, cli.OpNftables, func(a *Agent, _ cli.NoArgs) (string, error) { return a.NftablesText(), nil })
 	cli.Handle(h, cli.OpVersion, func(a *Agent, _ cli.NoArgs) (string, error) { return a.VersionText(), nil })
 	cli.Handle(h, cli.OpLogging, func(a *Agent, _ cli.NoArgs) (string, error) { return a.LoggingText(), nil })
+	cli.Handle(h, cli.OpPacketTrace, (*Agent).PacketTrace)
 	cli.Handle(h, cli.OpInterfaces, func(a *Agent, _ cli.NoArgs) ([]cli.InterfaceName, error) { return a.InterfaceNames(), nil })
 	// Authorised by dispatch (it is declared as a change): the answer is yes.
 	cli.Handle(h, cli.OpMayConfigure, func(*Agent, cli.NoArgs) (cli.NoArgs, error) { return none, nil })

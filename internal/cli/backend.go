@@ -134,6 +134,7 @@ func init() {
 	})
 	Handle(memoryOps, OpRevert, (*memoryBackend).revertIn)
 	Handle(memoryOps, OpConfirm, (*memoryBackend).confirm)
+	Handle(memoryOps, OpPacketTrace, (*memoryBackend).packetTrace)
 	Handle(memoryOps, OpMayConfigure, func(*memoryBackend, NoArgs) (NoArgs, error) { return NoArgs{}, nil })
 	Handle(memoryOps, OpVersion, func(*memoryBackend, NoArgs) (string, error) {
 		kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
@@ -165,4 +166,22 @@ func (b *memoryBackend) confirm(NoArgs) (NoArgs, error) {
 	b.revert.Stop()
 	b.revert = nil
 	return NoArgs{}, nil
+}
+
+// packetTrace evaluates a trace on the configuration in memory; nothing
+// is counted without a kernel.
+func (b *memoryBackend) packetTrace(a TraceArgs) (PacketTrace, error) {
+	c, err := b.Running()
+	if err != nil {
+		return PacketTrace{}, err
+	}
+	c, l, asIf, err := TraceConfig(c, a)
+	if err != nil {
+		return PacketTrace{}, err
+	}
+	t := RunTrace(c, l, asIf, a, acl.TraceState{Now: time.Now()}, "none (no aclagent: no sessions are counted)")
+	if a.Detail && l != nil {
+		t.Rules = []string{"(no aclagent: nothing is compiled)"}
+	}
+	return t, nil
 }

@@ -149,6 +149,7 @@ func execCommands() []*command {
 				_, err := fmt.Fprintln(w, time.Now().Format("15:04:05.000 MST Mon Jan 2 2006"))
 				return err
 			}),
+		packetTracerCmd(),
 		opCmd(seq(clear, accessList, kw("counters", "Zero the counters"), opt(aclNode(selfACL))), OpClearCounters, aclRef),
 		opCmd(seq(clear, accessList, kw("sessions", "Reset sessions"), aclNode(selfACL), opt(seqArg), opt(source)), OpClearSessions, aclRef),
 		opCmd(seq(clear, accessList, kw("blocked", "Lift block-for lockouts"), aclNode(selfACL), opt(source)), OpClearBlocked, aclRef),

@@ -110,6 +110,9 @@ var (
 	OpNftables      = newOp[NoArgs, string]("nftables", false) // the compiled ruleset
 	OpVersion       = newOp[NoArgs, string]("version", false)  // agent and kernel lines
 	OpLogging       = newOp[NoArgs, string]("logging", false)  // recent events of log entries
+	// OpPacketTrace evaluates a connection that has not happened yet
+	// (packet-tracer, trace.go) with the backend's live counts.
+	OpPacketTrace = newOp[TraceArgs, PacketTrace]("packet-tracer", false)
 	// OpInterfaces maps `management 0` and `ethernet S/P` to the Linux
 	// interfaces they mean.
 	OpInterfaces = newOp[NoArgs, []InterfaceName]("interfaces", false)

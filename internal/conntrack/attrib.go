@@ -242,28 +242,8 @@ func unseen(e *acl.Entry) bool {
 		e.BlockFor != nil || e.Owner != nil
 }
 
-// KeyOf is the limit key a flow is counted under.
-func KeyOf(c *acl.Connlimit, f Flow) string {
-	switch c.Key {
-	case acl.PerPrefix:
-		// As the compiler does: a prefix of 0 is total, a full-length
-		// prefix is per-source.
-		src := f.Src.Unmap()
-		switch {
-		case c.PrefixLen <= 0:
-			return TotalKey
-		case c.PrefixLen >= src.BitLen():
-			return src.String()
-		}
-		p, _ := src.Prefix(c.PrefixLen)
-		return p.String()
-	case acl.PerDestination:
-		return f.Dst.Unmap().String()
-	case acl.Total:
-		return TotalKey
-	}
-	return f.Src.Unmap().String()
-}
+// KeyOf is the limit key a flow is counted under (acl.Connlimit.KeyOf).
+func KeyOf(c *acl.Connlimit, f Flow) string { return c.KeyOf(f.Src, f.Dst) }
 
 // Matches reports whether the flow's original direction matches the entry's
 // protocol, addresses and ports (acl.Entry.Matches).

@@ -196,7 +196,7 @@ func (s *Set) Capacity() int {
 }
 
 // TotalKey is the key of `connlimit N total` in a Reservation.
-const TotalKey = "total"
+const TotalKey = acl.TotalKey
 
 // Reservation is a key of a limit set that the agent holds at a depth: it
 // had Depth old sessions (or, above ExactLayers, a few fewer) when its

@@ -1,0 +1,279 @@
+package acl
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// The packet tracer's evaluation (`packet-tracer`, issue 14): what an ACL
+// does with the first packet of a connection that has not happened yet,
+// entry by entry, with the live state of the deciding entry's limits. It
+// follows the compiled semantics (SPEC §4; internal/nft compiles the same
+// order): entries in seq order, the first that matches decides, a limited
+// deny below its limit passes the connection on, an entry outside its
+// time-range is skipped, and the implicit deny ends the list. Matching is
+// Entry.Mismatch, the one home of what a packet alone decides.
+
+// Packet is the first packet of a connection: its protocol, addresses and
+// ports (ICMP has no ports: 0).
+type Packet struct {
+	Proto        uint8
+	Src, Dst     netip.Addr
+	SPort, DPort uint16
+}
+
+// KeyState is a limit key's state as the kernel holds it: open sessions
+// counted under the key (Old of them open before its limit set existed)
+// and whether the kernel refuses the key's next connection.
+type KeyState struct {
+	Sessions, Old int
+	AtLimit       bool
+}
+
+// TraceState is what the evaluation reads besides the configuration. Nil
+// functions mean no state: no sessions, nobody blocked, load unknown.
+type TraceState struct {
+	Dir Direction
+	Now time.Time
+	Loc *time.Location // the host's zone, for time ranges
+	// Key returns the state of a key of entry seq's connlimit.
+	Key func(seq int, key string) KeyState
+	// Blocked reports whether src is locked out on the ACL (block-for).
+	Blocked func(src netip.Addr) bool
+	// Load returns the 1-minute load average; ok false when unknown.
+	Load func() (load float64, ok bool)
+}
+
+// StepResult is what one entry did with the packet.
+type StepResult int
+
+// Step results.
+const (
+	NoMatch  StepResult = iota // protocol, address or port differ (Why)
+	Skipped                    // matches, but does not apply now (Why: time-range, user)
+	PassedOn                   // a limited deny below its limits: evaluation goes on
+	Decides                    // the first entry that matches decides
+)
+
+// String returns the result as packet-tracer prints it.
+func (r StepResult) String() string {
+	return [...]string{"no match", "skipped", "match, below its limit: next entry", "match"}[r]
+}
+
+// Step is one entry evaluated.
+type Step struct {
+	Seq    int
+	Entry  string // as in the running-config
+	Result StepResult
+	Why    string
+}
+
+// LimitCheck is one limit of the deciding (or a passed-on) entry.
+type LimitCheck struct {
+	Seq      int
+	Kind     string // "connlimit", "rate", "load-limit", "block-for", "blocked"
+	Key      string // the key counted under (connlimit)
+	By       string // "per-source", "per-prefix 24", "per-destination", "total"
+	Sessions int
+	Old      int
+	Limit    int
+	Over     bool   // this limit refuses the connection
+	Note     string // state in words
+}
+
+// Trace is the evaluation of one packet by one ACL.
+type Trace struct {
+	Steps   []Step
+	Seq     int // the deciding entry; 0: no entry (implicit deny, blocked)
+	Limits  []LimitCheck
+	Admit   bool
+	Refusal string // how a refused connection is refused: reset, unreachable, drop, message "TEXT"
+	Reason  string // permit, deny, hard-drop, connlimit, load-limit, blocked, implicit deny
+}
+
+// TracePacket evaluates packet p against access list a of configuration c
+// (for its time ranges) with the live state st.
+func TracePacket(c *Config, a *ACL, p Packet, st TraceState) Trace {
+	var t Trace
+	if st.Blocked != nil && hasBlockFor(a) && st.Blocked(p.Src) {
+		t.Limits = []LimitCheck{{Kind: "blocked", Key: p.Src.Unmap().String(), Over: true,
+			Note: "source locked out by block-for on this access list"}}
+		t.Refusal, t.Reason = anyRefusal(p), "blocked"
+		return t
+	}
+	for _, e := range a.Entries {
+		if e.Action == Remark {
+			continue
+		}
+		step := Step{Seq: e.Seq, Entry: FormatEntry(a.Family, e)}
+		if why := e.Mismatch(p.Proto, p.Src, p.Dst, p.SPort, p.DPort); why != "" {
+			step.Result, step.Why = NoMatch, why
+			t.Steps = append(t.Steps, step)
+			continue
+		}
+		if why := inactive(c, e, st); why != "" {
+			step.Result, step.Why = Skipped, why
+			t.Steps = append(t.Steps, step)
+			continue
+		}
+		checks, refused := limitChecks(e, p, st)
+		t.Limits = append(t.Limits, checks...)
+		limitedDeny := e.Action != Permit && len(checks) > 0
+		if limitedDeny && refused == "" {
+			step.Result = PassedOn
+			t.Steps = append(t.Steps, step)
+			continue
+		}
+		step.Result = Decides
+		t.Steps = append(t.Steps, step)
+		t.Seq = e.Seq
+		switch {
+		case refused != "":
+			t.Refusal, t.Reason = entryRefusal(e, p), refused
+		case e.Action == Permit:
+			t.Admit, t.Reason = true, "permit"
+		case e.Action == HardDrop:
+			t.Refusal, t.Reason = "drop", "hard-drop"
+		default:
+			t.Refusal, t.Reason = entryRefusal(e, p), "deny"
+		}
+		return t
+	}
+	t.Refusal, t.Reason = anyRefusal(p), "implicit deny"
+	return t
+}
+
+func hasBlockFor(a *ACL) bool {
+	for _, e := range a.Entries {
+		if e.BlockFor != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// inactive tells why a matching entry does not apply now: a time range
+// that is not active (or does not exist: the compiler refuses that), or a
+// local user on an inbound connection (no local socket owns it).
+func inactive(c *Config, e *Entry, st TraceState) string {
+	if e.TimeRange != "" {
+		tr := c.TimeRange(e.TimeRange)
+		loc := st.Loc
+		if loc == nil {
+			loc = time.Local
+		}
+		switch {
+		case tr == nil:
+			return fmt.Sprintf("time-range %s does not exist", e.TimeRange)
+		case !tr.Active(st.Now, loc):
+			return fmt.Sprintf("time-range %s is not active", e.TimeRange)
+		}
+	}
+	if e.Owner != nil && st.Dir == In {
+		return "user/uid matches locally originated (outbound) connections only"
+	}
+	return ""
+}
+
+// limitChecks evaluates the entry's limits in the compiled order
+// (load-limit, rate, connlimit: a connection refused by an earlier one
+// takes no slot of a later one) and returns them with the kind of the
+// first that refuses ("" : none).
+func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
+	var out []LimitCheck
+	refused := ""
+	add := func(c LimitCheck) {
+		c.Seq = e.Seq
+		if c.Over && refused == "" {
+			refused = c.Kind
+		}
+		out = append(out, c)
+	}
+	if l := e.LoadLimit; l != nil {
+		c := LimitCheck{Kind: "load-limit", Note: fmt.Sprintf("limit %.2f, load unknown: assumed under", float64(l.Hundredths)/100)}
+		if st.Load != nil {
+			if load, ok := st.Load(); ok {
+				c.Over = load*100 > float64(l.Hundredths)
+				c.Note = fmt.Sprintf("1-minute load %.2f, limit %.2f", load, float64(l.Hundredths)/100)
+			}
+		}
+		add(c)
+	}
+	if r := e.Rate; r != nil {
+		add(LimitCheck{Kind: "rate", Limit: r.N,
+			Note: fmt.Sprintf("%d per %s: the kernel's tokens are not readable, assumed under", r.N, r.Per)})
+	}
+	if cl := e.Connlimit; cl != nil && refused == "" {
+		add(connlimitCheck(e, cl, p, st))
+	}
+	if e.BlockFor != nil && refused != "" && refused != "load-limit" {
+		add(LimitCheck{Kind: "block-for", Note: fmt.Sprintf("the source would be locked out for %d s", e.BlockFor.Seconds)})
+	}
+	return out, refused
+}
+
+func connlimitCheck(e *Entry, cl *Connlimit, p Packet, st TraceState) LimitCheck {
+	c := LimitCheck{Kind: "connlimit", Key: cl.KeyOf(p.Src, p.Dst), By: keyName(cl), Limit: cl.N}
+	allowed := cl.N
+	if e.Action != Permit {
+		allowed = cl.N - 1 // the Nth, this one included, is refused
+	}
+	if allowed <= 0 {
+		c.Over, c.Note = true, "refuses every connection"
+		return c
+	}
+	var ks KeyState
+	if st.Key != nil {
+		ks = st.Key(e.Seq, c.Key)
+	}
+	c.Sessions, c.Old, c.Over = ks.Sessions, ks.Old, ks.AtLimit
+	switch {
+	case c.Over:
+		c.Note = "at limit: the next connection is refused"
+	default:
+		c.Note = "under limit"
+	}
+	if ks.Old > 0 {
+		c.Note += fmt.Sprintf(" (%d open before the limit)", ks.Old)
+	}
+	return c
+}
+
+func keyName(cl *Connlimit) string {
+	switch cl.Key {
+	case PerPrefix:
+		return fmt.Sprintf("per-prefix %d", cl.PrefixLen)
+	case PerDestination:
+		return "per-destination"
+	case Total:
+		return "total"
+	}
+	return "per-source"
+}
+
+// entryRefusal is how the entry refuses p, as the compiler writes it:
+// hard-drop and `refuse drop` drop, `refuse message` answers with its
+// text, tcp entries reset, other protocols answer ICMP administratively
+// prohibited, ip/ipv6 entries tell TCP from the rest.
+func entryRefusal(e *Entry, p Packet) string {
+	switch {
+	case e.Action == HardDrop || e.Refuse.Kind == RefuseDrop:
+		return "drop"
+	case e.Refuse.Kind == RefuseMessage:
+		return fmt.Sprintf("message %q", e.Refuse.Message)
+	case e.Proto == ProtoTCP:
+		return "reset"
+	case e.Proto == ProtoAny:
+		return anyRefusal(p)
+	}
+	return "unreachable"
+}
+
+// anyRefusal is the refuse chain's answer (implicit deny, blocked sources).
+func anyRefusal(p Packet) string {
+	if p.Proto == ProtoTCP {
+		return "reset"
+	}
+	return "unreachable"
+}

@@ -1,0 +1,130 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// PacketTrace implements packet-tracer (issue 14): acl.TracePacket on the
+// running config (or a copy with `access-list NAME` bound as asked) with
+// the live state: key counts from the session side exactly as `show
+// access-list sessions` computes them (traceKeys), sources in the ACL's
+// blocked set, the load average the load-limit flags are armed from
+// (ArmLoad), and for detail the compiled rules selected by comment.
+func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
+	a.mu.Lock()
+	running, rs := a.running, a.ruleset
+	a.mu.Unlock()
+	cfg, l, asIf, err := cli.TraceConfig(running, args)
+	if err != nil {
+		return cli.PacketTrace{}, err
+	}
+	st := acl.TraceState{Now: time.Now(), Loc: time.Local, Load: loadNow}
+	counts := "kernel (as show access-list sessions)"
+	if l != nil {
+		keys, err := a.traceKeys(cfg, l, args.Dir)
+		if err != nil {
+			return cli.PacketTrace{}, err
+		}
+		if keys == nil {
+			counts = "none (session tracking is not available in this agent)"
+		}
+		st.Key = func(seq int, key string) acl.KeyState { return keys[traceKey{seq, key}] }
+		st.Blocked = a.blockedOn(l, args.Dir)
+	}
+	t := cli.RunTrace(cfg, l, asIf, args, st, counts)
+	if a.opts.Resolve != nil {
+		t.Linux = a.opts.Resolve(args.Kind, args.Name)
+	}
+	if args.Detail && l != nil {
+		if asIf {
+			rs, err = a.opts.Compile(cfg)
+		}
+		t.Rules = tracedRules(rs, err, l, args, t.Linux, &t.Trace)
+	}
+	return t, nil
+}
+
+type traceKey struct {
+	seq int
+	key string
+}
+
+// traceKeys returns the session side's counts of one ACL and direction
+// under cfg, by entry and key; nil without a session side. This is the
+// one place the tracer uses attribution (through Sessions): when an entry
+// gets several limits (issue 9), the key gains the limit it belongs to.
+func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (map[traceKey]acl.KeyState, error) {
+	if a.opts.Sessions == nil {
+		return nil, nil
+	}
+	kcs, err := a.opts.Sessions.Sessions(cfg, l.Family, l.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return keyStates(kcs, dir), nil
+}
+
+func keyStates(kcs []conntrack.KeyCount, dir acl.Direction) map[traceKey]acl.KeyState {
+	out := map[traceKey]acl.KeyState{}
+	for _, k := range kcs {
+		if k.Dir == dir {
+			out[traceKey{k.Seq, k.Key}] = acl.KeyState{Sessions: k.Sessions, Old: k.Old, AtLimit: k.AtLimit}
+		}
+	}
+	return out
+}
+
+// blockedOn returns whether a source is in the ACL's blocked set (read
+// once, when first asked).
+func (a *Agent) blockedOn(l *acl.ACL, dir acl.Direction) func(netip.Addr) bool {
+	return func(src netip.Addr) bool {
+		addrs, err := a.opts.Kernel.Blocked(nft.BlockedSetName(l.Family, l.Name, dir), l.Family)
+		if err != nil {
+			return false // no set: nobody is blocked
+		}
+		for _, x := range addrs {
+			if x.Unmap() == src.Unmap() {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func loadNow() (float64, bool) {
+	l, err := LoadAverage()
+	return l, err == nil
+}
+
+// tracedRules renders the rules a traced connection traverses.
+func tracedRules(rs *nft.Ruleset, err error, l *acl.ACL, args cli.TraceArgs, linux string, t *acl.Trace) []string {
+	switch {
+	case err != nil:
+		return []string{fmt.Sprintf("(not compiled: %v)", err)}
+	case rs == nil:
+		return []string{"(nothing applied yet)"}
+	}
+	var seqs []int
+	for _, s := range t.Steps {
+		seqs = append(seqs, s.Seq)
+	}
+	stop := nft.StopAll
+	switch t.Reason {
+	case "connlimit":
+		stop = nft.StopConnlimit
+	case "deny", "hard-drop", "load-limit":
+		stop = nft.StopFirst
+	}
+	var out []string
+	for _, r := range rs.TracedRules(l.Family, l.Name, args.Dir, linux, seqs, t.Seq, stop) {
+		out = append(out, r.String())
+	}
+	return out
+}
