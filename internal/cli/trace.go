@@ -195,7 +195,11 @@ func writeTrace(w io.Writer, t *PacketTrace) {
 	}
 	if len(t.Rules) > 0 {
 		fmt.Fprintln(w)
-		head("NFTABLES", fmt.Sprintf("%d rules traversed", len(t.Rules)))
+		if len(t.Rules) == 1 && strings.HasPrefix(t.Rules[0], "(") {
+			head("NFTABLES", "not available")
+		} else {
+			head("NFTABLES", fmt.Sprintf("%d rules traversed", len(t.Rules)))
+		}
 		for _, r := range t.Rules {
 			fmt.Fprintf(w, " %s\n", r)
 		}
