@@ -35,7 +35,7 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 		if keys == nil {
 			counts = "none (session tracking is not available in this agent)"
 		}
-		st.Key = func(seq int, key string) acl.KeyState { return keys[traceKey{seq, key}] }
+		st.Key = keys
 		st.Blocked = a.blockedOn(l, args.Dir)
 	}
 	t := cli.RunTrace(cfg, l, asIf, args, st, counts)
@@ -51,16 +51,12 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 	return t, nil
 }
 
-type traceKey struct {
-	seq int
-	key string
-}
-
 // traceKeys returns the session side's counts of one ACL and direction
-// under cfg, by entry and key; nil without a session side. This is the
-// one place the tracer uses attribution (through Sessions): when an entry
-// gets several limits (issue 9), the key gains the limit it belongs to.
-func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (map[traceKey]acl.KeyState, error) {
+// under cfg as the tracer reads them; nil without a session side. This is
+// the one place the tracer uses attribution (through Sessions, as `show
+// access-list sessions`): when an entry gets several limits (issue 9), the
+// key gains the limit it belongs to.
+func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (func(int, string) acl.KeyState, error) {
 	if a.opts.Sessions == nil {
 		return nil, nil
 	}
@@ -68,17 +64,7 @@ func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (map[t
 	if err != nil {
 		return nil, err
 	}
-	return keyStates(kcs, dir), nil
-}
-
-func keyStates(kcs []conntrack.KeyCount, dir acl.Direction) map[traceKey]acl.KeyState {
-	out := map[traceKey]acl.KeyState{}
-	for _, k := range kcs {
-		if k.Dir == dir {
-			out[traceKey{k.Seq, k.Key}] = acl.KeyState{Sessions: k.Sessions, Old: k.Old, AtLimit: k.AtLimit}
-		}
-	}
-	return out
+	return conntrack.TraceKeys(kcs, dir), nil
 }
 
 // blockedOn returns whether a source is in the ACL's blocked set (read

@@ -283,6 +283,23 @@ func (a *Attribution) Counts() []KeyCount {
 	return out
 }
 
+// TraceKeys turns the counts of one ACL (Counts, Tracker.Sessions) into
+// packet-tracer's view of a key in direction dir (acl.TraceState.Key): a
+// key without sessions holds none and is under its limit.
+func TraceKeys(kcs []KeyCount, dir acl.Direction) func(seq int, key string) acl.KeyState {
+	type id struct {
+		seq int
+		key string
+	}
+	m := map[id]acl.KeyState{}
+	for _, k := range kcs {
+		if k.Dir == dir {
+			m[id{k.Seq, k.Key}] = acl.KeyState{Sessions: k.Sessions, Old: k.Old, AtLimit: k.AtLimit}
+		}
+	}
+	return func(seq int, key string) acl.KeyState { return m[id{seq, key}] }
+}
+
 // sortCounts orders counts by family, ACL, direction, seq and key (keys
 // parsed once, not per comparison).
 func sortCounts(cs []KeyCount) {
