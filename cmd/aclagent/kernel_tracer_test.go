@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -81,5 +82,63 @@ func TestKernelPacketTracer(t *testing.T) {
 	p.Client.Expect(t, "", ssh, netns.Reset)
 	for _, c := range open {
 		c.Close()
+	}
+}
+
+// TestKernelTracerSample is the kernel half of the tracer's property test
+// (internal/conntrack TestTracerAgreesWithSimulator): for a sample of
+// random ACLs with limits applied on management 0, before every real
+// connection attempt from the client packet-tracer's verdict is the
+// kernel's outcome (admit: connected, reset: reset, drop: timed out).
+func TestKernelTracerSample(t *testing.T) {
+	p, ag := slxSetup(t)
+	r := rand.New(rand.NewPCG(14, 1))
+	srcs := []string{"any", "host " + netns.PairClient4, "host 10.9.9.9"}
+	limits := []string{"", "", " connlimit 0", " connlimit 1", " connlimit 2 refuse drop", " connlimit 3 total", " connlimit 2 per-prefix 24"}
+	seen := map[netns.Outcome]int{}
+	for round := range 10 {
+		var open []net.Conn
+		cfg := "configure terminal\ninterface management 0\nno ip access-group check in\nexit\nno ip access-list extended check\nip access-list extended check\n"
+		if round == 0 {
+			cfg = "configure terminal\nip access-list extended check\n"
+		}
+		for i := range 1 + r.IntN(3) {
+			action := []string{"permit", "permit", "permit", "deny", "hard-drop"}[r.IntN(5)]
+			e := fmt.Sprintf("seq %d %s tcp %s host %s eq 22", 10*(i+1), action, srcs[r.IntN(len(srcs))], netns.PairServer4)
+			if action != "hard-drop" {
+				e += limits[r.IntN(len(limits))]
+			}
+			cfg += e + "\n"
+		}
+		if r.IntN(2) == 0 {
+			cfg += "seq 100 permit ip any any\n"
+		}
+		cfg += "exit\ninterface management 0\nip access-group check in\nend\n"
+		ag.mustShell(cfg)
+		for i := range 5 {
+			out := ag.mustShell("", "-c", fmt.Sprintf("packet-tracer input management 0 tcp %s 34000 %s 22 | include Action",
+				netns.PairClient4, netns.PairServer4))
+			want := map[string]netns.Outcome{"Action: admit": netns.Connected, "Action: refuse (reset)": netns.Reset,
+				"Action: refuse (drop)": netns.TimedOut}[strings.TrimSpace(out)]
+			if strings.TrimSpace(out) != "Action: admit" && want == netns.Connected {
+				t.Fatalf("round %d: unexpected verdict %q", round, out)
+			}
+			c, got, err := p.Client.Dial("", ssh, netns.DialTimeout)
+			if got != want {
+				t.Fatalf("round %d attempt %d: tracer says %q, the kernel: %v (%v)\n%s\n%s", round, i, strings.TrimSpace(out), got, err,
+					ag.running(), ag.mustShell("", "-c", "show access-list sessions ip check"))
+			}
+			seen[got]++
+			if got == netns.Connected {
+				open = append(open, c)
+			}
+		}
+		for _, c := range open {
+			c.Close()
+		}
+	}
+	t.Logf("outcomes: %v", seen)
+	if seen[netns.Connected] < 5 || seen[netns.Reset] < 5 || seen[netns.TimedOut] < 1 {
+		t.Errorf("the sample lacks a kind of outcome: %v", seen)
 	}
 }
