@@ -39,6 +39,9 @@ type TraceState struct {
 	Loc *time.Location // the host's zone, for time ranges
 	// Key returns the state of a key of entry seq's connlimit.
 	Key func(seq int, key string) KeyState
+	// Gated reports whether entry seq's limit set is still being counted
+	// (its gate closed): every connection of the entry is refused.
+	Gated func(seq int) bool
 	// Blocked reports whether src is locked out on the ACL (block-for).
 	Blocked func(src netip.Addr) bool
 	// Load returns the 1-minute load average; ok false when unknown.
@@ -228,7 +231,10 @@ func connlimitCheck(e *Entry, cl *Connlimit, p Packet, st TraceState) LimitCheck
 		ks = st.Key(e.Seq, c.Key)
 	}
 	c.Sessions, c.Old, c.Over = ks.Sessions, ks.Old, ks.AtLimit
+	gated := st.Gated != nil && st.Gated(e.Seq)
 	switch {
+	case gated:
+		c.Over, c.Note = true, "being counted (gate closed): every connection is refused until the agent has counted"
 	case c.Over:
 		c.Note = "at limit: the next connection is refused"
 	default:

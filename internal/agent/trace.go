@@ -36,6 +36,7 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 			counts = "none (session tracking is not available in this agent)"
 		}
 		st.Key = keys
+		st.Gated = a.gated(l, args.Dir)
 		st.Blocked = a.blockedOn(l, args.Dir)
 	}
 	t := cli.RunTrace(cfg, l, asIf, args, st, counts)
@@ -65,6 +66,28 @@ func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (func(
 		return nil, err
 	}
 	return conntrack.TraceKeys(kcs, dir), nil
+}
+
+// gateReader is a session side that tells which limits are still gated
+// (conntrack.Tracker).
+type gateReader interface{ Gated() []conntrack.EntryID }
+
+// gated returns whether an entry's limit set is still gated; nil when
+// the session side cannot tell.
+func (a *Agent) gated(l *acl.ACL, dir acl.Direction) func(int) bool {
+	g, ok := a.opts.Sessions.(gateReader)
+	if !ok {
+		return nil
+	}
+	ids := g.Gated()
+	return func(seq int) bool {
+		for _, id := range ids {
+			if id == (conntrack.EntryID{ACL: l.Name, Family: l.Family, Dir: dir, Seq: seq}) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // blockedOn returns whether a source is in the ACL's blocked set (read

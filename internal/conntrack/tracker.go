@@ -540,6 +540,20 @@ func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) 
 	return out, nil
 }
 
+// Gated returns the limited entries whose limit sets are still gated
+// (being counted): the kernel refuses every connection of those entries,
+// whatever its key. Sessions marks only keys that have sessions;
+// packet-tracer asks this for the others.
+func (t *Tracker) Gated() []EntryID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]EntryID, 0, len(t.pending))
+	for _, s := range t.pending {
+		out = append(out, s.Entry)
+	}
+	return out
+}
+
 // ClearSessions answers `clear access-list sessions ip NAME [seq N] [source
 // ADDR]` and block-for flushes: the sessions the ACL admits (under entry seq
 // unless 0, from the sources srcs unless none) are reset, from one dump
