@@ -132,7 +132,7 @@ func tracedRules(rs *nft.Ruleset, err error, l *acl.ACL, args cli.TraceArgs, lin
 		stop = nft.StopFirst
 	}
 	var out []string
-	for _, r := range rs.TracedRules(l.Family, l.Name, args.Dir, linux, seqs, t.Seq, stop) {
+	for _, r := range rs.TracedRules(l.Family, l.Name, args.Dir, linux, args.Routed, seqs, t.Seq, stop) {
 		out = append(out, r.String())
 	}
 	return out

@@ -25,6 +25,7 @@ type TraceArgs struct {
 	Dir    acl.Direction `json:"dir"`
 	ACL    string        `json:"acl,omitempty"`
 	Packet acl.Packet    `json:"packet"`
+	Routed bool          `json:"routed,omitempty"` // through the host, not to or from it
 	Detail bool          `json:"detail,omitempty"`
 }
 
@@ -39,6 +40,7 @@ func (a TraceArgs) Family() acl.Family {
 // PacketTrace is the answer of OpPacketTrace.
 type PacketTrace struct {
 	Interface string        // as configured: "management 0", "ethernet 0/1", "eth0"
+	Routed    bool          // through the host
 	Linux     string        // the Linux interface it means ("" : unknown)
 	Dir       acl.Direction // in or out
 	Family    acl.Family
@@ -96,7 +98,7 @@ func checkPacket(a TraceArgs) error {
 // RunTrace evaluates a trace on configuration c (TraceConfig's) with the
 // backend's state st; counts says where st's key counts come from.
 func RunTrace(c *acl.Config, l *acl.ACL, asIf bool, a TraceArgs, st acl.TraceState, counts string) PacketTrace {
-	t := PacketTrace{Interface: acl.InterfaceLabel(a.Kind, a.Name), Dir: a.Dir, Family: a.Family(), AsIfBound: asIf, Counts: counts}
+	t := PacketTrace{Interface: acl.InterfaceLabel(a.Kind, a.Name), Routed: a.Routed, Dir: a.Dir, Family: a.Family(), AsIfBound: asIf, Counts: counts}
 	if l == nil {
 		t.Trace = acl.Trace{Admit: true, Reason: "no access-group"}
 		return t
@@ -115,7 +117,7 @@ type traceArgs struct {
 }
 
 // packetTracerCmd is `packet-tracer {input|output} IF PROTO SRC SPORT DST
-// DPORT [access-list NAME] [detail]`, as on Cisco ASA: tcp/udp/sctp with
+// DPORT [access-list NAME] [routed] [detail]`, as on Cisco ASA: tcp/udp/sctp with
 // ports, `icmp SRC TYPE CODE DST`, `rawip PROTO SRC DST`.
 func packetTracerCmd() *command {
 	set := func(f func(p *acl.Packet)) func(a *traceArgs) { return func(a *traceArgs) { f(&a.Packet) } }
@@ -141,6 +143,7 @@ func packetTracerCmd() *command {
 				src, dst)),
 		opt(kw("access-list", "Evaluate an access list as if it were applied there"),
 			wordArg("Access list name", func(a *traceArgs, s string) { a.ACL = s })),
+		opt(kwSet("routed", "Routed through the host (not to or from it)", func(a *traceArgs) { a.Routed = true })),
 		opt(kwSet("detail", "Add the nftables rules the connection traverses", func(a *traceArgs) { a.Detail = true })),
 		pipeNode()), cmdPacketTracer)
 }
@@ -177,6 +180,9 @@ func writeTrace(w io.Writer, t *PacketTrace) {
 		ifc += " (" + t.Linux + ")"
 	}
 	group := fmt.Sprintf("%s access-group %s %s", t.Family, t.ACL, t.Dir)
+	if t.Routed {
+		ifc += ", routed"
+	}
 	switch {
 	case t.ACL == "":
 		head("ACCESS-GROUP", fmt.Sprintf("no %s access-group %s on %s: not filtered", t.Family, t.Dir, ifc))

@@ -22,13 +22,17 @@ const (
 // packet of a connection traverses, selected by comment (ParseComment):
 // the rules of the base chain before and including the one that sends
 // interface ifname's traffic to the ACL chain of (f, name, dir) (prerouting
-// for in, output for out; ifname "" : the first such rule), then the ACL
+// for in, output for out, forward for routed out; ifname "" : the first
+// such rule), then the ACL
 // chain's rules of the blocked check and of the entries seqs in order, the
 // last of which (decided; 0 : the implicit deny) ends at stop.
-func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifname string, seqs []int, decided int, stop TraceStop) []*Rule {
+func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifname string, routed bool, seqs []int, decided int, stop TraceStop) []*Rule {
 	aclChain := ChainName(f, name, dir)
 	hook := "prerouting"
-	if dir == acl.Out {
+	switch {
+	case dir == acl.Out && routed:
+		hook = "forward"
+	case dir == acl.Out:
 		hook = "output"
 	}
 	var out []*Rule

@@ -52,7 +52,7 @@ func TestTracedRules(t *testing.T) {
 			"acl=check dir=in seq=10|acl=check dir=in seq=10 depth|acl=check dir=in seq=10 connlimit|" +
 			"acl=check dir=in seq=10 connlimit-full|acl=check dir=in seq=10 permit|acl=check dir=in seq=20|acl=check dir=in implicit-deny"},
 	} {
-		if got := comments(rs.TracedRules(acl.IPv4, "check", acl.In, tc.ifname, tc.seqs, tc.decided, tc.stop)); got != tc.want {
+		if got := comments(rs.TracedRules(acl.IPv4, "check", acl.In, tc.ifname, false, tc.seqs, tc.decided, tc.stop)); got != tc.want {
 			t.Errorf("%s %v decided %d stop %d:\n got %s\nwant %s", tc.ifname, tc.seqs, tc.decided, tc.stop, got, tc.want)
 		}
 	}
