@@ -19,6 +19,9 @@
 //   - Plan and Shrink compute the reservations of the sessions that were
 //     open before a limit existed (below); the one owner of our table,
 //     nft.Applier, writes them (Owner).
+//   - packet-tracer reads the same counts as `show access-list sessions`
+//     (Tracker.Sessions, through TraceKeys) and which limits are still
+//     gated (Tracker.Gated), so that it can never disagree with them.
 //   - Tracker ties it together for the agent (agent.SessionTracker, plus
 //     Prepare before each install and Run for the refresh loop).
 //
