@@ -58,13 +58,7 @@ func TestAttributionAgreesWithSimulator(t *testing.T) {
 			}
 			l.Entries = append(l.Entries, e)
 		}
-		cfg := acl.New()
-		cfg.ACLs = []*acl.ACL{l}
-		cfg.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "eth0", Groups: [2][2]string{{"p", ""}, {"", ""}}}}
-		rs, err := nft.Compile(cfg, nft.Options{})
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
+		cfg, rs := compiledOnEth0(t, l)
 		for i := range 20 {
 			f := Flow{Proto: []uint8{6, 17}[r.IntN(2)], Src: netip.MustParseAddr(addrs[r.IntN(len(addrs))]),
 				Dst: netip.MustParseAddr(addrs[r.IntN(len(addrs))]), SrcPort: ports[r.IntN(len(ports))],
@@ -92,4 +86,17 @@ func TestAttributionAgreesWithSimulator(t *testing.T) {
 			}
 		}
 	}
+}
+
+// compiledOnEth0 is a configuration with l applied in on eth0, compiled.
+func compiledOnEth0(t *testing.T, l *acl.ACL) (*acl.Config, *nft.Ruleset) {
+	t.Helper()
+	cfg := acl.New()
+	cfg.ACLs = []*acl.ACL{l}
+	cfg.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "eth0", Groups: [2][2]string{{l.Name, ""}, {"", ""}}}}
+	rs, err := nft.Compile(cfg, nft.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, acl.Format(cfg))
+	}
+	return cfg, rs
 }

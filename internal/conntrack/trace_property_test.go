@@ -72,13 +72,7 @@ func TestTracerAgreesWithSimulator(t *testing.T) {
 			}
 			l.Entries = append(l.Entries, e)
 		}
-		cfg := acl.New()
-		cfg.ACLs = []*acl.ACL{l}
-		cfg.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "eth0", Groups: [2][2]string{{"p", ""}, {"", ""}}}}
-		rs, err := nft.Compile(cfg, nft.Options{})
-		if err != nil {
-			t.Fatalf("round %d: %v\n%s", round, err, acl.Format(cfg))
-		}
+		cfg, rs := compiledOnEth0(t, l)
 		bs := Bindings(cfg, func(i *acl.Interface) string { return i.Name })
 		sim := nft.NewSimOpen(rs)
 		var open []Flow
