@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/netns"
 )
@@ -141,4 +144,33 @@ func TestKernelTracerSample(t *testing.T) {
 	if seen[netns.Connected] < 5 || seen[netns.Reset] < 5 || seen[netns.TimedOut] < 1 {
 		t.Errorf("the sample lacks a kind of outcome: %v", seen)
 	}
+}
+
+// TestKernelTracerLoadLimit: packet-tracer reads an entry's load-limit
+// flag from the kernel: armed (load 3.00 over 1.50) it says refuse
+// (load-limit, reset) and a real connection is reset; once the agent has
+// disarmed it (load 0.50) it says admit and a real connection gets in.
+func TestKernelTracerLoadLimit(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ag := newAgent(t, p.Server, "s0")
+	loadavg := filepath.Join(ag.dir, "loadavg")
+	os.WriteFile(loadavg, []byte("3.00 2.00 1.00 1/100 1\n"), 0o644)
+	ag.args = append(ag.args, "--loadavg-file", loadavg)
+	ag.start()
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 load-limit 1.50\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	expectTrace(t, tracer(ag, ""), "seq 10 load-limit", "1-minute load 3.00, limit 1.50; kernel flag armed: refusing",
+		"Action: refuse (reset)", "Reason: load-limit, seq 10")
+	p.Client.Expect(t, "", ssh, netns.Reset)
+
+	os.WriteFile(loadavg, []byte("0.50 2.00 1.00 1/100 1\n"), 0o644)
+	var out string
+	for range 30 { // the agent disarms within ~1 s; allow 3
+		time.Sleep(100 * time.Millisecond)
+		if out = tracer(ag, ""); strings.Contains(out, "kernel flag not armed") {
+			break
+		}
+	}
+	expectTrace(t, out, "1-minute load 0.50, limit 1.50; kernel flag not armed", "Action: admit", "Reason: permit, seq 10")
+	p.Client.Expect(t, "", ssh, netns.Connected).Close()
 }

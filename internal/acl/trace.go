@@ -46,6 +46,10 @@ type TraceState struct {
 	Blocked func(src netip.Addr) bool
 	// Load returns the 1-minute load average; ok false when unknown.
 	Load func() (load float64, ok bool)
+	// LoadFlag returns whether entry seq's load-limit flag is armed in
+	// the kernel (the entry refuses); ok false when there is none (an ACL
+	// not applied), and then Load decides as the agent would arm it.
+	LoadFlag func(seq int) (on, ok bool)
 }
 
 // StepResult is what one entry did with the packet.
@@ -199,6 +203,12 @@ func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
 			if load, ok := st.Load(); ok {
 				c.Over = load*100 > float64(l.Hundredths)
 				c.Note = fmt.Sprintf("1-minute load %.2f, limit %.2f", load, float64(l.Hundredths)/100)
+			}
+		}
+		if st.LoadFlag != nil {
+			if on, ok := st.LoadFlag(e.Seq); ok {
+				c.Over = on
+				c.Note += map[bool]string{true: "; kernel flag armed: refusing", false: "; kernel flag not armed"}[on]
 			}
 		}
 		add(c)

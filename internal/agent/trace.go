@@ -25,7 +25,7 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 	if err != nil {
 		return cli.PacketTrace{}, err
 	}
-	st := acl.TraceState{Now: time.Now(), Loc: time.Local, Load: loadNow}
+	st := acl.TraceState{Now: time.Now(), Loc: time.Local, Load: a.loadNow}
 	counts := "kernel (as show access-list sessions)"
 	if l != nil {
 		keys, err := a.traceKeys(cfg, l, args.Dir)
@@ -38,6 +38,9 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 		st.Key = keys
 		st.Gated = a.gated(l, args.Dir)
 		st.Blocked = a.blockedOn(l, args.Dir)
+		if !asIf {
+			st.LoadFlag = a.loadFlag(rs, l, args.Dir)
+		}
 	}
 	t := cli.RunTrace(cfg, l, asIf, args, st, counts)
 	if a.opts.Resolve != nil {
@@ -107,9 +110,26 @@ func (a *Agent) blockedOn(l *acl.ACL, dir acl.Direction) func(netip.Addr) bool {
 	}
 }
 
-func loadNow() (float64, bool) {
-	l, err := LoadAverage()
+func (a *Agent) loadNow() (float64, bool) {
+	l, err := a.opts.Load()
 	return l, err == nil
+}
+
+// loadFlag reads the kernel's load-limit flag of an entry of the applied
+// ACL (the set ArmLoad arms); ok false when it has none or it cannot be read.
+func (a *Agent) loadFlag(rs *nft.Ruleset, l *acl.ACL, dir acl.Direction) func(int) (bool, bool) {
+	return func(seq int) (bool, bool) {
+		if rs == nil {
+			return false, false
+		}
+		for _, s := range rs.Sets {
+			if s.Kind == nft.SetLoad && s.Entry == (nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: dir, Seq: seq}) {
+				on, err := a.opts.Kernel.Flag(s.Name, l.Family)
+				return on, err == nil
+			}
+		}
+		return false, false
+	}
 }
 
 // tracedRules renders the rules a traced connection traverses.

@@ -38,6 +38,8 @@ type Kernel interface {
 	// SetFlag arms (on) or disarms a load-limit flag set (SetLoad) and
 	// reports whether it changed it.
 	SetFlag(set string, f acl.Family, on bool) (changed bool, err error)
+	// Flag reads a load-limit flag set: whether it is armed (refusing).
+	Flag(set string, f acl.Family) (on bool, err error)
 	// Blocked lists the sources in a blocked set (SetBlocked).
 	Blocked(set string, f acl.Family) ([]netip.Addr, error)
 	// Unblock deletes sources (all when addrs is nil) from a blocked set.

@@ -147,6 +147,14 @@ func (f *Fake) Set(rs *Ruleset) {
 }
 
 // SetFlag puts in or takes out the family's element of a flag set.
+// Flag implements Kernel.
+func (f *Fake) Flag(set string, fam acl.Family) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, on := f.elementsLocked(set)[nfprotoName(fam)]
+	return on, nil
+}
+
 func (f *Fake) SetFlag(set string, fam acl.Family, on bool) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

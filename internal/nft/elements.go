@@ -32,17 +32,14 @@ func (a *Applier) SetFlag(name string, f acl.Family, on bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	set := a.libSet(&Set{Name: name, Key: KeyNFProto, Size: 2})
-	elems, err := c.GetSetElements(set)
+	set, have, err := a.flagLocked(c, name, f)
 	if err != nil {
-		return false, fmt.Errorf("list set %s: %w", name, err)
+		return false, err
 	}
-	key := nfprotoByte(f)
-	have := slices.ContainsFunc(elems, func(e nftables.SetElement) bool { return len(e.Key) > 0 && e.Key[0] == key })
 	if have == on {
 		return false, nil
 	}
-	el := []nftables.SetElement{{Key: []byte{key}}}
+	el := []nftables.SetElement{{Key: []byte{nfprotoByte(f)}}}
 	if on {
 		err = c.SetAddElements(set, el)
 	} else {
@@ -55,6 +52,30 @@ func (a *Applier) SetFlag(name string, f acl.Family, on bool) (bool, error) {
 		return false, fmt.Errorf("set %s: %w: %w", name, ErrRefused, err)
 	}
 	return true, nil
+}
+
+// Flag reads a load-limit flag set (SetLoad): whether the family's
+// element is in it (the entry refuses).
+func (a *Applier) Flag(name string, f acl.Family) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return false, err
+	}
+	_, on, err := a.flagLocked(c, name, f)
+	return on, err
+}
+
+// flagLocked reads a flag set on c: the set and whether f's element is in it.
+func (a *Applier) flagLocked(c *nftables.Conn, name string, f acl.Family) (*nftables.Set, bool, error) {
+	set := a.libSet(&Set{Name: name, Key: KeyNFProto, Size: 2})
+	elems, err := c.GetSetElements(set)
+	if err != nil {
+		return nil, false, fmt.Errorf("list set %s: %w", name, err)
+	}
+	key := nfprotoByte(f)
+	return set, slices.ContainsFunc(elems, func(e nftables.SetElement) bool { return len(e.Key) > 0 && e.Key[0] == key }), nil
 }
 
 // Blocked lists the addresses in a blocked set (SetBlocked) of the
