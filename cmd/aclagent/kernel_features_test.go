@@ -48,9 +48,11 @@ func TestKernelExistingSessionsCounted(t *testing.T) {
 	p.Client.Expect(t, "", ssh, netns.Reset)
 }
 
-// TestKernelLoadLimit: the agent arms an entry's load flag while the load
-// average is over its load-limit, and disarms it when the load is back.
-func TestKernelLoadLimit(t *testing.T) {
+// loadLimitSetup starts an agent that reads the load from a file (at
+// 3.00), with check applied on management 0: `seq 10 permit tcp any any
+// eq 22 load-limit 1.50` and `seq 20 permit ip any any`.
+func loadLimitSetup(t *testing.T) (*netns.Pair, *agentProc, string) {
+	t.Helper()
 	p := netns.NewPair(t)
 	p.Server.Listen(t, ssh)
 	ag := newAgent(t, p.Server, "s0")
@@ -59,6 +61,13 @@ func TestKernelLoadLimit(t *testing.T) {
 	ag.args = append(ag.args, "--loadavg-file", loadavg)
 	ag.start()
 	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 load-limit 1.50\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	return p, ag, loadavg
+}
+
+// TestKernelLoadLimit: the agent arms an entry's load flag while the load
+// average is over its load-limit, and disarms it when the load is back.
+func TestKernelLoadLimit(t *testing.T) {
+	p, ag, loadavg := loadLimitSetup(t)
 	p.Client.Expect(t, "", ssh, netns.Reset) // armed right after the apply
 
 	os.WriteFile(loadavg, []byte("0.50 2.00 1.00 1/100 1\n"), 0o644)

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,14 +150,7 @@ func TestKernelTracerSample(t *testing.T) {
 // (load-limit, reset) and a real connection is reset; once the agent has
 // disarmed it (load 0.50) it says admit and a real connection gets in.
 func TestKernelTracerLoadLimit(t *testing.T) {
-	p := netns.NewPair(t)
-	p.Server.Listen(t, ssh)
-	ag := newAgent(t, p.Server, "s0")
-	loadavg := filepath.Join(ag.dir, "loadavg")
-	os.WriteFile(loadavg, []byte("3.00 2.00 1.00 1/100 1\n"), 0o644)
-	ag.args = append(ag.args, "--loadavg-file", loadavg)
-	ag.start()
-	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 load-limit 1.50\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	p, ag, loadavg := loadLimitSetup(t)
 	expectTrace(t, tracer(ag, ""), "seq 10 load-limit", "1-minute load 3.00, limit 1.50; kernel flag armed: refusing",
 		"Action: refuse (reset)", "Reason: load-limit, seq 10")
 	p.Client.Expect(t, "", ssh, netns.Reset)
