@@ -118,7 +118,8 @@ type traceArgs struct {
 
 // packetTracerCmd is `packet-tracer {input|output} IF PROTO SRC SPORT DST
 // DPORT [access-list NAME] [routed] [detail]`, as on Cisco ASA: tcp/udp/sctp with
-// ports, `icmp SRC TYPE CODE DST`, `rawip PROTO SRC DST`.
+// ports, `icmp SRC TYPE CODE DST` (type and code are not matched: entries
+// have no ICMP type match), `rawip PROTO SRC DST`; the options in any order.
 func packetTracerCmd() *command {
 	set := func(f func(p *acl.Packet)) func(a *traceArgs) { return func(a *traceArgs) { f(&a.Packet) } }
 	src := anyAddrArg("Source address", func(a *traceArgs, x netip.Addr) { a.Packet.Src = x })
@@ -141,10 +142,11 @@ func packetTracerCmd() *command {
 			seq(kw("rawip", "Another IP protocol"),
 				intArg(0, 255, "IP protocol number", func(a *traceArgs, n int) { a.proto = n; a.Packet.Proto = uint8(n) }),
 				src, dst)),
-		opt(kw("access-list", "Evaluate an access list as if it were applied there"),
-			wordArg("Access list name", func(a *traceArgs, s string) { a.ACL = s })),
-		opt(kwSet("routed", "Routed through the host (not to or from it)", func(a *traceArgs) { a.Routed = true })),
-		opt(kwSet("detail", "Add the nftables rules the connection traverses", func(a *traceArgs) { a.Detail = true })),
+		anyOrder(
+			seq(kw("access-list", "Evaluate an access list as if it were applied there"),
+				wordArg("Access list name", func(a *traceArgs, s string) { a.ACL = s })),
+			kwSet("routed", "Routed through the host (not to or from it)", func(a *traceArgs) { a.Routed = true }),
+			kwSet("detail", "Add the nftables rules the connection traverses", func(a *traceArgs) { a.Detail = true })),
 		pipeNode()), cmdPacketTracer)
 }
 
