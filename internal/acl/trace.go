@@ -124,6 +124,9 @@ func TracePacket(c *Config, a *ACL, p Packet, st TraceState) Trace {
 			t.Steps = append(t.Steps, step)
 			continue
 		}
+		if e.Owner != nil {
+			step.Why = "assuming a local socket of " + ownerName(e.Owner) + " opens it"
+		}
 		checks, refused := limitChecks(e, p, st)
 		t.Limits = append(t.Limits, checks...)
 		limitedDeny := e.Action != Permit && len(checks) > 0
@@ -292,4 +295,11 @@ func anyRefusal(p Packet) string {
 		return "reset"
 	}
 	return "unreachable"
+}
+
+func ownerName(o *Owner) string {
+	if o.User != "" {
+		return "user " + o.User
+	}
+	return fmt.Sprintf("uid %d", o.UID)
 }

@@ -125,6 +125,15 @@ func TestTracePacket(t *testing.T) {
 		tr.Reason != "implicit deny" || tr.Refusal != "reset" || len(tr.Steps) != 6 {
 		t.Errorf("implicit deny: %+v", tr)
 	}
+	// user/uid: outbound it is assumed (the tracer has no socket), inbound skipped.
+	owned := &ACL{Name: "own", Family: IPv4, Entries: []*Entry{{Seq: 10, Action: Permit, Proto: ProtoTCP, Owner: &Owner{UID: 1000}}}}
+	if tr := TracePacket(c, owned, tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Dir: Out}); !tr.Admit ||
+		tr.Steps[0].Why != "assuming a local socket of uid 1000 opens it" {
+		t.Errorf("uid outbound: %+v", tr)
+	}
+	if tr := TracePacket(c, owned, tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Dir: In}); tr.Admit || tr.Steps[0].Result != Skipped {
+		t.Errorf("uid inbound: %+v", tr)
+	}
 	// The skipped step says why.
 	tr := TracePacket(c, l, tcp("10.1.1.1", "10.2.2.2", 80), TraceState{Now: beforeDST, Loc: berlin})
 	if s := tr.Steps[2]; s.Why != "time-range work is not active" {
