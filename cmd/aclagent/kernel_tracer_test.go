@@ -37,7 +37,8 @@ func expectTrace(t *testing.T, out string, want ...string) {
 // is not applied, traced as if bound, counts the 3 sessions already open
 // (what its kernel count would start from). A time-range entry outside its
 // range is skipped and the implicit deny is named (both in an ACL that is
-// not applied: compile refuses time-range entries so far). Last, with no
+// not applied: compile refuses time-range entries so far, and detail then
+// says the as-if binding does not compile). Last, with no
 // entry left that admits C, the tracer says implicit deny and a real
 // connection is reset.
 func TestKernelPacketTracer(t *testing.T) {
@@ -74,7 +75,7 @@ func TestKernelPacketTracer(t *testing.T) {
 		"Action: admit", "Reason: permit, seq 10")
 	out = tracer(ag, " access-list strict detail")
 	expectTrace(t, out, "no match (destination port)", "skipped (time-range past is not active)",
-		"implicit deny ip any any", "Action: refuse (reset)", "Reason: implicit deny", "not compiled: ")
+		"implicit deny ip any any", "Action: refuse (reset)", "Reason: implicit deny", "Type: NFTABLES")
 
 	ag.mustShell("configure terminal\nip access-list extended check\nno seq 20\nno seq 10\n" +
 		"seq 10 permit tcp host 10.9.9.9 any eq 22\nend\n")
