@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -209,6 +210,9 @@ func checkConnlimit(f Family, l *Connlimit) error {
 	return nil
 }
 
+// CheckRate returns an error unless r is a rate the kernel can enforce.
+func CheckRate(r *Rate) error { return checkRate(r) }
+
 func checkRate(r *Rate) error {
 	if r.N < 1 || r.N > MaxRate {
 		return errorf("rate %d out of range 1-%d", r.N, MaxRate)
@@ -221,6 +225,35 @@ func checkRate(r *Rate) error {
 	}
 	if r.Key != PerSource && r.Key != Total {
 		return errorf("rate counts per-source or total only")
+	}
+	return checkRateTokens(r)
+}
+
+// RateWindowCost is the kernel token cost of one connection in a
+// fixed-window rate (no burst) of period p: twice the period, so that the
+// tokens a window refills never pay for one more connection (see
+// internal/nft rateCheck).
+func RateWindowCost(p Period) time.Duration { return 2 * PeriodDuration(p) }
+
+// PeriodDuration is the length of a rate or quota period.
+func PeriodDuration(p Period) time.Duration {
+	return [...]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}[p]
+}
+
+// checkRateTokens refuses rates whose token bucket the kernel cannot hold:
+// it keeps cost*burst nanoseconds of tokens in 64 bits (nft_limit_init
+// fails with EOVERFLOW), cost being period/N for a token bucket and
+// RateWindowCost for a fixed window of N connections.
+func checkRateTokens(r *Rate) error {
+	cost, n := uint64(PeriodDuration(r.Per))/uint64(r.N), uint64(r.Burst)
+	if r.Burst == 0 {
+		cost, n = uint64(RateWindowCost(r.Per)), uint64(r.N)
+	}
+	if n > math.MaxUint64/cost {
+		if r.Burst == 0 {
+			return errorf("rate %d per %s without burst is more than the kernel can count (at most %d)", r.N, r.Per, math.MaxUint64/cost)
+		}
+		return errorf("burst %d is more than the kernel can hold at rate %d per %s (at most %d)", r.Burst, r.N, r.Per, math.MaxUint64/cost)
 	}
 	return nil
 }

@@ -225,24 +225,33 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 	}, []*Chain{res}
 }
 
-// rateCheck compiles `rate`: `total` is one token bucket in the rule (a
-// changed rule starts with a full bucket); per-source keeps a bucket per
-// source in a set whose idle elements expire once their bucket would be
-// full again anyway.
+// rateCheck compiles `rate`. With burst it is nft's token bucket: `total`
+// in the rule (a changed rule starts with a full bucket), per-source a
+// bucket per source in a set whose idle elements expire once their bucket
+// would be full again anyway. Without burst it is a fixed window per key
+// (per-source, or one element for total): a set with a timeout of one
+// period whose element, added by the key's first connection, carries a
+// bucket of N connections that does not refill within the window
+// (windowLimit); the next connection after the window starts a new one.
 func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) check {
+	window := r.Burst == 0
 	lim := RateOver{Rate: r.N, Per: r.Per, Burst: r.Burst}
-	if r.Key == acl.Total {
+	timeout := rateTimeout(r, r.Burst)
+	if window {
+		lim, timeout = windowLimit(r.N, r.Per), acl.PeriodDuration(r.Per)
+	} else if r.Key == acl.Total {
 		return check{role: RoleRate, reason: RoleRate, over: []Stmt{&lim}, blocks: true}
 	}
-	key := Key{Family: k.fam, Kind: acl.PerSource}
-	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r, lim.burst())
+	key := Key{Family: k.fam, Kind: r.Key}
+	dep := !ctx.nf && r.Key != acl.Total
+	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
-		Timeout: rateTimeout(r, lim.burst()), Kind: SetRate, Entry: ref, KeyKind: acl.PerSource})
+		Timeout: timeout, Kind: SetRate, Entry: ref, KeyKind: r.Key})
 	return check{
 		role:   RoleRate,
 		reason: RoleRate,
-		over:   []Stmt{&RateUpdate{Set: set, Key: key, Rate: lim, Dep: !ctx.nf}},
-		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: !ctx.nf}},
+		over:   []Stmt{&RateUpdate{Set: set, Key: key, Rate: lim, Window: window, Dep: dep}},
+		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}},
 		blocks: true,
 	}
 }
@@ -250,7 +259,7 @@ func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) 
 // rateTimeout is how long an idle source keeps its token bucket: at least
 // the time the bucket takes to refill completely, and at least a minute.
 func rateTimeout(r *acl.Rate, burst int) time.Duration {
-	period := [...]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}[r.Per]
+	period := acl.PeriodDuration(r.Per)
 	refill := period * time.Duration((burst+r.N-1)/r.N)
 	return max(refill, period, time.Minute)
 }
@@ -276,6 +285,12 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	if e.Rate != nil && e.Rate.N <= 0 {
 		b.errorf(path, "rate must be at least 1")
 		return false
+	}
+	if e.Rate != nil {
+		if err := acl.CheckRate(e.Rate); err != nil {
+			b.errorf(path, "%v", err)
+			return false
+		}
 	}
 	if e.Quota != nil {
 		missing = append(missing, "quota")

@@ -17,7 +17,8 @@
 //	                                          (created closed, elements = { ipv4 }),
 //	   ip_check_in_10_src_3_r, _rf   -        reserved and full keys, layer
 //	   ip_check_in_10_src_3_r1, _l1  -        members and counts (unsized)
-//	   ip_check_in_40_rate_src_10s_5 SetSize  per-source rate, with timeout
+//	   ip_check_in_40_rate_src_10s_5 SetSize  rate: token bucket (burst 5) per source, or
+//	   ip_check_in_50_rate_total_9m_win       fixed window (no burst), with timeout
 //	   ip_check_in_blocked           SetSize  block-for sources, with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	 chains
@@ -94,11 +95,16 @@
 //
 // More limits on one entry are more check rules before the permit rule, in
 // the order load-limit, rate, connlimit; only the first counts M, later ones carry their
-// limit's name as role. `rate N per P [burst B] total` is `limit rate over
-// N/P` in the rule (a replaced rule starts with a full bucket); per-source
-// rate is `update @S { ip saddr limit rate over N/P }` on a set with timeout
-// (idle sources are forgotten once their bucket would be full), followed by
-// its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
+// limit's name as role. `rate N per P burst B total` is `limit rate over
+// N/P burst B packets` in the rule (a replaced rule starts with a full
+// bucket); per-source with burst is `update @S { ip saddr limit rate over
+// N/P burst B packets }` on a set with timeout (idle sources are forgotten
+// once their bucket would be full). Without burst, rate is a fixed window:
+// `add @S { KEY limit rate over R/U burst N packets }` on a set whose
+// timeout is one period P (KEY ip saddr, or meta nfproto for total); add
+// does not renew an element's timeout, R/U refills one token per 2P, so a
+// key gets N connections from its first one until the element expires.
+// Each is followed by its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
 // `log` adds `log prefix "REASON acl=... dir=... seq=N "` before the verdict
 // (REASON: permit, deny, load, rate, rate-full, connlimit, connlimit-full).
 // `block-for S`: over-limit refusals of the entry jump to a chain NAME_block

@@ -282,10 +282,18 @@ func bindComment(out bool, ifname string, f acl.Family, aclName string) string {
 	return fmt.Sprintf("%s=%s %s=%s", side, ifname, key, aclName)
 }
 
-// RateSetName is the dynamic set of a per-source `rate` entry:
-// "ip_check_in_10_rate_src_10s_5" (rate, period and burst, which each
-// element's token bucket keeps from its creation).
-func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.Rate, burst int) string {
+// RateSetName is the dynamic set of a `rate` entry: a token bucket per
+// source "ip_check_in_10_rate_src_10s_5" (rate, period and burst, which
+// each element's bucket keeps from its creation), or a fixed window
+// (no burst) per source or total, "ip_check_in_10_rate_src_10m_win".
+func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.Rate) string {
 	b := EntryRef{f, aclName, d, seq}.base()
-	return shorten(fmt.Sprintf("%s_rate_src_%d%c_%d", b, r.N, "smhd"[r.Per], burst))
+	key, burst := "src", strconv.Itoa(r.Burst)
+	if r.Key == acl.Total {
+		key = "total"
+	}
+	if r.Burst == 0 {
+		burst = "win"
+	}
+	return shorten(fmt.Sprintf("%s_rate_%s_%d%c_%s", b, key, r.N, "smhd"[r.Per], burst))
 }
