@@ -264,7 +264,7 @@ func refuseChain() *Chain {
 }
 
 // aclChain compiles one applied ACL in one direction: the blocked-source
-// rule (when an entry has block-for), its entries in seq order, then the
+// rules (per entry with block-for), its entries in seq order, then the
 // implicit rules. The block chains of its entries follow the chain.
 func (b *builder) aclChain(k chainKey) []*Chain {
 	a := b.findACL(k.fam, k.name)
@@ -273,9 +273,7 @@ func (b *builder) aclChain(k chainKey) []*Chain {
 		return nil
 	}
 	ch := &Chain{Name: k.chain()}
-	if r := b.blockedRule(k, a); r != nil {
-		ch.Rules = append(ch.Rules, r)
-	}
+	ch.Rules = append(ch.Rules, b.blockedRules(k, a)...)
 	var own []*Chain
 	for _, e := range a.Entries {
 		if e.Action == acl.Remark {
