@@ -19,7 +19,8 @@
 //	   ip_check_in_10_src_3_r1, _l1  -        members and counts (unsized)
 //	   ip_check_in_40_rate_src_10s_5 SetSize  rate: token bucket (burst 5) per source, or
 //	   ip_check_in_50_rate_total_9m_win       fixed window (no burst), with timeout
-//	   ip_check_in_blocked           SetSize  block-for sources, with timeout
+//	   ip_check_in_10_blocked        SetSize  block-for sources of seq 10, with timeout
+//	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	 chains
 //	   input    hook input   priority filter (0), policy accept
@@ -34,7 +35,7 @@
 //	   ip_check_in      one chain per applied ACL and direction (ip6_NAME_DIR
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
 //	   ip_check_in_10_block   per entry with block-for: add the source to
-//	                          ip_check_in_blocked, then refuse
+//	                          ip_check_in_10_blocked, then refuse
 //	   ip_check_in_10_src_3_res   per connlimit: the layers of keys with old
 //	                          sessions (reached only by them)
 //
@@ -108,10 +109,12 @@
 // `log` adds `log prefix "REASON acl=... dir=... seq=N "` before the verdict
 // (REASON: permit, deny, load, rate, rate-full, connlimit, connlimit-full).
 // `block-for S`: over-limit refusals of the entry jump to a chain NAME_block
-// that adds the source to the ACL's blocked set with timeout S (in a rule of
-// its own, so a full set loses the block, never the refusal) and refuses;
-// `ct state new ip saddr @..._blocked jump refuse` at the top of the ACL
-// chain refuses blocked sources (see compile_block.go). `load-limit` is a
+// that adds the source to the entry's own blocked set NAME_blocked with
+// timeout S and refuses; `ct state new ip saddr @..._10_blocked jump
+// refuse` at the top of the ACL chain refuses the entry's blocked sources
+// on the whole ACL. A full blocked set fails closed: the entry's flag set
+// NAME_blocked_full is set for S instead, and meanwhile the ACL refuses
+// every new connection (see compile_block.go). `load-limit` is a
 // first check `meta nfproto @NAME_load_X` that the agent arms while the
 // load is over the limit (compile_load.go). quota, time-range and `refuse
 // message` are refused by Compile as not supported yet.
