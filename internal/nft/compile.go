@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/google/nftables/expr"
 
@@ -37,6 +38,11 @@ type Options struct {
 	// LookupUser resolves `user NAME` to a uid (LookupUser in this package
 	// uses the host's user database); nil makes `user NAME` an error.
 	LookupUser func(name string) (uint32, error)
+	// Zone is the local time zone of time ranges (nil: UTC) and Now the
+	// instant whose UTC offset converts their periodic clauses to the
+	// kernel's UTC clock (compile_time.go).
+	Zone *time.Location
+	Now  time.Time
 }
 
 // Compile turns a configuration into the ruleset of our table. It is pure

@@ -52,6 +52,34 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 	if !ok {
 		return nil, nil
 	}
+	conds, ok := b.timeConds(path, e)
+	if !ok {
+		return nil, nil
+	}
+	// One copy of the entry's rules per time block (compile_time.go); the
+	// copies declare the same sets, counters and chains: keep the first's.
+	var rules []*Rule
+	var chains []*Chain
+	nSets, nCounters := 0, 0
+	for i, cond := range conds {
+		r, ch := b.entryRulesWith(k, e, ref, slices.Concat(match, cond), ctx)
+		for _, rule := range r {
+			if i > 0 { // comments stay unique: `acl=tr dir=in seq=20 t2`
+				rule.Comment += " " + timeCopyWord(i)
+			}
+		}
+		rules = append(rules, r...)
+		if i == 0 {
+			chains, nSets, nCounters = ch, len(b.rs.Sets), len(b.rs.Counters)
+			continue
+		}
+		b.rs.Sets, b.rs.Counters = b.rs.Sets[:nSets], b.rs.Counters[:nCounters]
+	}
+	return rules, chains
+}
+
+// entryRulesWith compiles an entry whose match statements are match.
+func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match []Stmt, ctx ruleCtx) ([]*Rule, []*Chain) {
 	mName, rName := CounterNames(k.fam, k.name, k.dir, e.Seq)
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
 	matched, refused := &CounterRef{Name: mName}, &CounterRef{Name: rName}
@@ -298,9 +326,6 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 	if e.BlockFor != nil && e.BlockFor.Seconds <= 0 {
 		b.errorf(path, "block-for must be at least 1 second")
 		return false
-	}
-	if e.TimeRange != "" {
-		missing = append(missing, "time-range")
 	}
 	if e.Refuse.Kind == acl.RefuseMessage {
 		missing = append(missing, "refuse message")

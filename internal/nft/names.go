@@ -225,6 +225,9 @@ func RuleComment(r EntryRef, role string) string {
 // comments of other rules (base chains, the refuse chain).
 func ParseComment(s string) (r EntryRef, role string, ok bool) {
 	f := strings.Fields(s)
+	if n := len(f); n > 3 && len(f[n-1]) > 1 && f[n-1][0] == 't' && strings.Trim(f[n-1][1:], "0123456789") == "" {
+		f = f[:n-1] // a time-range copy of the entry's rules (timeCopyWord)
+	}
 	if len(f) < 3 {
 		return r, "", false
 	}

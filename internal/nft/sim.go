@@ -263,6 +263,8 @@ func (ev *simEval) match(st Stmt) bool {
 		return false // the model has no ICMPv6 messages
 	case *Log:
 		return true
+	case *MetaDay, *MetaHour, *MetaTime:
+		return true // the model has no clock: time ranges are active
 	case *RateOver:
 		return false // never over in the model
 	case *RateUpdate:
