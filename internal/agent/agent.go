@@ -74,6 +74,10 @@ type Options struct {
 	// means time.Minute (tests shorten it).
 	RevertUnit time.Duration
 	Logger     *slog.Logger
+	// Zone is the local time zone of time ranges, the one Compile uses
+	// (nil: time.Local): the agent recompiles when its UTC offset changes
+	// and shows time ranges in it.
+	Zone *time.Location
 }
 
 // Agent owns the running configuration and the kernel table. All changes

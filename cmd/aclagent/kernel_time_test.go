@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/netns"
+)
+
+// writeZone writes a TZif file (version 1) for a zone that is UTC until
+// at and UTC+1 from then on: a DST transition a few seconds away.
+func writeZone(t *testing.T, at time.Time) string {
+	t.Helper()
+	var b []byte
+	b = append(b, "TZif"...)
+	b = append(b, make([]byte, 16)...) // version 1, reserved
+	for _, n := range []uint32{0, 0, 0, 1, 2, 8} {
+		b = binary.BigEndian.AppendUint32(b, n) // isut, isstd, leap, time, type, char counts
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(at.Unix()))
+	b = append(b, 1)                           // the transition goes to type 1
+	b = append(b, 0, 0, 0, 0, 0, 0)            // type 0: UTC+0, not DST, "AAA"
+	b = binary.BigEndian.AppendUint32(b, 3600) // type 1: UTC+1,
+	b = append(b, 1, 4)                        // DST, "BBB"
+	b = append(b, "AAA\x00BBB\x00"...)
+	path := filepath.Join(t.TempDir(), "zone")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestKernelTimeRangeRecompiledAtOffsetChange: the agent's zone (TZ) goes
+// from UTC+0 to UTC+1 in 4 s. A periodic range around the local time of
+// now covers now before the change and not after it: the agent recompiles
+// at the change (not at its 15 s poll), and the limit stops applying.
+func TestKernelTimeRangeRecompiledAtOffsetChange(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	change := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	ag := newAgent(t, p.Server, "s0")
+	ag.env = []string{"TZ=" + writeZone(t, change)}
+	ag.start()
+	m := time.Now().UTC().Hour()*60 + time.Now().UTC().Minute()
+	hhmm := func(d int) string { return fmt.Sprintf("%02d:%02d", ((m+d)%1440+1440)%1440/60, ((m+d)%1440+1440)%60) }
+	// Local now is UTC now before the change, UTC+1 after: the range ends
+	// 30 minutes from now in local time before, and is over after.
+	ag.mustShell(fmt.Sprintf("configure terminal\ntime-range shift\nperiodic daily %s to %s\nexit\n"+
+		"ip access-list extended check\nseq 10 permit tcp any any eq 22 connlimit 1 time-range shift\nseq 20 permit ip any any\nexit\n"+
+		"interface management 0\nip access-group check in\nend\n", hhmm(-30), hhmm(30)))
+	p.Client.Expect(t, "", ssh, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	if time.Now().After(change) {
+		t.Fatal("the offset changed before the limit was checked; the machine is too slow for this test")
+	}
+	time.Sleep(time.Until(change))
+	for { // every 100 ms for at most 2 s after the change
+		c, got, err := p.Client.Dial("", ssh, netns.DialTimeout)
+		if got == netns.Connected {
+			c.Close()
+			t.Logf("admitted %v after the change", time.Since(change).Round(time.Millisecond))
+			break
+		}
+		if got != netns.Reset || time.Since(change) > 2*time.Second {
+			t.Fatalf("%v after the change: %v (%v), want the limit gone within 2 s\n%s", time.Since(change), got, err, ag.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(ag.log.String(), "UTC offset changed") {
+		t.Errorf("the agent did not log the recompile at the offset change:\n%s", ag.log)
+	}
+}
