@@ -256,3 +256,83 @@ interface management 0
 	}
 	admitOneMore(t, p.Client, "", ssh, ag)
 }
+
+// TestKernelDriftKinds (issue 12): each way someone else can make a limit
+// stop holding — the limit set flushed, a reservation deleted, the table
+// made dormant, a gate closed — is repaired within 2 s: then C's 4th is
+// refused (no extra admission), and closing one of its 3 gives exactly one
+// back.
+func TestKernelDriftKinds(t *testing.T) {
+	set := "ip_check_in_10_src_3"
+	for _, c := range []struct {
+		name string
+		old  bool // C's sessions opened before the limit (held as old)
+		do   []string
+	}{
+		{"limit set flushed", false, []string{"flush", "set", "inet", "slxsh", set}},
+		{"reservation deleted", true, []string{"delete", "element", "inet", "slxsh", set + "_r", "{ " + netns.PairClient4 + " }"}},
+		{"table dormant", false, []string{"add", "table", "inet", "slxsh", "{ flags dormant; }"}},
+		{"gate closed", false, []string{"add", "element", "inet", "slxsh", set + "_g", "{ ipv4 }"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, ag := sessionsSetup(t, "keep", "")
+			var open []net.Conn
+			if c.old {
+				open = openN(t, p, 3)
+			}
+			addEntry(ag, fmt.Sprintf(slxEntry, 3))
+			if !c.old {
+				open = openN(t, p, 3)
+			}
+			p.Client.Expect(t, "", ssh, netns.Reset)
+			ag.ns.MustExec(t, append([]string{"nft"}, c.do...)...)
+			time.Sleep(2 * time.Second)
+			if _, got, _ := p.Client.Dial("", ssh, netns.DialTimeout); got != netns.Reset {
+				t.Fatalf("2 s after %q: the 4th got %v, want reset:\n%s", c.name, got, ag.log)
+			}
+			expectShown(t, ag, p.Client, 22, "check", "10", 3, map[string]int{netns.PairClient4: 3})
+			open[0].Close()
+			admitOneMore(t, p.Client, "", ssh, ag)
+		})
+	}
+}
+
+// TestKernelRepairWhileFlushing (issue 12): 500 sources go over a
+// `block-for 60 flush` limit at once, so the agent has 500 sources' sessions
+// to reset; meanwhile someone deletes the table. It is restored within 2 s,
+// and afterwards a limit that 10 sessions fill refuses the 11th.
+func TestKernelRepairWhileFlushing(t *testing.T) {
+	p, ag := sessionsSetup(t, "keep", fmt.Sprintf("seq 10 permit tcp any host %s eq 22 connlimit 1 block-for 60 flush", netns.PairServer4))
+	svc := net.JoinHostPort(netns.PairServer4, "9000")
+	p.Server.Listen(t, svc)
+	addEntry(ag, fmt.Sprintf("seq 15 permit tcp any host %s eq 9000 connlimit 10 total", netns.PairServer4))
+	for range 10 {
+		p.Client.Expect(t, "", svc, netns.Connected)
+	}
+	p.Server.AddAddr(t, "s0", "10.0.1.2/24")
+	var srcs []string
+	for h := 3; h <= 252; h++ {
+		srcs = append(srcs, fmt.Sprintf("10.0.0.%d", h), fmt.Sprintf("10.0.1.%d", h))
+	}
+	for _, a := range srcs {
+		p.Client.AddAddr(t, "c0", a+"/24")
+	}
+	var first []net.Conn
+	for _, a := range srcs {
+		first = append(first, p.Client.Expect(t, a, ssh, netns.Connected))
+	}
+	for _, a := range srcs { // over the limit: blocked, its session to be flushed
+		p.Client.Expect(t, a, ssh, netns.Reset)
+	}
+	time.Sleep(1100 * time.Millisecond) // the flush loop's second
+	start := time.Now()
+	ag.ns.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	waitRestored(t, ag)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("restored after %v with 500 flushes pending, want < 2 s", d)
+	}
+	p.Client.Expect(t, "", svc, netns.Reset)
+	for _, i := range []int{0, 250, 499} { // flushed: reset on their next packet at the latest
+		expectConnReset(t, first[i], "session of blocked source "+srcs[i])
+	}
+}

@@ -126,12 +126,12 @@ func floodRequest(sock, mode string, size int) (*floodResponse, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if mode == "show" {
-		io.WriteString(c, `{"version":1,"op":"running"}`+"\n")
+		io.WriteString(c, `{"version":2,"op":"running","args":{}}`+"\n")
 	} else {
 		// The agent stops reading at its limit and answers: the writes
 		// then fail, and the answer is still there to read.
 		w := bufio.NewWriterSize(c, 64<<10)
-		w.WriteString(`{"version":1,"op":"running","name":"`)
+		w.WriteString(`{"version":2,"op":"running","args":"`)
 		chunk := strings.Repeat("A", 64<<10)
 		for sent := 0; sent < size; sent += len(chunk) {
 			if _, err := w.WriteString(chunk); err != nil {

@@ -28,7 +28,7 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 	}
 	defer ed.Close()
 	exitOnSignal(ed)
-	sess.SetConfirm(func(question string) bool { return ask(ed, question) })
+	sess.SetConfirm(func(question string) (string, bool) { return ask(ed, question) })
 
 	// Automation clients find a prompt by a line break before the host
 	// name (Ansible network_cli: [\r\n]...[>#] ?$), also for the first one.
@@ -46,7 +46,11 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 		if strings.TrimSpace(line) != "" {
 			var out bytes.Buffer
 			sess.Execute(line, &out) // errors are printed by the session
-			if err := page(ed, out.Bytes(), sess.TerminalLength()); err != nil {
+			length := sess.TerminalLength()
+			if sess.NoMore() {
+				length = 0
+			}
+			if err := page(ed, out.Bytes(), length); err != nil {
 				return 0 // end of input at --More--
 			}
 		}
@@ -57,20 +61,16 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 	return 0
 }
 
-// ask puts a yes/no question to the user: lines of question before the last
-// are written as they are, the last is the prompt of the answer. Only "y"
-// or "yes" is yes; anything else, Ctrl-C or the end of input is no.
-func ask(ed *term.Editor, question string) bool {
+// ask puts a question to the user: lines of question before the last are
+// written as they are, the last is the prompt of the answer. It returns
+// the answer; ok is false after Ctrl-C or at the end of input.
+func ask(ed *term.Editor, question string) (answer string, ok bool) {
 	if i := strings.LastIndexByte(question, '\n'); i >= 0 {
 		ed.Write([]byte(question[:i+1]))
 		question = question[i+1:]
 	}
 	answer, err := ed.Ask(question)
-	if err != nil {
-		return false
-	}
-	answer = strings.ToLower(answer)
-	return answer == "y" || answer == "yes"
+	return answer, err == nil
 }
 
 // exitOnSignal makes SIGTERM and SIGHUP (the terminal went away) end the

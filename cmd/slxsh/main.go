@@ -29,7 +29,9 @@ const usage = `usage: slxsh [--socket PATH]                  interactive when st
        slxsh --sandbox-connect N              open N connections from the sandbox's client
        slxsh --offline [-f FILE | -c CMDS]    no agent: the configuration lives in this shell only
 
-When stdin is not a terminal, slxsh runs the commands read from it.
+When stdin is not a terminal, slxsh runs the commands read from it. As an
+sshd ForceCommand, the command the client asked for (SSH_ORIGINAL_COMMAND,
+e.g. ssh host 'show version') runs as -c would, unless it is slxsh itself.
 In scripts each configure terminal ... end block is one transaction, and the
 first error is printed as FILE:LINE: % ... and ends slxsh with status 1.
 
@@ -73,6 +75,9 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "%% %v\n%s", err, usage)
 		return 2
+	}
+	if cmd, ok := forcedCommand(os.Getenv("SSH_ORIGINAL_COMMAND")); ok && !opts.hasCmd && opts.file == "" && !opts.sandbox && opts.connect == 0 {
+		opts.command, opts.hasCmd = cmd, true
 	}
 	if opts.connect > 0 {
 		return sandboxConnect(opts.connect, stdin, stdout, stderr)
@@ -190,4 +195,21 @@ func hostname() string {
 	}
 	h, _, _ = strings.Cut(h, ".")
 	return h
+}
+
+// forcedCommand reads SSH_ORIGINAL_COMMAND, which sshd sets when slxsh is
+// its ForceCommand and the client named a command (`ssh host 'show
+// version'`): that command runs as -c would. A command that names the
+// shell itself (`ssh host slxsh < cfg`, the form that works without
+// ForceCommand too) means the shell as it is: it reads stdin.
+func forcedCommand(env string) (string, bool) {
+	cmd := strings.TrimSpace(env)
+	if cmd == "" {
+		return "", false
+	}
+	first, _, _ := strings.Cut(cmd, " ")
+	if first == "slxsh" || strings.HasSuffix(first, "/slxsh") {
+		return "", false
+	}
+	return cmd, true
 }

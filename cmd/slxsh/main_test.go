@@ -269,3 +269,58 @@ func TestCompleter(t *testing.T) {
 		t.Errorf("commonPrefix = %q", got)
 	}
 }
+
+func TestForcedCommand(t *testing.T) {
+	for _, tc := range []struct {
+		env, cmd string
+		ok       bool
+	}{
+		{"", "", false},
+		{"  ", "", false},
+		{"slxsh", "", false},
+		{"/usr/local/bin/slxsh --socket /x", "", false},
+		{"show version", "show version", true},
+		{" show access-list ip check; show version ", "show access-list ip check; show version", true},
+	} {
+		cmd, ok := forcedCommand(tc.env)
+		if cmd != tc.cmd || ok != tc.ok {
+			t.Errorf("forcedCommand(%q) = %q, %v; want %q, %v", tc.env, cmd, ok, tc.cmd, tc.ok)
+		}
+	}
+}
+
+// TestSSHOriginalCommand: under ForceCommand, SSH_ORIGINAL_COMMAND runs as
+// -c; its errors print once, on stdout, and the exit status is 1.
+func TestSSHOriginalCommand(t *testing.T) {
+	t.Setenv("SSH_ORIGINAL_COMMAND", "show version | include SLX-OS")
+	out, errOut, code := runSlxsh(t, "")
+	if code != 0 || errOut != "" || !strings.HasPrefix(out, "SLX-OS Operating System Version: ") {
+		t.Errorf("show version: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, bad := range []string{"show bogus", "show access-list ip nosuch"} {
+		t.Setenv("SSH_ORIGINAL_COMMAND", bad)
+		out, errOut, code = runSlxsh(t, "")
+		if code != 1 || errOut != "" || strings.Count(out, "% ") != 1 || !strings.Contains(out, "<command>:1: % ") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want one %% error on stdout and exit 1", bad, code, out, errOut)
+		}
+	}
+	// -c wins over the environment; slxsh itself reads stdin.
+	out, _, code = runSlxsh(t, "", "-c", "show running-config")
+	if code != 0 || strings.Contains(out, "%") {
+		t.Errorf("-c under SSH_ORIGINAL_COMMAND: exit %d, %q", code, out)
+	}
+	t.Setenv("SSH_ORIGINAL_COMMAND", "slxsh")
+	out, _, code = runSlxsh(t, "show version | include SLX-OS\n")
+	if code != 0 || !strings.HasPrefix(out, "SLX-OS Operating System Version: ") {
+		t.Errorf("ssh host slxsh < script: exit %d, %q", code, out)
+	}
+}
+
+// TestScriptErrorOnce: a semantic error of -c is printed once (stdout),
+// not again on stderr.
+func TestScriptErrorOnce(t *testing.T) {
+	out, errOut, code := runSlxsh(t, "", "-c", "show access-list ip nosuch")
+	if code != 1 || errOut != "" || out != "<command>:1: % Error: access-list \"nosuch\" does not exist\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

@@ -330,7 +330,8 @@ func TestPTYTypeAheadTranscript(t *testing.T) {
 
 // TestPTYCopyAsks: on a terminal, copy running-config startup-config asks
 // before it writes (as SLX-OS): "n" keeps the startup-config, "y" writes
-// it; `?` is part of the answer, not help. write memory does not ask.
+// it; `?` is part of the answer, not help, and an answer that is neither
+// is asked again. write memory does not ask.
 func TestPTYCopyAsks(t *testing.T) {
 	h := hostName(t)
 	s := startPTY(t)
@@ -338,12 +339,13 @@ func TestPTYCopyAsks(t *testing.T) {
 	s.send("conf t\rip access-list extended a\rpermit ip any any\rend\r")
 	s.expect("end\r\n" + h + "# ")
 
-	const question = "This operation will modify your stored system configuration and cannot be undone.\r\n" +
-		"Would you like to continue? [y/n]:"
+	const question = "This operation will modify your startup configuration. Do you want to continue? [y/n]:"
 	s.send("copy running-config startup-config\r")
 	s.expect("copy running-config startup-config\r\n" + question)
 	s.send("n?\r")
-	s.expect("n?\r\n" + h + "# ")
+	s.expect("n?\r\n" + question)
+	s.send("n\r")
+	s.expect("n\r\n" + h + "# ")
 	s.send("show startup-config\r")
 	if got := s.expect(h + "# "); got != "show startup-config\r\n"+h+"# " {
 		t.Fatalf("after answering n, show startup-config = %q, want nothing", got)

@@ -232,26 +232,23 @@ func TestKernelSSHAutomation(t *testing.T) {
 	})
 }
 
-// TestKernelSSHAgent is the same over SSH with aclagent behind slxsh: the
-// configuration Netmiko sends reaches the kernel of the namespace, and a
-// later SSH session sees it.
-func TestKernelSSHAgent(t *testing.T) {
-	r := newSSHRig(t)
+// startAgent builds aclagent and runs it in the rig's namespace with mgmt
+// as management 0 and its startup-config in the rig's directory; it
+// returns the socket.
+func (r *sshRig) startAgent(t *testing.T, mgmt string) string {
+	t.Helper()
 	agentBin := filepath.Join(r.dir, "aclagent")
 	if out, err := exec.Command("go", "build", "-o", agentBin, "../aclagent").CombinedOutput(); err != nil {
 		t.Fatalf("build aclagent: %v\n%s", err, out)
 	}
-	run1(t, "ip", "-n", r.ns, "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1")
-	run1(t, "ip", "-n", r.ns, "link", "set", "mgmt0", "up")
 	sock := filepath.Join(r.dir, "aclagent.sock")
 	logPath := filepath.Join(r.dir, "aclagent.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
 	agent := exec.Command("ip", "netns", "exec", r.ns, agentBin, "--socket", sock,
-		"--config", filepath.Join(r.dir, "startup-config"), "--mgmt-interface", "mgmt0")
+		"--config", filepath.Join(r.dir, "startup-config"), "--mgmt-interface", mgmt)
 	agent.Stdout, agent.Stderr = logf, logf
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -259,6 +256,7 @@ func TestKernelSSHAgent(t *testing.T) {
 	t.Cleanup(func() {
 		agent.Process.Kill()
 		agent.Wait()
+		logf.Close()
 		if t.Failed() {
 			log, _ := os.ReadFile(logPath)
 			t.Logf("aclagent log:\n%s", log)
@@ -268,6 +266,17 @@ func TestKernelSSHAgent(t *testing.T) {
 		_, err := os.Stat(sock)
 		return err == nil
 	})
+	return sock
+}
+
+// TestKernelSSHAgent is the same over SSH with aclagent behind slxsh: the
+// configuration Netmiko sends reaches the kernel of the namespace, and a
+// later SSH session sees it.
+func TestKernelSSHAgent(t *testing.T) {
+	r := newSSHRig(t)
+	run1(t, "ip", "-n", r.ns, "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1")
+	run1(t, "ip", "-n", r.ns, "link", "set", "mgmt0", "up")
+	sock := r.startAgent(t, "mgmt0")
 	r.startSSHD(t, slxshBin+" --socket "+sock)
 
 	rep := r.drive(t, "agent")

@@ -191,14 +191,36 @@ func (c *Config) appliedIn(f Family, name string) (*Interface, bool) {
 }
 
 // AddEntry adds e to the list (which must exist). e.Seq == 0 means the last
-// seq + 10 (10 for the first). It fails on a duplicate seq, an identical
-// entry, or an entry that does not validate against c (ports on a protocol
+// seq + 10 (10 for the first). An entry identical to one in the list
+// (SameContent: the parsed value, so any spelling) at the same seq, or at
+// any seq when e.Seq is 0, changes nothing and is not an error. It fails
+// on a seq that holds another entry, an identical entry under another
+// explicit seq, or an entry that does not validate against c (ports on a protocol
 // without ports, unknown time-range, user/uid in a list applied `in`, ...).
 // The entry is stored as given (the caller must not reuse it).
 func (c *Config) AddEntry(f Family, name string, e *Entry) error {
 	a, err := c.mustACL(f, name)
 	if err != nil {
 		return err
+	}
+	// An entry identical to one the list holds (at the same seq, or at any
+	// seq when none is given; a remark with the same text) changes nothing,
+	// as on IOS: automation re-sends lines it cannot tell from the
+	// running-config, and a config file may be replayed.
+	var err2 error
+	a.withIndex(func(ix *contentIndex) { err2 = a.addEntry(c, ix, f, name, e) })
+	return err2
+}
+
+// addEntry is AddEntry with the list's content index (one lookup instead
+// of a comparison with every entry).
+func (a *ACL) addEntry(c *Config, ix *contentIndex, f Family, name string, e *Entry) error {
+	if e.Seq == 0 {
+		if ix.same(e) != nil {
+			return nil
+		}
+	} else if i, ok := a.seqIndex(e.Seq); ok && SameContent(a.Entries[i], e) {
+		return nil
 	}
 	seq := e.Seq
 	if seq == 0 {
@@ -220,14 +242,13 @@ func (c *Config) AddEntry(f Family, name string, e *Entry) error {
 		return errorf("seq %d already exists in access-list %q", seq, name)
 	}
 	if tmp.Action != Remark {
-		for _, o := range a.Entries {
-			if SameContent(o, &tmp) {
-				return errorf("entry already exists as seq %d", o.Seq)
-			}
+		if o := ix.same(&tmp); o != nil {
+			return errorf("entry already exists as seq %d", o.Seq) // and seq is another one
 		}
 	}
 	e.Seq = seq
 	a.Entries = slices.Insert(a.Entries, i, e)
+	ix.add(e)
 	return nil
 }
 

@@ -82,6 +82,33 @@ func TestAutoSeq(t *testing.T) {
 	}
 }
 
+// TestAddEntryIdentical: an entry identical to one in the list, with its
+// seq or without one, and a remark with the same text, change nothing and
+// are no error (IOS; automation re-sends lines).
+func TestAddEntryIdentical(t *testing.T) {
+	c := newACL(t, acl.IPv4, "a")
+	if err := c.AddEntry(acl.IPv4, "a", permitPort(22)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddEntry(acl.IPv4, "a", &acl.Entry{Action: acl.Remark, Remark: "ssh"}); err != nil {
+		t.Fatal(err)
+	}
+	before := acl.Format(c)
+	same := permitPort(22)
+	same.Seq = 10
+	remark := &acl.Entry{Action: acl.Remark, Remark: "ssh"}
+	for _, e := range []*acl.Entry{permitPort(22), same, remark, {Action: acl.Remark, Remark: "ssh", Seq: 20}} {
+		if err := c.AddEntry(acl.IPv4, "a", e); err != nil {
+			t.Errorf("identical %+v: %v", e, err)
+		}
+	}
+	if got := acl.Format(c); got != before {
+		t.Errorf("identical entries changed the list:\n%s", got)
+	}
+	other := &acl.Entry{Action: acl.Remark, Remark: "other", Seq: 20}
+	wantMsg(t, c.AddEntry(acl.IPv4, "a", other), `seq 20 already exists in access-list "a"`)
+}
+
 func TestAddEntryRefusals(t *testing.T) {
 	c := newACL(t, acl.IPv4, "a")
 	if err := c.AddEntry(acl.IPv4, "a", permitPort(22)); err != nil {
@@ -95,8 +122,9 @@ func TestAddEntryRefusals(t *testing.T) {
 		t.Errorf("failed AddEntry changed e.Seq to %d", e.Seq)
 	}
 	dup := permitPort(22)
+	dup.Seq = 20
 	wantMsg(t, c.AddEntry(acl.IPv4, "a", dup), "entry already exists as seq 10")
-	if dup.Seq != 0 {
+	if dup.Seq != 20 {
 		t.Errorf("failed AddEntry set e.Seq to %d", dup.Seq)
 	}
 	wantMsg(t, c.AddEntry(acl.IPv4, "nope", permitPort(1)), `access-list "nope" does not exist`)
@@ -104,10 +132,11 @@ func TestAddEntryRefusals(t *testing.T) {
 	if acl.Format(c) != before {
 		t.Errorf("failed AddEntry changed the config")
 	}
-	// Identical remarks are allowed (separators); entries differing only in
-	// an option are different entries.
-	for i := 0; i < 2; i++ {
-		if err := c.AddEntry(acl.IPv4, "a", &acl.Entry{Action: acl.Remark, Remark: "---"}); err != nil {
+	// Identical remarks are allowed under their own seq (separators); a
+	// repeated one without seq is the same remark. Entries differing only
+	// in an option are different entries.
+	for _, seq := range []int{0, 0, 30} {
+		if err := c.AddEntry(acl.IPv4, "a", &acl.Entry{Action: acl.Remark, Remark: "---", Seq: seq}); err != nil {
 			t.Fatal(err)
 		}
 	}

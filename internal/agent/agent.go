@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -30,11 +31,15 @@ type SessionTracker interface {
 	// entries (seq 0: all entries).
 	Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]conntrack.KeyCount, error)
 	// ClearSessions resets sessions counted under an ACL (entry seq unless
-	// 0, source src when valid).
-	ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, src netip.Addr) error
+	// 0, from the sources srcs unless none), from one conntrack dump.
+	ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, srcs ...netip.Addr) error
 	// Renewals returns the limit sets to start afresh because sessions
-	// they did not count came to fall under them (picked up mid-stream).
+	// they did not count came to fall under them (picked up mid-stream) or
+	// because their objects in the kernel drifted.
 	Renewals() []string
+	// Verify checks the limit sets' kernel counts against conntrack (after
+	// someone else committed); what drifted comes back from Renewals.
+	Verify() error
 }
 
 // Options configure an Agent. Kernel and Compile are required.
@@ -96,9 +101,12 @@ type Agent struct {
 	revertGen uint64                         // identifies the pending timer
 	flushed   map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
 	started   time.Time
-	repairs   uint64        // drift repairs done
-	failures  uint64        // failed applies (drift repair or reload)
-	startup   startupStatus // why the startup-config was not loaded (boot.go)
+	repairs   uint64 // drift repairs done
+	// foreignSeen is the Kernel's ForeignCommits when the session side last
+	// verified the counts (verifyCounts).
+	foreignSeen atomic.Uint64
+	failures    uint64        // failed applies (drift repair or reload)
+	startup     startupStatus // why the startup-config was not loaded (boot.go)
 }
 
 // New returns an agent with an empty running config. Call Start to load the

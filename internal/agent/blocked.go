@@ -73,16 +73,26 @@ func (a *Agent) flushSetLocked(b nft.Kernel, l *acl.ACL, set string) {
 		return
 	}
 	seen, now := a.flushed[set], map[netip.Addr]bool{}
+	var fresh []netip.Addr
 	for _, src := range addrs {
 		now[src] = true
-		if seen[src] {
-			continue
+		if !seen[src] {
+			fresh = append(fresh, src)
 		}
-		if err := a.opts.Sessions.ClearSessions(a.running, l.Family, l.Name, 0, src); err != nil {
-			a.log.Warn("block-for flush failed", "acl", l.Name, "source", src, "err", err)
-			continue
+	}
+	if len(fresh) == 0 {
+		a.flushed[set] = now
+		return
+	}
+	// One conntrack dump for every source newly blocked: 500 sources cost
+	// what one does, so a burst of lockouts never holds the agent.
+	if err := a.opts.Sessions.ClearSessions(a.running, l.Family, l.Name, 0, fresh...); err != nil {
+		a.log.Warn("block-for flush failed; will retry", "acl", l.Name, "sources", len(fresh), "err", err)
+		for _, src := range fresh {
+			delete(now, src)
 		}
-		a.log.Info("block-for flush: sessions reset", "acl", l.Name, "source", src)
+	} else {
+		a.log.Info("block-for flush: sessions reset", "acl", l.Name, "sources", fresh)
 	}
 	a.flushed[set] = now
 }

@@ -69,6 +69,11 @@ func (a *Agent) Counts() ([]EntryCount, error) {
 // less what they were at the last `clear access-list counters`; and, when
 // sessions are available, how many keys are at the entry's limit now.
 func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error) {
+	cfg, err := a.runningWith(f, name)
+	if err != nil {
+		return nil, err
+	}
+	atLimit := a.atLimit(cfg, f, name) // conntrack work, outside the lock
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l := a.running.ACL(f, name)
@@ -79,7 +84,6 @@ func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error)
 	if err != nil {
 		return nil, errorf("%% Error: cannot read counters: %v", err)
 	}
-	atLimit := a.atLimitLocked(f, name)
 	dirs := directions(a.running, f, name)
 	var out []cli.EntryCounters
 	for _, e := range l.Entries {
@@ -110,14 +114,15 @@ func (a *Agent) sinceClear(name string, raw map[string]nft.CounterValue) uint64 
 	return v
 }
 
-// atLimitLocked counts, per seq, the keys at their limit; empty without a
-// session tracker or when sessions cannot be read (show still works).
-func (a *Agent) atLimitLocked(f acl.Family, name string) map[int]int {
+// atLimit counts, per seq, the keys of cfg's ACL at their limit; empty
+// without a session tracker or when sessions cannot be read (show still
+// works).
+func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string) map[int]int {
 	n := map[int]int{}
 	if a.opts.Sessions == nil {
 		return n
 	}
-	keys, err := a.opts.Sessions.Sessions(a.running, f, name, 0)
+	keys, err := a.opts.Sessions.Sessions(cfg, f, name, 0)
 	if err != nil {
 		a.log.Warn("cannot read sessions", "acl", name, "err", err)
 		return n
@@ -185,17 +190,6 @@ func (a *Agent) pruneBaselinesLocked() {
 	}
 }
 
-// parseFamily reads the wire form of a family: "ip" (or "") and "ipv6".
-func parseFamily(s string) (acl.Family, error) {
-	switch s {
-	case "", "ip":
-		return acl.IPv4, nil
-	case "ipv6":
-		return acl.IPv6, nil
-	}
-	return 0, errorf("%% Error: unknown address family %q", s)
-}
-
 // EntrySessions sums the open sessions of one limited entry.
 type EntrySessions struct {
 	Family   acl.Family
@@ -209,17 +203,18 @@ type EntrySessions struct {
 // ACL; nil without a session tracker. Lists whose sessions cannot be read
 // are logged and left out.
 func (a *Agent) SessionStats() []EntrySessions {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.opts.Sessions == nil {
 		return nil
 	}
+	a.mu.Lock()
+	cfg := a.running // a value: changes replace it; the conntrack work runs outside the lock
+	a.mu.Unlock()
 	var out []EntrySessions
-	for _, l := range a.running.ACLs {
-		if dirs := directions(a.running, l.Family, l.Name); !dirs[0] && !dirs[1] {
+	for _, l := range cfg.ACLs {
+		if dirs := directions(cfg, l.Family, l.Name); !dirs[0] && !dirs[1] {
 			continue
 		}
-		keys, err := a.opts.Sessions.Sessions(a.running, l.Family, l.Name, 0)
+		keys, err := a.opts.Sessions.Sessions(cfg, l.Family, l.Name, 0)
 		if err != nil {
 			a.log.Warn("cannot read sessions", "acl", l.Name, "err", err)
 			continue

@@ -11,7 +11,9 @@
 //     Prepare and Installed around it), and only then commit.
 //   - reconcile.go: drift repair, recompiling when the host changed.
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
-//     SO_PEERGROUPS) decide who may change the configuration.
+//     SO_PEERGROUPS) decide who may change the configuration, for the
+//     operations internal/cli declares as changes (cli.Op.Mutates).
+//     serverOps maps every declared operation to the agent's method.
 //   - listen.go: what one local user can make the agent hold: connections,
 //     rate, request size and running requests bounded per peer who may only
 //     look; the accept loop that backs off instead of exiting.
@@ -27,6 +29,7 @@
 //   - revert.go: `configure terminal revert timer`, kept across restarts.
 //   - persist.go: atomic file replacement.
 //   - wire (a subpackage, free of kernel code): the versioned protocol, one
-//     JSON request and one JSON response per connection, and the shell's
-//     side, a cli.Backend that talks to the socket.
+//     JSON request (operation name, argument) and one JSON response
+//     (error or result) per connection, and the shell's side, a
+//     cli.Backend that carries any operation to the socket.
 package agent

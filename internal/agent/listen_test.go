@@ -87,7 +87,7 @@ func TestGuardRatePerGuest(t *testing.T) {
 // writeRequest writes a syntactically valid request of about size bytes to w
 // without holding it in memory, then waits for the reader.
 func writeRequest(w io.Writer, size int) {
-	io.WriteString(w, `{"version":1,"op":"running","name":"`)
+	io.WriteString(w, `{"version":2,"op":"running","args":"`)
 	chunk := strings.Repeat("a", 32<<10)
 	for n := 0; n < size; n += len(chunk) {
 		if _, err := io.WriteString(w, chunk[:min(len(chunk), size-n)]); err != nil {
@@ -120,7 +120,7 @@ func TestReadRequestSizeBounds(t *testing.T) {
 				writeRequest(client, tc.size)
 			}()
 			req, err := g.readRequest(server, tc.admin, time.Now().Add(10*time.Second))
-			if tc.ok && (err != nil || len(req.Name) < tc.size) {
+			if tc.ok && (err != nil || len(req.Args) < tc.size) {
 				t.Errorf("request refused: %v", err)
 			}
 			if !tc.ok && !errors.Is(err, errTooLarge) {

@@ -32,6 +32,7 @@ func (a *Agent) startBaselines(adopt bool) {
 // re-installs it when someone else changed or deleted our table. It reports
 // whether a repair was made.
 func (a *Agent) RepairDrift() (bool, error) {
+	a.verifyCounts()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ruleset == nil {
@@ -39,7 +40,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	}
 	ok, err := a.opts.Kernel.InSync(a.ruleset)
 	if err == nil && ok {
-		return a.adoptLocked()
+		return a.renewDriftedLocked()
 	}
 	if err != nil {
 		a.log.Warn("cannot compare the kernel table, re-installing", "err", err)
@@ -64,9 +65,28 @@ func (a *Agent) RepairDrift() (bool, error) {
 	return true, nil
 }
 
-// adoptLocked renews the limit sets that sessions picked up mid-stream
-// fall under, so that they count (SessionTracker.Renewals).
-func (a *Agent) adoptLocked() (bool, error) {
+// verifyCounts has the session side check the limit sets' counts against
+// conntrack after someone else committed (a flushed set keeps the rules
+// intact); it runs outside the agent's lock (one conntrack dump).
+func (a *Agent) verifyCounts() {
+	if a.opts.Sessions == nil {
+		return
+	}
+	n := a.opts.Kernel.ForeignCommits()
+	if a.foreignSeen.Swap(n) == n {
+		return
+	}
+	if err := a.opts.Sessions.Verify(); err != nil {
+		a.log.Warn("cannot check the limit sets against conntrack", "err", err)
+		a.foreignSeen.Store(0) // try again next time
+	}
+}
+
+// renewDriftedLocked renews the limit sets whose sessions the kernel does
+// not count as it should (SessionTracker.Renewals: sessions picked up
+// mid-stream, gates or reservations or counts changed by someone else), so
+// that they are counted again.
+func (a *Agent) renewDriftedLocked() (bool, error) {
 	if a.opts.Sessions == nil {
 		return false, nil
 	}
@@ -74,8 +94,8 @@ func (a *Agent) adoptLocked() (bool, error) {
 	if len(renew) == 0 {
 		return false, nil
 	}
-	a.log.Info("sessions open before conntrack tracked them: counting them", "limits", renew)
-	if err := a.applyLocked(a.running, a.ruleset, "adopt sessions", renew); err != nil {
+	a.log.Info("limits counted again", "limits", renew)
+	if err := a.applyLocked(a.running, a.ruleset, "limits drifted", renew); err != nil {
 		a.failures++
 		return false, err
 	}
@@ -149,8 +169,24 @@ func (a *Agent) untilOffsetChange(now time.Time) time.Duration {
 func (a *Agent) Run(ctx context.Context) {
 	offset := time.NewTimer(a.untilOffsetChange(time.Now()))
 	defer offset.Stop()
-	drift := time.NewTicker(DriftInterval)
-	defer drift.Stop()
+	// Drift repair runs on its own: the load and flush work of the other
+	// loop never delays it (it only ever waits for the agent's lock, which
+	// conntrack reads do not hold).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		drift := time.NewTicker(DriftInterval)
+		defer drift.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-drift.C:
+				a.RepairDrift()
+			}
+		}
+	}()
+	defer func() { <-done }()
 	load := time.NewTicker(LoadInterval)
 	defer load.Stop()
 	recompile := time.NewTicker(RecompileInterval)
@@ -159,8 +195,6 @@ func (a *Agent) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-drift.C:
-			a.RepairDrift()
 		case <-load.C:
 			a.ArmLoad()
 			a.FlushBlocked()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,75 +151,57 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		return &wire.Response{Error: fmt.Sprintf("%% Error: protocol version %d not supported (aclagent speaks %d); use matching slxsh and aclagent", req.Version, wire.ProtocolVersion)}
 	}
 	log := s.log.With("op", req.Op, "uid", peer.UID, "pid", peer.PID)
-	if wire.Mutates(req.Op) && !s.auth.MayChange(peer) {
+	mutates := cli.OpMutates(req.Op)
+	if mutates && !s.auth.MayChange(peer) {
 		log.Warn("permission denied")
 		return &wire.Response{Error: "% Error: permission denied"}
 	}
-	resp, err := s.run(req)
+	result, err := serverOps.Run(s.agent, req.Op, req.Args)
+	if errors.Is(err, cli.ErrUnknownOp) {
+		return &wire.Response{Error: fmt.Sprintf("%% Error: bad request: unknown operation %q", req.Op)}
+	}
 	if err != nil {
 		log.Info("request failed", "err", err)
 		return errorResponse(err)
 	}
-	if wire.Mutates(req.Op) && req.Op != wire.OpMayConfigure { // the audit log: changes only
-		if req.Txn != nil {
-			log = log.With("lines", auditLines(req.Txn))
+	if mutates && req.Op != cli.OpMayConfigure.Name { // the audit log: changes only
+		var t cli.Txn
+		if req.Op == cli.OpConfigure.Name && json.Unmarshal(req.Args, &t) == nil {
+			log = log.With("lines", auditLines(&t))
 		}
 		log.Info("request done")
 	}
-	return resp
+	return &wire.Response{Result: result}
 }
 
-// run performs one request for an authorised peer.
-func (s *Server) run(req *wire.Request) (*wire.Response, error) {
-	a := s.agent
-	f, err := parseFamily(req.Family)
-	if err != nil {
-		return nil, err
-	}
-	var src netip.Addr
-	if req.Source != "" {
-		if src, err = netip.ParseAddr(req.Source); err != nil {
-			return nil, errorf("%% Error: bad source address %q", req.Source)
-		}
-	}
-	switch req.Op {
-	case wire.OpRunning:
-		return &wire.Response{Text: a.RunningText()}, nil
-	case wire.OpStartup:
-		text, err := a.StartupText()
-		return &wire.Response{Text: text}, err
-	case wire.OpConfigure:
-		if req.Txn == nil {
-			return nil, userErr("% Error: bad request: no transaction")
-		}
-		warns, err := a.Configure(*req.Txn)
-		return &wire.Response{Warnings: warns}, err
-	case wire.OpSave:
-		return &wire.Response{}, a.Save()
-	case wire.OpRevert:
-		return &wire.Response{}, a.Revert(req.Minutes)
-	case wire.OpConfirm:
-		return &wire.Response{}, a.Confirm()
-	case wire.OpCounters:
-		c, err := a.Counters(f, req.Name)
-		return &wire.Response{Counters: c}, err
-	case wire.OpSessions:
-		k, err := a.Sessions(f, req.Name, req.Seq)
-		return &wire.Response{Sessions: k}, err
-	case wire.OpClearCounters:
-		return &wire.Response{}, a.ClearCounters(f, req.Name)
-	case wire.OpClearSessions:
-		return &wire.Response{}, a.ClearSessions(f, req.Name, req.Seq, src)
-	case wire.OpClearBlocked:
-		return &wire.Response{}, a.ClearBlocked(f, req.Name, src)
-	case wire.OpNftables:
-		return &wire.Response{Text: a.NftablesText()}, nil
-	case wire.OpVersion:
-		return &wire.Response{Text: a.VersionText()}, nil
-	case wire.OpMayConfigure: // authorised by dispatch: the answer is yes
-		return &wire.Response{}, nil
-	}
-	return nil, errorf("%% Error: bad request: unknown operation %q", req.Op)
+// serverOps implements every operation of internal/cli's op list on the
+// agent (TestEveryOpServed checks that none is missing).
+var serverOps = cli.Handlers[*Agent]{}
+
+func init() {
+	none := cli.NoArgs{}
+	h := serverOps
+	cli.Handle(h, cli.OpRunning, func(a *Agent, _ cli.NoArgs) (string, error) { return a.RunningText(), nil })
+	cli.Handle(h, cli.OpHostname, func(a *Agent, _ cli.NoArgs) (string, error) { return a.Hostname(), nil })
+	cli.Handle(h, cli.OpStartup, func(a *Agent, _ cli.NoArgs) (string, error) { return a.StartupText() })
+	cli.Handle(h, cli.OpConfigure, func(a *Agent, t cli.Txn) ([]string, error) { return a.Configure(t) })
+	cli.Handle(h, cli.OpSave, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Save() })
+	cli.Handle(h, cli.OpRevert, func(a *Agent, minutes int) (cli.NoArgs, error) { return none, a.Revert(minutes) })
+	cli.Handle(h, cli.OpConfirm, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Confirm() })
+	cli.Handle(h, cli.OpCounters, func(a *Agent, r cli.ACLRef) ([]cli.EntryCounters, error) { return a.Counters(r.Family, r.Name) })
+	cli.Handle(h, cli.OpSessions, func(a *Agent, r cli.ACLRef) ([]cli.SessionKey, error) { return a.Sessions(r.Family, r.Name, r.Seq) })
+	cli.Handle(h, cli.OpClearCounters, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) { return none, a.ClearCounters(r.Family, r.Name) })
+	cli.Handle(h, cli.OpClearSessions, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) {
+		return none, a.ClearSessions(r.Family, r.Name, r.Seq, r.Source)
+	})
+	cli.Handle(h, cli.OpClearBlocked, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) {
+		return none, a.ClearBlocked(r.Family, r.Name, r.Source)
+	})
+	cli.Handle(h, cli.OpNftables, func(a *Agent, _ cli.NoArgs) (string, error) { return a.NftablesText(), nil })
+	cli.Handle(h, cli.OpVersion, func(a *Agent, _ cli.NoArgs) (string, error) { return a.VersionText(), nil })
+	cli.Handle(h, cli.OpInterfaces, func(a *Agent, _ cli.NoArgs) ([]cli.InterfaceName, error) { return a.InterfaceNames(), nil })
+	// Authorised by dispatch (it is declared as a change): the answer is yes.
+	cli.Handle(h, cli.OpMayConfigure, func(*Agent, cli.NoArgs) (cli.NoArgs, error) { return none, nil })
 }
 
 // errorResponse carries an error over the socket: a line error as data

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,27 +56,27 @@ func TestClientServerRoundTrip(t *testing.T) {
 	if acl.Format(run) != ta.RunningText() {
 		t.Errorf("client's running-config differs:\n%s", acl.Format(run))
 	}
-	if text, _ := c.Nftables(); !strings.Contains(text, "table inet slxsh") {
+	if text, _ := cli.Call(c, cli.OpNftables, cli.NoArgs{}); !strings.Contains(text, "table inet slxsh") {
 		t.Errorf("show nftables:\n%s", text)
 	}
-	if text, _ := c.Version(); !strings.Contains(text, "Kernel: Linux") {
+	if text, _ := cli.Call(c, cli.OpVersion, cli.NoArgs{}); !strings.Contains(text, "Kernel: Linux") {
 		t.Errorf("show version:\n%s", text)
 	}
-	if err := c.Save(); err != nil {
+	if _, err := cli.Call(c, cli.OpSave, cli.NoArgs{}); err != nil {
 		t.Fatal(err)
 	}
-	if text, _ := c.Startup(); text != string(frameConfig(ta.RunningText())) {
+	if text, _ := cli.Call(c, cli.OpStartup, cli.NoArgs{}); text != string(frameConfig(ta.RunningText())) {
 		t.Errorf("startup-config after save:\n%s", text)
 	}
-	counters, err := c.Counters(acl.IPv4, "check")
+	counters, err := cli.Call(c, cli.OpCounters, cli.ACLRef{Family: acl.IPv4, Name: "check"})
 	if err != nil || len(counters) != 2 || counters[0].Seq != 10 {
 		t.Errorf("Counters = %v, %v", counters, err)
 	}
-	if err := c.ClearCounters(acl.IPv4, ""); err != nil {
+	if _, err := cli.Call(c, cli.OpClearCounters, cli.ACLRef{Family: acl.IPv4}); err != nil {
 		t.Error(err)
 	}
 	// Session tracking is not wired in this agent: a clear error.
-	if _, err := c.Sessions(acl.IPv4, "check", 0); err == nil || !strings.HasPrefix(err.Error(), "% Error:") {
+	if _, err := cli.Call(c, cli.OpSessions, cli.ACLRef{Family: acl.IPv4, Name: "check"}); err == nil || !strings.HasPrefix(err.Error(), "% Error:") {
 		t.Errorf("Sessions without a tracker: %v", err)
 	}
 }
@@ -118,11 +119,12 @@ func TestPermissionDenied(t *testing.T) {
 	before := ta.RunningText()
 	srv := NewServer(ta.Agent, &Authorizer{gid: 4242, hasGroup: true})
 	user := Peer{UID: 1000, GID: 1000, Groups: []uint32{100}}
+	check := cli.ACLRef{Family: acl.IPv4, Name: "check"}
 	for _, req := range []*wire.Request{
-		{Op: wire.OpConfigure, Txn: &cli.Txn{Lines: []string{"no ip access-list extended check"}}},
-		{Op: wire.OpSave}, {Op: wire.OpClearCounters}, {Op: wire.OpRevert, Minutes: 1}, {Op: wire.OpConfirm},
-		{Op: wire.OpClearSessions, Name: "check"}, {Op: wire.OpClearBlocked, Name: "check"}, {Op: "bogus"},
-		{Op: wire.OpMayConfigure},
+		request(t, cli.OpConfigure, cli.Txn{Lines: []string{"no ip access-list extended check"}}),
+		request(t, cli.OpSave, cli.NoArgs{}), request(t, cli.OpClearCounters, cli.ACLRef{}), request(t, cli.OpRevert, 1),
+		request(t, cli.OpConfirm, cli.NoArgs{}), request(t, cli.OpClearSessions, check), request(t, cli.OpClearBlocked, check),
+		{Op: "bogus"}, request(t, cli.OpMayConfigure, cli.NoArgs{}),
 	} {
 		req.Version = wire.ProtocolVersion
 		if resp := srv.dispatch(user, req); resp.Error != "% Error: permission denied" {
@@ -133,17 +135,17 @@ func TestPermissionDenied(t *testing.T) {
 		t.Error("a non-admin changed the config")
 	}
 	// Looking is allowed.
-	resp := srv.dispatch(user, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpRunning})
-	if resp.Error != "" || resp.Text != before {
+	resp := srv.dispatch(user, request(t, cli.OpRunning, cli.NoArgs{}))
+	if resp.Error != "" || string(resp.Result) != mustJSON(t, before) {
 		t.Errorf("show running-config by a non-admin: %+v", resp)
 	}
 	// A member of the admin group may change.
 	admin := Peer{UID: 1000, GID: 1000, Groups: []uint32{4242}}
-	resp = srv.dispatch(admin, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpConfigure, Txn: &cli.Txn{Lines: []string{"hostname h2"}}})
+	resp = srv.dispatch(admin, request(t, cli.OpConfigure, cli.Txn{Lines: []string{"hostname h2"}}))
 	if resp.Error != "" || !strings.Contains(ta.RunningText(), "hostname h2") {
 		t.Errorf("admin group member: %+v", resp)
 	}
-	if resp := srv.dispatch(admin, &wire.Request{Version: wire.ProtocolVersion, Op: wire.OpMayConfigure}); resp.Error != "" {
+	if resp := srv.dispatch(admin, request(t, cli.OpMayConfigure, cli.NoArgs{})); resp.Error != "" {
 		t.Errorf("may-configure by an admin group member: %+v", resp)
 	}
 }
@@ -156,7 +158,7 @@ func TestProtocolVersionMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	json.NewEncoder(conn).Encode(&wire.Request{Version: 99, Op: wire.OpRunning})
+	json.NewEncoder(conn).Encode(&wire.Request{Version: 99, Op: cli.OpRunning.Name})
 	var resp wire.Response
 	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
 		t.Fatal(err)
@@ -220,10 +222,11 @@ func TestBadRequests(t *testing.T) {
 	c := serveTest(t, ta)
 	for _, raw := range []string{
 		"not json\n",
-		`{"version":1,"op":"configure"}` + "\n",
-		`{"version":1,"op":"counters","family":"ipx","name":"check"}` + "\n",
-		`{"version":1,"op":"clear-sessions","name":"check","source":"not-an-ip"}` + "\n",
-		`{"version":1,"op":"launch-missiles"}` + "\n",
+		`{"version":1,"op":"running","args":{}}` + "\n",
+		`{"version":2,"op":"configure"}` + "\n",
+		`{"version":2,"op":"counters","args":{"family":"ipx","name":"check"}}` + "\n",
+		`{"version":2,"op":"clear-sessions","args":{"family":"ip","name":"check","source":"not-an-ip"}}` + "\n",
+		`{"version":2,"op":"launch-missiles","args":{}}` + "\n",
 	} {
 		conn, err := net.Dial("unix", c.Socket)
 		if err != nil {
@@ -237,7 +240,7 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%q: response %+v, %v", raw, resp, err)
 		}
 	}
-	if _, err := c.Version(); err != nil {
+	if _, err := cli.Call(c, cli.OpVersion, cli.NoArgs{}); err != nil {
 		t.Errorf("agent does not answer after bad requests: %v", err)
 	}
 }
@@ -260,5 +263,69 @@ func TestRequestWaitsForTheLock(t *testing.T) {
 	}
 	if ta.Running().ACL(acl.IPv4, "check") == nil {
 		t.Error("change not applied")
+	}
+}
+
+// request builds the wire request for op with argument a.
+func request[A, R any](t *testing.T, op cli.Op[A, R], a A) *wire.Request {
+	t.Helper()
+	return &wire.Request{Version: wire.ProtocolVersion, Op: op.Name, Args: json.RawMessage(mustJSON(t, a))}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// TestEveryOpServed: the agent implements every operation the shell can
+// call, and dispatch answers none of them with "unknown operation".
+func TestEveryOpServed(t *testing.T) {
+	for _, name := range cli.OpNames() {
+		if _, ok := serverOps[name]; !ok {
+			t.Errorf("operation %q is declared in internal/cli but aclagent does not serve it", name)
+		}
+	}
+	if len(serverOps) != len(cli.OpNames()) {
+		t.Errorf("aclagent serves %d operations, internal/cli declares %d", len(serverOps), len(cli.OpNames()))
+	}
+}
+
+// TestShowOpsNeedNoAdmin: a user who may not change the configuration may
+// call every operation that is not declared as a change.
+func TestShowOpsNeedNoAdmin(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL)
+	srv := NewServer(ta.Agent, &Authorizer{gid: 4242, hasGroup: true})
+	user := Peer{UID: 1000, GID: 1000}
+	for _, req := range []*wire.Request{
+		request(t, cli.OpRunning, cli.NoArgs{}), request(t, cli.OpStartup, cli.NoArgs{}),
+		request(t, cli.OpCounters, cli.ACLRef{Family: acl.IPv4, Name: "check"}), request(t, cli.OpNftables, cli.NoArgs{}),
+		request(t, cli.OpVersion, cli.NoArgs{}), request(t, cli.OpInterfaces, cli.NoArgs{}),
+	} {
+		if resp := srv.dispatch(user, req); resp.Error != "" {
+			t.Errorf("%s by a non-admin: %s", req.Op, resp.Error)
+		}
+	}
+}
+
+// TestInterfaceNames: the agent tells the shell what management 0 and the
+// configured interfaces mean in Linux (show access-list interface eth0,
+// show interface).
+func TestInterfaceNames(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, cli.Txn{Lines: []string{"interface management 0", "interface slxtest9"}})
+	c := serveTest(t, ta)
+	names, err := cli.Call(c, cli.OpInterfaces, cli.NoArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// management 0 is listed once, configured or not.
+	want := []cli.InterfaceName{{Kind: acl.IfManagement, Name: "0", Linux: "lo"}, {Kind: acl.IfLinux, Name: "slxtest9", Linux: "slxtest9"}}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("interfaces = %+v, want %+v", names, want)
 	}
 }

@@ -19,6 +19,13 @@ func (a *Agent) RunningText() string {
 	return acl.Format(a.running)
 }
 
+// Hostname returns the configured hostname ("" when none is set).
+func (a *Agent) Hostname() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.running.Hostname
+}
+
 // NftablesText returns the installed ruleset as nft text (`show nftables`).
 func (a *Agent) NftablesText() string {
 	a.mu.Lock()
@@ -46,18 +53,56 @@ func (a *Agent) VersionText() string {
 		v, os.Getpid(), a.started.Format(time.RFC3339), kernel)
 }
 
-// Sessions implements `show access-list sessions`.
-func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+// InterfaceNames maps management 0 and the configured interfaces to the
+// Linux interfaces they mean (show interface, show access-list interface).
+func (a *Agent) InterfaceNames() []cli.InterfaceName {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.checkACLLocked(f, name); err != nil {
+	out := []cli.InterfaceName{}
+	add := func(kind acl.IfKind, name string) {
+		for _, n := range out {
+			if n.Kind == kind && n.Name == name {
+				return
+			}
+		}
+		if a.opts.Resolve == nil {
+			return
+		}
+		if linux := a.opts.Resolve(kind, name); linux != "" {
+			out = append(out, cli.InterfaceName{Kind: kind, Name: name, Linux: linux})
+		}
+	}
+	add(acl.IfManagement, "0")
+	for _, i := range a.running.Interfaces {
+		add(i.Kind, i.Name)
+	}
+	return out
+}
+
+// Sessions implements `show access-list sessions`. The conntrack work runs
+// outside the agent's lock (on the running config of the moment), so that
+// shows never hold up a change or a drift repair.
+func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+	cfg, err := a.runningWith(f, name)
+	if err != nil {
 		return nil, err
 	}
 	if a.opts.Sessions == nil {
 		return nil, errNoSessions
 	}
-	keys, err := a.opts.Sessions.Sessions(a.running, f, name, seq)
+	keys, err := a.opts.Sessions.Sessions(cfg, f, name, seq)
 	return sessionKeys(keys), err
+}
+
+// runningWith returns the running config (a value: changes replace it)
+// after checking that it has the ACL.
+func (a *Agent) runningWith(f acl.Family, name string) (*acl.Config, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.checkACLLocked(f, name); err != nil {
+		return nil, err
+	}
+	return a.running, nil
 }
 
 // sessionKeys are the session side's counts in the shell's form.
@@ -71,15 +116,18 @@ func sessionKeys(keys []conntrack.KeyCount) []cli.SessionKey {
 
 // ClearSessions implements `clear access-list sessions`.
 func (a *Agent) ClearSessions(f acl.Family, name string, seq int, src netip.Addr) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.checkACLLocked(f, name); err != nil {
+	cfg, err := a.runningWith(f, name)
+	if err != nil {
 		return err
 	}
 	if a.opts.Sessions == nil {
 		return errNoSessions
 	}
-	return a.opts.Sessions.ClearSessions(a.running, f, name, seq, src)
+	var srcs []netip.Addr
+	if src.IsValid() {
+		srcs = []netip.Addr{src}
+	}
+	return a.opts.Sessions.ClearSessions(cfg, f, name, seq, srcs...)
 }
 
 var errNoSessions = userErr("% Error: session tracking is not available in this agent")

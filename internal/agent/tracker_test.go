@@ -45,7 +45,9 @@ func (f *fakeTracker) Sessions(cfg *acl.Config, fam acl.Family, name string, seq
 
 func (f *fakeTracker) Renewals() []string { return nil }
 
-func (f *fakeTracker) ClearSessions(*acl.Config, acl.Family, string, int, netip.Addr) error {
+func (f *fakeTracker) Verify() error { return nil }
+
+func (f *fakeTracker) ClearSessions(_ *acl.Config, _ acl.Family, _ string, _ int, srcs ...netip.Addr) error {
 	f.calls = append(f.calls, "clear-sessions")
 	return nil
 }

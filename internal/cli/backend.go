@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -26,42 +26,11 @@ type Backend interface {
 	// current running config, then install the result. On error nothing
 	// changes.
 	Configure(t Txn) error
-	// Startup returns the text of the startup-config.
-	Startup() (string, error)
-	// Save persists the running config as the startup-config.
-	Save() error
-	// Revert arms a revert timer: unless Confirm is called within minutes,
-	// the running config returns to what it is now.
-	Revert(minutes int) error
-	// Confirm cancels a pending revert timer.
-	Confirm() error
-	// Counters returns the per-entry counters of an ACL, in seq order.
-	Counters(f acl.Family, name string) ([]EntryCounters, error)
-	// Sessions returns the current sessions per key of an ACL's limited
-	// entries (seq 0: all entries).
-	Sessions(f acl.Family, name string, seq int) ([]SessionKey, error)
-	// ClearCounters zeroes the counters of an ACL ("" : all ACLs).
-	ClearCounters(f acl.Family, name string) error
-	// ClearSessions resets the sessions counted under an ACL, optionally
-	// only those of one entry (seq != 0) and one source (valid source).
-	ClearSessions(f acl.Family, name string, seq int, source netip.Addr) error
-	// ClearBlocked lifts block-for lockouts of an ACL (all sources unless
-	// source is valid).
-	ClearBlocked(f acl.Family, name string, source netip.Addr) error
-	// Nftables returns the compiled ruleset as nft text.
-	Nftables() (string, error)
-	// Version describes the backend: agent version, kernel, ... (lines).
-	Version() (string, error)
-}
-
-// Permission is implemented by backends that can tell whether this user
-// may change the configuration before any change is sent: `configure
-// terminal` then answers "% Error: permission denied" at once instead of
-// entering a mode where every line would be refused.
-type Permission interface {
-	// MayConfigure returns nil when the user may change the
-	// configuration, else the error to show.
-	MayConfigure() error
+	// Do performs every other operation (ops.go): the one called name,
+	// with its argument encoded as JSON; it returns the result encoded.
+	// Callers use Call. An operation the backend does not implement
+	// fails with ErrNoAgent.
+	Do(name string, args json.RawMessage) (json.RawMessage, error)
 }
 
 // EntryCounters are the counters of one ACL entry.
@@ -128,24 +97,55 @@ func (b *memoryBackend) Configure(t Txn) error {
 	return nil
 }
 
-func (b *memoryBackend) Startup() (string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.startup, nil
+// Do implements Backend from memoryOps.
+func (b *memoryBackend) Do(name string, args json.RawMessage) (json.RawMessage, error) {
+	out, err := memoryOps.Run(b, name, args)
+	if errors.Is(err, ErrUnknownOp) {
+		return nil, ErrNoAgent
+	}
+	return out, err
 }
 
-func (b *memoryBackend) Save() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.startup = acl.Format(b.running)
-	return nil
+// memoryOps are the operations the memory backend implements; the others
+// (counters, sessions, nftables, ...) need aclagent.
+var memoryOps = Handlers[*memoryBackend]{}
+
+func init() {
+	Handle(memoryOps, OpRunning, func(b *memoryBackend, _ NoArgs) (string, error) {
+		c, err := b.Running()
+		return acl.Format(c), err
+	})
+	Handle(memoryOps, OpHostname, func(b *memoryBackend, _ NoArgs) (string, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.running.Hostname, nil
+	})
+	Handle(memoryOps, OpConfigure, func(b *memoryBackend, t Txn) ([]string, error) { return nil, b.Configure(t) })
+	Handle(memoryOps, OpStartup, func(b *memoryBackend, _ NoArgs) (string, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.startup, nil
+	})
+	Handle(memoryOps, OpSave, func(b *memoryBackend, _ NoArgs) (NoArgs, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.startup = acl.Format(b.running)
+		return NoArgs{}, nil
+	})
+	Handle(memoryOps, OpRevert, (*memoryBackend).revertIn)
+	Handle(memoryOps, OpConfirm, (*memoryBackend).confirm)
+	Handle(memoryOps, OpMayConfigure, func(*memoryBackend, NoArgs) (NoArgs, error) { return NoArgs{}, nil })
+	Handle(memoryOps, OpVersion, func(*memoryBackend, NoArgs) (string, error) {
+		kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+		return "Agent: none (configuration kept in memory)\nKernel: Linux " + strings.TrimSpace(string(kernel)) + "\n", nil
+	})
 }
 
-func (b *memoryBackend) Revert(minutes int) error {
+func (b *memoryBackend) revertIn(minutes int) (NoArgs, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.revert != nil {
-		return errors.New("% Error: a revert timer is already running; configure confirm first")
+		return NoArgs{}, errors.New("% Error: a revert timer is already running; configure confirm first")
 	}
 	saved := b.running.Clone()
 	b.revert = time.AfterFunc(time.Duration(minutes)*b.minute, func() {
@@ -153,39 +153,16 @@ func (b *memoryBackend) Revert(minutes int) error {
 		defer b.mu.Unlock()
 		b.running, b.revert = saved, nil
 	})
-	return nil
+	return NoArgs{}, nil
 }
 
-func (b *memoryBackend) Confirm() error {
+func (b *memoryBackend) confirm(NoArgs) (NoArgs, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.revert == nil {
-		return errors.New("% Error: no revert timer is running")
+		return NoArgs{}, errors.New("% Error: no revert timer is running")
 	}
 	b.revert.Stop()
 	b.revert = nil
-	return nil
-}
-
-func (b *memoryBackend) Counters(acl.Family, string) ([]EntryCounters, error) {
-	return nil, ErrNoAgent
-}
-
-func (b *memoryBackend) Sessions(acl.Family, string, int) ([]SessionKey, error) {
-	return nil, ErrNoAgent
-}
-
-func (b *memoryBackend) ClearCounters(acl.Family, string) error { return ErrNoAgent }
-
-func (b *memoryBackend) ClearSessions(acl.Family, string, int, netip.Addr) error {
-	return ErrNoAgent
-}
-
-func (b *memoryBackend) ClearBlocked(acl.Family, string, netip.Addr) error { return ErrNoAgent }
-
-func (b *memoryBackend) Nftables() (string, error) { return "", ErrNoAgent }
-
-func (b *memoryBackend) Version() (string, error) {
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return "Agent: none (configuration kept in memory)\nKernel: Linux " + strings.TrimSpace(string(kernel)) + "\n", nil
+	return NoArgs{}, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -49,17 +50,41 @@ func TestRevertTimer(t *testing.T) {
 	}
 }
 
-// agentLike answers the agent-only commands with fixed data.
-type agentLike struct {
+// overlay is a backend whose own operations answer before those of the
+// backend it wraps.
+type overlay struct {
 	Backend
+	ops Handlers[struct{}]
 }
 
-func (agentLike) Counters(f acl.Family, name string) ([]EntryCounters, error) {
-	return []EntryCounters{{Seq: 10, Matches: 15, Refused: 2, AtLimit: 1}, {Seq: 20, Matches: 7}}, nil
+func (o overlay) Do(name string, args json.RawMessage) (json.RawMessage, error) {
+	if _, ok := o.ops[name]; ok {
+		return o.ops.Run(struct{}{}, name, args)
+	}
+	return o.Backend.Do(name, args)
 }
 
-func (agentLike) Sessions(f acl.Family, name string, seq int) ([]SessionKey, error) {
-	return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
+// withOps wraps b with the operations that add declares.
+func withOps(b Backend, add func(h Handlers[struct{}])) Backend {
+	o := overlay{Backend: b, ops: Handlers[struct{}]{}}
+	add(o.ops)
+	return o
+}
+
+// agentLike answers the agent-only commands with fixed data; management 0
+// is eth0.
+func agentLike(b Backend) Backend {
+	return withOps(b, func(h Handlers[struct{}]) {
+		Handle(h, OpCounters, func(struct{}, ACLRef) ([]EntryCounters, error) {
+			return []EntryCounters{{Seq: 10, Matches: 15, Refused: 2, AtLimit: 1}, {Seq: 20, Matches: 7}}, nil
+		})
+		Handle(h, OpSessions, func(struct{}, ACLRef) ([]SessionKey, error) {
+			return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
+		})
+		Handle(h, OpInterfaces, func(struct{}, NoArgs) ([]InterfaceName, error) {
+			return []InterfaceName{{Kind: acl.IfManagement, Name: "0", Linux: "eth0"}}, nil
+		})
+	})
 }
 
 // TestShowWithCounters checks how counters and sessions from the agent are
@@ -69,13 +94,16 @@ func TestShowWithCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSession(agentLike{NewMemoryBackend(base)}, "h")
+	s := NewSession(agentLike(NewMemoryBackend(base)), "h")
 	for _, tc := range []struct{ line, want string }{
 		{"show access-list ip check", `ip access-list extended check
  seq 10 permit tcp any any eq 22 connlimit 3 (15 matches, 2 refused, 1 at limit)
  seq 20 permit ip any any (7 matches, 0 refused)
 `},
 		{"show access-list interface management 0 in | include seq 10", " seq 10 permit tcp any any eq 22 connlimit 3 (15 matches, 2 refused, 1 at limit)\n"},
+		// eth0 is management 0 for the agent.
+		{"show access-list interface eth0 in | include seq 10 | count", "Number of lines: 1\n"},
+		{"show access-list ip check in | section seq 20", " seq 20 permit ip any any (7 matches, 0 refused)\n"},
 		{"show access-list sessions ip check", `ip access-list extended check
  seq 10 permit tcp any any eq 22 connlimit 3
    10.0.0.1                                 3/3  at limit

@@ -24,7 +24,7 @@ func configured(t *testing.T) (*Session, Backend) {
 
 func startup(t *testing.T, b Backend) string {
 	t.Helper()
-	st, err := b.Startup()
+	st, err := Call(b, OpStartup, NoArgs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,30 +37,45 @@ func startup(t *testing.T, b Backend) string {
 func TestCopyAsksOnTerminal(t *testing.T) {
 	for _, tc := range []struct {
 		line    string
-		answer  bool
-		asked   bool
+		answers []string // "" after the last: the end of input
+		asked   int
 		written bool
 	}{
-		{"copy running-config startup-config", false, true, false},
-		{"copy running-config startup-config", true, true, true},
-		{"copy run start", true, true, true},
-		{"write memory", false, false, true},
+		{"copy running-config startup-config", []string{"n"}, 1, false},
+		{"copy running-config startup-config", []string{"y"}, 1, true},
+		{"copy run start", []string{"YES"}, 1, true},
+		{"copy run start", []string{"maybe", "", "no"}, 3, false}, // asked again until yes or no
+		{"copy run start", []string{"maybe", "y"}, 2, true},
+		{"copy run start", []string{"maybe"}, 2, false}, // the end of input is no
+		{"write memory", nil, 0, true},
 	} {
 		s, b := configured(t)
 		var questions []string
-		s.SetConfirm(func(q string) bool { questions = append(questions, q); return tc.answer })
+		answers := tc.answers
+		s.SetConfirm(func(q string) (string, bool) {
+			questions = append(questions, q)
+			if len(answers) == 0 {
+				return "", false
+			}
+			a := answers[0]
+			answers = answers[1:]
+			return a, true
+		})
 		var out bytes.Buffer
 		if err := s.Execute(tc.line, &out); err != nil {
 			t.Fatalf("%s: %v", tc.line, err)
 		}
-		if asked := len(questions) == 1; asked != tc.asked {
-			t.Errorf("%s (answer %v): asked %q", tc.line, tc.answer, questions)
+		if len(questions) != tc.asked {
+			t.Errorf("%s (answers %q): asked %q", tc.line, tc.answers, questions)
 		}
-		if tc.asked && len(questions) == 1 && !strings.HasSuffix(questions[0], "Would you like to continue? [y/n]:") {
-			t.Errorf("question %q", questions[0])
+		for _, q := range questions {
+			// Ansible's slxos_config (save_when) waits for this text.
+			if !strings.HasPrefix(q, "This operation will modify your startup configuration. Do you want to continue") {
+				t.Errorf("question %q", q)
+			}
 		}
 		if got := startup(t, b); (got == savedACL) != tc.written || (got != "" && got != savedACL) {
-			t.Errorf("%s (answer %v): startup-config %q", tc.line, tc.answer, got)
+			t.Errorf("%s (answers %q): startup-config %q", tc.line, tc.answers, got)
 		}
 		if out.Len() != 0 {
 			t.Errorf("%s: output %q", tc.line, out.String())
@@ -72,7 +87,7 @@ func TestCopyAsksOnTerminal(t *testing.T) {
 // can (`slxsh -c 'copy running-config startup-config'` saves).
 func TestCopyInScriptDoesNotAsk(t *testing.T) {
 	s, b := configured(t)
-	s.SetConfirm(func(string) bool { t.Error("a script was asked"); return false })
+	s.SetConfirm(func(string) (string, bool) { t.Error("a script was asked"); return "", false })
 	var out bytes.Buffer
 	if err := s.RunScript(strings.NewReader("copy running-config startup-config\n"), "s", &out); err != nil {
 		t.Fatal(err, out.String())
@@ -82,7 +97,7 @@ func TestCopyInScriptDoesNotAsk(t *testing.T) {
 	}
 	// The session asks again afterwards.
 	asked := false
-	s.SetConfirm(func(string) bool { asked = true; return false })
+	s.SetConfirm(func(string) (string, bool) { asked = true; return "", false })
 	s.Execute("copy running-config startup-config", &out)
 	if !asked {
 		t.Error("not asked after a script ran")
@@ -90,15 +105,19 @@ func TestCopyInScriptDoesNotAsk(t *testing.T) {
 }
 
 // denyBackend is a backend whose user may not change the configuration.
-type denyBackend struct{ Backend }
-
-func (denyBackend) MayConfigure() error { return errors.New("% Error: permission denied") }
+func denyBackend(b Backend) Backend {
+	return withOps(b, func(h Handlers[struct{}]) {
+		Handle(h, OpMayConfigure, func(struct{}, NoArgs) (NoArgs, error) {
+			return NoArgs{}, errors.New("% Error: permission denied")
+		})
+	})
+}
 
 // TestConfigureTerminalPermission: a backend that knows the user may not
 // change the configuration makes configure terminal itself fail, staying
 // in exec mode; show commands still work.
 func TestConfigureTerminalPermission(t *testing.T) {
-	s := NewSession(denyBackend{NewMemoryBackend(nil)}, "device")
+	s := NewSession(denyBackend(NewMemoryBackend(nil)), "device")
 	for _, line := range []string{"configure terminal", "conf t revert timer 5"} {
 		var out bytes.Buffer
 		err := s.Execute(line, &out)
@@ -115,7 +134,7 @@ func TestConfigureTerminalPermission(t *testing.T) {
 	}
 	// copy running-config startup-config does not ask a question whose
 	// yes would be refused.
-	s.SetConfirm(func(string) bool { t.Error("asked a user who may not save"); return true })
+	s.SetConfirm(func(string) (string, bool) { t.Error("asked a user who may not save"); return "y", true })
 	out.Reset()
 	if err := s.Execute("copy running-config startup-config", &out); err == nil || out.String() != "% Error: permission denied\n" {
 		t.Errorf("copy as a non-admin: %v, %q", err, out.String())
@@ -132,5 +151,23 @@ func TestConfigureTerminalPermission(t *testing.T) {
 	s.Execute("configure terminal", &out)
 	if p := s.Prompt(); p != "device(config)# " {
 		t.Errorf("allowed: prompt %q", p)
+	}
+}
+
+// TestShowStartupWithoutEnd: show startup-config leaves out the "end" line
+// that ends aclagent's file, so that it compares equal to show
+// running-config when they hold the same configuration.
+func TestShowStartupWithoutEnd(t *testing.T) {
+	const framed = "! slxsh configuration written by aclagent\nip access-list extended a\n seq 10 permit tcp any any eq 22\n!\nend\n"
+	b := withOps(NewMemoryBackend(nil), func(h Handlers[struct{}]) {
+		Handle(h, OpStartup, func(struct{}, NoArgs) (string, error) { return framed, nil })
+	})
+	s := NewSession(b, "device")
+	var out bytes.Buffer
+	if err := s.Execute("show startup-config", &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSuffix(framed, "end\n"); out.String() != want {
+		t.Errorf("show startup-config = %q, want %q", out.String(), want)
 	}
 }

@@ -13,4 +13,12 @@
 // configuration: the shell, scripts, config files (ParseConfig) and the
 // agent all replay lines through it. Session is the shell that
 // cmd/slxsh drives; it talks to a Backend (the agent, or NewMemoryBackend).
+//
+// What the shell asks a backend is declared once per operation in ops.go:
+// an Op value with its name, whether it changes state, and typed argument
+// and result. The shell calls it with Call; the agent's server and the
+// memory backend implement it with one Handle line each. Adding a show
+// command that needs the agent is: the Op, the agent's Handle line, and
+// the command in the exec table (plus its golden session). Host commands
+// (host.go) need no backend at all.
 package cli

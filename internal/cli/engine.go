@@ -34,6 +34,7 @@ type atom struct {
 	help   string                     // one line
 	accept func(tok string) bool      // parameters only
 	rest   bool                       // LINE: takes the rest of the line
+	upTo   string                     // with rest: ... up to a keyword token (the next "|")
 	bind   func(b *binding, v string) // stores the value into the command's arguments
 }
 
@@ -51,6 +52,19 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 		return
 	}
 	if a.rest {
+		if a.upTo != "" {
+			if m.res[pos].isKw && m.res[pos].kw == a.upTo {
+				return // at least one word
+			}
+			for j := pos + 1; j < m.limit; j++ {
+				if m.res[j].isKw && m.res[j].kw == a.upTo {
+					m.push(step{atom: a, tok: pos, end: j})
+					k(j)
+					m.pop()
+					return
+				}
+			}
+		}
 		// A LINE runs to the end of what is consumed so far, and may go on.
 		m.offer(a)
 		m.push(step{atom: a, tok: pos})
@@ -307,6 +321,7 @@ type step struct {
 	cmd  *command // a command marker, or
 	atom *atom    // a matched token
 	tok  int
+	end  int // an upTo LINE: the token it stops before (0: the end of the line)
 }
 
 // matcher matches the tokens of one line against a grammar.
@@ -413,9 +428,9 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 
 // parsed is a complete match: the command and its bound arguments.
 type parsed struct {
-	cmd  *command
-	args any
-	pipe *pipeSpec
+	cmd   *command
+	args  any
+	pipes []*pipeSpec // output filters, in order
 }
 
 // parseLine matches a whole line. An empty line gives a nil command.
@@ -450,6 +465,8 @@ func (m *matcher) bind(path []step) *parsed {
 		}
 		v := m.toks[s.tok].text
 		switch {
+		case s.atom.rest && s.end > 0:
+			v = strings.TrimRight(m.line[m.toks[s.tok].off:m.toks[s.end].off], " \t")
 		case s.atom.rest:
 			v = strings.TrimRight(m.line[m.toks[s.tok].off:], " \t")
 		case s.atom.word != "":
@@ -457,15 +474,15 @@ func (m *matcher) bind(path []step) *parsed {
 		}
 		s.atom.bind(b, v)
 	}
-	p.args, p.pipe = b.args, b.pipe
+	p.args, p.pipes = b.args, b.pipes
 	return p
 }
 
 // binding is what atoms bind into: the command's typed arguments and the
 // output pipe, which any show command may have.
 type binding struct {
-	args any
-	pipe *pipeSpec
+	args  any
+	pipes []*pipeSpec
 }
 
 // helpItem is one line of `?` help.
@@ -518,12 +535,14 @@ func helpAt(g node, line string) []helpItem {
 	return items
 }
 
+// dedupe keeps the first item of each token (a keyword that two commands
+// share, such as show ipv6, is listed once).
 func dedupe(items []helpItem) []helpItem {
 	var out []helpItem
-	seen := map[helpItem]bool{}
+	seen := map[string]bool{}
 	for _, it := range items {
-		if !seen[it] {
-			seen[it] = true
+		if !seen[it.Token] {
+			seen[it.Token] = true
 			out = append(out, it)
 		}
 	}

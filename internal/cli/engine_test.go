@@ -167,7 +167,7 @@ func TestApplyLines(t *testing.T) {
 	if got := acl.Format(c); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	_, err = ApplyLines(base, Txn{Context: []string{"ip access-list extended a"}, Lines: []string{"permit udp any any", "permit tcp any any eq 22", "hostname x"}})
+	_, err = ApplyLines(base, Txn{Context: []string{"ip access-list extended a"}, Lines: []string{"permit udp any any", "seq 10 permit icmp any any", "hostname x"}})
 	var le *LineError
 	if !errors.As(err, &le) || le.Line != 1 || le.Kind != ErrSemantic {
 		t.Errorf("got %#v, want a semantic error on line 1", err)
@@ -239,5 +239,20 @@ func TestScriptExit(t *testing.T) {
 	}
 	if !s.Done() || strings.Contains(out.String(), "%") {
 		t.Errorf("done=%v output %q", s.Done(), out.String())
+	}
+}
+
+// TestNoMore: `| nomore` tells the terminal not to page that output only.
+func TestNoMore(t *testing.T) {
+	s := NewSession(NewMemoryBackend(nil), "h")
+	var out strings.Builder
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{{"show running-config | nomore", true}, {"show running-config", false}, {"show version | include slxsh | nomore", true}, {"show bogus | nomore", false}} {
+		s.Execute(tc.line, &out)
+		if s.NoMore() != tc.want {
+			t.Errorf("%s: NoMore %v", tc.line, s.NoMore())
+		}
 	}
 }

@@ -13,121 +13,185 @@ import (
 
 // Exec mode: configure, show, clear, copy, write, terminal, resequence.
 
-// execArgs are the arguments of exec commands.
-type execArgs struct {
-	fam     acl.Family
-	name    string
-	hasName bool
-	seq     int
-	source  netip.Addr
-	n, m    int
+// Every exec command has its own argument type, filled by its syntax.
+
+// configureArgs: configure terminal [revert timer MINUTES].
+type configureArgs struct {
+	minutes int
 	revert  bool
-	ifKind  acl.IfKind
-	dir     acl.Direction
-	what    string // show running-config section
 }
 
-func execFamily() node {
+// aclArgs name an access list (and optionally an entry and a source).
+type aclArgs struct {
+	ref     ACLRef
+	hasName bool
+}
+
+// runningArgs: show running-config [SECTION].
+type runningArgs struct {
+	what string // "", "access-list", "interface", "time-range"
+	acl  aclArgs
+}
+
+// showACLArgs: show access-list ip NAME [in|out].
+type showACLArgs struct {
+	acl aclArgs
+	dir acl.Direction
+}
+
+// ifArgs: show access-list interface IF {in|out}.
+type ifArgs struct {
+	kind acl.IfKind
+	name string
+	dir  acl.Direction
+}
+
+// familyArgs: show ip access-group.
+type familyArgs struct{ fam acl.Family }
+
+// terminalArgs: terminal length|width N.
+type terminalArgs struct {
+	width bool
+	n     int
+}
+
+// resequenceArgs: resequence access-list ip NAME START STEP.
+type resequenceArgs struct {
+	acl         aclArgs
+	start, step int
+}
+
+func execFamily[T any](set func(*T, acl.Family)) node {
 	return alt(
-		kwSet("ip", "IPv4 access lists", func(a *execArgs) { a.fam = acl.IPv4 }),
-		kwSet("ipv6", "IPv6 access lists", func(a *execArgs) { a.fam = acl.IPv6 }))
+		kwSet("ip", "IPv4 access lists", func(a *T) { set(a, acl.IPv4) }),
+		kwSet("ipv6", "IPv6 access lists", func(a *T) { set(a, acl.IPv6) }))
 }
 
-func aclNameArg() *atom {
-	return wordArg("Access list name", func(a *execArgs, s string) { a.name, a.hasName = s, true })
+// aclNode is `{ip|ipv6} NAME` into the aclArgs that get returns.
+func aclNode[T any](get func(*T) *aclArgs) node {
+	return seq(execFamily(func(a *T, f acl.Family) { get(a).ref.Family = f }), aclNameArg(get))
 }
+
+func aclNameArg[T any](get func(*T) *aclArgs) *atom {
+	return wordArg("Access list name", func(a *T, s string) { get(a).ref.Name, get(a).hasName = s, true })
+}
+
+func selfACL(a *aclArgs) *aclArgs { return a }
+
+// textCmd is a show command that prints the text result of an operation.
+func textCmd(syntax node, op Op[NoArgs, string]) *command {
+	return execCmd(syntax, func(s *Session, w io.Writer, _ *NoArgs) error {
+		return writeResult(w)(Call(s.b, op, NoArgs{}))
+	})
+}
+
+// opCmd is a command with arguments T that performs an operation with
+// argument A (arg makes it from T) and prints nothing.
+func opCmd[T, A any](syntax node, op Op[A, NoArgs], arg func(*T) A) *command {
+	return execCmd(syntax, func(s *Session, w io.Writer, a *T) error {
+		_, err := Call(s.b, op, arg(a))
+		return err
+	})
+}
+
+func noOpArgs(*NoArgs) NoArgs { return NoArgs{} }
 
 func execCommands() []*command {
 	show := kw("show", "Show running system information")
 	clear := kw("clear", "Reset functions")
 	accessList := kw("access-list", "Access lists")
 	pipe := pipeNode()
-	seqArg := seq(kw("seq", "One entry"), intArg(1, 65535, "Sequence number", func(a *execArgs, n int) { a.seq = n }))
-	source := seq(kw("source", "One source address"), anyAddrArg("Source address", func(a *execArgs, x netip.Addr) { a.source = x }))
+	seqArg := seq(kw("seq", "One entry"), intArg(1, 65535, "Sequence number", func(a *aclArgs, n int) { a.ref.Seq = n }))
+	source := seq(kw("source", "One source address"), anyAddrArg("Source address", func(a *aclArgs, x netip.Addr) { a.ref.Source = x }))
 	section := func(word, help string) node {
-		return kwSet(word, help, func(a *execArgs) { a.what = word })
+		return kwSet(word, help, func(a *runningArgs) { a.what = word })
 	}
-	return []*command{
-		execCmd(seq(kw("configure", "Enter configuration mode"), kw("terminal", "Configure from the terminal"),
+	runningACL := func(a *runningArgs) *aclArgs { return &a.acl }
+	showACL := func(a *showACLArgs) *aclArgs { return &a.acl }
+	cmds := []*command{
+		configureCmd(execCmd(seq(kw("configure", "Enter configuration mode"), kw("terminal", "Configure from the terminal"),
 			opt(kw("revert", "Revert the configuration unless confirmed"), kw("timer", "Revert timer"),
-				intArg(1, 1440, "Minutes", func(a *execArgs, n int) { a.n, a.revert = n, true }))), cmdConfigure),
-		execCmd(seq(kw("configure", "Enter configuration mode"), kw("confirm", "Confirm the configuration (stop the revert timer)")),
-			func(s *Session, w io.Writer, a *execArgs) error { return s.b.Confirm() }),
+				intArg(1, 1440, "Minutes", func(a *configureArgs, n int) { a.minutes, a.revert = n, true }))), cmdConfigure)),
+		opCmd(seq(kw("configure", "Enter configuration mode"), kw("confirm", "Confirm the configuration (stop the revert timer)")),
+			OpConfirm, noOpArgs),
 		execCmd(seq(show, kw("running-config", "Current operating configuration"),
 			opt(alt(
-				seq(execFamily(), kwSet("access-list", "Access lists", func(a *execArgs) { a.what = "access-list" }), opt(aclNameArg())),
+				seq(execFamily(func(a *runningArgs, f acl.Family) { a.acl.ref.Family = f }),
+					kwSet("access-list", "Access lists", func(a *runningArgs) { a.what = "access-list" }),
+					opt(kw("extended", "Extended access lists")), opt(aclNameArg(runningACL))),
 				section("interface", "Interfaces"),
 				section("time-range", "Time ranges"))), pipe), cmdShowRunning),
-		execCmd(seq(show, kw("startup-config", "Startup configuration"), pipe),
-			func(s *Session, w io.Writer, a *execArgs) error {
-				t, err := s.b.Startup()
-				if err == nil {
-					_, err = io.WriteString(w, t)
-				}
-				return err
-			}),
-		execCmd(seq(show, accessList, execFamily(), aclNameArg(), pipe), cmdShowACL),
-		execCmd(seq(show, execFamily(), kw("access-lists", "Access lists"), opt(aclNameArg()), pipe), cmdShowACLs),
+		execCmd(seq(show, kw("startup-config", "Startup configuration"), pipe), cmdShowStartup),
+		execCmd(seq(show, accessList, aclNode(showACL), opt(direction(func(a *showACLArgs, d acl.Direction) { a.dir = d })), pipe),
+			func(s *Session, w io.Writer, a *showACLArgs) error { return cmdShowACL(s, w, &a.acl) }),
+		execCmd(seq(show, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), kw("access-lists", "Access lists"),
+			opt(aclNameArg(selfACL)), pipe), cmdShowACLs),
+		execCmd(seq(show, kw("access-lists", "All access lists"), pipe), cmdShowAllACLs),
 		execCmd(seq(show, accessList, kw("sessions", "Current sessions per key of the limited entries"),
-			execFamily(), aclNameArg(), opt(seqArg), pipe), cmdShowSessions),
+			aclNode(selfACL), opt(seqArg), pipe), cmdShowSessions),
 		execCmd(seq(show, accessList, kw("interface", "Access lists applied to an interface"),
-			ifNode(func(a *execArgs, k acl.IfKind, n string) { a.ifKind, a.name = k, n }), direction(), pipe), cmdShowInterface),
-		execCmd(seq(show, execFamily(), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
-		execCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe),
-			func(s *Session, w io.Writer, a *execArgs) error { return writeResult(w)(s.b.Nftables()) }),
-		execCmd(seq(show, kw("version", "Software version"), pipe),
-			func(s *Session, w io.Writer, a *execArgs) error {
-				fmt.Fprintf(w, "slxsh version %s\n", Version)
-				return writeResult(w)(s.b.Version())
-			}),
+			ifNode(func(a *ifArgs, k acl.IfKind, n string) { a.kind, a.name = k, n }),
+			direction(func(a *ifArgs, d acl.Direction) { a.dir = d }), pipe), cmdShowInterface),
+		execCmd(seq(show, execFamily(func(a *familyArgs, f acl.Family) { a.fam = f }), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
+		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
+		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),
-			func(s *Session, w io.Writer, a *execArgs) error {
+			func(s *Session, w io.Writer, a *NoArgs) error {
 				for _, l := range s.history {
 					fmt.Fprintf(w, "  %s\n", l)
 				}
 				return nil
 			}),
 		execCmd(seq(show, kw("clock", "Date and time"), pipe),
-			func(s *Session, w io.Writer, a *execArgs) error {
+			func(s *Session, w io.Writer, a *NoArgs) error {
 				_, err := fmt.Fprintln(w, time.Now().Format("15:04:05.000 MST Mon Jan 2 2006"))
 				return err
 			}),
-		execCmd(seq(clear, accessList, kw("counters", "Zero the counters"), opt(execFamily(), aclNameArg())),
-			func(s *Session, w io.Writer, a *execArgs) error { return s.b.ClearCounters(a.fam, a.name) }),
-		execCmd(seq(clear, accessList, kw("sessions", "Reset sessions"), execFamily(), aclNameArg(), opt(seqArg), opt(source)),
-			func(s *Session, w io.Writer, a *execArgs) error {
-				return s.b.ClearSessions(a.fam, a.name, a.seq, a.source)
-			}),
-		execCmd(seq(clear, accessList, kw("blocked", "Lift block-for lockouts"), execFamily(), aclNameArg(), opt(source)),
-			func(s *Session, w io.Writer, a *execArgs) error { return s.b.ClearBlocked(a.fam, a.name, a.source) }),
+		opCmd(seq(clear, accessList, kw("counters", "Zero the counters"), opt(aclNode(selfACL))), OpClearCounters, aclRef),
+		opCmd(seq(clear, accessList, kw("sessions", "Reset sessions"), aclNode(selfACL), opt(seqArg), opt(source)), OpClearSessions, aclRef),
+		opCmd(seq(clear, accessList, kw("blocked", "Lift block-for lockouts"), aclNode(selfACL), opt(source)), OpClearBlocked, aclRef),
 		execCmd(seq(kw("copy", "Copy a configuration"), kw("running-config", "The running configuration"),
 			kw("startup-config", "The startup configuration")), cmdCopy),
-		execCmd(seq(kw("write", "Write the configuration"), kw("memory", "To the startup configuration")), cmdSave),
+		opCmd(seq(kw("write", "Write the configuration"), kw("memory", "To the startup configuration")),
+			OpSave, noOpArgs),
 		execCmd(seq(kw("terminal", "Set terminal line parameters"), alt(
-			seq(kwSet("length", "Lines per screen (0: no paging)", func(a *execArgs) { a.what = "length" }),
-				intArg(0, 512, "Lines", func(a *execArgs, n int) { a.n = n })),
-			seq(kwSet("width", "Characters per line", func(a *execArgs) { a.what = "width" }),
-				intArg(0, 512, "Characters", func(a *execArgs, n int) { a.n = n })))),
-			func(s *Session, w io.Writer, a *execArgs) error {
-				if a.what == "length" {
-					s.length = a.n
-				} else {
+			seq(kw("length", "Lines per screen (0: no paging)"),
+				intArg(0, 512, "Lines", func(a *terminalArgs, n int) { a.n = n })),
+			seq(kwSet("width", "Characters per line", func(a *terminalArgs) { a.width = true }),
+				intArg(0, 512, "Characters", func(a *terminalArgs, n int) { a.n = n })))),
+			func(s *Session, w io.Writer, a *terminalArgs) error {
+				if a.width {
 					s.width = a.n
+				} else {
+					s.length = a.n
 				}
 				return nil
 			}),
-		execCmd(seq(kw("resequence", "Renumber the entries of an access list"), accessList, execFamily(), aclNameArg(),
-			intArg(1, 65535, "First sequence number", func(a *execArgs, n int) { a.n = n }),
-			intArg(1, 65535, "Step", func(a *execArgs, n int) { a.m = n })), cmdResequence),
-		navCmd(kw("exit", "Exit the session"), navExit),
-		navCmd(kw("end", "Stay in exec mode"), navEnd),
+		execCmd(seq(kw("resequence", "Renumber the entries of an access list"), accessList,
+			aclNode(func(a *resequenceArgs) *aclArgs { return &a.acl }),
+			intArg(1, 65535, "First sequence number", func(a *resequenceArgs, n int) { a.start = n }),
+			intArg(1, 65535, "Step", func(a *resequenceArgs, n int) { a.step = n })), cmdResequence),
 	}
+	cmds = append(cmds, hostCommands(show, pipe)...)
+	return append(cmds,
+		navCmd(kw("exit", "Exit the session"), navExit),
+		navCmd(kw("end", "Stay in exec mode"), navEnd))
 }
 
-func direction() node {
+// configureCmd marks configure terminal, which configuration modes replace
+// with their own (to global configuration).
+func configureCmd(c *command) *command {
+	c.configure = true
+	return c
+}
+
+// aclRef is the operation argument of an aclArgs command.
+func aclRef(a *aclArgs) ACLRef { return a.ref }
+
+func direction[T any](set func(*T, acl.Direction)) node {
 	return alt(
-		kwSet("in", "Inbound", func(a *execArgs) { a.dir = acl.In }),
-		kwSet("out", "Outbound", func(a *execArgs) { a.dir = acl.Out }))
+		kwSet("in", "Inbound", func(a *T) { set(a, acl.In) }),
+		kwSet("out", "Outbound", func(a *T) { set(a, acl.Out) }))
 }
 
 // writeResult writes the text of a backend answer.
@@ -141,15 +205,18 @@ func writeResult(w io.Writer) func(string, error) error {
 	}
 }
 
-func cmdConfigure(s *Session, w io.Writer, a *execArgs) error {
-	if s.inConfig() {
-		return errors.New("already in configuration mode")
+// cmdConfigure is configure terminal in exec mode (in configuration modes
+// it is a mode change to global configuration, navConfig).
+func cmdConfigure(s *Session, w io.Writer, a *configureArgs) error {
+	if s.inConfig() { // `do configure terminal`
+		s.stack = s.stack[:2]
+		return nil
 	}
 	if err := s.mayConfigure(); err != nil {
 		return err
 	}
 	if a.revert {
-		if err := s.b.Revert(a.n); err != nil {
+		if _, err := Call(s.b, OpRevert, a.minutes); err != nil {
 			return err
 		}
 	}
@@ -158,60 +225,68 @@ func cmdConfigure(s *Session, w io.Writer, a *execArgs) error {
 	return err
 }
 
-func cmdSave(s *Session, w io.Writer, a *execArgs) error { return s.b.Save() }
-
 // SaveQuestion is what `copy running-config startup-config` asks on a
-// terminal before it overwrites the startup-config (SLX-OS asks it too, and
-// Netmiko's extreme_slx save_config answers it with "y").
-const SaveQuestion = "This operation will modify your stored system configuration and cannot be undone.\n" +
-	"Would you like to continue? [y/n]:"
+// terminal before it overwrites the startup-config: SLX-OS's question,
+// which Ansible's slxos_config (save_when) waits for and answers "y";
+// Netmiko's extreme_slx save_config answers it too.
+const SaveQuestion = "This operation will modify your startup configuration. Do you want to continue? [y/n]:"
 
 // cmdCopy is `copy running-config startup-config`: on a terminal it asks
-// first, as SLX-OS does; `write memory` and scripts do not ask.
-func cmdCopy(s *Session, w io.Writer, a *execArgs) error {
+// first, as SLX-OS does, until the answer is yes or no; `write memory` and
+// scripts do not ask.
+func cmdCopy(s *Session, w io.Writer, _ *NoArgs) error {
 	if s.confirm != nil {
 		if err := s.mayConfigure(); err != nil {
 			return err // not asked a question whose yes would be refused
 		}
-		if !s.confirm(SaveQuestion) {
-			return nil
+		for {
+			answer, ok := s.confirm(SaveQuestion)
+			if !ok {
+				return nil // Ctrl-C or the end of input: no
+			}
+			switch strings.ToLower(strings.TrimSpace(answer)) {
+			case "y", "yes":
+				_, err := Call(s.b, OpSave, NoArgs{})
+				return err
+			case "n", "no":
+				return nil
+			}
 		}
 	}
-	return s.b.Save()
+	_, err := Call(s.b, OpSave, NoArgs{})
+	return err
 }
 
 // mayConfigure asks the backend whether the user may change the
-// configuration, when it can tell (Permission).
+// configuration.
 func (s *Session) mayConfigure() error {
-	if p, ok := s.b.(Permission); ok {
-		return p.MayConfigure()
-	}
-	return nil
+	_, err := Call(s.b, OpMayConfigure, NoArgs{})
+	return err
 }
 
 // runningACL returns the access list that a names in the running config,
 // or an error when it does not exist.
-func (s *Session) runningACL(a *execArgs) (*acl.ACL, error) {
+func (s *Session) runningACL(a *aclArgs) (*acl.ACL, error) {
 	c, err := s.b.Running()
 	if err != nil {
 		return nil, err
 	}
-	l := c.ACL(a.fam, a.name)
+	l := c.ACL(a.ref.Family, a.ref.Name)
 	if l == nil {
-		return nil, fmt.Errorf("access-list %q does not exist", a.name)
+		return nil, fmt.Errorf("access-list %q does not exist", a.ref.Name)
 	}
 	return l, nil
 }
 
-func cmdResequence(s *Session, w io.Writer, a *execArgs) error {
-	if _, err := s.runningACL(a); err != nil {
+func cmdResequence(s *Session, w io.Writer, a *resequenceArgs) error {
+	if _, err := s.runningACL(&a.acl); err != nil {
 		return err
 	}
-	f := frame{kind: modeACL, fam: a.fam, name: a.name}
-	return s.b.Configure(Txn{Context: []string{f.contextLine()}, Lines: []string{fmt.Sprintf("resequence %d %d", a.n, a.m)}})
+	f := frame{kind: modeACL, fam: a.acl.ref.Family, name: a.acl.ref.Name}
+	return s.b.Configure(Txn{Context: []string{f.contextLine()}, Lines: []string{fmt.Sprintf("resequence %d %d", a.start, a.step)}})
 }
 
-func cmdShowRunning(s *Session, w io.Writer, a *execArgs) error {
+func cmdShowRunning(s *Session, w io.Writer, a *runningArgs) error {
 	c, err := s.b.Running()
 	if err != nil {
 		return err
@@ -220,9 +295,12 @@ func cmdShowRunning(s *Session, w io.Writer, a *execArgs) error {
 	case "access-list":
 		sub := &acl.Config{}
 		for _, l := range c.ACLs {
-			if l.Family == a.fam && (!a.hasName || l.Name == a.name) {
+			if l.Family == a.acl.ref.Family && (!a.acl.hasName || l.Name == a.acl.ref.Name) {
 				sub.ACLs = append(sub.ACLs, l)
 			}
+		}
+		if a.acl.hasName && len(sub.ACLs) == 0 {
+			return fmt.Errorf("access-list %q does not exist", a.acl.ref.Name)
 		}
 		c = sub
 	case "interface":
@@ -234,9 +312,34 @@ func cmdShowRunning(s *Session, w io.Writer, a *execArgs) error {
 	return err
 }
 
+// cmdShowStartup prints the startup-config as the running-config is
+// printed: without the "end" line that aclagent's file ends with (it tells
+// a complete file from a cut one, and is not configuration), so that the
+// two compare equal when they are (Ansible's slxos_config save_when:
+// modified compares them).
+func cmdShowStartup(s *Session, w io.Writer, _ *NoArgs) error {
+	text, err := Call(s.b, OpStartup, NoArgs{})
+	if err != nil {
+		return err
+	}
+	if strings.HasSuffix(text, "\nend\n") || text == "end\n" {
+		text = text[:len(text)-len("end\n")]
+	}
+	_, err = io.WriteString(w, text)
+	return err
+}
+
+// cmdShowVersion prints the shell's version, on the line Ansible's slxos
+// plugin reads the version from, then the backend's lines.
+func cmdShowVersion(s *Session, w io.Writer, _ *NoArgs) error {
+	fmt.Fprintf(w, "slxsh version %s\n", Version)
+	fmt.Fprintf(w, "SLX-OS Operating System Version: %s (slxsh, SLX-OS compatible command set)\n", Version)
+	return writeResult(w)(Call(s.b, OpVersion, NoArgs{}))
+}
+
 // showACL writes one ACL with its counters, when the backend has them.
 func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
-	counters, err := s.b.Counters(l.Family, l.Name)
+	counters, err := Call(s.b, OpCounters, ACLRef{Family: l.Family, Name: l.Name})
 	if err != nil && !errors.Is(err, ErrNoAgent) {
 		return err
 	}
@@ -259,7 +362,7 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
 	return nil
 }
 
-func cmdShowACL(s *Session, w io.Writer, a *execArgs) error {
+func cmdShowACL(s *Session, w io.Writer, a *aclArgs) error {
 	l, err := s.runningACL(a)
 	if err != nil {
 		return err
@@ -267,16 +370,25 @@ func cmdShowACL(s *Session, w io.Writer, a *execArgs) error {
 	return s.showACL(w, l)
 }
 
-func cmdShowACLs(s *Session, w io.Writer, a *execArgs) error {
+func cmdShowACLs(s *Session, w io.Writer, a *aclArgs) error {
 	if a.hasName {
 		return cmdShowACL(s, w, a)
 	}
+	return s.showACLsOf(w, func(l *acl.ACL) bool { return l.Family == a.ref.Family })
+}
+
+// cmdShowAllACLs is IOS's show access-lists: every list of both families.
+func cmdShowAllACLs(s *Session, w io.Writer, _ *NoArgs) error {
+	return s.showACLsOf(w, func(*acl.ACL) bool { return true })
+}
+
+func (s *Session) showACLsOf(w io.Writer, want func(*acl.ACL) bool) error {
 	c, err := s.b.Running()
 	if err != nil {
 		return err
 	}
 	for _, l := range c.ACLs {
-		if l.Family == a.fam {
+		if want(l) {
 			if err := s.showACL(w, l); err != nil {
 				return err
 			}
@@ -285,18 +397,18 @@ func cmdShowACLs(s *Session, w io.Writer, a *execArgs) error {
 	return nil
 }
 
-func cmdShowSessions(s *Session, w io.Writer, a *execArgs) error {
+func cmdShowSessions(s *Session, w io.Writer, a *aclArgs) error {
 	l, err := s.runningACL(a)
 	if err != nil {
 		return err
 	}
-	keys, err := s.b.Sessions(a.fam, a.name, a.seq)
+	keys, err := Call(s.b, OpSessions, a.ref)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "%s access-list extended %s\n", l.Family, l.Name)
 	for _, e := range l.Entries {
-		if !e.Limited() || a.seq != 0 && e.Seq != a.seq {
+		if !e.Limited() || a.ref.Seq != 0 && e.Seq != a.ref.Seq {
 			continue
 		}
 		fmt.Fprintf(w, " %s\n", acl.FormatEntry(l.Family, e))
@@ -317,13 +429,19 @@ func cmdShowSessions(s *Session, w io.Writer, a *execArgs) error {
 	return nil
 }
 
-func cmdShowInterface(s *Session, w io.Writer, a *execArgs) error {
+// cmdShowInterface shows the lists applied to an interface. A Linux name
+// that the agent maps `management 0` or `ethernet S/P` to means that
+// interface.
+func cmdShowInterface(s *Session, w io.Writer, a *ifArgs) error {
 	c, err := s.b.Running()
 	if err != nil {
 		return err
 	}
-	label := acl.InterfaceLabel(a.ifKind, a.name)
-	i := c.Interface(a.ifKind, a.name)
+	kind, name := a.kind, a.name
+	if kind == acl.IfLinux && c.Interface(kind, name) == nil {
+		kind, name = s.configuredAs(name)
+	}
+	i := c.Interface(kind, name)
 	shown := false
 	for f := acl.IPv4; i != nil && f <= acl.IPv6; f++ {
 		name := i.Groups[f][a.dir]
@@ -338,12 +456,25 @@ func cmdShowInterface(s *Session, w io.Writer, a *execArgs) error {
 		}
 	}
 	if !shown {
-		return fmt.Errorf("no access-list is applied to %s %s", label, a.dir)
+		return fmt.Errorf("no access-list is applied to %s %s", acl.InterfaceLabel(a.kind, a.name), a.dir)
 	}
 	return nil
 }
 
-func cmdShowGroups(s *Session, w io.Writer, a *execArgs) error {
+// configuredAs returns the configured interface that the Linux interface
+// linux is (management 0, ethernet S/P), as the backend maps them; linux
+// itself when nothing maps to it.
+func (s *Session) configuredAs(linux string) (acl.IfKind, string) {
+	names, _ := Call(s.b, OpInterfaces, NoArgs{})
+	for _, n := range names {
+		if n.Linux == linux && n.Kind != acl.IfLinux {
+			return n.Kind, n.Name
+		}
+	}
+	return acl.IfLinux, linux
+}
+
+func cmdShowGroups(s *Session, w io.Writer, a *familyArgs) error {
 	c, err := s.b.Running()
 	if err != nil {
 		return err

@@ -41,20 +41,29 @@ func configCommands() []*command {
 	iface := ifNode(func(a *nameArgs, k acl.IfKind, n string) { a.ifKind, a.name = k, n })
 	accessList := seq(families(), kw("access-list", "Configure an access list"), kw("extended", "Extended access list"), aclName)
 	no := kw("no", "Negate a command or set its defaults")
+	setHostname := func(e *env, a *nameArgs) error { return e.cfg.SetHostname(a.name) }
+	clearHostname := func(e *env, a *nameArgs) error { return e.cfg.SetHostname("") }
 	hostname := cfgCmd(seq(kw("hostname", "Set the host name"),
-		param("WORD", "Host name", acl.ValidHostname, func(a *nameArgs, s string) { a.name = s })),
-		func(e *env, a *nameArgs) error { return e.cfg.SetHostname(a.name) })
+		param("WORD", "Host name", acl.ValidHostname, func(a *nameArgs, s string) { a.name = s })), setHostname)
 	hostname.after = func(s *Session, a any) { s.setHost(a.(*nameArgs).name) }
 	noHostname := cfgCmd(seq(no, kw("hostname", "Set the host name"), opt(param[nameArgs]("WORD", "Host name", acl.ValidHostname, nil))),
-		func(e *env, a *nameArgs) error { return e.cfg.SetHostname("") })
+		clearHostname)
 	noHostname.after = func(s *Session, _ any) { s.setHost("") }
+	// SLX-OS spells hostname `switch-attributes host-name NAME`.
+	attrs := kw("switch-attributes", "Switch attributes")
+	hostName := kw("host-name", "Set the host name")
+	slxHostname := cfgCmd(seq(attrs, hostName,
+		param("WORD", "Host name", acl.ValidHostname, func(a *nameArgs, s string) { a.name = s })), setHostname)
+	slxHostname.after = hostname.after
+	noSLXHostname := cfgCmd(seq(no, attrs, hostName, opt(param[nameArgs]("WORD", "Host name", acl.ValidHostname, nil))), clearHostname)
+	noSLXHostname.after = noHostname.after
 	policy := alt(
 		kwSet("keep", "Sessions already open go on and count (default)", func(a *nameArgs) { a.keep = acl.Keep }),
 		kwSet("reset", "Excess sessions are reset", func(a *nameArgs) { a.keep = acl.Reset }))
 	existing := seq(kw("connlimit", "Connection limit settings"),
 		kw("existing-sessions", "What happens to open sessions a new configuration would not admit"))
 	return []*command{
-		hostname, noHostname,
+		hostname, noHostname, slxHostname, noSLXHostname,
 		enterCmd(accessList,
 			func(e *env, a *nameArgs) error { _, err := e.cfg.EnsureACL(a.fam, a.name); return err },
 			func(a *nameArgs) frame { return frame{kind: modeACL, fam: a.fam, name: a.name} }),

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/tools/txtar"
+
+	"github.com/slxsh/slxsh/internal/acl"
 )
 
 var update = flag.Bool("update", false, "rewrite the output sections of testdata/cli/*.txtar")
@@ -75,7 +77,8 @@ func setSection(ar *txtar.Archive, name, data string) {
 
 // replay types the input into a fresh session and returns the screen.
 func replay(t *testing.T, script, input string) string {
-	s := NewSession(NewMemoryBackend(nil), "device")
+	s := NewSession(agentInterfaces(NewMemoryBackend(nil)), "device")
+	s.SetHost(fakeHost{})
 	var screen bytes.Buffer
 	if script != "" {
 		if err := s.RunScript(strings.NewReader(script), "script", &screen); err != nil {
@@ -85,15 +88,15 @@ func replay(t *testing.T, script, input string) string {
 	lines := strings.Split(strings.TrimSuffix(input, "\n"), "\n")
 	// A question (copy running-config startup-config) is answered by the
 	// next input line, shown after it as typed.
-	s.SetConfirm(func(q string) bool {
+	s.SetConfirm(func(q string) (string, bool) {
 		if len(lines) == 0 {
 			screen.WriteString(q + "\n[end of input]\n")
-			return false
+			return "", false
 		}
 		answer := lines[0]
 		lines = lines[1:]
 		screen.WriteString(q + answer + "\n")
-		return answer == "y" || answer == "yes"
+		return answer, true
 	})
 	for len(lines) > 0 {
 		line := lines[0]
@@ -141,4 +144,30 @@ func tab(s *Session, text string) string {
 		return s.Prompt() + text[:last.off] + c[0]
 	}
 	return strings.Join(c, "  ")
+}
+
+// agentInterfaces maps management 0 to eth0, as an agent would.
+func agentInterfaces(b Backend) Backend {
+	return withOps(b, func(h Handlers[struct{}]) {
+		Handle(h, OpInterfaces, func(struct{}, NoArgs) ([]InterfaceName, error) {
+			return []InterfaceName{{Kind: acl.IfManagement, Name: "0", Linux: "eth0"}}, nil
+		})
+	})
+}
+
+// fakeHost is a fixed host for the goldens.
+type fakeHost struct{}
+
+func (fakeHost) Chassis() (model, product, serial string) {
+	return "Linux-amd64", "Standard PC (Q35 + ICH9, 2009)", ""
+}
+
+func (fakeHost) Memory() (total, free uint64, err error) { return 16318604, 12000000, nil }
+
+func (fakeHost) Interfaces() ([]HostInterface, error) {
+	return []HostInterface{
+		{Name: "eth0", Up: true, MAC: "52:54:00:12:34:56", MTU: 1500, Addrs: []string{"10.24.12.129/24", "10.24.13.1/24", "2001:db8::129/64", "fe80::5054:ff:fe12:3456/64"}},
+		{Name: "eth1", MAC: "52:54:00:12:34:57", MTU: 9000},
+		{Name: "lo", Up: true, Loopback: true, MTU: 65536, Addrs: []string{"127.0.0.1/8", "::1/128"}},
+	}, nil
 }

@@ -88,8 +88,8 @@ var malformed = []struct {
 	{[]string{"ip access-list extended a"}, `permit tcp any any refuse message "bad \x escape"`},
 	{[]string{"ip access-list extended a"}, "permit tcp any any log count log"},
 	{[]string{"ip access-list extended a"}, "permit icmp any eq 1 any"},
-	{[]string{"ip access-list extended a"}, "permit tcp any any eq 22 connlimit 3"}, // duplicate
-	{[]string{"ip access-list extended a"}, "seq 10 permit udp any any"},            // seq taken
+	{[]string{"ip access-list extended a"}, "seq 30 permit tcp any any eq 22 connlimit 3"}, // the entry of seq 10 under another seq
+	{[]string{"ip access-list extended a"}, "seq 10 permit udp any any"},                   // seq taken
 	{[]string{"ip access-list extended a"}, "seq 0 permit udp any any"},
 	{[]string{"ip access-list extended a"}, "seq 65536 permit udp any any"},
 	{[]string{"ip access-list extended a"}, "no seq 11"},

@@ -68,9 +68,10 @@ func (f frame) promptSuffix() string {
 type nav int
 
 const (
-	navNone nav = iota
-	navExit     // up one level
-	navEnd      // back to exec
+	navNone   nav = iota
+	navExit       // up one level
+	navEnd        // back to exec
+	navConfig     // configure terminal in a configuration mode: to global configuration
 )
 
 // env is what configuration handlers work on.
@@ -89,6 +90,9 @@ type command struct {
 	exec    func(s *Session, w io.Writer, args any) error // exec command
 	nav     nav
 	after   func(s *Session, args any) // session bookkeeping after a successful apply
+	// configure marks the exec commands that start with configure: in
+	// configuration modes, configure terminal is a mode change instead.
+	configure bool
 }
 
 // cfgCmd declares a configuration command with typed arguments T.
@@ -121,9 +125,6 @@ func navCmd(syntax node, n nav) *command {
 	return &command{syntax: syntax, newArgs: func() any { return new(struct{}) }, nav: n}
 }
 
-// noArgs is the argument struct of commands without arguments.
-type noArgs struct{}
-
 // grammar builds the root node of a list of commands.
 func grammar(cmds []*command) node {
 	a := make([]node, len(cmds))
@@ -146,21 +147,28 @@ var (
 
 func buildGrammars() {
 	// `do` refers to the exec grammar, which is built after it.
+	exec := execCommands()
+	var doCmds, inConfig []*command
+	for _, c := range exec {
+		if c.exec != nil {
+			doCmds = append(doCmds, c)
+			if !c.configure {
+				inConfig = append(inConfig, c)
+			}
+		}
+	}
+	execRoot, doRoot = grammar(exec), grammar(doCmds)
+	// Exec commands also work in configuration modes, as on SLX-OS (and
+	// after `do`); configure terminal there goes to global configuration.
 	common := func(cmds ...*command) node {
+		cmds = append(cmds, inConfig...)
 		return grammar(append(cmds,
 			execCmdDo(refNode{&doRoot}),
+			navCmd(seq(kw("configure", "Enter configuration mode"), kw("terminal", "Go to global configuration mode")), navConfig),
 			navCmd(kw("exit", "Exit from the current mode"), navExit),
 			navCmd(kw("end", "Exit to exec mode"), navEnd),
 		))
 	}
-	exec := execCommands()
-	var doCmds []*command
-	for _, c := range exec {
-		if c.exec != nil {
-			doCmds = append(doCmds, c)
-		}
-	}
-	execRoot, doRoot = grammar(exec), grammar(doCmds)
 	configRoot = common(configCommands()...)
 	aclRoots[acl.IPv4] = common(aclCommands(acl.IPv4)...)
 	aclRoots[acl.IPv6] = common(aclCommands(acl.IPv6)...)
@@ -189,7 +197,7 @@ func grammarOf(f frame) node {
 func execCmdDo(execRef node) *command {
 	return &command{
 		syntax:  seq(kw("do", "Run an exec command"), execRef),
-		newArgs: func() any { return new(noArgs) },
+		newArgs: func() any { return new(NoArgs) },
 		exec:    func(*Session, io.Writer, any) error { return nil },
 	}
 }

@@ -25,15 +25,19 @@ type Session struct {
 	history     []string
 	length      int
 	width       int
-	confirm     func(question string) bool // nil: do not ask (scripts)
+	confirm     func(question string) (answer string, ok bool) // nil: do not ask (scripts)
+	host_       Host                                           // show chassis, show interface, ...
+	noMore      bool                                           // the last command's output was piped through nomore
 }
 
 // NewSession returns a session in exec mode. hostname is shown in the
 // prompt unless the configuration sets one.
 func NewSession(b Backend, hostname string) *Session {
-	s := &Session{b: b, defaultHost: hostname, host: hostname, stack: []frame{{kind: modeExec}}, length: 24, width: 80}
-	if c, err := b.Running(); err == nil && c.Hostname != "" {
-		s.host = c.Hostname
+	s := &Session{b: b, defaultHost: hostname, host: hostname, stack: []frame{{kind: modeExec}}, length: 24, width: 80, host_: LinuxHost{}}
+	// Only the hostname: a shell that starts must not fetch and parse a
+	// running-config of 65535 entries.
+	if h, err := Call(b, OpHostname, NoArgs{}); err == nil && h != "" {
+		s.host = h
 	}
 	return s
 }
@@ -53,9 +57,19 @@ func (s *Session) Prompt() string {
 
 // SetConfirm sets how the session asks a yes/no question on a terminal
 // (`copy running-config startup-config` asks before it overwrites the
-// startup-config). ask shows the question and reports whether the answer
-// was yes. Without it, and always in RunScript, nothing is asked.
-func (s *Session) SetConfirm(ask func(question string) bool) { s.confirm = ask }
+// startup-config). ask shows the question and returns the answer typed;
+// ok is false for Ctrl-C or the end of input, which count as no. An
+// answer that is neither yes nor no is asked again. Without it, and
+// always in RunScript, nothing is asked.
+func (s *Session) SetConfirm(ask func(question string) (answer string, ok bool)) { s.confirm = ask }
+
+// SetHost sets what show chassis, show interface and the other host
+// commands describe (default: this Linux host).
+func (s *Session) SetHost(h Host) { s.host_ = h }
+
+// NoMore reports whether the output of the last line was piped through
+// `| nomore` (the terminal does not page it).
+func (s *Session) NoMore() bool { return s.noMore }
 
 // Done reports whether the session ended (`exit` in exec mode).
 func (s *Session) Done() bool { return s.done }
@@ -101,6 +115,7 @@ func (s *Session) parse(line string) ([]frame, *parsed, *LineError) {
 // the prompt, as echoed) comes first. A configuration line is one
 // transaction. The returned error is the one printed.
 func (s *Session) Execute(line string, w io.Writer) error {
+	s.noMore = false
 	if strings.TrimSpace(line) != "" {
 		s.history = append(s.history, line)
 	}
@@ -130,6 +145,9 @@ func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
 		return s.runExec(p, w)
 	case p.cmd.nav == navEnd:
 		s.End()
+		return nil
+	case p.cmd.nav == navConfig:
+		s.stack = s.stack[:2]
 		return nil
 	case p.cmd.nav == navExit:
 		if s.inConfig() {
@@ -161,13 +179,23 @@ func (s *Session) applied(p *parsed) {
 
 // runExec runs an exec command, through its output pipe if it has one.
 func (s *Session) runExec(p *parsed, w io.Writer) error {
-	if p.pipe == nil {
+	s.noMore = false
+	if len(p.pipes) == 0 {
 		return p.cmd.exec(s, w, p.args)
 	}
+	filters, err := compilePipes(p.pipes)
+	if err != nil {
+		return err
+	}
 	var buf bytes.Buffer
-	err := p.cmd.exec(s, &buf, p.args)
-	if ferr := p.pipe.filter(w, buf.Bytes()); err == nil {
-		err = ferr
+	err = p.cmd.exec(s, &buf, p.args)
+	out := buf.Bytes()
+	for _, f := range filters {
+		out = f.filter(out)
+		s.noMore = s.noMore || f.kind == pipeNoMore
+	}
+	if _, werr := w.Write(out); err == nil {
+		err = werr
 	}
 	return err
 }
@@ -268,8 +296,9 @@ func (s *Session) Complete(line string) []string {
 // RunScript runs a script (a file, stdin, or -c commands) without prompts.
 // Exec lines run as they come; each `configure terminal` … `end` (or EOF)
 // block is one transaction, applied when the block ends. The first error
-// is printed as "NAME:LINE: % ..." and returned; a block with an error
-// applies nothing.
+// is printed as "NAME:LINE: % ..." and returned as a *ScriptError; a block
+// with an error applies nothing. An error reading r is returned without
+// being printed.
 func (s *Session) RunScript(r io.Reader, name string, w io.Writer) error {
 	ask := s.confirm
 	s.confirm = nil // scripts are never asked anything
@@ -335,8 +364,24 @@ func (s *Session) scriptError(w io.Writer, name string, n int, line string, err 
 		fmt.Fprintf(w, "%s^\n", strings.Repeat(" ", utf8.RuneCountInString(prefix)+utf8.RuneCountInString(le.Text[:min(le.Col, len(le.Text))])))
 	}
 	fmt.Fprintf(w, "%s:%d: %s\n", name, n, userMessage(err))
-	return fmt.Errorf("%s:%d: %w", name, n, err)
+	return &ScriptError{Name: name, Line: n, Err: err}
 }
+
+// ScriptError is the error of a script line, which RunScript has printed
+// already (as NAME:LINE: % ...).
+type ScriptError struct {
+	Name string
+	Line int
+	Err  error
+}
+
+// Error returns the message as printed.
+func (e *ScriptError) Error() string {
+	return fmt.Sprintf("%s:%d: %s", e.Name, e.Line, userMessage(e.Err))
+}
+
+// Unwrap returns the line's error.
+func (e *ScriptError) Unwrap() error { return e.Err }
 
 // block is a scripted configuration block being collected.
 type block struct {
@@ -370,6 +415,8 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 		return b.commit(s)
 	case p.cmd.nav == navExit:
 		s.stack = append(s.stack[:1], st[:len(st)-1]...)
+	case p.cmd.nav == navConfig:
+		s.stack = s.stack[:2]
 	default:
 		s.stack = append(s.stack[:1], st...)
 		if p.cmd.enter != nil {

@@ -5,19 +5,17 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/slxsh/slxsh/internal/acl"
 )
 
 // denyAgent answers `show access-list sessions` for a limited deny entry:
 // 10.0.0.1 holds 2 of `connlimit 3`, which the agent marks at the limit (a
 // limited deny refuses the 3rd connection, this one included).
-type denyAgent struct {
-	Backend
-}
-
-func (denyAgent) Sessions(f acl.Family, name string, seq int) ([]SessionKey, error) {
-	return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 2, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
+func denyAgent(b Backend) Backend {
+	return withOps(b, func(h Handlers[struct{}]) {
+		Handle(h, OpSessions, func(struct{}, ACLRef) ([]SessionKey, error) {
+			return []SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 2, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.0.0.2", Sessions: 1, Limit: 3}}, nil
+		})
+	})
 }
 
 // TestShowSessionsMarkerFromAgent: the at-limit marker is the agent's
@@ -27,7 +25,7 @@ func TestShowSessionsMarkerFromAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSession(denyAgent{NewMemoryBackend(base)}, "h")
+	s := NewSession(denyAgent(NewMemoryBackend(base)), "h")
 	var out strings.Builder
 	if err := s.Execute("show access-list sessions ip check", &out); err != nil {
 		t.Fatal(err)

@@ -112,6 +112,8 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 			// `do CMD`: exec commands change no configuration.
 		case p.cmd.nav == navEnd:
 			ended = true
+		case p.cmd.nav == navConfig:
+			st = st[:1]
 		case p.cmd.nav == navExit:
 			if len(st) == 1 {
 				ended = true

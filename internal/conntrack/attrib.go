@@ -373,14 +373,18 @@ func (a *Attribution) Excess() []Flow {
 // under any entry, else under entry seq) from source src (an invalid src:
 // any), newest first. It serves `clear access-list sessions ip NAME [seq N]
 // [source ADDR]`.
-func (a *Attribution) Select(aclName string, f acl.Family, seq int, src netip.Addr) []Flow {
+func (a *Attribution) Select(aclName string, f acl.Family, seq int, srcs ...netip.Addr) []Flow {
+	from := map[netip.Addr]bool{}
+	for _, s := range srcs {
+		from[s.Unmap()] = true
+	}
 	pick := map[int]bool{}
 	add := func(id EntryID, idx []int) {
 		if id.ACL != aclName || id.Family != f || (seq != 0 && id.Seq != seq) {
 			return
 		}
 		for _, i := range idx {
-			if !src.IsValid() || a.Flows[i].Src.Unmap() == src.Unmap() {
+			if len(from) == 0 || from[a.Flows[i].Src.Unmap()] {
 				pick[i] = true
 			}
 		}

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,12 +150,13 @@ func TestSelect(t *testing.T) {
 		seq  int
 		src  string
 		want int
-	}{{0, "", 4}, {10, "", 2}, {20, "", 1}, {30, "", 1}, {0, "10.0.0.1", 2}, {10, "10.0.0.3", 1}, {20, "10.0.0.3", 0}, {40, "", 0}} {
-		var src netip.Addr
-		if tc.src != "" {
-			src = netip.MustParseAddr(tc.src)
+	}{{0, "", 4}, {10, "", 2}, {20, "", 1}, {30, "", 1}, {0, "10.0.0.1", 2}, {10, "10.0.0.3", 1}, {20, "10.0.0.3", 0}, {40, "", 0},
+		{0, "10.0.0.1 10.0.0.4", 3}, {10, "10.0.0.1 10.0.0.3 10.0.0.9", 2}} {
+		var srcs []netip.Addr
+		for _, s := range strings.Fields(tc.src) {
+			srcs = append(srcs, netip.MustParseAddr(s))
 		}
-		if got := len(a.Select("x", acl.IPv4, tc.seq, src)); got != tc.want {
+		if got := len(a.Select("x", acl.IPv4, tc.seq, srcs...)); got != tc.want {
 			t.Errorf("Select(seq %d, source %q) = %d flows, want %d", tc.seq, tc.src, got, tc.want)
 		}
 	}

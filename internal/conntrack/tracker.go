@@ -21,6 +21,7 @@ type Owner interface {
 	Gated(sets []*nft.Set) ([]*nft.Set, error)
 	Reservations(sets []*nft.Set) ([]nft.Reservation, error)
 	WriteReservations(sets []*nft.Set, want []nft.Reservation, open []*nft.Set) error
+	LimitKeys(s *nft.Set) ([]string, error)
 }
 
 // TrackerOptions configure a Tracker.
@@ -147,6 +148,16 @@ func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 			t.pending = append(t.pending, s)
 		}
 	}
+	if !t.loaded {
+		// After a start: the kernel's reservations are the truth; from
+		// here on the tracker knows what it wrote.
+		held, err := t.opts.Owner.Reservations(kernelSets(t.sets))
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(held, compareRes)
+		t.held, t.loaded = held, true
+	}
 	t.held = keepLive(t.held, t.sets, t.pending)
 	return t.countLocked(cfg.ExistingSessions == acl.Reset)
 }
@@ -255,6 +266,7 @@ func (t *Tracker) Refresh() error {
 		if err != nil {
 			return err
 		}
+		slices.SortFunc(held, compareRes)
 		t.held, t.loaded = held, true
 		for _, s := range t.sets {
 			if slices.Contains(gated, s.Set) && !slices.ContainsFunc(t.pending, func(p LimitSet) bool { return p.Name == s.Name }) {
@@ -269,6 +281,9 @@ func (t *Tracker) Refresh() error {
 		}
 	}
 	if err := t.adoptLocked(); err != nil {
+		return err
+	}
+	if err := t.checkLocked(); err != nil {
 		return err
 	}
 	if len(t.held) == 0 {
@@ -309,9 +324,7 @@ func (t *Tracker) adoptLocked() error {
 				for _, i := range idx {
 					under[i] = true
 				}
-				if !slices.Contains(t.renew, s.Name) {
-					t.renew = append(t.renew, s.Name)
-				}
+				t.renewLocked(s.Name, "sessions picked up mid-stream")
 			}
 		}
 	}
@@ -324,9 +337,101 @@ func (t *Tracker) adoptLocked() error {
 	return errors.Join(errs...)
 }
 
-// Renewals returns (and forgets) the limit sets that sessions picked up
-// mid-stream fall under: the agent renews them, and Installed then counts
-// those sessions as old.
+// checkLocked compares the gates and reservations in the kernel with what
+// the tracker wrote (someone may have closed a gate or added or deleted a
+// reservation element): a limit whose objects differ is to be renewed,
+// which counts it again from scratch.
+func (t *Tracker) checkLocked() error {
+	gated, err := t.opts.Owner.Gated(kernelSets(t.sets))
+	if err != nil {
+		return err
+	}
+	for _, s := range t.sets {
+		if slices.Contains(gated, s.Set) && !slices.ContainsFunc(t.pending, func(p LimitSet) bool { return p.Name == s.Name }) {
+			t.renewLocked(s.Name, "gate closed by someone else")
+		}
+	}
+	have, err := t.opts.Owner.Reservations(kernelSets(t.sets))
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(have, compareRes)
+	if slices.Equal(have, t.held) {
+		return nil
+	}
+	differ := map[string]bool{}
+	for _, list := range [][]Reservation{have, t.held} {
+		for _, r := range list {
+			if !slices.Contains(have, r) || !slices.Contains(t.held, r) {
+				differ[r.Set] = true
+			}
+		}
+	}
+	for _, s := range t.sets {
+		if differ[s.Name] {
+			t.renewLocked(s.Name, "reservations changed by someone else")
+		}
+	}
+	return nil
+}
+
+// Verify checks, from one conntrack dump, that every key with sessions the
+// kernel counts (open, not held as old) is in its limit set: a limit set
+// flushed by someone else has lost them, and is to be renewed (Renewals).
+// The agent calls it after a commit of someone else (the rules may be
+// intact while set elements are not).
+func (t *Tracker) Verify() error {
+	t.mu.Lock()
+	cfg, sets := t.cfg, slices.Clone(t.sets)
+	t.mu.Unlock()
+	if cfg == nil || len(sets) == 0 {
+		return nil
+	}
+	a, err := t.attribute(cfg)
+	if err != nil {
+		return err
+	}
+	counted := map[EntryID]map[string]bool{}
+	for _, c := range a.Counts() {
+		if c.Sessions > c.Old {
+			id := EntryID{ACL: c.ACL, Family: c.Family, Dir: c.Dir, Seq: c.Seq}
+			if counted[id] == nil {
+				counted[id] = map[string]bool{}
+			}
+			counted[id][c.Key] = true
+		}
+	}
+	for _, s := range sets {
+		if len(counted[s.Entry]) == 0 {
+			continue
+		}
+		keys, err := t.opts.Owner.LimitKeys(s.Set)
+		if err != nil {
+			return err
+		}
+		for k := range counted[s.Entry] {
+			if !slices.Contains(keys, k) {
+				t.mu.Lock()
+				t.renewLocked(s.Name, "limit set lost counted sessions")
+				t.mu.Unlock()
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Tracker) renewLocked(set, why string) {
+	if !slices.Contains(t.renew, set) {
+		t.opts.Logger.Warn("limit drifted, counting it again", "set", set, "why", why)
+		t.renew = append(t.renew, set)
+	}
+}
+
+// Renewals returns (and forgets) the limit sets to start afresh: those
+// that sessions picked up mid-stream fall under, and those whose kernel
+// objects drifted (checkLocked, Verify). The agent renews them, and
+// Installed then counts their sessions as old.
 func (t *Tracker) Renewals() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -434,15 +539,16 @@ func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) 
 }
 
 // ClearSessions answers `clear access-list sessions ip NAME [seq N] [source
-// ADDR]`: the sessions the ACL admits (under entry seq unless 0, from src
-// when valid) are reset.
-func (t *Tracker) ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, src netip.Addr) error {
+// ADDR]` and block-for flushes: the sessions the ACL admits (under entry seq
+// unless 0, from the sources srcs unless none) are reset, from one dump
+// however many sources.
+func (t *Tracker) ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, srcs ...netip.Addr) error {
 	a, err := t.attribute(cfg)
 	if err != nil {
 		return err
 	}
-	res, err := End(t.ct, t.sd, a.Select(name, f, seq, src))
-	t.opts.Logger.Info("sessions cleared", "acl", name, "seq", seq, "destroyed", res.Destroyed, "marked", res.Marked)
+	res, err := End(t.ct, t.sd, a.Select(name, f, seq, srcs...))
+	t.opts.Logger.Info("sessions cleared", "acl", name, "seq", seq, "sources", len(srcs), "destroyed", res.Destroyed, "marked", res.Marked)
 	return err
 }
 

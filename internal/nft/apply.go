@@ -30,6 +30,10 @@ type Kernel interface {
 	InSync(rs *Ruleset) (bool, error)
 	// Drift describes how the kernel's table differs from rs ("" if not).
 	Drift(rs *Ruleset) (string, error)
+	// ForeignCommits counts the transactions of others that Drift has
+	// seen since the start (any table of the namespace): after one, the
+	// elements of our sets may have changed even when the rules did not.
+	ForeignCommits() uint64
 
 	// SetFlag arms (on) or disarms a load-limit flag set (SetLoad) and
 	// reports whether it changed it.
@@ -67,10 +71,11 @@ var ErrOutcomeUnknown = errors.New("transaction outcome unknown")
 // table named by the ruleset (or, for Counters and InSync before the first
 // Apply, the table given to NewApplier). It is safe for concurrent use.
 type Applier struct {
-	mu    sync.Mutex
-	table string
-	opts  []nftables.ConnOption
-	sync  synced
+	mu      sync.Mutex
+	table   string
+	opts    []nftables.ConnOption
+	sync    synced
+	foreign uint64 // commits by others seen by Drift (ForeignCommits)
 }
 
 // synced remembers that the kernel held a ruleset at a generation: while

@@ -29,6 +29,8 @@ type Fake struct {
 	// Values holds counter values to report; counters of Current that are
 	// not in Values read as zero.
 	Values map[string]CounterValue
+	// Foreign is what ForeignCommits reports.
+	Foreign uint64
 	// Elements holds each set's elements: key (an address, a prefix,
 	// TotalKey, or "ipv4"/"ipv6" for nf_proto sets) -> "" (room for
 	// element data).
@@ -104,6 +106,20 @@ func (f *Fake) Drift(rs *Ruleset) (string, error) {
 		return "table changed", nil
 	}
 	return "", nil
+}
+
+// ForeignCommits returns Foreign.
+func (f *Fake) ForeignCommits() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Foreign
+}
+
+// LimitKeys lists the keys of a limit set's elements.
+func (f *Fake) LimitKeys(s *Set) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.Elements[s.Name])), nil
 }
 
 // Set replaces Current (nil deletes the table and every element),

@@ -51,7 +51,7 @@ func (a *Applier) SetFlag(name string, f acl.Family, on bool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("queue element of %s: %w", name, err)
 	}
-	if err := c.Flush(); err != nil {
+	if err := a.flushLocked(c); err != nil {
 		return false, fmt.Errorf("set %s: %w: %w", name, ErrRefused, err)
 	}
 	return true, nil
@@ -108,10 +108,54 @@ func (a *Applier) Unblock(name string, f acl.Family, addrs []netip.Addr) error {
 	if err := c.SetDeleteElements(a.libSet(&Set{Name: name, Key: addrKey(f)}), del); err != nil {
 		return fmt.Errorf("queue elements of %s: %w", name, err)
 	}
-	if err := c.Flush(); err != nil {
+	if err := a.flushLocked(c); err != nil {
 		return fmt.Errorf("unblock in %s: %w: %w", name, ErrRefused, err)
 	}
 	return nil
+}
+
+// flushLocked commits the batch queued on c. When the Applier knew the
+// table in sync and nobody else committed meanwhile, it still knows it
+// afterwards (the commit changed elements only), so that Drift does not
+// mistake the agent's own element writes for someone else's.
+func (a *Applier) flushLocked(c *nftables.Conn) error {
+	before, berr := generation(c)
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	if after, err := generation(c); berr == nil && err == nil && a.sync.ok && a.sync.gen == before && after == before+1 {
+		a.sync.gen = after
+	}
+	return nil
+}
+
+// ForeignCommits counts the commits of others that Drift has seen.
+func (a *Applier) ForeignCommits() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.foreign
+}
+
+// LimitKeys returns the keys that limit set s holds (each with the count
+// of its sessions in the kernel), as Reservation keys are spelled.
+func (a *Applier) LimitKeys(s *Set) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	els, err := a.elements(c, a.libSet(s))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range els {
+		if k, ok := keyString(s, e.Key); ok {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 // TotalKey is the key of `connlimit N total` in a Reservation.
@@ -310,7 +354,7 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 			}
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := a.flushLocked(w); err != nil {
 		return fmt.Errorf("write reservations: %w: %w", ErrRefused, err)
 	}
 	return nil

@@ -141,6 +141,9 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 	if genErr == nil && a.sync.ok && a.sync.gen == gen && (a.sync.rs == rs || a.sync.text == rs.String()) {
 		return "", nil
 	}
+	if a.sync.ok && genErr == nil && a.sync.gen != gen {
+		a.foreign++ // someone else committed since we last knew the table
+	}
 	a.sync = synced{}
 	d, err := diff(c, rs)
 	if err != nil {

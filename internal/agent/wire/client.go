@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -45,10 +44,7 @@ type Client struct {
 	lastCfg  *acl.Config // ... and what it parsed to
 }
 
-var (
-	_ cli.Backend    = (*Client)(nil)
-	_ cli.Permission = (*Client)(nil)
-)
+var _ cli.Backend = (*Client)(nil)
 
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client { return &Client{Socket: path} }
@@ -75,15 +71,16 @@ func (e RemoteError) Error() string { return string(e) }
 
 // Ping checks that the agent answers.
 func (c *Client) Ping() error {
-	_, err := c.do(&Request{Op: OpVersion})
+	_, err := cli.Call(c, cli.OpVersion, cli.NoArgs{})
 	return err
 }
 
-// do sends one request and returns the response. An answer carrying an
-// error is returned as that error: the rebuilt *cli.LineError for a line
-// that did not apply, otherwise the agent's message (starting with "%").
-func (c *Client) do(req *Request) (*Response, error) {
-	req.Version = ProtocolVersion
+// Do implements cli.Backend: one request for any operation. An answer
+// carrying an error is returned as that error: the rebuilt *cli.LineError
+// for a line that did not apply, otherwise the agent's message (starting
+// with "%").
+func (c *Client) Do(op string, args json.RawMessage) (json.RawMessage, error) {
+	req := Request{Version: ProtocolVersion, Op: op, Args: args}
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
@@ -94,7 +91,7 @@ func (c *Client) do(req *Request) (*Response, error) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
+	if err := json.NewEncoder(conn).Encode(&req); err != nil {
 		return nil, &ReachError{Socket: c.Socket, Err: fmt.Errorf("send: %w", err)}
 	}
 	var resp Response
@@ -104,11 +101,11 @@ func (c *Client) do(req *Request) (*Response, error) {
 	}
 	switch {
 	case resp.LineError != nil:
-		return &resp, resp.LineError
+		return nil, resp.LineError
 	case resp.Error != "":
-		return &resp, RemoteError(resp.Error)
+		return nil, RemoteError(resp.Error)
 	}
-	return &resp, nil
+	return resp.Result, nil
 }
 
 // Running implements cli.Backend: the agent's running-config, parsed. The
@@ -116,111 +113,34 @@ func (c *Client) do(req *Request) (*Response, error) {
 // parsing is skipped when it is the text parsed last time, which matters
 // for large configs since the shell asks before every prompt.
 func (c *Client) Running() (*acl.Config, error) {
-	resp, err := c.do(&Request{Op: OpRunning})
+	text, err := cli.Call(c, cli.OpRunning, cli.NoArgs{})
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.lastCfg != nil && resp.Text == c.lastText {
+	if c.lastCfg != nil && text == c.lastText {
 		return c.lastCfg, nil
 	}
-	cfg, err := cli.ParseConfig(resp.Text)
+	cfg, err := cli.ParseConfig(text)
 	if err != nil {
 		return nil, RemoteError(fmt.Sprintf("%% Error: cannot read the agent's running-config: %v", err))
 	}
-	c.lastText, c.lastCfg = resp.Text, cfg
+	c.lastText, c.lastCfg = text, cfg
 	return cfg, nil
 }
 
-// Configure implements cli.Backend.
+// Configure implements cli.Backend; the agent's warnings go to Warnings.
 func (c *Client) Configure(t cli.Txn) error {
-	resp, err := c.do(&Request{Op: OpConfigure, Txn: &t})
-	if err == nil && len(resp.Warnings) > 0 {
+	warns, err := cli.Call(c, cli.OpConfigure, t)
+	if err == nil && len(warns) > 0 {
 		w := c.Warnings
 		if w == nil {
 			w = os.Stderr
 		}
-		for _, line := range resp.Warnings {
+		for _, line := range warns {
 			fmt.Fprintln(w, line)
 		}
 	}
 	return err
-}
-
-// Startup implements cli.Backend.
-func (c *Client) Startup() (string, error) { return c.text(OpStartup) }
-
-// Save implements cli.Backend.
-func (c *Client) Save() error { return c.simple(&Request{Op: OpSave}) }
-
-// Revert implements cli.Backend.
-func (c *Client) Revert(minutes int) error {
-	return c.simple(&Request{Op: OpRevert, Minutes: minutes})
-}
-
-// Confirm implements cli.Backend.
-func (c *Client) Confirm() error { return c.simple(&Request{Op: OpConfirm}) }
-
-// Counters implements cli.Backend.
-func (c *Client) Counters(f acl.Family, name string) ([]cli.EntryCounters, error) {
-	resp, err := c.do(&Request{Op: OpCounters, Family: f.String(), Name: name})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Counters, nil
-}
-
-// Sessions implements cli.Backend.
-func (c *Client) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
-	resp, err := c.do(&Request{Op: OpSessions, Family: f.String(), Name: name, Seq: seq})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Sessions, nil
-}
-
-// ClearCounters implements cli.Backend.
-func (c *Client) ClearCounters(f acl.Family, name string) error {
-	return c.simple(&Request{Op: OpClearCounters, Family: f.String(), Name: name})
-}
-
-// ClearSessions implements cli.Backend.
-func (c *Client) ClearSessions(f acl.Family, name string, seq int, src netip.Addr) error {
-	return c.simple(&Request{Op: OpClearSessions, Family: f.String(), Name: name, Seq: seq, Source: addrString(src)})
-}
-
-// ClearBlocked implements cli.Backend.
-func (c *Client) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
-	return c.simple(&Request{Op: OpClearBlocked, Family: f.String(), Name: name, Source: addrString(src)})
-}
-
-// MayConfigure implements cli.Permission: nil when the agent lets this
-// user change the configuration, else its "% Error: permission denied".
-func (c *Client) MayConfigure() error { return c.simple(&Request{Op: OpMayConfigure}) }
-
-// Nftables implements cli.Backend.
-func (c *Client) Nftables() (string, error) { return c.text(OpNftables) }
-
-// Version implements cli.Backend.
-func (c *Client) Version() (string, error) { return c.text(OpVersion) }
-
-func (c *Client) text(op Op) (string, error) {
-	resp, err := c.do(&Request{Op: op})
-	if err != nil {
-		return "", err
-	}
-	return resp.Text, nil
-}
-
-func (c *Client) simple(req *Request) error {
-	_, err := c.do(req)
-	return err
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }

@@ -22,19 +22,6 @@ func TestSocketPath(t *testing.T) {
 	}
 }
 
-func TestMutates(t *testing.T) {
-	for _, op := range []Op{OpRunning, OpStartup, OpCounters, OpSessions, OpNftables, OpVersion} {
-		if Mutates(op) {
-			t.Errorf("%s counts as a change", op)
-		}
-	}
-	for _, op := range []Op{OpConfigure, OpSave, OpRevert, OpConfirm, OpClearCounters, OpClearSessions, OpClearBlocked, "unknown"} {
-		if !Mutates(op) {
-			t.Errorf("%s does not count as a change", op)
-		}
-	}
-}
-
 func TestLineErrorRoundTrip(t *testing.T) {
 	le := &cli.LineError{Line: 3, Text: "seq 20 permitt ip any any", Kind: cli.ErrInvalid, Col: 7}
 	data, err := json.Marshal(&Response{Version: ProtocolVersion, Error: le.Error(), LineError: le})
