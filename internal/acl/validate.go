@@ -89,6 +89,9 @@ func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
 	}
 	if e.Quota != nil {
 		add(checkQuota(e.Quota))
+		if e.Action != Permit {
+			add(errorf("quota needs a permit entry (it counts the bytes of admitted connections)"))
+		}
 	}
 	if e.BlockFor != nil {
 		add(checkBlockFor(e))

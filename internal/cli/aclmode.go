@@ -198,7 +198,9 @@ func entryOptions() node {
 		alt(unit("bytes", acl.Bytes), unit("kbytes", acl.KBytes), unit("mbytes", acl.MBytes), unit("gbytes", acl.GBytes)),
 		kw("per", "Period"),
 		periods(func(a *entryArgs, p acl.Period) { a.e.Quota.Per = p }, false),
-		opt(kwSet("per-source", "One quota per source address", func(a *entryArgs) { a.e.Quota.PerSource = true })))
+		opt(alt(
+			kwSet("per-source", "One quota per source address", func(a *entryArgs) { a.e.Quota.PerSource = true }),
+			kwSet("total", "One quota for every client of the entry (default)", func(a *entryArgs) { a.e.Quota.PerSource = false }))))
 	blockFor := seq(
 		kwSet("block-for", "Refuse a source that goes over a limit for a while", func(a *entryArgs) { a.e.BlockFor = &acl.BlockFor{} }),
 		intArg(1, acl.MaxBlockFor, "Seconds", func(a *entryArgs, n int) { a.e.BlockFor.Seconds = n }),

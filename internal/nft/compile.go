@@ -72,7 +72,7 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)
 	}
-	b.rs.Chains = append(baseChains(binds), refuseChain())
+	b.rs.Chains = append(b.quotaChains(baseChains(binds)), refuseChain())
 	b.rs.Chains = append(b.rs.Chains, aclChains...)
 	sort.Strings(b.rs.Counters)
 	sort.Slice(b.rs.Sets, func(i, j int) bool { return b.rs.Sets[i].Name < b.rs.Sets[j].Name })
@@ -85,6 +85,10 @@ type builder struct {
 	opt  Options
 	rs   *Ruleset
 	errs []error
+	// quotas and quotaIDs are the quotas compiled so far and their ct
+	// mark IDs (compile_quota.go).
+	quotas   []quotaRef
+	quotaIDs map[string]uint32
 }
 
 func (b *builder) errorf(path, format string, args ...any) {

@@ -144,13 +144,19 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 		// of window, say) of a session the entry admitted passes as under
 		// an unlimited permit, instead of falling through to the implicit
 		// deny and resetting the session.
-		rules = append(rules, rule(RolePermit, match, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+		var mark []Stmt
+		if q := e.Quota; q != nil {
+			// The base chains count the packets of connections with this
+			// mark into the quota (compile_quota.go).
+			mark = []Stmt{&CtMarkID{Mask: QuotaMarkMask, ID: b.quotaIDs[QuotaSetName(ref, q)]}}
+		}
+		rules = append(rules, rule(RolePermit, match, mark, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
 	}
 	return rules, append(own, chains...)
 }
 
 // checks returns the limits of an entry in the order they are tested
-// (load-limit, rate, connlimit: a connection refused by an earlier one takes
+// (load-limit, rate, quota, connlimit: a connection refused by an earlier one takes
 // no slot of a later one), the chains they use, and whether the entry
 // refuses every match instead (`connlimit 0`, `deny ... connlimit 1`: the
 // first connection already reaches the limit).
@@ -161,6 +167,10 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, re
 	}
 	if r := e.Rate; r != nil {
 		out = append(out, b.rateCheck(k, ref, r, ctx))
+	}
+	if q := e.Quota; q != nil {
+		c, _ := b.quotaCheck(ref, q, ctx)
+		out = append(out, c)
 	}
 	cl := e.Connlimit
 	if cl == nil {
@@ -320,8 +330,9 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 			return false
 		}
 	}
-	if e.Quota != nil {
-		missing = append(missing, "quota")
+	if e.Quota != nil && e.Action != acl.Permit {
+		b.errorf(path, "quota needs a permit entry (it counts the bytes of admitted connections)")
+		return false
 	}
 	if e.BlockFor != nil && e.BlockFor.Seconds <= 0 {
 		b.errorf(path, "block-for must be at least 1 second")

@@ -263,6 +263,13 @@ func (ev *simEval) match(st Stmt) bool {
 		return false // the model has no ICMPv6 messages
 	case *Log:
 		return true
+	case *QuotaAdd:
+		ev.member(st.Set, ev.key(st.Key)) // never over in the model; a full set: the next rule refuses
+		return false
+	case *CtMarkEq:
+		return (st.Value == 0) != st.Neq // new connections carry no mark in the model
+	case *CtMarkID, *CtDirection:
+		return true
 	case *MetaDay, *MetaHour, *MetaTime:
 		return true // the model has no clock: time ranges are active
 	case *RateOver:
