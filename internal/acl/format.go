@@ -124,7 +124,7 @@ func appendPorts(w []string, p PortMatch) []string {
 }
 
 func appendOptions(w []string, e *Entry) []string {
-	if l := e.Connlimit; l != nil {
+	for _, l := range e.Connlimits {
 		w = append(w, "connlimit", strconv.Itoa(l.N))
 		w = appendKey(w, l.Key, l.PrefixLen)
 	}
@@ -188,6 +188,15 @@ func appendKey(w []string, k KeyKind, prefixLen int) []string {
 		return append(w, "total")
 	}
 	return w
+}
+
+// formatKey is a limit key as the language writes it ("per-source",
+// "per-prefix 24", ...).
+func formatKey(k KeyKind, prefixLen int) string {
+	if w := appendKey(nil, k, prefixLen); len(w) > 0 {
+		return strings.Join(w, " ")
+	}
+	return "per-source"
 }
 
 // FormatLoadLimit renders a load limit with two decimals ("1.50").

@@ -18,6 +18,7 @@ const (
 	MaxConnlimit   = 65535         // connlimit N: 0-65535 (0 always refuses)
 	MaxRate        = 1_000_000_000 // rate N: 1-MaxRate per period
 	MaxBurst       = 1_000_000_000 // burst B: 1-MaxBurst (0 in the model: no burst)
+	MaxConnlimits  = 4             // connlimits on one entry, each with its own key
 	MaxQuotaBytes  = 1 << 60       // quota N UNIT: at most 1 EiB
 	MaxBlockFor    = 86400         // block-for SECONDS: 1-86400
 	MinLoadLimit   = 1             // load-limit in hundredths: 0.01
@@ -81,9 +82,7 @@ func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
 	add(checkAddr(f, "destination", e.Dst))
 	add(checkPorts(e.Proto, "source", e.SrcPort))
 	add(checkPorts(e.Proto, "destination", e.DstPort))
-	if e.Connlimit != nil {
-		add(checkConnlimit(f, e.Connlimit))
-	}
+	add(checkConnlimits(f, e.Connlimits))
 	if e.Rate != nil {
 		add(checkRate(e.Rate))
 	}
@@ -128,7 +127,7 @@ func checkRemark(e *Entry) error {
 		return errorf("remark has control characters")
 	}
 	z := Entry{Seq: e.Seq, Action: Remark, Remark: e.Remark}
-	if *e != z {
+	if contentKey(e) != contentKey(&z) {
 		return errorf("a remark carries nothing but its text")
 	}
 	return nil
@@ -215,6 +214,28 @@ func checkConnlimit(f Family, l *Connlimit) error {
 
 // CheckRate returns an error unless r is a rate the kernel can enforce.
 func CheckRate(r *Rate) error { return checkRate(r) }
+
+// checkConnlimits checks each connlimit, and that an entry has at most
+// MaxConnlimits of them, each with its own key: two limits on one key are
+// refused rather than folded (the smaller would be the only one that
+// counts, and their sets would share a name).
+func checkConnlimits(f Family, cs []Connlimit) error {
+	if len(cs) > MaxConnlimits {
+		return errorf("at most %d connlimits on one entry", MaxConnlimits)
+	}
+	seen := map[[2]int]bool{}
+	for i := range cs {
+		if err := checkConnlimit(f, &cs[i]); err != nil {
+			return err
+		}
+		k, l := cs[i].LimitKey(f)
+		if seen[[2]int{int(k), l}] {
+			return errorf("two connlimits on one key (%s): give each limit its own key", formatKey(k, l))
+		}
+		seen[[2]int{int(k), l}] = true
+	}
+	return nil
+}
 
 func checkRate(r *Rate) error {
 	if r.N < 1 || r.N > MaxRate {
@@ -332,7 +353,7 @@ var refuseNames = [...]string{RefuseDefault: "default", RefuseDrop: "drop", Refu
 // drops: limits (it refuses everything anyway) and refuse (it always drops).
 func checkHardDrop(e *Entry) error {
 	var opts []string
-	if e.Connlimit != nil {
+	if len(e.Connlimits) > 0 {
 		opts = append(opts, "connlimit")
 	}
 	if e.Rate != nil {

@@ -172,19 +172,30 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, re
 		c, _ := b.quotaCheck(ref, q, ctx)
 		out = append(out, c)
 	}
-	cl := e.Connlimit
-	if cl == nil {
-		return out, nil, false
+	// Several connlimits, one per key (acl sorts them): each its own set
+	// and reservations; the roles of the rules of all but the first name
+	// the key ("connlimit-p24", "gate-p24", ...) so that comments stay
+	// unique and the first's stay as for a single limit.
+	var chains []*Chain
+	for i := range e.Connlimits {
+		cl := &e.Connlimits[i]
+		over := cl.N
+		if e.Action != acl.Permit {
+			over = cl.N - 1 // the Nth connection, this one included, is refused
+		}
+		if over <= 0 {
+			return nil, nil, true
+		}
+		checks, own := b.connlimitChecks(k, ref, cl, over, ctx, refuseAs)
+		if i > 0 {
+			tok := keyToken(&acl.Connlimit{Key: limitKey(k.fam, cl).Kind, PrefixLen: limitKey(k.fam, cl).PrefixLen})
+			for j := range checks {
+				checks[j].role += "-" + tok
+			}
+		}
+		out, chains = append(out, checks...), append(chains, own...)
 	}
-	over := cl.N
-	if e.Action != acl.Permit {
-		over = cl.N - 1 // the Nth connection, this one included, is refused
-	}
-	if over <= 0 {
-		return nil, nil, true
-	}
-	checks, chains := b.connlimitChecks(k, ref, cl, over, ctx, refuseAs)
-	return append(out, checks...), chains, false
+	return out, chains, false
 }
 
 // connlimitChecks compiles `connlimit` (T = over): the limit set S and,

@@ -220,7 +220,7 @@ func BenchmarkCompile(b *testing.B) {
 		e := &acl.Entry{Seq: i, Action: acl.Permit, Proto: acl.ProtoTCP,
 			DstPort: acl.PortMatch{Op: acl.PortEq, Lo: uint16(i)}}
 		if i%10 == 0 {
-			e.Connlimit = &acl.Connlimit{N: 10}
+			e.Connlimits = []acl.Connlimit{{N: 10}}
 		}
 		a.Entries = append(a.Entries, e)
 	}
