@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,40 @@ func TestKernelTimeRangeRecompiledAtOffsetChange(t *testing.T) {
 	}
 	if !strings.Contains(ag.log.String(), "UTC offset changed") {
 		t.Errorf("the agent did not log the recompile at the offset change:\n%s", ag.log)
+	}
+}
+
+// TestKernelTwoLimitsExistingSessions: sessions open before `connlimit 1
+// connlimit 5 per-prefix 24` count under both limits at once: the source
+// with one session gets no second, the /24 with four open gets one more,
+// and `show access-list sessions` lists the keys of each limit.
+func TestKernelTwoLimitsExistingSessions(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.AddAddr(t, "s0", "1.2.255.254/16")
+	for i := 1; i <= 6; i++ {
+		p.Client.AddAddr(t, "c0", fmt.Sprintf("1.2.3.%d/16", i))
+	}
+	p.Client.AddAddr(t, "c0", "1.2.4.1/16")
+	smtp := "1.2.255.254:25"
+	p.Server.Listen(t, smtp)
+	ag := newAgent(t, p.Server, "s0")
+	ag.start()
+	ag.mustShell("configure terminal\nip access-list extended tcpserver\nseq 10 permit tcp 1.2.0.0/16 any eq 25\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group tcpserver in\nend\n")
+	for i := 1; i <= 4; i++ {
+		p.Client.Expect(t, fmt.Sprintf("1.2.3.%d", i), smtp, netns.Connected)
+	}
+	ag.mustShell("configure terminal\nip access-list extended tcpserver\nno seq 10\nseq 10 permit tcp 1.2.0.0/16 any eq 25 connlimit 1 connlimit 5 per-prefix 24\nend\n")
+	p.Client.Expect(t, "1.2.3.1", smtp, netns.Reset)     // its old session fills connlimit 1
+	p.Client.Expect(t, "1.2.3.5", smtp, netns.Connected) // the fifth of 1.2.3.0/24
+	p.Client.Expect(t, "1.2.3.6", smtp, netns.Reset)     // the sixth
+	p.Client.Expect(t, "1.2.4.1", smtp, netns.Connected)
+	show := ag.mustShell("", "-c", "show access-list sessions ip tcpserver")
+	for _, want := range []string{"1.2.3.1 (per-source)", "1.2.3.0/24 (per-prefix 24)", "1.2.4.0/24 (per-prefix 24)"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show access-list sessions lacks %q:\n%s", want, show)
+		}
+	}
+	if !regexp.MustCompile(`1\.2\.3\.0/24 \(per-prefix 24\) +5/5  at limit \(4 open before the limit\)`).MatchString(show) {
+		t.Errorf("the /24 is not shown with 5 of 5, 4 old:\n%s", show)
 	}
 }

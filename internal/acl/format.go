@@ -190,9 +190,9 @@ func appendKey(w []string, k KeyKind, prefixLen int) []string {
 	return w
 }
 
-// formatKey is a limit key as the language writes it ("per-source",
+// FormatLimitKey is a limit key as the language writes it ("per-source",
 // "per-prefix 24", ...).
-func formatKey(k KeyKind, prefixLen int) string {
+func FormatLimitKey(k KeyKind, prefixLen int) string {
 	if w := appendKey(nil, k, prefixLen); len(w) > 0 {
 		return strings.Join(w, " ")
 	}

@@ -230,7 +230,7 @@ func checkConnlimits(f Family, cs []Connlimit) error {
 		}
 		k, l := cs[i].LimitKey(f)
 		if seen[[2]int{int(k), l}] {
-			return errorf("two connlimits on one key (%s): give each limit its own key", formatKey(k, l))
+			return errorf("two connlimits on one key (%s): give each limit its own key", FormatLimitKey(k, l))
 		}
 		seen[[2]int{int(k), l}] = true
 	}

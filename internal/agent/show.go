@@ -109,7 +109,7 @@ func (a *Agent) runningWith(f acl.Family, name string) (*acl.Config, error) {
 func sessionKeys(keys []conntrack.KeyCount) []cli.SessionKey {
 	out := []cli.SessionKey{}
 	for _, k := range keys {
-		out = append(out, cli.SessionKey{Seq: k.Seq, Key: k.Key, Sessions: k.Sessions, Old: k.Old, Limit: k.Limit, AtLimit: k.AtLimit})
+		out = append(out, cli.SessionKey{Seq: k.Seq, Per: acl.FormatLimitKey(k.Kind, k.PrefixLen), Key: k.Key, Sessions: k.Sessions, Old: k.Old, Limit: k.Limit, AtLimit: k.AtLimit})
 	}
 	return out
 }

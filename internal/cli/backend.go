@@ -43,7 +43,10 @@ type EntryCounters struct {
 
 // SessionKey is one key of a limited entry with its current sessions.
 type SessionKey struct {
-	Seq      int
+	Seq int
+	// Per is what the key's limit counts by ("per-source", "per-prefix
+	// 24", ...): an entry may have several connlimits, each with its keys.
+	Per      string `json:",omitempty"`
 	Key      string // source address, prefix, destination, or "total"
 	Sessions int
 	// Old is how many of Sessions were open before the limit existed

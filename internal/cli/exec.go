@@ -423,7 +423,11 @@ func cmdShowSessions(s *Session, w io.Writer, a *aclArgs) error {
 			if k.Old > 0 {
 				mark += fmt.Sprintf(" (%d open before the limit)", k.Old)
 			}
-			fmt.Fprintf(w, "   %-40s %d/%d%s\n", k.Key, k.Sessions, k.Limit, mark)
+			key := k.Key
+			if len(e.Connlimits) > 1 { // which of the entry's limits
+				key += " (" + k.Per + ")"
+			}
+			fmt.Fprintf(w, "   %-40s %d/%d%s\n", key, k.Sessions, k.Limit, mark)
 		}
 	}
 	return nil
