@@ -158,6 +158,10 @@ func TestKernelBlockForFlushPerEntry(t *testing.T) {
 	open := []net.Conn{p.Client.Expect(t, "", ssh, netns.Connected), p.Client.Expect(t, "", ssh, netns.Connected)}
 	p.Client.Expect(t, "", ssh, netns.Reset) // over seq 10: blocked
 	p.Client.Expect(t, "", web, netns.Reset) // on the whole ACL
+	show := ag.mustShell("", "-c", "show access-list blocked ip check")
+	if !regexp.MustCompile(`(?m)^ip access-list extended check: 1 blocked\n seq 10 in ` + regexp.QuoteMeta(netns.PairClient4) + ` +[5-8]s left$`).MatchString(show) {
+		t.Errorf("show access-list blocked:\n%s", show)
+	}
 	// The agent looks at the blocked sets every second and flushed within
 	// 5 s in TestKernelBlockForFlush: 3 s of working sessions show it did not.
 	for range 15 {

@@ -56,6 +56,7 @@ func TestKernelTimeRangeRecompiledAtOffsetChange(t *testing.T) {
 		"interface management 0\nip access-group check in\nend\n", hhmm(-30), hhmm(30)))
 	p.Client.Expect(t, "", ssh, netns.Connected)
 	p.Client.Expect(t, "", ssh, netns.Reset)
+	before := ag.mustShell("", "-c", "show time-range shift")
 	if time.Now().After(change) {
 		t.Fatal("the offset changed before the limit was checked; the machine is too slow for this test")
 	}
@@ -71,6 +72,14 @@ func TestKernelTimeRangeRecompiledAtOffsetChange(t *testing.T) {
 			t.Fatalf("%v after the change: %v (%v), want the limit gone within 2 s\n%s", time.Since(change), got, err, ag.log)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Before the change the range is active until the change (local time
+	// jumps past its end); after it, inactive until it starts again.
+	if want := "time-range shift: active, inactive from " + change.In(time.FixedZone("BBB", 3600)).Format("15:04 02 Jan 2006 BBB"); !strings.HasPrefix(before, want) {
+		t.Errorf("show time-range before the change: %q, want %q...", before, want)
+	}
+	if after := ag.mustShell("", "-c", "show time-range"); !strings.HasPrefix(after, "time-range shift: inactive, active from ") {
+		t.Errorf("show time-range after the change: %q", after)
 	}
 	if !strings.Contains(ag.log.String(), "UTC offset changed") {
 		t.Errorf("the agent did not log the recompile at the offset change:\n%s", ag.log)

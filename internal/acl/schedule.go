@@ -116,6 +116,14 @@ func (t *TimeRange) NextChange(at time.Time, loc *time.Location) (time.Time, boo
 			}
 		}
 	}
+	// A UTC-offset change moves local time under the periodic clauses.
+	for from, i := at, 0; i < 4 && len(t.Periodic) > 0; i++ {
+		next, ok := NextOffsetChange(from, loc)
+		if !ok || next.Sub(at) > 9*24*time.Hour {
+			break
+		}
+		cands, from = append(cands, next), next
+	}
 	slices.SortFunc(cands, func(a, b time.Time) int { return a.Compare(b) })
 	now := t.Active(at, loc)
 	for _, c := range cands {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -124,4 +125,28 @@ func blockedSets(cfg *acl.Config, l *acl.ACL, flushOnly bool) []blockedSet {
 		}
 	}
 	return out
+}
+
+// Blocked implements `show access-list blocked ip NAME`: the sources that
+// the ACL's entries with block-for lock out, with the time left, by entry
+// and direction (a full blocked set's lockout of everyone as one line).
+func (a *Agent) Blocked(f acl.Family, name string) ([]cli.BlockedSource, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.checkACLLocked(f, name); err != nil {
+		return nil, err
+	}
+	out := []cli.BlockedSource{}
+	for _, set := range blockedSets(a.running, a.running.ACL(f, name), false) {
+		for _, s := range []string{set.name, set.full} {
+			elems, err := a.opts.Kernel.BlockedLeft(s, f)
+			if err != nil {
+				return nil, errorf("%% Error: cannot list blocked sources: %v", err)
+			}
+			for _, e := range elems {
+				out = append(out, cli.BlockedSource{Seq: set.ref.Seq, Dir: set.ref.Dir, Source: e.Addr, Left: e.Left, All: !e.Addr.IsValid()})
+			}
+		}
+	}
+	return out, nil
 }

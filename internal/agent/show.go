@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -137,4 +138,48 @@ func (a *Agent) checkACLLocked(f acl.Family, name string) error {
 		return errorf("%% Error: access-list %q does not exist", name)
 	}
 	return nil
+}
+
+// TimeRangesText implements `show time-range [NAME]`: each time range (or
+// the one named) active or not now, and when that next changes, in the
+// agent's time zone.
+func (a *Agent) TimeRangesText(name string) (string, error) {
+	a.mu.Lock()
+	cfg := a.running
+	a.mu.Unlock()
+	var trs []*acl.TimeRange
+	if name != "" {
+		tr := cfg.TimeRange(name)
+		if tr == nil {
+			return "", errorf("%% Error: time-range %q does not exist", name)
+		}
+		trs = []*acl.TimeRange{tr}
+	} else {
+		trs = cfg.TimeRanges
+	}
+	return FormatTimeRanges(trs, time.Now(), a.zone()), nil
+}
+
+// FormatTimeRanges is the text of `show time-range` at now in zone loc.
+func FormatTimeRanges(trs []*acl.TimeRange, now time.Time, loc *time.Location) string {
+	var b strings.Builder
+	const layout = "15:04 02 Jan 2006 MST"
+	for _, tr := range trs {
+		state := "inactive"
+		if tr.Active(now, loc) {
+			state = "active"
+		}
+		fmt.Fprintf(&b, "time-range %s: %s", tr.Name, state)
+		if next, ok := tr.NextChange(now, loc); ok {
+			other := "active"
+			if state == "active" {
+				other = "inactive"
+			}
+			fmt.Fprintf(&b, ", %s from %s", other, next.In(loc).Format(layout))
+		} else {
+			b.WriteString(", never changes again")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -96,6 +96,30 @@ func opCmd[T, A any](syntax node, op Op[A, NoArgs], arg func(*T) A) *command {
 
 func noOpArgs(*NoArgs) NoArgs { return NoArgs{} }
 
+// nameArg is the argument of a command that takes an optional name.
+type nameArg struct{ name string }
+
+// cmdShowBlocked lists the sources an ACL's entries locked out.
+func cmdShowBlocked(s *Session, w io.Writer, a *aclArgs) error {
+	l, err := s.runningACL(a)
+	if err != nil {
+		return err
+	}
+	srcs, err := Call(s.b, OpBlocked, a.ref)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s access-list extended %s: %d blocked\n", l.Family, l.Name, len(srcs))
+	for _, b := range srcs {
+		who := b.Source.String()
+		if b.All {
+			who = "every source (the blocked set is full)"
+		}
+		fmt.Fprintf(w, " seq %d %s %-40s %s left\n", b.Seq, b.Dir, who, b.Left.Round(time.Second))
+	}
+	return nil
+}
+
 func execCommands() []*command {
 	show := kw("show", "Show running system information")
 	clear := kw("clear", "Reset functions")
@@ -134,6 +158,10 @@ func execCommands() []*command {
 			direction(func(a *ifArgs, d acl.Direction) { a.dir = d }), pipe), cmdShowInterface),
 		execCmd(seq(show, execFamily(func(a *familyArgs, f acl.Family) { a.fam = f }), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
 		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
+		execCmd(seq(show, kw("time-range", "Time ranges: active or not, next change"),
+			opt(wordArg("Time range name", func(a *nameArg, s string) { a.name = s })), pipe),
+			func(s *Session, w io.Writer, a *nameArg) error { return writeResult(w)(Call(s.b, OpTimeRanges, a.name)) }),
+		execCmd(seq(show, accessList, kw("blocked", "Sources locked out by block-for"), aclNode(selfACL), pipe), cmdShowBlocked),
 		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),
 			func(s *Session, w io.Writer, a *NoArgs) error {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -78,6 +79,44 @@ func (a *Applier) blockedLocked(c *nftables.Conn, name string, f acl.Family) ([]
 	for _, e := range elems {
 		if addr, ok := netip.AddrFromSlice(e.Key); ok && (addr.Is4() == (f == acl.IPv4)) {
 			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// BlockedElem is an element of a blocked set: a source (or, in a full
+// flag set, no address) and the time until it expires.
+type BlockedElem struct {
+	Addr netip.Addr
+	Left time.Duration
+}
+
+// BlockedLeft lists the elements of a blocked set (or a full flag set) of
+// the applier's table with the time they have left. A set that does not
+// exist holds nothing.
+func (a *Applier) BlockedLeft(name string, f acl.Family) ([]BlockedElem, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	key := addrKey(f)
+	if strings.HasSuffix(name, "_full") {
+		key = KeyNFProto
+	}
+	elems, err := a.elements(c, a.libSet(&Set{Name: name, Key: key}))
+	if err != nil {
+		return nil, err
+	}
+	var out []BlockedElem
+	for _, e := range elems {
+		addr, ok := netip.AddrFromSlice(e.Key)
+		if key == KeyNFProto {
+			addr, ok = netip.Addr{}, true
+		}
+		if ok {
+			out = append(out, BlockedElem{Addr: addr, Left: e.Expires})
 		}
 	}
 	return out, nil
