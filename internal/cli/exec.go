@@ -160,7 +160,9 @@ func execCommands() []*command {
 		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
 		execCmd(seq(show, kw("time-range", "Time ranges: active or not, next change"),
 			opt(wordArg("Time range name", func(a *nameArg, s string) { a.name = s })), pipe),
-			func(s *Session, w io.Writer, a *nameArg) error { return writeResult(w)(Call(s.b, OpTimeRanges, a.name)) }),
+			func(s *Session, w io.Writer, a *nameArg) error {
+				return writeResult(w)(Call(s.b, OpTimeRanges, a.name))
+			}),
 		execCmd(seq(show, accessList, kw("blocked", "Sources locked out by block-for"), aclNode(selfACL), pipe), cmdShowBlocked),
 		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),

@@ -120,7 +120,7 @@ var (
 	OpTimeRanges = newOp[string, string]("time-ranges", false)
 	// OpBlocked lists the sources locked out by block-for on an ACL.
 	OpBlocked = newOp[ACLRef, []BlockedSource]("blocked", false)
-	OpVersion       = newOp[NoArgs, string]("version", false)  // agent and kernel lines
+	OpVersion = newOp[NoArgs, string]("version", false) // agent and kernel lines
 	// OpInterfaces maps `management 0` and `ethernet S/P` to the Linux
 	// interfaces they mean.
 	OpInterfaces = newOp[NoArgs, []InterfaceName]("interfaces", false)
