@@ -19,6 +19,7 @@
 //	   ip_check_in_10_src_3_r1, _l1  -        members and counts (unsized)
 //	   ip_check_in_40_rate_src_10s_5 SetSize  rate: token bucket (burst 5) per source, or
 //	   ip_check_in_50_rate_total_9m_win       fixed window (no burst), with timeout
+//	   ip_check_in_60_quota_src_100k_1m SetSize  quota window per source, with timeout
 //	   ip_check_in_10_blocked        SetSize  block-for sources of seq 10, with timeout
 //	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
@@ -34,6 +35,8 @@
 //	   refuse           TCP: reject with tcp reset; else icmpx admin-prohibited
 //	   ip_check_in      one chain per applied ACL and direction (ip6_NAME_DIR
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
+//	   quota_bytes      with quotas: counts the packets of admitted connections
+//	                    (ct mark & 0x00ffffff = the quota's ID) into their quota
 //	   ip_check_in_10_block   per entry with block-for: add the source to
 //	                          ip_check_in_10_blocked, then refuse
 //	   ip_check_in_10_src_3_res   per connlimit: the layers of keys with old
@@ -95,8 +98,12 @@
 // refuses jumps and gotos nested deeper than 16 chains (EMLINK).
 //
 // More limits on one entry are more check rules before the permit rule, in
-// the order load-limit, rate, connlimit; only the first counts M, later ones carry their
-// limit's name as role. `rate N per P burst B total` is `limit rate over
+// the order load-limit, rate, quota, connlimit; only the first counts M,
+// later ones carry their limit's name as role. An entry has up to four
+// connlimits, one per key (acl refuses two on one key), each with its own
+// set S, gate and reservations, in acl's order (per-source, per-prefix
+// from the longest, per-destination, total); the roles of all but the
+// first end in their key ("gate-p24", "depth-p24", "connlimit-p24"). `rate N per P burst B total` is `limit rate over
 // N/P burst B packets` in the rule (a replaced rule starts with a full
 // bucket); per-source with burst is `update @S { ip saddr limit rate over
 // N/P burst B packets }` on a set with timeout (idle sources are forgotten
@@ -116,8 +123,14 @@
 // NAME_blocked_full is set for S instead, and meanwhile the ACL refuses
 // every new connection (see compile_block.go). `load-limit` is a
 // first check `meta nfproto @NAME_load_X` that the agent arms while the
-// load is over the limit (compile_load.go). quota, time-range and `refuse
-// message` are refused by Compile as not supported yet.
+// load is over the limit (compile_load.go). `quota` is a set per key with
+// a timeout of one period whose elements carry `quota over N bytes`; the
+// admitted connections carry the quota's ID in the low 24 bits of the ct
+// mark and the base chains jump to the chain quota_bytes, which counts
+// every packet of both directions (compile_quota.go). `time-range` copies
+// the entry's rules once per UTC block of the range, with `meta day`,
+// `meta hour` and `meta time` after MATCH (compile_time.go). `refuse
+// message` is refused by Compile as not supported yet.
 //
 // KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a
