@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,5 +119,27 @@ func TestKernelTwoLimitsExistingSessions(t *testing.T) {
 	}
 	if !regexp.MustCompile(`1\.2\.3\.0/24 \(per-prefix 24\) +5/5  at limit \(4 open before the limit\)`).MatchString(show) {
 		t.Errorf("the /24 is not shown with 5 of 5, 4 old:\n%s", show)
+	}
+}
+
+// TestKernelShowWindows: `show access-list sessions` lists the keys of
+// rate and quota windows with the time until each resets.
+func TestKernelShowWindows(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 rate 2 per minute\n" +
+		"seq 20 permit tcp any any eq 80 quota 100 kbytes per minute total\nseq 30 permit ip any any\nexit\n" +
+		"interface management 0\nip access-group check in\nend\n")
+	p.Client.Expect(t, "", ssh, netns.Connected)
+	p.Client.Expect(t, "", web, netns.Connected)
+	show := ag.mustShell("", "-c", "show access-list sessions ip check")
+	for _, re := range []string{
+		`(?m)^   ` + regexp.QuoteMeta(netns.PairClient4) + ` \(rate window\) +resets in (5\ds|1m0s)$`,
+		`(?m)^   total \(quota window\) +resets in (5\ds|1m0s)$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(show) {
+			t.Errorf("show access-list sessions does not match %s:\n%s", re, show)
+		}
 	}
 }

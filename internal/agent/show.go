@@ -10,6 +10,7 @@ import (
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/conntrack"
+	"github.com/slxsh/slxsh/internal/nft"
 	"golang.org/x/sys/unix"
 )
 
@@ -92,7 +93,47 @@ func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, 
 		return nil, errNoSessions
 	}
 	keys, err := a.opts.Sessions.Sessions(cfg, f, name, seq)
-	return sessionKeys(keys), err
+	if err != nil {
+		return nil, err
+	}
+	windows, err := a.windowKeys(f, name, seq)
+	return append(sessionKeys(keys), windows...), err
+}
+
+// windowKeys are the keys of the entries' fixed windows (rate without
+// burst, quota) with the time until each window ends; a key not listed
+// has a fresh window. The kernel keeps what a window has used in the
+// element's limit or quota, which google/nftables v0.3.0 does not read.
+func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+	a.mu.Lock()
+	rs := a.ruleset
+	a.mu.Unlock()
+	if rs == nil {
+		return nil, nil
+	}
+	var out []cli.SessionKey
+	for _, s := range rs.Sets {
+		window := s.Kind == nft.SetQuota || (s.Kind == nft.SetRate && strings.HasSuffix(s.Name, "_win"))
+		if !window || s.Entry.Family != f || s.Entry.ACL != name || (seq != 0 && s.Entry.Seq != seq) {
+			continue
+		}
+		what := "rate window"
+		if s.Kind == nft.SetQuota {
+			what = "quota window"
+		}
+		elems, err := a.opts.Kernel.BlockedLeft(s.Name, f)
+		if err != nil {
+			return nil, errorf("%% Error: cannot list %s %s: %v", what, s.Name, err)
+		}
+		for _, e := range elems {
+			key := nft.TotalKey
+			if e.Addr.IsValid() {
+				key = e.Addr.String()
+			}
+			out = append(out, cli.SessionKey{Seq: s.Entry.Seq, Per: what, Key: key, Resets: e.Left})
+		}
+	}
+	return out, nil
 }
 
 // runningWith returns the running config (a value: changes replace it)

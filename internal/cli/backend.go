@@ -58,6 +58,9 @@ type SessionKey struct {
 	// a permit, Sessions >= Limit-1 for a deny (a limited deny refuses the
 	// Nth connection).
 	AtLimit bool
+	// Resets, for the key of a rate or quota window (Per says which), is
+	// the time until its window ends; Sessions and Limit are then unused.
+	Resets time.Duration `json:",omitempty"`
 }
 
 // ErrNoAgent is returned by the memory backend for what only the agent can

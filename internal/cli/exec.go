@@ -454,6 +454,10 @@ func cmdShowSessions(s *Session, w io.Writer, a *aclArgs) error {
 				mark += fmt.Sprintf(" (%d open before the limit)", k.Old)
 			}
 			key := k.Key
+			if k.Resets > 0 {
+				fmt.Fprintf(w, "   %-40s resets in %s\n", key+" ("+k.Per+")", k.Resets.Round(time.Second))
+				continue
+			}
 			if len(e.Connlimits) > 1 { // which of the entry's limits
 				key += " (" + k.Per + ")"
 			}

@@ -91,9 +91,10 @@ type BlockedElem struct {
 	Left time.Duration
 }
 
-// BlockedLeft lists the elements of a blocked set (or a full flag set) of
-// the applier's table with the time they have left. A set that does not
-// exist holds nothing.
+// BlockedLeft lists the elements of a set with timeouts (blocked sources,
+// a full flag, rate and quota windows) of the applier's table with the
+// time they have left; an nf_proto element has no address. A set that does
+// not exist holds nothing.
 func (a *Applier) BlockedLeft(name string, f acl.Family) ([]BlockedElem, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -101,21 +102,16 @@ func (a *Applier) BlockedLeft(name string, f acl.Family) ([]BlockedElem, error) 
 	if err != nil {
 		return nil, err
 	}
-	key := addrKey(f)
-	if strings.HasSuffix(name, "_full") {
-		key = KeyNFProto
-	}
-	elems, err := a.elements(c, a.libSet(&Set{Name: name, Key: key}))
+	elems, err := a.elements(c, a.libSet(&Set{Name: name, Key: addrKey(f)}))
 	if err != nil {
 		return nil, err
 	}
 	var out []BlockedElem
 	for _, e := range elems {
-		addr, ok := netip.AddrFromSlice(e.Key)
-		if key == KeyNFProto {
-			addr, ok = netip.Addr{}, true
-		}
-		if ok {
+		switch addr, ok := netip.AddrFromSlice(e.Key); {
+		case len(e.Key) == 1: // nf_proto: a flag, or the key of a total
+			out = append(out, BlockedElem{Left: e.Expires})
+		case ok && addr.Is4() == (f == acl.IPv4):
 			out = append(out, BlockedElem{Addr: addr, Left: e.Expires})
 		}
 	}
