@@ -30,6 +30,7 @@ func move(t *testing.T, c net.Conn, n int) {
 // and both are admitted again once the minute from their first connection
 // is over.
 func TestKernelQuota(t *testing.T) {
+	t.Parallel() // it waits a minute, in namespaces of its own
 	p := netns.NewPair(t)
 	p.Client.AddAddr(t, "c0", extraClient+"/24")
 	server(t, p.Server, netns.PairServer4, 80)

@@ -30,6 +30,7 @@ func tally(t *testing.T, c *netns.NS, local, remote string, n int) (connected, r
 // A rate without burst is a fixed window of N connections per key: nft's
 // default burst of 5 no longer applies, and the window does not refill.
 func TestKernelRateWindow(t *testing.T) {
+	t.Parallel() // it waits a minute, in namespaces of its own
 	p := netns.NewPair(t)
 	p.Client.AddAddr(t, "c0", extraClient+"/24")
 	server(t, p.Server, netns.PairServer4, 22, 23)
@@ -39,6 +40,7 @@ func TestKernelRateWindow(t *testing.T) {
  seq 30 permit ip any any
 `+onS0In)
 	ssh, telnet := hostPort(netns.PairServer4, 22), hostPort(netns.PairServer4, 23)
+	start := time.Now()
 	if c, r := tally(t, p.Client, netns.PairClient4, ssh, 2); c != 1 || r != 1 {
 		t.Errorf("rate 1 per minute: %d admitted, %d refused; want 1, 1", c, r)
 	}
@@ -47,10 +49,15 @@ func TestKernelRateWindow(t *testing.T) {
 	if c, r := tally(t, p.Client, netns.PairClient4, telnet, 12); c != 10 || r != 2 {
 		t.Errorf("rate 10 per minute total, burst of 12: %d admitted, %d refused; want 10, 2", c, r)
 	}
-	// None more within the minute, from any source (total), however slowly.
-	time.Sleep(1500 * time.Millisecond)
+	// None more within the minute, from any source (total), however
+	// slowly: a token bucket would have refilled 9 by now.
+	time.Sleep(time.Until(start.Add(55 * time.Second)))
 	p.Client.Expect(t, extraClient, telnet, netns.Reset)
 	p.Client.Expect(t, netns.PairClient4, ssh, netns.Reset)
+	// The minute from the first connection is over: new windows.
+	time.Sleep(time.Until(start.Add(61 * time.Second)))
+	p.Client.Expect(t, extraClient, telnet, netns.Connected)
+	p.Client.Expect(t, netns.PairClient4, ssh, netns.Connected)
 }
 
 // The window ends one period after the key's first connection: then the
