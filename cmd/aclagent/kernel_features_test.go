@@ -158,6 +158,9 @@ func TestKernelBlockForFlushPerEntry(t *testing.T) {
 	open := []net.Conn{p.Client.Expect(t, "", ssh, netns.Connected), p.Client.Expect(t, "", ssh, netns.Connected)}
 	p.Client.Expect(t, "", ssh, netns.Reset) // over seq 10: blocked
 	p.Client.Expect(t, "", web, netns.Reset) // on the whole ACL
+	if counts := ag.mustShell("", "-c", "show access-list ip check"); !strings.Contains(counts, " blocked by block-for (1 refused)") {
+		t.Errorf("show access-list ip check does not count the blocked refusal:\n%s", counts)
+	}
 	show := ag.mustShell("", "-c", "show access-list blocked ip check")
 	if !regexp.MustCompile(`(?m)^ip access-list extended check: 1 blocked\n seq 10 in ` + regexp.QuoteMeta(netns.PairClient4) + ` +[5-8]s left$`).MatchString(show) {
 		t.Errorf("show access-list blocked:\n%s", show)

@@ -111,6 +111,11 @@ func TestKernelTwoLimitsExistingSessions(t *testing.T) {
 	p.Client.Expect(t, "1.2.3.5", smtp, netns.Connected) // the fifth of 1.2.3.0/24
 	p.Client.Expect(t, "1.2.3.6", smtp, netns.Reset)     // the sixth
 	p.Client.Expect(t, "1.2.4.1", smtp, netns.Connected)
+	counts := ag.mustShell("", "-c", "show access-list ip tcpserver")
+	if !regexp.MustCompile(`seq 10 .* \(\d+ matches, 2 refused, \d+ at limit, by connlimit 2\)`).MatchString(counts) ||
+		!strings.Contains(counts, " implicit deny (0 refused)") {
+		t.Errorf("show access-list ip tcpserver does not split seq 10's 2 refusals by reason:\n%s", counts)
+	}
 	show := ag.mustShell("", "-c", "show access-list sessions ip tcpserver")
 	for _, want := range []string{"1.2.3.1 (per-source)", "1.2.3.0/24 (per-prefix 24)", "1.2.4.0/24 (per-prefix 24)"} {
 		if !strings.Contains(show, want) {

@@ -39,6 +39,11 @@ type EntryCounters struct {
 	Matches uint64 // connections that matched the entry
 	Refused uint64 // connections the entry refused
 	AtLimit int    // keys now at the entry's connection limit
+	// Reasons splits Refused by the limit that refused ("connlimit",
+	// "rate", "quota", "load"). The line of Seq 0 is the ACL's own: its
+	// implicit deny's refusals in Refused, Reasons["blocked"] the
+	// connections refused because block-for locked their source out.
+	Reasons map[string]uint64 `json:",omitempty"`
 }
 
 // SessionKey is one key of a limited entry with its current sessions.

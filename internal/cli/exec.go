@@ -385,11 +385,32 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
 			if e.Limited() {
 				line += fmt.Sprintf(", %d at limit", c.AtLimit)
 			}
-			line += ")"
+			line += reasonsText(c.Reasons) + ")"
 		}
 		fmt.Fprintln(w, line)
 	}
+	if c, ok := bySeq[0]; ok {
+		fmt.Fprintf(w, " implicit deny (%d refused)\n", c.Refused)
+		if n := c.Reasons["blocked"]; n > 0 {
+			fmt.Fprintf(w, " blocked by block-for (%d refused)\n", n)
+		}
+	}
 	return nil
+}
+
+// reasonsText is ", by connlimit 2, rate 1" for refusals split by reason
+// (only the reasons that refused).
+func reasonsText(r map[string]uint64) string {
+	var parts []string
+	for _, k := range []string{"connlimit", "rate", "quota", "load"} {
+		if r[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", by " + strings.Join(parts, ", ")
 }
 
 func cmdShowACL(s *Session, w io.Writer, a *aclArgs) error {

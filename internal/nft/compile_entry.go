@@ -3,6 +3,7 @@ package nft
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -105,12 +106,22 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 		chains = append(chains, block)
 		overRefuse = []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: block.Name}}
 	}
+	// Refusals by a limit also count in the limit's own counter.
+	reasons := map[string]*CounterRef{}
+	for _, r := range EntryReasons(e) {
+		reasons[r] = &CounterRef{Name: ReasonCounterName(ref, r)}
+		b.rs.Counters = append(b.rs.Counters, reasons[r].Name)
+	}
 	refuseAs := func(reason string, overLimit bool) []Stmt {
 		verdict := refuse
 		if overLimit {
 			verdict = overRefuse
 		}
-		return slices.Concat([]Stmt{refused}, logAs(reason), verdict)
+		counters := []Stmt{refused}
+		if c := reasons[strings.TrimSuffix(reason, "-full")]; c != nil {
+			counters = append(counters, c)
+		}
+		return slices.Concat(counters, logAs(reason), verdict)
 	}
 
 	checks, own, refuseAll := b.checks(k, ref, e, ctx, refuseAs)

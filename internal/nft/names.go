@@ -68,6 +68,32 @@ func (r EntryRef) base() string {
 	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_" + strconv.Itoa(r.Seq)
 }
 
+// RefusalReasons are the limits whose refusals an entry also counts on
+// their own (ReasonCounterName), in the order show lists them.
+var RefusalReasons = []string{RoleConnlimit, RoleRate, RoleQuota, RoleLoad}
+
+// ReasonCounterName is the counter of an entry's refusals for one reason
+// (a limit kind of RefusalReasons; "-full" refusals count under their
+// limit): "ip_check_in_10_refused_connlimit". Only entries with that kind
+// of limit have it.
+func ReasonCounterName(r EntryRef, reason string) string {
+	return shorten(r.base() + "_refused_" + reason)
+}
+
+// EntryReasons returns the refusal reasons an entry counts: the kinds of
+// limits it has.
+func EntryReasons(e *acl.Entry) []string {
+	var out []string
+	for _, r := range RefusalReasons {
+		has := map[string]bool{RoleConnlimit: len(e.Connlimits) > 0, RoleRate: e.Rate != nil,
+			RoleQuota: e.Quota != nil, RoleLoad: e.LoadLimit != nil}[r]
+		if has && e.Action != acl.Remark {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // CounterNames returns the names of the named counter objects of an entry
 // in a direction: connections that reached and matched the entry, and
 // connections the entry refused. Both survive rule replacement.
