@@ -112,7 +112,7 @@ func TestKernelTwoLimitsExistingSessions(t *testing.T) {
 	p.Client.Expect(t, "1.2.3.6", smtp, netns.Reset)     // the sixth
 	p.Client.Expect(t, "1.2.4.1", smtp, netns.Connected)
 	counts := ag.mustShell("", "-c", "show access-list ip tcpserver")
-	if !regexp.MustCompile(`seq 10 .* \(\d+ matches, 2 refused, \d+ at limit, by connlimit 2\)`).MatchString(counts) ||
+	if !regexp.MustCompile(`seq 10 .* \(\d+ matches, 2 refused, \d+ at limit\) refused by connlimit 2\n`).MatchString(counts) ||
 		!strings.Contains(counts, " implicit deny (0 refused)") {
 		t.Errorf("show access-list ip tcpserver does not split seq 10's 2 refusals by reason:\n%s", counts)
 	}

@@ -385,7 +385,7 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
 			if e.Limited() {
 				line += fmt.Sprintf(", %d at limit", c.AtLimit)
 			}
-			line += reasonsText(c.Reasons) + ")"
+			line += ")" + reasonsText(c.Reasons)
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -398,8 +398,8 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
 	return nil
 }
 
-// reasonsText is ", by connlimit 2, rate 1" for refusals split by reason
-// (only the reasons that refused).
+// reasonsText is " refused by connlimit 2, rate 1" for refusals split by
+// reason (only the reasons that refused), after the counters in brackets.
 func reasonsText(r map[string]uint64) string {
 	var parts []string
 	for _, k := range []string{"connlimit", "rate", "quota", "load"} {
@@ -410,7 +410,7 @@ func reasonsText(r map[string]uint64) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return ", by " + strings.Join(parts, ", ")
+	return " refused by " + strings.Join(parts, ", ")
 }
 
 func cmdShowACL(s *Session, w io.Writer, a *aclArgs) error {
