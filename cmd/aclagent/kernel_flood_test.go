@@ -293,7 +293,7 @@ func TestKernelSocketFlood(t *testing.T) {
 		t.Fatalf("agent exited under the flood: %v\n%s", err, ag.log)
 	default:
 	}
-	if !strings.Contains(ag.running(), fmt.Sprintf("hostname flood%d", changes-1)) {
+	if !strings.Contains(ag.running(), fmt.Sprintf("host-name flood%d", changes-1)) {
 		t.Error("last admin change missing from the running-config")
 	}
 	// Still enforcing the limit.

@@ -322,7 +322,7 @@ func TestKernelNonAdminCannotChange(t *testing.T) {
 	if r := ag.shellAs(member, "", "-c", "configure terminal; hostname changed-by-member"); r.code != 0 {
 		t.Errorf("admin group member: %v", r)
 	}
-	if !strings.Contains(ag.running(), "hostname changed-by-member") {
+	if !strings.Contains(ag.running(), "host-name changed-by-member") {
 		t.Error("admin group member's change missing")
 	}
 }
@@ -365,6 +365,10 @@ func TestKernelMetrics(t *testing.T) {
 		`slxsh_acl_sessions{acl="check",family="ip",seq="10"} 3`,
 		`slxsh_acl_keys_at_limit{acl="check",family="ip",seq="10"} 1`,
 		`slxsh_agent_drift_repairs_total 0`,
+		// The limit set holds the one source; the fill of every set the
+		// packet path fills is there (issue 12).
+		`slxsh_set_elements{kind="connlimit",set="ip_check_in_10_src_3"} 1`,
+		`slxsh_set_capacity{kind="connlimit",set="ip_check_in_10_src_3"} 65535`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, body)

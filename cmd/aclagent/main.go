@@ -59,6 +59,8 @@ type flags struct {
 	showVersion bool
 	setSize     int   // --limit-set-size (setlimits.go)
 	setMemory   int64 // --limit-set-memory in MiB; -1: one eighth of MemTotal
+	messagePort int   // --message-port: first port of the refuse message responder
+	logGroup    int   // --log-group: NFLOG group of `log` entries
 }
 
 // parseFlags reads the command line. Help and errors are printed by run
@@ -100,6 +102,8 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.loadavg, "loadavg-file", "/proc/loadavg", "where load-limit reads the 1-minute load average (`FILE` in /proc/loadavg format)")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
 	fs.IntVar(&f.setSize, "limit-set-size", nft.DefaultSetSize, "`N` keys (sources, prefixes, ...) per limit set; the kernel preallocates memory for N keys per set")
+	fs.IntVar(&f.messagePort, "message-port", nft.DefaultMessagePort, "first local TCP `PORT` of the refuse message responder: the kernel redirects connections refused with the I-th message text to PORT+I (nothing else may listen there)")
+	fs.IntVar(&f.logGroup, "log-group", nft.DefaultLogGroup, "NFLOG `GROUP` (1-65535) to which log entries send their events; the agent reads it for its log and show logging")
 	fs.Int64Var(&f.setMemory, "limit-set-memory", -1, "refuse configs whose limit sets would take more than `MiB` of kernel memory (default one eighth of MemTotal; 0: no check)")
 	return fs
 }
@@ -151,6 +155,13 @@ func compileOptions(f *flags) (nft.Options, error) {
 	// Time ranges are in the host's zone (TZ, /etc/localtime) at the
 	// offset of now; hostOptions renews Now for every compile.
 	o := nft.Options{Table: f.table, MgmtInterface: f.mgmt, LookupUser: nft.LookupUser, Zone: time.Local, Now: time.Now()}
+	if f.messagePort < 1 || f.messagePort+nft.MaxMessages-1 > 65535 {
+		return o, fmt.Errorf("--message-port %d: want 1 to %d", f.messagePort, 65535-nft.MaxMessages+1)
+	}
+	if f.logGroup < 1 || f.logGroup > 65535 {
+		return o, fmt.Errorf("--log-group %d: want 1 to 65535", f.logGroup)
+	}
+	o.MessagePort, o.LogGroup = uint16(f.messagePort), uint16(f.logGroup)
 	if o.MgmtInterface == "" {
 		o.MgmtInterface, _ = agent.DefaultRouteInterface()
 	}
@@ -233,7 +244,10 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	} else if after != before {
 		log.Info("open-files limit raised", "from", before, "to", after)
 	}
-	a, tracker := buildAgent(f, o, log)
+	responder := agent.NewResponder(agent.ResponderOptions{Logger: log})
+	defer responder.Close()
+	events := agent.NewEventLog(0, log)
+	a, tracker := buildAgent(f, o, log, responder, events)
 	if tracker != nil {
 		defer tracker.Close()
 	}
@@ -255,6 +269,7 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	if err := srv.Listen(f.socket); err != nil {
 		return err
 	}
+	startEventLog(ctx, o.LogGroup, events, log)
 	if _, err := a.Start(); err != nil {
 		srv.Close()
 		return err
@@ -293,7 +308,7 @@ func netAdmin() bool {
 
 // buildAgent builds the agent on the netlink applier, with the session
 // tracker when conntrack can be opened.
-func buildAgent(f *flags, o nft.Options, log *slog.Logger) (*agent.Agent, *conntrack.Tracker) {
+func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.MessageServer, events *agent.EventLog) (*agent.Agent, *conntrack.Tracker) {
 	host := hostOptions(f, o)
 	resolve := resolver(host)
 	kernel := nft.NewApplier(o.Table)
@@ -306,6 +321,8 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger) (*agent.Agent, *connt
 		LastGoodPath: f.lastGood,
 		Resolve:      resolve,
 		Load:         func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
+		Messages:     messages,
+		Events:       events,
 		Version:      version,
 		Logger:       log,
 	}

@@ -61,6 +61,18 @@ func TestFlags(t *testing.T) {
 	if err != nil || o.InterfaceMap["0/1"] != "eth1" {
 		t.Errorf("compileOptions = %+v, %v", o, err)
 	}
+	if o.MessagePort != 4421 || o.LogGroup != 1 {
+		t.Errorf("message port %d, log group %d; want the defaults 4421, 1", o.MessagePort, o.LogGroup)
+	}
+	for _, args := range [][]string{{"--message-port", "0"}, {"--message-port", "65500"}, {"--log-group", "0"}, {"--log-group", "65536"}} {
+		bad, err := parseFlags(args)
+		if err == nil {
+			_, err = compileOptions(bad)
+		}
+		if err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
 	f.ifmap = "ethernet0/1"
 	if _, err := compileOptions(f); err == nil {
 		t.Error("bad --interface-map accepted")

@@ -182,7 +182,7 @@ func TestKernelSSHAnsible(t *testing.T) {
 			t.Errorf("backup file: %v\n%s", err, backup)
 		}
 	})
-	t.Run("facts", func(t *testing.T) { checkFacts(t, first.task(t, "Facts"), "") })
+	t.Run("facts", func(t *testing.T) { checkFacts(t, first.task(t, "Facts"), "", "") })
 	t.Run("saved", func(t *testing.T) {
 		saved, err := os.ReadFile(filepath.Join(r.dir, "startup-config"))
 		if err != nil {
@@ -232,7 +232,7 @@ func TestKernelSSHAnsible(t *testing.T) {
 	})
 	// The config subset is empty on a first run (an empty running-config).
 	t.Run("facts_config", func(t *testing.T) {
-		checkFacts(t, second.task(t, "Facts"), "ip access-list extended check\n seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9000 connlimit 2\n")
+		checkFacts(t, second.task(t, "Facts"), "ip access-list extended check\n seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9000 connlimit 2\n", "lab1")
 	})
 }
 
@@ -259,14 +259,15 @@ func checkAnsibleCommon(t *testing.T, run *ansibleRun) {
 }
 
 // checkFacts checks slxos_facts with gather_subset all; the config fact
-// must contain config.
-func checkFacts(t *testing.T, tk ansibleTask, config string) {
+// must contain config, the hostname fact be hostname.
+func checkFacts(t *testing.T, tk ansibleTask, config, hostname string) {
 	t.Helper()
 	if tk.Failed {
 		t.Fatalf("slxos_facts failed: %s", tk.Msg)
 	}
 	var f struct {
 		Version    string   `json:"ansible_net_version"`
+		Hostname   string   `json:"ansible_net_hostname"`
 		Model      string   `json:"ansible_net_model"`
 		Serial     string   `json:"ansible_net_serialnum"`
 		MemTotal   int      `json:"ansible_net_memtotal_mb"`
@@ -298,6 +299,9 @@ func checkFacts(t *testing.T, tk ansibleTask, config string) {
 	}
 	if !contains(f.AllIPv4, netns.PairServer4) || !contains(f.AllIPv6, netns.PairServer6) {
 		t.Errorf("addresses: %v, %v", f.AllIPv4, f.AllIPv6)
+	}
+	if f.Hostname != hostname {
+		t.Errorf("hostname fact %q, want %q", f.Hostname, hostname)
 	}
 	if !strings.Contains(f.Config, config) {
 		t.Errorf("config fact %q does not contain %q", f.Config, config)

@@ -182,7 +182,7 @@ func TestScriptBadBlockAppliesNothing(t *testing.T) {
 			}
 			running := acl.Format(c)
 			wantContains(t, "running-config", running, "ip access-list extended keep")
-			applied := strings.Contains(running, "extended lost") || strings.Contains(running, "hostname changed")
+			applied := strings.Contains(running, "extended lost") || strings.Contains(running, "host-name changed")
 			if tc.fails {
 				wantContains(t, "output", out.String(), "cfg:11: %")
 				if applied {

@@ -178,12 +178,15 @@ func (c *Config) appliedTo(f Family, name string) (*Interface, Direction, bool) 
 }
 
 // appliedIn returns an interface the list is applied to in direction `in`.
-func (c *Config) appliedIn(f Family, name string) (*Interface, bool) {
+func (c *Config) appliedIn(f Family, name string) (*Interface, bool) { return c.appliedAs(f, name, In) }
+
+// appliedAs returns an interface to which the ACL is applied in direction d.
+func (c *Config) appliedAs(f Family, name string, d Direction) (*Interface, bool) {
 	if c == nil || name == "" {
 		return nil, false
 	}
 	for _, ifc := range c.Interfaces {
-		if ifc.Groups[f][In] == name {
+		if ifc.Groups[f][d] == name {
 			return ifc, true
 		}
 	}

@@ -17,7 +17,9 @@ import (
 func Format(c *Config) string {
 	var b strings.Builder
 	if c.Hostname != "" {
-		b.WriteString("hostname " + c.Hostname + "\n!\n")
+		// SLX-OS's spelling, which its tools read back (Ansible's slxos
+		// facts); `hostname NAME` is accepted as input too.
+		b.WriteString("switch-attributes host-name " + c.Hostname + "\n!\n")
 	}
 	if c.ExistingSessions == Reset {
 		b.WriteString("connlimit existing-sessions reset\n!\n")

@@ -204,7 +204,7 @@ func TestParseLoadLimit(t *testing.T) {
 // deterministically, clone equal, and over many draws cover every form.
 func TestRandom(t *testing.T) {
 	want := []string{
-		"hostname ", "connlimit existing-sessions reset", "time-range ", " periodic ", " absolute start", " absolute end",
+		"switch-attributes host-name ", "connlimit existing-sessions reset", "time-range ", " periodic ", " absolute start", " absolute end",
 		"ip access-list extended", "ipv6 access-list extended", " remark ",
 		" permit ", " deny ", " hard-drop ", " ip any", " ipv6 ", " tcp ", " udp ", " sctp ", " icmp ",
 		" any ", " host ", "/", " eq ", " neq ", " lt ", " gt ", " range ",

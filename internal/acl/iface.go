@@ -77,10 +77,8 @@ func (c *Config) SetAccessGroup(kind IfKind, ifname string, f Family, d Directio
 	if err != nil {
 		return err
 	}
-	if d == In {
-		if e := firstOwnerEntry(a); e != nil {
-			return errorf("access-list %q has user/uid entries (seq %d), which only apply out", acl, e.Seq)
-		}
+	if e, kind, other := wrongDirection(a, d); e != nil {
+		return errorf("access-list %q has %s entries (seq %d), which only apply %s", acl, kind, e.Seq, other)
 	}
 	ifc, err := c.EnsureInterface(kind, ifname)
 	if err != nil {
@@ -90,9 +88,19 @@ func (c *Config) SetAccessGroup(kind IfKind, ifname string, f Family, d Directio
 	return nil
 }
 
-func firstOwnerEntry(a *ACL) *Entry {
+// wrongDirection returns the first entry of a that cannot apply in
+// direction d, what kind of entry it is, and the direction it needs:
+// user/uid entries only apply out, refuse message entries only in.
+func wrongDirection(a *ACL, d Direction) (e *Entry, kind string, other Direction) {
+	if d == In {
+		return firstEntry(a, func(e *Entry) bool { return e.Owner != nil }), "user/uid", Out
+	}
+	return firstEntry(a, func(e *Entry) bool { return e.Refuse.Kind == RefuseMessage }), "refuse message", In
+}
+
+func firstEntry(a *ACL, pred func(*Entry) bool) *Entry {
 	for _, e := range a.Entries {
-		if e.Owner != nil {
+		if pred(e) {
 			return e
 		}
 	}

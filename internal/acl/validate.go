@@ -108,6 +108,9 @@ func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
 		add(checkOwner(c, f, acl, e.Owner))
 	}
 	add(checkRefuse(e))
+	if ifc, ok := c.appliedAs(f, acl, Out); ok && e.Refuse.Kind == RefuseMessage {
+		add(errorf("refuse message only applies in, and access-list %q is applied to interface %s out", acl, ifc.Label()))
+	}
 	if e.Action == HardDrop {
 		add(checkHardDrop(e))
 	}
@@ -540,9 +543,7 @@ func (v *validator) group(path string, f Family, d Direction, name string) {
 		v.addf(path, "%s access-group %s %s: access-list %q does not exist", f, name, d, name)
 		return
 	}
-	if d == In {
-		if e := firstOwnerEntry(a); e != nil {
-			v.addf(path, "%s access-group %s in: user/uid entries (seq %d) only apply out", f, name, e.Seq)
-		}
+	if e, kind, other := wrongDirection(a, d); e != nil {
+		v.addf(path, "%s access-group %s %s: %s entries (seq %d) only apply %s", f, name, d, kind, e.Seq, other)
 	}
 }

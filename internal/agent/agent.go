@@ -71,6 +71,14 @@ type Options struct {
 	// when not available: the session commands then answer with an error.
 	Sessions SessionTracker
 
+	// Messages serves the refuse message ports of the ruleset being
+	// applied (a *Responder); nil: none are served, and a refusal with a
+	// message is a reset (the kernel finds no listener).
+	Messages MessageServer
+	// Events keeps the events of log entries for show logging and the
+	// metrics; nil: show logging says they are not read.
+	Events *EventLog
+
 	Version string // product version for show version
 	// Load returns the 1-minute load average for load-limit; nil means
 	// LoadAverage.
@@ -222,8 +230,12 @@ func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew 
 			return errorf("%% Error: cannot prepare session counting, nothing changed: %v", err)
 		}
 	}
+	if err := a.serveMessagesLocked(rs); err != nil {
+		return err
+	}
 	if err := a.opts.Kernel.Apply(rs, renew...); err != nil {
 		a.log.Error("apply refused by the kernel", "why", why, "err", err)
+		a.serveMessagesLocked(a.ruleset)
 		if a.opts.Sessions != nil && a.ruleset != nil {
 			// The kernel still holds the previous ruleset.
 			a.opts.Sessions.Installed(a.running, a.ruleset)
@@ -242,6 +254,37 @@ func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew 
 		a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)
 	}
 	return nil
+}
+
+// MessageServer answers the connections that the kernel redirects for
+// `refuse message` (Responder).
+type MessageServer interface {
+	// Serve listens on exactly the ports of ms before it returns.
+	Serve(ms []nft.Message) error
+}
+
+// serveMessagesLocked opens the responder ports of rs before the kernel
+// redirects to them. A port that cannot be opened refuses the change: the
+// kernel would redirect refused clients to whatever else listens there.
+func (a *Agent) serveMessagesLocked(rs *nft.Ruleset) error {
+	if a.opts.Messages == nil || rs == nil {
+		return nil
+	}
+	if err := a.opts.Messages.Serve(rs.Messages); err != nil {
+		a.log.Error("refuse message responder", "err", err)
+		if a.ruleset != rs {
+			a.opts.Messages.Serve(messagesOf(a.ruleset))
+		}
+		return errorf("%% Error: %v; nothing changed", err)
+	}
+	return nil
+}
+
+func messagesOf(rs *nft.Ruleset) []nft.Message {
+	if rs == nil {
+		return nil
+	}
+	return rs.Messages
 }
 
 // saveStateLocked keeps the running config for a restarted agent, and as

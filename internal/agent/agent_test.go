@@ -257,6 +257,22 @@ func TestRepairDrift(t *testing.T) {
 	}
 }
 
+// TestCountersByDirection: `show access-list ip NAME in|out` (SLX) counts
+// one direction; without a direction both are summed.
+func TestCountersByDirection(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, cli.Txn{Lines: []string{"interface management 0", "ip access-group check in", "ip access-group check out"}})
+	in, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
+	out, _ := nft.CounterNames(acl.IPv4, "check", acl.Out, 10)
+	ta.kernel.Values = map[string]nft.CounterValue{in: {Packets: 5}, out: {Packets: 3}}
+	for dir, want := range map[string]uint64{"": 8, "in": 5, "out": 3} {
+		got, err := ta.Counters(acl.IPv4, "check", dir)
+		if err != nil || len(got) == 0 || got[0].Matches != want {
+			t.Errorf("Counters(%q) = %v, %v; want seq 10 with %d matches", dir, got, err, want)
+		}
+	}
+}
+
 func TestCountersAndClear(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)
@@ -265,7 +281,7 @@ func TestCountersAndClear(t *testing.T) {
 	why10 := nft.ReasonCounterName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10}, nft.RoleConnlimit)
 	implicit := nft.ImplicitDenyCounter(acl.IPv4, "check", acl.In)
 	ta.kernel.Values = map[string]nft.CounterValue{m10: {Packets: 15}, r10: {Packets: 2}, why10: {Packets: 2}, m20: {Packets: 7}, implicit: {Packets: 4}}
-	got, err := ta.Counters(acl.IPv4, "check")
+	got, err := ta.Counters(acl.IPv4, "check", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +296,7 @@ func TestCountersAndClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	ta.kernel.Values[m10] = nft.CounterValue{Packets: 16}
-	got, _ = ta.Counters(acl.IPv4, "check")
+	got, _ = ta.Counters(acl.IPv4, "check", "")
 	if got[0].Matches != 1 || got[0].Refused != 0 || got[1].Matches != 0 || got[0].Reasons["connlimit"] != 0 || got[2].Refused != 0 {
 		t.Errorf("after clear: %v, want 1/0 and 0", got)
 	}
@@ -343,7 +359,7 @@ func TestRevertTimer(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(60 * time.Millisecond)
-	if !strings.Contains(ta.RunningText(), "hostname confirmed") {
+	if !strings.Contains(ta.RunningText(), "host-name confirmed") {
 		t.Error("confirmed change was reverted")
 	}
 	if err := ta.Confirm(); err == nil {

@@ -27,7 +27,7 @@ func TestClearedCountersSurviveRestart(t *testing.T) {
 	if _, err := tb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := tb.Counters(acl.IPv4, "check")
+	got, err := tb.Counters(acl.IPv4, "check", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestClearedCountersSurviveRestart(t *testing.T) {
 		t.Fatalf("RepairDrift = %v, %v", repaired, err)
 	}
 	tb.kernel.Values[m10] = nft.CounterValue{Packets: 20}
-	if got, _ := tb.Counters(acl.IPv4, "check"); got[0].Matches != 20 {
+	if got, _ := tb.Counters(acl.IPv4, "check", ""); got[0].Matches != 20 {
 		t.Errorf("after the table was recreated: %d matches, want 20", got[0].Matches)
 	}
 	if _, err := os.Stat(ta.state + ".counters"); err == nil {

@@ -65,10 +65,11 @@ func (a *Agent) Counts() ([]EntryCount, error) {
 }
 
 // Counters implements `show access-list`: per entry in seq order, its
-// matches and refusals summed over the directions the ACL is applied in,
+// matches and refusals summed over the directions the ACL is applied in
+// (only dir when it is "in" or "out"),
 // less what they were at the last `clear access-list counters`; and, when
 // sessions are available, how many keys are at the entry's limit now.
-func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error) {
+func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, error) {
 	cfg, err := a.runningWith(f, name)
 	if err != nil {
 		return nil, err
@@ -85,6 +86,11 @@ func (a *Agent) Counters(f acl.Family, name string) ([]cli.EntryCounters, error)
 		return nil, errorf("%% Error: cannot read counters: %v", err)
 	}
 	dirs := directions(a.running, f, name)
+	for d := range 2 {
+		if dir != "" && acl.Direction(d).String() != dir {
+			dirs[d] = false
+		}
+	}
 	var out []cli.EntryCounters
 	for _, e := range l.Entries {
 		if e.Action == acl.Remark {
@@ -262,6 +268,36 @@ func (a *Agent) SessionStats() []EntrySessions {
 					out[i].AtLimit++
 				}
 			}
+		}
+	}
+	return out
+}
+
+// SetFillStat is how full one set that the packet path fills is.
+type SetFillStat struct {
+	Set, Kind          string
+	Elements, Capacity int
+}
+
+// SetFill reads how many keys each set that the packet path fills holds
+// (outside the agent's lock: one element dump per set); nil when the
+// kernel cannot say.
+func (a *Agent) SetFill() []SetFillStat {
+	a.mu.Lock()
+	rs := a.ruleset
+	a.mu.Unlock()
+	if rs == nil {
+		return nil
+	}
+	fill, err := a.opts.Kernel.SetFill(rs.Sets)
+	if err != nil {
+		a.log.Warn("cannot read set fill", "err", err)
+		return nil
+	}
+	var out []SetFillStat
+	for _, s := range rs.Sets {
+		if n, ok := fill[s.Name]; ok {
+			out = append(out, SetFillStat{Set: s.Name, Kind: s.Kind.String(), Elements: n, Capacity: s.Capacity()})
 		}
 	}
 	return out

@@ -28,6 +28,10 @@ var (
 		"Keys (sources, prefixes, ...) of a limited ACL entry now at its limit.", []string{"family", "acl", "seq"}, nil)
 	startupDesc = prometheus.NewDesc("slxsh_agent_startup_config_loaded",
 		"0 when the startup-config could not be loaded at start or at the last reload (show startup-config says why), else 1.", nil, nil)
+	fillDesc = prometheus.NewDesc("slxsh_set_elements",
+		"Keys a set that the packet path fills holds now (a full set refuses new keys).", []string{"set", "kind"}, nil)
+	capacityDesc = prometheus.NewDesc("slxsh_set_capacity",
+		"Keys a set that the packet path fills can hold.", []string{"set", "kind"}, nil)
 	upDesc = prometheus.NewDesc("slxsh_agent_counters_up",
 		"1 when the last read of the kernel counters worked.", nil, nil)
 )
@@ -38,7 +42,7 @@ type collector struct{ a *Agent }
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, startupDesc, upDesc} {
+	for _, d := range append([]*prometheus.Desc{matchesDesc, refusedDesc, sessionsDesc, atLimitDesc, repairsDesc, failuresDesc, startupDesc, upDesc, fillDesc, capacityDesc}, eventDescs...) {
 		ch <- d
 	}
 }
@@ -60,6 +64,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(e.Sessions), labels...)
 		ch <- prometheus.MustNewConstMetric(atLimitDesc, prometheus.GaugeValue, float64(e.AtLimit), labels...)
 	}
+	for _, f := range c.a.SetFill() {
+		ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, float64(f.Elements), f.Set, f.Kind)
+		ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(f.Capacity), f.Set, f.Kind)
+	}
 	c.a.mu.Lock()
 	repairs, failures := c.a.repairs, c.a.failures
 	c.a.mu.Unlock()
@@ -71,6 +79,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		loaded = 1
 	}
 	ch <- prometheus.MustNewConstMetric(startupDesc, prometheus.GaugeValue, loaded)
+	c.a.collectEvents(ch)
 }
 
 // MetricsHandler returns the /metrics handler for a: the ACL counters plus

@@ -188,7 +188,7 @@ func init() {
 	cli.Handle(h, cli.OpSave, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Save() })
 	cli.Handle(h, cli.OpRevert, func(a *Agent, minutes int) (cli.NoArgs, error) { return none, a.Revert(minutes) })
 	cli.Handle(h, cli.OpConfirm, func(a *Agent, _ cli.NoArgs) (cli.NoArgs, error) { return none, a.Confirm() })
-	cli.Handle(h, cli.OpCounters, func(a *Agent, r cli.ACLRef) ([]cli.EntryCounters, error) { return a.Counters(r.Family, r.Name) })
+	cli.Handle(h, cli.OpCounters, func(a *Agent, r cli.ACLRef) ([]cli.EntryCounters, error) { return a.Counters(r.Family, r.Name, r.Dir) })
 	cli.Handle(h, cli.OpSessions, func(a *Agent, r cli.ACLRef) ([]cli.SessionKey, error) { return a.Sessions(r.Family, r.Name, r.Seq) })
 	cli.Handle(h, cli.OpClearCounters, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) { return none, a.ClearCounters(r.Family, r.Name) })
 	cli.Handle(h, cli.OpClearSessions, func(a *Agent, r cli.ACLRef) (cli.NoArgs, error) {
@@ -201,6 +201,7 @@ func init() {
 	cli.Handle(h, cli.OpTimeRanges, func(a *Agent, name string) (string, error) { return a.TimeRangesText(name) })
 	cli.Handle(h, cli.OpBlocked, func(a *Agent, r cli.ACLRef) ([]cli.BlockedSource, error) { return a.Blocked(r.Family, r.Name) })
 	cli.Handle(h, cli.OpVersion, func(a *Agent, _ cli.NoArgs) (string, error) { return a.VersionText(), nil })
+	cli.Handle(h, cli.OpLogging, func(a *Agent, _ cli.NoArgs) (string, error) { return a.LoggingText(), nil })
 	cli.Handle(h, cli.OpInterfaces, func(a *Agent, _ cli.NoArgs) ([]cli.InterfaceName, error) { return a.InterfaceNames(), nil })
 	// Authorised by dispatch (it is declared as a change): the answer is yes.
 	cli.Handle(h, cli.OpMayConfigure, func(*Agent, cli.NoArgs) (cli.NoArgs, error) { return none, nil })

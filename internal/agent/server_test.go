@@ -142,7 +142,7 @@ func TestPermissionDenied(t *testing.T) {
 	// A member of the admin group may change.
 	admin := Peer{UID: 1000, GID: 1000, Groups: []uint32{4242}}
 	resp = srv.dispatch(admin, request(t, cli.OpConfigure, cli.Txn{Lines: []string{"hostname h2"}}))
-	if resp.Error != "" || !strings.Contains(ta.RunningText(), "hostname h2") {
+	if resp.Error != "" || !strings.Contains(ta.RunningText(), "host-name h2") {
 		t.Errorf("admin group member: %+v", resp)
 	}
 	if resp := srv.dispatch(admin, request(t, cli.OpMayConfigure, cli.NoArgs{})); resp.Error != "" {

@@ -38,6 +38,14 @@ func (a *Agent) NftablesText() string {
 	return a.ruleset.String()
 }
 
+// LoggingText is `show logging`: the recent events of log entries.
+func (a *Agent) LoggingText() string {
+	if a.opts.Events == nil {
+		return "Access-list log: not read (no NFLOG listener)\n"
+	}
+	return a.opts.Events.Text()
+}
+
 // VersionText is the agent's part of `show version` (the shell prints its
 // own version first): agent version, pid, start time, kernel.
 func (a *Agent) VersionText() string {

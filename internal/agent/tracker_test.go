@@ -83,7 +83,7 @@ func TestSessionsThroughAgent(t *testing.T) {
 	ta, tr := newTrackedAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)
 	tr.keys = []conntrack.KeyCount{{Seq: 10, Key: "10.24.12.107", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.24.12.108", Sessions: 1, Limit: 3}}
-	c, err := ta.Counters(acl.IPv4, "check")
+	c, err := ta.Counters(acl.IPv4, "check", "")
 	if err != nil || c[0].AtLimit != 1 || c[1].AtLimit != 0 {
 		t.Errorf("Counters = %+v, %v; want seq 10 with 1 key at limit", c, err)
 	}

@@ -35,8 +35,9 @@ type runningArgs struct {
 
 // showACLArgs: show access-list ip NAME [in|out].
 type showACLArgs struct {
-	acl aclArgs
-	dir acl.Direction
+	acl    aclArgs
+	dir    acl.Direction
+	hasDir bool
 }
 
 // ifArgs: show access-list interface IF {in|out}.
@@ -146,8 +147,8 @@ func execCommands() []*command {
 				section("interface", "Interfaces"),
 				section("time-range", "Time ranges"))), pipe), cmdShowRunning),
 		execCmd(seq(show, kw("startup-config", "Startup configuration"), pipe), cmdShowStartup),
-		execCmd(seq(show, accessList, aclNode(showACL), opt(direction(func(a *showACLArgs, d acl.Direction) { a.dir = d })), pipe),
-			func(s *Session, w io.Writer, a *showACLArgs) error { return cmdShowACL(s, w, &a.acl) }),
+		execCmd(seq(show, accessList, aclNode(showACL), opt(direction(func(a *showACLArgs, d acl.Direction) { a.dir, a.hasDir = d, true })), pipe),
+			cmdShowACLDir),
 		execCmd(seq(show, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), kw("access-lists", "Access lists"),
 			opt(aclNameArg(selfACL)), pipe), cmdShowACLs),
 		execCmd(seq(show, kw("access-lists", "All access lists"), pipe), cmdShowAllACLs),
@@ -164,6 +165,7 @@ func execCommands() []*command {
 				return writeResult(w)(Call(s.b, OpTimeRanges, a.name))
 			}),
 		execCmd(seq(show, accessList, kw("blocked", "Sources locked out by block-for"), aclNode(selfACL), pipe), cmdShowBlocked),
+		textCmd(seq(show, kw("logging", "Recent events of log entries"), pipe), OpLogging),
 		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),
 			func(s *Session, w io.Writer, a *NoArgs) error {
@@ -367,9 +369,10 @@ func cmdShowVersion(s *Session, w io.Writer, _ *NoArgs) error {
 	return writeResult(w)(Call(s.b, OpVersion, NoArgs{}))
 }
 
-// showACL writes one ACL with its counters, when the backend has them.
-func (s *Session) showACL(w io.Writer, l *acl.ACL) error {
-	counters, err := Call(s.b, OpCounters, ACLRef{Family: l.Family, Name: l.Name})
+// showACL writes one ACL with its counters, when the backend has them
+// (of direction dir, "in" or "out", or of both when "").
+func (s *Session) showACL(w io.Writer, l *acl.ACL, dir string) error {
+	counters, err := Call(s.b, OpCounters, ACLRef{Family: l.Family, Name: l.Name, Dir: dir})
 	if err != nil && !errors.Is(err, ErrNoAgent) {
 		return err
 	}
@@ -418,7 +421,21 @@ func cmdShowACL(s *Session, w io.Writer, a *aclArgs) error {
 	if err != nil {
 		return err
 	}
-	return s.showACL(w, l)
+	return s.showACL(w, l, "")
+}
+
+// cmdShowACLDir is `show access-list ip NAME [in|out]` (SLX): with a
+// direction, the counters of that direction only.
+func cmdShowACLDir(s *Session, w io.Writer, a *showACLArgs) error {
+	l, err := s.runningACL(&a.acl)
+	if err != nil {
+		return err
+	}
+	dir := ""
+	if a.hasDir {
+		dir = a.dir.String()
+	}
+	return s.showACL(w, l, dir)
 }
 
 func cmdShowACLs(s *Session, w io.Writer, a *aclArgs) error {
@@ -440,7 +457,7 @@ func (s *Session) showACLsOf(w io.Writer, want func(*acl.ACL) bool) error {
 	}
 	for _, l := range c.ACLs {
 		if want(l) {
-			if err := s.showACL(w, l); err != nil {
+			if err := s.showACL(w, l, ""); err != nil {
 				return err
 			}
 		}
@@ -508,7 +525,7 @@ func cmdShowInterface(s *Session, w io.Writer, a *ifArgs) error {
 			continue
 		}
 		if l := c.ACL(f, name); l != nil {
-			if err := s.showACL(w, l); err != nil {
+			if err := s.showACL(w, l, ""); err != nil {
 				return err
 			}
 			shown = true

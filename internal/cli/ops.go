@@ -38,6 +38,7 @@ type ACLRef struct {
 	Name   string     // "" : all (ClearCounters)
 	Seq    int        // 0 : all entries
 	Source netip.Addr // invalid : all sources
+	Dir    string     // "in" or "out": one direction (Counters); "" : both
 }
 
 // aclRefJSON is ACLRef on the wire: the family as "ip" or "ipv6".
@@ -46,11 +47,12 @@ type aclRefJSON struct {
 	Name   string     `json:"name,omitempty"`
 	Seq    int        `json:"seq,omitempty"`
 	Source netip.Addr `json:"source,omitzero"`
+	Dir    string     `json:"dir,omitempty"`
 }
 
 // MarshalJSON implements json.Marshaler.
 func (r ACLRef) MarshalJSON() ([]byte, error) {
-	return json.Marshal(aclRefJSON{r.Family.String(), r.Name, r.Seq, r.Source})
+	return json.Marshal(aclRefJSON{r.Family.String(), r.Name, r.Seq, r.Source, r.Dir})
 }
 
 // UnmarshalJSON implements json.Unmarshaler; the family must be ip or ipv6.
@@ -67,7 +69,10 @@ func (r *ACLRef) UnmarshalJSON(data []byte) error {
 	default:
 		return fmt.Errorf("bad family %q", j.Family)
 	}
-	r.Name, r.Seq, r.Source = j.Name, j.Seq, j.Source
+	if j.Dir != "" && j.Dir != "in" && j.Dir != "out" {
+		return fmt.Errorf("bad direction %q", j.Dir)
+	}
+	r.Name, r.Seq, r.Source, r.Dir = j.Name, j.Seq, j.Source, j.Dir
 	return nil
 }
 
@@ -120,7 +125,8 @@ var (
 	OpTimeRanges = newOp[string, string]("time-ranges", false)
 	// OpBlocked lists the sources locked out by block-for on an ACL.
 	OpBlocked = newOp[ACLRef, []BlockedSource]("blocked", false)
-	OpVersion = newOp[NoArgs, string]("version", false) // agent and kernel lines
+	OpVersion       = newOp[NoArgs, string]("version", false)  // agent and kernel lines
+	OpLogging       = newOp[NoArgs, string]("logging", false)  // recent events of log entries
 	// OpInterfaces maps `management 0` and `ethernet S/P` to the Linux
 	// interfaces they mean.
 	OpInterfaces = newOp[NoArgs, []InterfaceName]("interfaces", false)

@@ -92,6 +92,12 @@
 //     interface are then counted;
 //   - a kernel table that lacks some of a limit's reservation objects gets
 //     the whole limit renewed;
+//   - after a commit of someone else (the rules may be intact while set
+//     elements are not), Verify renews a limit whose gate was closed, whose
+//     reservations differ from what the tracker wrote, or whose limit set
+//     lacks a key that has sessions the kernel counted (a flushed set);
+//   - sessions picked up mid-stream (AdoptMark: open before conntrack
+//     tracked them) renew the limits they fall under;
 //   - a restarted agent adopts the table as it is (counts, reservations
 //     and gates in the kernel are the truth; a gate left closed by an
 //     agent that died before counting is counted then).

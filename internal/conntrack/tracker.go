@@ -283,9 +283,6 @@ func (t *Tracker) Refresh() error {
 	if err := t.adoptLocked(); err != nil {
 		return err
 	}
-	if err := t.checkLocked(); err != nil {
-		return err
-	}
 	if len(t.held) == 0 {
 		return nil
 	}
@@ -375,17 +372,22 @@ func (t *Tracker) checkLocked() error {
 	return nil
 }
 
-// Verify checks, from one conntrack dump, that every key with sessions the
-// kernel counts (open, not held as old) is in its limit set: a limit set
-// flushed by someone else has lost them, and is to be renewed (Renewals).
-// The agent calls it after a commit of someone else (the rules may be
-// intact while set elements are not).
+// Verify checks the gates and reservations in the kernel against what the
+// tracker wrote (checkLocked), and, from one conntrack dump, that every key
+// with sessions the kernel counts (open, not held as old) is in its limit
+// set: a limit set flushed by someone else has lost them. What drifted is
+// to be renewed (Renewals). The agent calls it after a commit of someone
+// else (the rules may be intact while set elements are not).
 func (t *Tracker) Verify() error {
 	t.mu.Lock()
 	cfg, sets := t.cfg, slices.Clone(t.sets)
+	var err error
+	if cfg != nil && !t.installing && t.loaded {
+		err = t.checkLocked()
+	}
 	t.mu.Unlock()
-	if cfg == nil || len(sets) == 0 {
-		return nil
+	if err != nil || cfg == nil || len(sets) == 0 {
+		return err
 	}
 	a, err := t.attribute(cfg)
 	if err != nil {

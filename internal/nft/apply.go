@@ -47,6 +47,9 @@ type Kernel interface {
 	// Unblock deletes sources (all when addrs is nil) from a blocked set.
 	Unblock(set string, f acl.Family, addrs []netip.Addr) error
 
+	// SetFill counts the elements of the sets the packet path fills.
+	SetFill(sets []*Set) (map[string]int, error)
+
 	// Gated returns the limit sets (LimitSets) whose gate is closed.
 	Gated(sets []*Set) ([]*Set, error)
 	// Reservations returns what the depth maps of the limit sets hold.

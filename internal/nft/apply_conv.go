@@ -84,13 +84,16 @@ var hooks = map[string]*nftables.ChainHook{
 	"postrouting": nftables.ChainHookPostrouting,
 }
 
-// kernelChain is the library form of a chain: base chains are filter chains
-// with policy accept.
+// kernelChain is the library form of a chain: base chains are filter or
+// nat chains with policy accept.
 func kernelChain(t *nftables.Table, ch *Chain) *nftables.Chain {
 	kc := &nftables.Chain{Name: ch.Name, Table: t}
 	if ch.Hook != nil {
 		accept := nftables.ChainPolicyAccept
 		kc.Type = nftables.ChainTypeFilter
+		if ch.Hook.Type == NATChain {
+			kc.Type = nftables.ChainTypeNAT
+		}
 		kc.Hooknum = hooks[ch.Hook.Hook]
 		kc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.Hook.Priority))
 		kc.Policy = &accept

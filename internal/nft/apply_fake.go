@@ -117,6 +117,19 @@ func (f *Fake) ForeignCommits() uint64 {
 	return f.Foreign
 }
 
+// SetFill counts the elements of the filled sets.
+func (f *Fake) SetFill(sets []*Set) (map[string]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for _, s := range sets {
+		if s.Kind.Filled() {
+			out[s.Name] = len(f.Elements[s.Name])
+		}
+	}
+	return out, nil
+}
+
 // LimitKeys lists the keys of a limit set's elements.
 func (f *Fake) LimitKeys(s *Set) ([]string, error) {
 	f.mu.Lock()

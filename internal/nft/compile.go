@@ -43,6 +43,11 @@ type Options struct {
 	// kernel's UTC clock (compile_time.go).
 	Zone *time.Location
 	Now  time.Time
+	// MessagePort is the first local port of the agent's refuse message
+	// responder; 0 means DefaultMessagePort.
+	MessagePort uint16
+	// LogGroup is the NFLOG group of `log` entries; 0 means DefaultLogGroup.
+	LogGroup uint16
 }
 
 // Compile turns a configuration into the ruleset of our table. It is pure
@@ -62,6 +67,7 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	}
 	b := &builder{cfg: c, opt: o, rs: &Ruleset{Table: o.Table}}
 	binds := b.bindings()
+	b.messages(chainKeys(binds))
 	var aclChains []*Chain
 	for _, k := range chainKeys(binds) {
 		aclChains = append(aclChains, b.aclChain(k)...)
@@ -72,8 +78,14 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)
 	}
-	b.rs.Chains = append(b.quotaChains(baseChains(binds)), refuseChain())
+	b.rs.Chains = b.quotaChains(baseChains(binds))
+	if len(b.rs.Messages) > 0 {
+		addMessageGuards(b.rs.Chains, b.rs.Messages)
+		b.rs.Chains = append(b.rs.Chains, messageChain(b.rs.Messages))
+	}
+	b.rs.Chains = append(b.rs.Chains, refuseChain())
 	b.rs.Chains = append(b.rs.Chains, aclChains...)
+	b.rs.Chains = append(b.rs.Chains, b.extra...)
 	sort.Strings(b.rs.Counters)
 	sort.Slice(b.rs.Sets, func(i, j int) bool { return b.rs.Sets[i].Name < b.rs.Sets[j].Name })
 	return b.rs, nil
@@ -89,6 +101,9 @@ type builder struct {
 	// mark IDs (compile_quota.go).
 	quotas   []quotaRef
 	quotaIDs map[string]uint32
+
+	extra     []*Chain        // log chains, after the ACL chains
+	logChains map[string]bool // names in extra
 }
 
 func (b *builder) errorf(path, format string, args ...any) {
@@ -213,10 +228,33 @@ func (b *builder) findACL(f acl.Family, name string) *acl.ACL {
 	return nil
 }
 
-// baseChains builds the input, forward and output chains: established and
-// related traffic first, then one jump per access-group (`in` on input and
-// forward, `out` on output and forward; in before out in forward).
+// baseChains builds the prerouting, input, forward and output chains:
+// established and related traffic first, then one jump per access-group
+// (`in` on prerouting, before any NAT, for connections to the host and
+// routed ones alike; `out` on output and forward). The reset-mark rule is
+// on input, forward and output.
 func baseChains(binds []binding) []*Chain {
+	established := func() *Rule {
+		return &Rule{
+			Comment: "established",
+			Stmts:   []Stmt{&CtState{States: CtEstablished | CtRelated}, &Verdict{Kind: expr.VerdictAccept}},
+		}
+	}
+	adopt := func() *Rule {
+		return &Rule{
+			// Why: a TCP session that was open before conntrack tracked the
+			// namespace (before the first install, or while our table was
+			// missing) is picked up on its next packet as `ct state new`
+			// without a SYN (nf_conntrack_tcp_loose; KERNEL-NOTES). It is
+			// an open session, not a new connection: it is let through and
+			// marked, and the agent counts it as old (conntrack.AdoptMark).
+			// No new TCP connection can be opened without a SYN. In
+			// prerouting too, before the `in` ACLs judge it.
+			Comment: "adopt",
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkSet{Bit: AdoptMark},
+				&Verdict{Kind: expr.VerdictAccept}},
+		}
+	}
 	mk := func(hook string) *Chain {
 		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: []*Rule{{
 			// Why: a flow the agent marked (conntrack.ResetMark) is ended by a
@@ -224,22 +262,9 @@ func baseChains(binds []binding) []*Chain {
 			// pass the output chain, from being refused in turn (KERNEL-NOTES).
 			Comment: "reset-mark",
 			Stmts:   []Stmt{&CtMarkBit{Bit: ResetMark}, &TCPNoRST{Dep: true}, &Reject{TCPReset: true}},
-		}, {
-			Comment: "established",
-			Stmts:   []Stmt{&CtState{States: CtEstablished | CtRelated}, &Verdict{Kind: expr.VerdictAccept}},
-		}, {
-			// Why: a TCP session that was open before conntrack tracked the
-			// namespace (before the first install, or while our table was
-			// missing) is picked up on its next packet as `ct state new`
-			// without a SYN (nf_conntrack_tcp_loose; KERNEL-NOTES). It is
-			// an open session, not a new connection: it is let through and
-			// marked, and the agent counts it as old (conntrack.AdoptMark).
-			// No new TCP connection can be opened without a SYN.
-			Comment: "adopt",
-			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkSet{Bit: AdoptMark},
-				&Verdict{Kind: expr.VerdictAccept}},
-		}}}
+		}, established(), adopt()}}
 	}
+	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: []*Rule{established(), adopt()}}
 	input, forward, output := mk("input"), mk("forward"), mk("output")
 	for _, out := range []bool{false, true} {
 		for _, bd := range binds {
@@ -255,13 +280,13 @@ func baseChains(binds []binding) []*Chain {
 			}
 			if out {
 				output.Rules = append(output.Rules, r())
+				forward.Rules = append(forward.Rules, r())
 			} else {
-				input.Rules = append(input.Rules, r())
+				pre.Rules = append(pre.Rules, r())
 			}
-			forward.Rules = append(forward.Rules, r())
 		}
 	}
-	return []*Chain{input, forward, output}
+	return []*Chain{pre, input, forward, output}
 }
 
 // refuseChain is the shared refusal of connections of any protocol: TCP

@@ -131,7 +131,8 @@ func (b *builder) blockedRules(k chainKey, a *acl.ACL) []*Rule {
 				Kind: SetBlocked, Entry: ref, KeyKind: acl.PerSource},
 			&Set{Name: full, Key: KeyNFProto, Size: 2, Timeout: timeout,
 				Kind: SetBlocked, Entry: ref, KeyKind: acl.Total})
-		refuse := []Stmt{&CounterRef{Name: cnt}, &Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}}
+		own := EntryRef{k.fam, k.name, k.dir, 0} // the ACL's log chain for blocked refusals
+		refuse := append([]Stmt{&CounterRef{Name: cnt}}, b.loggedBlocked(a, own, []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}})...)
 		out = append(out,
 			&Rule{Comment: RuleComment(ref, RoleBlocked),
 				Stmts: slices.Concat([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true}}, refuse)},
@@ -144,13 +145,7 @@ func (b *builder) blockedRules(k chainKey, a *acl.ACL) []*Rule {
 // blockChain returns the block chain of an entry with block-for; refuse is
 // the entry's refusal.
 func blockChain(k chainKey, ref EntryRef, e *acl.Entry, refuse []Stmt) *Chain {
-	last := refuse
-	if e.Proto == acl.ProtoTCP && len(refuse) == 1 {
-		if r, ok := refuse[0].(*Reject); ok && r.TCPReset {
-			// The reset needs the protocol established in its own rule.
-			last = []Stmt{&L4Proto{Proto: acl.ProtoTCP}, r}
-		}
-	}
+	last := standalone(e, refuse)
 	timeout := time.Duration(e.BlockFor.Seconds) * time.Second
 	return &Chain{Name: BlockChainName(ref), Rules: []*Rule{
 		{Comment: RuleComment(ref, RoleBlock), Stmts: slices.Concat([]Stmt{&BlockAdd{
@@ -159,4 +154,16 @@ func blockChain(k chainKey, ref EntryRef, e *acl.Entry, refuse []Stmt) *Chain {
 			Set: BlockedFullSetName(ref), Family: k.fam, Flag: true, Timeout: timeout}}, last)},
 		{Comment: RuleComment(ref, RoleBlockRefuse), Stmts: last},
 	}}
+}
+
+// standalone makes a refusal fit for a rule of its own (in a block or log
+// chain): nft refuses `reject with tcp reset` in a rule that has not
+// matched TCP, so the protocol match comes first.
+func standalone(e *acl.Entry, refuse []Stmt) []Stmt {
+	if e.Proto == acl.ProtoTCP && len(refuse) == 1 {
+		if r, ok := refuse[0].(*Reject); ok && r.TCPReset {
+			return []Stmt{&L4Proto{Proto: acl.ProtoTCP}, r}
+		}
+	}
+	return refuse
 }

@@ -45,7 +45,7 @@ type refuser func(reason string, overLimit bool) []Stmt
 // entry's rules and the chains of its own that they use.
 func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
-	path := k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
+	path := entryPath(k, e)
 	if !b.supported(path, e) {
 		return nil, nil
 	}
@@ -84,14 +84,9 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 	mName, rName := CounterNames(k.fam, k.name, k.dir, e.Seq)
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
 	matched, refused := &CounterRef{Name: mName}, &CounterRef{Name: rName}
-	refuse := refusal(e)
+	refuse := b.refusal(e)
 	permit := e.Action == acl.Permit
-	logAs := func(reason string) []Stmt {
-		if !e.Log {
-			return nil
-		}
-		return []Stmt{&Log{Prefix: reason + " " + RuleComment(ref, "") + " "}}
-	}
+	logAs := func(reason string, verdict []Stmt) []Stmt { return b.logged(e, ref, reason, verdict) }
 	rule := func(role string, stmts ...[]Stmt) *Rule {
 		r := &Rule{Comment: RuleComment(ref, role)}
 		for _, s := range stmts {
@@ -121,15 +116,15 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 		if c := reasons[strings.TrimSuffix(reason, "-full")]; c != nil {
 			counters = append(counters, c)
 		}
-		return slices.Concat(counters, logAs(reason), verdict)
+		return slices.Concat(counters, logAs(reason, verdict))
 	}
 
 	checks, own, refuseAll := b.checks(k, ref, e, ctx, refuseAs)
 	switch {
 	case refuseAll || (!permit && len(checks) == 0):
-		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny"), refuse)}, nil
+		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny", refuse))}, nil
 	case len(checks) == 0:
-		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}})}, nil
+		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
 	}
 	isNew := []Stmt{&CtState{States: CtNew}}
 	var rules []*Rule
@@ -161,7 +156,7 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 			// mark into the quota (compile_quota.go).
 			mark = []Stmt{&CtMarkID{Mask: QuotaMarkMask, ID: b.quotaIDs[QuotaSetName(ref, q)]}}
 		}
-		rules = append(rules, rule(RolePermit, match, mark, logAs("permit"), []Stmt{&Verdict{Kind: expr.VerdictReturn}}))
+		rules = append(rules, rule(RolePermit, match, mark, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
 	}
 	return rules, append(own, chains...)
 }
@@ -341,7 +336,6 @@ func limitKey(f acl.Family, cl *acl.Connlimit) Key {
 
 // supported reports the options that the compiler does not implement yet.
 func (b *builder) supported(path string, e *acl.Entry) bool {
-	var missing []string
 	if e.Rate != nil && e.Rate.N <= 0 {
 		b.errorf(path, "rate must be at least 1")
 		return false
@@ -360,13 +354,7 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 		b.errorf(path, "block-for must be at least 1 second")
 		return false
 	}
-	if e.Refuse.Kind == acl.RefuseMessage {
-		missing = append(missing, "refuse message")
-	}
-	for _, m := range missing {
-		b.errorf(path, "%s is not supported yet", m)
-	}
-	return len(missing) == 0
+	return true
 }
 
 // match builds the statements that select an entry's packets: addresses,
@@ -459,14 +447,17 @@ func isAny(a acl.Addr) bool {
 	return true
 }
 
-// refusal is how an entry refuses: hard-drop and `refuse drop` drop; TCP
-// entries reset; entries of another protocol answer ICMP administratively
-// prohibited; `ip`/`ipv6` entries jump to the refuse chain, which tells TCP
-// from the rest.
-func refusal(e *acl.Entry) []Stmt {
+// refusal is how an entry refuses: hard-drop and `refuse drop` drop;
+// `refuse message` marks the connection for the responder
+// (compile_message.go); TCP entries reset; entries of another protocol
+// answer ICMP administratively prohibited; `ip`/`ipv6` entries jump to the
+// refuse chain, which tells TCP from the rest.
+func (b *builder) refusal(e *acl.Entry) []Stmt {
 	switch {
 	case e.Action == acl.HardDrop || e.Refuse.Kind == acl.RefuseDrop:
 		return []Stmt{&Verdict{Kind: expr.VerdictDrop}}
+	case e.Refuse.Kind == acl.RefuseMessage:
+		return b.messageRefusal(e)
 	case e.Proto == acl.ProtoTCP:
 		return []Stmt{&Reject{TCPReset: true}}
 	case e.Proto == acl.ProtoAny:

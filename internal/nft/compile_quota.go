@@ -22,7 +22,7 @@ import (
 //	set ip_check_in_10_quota_src_100k_1m { type ipv4_addr; size N; flags dynamic,timeout; timeout 1m; }
 //	chain input/forward/output {
 //		... reset-mark
-//		ct mark & 0x00ffffff != 0x00000000 jump quota_bytes       before "established"
+//		ct state established,related ct mark & 0x00ffffff != 0x00000000 jump quota_bytes   before "established"
 //		ct state established,related accept
 //	}
 //	chain quota_bytes {                                             one or two rules per quota
@@ -152,8 +152,10 @@ func (b *builder) quotaChains(chains []*Chain) []*Chain {
 		if i < 0 {
 			continue
 		}
-		jump := &Rule{Comment: "quota", Stmts: []Stmt{&CtMarkEq{Mask: QuotaMarkMask, Value: 0, Neq: true},
-			&Verdict{Kind: expr.VerdictJump, Chain: QuotaChain}}}
+		// Why established: the first packet was counted by the entry's
+		// quota check (in prerouting for `in` ACLs, before it reaches input).
+		jump := &Rule{Comment: "quota", Stmts: []Stmt{&CtState{States: CtEstablished | CtRelated},
+			&CtMarkEq{Mask: QuotaMarkMask, Value: 0, Neq: true}, &Verdict{Kind: expr.VerdictJump, Chain: QuotaChain}}}
 		c.Rules = slices.Insert(c.Rules, i, jump)
 	}
 	return append(chains, ch)

@@ -107,8 +107,6 @@ func TestCompileErrors(t *testing.T) {
 			goldenOptions, []string{"interface ethernet 0/9: no Linux interface is mapped to ethernet 0/9"}},
 		{"same linux interface twice", "ip access-list extended a\n permit ip any any\ninterface ethernet 0/1\n ip access-group a in\ninterface eth1\n ip access-group a in\n",
 			goldenOptions, []string{"interface eth1: interface ethernet 0/1 and interface eth1 are both Linux interface eth1"}},
-		{"not yet", "ip access-list extended a\n permit tcp any any eq 22 refuse message \"busy\"\ninterface eth0\n ip access-group a in\n",
-			goldenOptions, []string{"seq 10: refuse message is not supported yet"}},
 		{"user without lookup", "ip access-list extended a\n permit tcp any any eq 22 user nobody\ninterface eth0\n ip access-group a out\n",
 			goldenOptions, []string{"seq 10: user nobody: no user database"}},
 	}
@@ -128,6 +126,19 @@ func TestCompileErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The compiler refuses `refuse message` out even in a config that skipped
+// acl's validation (which refuses it first): out, nothing is decided
+// before NAT, and a mark alone would admit.
+func TestCompileRefusesMessageOut(t *testing.T) {
+	c := mustParse(t, "ip access-list extended a\n permit tcp any any eq 22 connlimit 1 refuse message \"busy\"\ninterface eth0\n ip access-group a in\n")
+	g := &c.Interfaces[0].Groups[acl.IPv4]
+	g[acl.In], g[acl.Out] = "", g[acl.In]
+	_, err := nft.Compile(c, goldenOptions)
+	if err == nil || !strings.Contains(err.Error(), "seq 10: refuse message only applies in") {
+		t.Fatalf("Compile: %v, want refuse message only applies in", err)
 	}
 }
 

@@ -24,14 +24,23 @@
 //	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	 chains
+//	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
+//	     ct state established,related accept        (admitted sessions always pass)
+//	     ct state new tcp flags != syn / fin,syn,rst,ack ct mark set ct mark | 0x10000000 accept
+//	                                                 (adopt: sessions open before conntrack)
+//	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`: to the host and routed
 //	   input    hook input   priority filter (0), policy accept
 //	   forward  hook forward priority filter (0), policy accept
 //	   output   hook output  priority filter (0), policy accept
 //	     ct mark & 0x40000000 == 0x40000000 tcp flags ! rst reject with tcp reset
 //	                                                 (flows the agent marked for ending)
-//	     ct state established,related accept        (admitted sessions always pass)
-//	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`:  input + forward
+//	     ct state established,related accept
+//	     ct state new tcp flags != syn / ... accept  (adopt, as in prerouting)
 //	     oifname "eth1" meta nfproto ipv4 jump ip_egress_out   `out`: output + forward
+//	     meta mark M tcp dport != P reject with tcp reset      (input: message guards;
+//	     meta mark M meta l4proto tcp reject with tcp reset     forward: see below)
+//	   message  type nat hook prerouting priority dstnat - 1 (-101), policy accept
+//	     meta mark M meta l4proto tcp redirect to :P  (one per refuse message text)
 //	   refuse           TCP: reject with tcp reset; else icmpx admin-prohibited
 //	   ip_check_in      one chain per applied ACL and direction (ip6_NAME_DIR
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
@@ -41,6 +50,8 @@
 //	                          ip_check_in_10_blocked, then refuse
 //	   ip_check_in_10_src_3_res   per connlimit: the layers of keys with old
 //	                          sessions (reached only by them)
+//	   ip_check_in_10_log_connlimit   per logged entry and reason: rate-limited
+//	                          NFLOG, then the verdict (compile_log.go)
 //
 // SetSize is Options.SetSize (aclagent --limit-set-size, default
 // DefaultSetSize 65535); "-" is no size (grows on demand). The kernel
@@ -48,13 +59,44 @@
 // (setmem.go): Ruleset.SetMemory estimates the total and Compile refuses
 // a configuration over Options.MaxSetMemory.
 //
-// Priority 0 (filter) with policy accept: traffic on interfaces without an
-// access-group is not ours to judge, and other tables still see everything.
-// Only the first packet of a connection reaches an ACL chain.
+// Policy accept everywhere: traffic on interfaces without an access-group
+// is not ours to judge, and other tables still see everything. Only the
+// first packet of a connection reaches an ACL chain.
+//
+// # Ordering: why `in` is decided in prerouting
+//
+// An `in` ACL judges the first packet in prerouting at priority dstnat - 2
+// (-102): after conntrack (-200, so `ct state` and `ct count` work) and
+// other tables' mangle chains (-150, which may set packet marks), before
+// any NAT (dstnat, -100), for connections to the host and routed ones
+// alike, which is what `refuse message` needs: the refused connection
+// must be steered to the agent's responder, and only a dstnat chain of the
+// prerouting hook can still change where the first packet goes (by input
+// or forward the routing decision is taken and the SYN would reach the
+// real service or the next hop). It also means an `in` ACL sees the
+// addresses as the client sent them, before DNAT (as an IOS inbound ACL).
+// A refusal with a message sets the packet mark M (MessageMark + I for the
+// I-th text) and accepts; our nat chain at dstnat - 1, right after (only
+// another table's chain at exactly -102 or -101 could run in between and
+// change the mark; none of the standard priorities is there) and before
+// other tables' dstnat chains at -100 (the first NAT binding of a
+// connection wins), redirects the marked SYN to port P of the responder
+// (Options.MessagePort + I). The redirected connection is local: it passes
+// input and never reaches the real service. It stays counted in the
+// limit sets that its first packet was added to before the refusal (the
+// refusing one's among them: `ct count` adds before it compares) only
+// while the responder holds it: its line, then FIN, and a reset after
+// agent.DefaultResponderHold if the client does not close; closed TCP
+// flows are not counted. With no responder listening (agent down) the
+// host's TCP stack resets the SYN. The guards fail closed: a marked packet
+// that was not redirected to P (untracked or invalid, so NAT skipped it; or
+// another table's NAT at a priority below ours bound it first) is reset in
+// input, and a marked packet in forward (a redirected one is local) too.
 //
 // A permitted connection `return`s to the base chain instead of accepting,
 // so that routed traffic is also judged by the `out` ACL of the outgoing
-// interface in the forward chain. Refusals are terminal (reject or drop).
+// interface in the forward chain. Other refusals are terminal (reject or
+// drop).
 //
 // # Entries
 //
@@ -103,18 +145,26 @@
 // connlimits, one per key (acl refuses two on one key), each with its own
 // set S, gate and reservations, in acl's order (per-source, per-prefix
 // from the longest, per-destination, total); the roles of all but the
-// first end in their key ("gate-p24", "depth-p24", "connlimit-p24"). `rate N per P burst B total` is `limit rate over
-// N/P burst B packets` in the rule (a replaced rule starts with a full
-// bucket); per-source with burst is `update @S { ip saddr limit rate over
-// N/P burst B packets }` on a set with timeout (idle sources are forgotten
-// once their bucket would be full). Without burst, rate is a fixed window:
-// `add @S { KEY limit rate over R/U burst N packets }` on a set whose
-// timeout is one period P (KEY ip saddr, or meta nfproto for total); add
-// does not renew an element's timeout, R/U refills one token per 2P, so a
-// key gets N connections from its first one until the element expires.
-// Each is followed by its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
-// `log` adds `log prefix "REASON acl=... dir=... seq=N "` before the verdict
-// (REASON: permit, deny, load, rate, rate-full, connlimit, connlimit-full).
+// first end in their key ("gate-p24", "depth-p24", "connlimit-p24").
+// `rate N per P burst B total` is `limit rate over N/P burst B packets` in
+// the rule (a replaced rule starts with a full bucket); per-source with
+// burst is `update @S { ip saddr limit rate over N/P burst B packets }` on
+// a set with timeout (idle sources are forgotten once their bucket would
+// be full). Without burst, rate is a fixed window: `add @S { KEY limit
+// rate over R/U burst N packets }` on a set whose timeout is one period P
+// (KEY ip saddr, or meta nfproto for total); add does not renew an
+// element's timeout, R/U refills one token per 2P, so a key gets N
+// connections from its first one until the element expires. Each is
+// followed by its own "rate-full" rule. A refusal by a limit also counts
+// in the entry's counter for that kind of limit (NAME_refused_connlimit,
+// _rate, _quota, _load). MATCH ends in `meta skuid UID` for `user`/`uid`;
+// `log` replaces a verdict by `goto NAME_SEQ_log_REASON`, a chain of two
+// rules: `limit rate 10/second burst 20 packets log prefix "REASON acl=...
+// dir=... seq=N " group G` (NFLOG, Options.LogGroup; over the rate only
+// the log line is lost) and the verdict itself (REASON: permit, deny, load,
+// rate, rate-full, connlimit, connlimit-full; `_b` when the verdict goes on
+// to the block chain). REFUSE for `refuse message` is `meta mark set M
+// accept` (see Ordering).
 // `block-for S`: over-limit refusals of the entry jump to a chain NAME_block
 // that adds the source to the entry's own blocked set NAME_blocked with
 // timeout S and refuses; `ct state new ip saddr @..._10_blocked jump
@@ -126,11 +176,12 @@
 // load is over the limit (compile_load.go). `quota` is a set per key with
 // a timeout of one period whose elements carry `quota over N bytes`; the
 // admitted connections carry the quota's ID in the low 24 bits of the ct
-// mark and the base chains jump to the chain quota_bytes, which counts
-// every packet of both directions (compile_quota.go). `time-range` copies
-// the entry's rules once per UTC block of the range, with `meta day`,
-// `meta hour` and `meta time` after MATCH (compile_time.go). `refuse
-// message` is refused by Compile as not supported yet.
+// mark and the base chains input, forward and output jump to the chain
+// quota_bytes, which counts every packet of both directions
+// (compile_quota.go). `time-range` copies the entry's rules once per UTC
+// block of the range, with `meta day`, `meta hour` and `meta time` after
+// MATCH (compile_time.go). `refuse message` on an ACL applied `out` is
+// refused (only arriving connections are decided before NAT).
 //
 // KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a

@@ -278,8 +278,8 @@ func ParseComment(s string) (r EntryRef, role string, ok bool) {
 		return r, "", true
 	case f[2] == "implicit-"+RolePermitND && len(f) == 3:
 		return r, RolePermitND, true
-	case f[2] == "implicit-"+RoleBlocked && len(f) == 3:
-		return r, RoleBlocked, true
+	case f[2] == "implicit-"+RoleBlocked && (len(f) == 3 || len(f) == 4 && f[3] == RoleLog):
+		return r, RoleBlocked, true // with "log": the log rule of its log chain
 	case strings.HasPrefix(f[2], "seq="):
 		n, err := strconv.Atoi(f[2][4:])
 		if err != nil || n < 1 {

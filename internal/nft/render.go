@@ -79,7 +79,7 @@ func (c *Chain) String() string {
 	var b strings.Builder
 	b.WriteString("\tchain " + c.Name + " {\n")
 	if c.Hook != nil {
-		b.WriteString("\t\ttype filter hook " + c.Hook.Hook + " priority " + priorityString(c.Hook.Priority) + "; policy accept;\n")
+		b.WriteString("\t\ttype " + c.Hook.Type.String() + " hook " + c.Hook.Hook + " priority " + priorityString(c.Hook) + "; policy accept;\n")
 	}
 	for _, r := range c.Rules {
 		b.WriteString("\t\t" + r.String() + "\n")
@@ -88,17 +88,56 @@ func (c *Chain) String() string {
 	return b.String()
 }
 
-// priorityString renders a filter chain priority as nft does, relative to
-// the standard `filter` priority 0.
-func priorityString(p int) string {
-	switch {
-	case p == 0:
-		return "filter"
-	case p > 0:
-		return "filter + " + strconv.Itoa(p)
+// String is the chain type as nft names it.
+func (t ChainType) String() string {
+	if t == NATChain {
+		return "nat"
 	}
-	return "filter - " + strconv.Itoa(-p)
+	return "filter"
 }
+
+// priorityString renders a chain priority as nft 1.0.6 does: as the
+// standard priority of the hook (inet family) that lies within 10 of it,
+// plus or minus the offset (`filter`, `mangle + 10`, `dstnat - 1`), else as
+// the number.
+func priorityString(h *Hook) string {
+	std := []struct {
+		name string
+		prio int
+	}{{"raw", -300}, {"mangle", PriorityMangle}, {"filter", 0}, {"security", 50}}
+	switch h.Hook {
+	case "prerouting", "output":
+		std = append(std, struct {
+			name string
+			prio int
+		}{"dstnat", PriorityDstNAT})
+	case "input", "postrouting":
+		std = append(std, struct {
+			name string
+			prio int
+		}{"srcnat", PrioritySrcNAT})
+	}
+	for _, s := range std {
+		switch off := h.Priority - s.prio; {
+		case off == 0:
+			return s.name
+		case off > 0 && off <= 10:
+			return s.name + " + " + strconv.Itoa(off)
+		case off < 0 && off >= -10:
+			return s.name + " - " + strconv.Itoa(-off)
+		}
+	}
+	return strconv.Itoa(h.Priority)
+}
+
+// Standard chain priorities (nft's names).
+const (
+	PriorityMangle  = -150
+	PriorityDstNAT  = -100
+	PrioritySrcNAT  = 100
+	PriorityDecide  = PriorityDstNAT - 2 // the `in` decision: after mangle, before any NAT
+	PriorityMessage = PriorityDstNAT - 1 // the message redirect: before other tables' dstnat
+)
 
 // String renders the rule as one line: its statements and its comment.
 func (r *Rule) String() string {

@@ -17,6 +17,9 @@ type Ruleset struct {
 	Counters []string // named counter objects (they keep values across rule replacement)
 	Sets     []*Set   // dynamic limit sets (they keep kernel counts)
 	Chains   []*Chain // base chains first, then regular chains
+	// Messages are the refuse message texts and their responder ports
+	// (the rules of MessageChain redirect to them); the agent serves them.
+	Messages []Message
 }
 
 // SetKey is the key type of a limit set.
@@ -73,11 +76,41 @@ const (
 	SetQuota                    // elements carry `quota over ...`, with timeouts (quota windows)
 )
 
+// String names the kind for metrics: "connlimit", "rate", "gate", ...
+func (k SetKind) String() string {
+	switch k {
+	case SetConnlimit:
+		return "connlimit"
+	case SetRate:
+		return "rate"
+	case SetGate:
+		return "gate"
+	case SetMember:
+		return "reservation"
+	case SetBlocked:
+		return "blocked"
+	case SetLoad:
+		return "load"
+	}
+	return "unknown"
+}
+
 // Hook describes a base chain.
 type Hook struct {
-	Hook     string // "input", "forward" or "output"
+	Hook     string // "prerouting", "input", "forward" or "output"
 	Priority int
+	Type     ChainType
 }
+
+// ChainType is the type of a base chain: filter chains see every packet;
+// nat chains only the first packet of a connection, and may redirect it.
+type ChainType int
+
+// Chain types.
+const (
+	FilterChain ChainType = iota // type filter
+	NATChain                     // type nat
+)
 
 // Chain is a base chain (Hook != nil, policy accept) or a regular chain.
 type Chain struct {

@@ -54,11 +54,12 @@ const (
 	Reset               // reject with tcp reset
 	Unreachable         // reject with icmpx admin-prohibited
 	Dropped
+	Messaged // marked for the refuse message responder
 )
 
 // String returns the outcome in words.
 func (o Outcome) String() string {
-	return [...]string{"admitted", "reset", "unreachable", "dropped"}[o]
+	return [...]string{"admitted", "reset", "unreachable", "dropped", "message"}[o]
 }
 
 // NewSim returns a simulator with empty sets and zero counters.
@@ -125,7 +126,12 @@ func (s *Sim) OpenGate(limit string) {
 // returned.
 func (s *Sim) Connect(f Flow) (Outcome, int) {
 	ev := &simEval{sim: s, f: f}
-	out := ev.chain(s.chains[f.Hook], 0)
+	out := Admitted
+	for _, hook := range simHooks(f.Hook) {
+		if out = ev.chain(s.chains[hook], 0); out != Admitted {
+			break
+		}
+	}
 	if out != Admitted {
 		for _, e := range ev.added {
 			if e.count == 0 && e.over > 0 {
@@ -142,6 +148,15 @@ func (s *Sim) Connect(f Flow) (Outcome, int) {
 	return Admitted, s.next
 }
 
+// simHooks are the base chains a connection's first packet passes: an
+// arriving one (input, forward) passes prerouting first.
+func simHooks(hook string) []string {
+	if hook == "input" || hook == "forward" {
+		return []string{"prerouting", hook}
+	}
+	return []string{hook}
+}
+
 // Close ends an admitted connection; counting elements that reach zero are
 // removed, as the kernel's garbage collection does.
 func (s *Sim) Close(id int) {
@@ -156,9 +171,10 @@ func (s *Sim) Close(id int) {
 
 // simEval is one packet's walk through the chains.
 type simEval struct {
-	sim   *Sim
-	f     Flow
-	added []*simElem // elements this connection was added to
+	sim    *Sim
+	f      Flow
+	added  []*simElem // elements this connection was added to
+	marked bool       // a refuse message mark was set
 }
 
 // result of a chain: a final outcome, or "return to the caller".
@@ -190,6 +206,9 @@ func (ev *simEval) rule(r *Rule, depth int) (Outcome, bool) {
 		case *Verdict:
 			switch st.Kind {
 			case expr.VerdictAccept:
+				if ev.marked {
+					return Messaged, true
+				}
 				return Admitted, true
 			case expr.VerdictDrop:
 				return Dropped, true
@@ -210,6 +229,8 @@ func (ev *simEval) rule(r *Rule, depth int) (Outcome, bool) {
 			return Unreachable, true
 		case *CounterRef:
 			ev.sim.counters[st.Name]++
+		case *MarkSet:
+			ev.marked = true
 		default:
 			if !ev.match(st) {
 				return 0, false
@@ -261,8 +282,6 @@ func (ev *simEval) match(st Stmt) bool {
 		return f.Hook == "output" && f.UID == st.UID
 	case *ICMPv6Types:
 		return false // the model has no ICMPv6 messages
-	case *Log:
-		return true
 	case *QuotaAdd:
 		ev.member(st.Set, ev.key(st.Key)) // never over in the model; a full set: the next rule refuses
 		return false
@@ -272,6 +291,8 @@ func (ev *simEval) match(st Stmt) bool {
 		return true
 	case *MetaDay, *MetaHour, *MetaTime:
 		return true // the model has no clock: time ranges are active
+	case *LogGroup, *RateUnder:
+		return true // logging; the model never goes over the log rate
 	case *RateOver:
 		return false // never over in the model
 	case *RateUpdate:

@@ -231,3 +231,28 @@ interface eth0
 		{src: "10.0.0.3", dst: "10.0.0.2:9001", want: nft.Admitted},
 	})
 }
+
+// refuse message: over the limit, the first packet is marked for the
+// responder instead of reset, to the host and routed; a closed session
+// frees its slot; a logged entry decides the same as an unlogged one.
+func TestSimRefuseMessage(t *testing.T) {
+	const cfg = `ip access-list extended mail
+ seq 10 permit tcp any host 10.0.0.2 eq 25 connlimit 2 refuse message "421 busy" log
+ seq 20 deny tcp any any eq 23 refuse message "no telnet"
+ seq 30 permit ip any any
+!
+interface eth0
+ ip access-group mail in
+!
+`
+	runFlows(t, "message", cfg, nft.Options{}, nil, []attempt{
+		{src: "10.0.0.1", dst: "10.0.0.2:25", want: nft.Admitted},
+		{src: "10.0.0.1", dst: "10.0.0.2:25", want: nft.Admitted},
+		{src: "10.0.0.1", dst: "10.0.0.2:25", want: nft.Messaged},
+		{hook: "forward", oif: "eth1", src: "10.0.0.3", dst: "10.0.0.2:25", want: nft.Admitted},
+		{src: "10.0.0.1", dst: "10.0.0.2:25", close: 1, want: nft.Admitted},
+		{src: "10.0.0.1", dst: "10.0.0.2:25", want: nft.Messaged},
+		{hook: "forward", oif: "eth1", src: "10.0.0.1", dst: "10.9.0.1:23", want: nft.Messaged},
+		{src: "10.0.0.1", dst: "10.0.0.2:22", want: nft.Admitted},
+	})
+}

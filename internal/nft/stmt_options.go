@@ -11,24 +11,8 @@ import (
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
-// Statements for entry options beyond connlimit (`log`, `rate`, `uid`).
-
-// Log logs the packet with a prefix: `log prefix "connlimit acl=check dir=in seq=10 "`.
-type Log struct{ Prefix string }
-
-// String renders the statement as nft lists it.
-func (s *Log) String() string { return "log prefix " + quote(s.Prefix) }
-
-// Exprs implements Stmt. nft sends only the prefix; the kernel fills in the
-// default level (warning) and dumps it, so the level is stated here to make
-// our expressions equal to what the kernel reports back.
-func (s *Log) Exprs() []expr.Any {
-	return []expr.Any{&expr.Log{
-		Key:   1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL,
-		Level: expr.LogLevelWarning,
-		Data:  []byte(s.Prefix),
-	}}
-}
+// Statements for entry options beyond connlimit (`rate`, `uid`; `log` is
+// LogGroup in stmt_refuse.go).
 
 // DefaultBurst is the burst nft gives a `limit` that names none; `nft list`
 // omits it.

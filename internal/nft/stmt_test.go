@@ -152,8 +152,16 @@ func TestOptionStmtTextAndExprs(t *testing.T) {
 		text  string
 		exprs []expr.Any
 	}{
-		{&Log{Prefix: "deny acl=a dir=in seq=10 "}, `log prefix "deny acl=a dir=in seq=10 "`,
-			[]expr.Any{&expr.Log{Key: 1<<2 | 1<<5, Level: expr.LogLevelWarning, Data: []byte("deny acl=a dir=in seq=10 ")}}},
+		{&LogGroup{Prefix: "deny acl=a dir=in seq=10 ", Group: 2}, `log prefix "deny acl=a dir=in seq=10 " group 2`,
+			[]expr.Any{&expr.Log{Key: 1<<2 | 1<<1, Group: 2, Data: []byte("deny acl=a dir=in seq=10 ")}}},
+		{&RateUnder{RateOver{Rate: 10, Per: acl.Second, Burst: 20}}, "limit rate 10/second burst 20 packets",
+			[]expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 10, Unit: expr.LimitTimeSecond, Burst: 20}}},
+		{&MarkSet{Mark: 0x534c0100}, "meta mark set 0x534c0100",
+			[]expr.Any{&expr.Immediate{Register: 1, Data: []byte{0, 1, 0x4c, 0x53}}, &expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1}}},
+		{&MarkEq{Mark: 0x534c0101}, "meta mark 0x534c0101",
+			[]expr.Any{meta(expr.MetaKeyMARK), cmpEq(1, 1, 0x4c, 0x53)}},
+		{&Redirect{Port: 4421}, "redirect to :4421",
+			[]expr.Any{&expr.Immediate{Register: 1, Data: []byte{0x11, 0x45}}, &expr.Redir{RegisterProtoMin: 1, RegisterProtoMax: 1, Flags: 2}}},
 		{&RateOver{Rate: 10, Per: acl.Second}, "limit rate over 10/second",
 			[]expr.Any{lim(10, expr.LimitTimeSecond, 5)}},
 		{&RateOver{Rate: 10, Per: acl.Minute, Burst: 20}, "limit rate over 10/minute burst 20 packets",

@@ -13,7 +13,7 @@ import (
 )
 
 // ExampleText is Format(Example()): the SLX example as running-config.
-const ExampleText = `hostname device
+const ExampleText = `switch-attributes host-name device
 !
 connlimit existing-sessions reset
 !

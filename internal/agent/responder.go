@@ -1,0 +1,223 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// The refuse message responder: the kernel redirects a connection that an
+// entry with `refuse message "TEXT"` refuses to a local port of the host
+// (nft.Message); the responder accepts it, writes TEXT and CRLF, and
+// closes. It never reads from the client. Its memory is bounded by
+// MaxConns connections at once (one goroutine each): a connection that
+// arrives while MaxConns are being answered is reset at once, as with the
+// agent down.
+
+// ResponderOptions configure a Responder; zero values take the defaults.
+type ResponderOptions struct {
+	MaxConns     int           // connections answered at once (DefaultResponderConns)
+	WriteTimeout time.Duration // for writing the line (DefaultResponderWrite)
+	// Hold is how long the responder waits, after its FIN, for the client
+	// to close; then it resets the connection, so that a client that never
+	// closes cannot keep a flow open (DefaultResponderHold).
+	Hold   time.Duration
+	Logger *slog.Logger
+	// Listen opens a port's listener; nil means net.Listen("tcp", ":PORT")
+	// in the agent's namespace (IPv4 and IPv6).
+	Listen func(port uint16) (net.Listener, error)
+}
+
+// Responder defaults.
+const (
+	DefaultResponderConns = 256
+	DefaultResponderWrite = 500 * time.Millisecond
+	DefaultResponderHold  = time.Second
+)
+
+// Responder serves the refuse message ports of the applied ruleset.
+type Responder struct {
+	opt  ResponderOptions
+	sem  chan struct{}
+	mu   sync.Mutex
+	open map[uint16]*msgPort
+
+	answered, shed atomic.Uint64
+}
+
+// msgPort is one listening port and its current text.
+type msgPort struct {
+	ln   net.Listener
+	text atomic.Pointer[[]byte] // TEXT + CRLF
+}
+
+// NewResponder returns a responder that serves nothing until Serve.
+func NewResponder(o ResponderOptions) *Responder {
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultResponderConns
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultResponderWrite
+	}
+	if o.Hold <= 0 {
+		o.Hold = DefaultResponderHold
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Listen == nil {
+		o.Listen = func(port uint16) (net.Listener, error) {
+			return net.Listen("tcp", ":"+strconv.Itoa(int(port)))
+		}
+	}
+	return &Responder{opt: o, sem: make(chan struct{}, o.MaxConns), open: map[uint16]*msgPort{}}
+}
+
+// Serve makes the responder listen on exactly the ports of ms, with their
+// texts. It opens every new port before it returns, so that the kernel may
+// redirect to it; a port that cannot be opened is an error (and the ports
+// of ms opened so far stay open).
+func (r *Responder) Serve(ms []nft.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := map[uint16]bool{}
+	var errs []error
+	for _, m := range ms {
+		want[m.Port] = true
+		text := []byte(m.Text + "\r\n")
+		if p := r.open[m.Port]; p != nil {
+			p.text.Store(&text)
+			continue
+		}
+		ln, err := r.opt.Listen(m.Port)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listen on refuse message port %d: %w", m.Port, err))
+			continue
+		}
+		p := &msgPort{ln: ln}
+		p.text.Store(&text)
+		r.open[m.Port] = p
+		go r.accept(p)
+	}
+	for port, p := range r.open {
+		if !want[port] {
+			p.ln.Close()
+			delete(r.open, port)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops listening on every port.
+func (r *Responder) Close() {
+	_ = r.Serve(nil)
+}
+
+// Answered and Shed count the connections answered with the line and those
+// reset because MaxConns were busy.
+func (r *Responder) Answered() uint64 { return r.answered.Load() }
+
+// Shed counts connections reset because MaxConns were being answered.
+func (r *Responder) Shed() uint64 { return r.shed.Load() }
+
+func (r *Responder) accept(p *msgPort) {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			r.opt.Logger.Warn("refuse message responder: accept", "err", err)
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
+			continue
+		}
+		select {
+		case r.sem <- struct{}{}:
+			go func() {
+				defer func() { <-r.sem }()
+				r.answer(c, *p.text.Load())
+				r.answered.Add(1)
+			}()
+		default:
+			r.shed.Add(1)
+			reset(c)
+		}
+	}
+}
+
+// answer writes the line, half-closes, and waits up to Hold for the client
+// to close too; a client still holding the connection then gets a reset.
+func (r *Responder) answer(c net.Conn, text []byte) {
+	_ = c.SetWriteDeadline(time.Now().Add(r.opt.WriteTimeout))
+	if _, err := c.Write(text); err != nil {
+		reset(c)
+		return
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return
+	}
+	if err := tc.CloseWrite(); err != nil {
+		reset(c)
+		return
+	}
+	if waitClosed(tc, r.opt.Hold) {
+		c.Close()
+		return
+	}
+	// Why a reset: a client that does not close would keep the flow open,
+	// and counted under the limit that refused it, until conntrack times
+	// it out. Not sooner: a reset that arrives before the client's connect
+	// has returned fails the connect (EPIPE) instead of showing the line.
+	reset(c)
+}
+
+// waitClosed polls the socket's TCP state until the client has closed its
+// side too (TIME_WAIT or CLOSE) or d has passed. Reading would tell as
+// well, but the responder never reads what the client sends.
+func waitClosed(c *net.TCPConn, d time.Duration) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	deadline := time.Now().Add(d)
+	for step := time.Millisecond; ; step = min(2*step, 20*time.Millisecond) {
+		var state uint8
+		_ = rc.Control(func(fd uintptr) {
+			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				state = info.State
+			}
+		})
+		if state == tcpTimeWait || state == tcpClose {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(step)
+	}
+}
+
+// TCP states of tcp_info (include/net/tcp_states.h).
+const (
+	tcpTimeWait = 6
+	tcpClose    = 7
+)
+
+// reset closes a connection with a TCP reset (SO_LINGER 0).
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}

@@ -1,0 +1,151 @@
+package nft
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/google/nftables/expr"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// `refuse message "TEXT"`: the kernel decides, the agent answers.
+//
+// The decision of an `in` ACL is taken in the prerouting filter chain at
+// priority dstnat - 2 (-102), before any NAT (doc.go: Ordering). A refusal with a message marks the
+// packet (MessageMark + index) and accepts it; the nat chain "message" at
+// dstnat - 1 (before other tables' dstnat at -100, so no other NAT binds
+// the connection first) redirects a marked first packet to the responder's
+// port for that text on the host. Redirected, the connection is local: it
+// reaches the agent's responder, never the real service, whether it was
+// addressed to the host or routed through it. With no responder listening
+// (agent down), the host's TCP stack answers the SYN with a reset.
+
+// DefaultMessagePort is the first local port of the responder
+// (Options.MessagePort): the I-th distinct message text (sorted) is served
+// on DefaultMessagePort+I.
+const DefaultMessagePort = 4421
+
+// MaxMessages is how many distinct refuse message texts a configuration may
+// apply (each takes a mark and a responder port).
+const MaxMessages = 64
+
+// MessageMark is the packet mark of a connection refused with the first
+// message; the I-th message carries MessageMark+I. The mark is set on the
+// refused first packet only, between our two prerouting chains.
+const MessageMark = 0x534c0100
+
+// MessageChain is the nat chain that redirects refused connections to the
+// responder.
+const MessageChain = "message"
+
+// Message is one refuse message text and where the kernel sends the
+// connections it refuses with it.
+type Message struct {
+	Text string // without the CRLF
+	Port uint16 // local TCP port of the responder
+	Mark uint32 // packet mark set by the refusing rule
+}
+
+// messages assigns marks and ports to the refuse message texts of the
+// applied ACLs, in text order so that equal configs give equal rulesets.
+// An `out` binding of an ACL with a message is an error: only connections
+// arriving on an interface are decided before NAT.
+func (b *builder) messages(keys []chainKey) {
+	seen := map[string]bool{}
+	for _, k := range keys {
+		a := b.findACL(k.fam, k.name)
+		if a == nil {
+			continue
+		}
+		for _, e := range a.Entries {
+			if e.Refuse.Kind != acl.RefuseMessage {
+				continue
+			}
+			if k.dir == acl.Out {
+				b.errorf(entryPath(k, e), "refuse message only applies in, and access-list %q is applied out", k.name)
+				continue
+			}
+			seen[e.Refuse.Message] = true
+		}
+	}
+	texts := make([]string, 0, len(seen))
+	for t := range seen {
+		texts = append(texts, t)
+	}
+	sort.Strings(texts)
+	if len(texts) > MaxMessages {
+		b.errorf("", "%d different refuse messages; at most %d", len(texts), MaxMessages)
+		return
+	}
+	port := b.opt.MessagePort
+	if port == 0 {
+		port = DefaultMessagePort
+	}
+	for i, t := range texts {
+		b.rs.Messages = append(b.rs.Messages, Message{Text: t, Port: port + uint16(i), Mark: MessageMark + uint32(i)})
+	}
+}
+
+// message returns the message of text.
+func (b *builder) message(text string) (Message, bool) {
+	for _, m := range b.rs.Messages {
+		if m.Text == text {
+			return m, true
+		}
+	}
+	return Message{}, false
+}
+
+// messageChain redirects each marked first packet to its responder port.
+func messageChain(ms []Message) *Chain {
+	ch := &Chain{Name: MessageChain, Hook: &Hook{Hook: "prerouting", Priority: PriorityMessage, Type: NATChain}}
+	for _, m := range ms {
+		ch.Rules = append(ch.Rules, &Rule{
+			Comment: "message port " + strconv.Itoa(int(m.Port)),
+			Stmts:   []Stmt{&MarkEq{Mark: m.Mark}, &L4Proto{Proto: acl.ProtoTCP}, &Redirect{Port: m.Port}},
+		})
+	}
+	return ch
+}
+
+// messageRefusal marks a refused connection for the redirect and lets it
+// on to the nat chain.
+func (b *builder) messageRefusal(e *acl.Entry) []Stmt {
+	m, ok := b.message(e.Refuse.Message)
+	if !ok { // an out ACL: reported by messages
+		return []Stmt{&Reject{TCPReset: true}}
+	}
+	return []Stmt{&MarkSet{Mark: m.Mark}, &Verdict{Kind: expr.VerdictAccept}}
+}
+
+func entryPath(k chainKey, e *acl.Entry) string {
+	return k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
+}
+
+// RoleMessageGuard is the comment of the rules that reset a connection
+// marked for the responder that did not reach it.
+const RoleMessageGuard = "message-guard"
+
+// addMessageGuards makes a refusal with a message fail closed: a marked
+// packet that was not redirected to its responder port (NAT skipped it:
+// untracked or invalid, or another table's NAT bound the connection first)
+// is reset in input, and every marked packet in forward is (a redirected
+// one is local).
+func addMessageGuards(chains []*Chain, ms []Message) {
+	for _, ch := range chains {
+		for _, m := range ms {
+			var stmts []Stmt
+			switch ch.Name {
+			case "input":
+				stmts = []Stmt{&MarkEq{Mark: m.Mark}, &Ports{Proto: acl.ProtoTCP,
+					Dst: acl.PortMatch{Op: acl.PortNeq, Lo: m.Port}, Dep: true}, &Reject{TCPReset: true}}
+			case "forward":
+				stmts = []Stmt{&MarkEq{Mark: m.Mark}, &L4Proto{Proto: acl.ProtoTCP}, &Reject{TCPReset: true}}
+			default:
+				continue
+			}
+			ch.Rules = append(ch.Rules, &Rule{Comment: RoleMessageGuard + " port " + strconv.Itoa(int(m.Port)), Stmts: stmts})
+		}
+	}
+}
