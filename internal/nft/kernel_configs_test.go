@@ -1,14 +1,11 @@
 package nft_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/nft"
@@ -41,33 +38,10 @@ func TestKernelExampleConfigs(t *testing.T) {
 			}
 			rs, err := nft.Compile(cfg, opt)
 			if err != nil {
-				if onlyRefuseMessage(err) {
-					// `refuse message` is issue 10's (branch i10): until it
-					// is merged, these configs compile only without it.
-					t.Logf("not applied: %v", err)
-					return
-				}
 				t.Fatal(err)
 			}
 			ns := netns.New(t)
 			mustApply(t, applier(ns), rs)
 		})
 	}
-}
-
-func onlyRefuseMessage(err error) bool {
-	for _, e := range flatten(err) {
-		var ae *acl.Error
-		if !errors.As(e, &ae) || !strings.Contains(ae.Msg, "refuse message is not supported yet") {
-			return false
-		}
-	}
-	return true
-}
-
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
