@@ -125,8 +125,8 @@ var (
 	OpTimeRanges = newOp[string, string]("time-ranges", false)
 	// OpBlocked lists the sources locked out by block-for on an ACL.
 	OpBlocked = newOp[ACLRef, []BlockedSource]("blocked", false)
-	OpVersion       = newOp[NoArgs, string]("version", false)  // agent and kernel lines
-	OpLogging       = newOp[NoArgs, string]("logging", false)  // recent events of log entries
+	OpVersion = newOp[NoArgs, string]("version", false) // agent and kernel lines
+	OpLogging = newOp[NoArgs, string]("logging", false) // recent events of log entries
 	// OpInterfaces maps `management 0` and `ethernet S/P` to the Linux
 	// interfaces they mean.
 	OpInterfaces = newOp[NoArgs, []InterfaceName]("interfaces", false)
