@@ -72,6 +72,7 @@ type agentProc struct {
 	sock    string
 	startup string
 	args    []string
+	env     []string // added to the test's environment
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	done    chan error
@@ -99,6 +100,9 @@ func (p *agentProc) start() {
 	p.log = &syncBuffer{}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", p.ns.Name, filepath.Join(bin, "aclagent")}, p.args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if p.env != nil {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,38 @@ func TestKernelBlockForFlush(t *testing.T) {
 	p.Client.Expect(t, "", ssh, netns.Connected)
 }
 
+// TestKernelBlockForFlushPerEntry: block-for and its flush are the entry's.
+// Going over seq 10 (block-for without flush) blocks the source on the ACL
+// but keeps its sessions, although seq 20 of the same ACL has flush.
+func TestKernelBlockForFlushPerEntry(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	entry := "seq %d permit tcp host " + netns.PairClient4 + " host " + netns.PairServer4 + " eq %d connlimit %d block-for 8%s\n"
+	ag.mustShell("configure terminal\nip access-list extended check\n" + fmt.Sprintf(entry, 10, 22, 2, "") +
+		fmt.Sprintf(entry, 20, 80, 1, " flush") + "seq 30 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	open := []net.Conn{p.Client.Expect(t, "", ssh, netns.Connected), p.Client.Expect(t, "", ssh, netns.Connected)}
+	p.Client.Expect(t, "", ssh, netns.Reset) // over seq 10: blocked
+	p.Client.Expect(t, "", web, netns.Reset) // on the whole ACL
+	if counts := ag.mustShell("", "-c", "show access-list ip check"); !strings.Contains(counts, " blocked by block-for (1 refused)") {
+		t.Errorf("show access-list ip check does not count the blocked refusal:\n%s", counts)
+	}
+	show := ag.mustShell("", "-c", "show access-list blocked ip check")
+	if !regexp.MustCompile(`(?m)^ip access-list extended check: 1 blocked\n seq 10 in ` + regexp.QuoteMeta(netns.PairClient4) + ` +[5-8]s left$`).MatchString(show) {
+		t.Errorf("show access-list blocked:\n%s", show)
+	}
+	// The agent looks at the blocked sets every second and flushed within
+	// 5 s in TestKernelBlockForFlush: 3 s of working sessions show it did not.
+	for range 15 {
+		time.Sleep(200 * time.Millisecond)
+		for i, c := range open {
+			if err := netns.Echo(c); err != nil {
+				t.Fatalf("session %d of a source blocked by seq 10 (no flush) was reset: %v\n%s", i+1, err, ag.log)
+			}
+		}
+	}
+}
+
 // TestKernelExistingSessionsReset: lowering a limit under `connlimit
 // existing-sessions reset` ends the excess sessions, newest first, through
 // the agent.

@@ -152,7 +152,9 @@ const exitUnsafe = 78
 
 // compileOptions turns the interface and table flags into nft.Options.
 func compileOptions(f *flags) (nft.Options, error) {
-	o := nft.Options{Table: f.table, MgmtInterface: f.mgmt, LookupUser: nft.LookupUser}
+	// Time ranges are in the host's zone (TZ, /etc/localtime) at the
+	// offset of now; hostOptions renews Now for every compile.
+	o := nft.Options{Table: f.table, MgmtInterface: f.mgmt, LookupUser: nft.LookupUser, Zone: time.Local, Now: time.Now()}
 	if f.messagePort < 1 || f.messagePort+nft.MaxMessages-1 > 65535 {
 		return o, fmt.Errorf("--message-port %d: want 1 to %d", f.messagePort, 65535-nft.MaxMessages+1)
 	}
@@ -395,11 +397,12 @@ func openTracker(owner conntrack.Owner, resolve func(acl.IfKind, string) string,
 // may appear after the agent started (at boot) or move to another
 // interface; the agent's periodic recompile picks that up.
 func hostOptions(f *flags, o nft.Options) func() nft.Options {
-	if f.mgmt != "" {
-		return func() nft.Options { return o }
-	}
 	return func() nft.Options {
 		now := o
+		now.Now = time.Now()
+		if f.mgmt != "" {
+			return now
+		}
 		if dev, _ := agent.DefaultRouteInterface(); dev != "" {
 			now.MgmtInterface = dev
 		}

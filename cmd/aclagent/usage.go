@@ -27,6 +27,8 @@ every change as one atomic transaction; slxsh shells are its clients.
 SIGHUP reloads the startup-config (unchanged entries keep their counts);
 SIGTERM stops the agent and leaves the rules enforcing. A restarted agent
 adopts its table in place. SLXSH_SOCKET overrides the default socket.
+Time ranges are in local time (TZ, else /etc/localtime): the kernel enforces
+them in UTC and the agent recompiles at every UTC-offset change of the zone.
 Installation and operation: dist/INSTALL.md.
 
 Flags:

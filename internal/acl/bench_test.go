@@ -17,7 +17,7 @@ func bigConfig(b *testing.B, n int) *acl.Config {
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		e := &acl.Entry{Action: acl.Permit, Proto: acl.ProtoTCP, Src: acl.NewHostAddr(a),
-			Seq: i + 1, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Connlimit: &acl.Connlimit{N: 3}}
+			Seq: i + 1, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Connlimits: []acl.Connlimit{{N: 3}}}
 		if err := c.AddEntry(acl.IPv4, "big", e); err != nil {
 			b.Fatal(err)
 		}

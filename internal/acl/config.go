@@ -206,6 +206,7 @@ func (c *Config) AddEntry(f Family, name string, e *Entry) error {
 	if err != nil {
 		return err
 	}
+	SortConnlimits(e.Connlimits)
 	// An entry identical to one the list holds (at the same seq, or at any
 	// seq when none is given; a remark with the same text) changes nothing,
 	// as on IOS: automation re-sends lines it cannot tell from the

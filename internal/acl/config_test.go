@@ -398,7 +398,7 @@ func TestCloneIndependent(t *testing.T) {
 	}
 	before := acl.Format(c)
 	ne := n.ACL(acl.IPv4, "check").Entry(10)
-	ne.Connlimit.N = 99
+	ne.Connlimits[0].N = 99
 	ne.Rate.N = 99
 	ne.Quota.N = 99
 	ne.BlockFor.Seconds = 99

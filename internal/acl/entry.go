@@ -1,9 +1,14 @@
 package acl
 
+import (
+	"cmp"
+	"slices"
+)
+
 // Clone returns a deep copy of the entry.
 func (e *Entry) Clone() *Entry {
 	n := *e
-	n.Connlimit = clonePtr(e.Connlimit)
+	n.Connlimits = slices.Clone(e.Connlimits)
 	n.Rate = clonePtr(e.Rate)
 	n.Quota = clonePtr(e.Quota)
 	n.BlockFor = clonePtr(e.BlockFor)
@@ -39,7 +44,8 @@ type entryKey struct {
 	proto                  int
 	src, dst               Addr
 	srcPort, dstPort       PortMatch
-	connlimit              Connlimit
+	connlimits             [MaxConnlimits]Connlimit
+	nConnlimits            int
 	rate                   Rate
 	quota                  Quota
 	blockFor               BlockFor
@@ -47,7 +53,7 @@ type entryKey struct {
 	owner                  Owner
 	refuse                 Refuse
 	log, count             bool
-	hasConnlimit, hasRate  bool
+	hasRate                bool
 	hasQuota, hasBlockFor  bool
 	hasLoadLimit, hasOwner bool
 }
@@ -58,7 +64,8 @@ func contentKey(e *Entry) entryKey {
 		src: e.Src, dst: e.Dst, srcPort: e.SrcPort, dstPort: e.DstPort,
 		refuse: e.Refuse, log: e.Log, count: e.Count,
 	}
-	k.connlimit, k.hasConnlimit = deref(e.Connlimit)
+	k.nConnlimits = len(e.Connlimits)
+	copy(k.connlimits[:], e.Connlimits) // sorted (SortConnlimits); more than MaxConnlimits is invalid
 	k.rate, k.hasRate = deref(e.Rate)
 	k.quota, k.hasQuota = deref(e.Quota)
 	k.blockFor, k.hasBlockFor = deref(e.BlockFor)
@@ -76,4 +83,28 @@ func deref[T any](p *T) (T, bool) {
 }
 
 // Limited reports whether the entry carries a limit (connlimit, rate or quota).
-func (e *Entry) Limited() bool { return e.Connlimit != nil || e.Rate != nil || e.Quota != nil }
+func (e *Entry) Limited() bool { return len(e.Connlimits) > 0 || e.Rate != nil || e.Quota != nil }
+
+// LimitKey is what a connlimit counts by, with a per-prefix length of 0 or
+// of the whole address taken as total or per-source (as the compiler
+// keys them); two connlimits of an entry may not have the same.
+func (c Connlimit) LimitKey(f Family) (KeyKind, int) {
+	if c.Key == PerPrefix {
+		switch {
+		case c.PrefixLen <= 0:
+			return Total, 0
+		case c.PrefixLen >= f.Bits():
+			return PerSource, 0
+		}
+		return PerPrefix, c.PrefixLen
+	}
+	return c.Key, 0
+}
+
+// SortConnlimits puts connlimits in their canonical order: per-source,
+// per-prefix from the longest prefix, per-destination, total.
+func SortConnlimits(cs []Connlimit) {
+	slices.SortStableFunc(cs, func(a, b Connlimit) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(b.PrefixLen, a.PrefixLen), cmp.Compare(a.N, b.N))
+	})
+}

@@ -126,7 +126,7 @@ func appendPorts(w []string, p PortMatch) []string {
 }
 
 func appendOptions(w []string, e *Entry) []string {
-	if l := e.Connlimit; l != nil {
+	for _, l := range e.Connlimits {
 		w = append(w, "connlimit", strconv.Itoa(l.N))
 		w = appendKey(w, l.Key, l.PrefixLen)
 	}
@@ -190,6 +190,15 @@ func appendKey(w []string, k KeyKind, prefixLen int) []string {
 		return append(w, "total")
 	}
 	return w
+}
+
+// FormatLimitKey is a limit key as the language writes it ("per-source",
+// "per-prefix 24", ...).
+func FormatLimitKey(k KeyKind, prefixLen int) string {
+	if w := appendKey(nil, k, prefixLen); len(w) > 0 {
+		return strings.Join(w, " ")
+	}
+	return "per-source"
 }
 
 // FormatLoadLimit renders a load limit with two decimals ("1.50").

@@ -118,16 +118,17 @@ func TestFormatEntry(t *testing.T) {
 		}), "seq 10 permit tcp any range 1024 65535 any neq 22"},
 		{acl.IPv4, base(func(e *acl.Entry) { e.DstPort = acl.PortMatch{Op: acl.PortLt, Lo: 1024} }), "seq 10 permit tcp any any lt 1024"},
 		{acl.IPv4, base(func(e *acl.Entry) { e.SrcPort = acl.PortMatch{Op: acl.PortGt, Lo: 1023} }), "seq 10 permit tcp any gt 1023 any"},
-		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 3} }), "seq 10 permit tcp any any connlimit 3"},
-		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 0, Key: acl.Total} }), "seq 10 permit tcp any any connlimit 0 total"},
-		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 5, Key: acl.PerDestination} }), "seq 10 permit tcp any any connlimit 5 per-destination"},
-		{acl.IPv6, base(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 5, Key: acl.PerPrefix, PrefixLen: 64} }), "seq 10 permit tcp any any connlimit 5 per-prefix 64"},
+		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 3}} }), "seq 10 permit tcp any any connlimit 3"},
+		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1}, {N: 5, Key: acl.PerPrefix, PrefixLen: 24}} }), "seq 10 permit tcp any any connlimit 1 connlimit 5 per-prefix 24"},
+		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 0, Key: acl.Total}} }), "seq 10 permit tcp any any connlimit 0 total"},
+		{acl.IPv4, base(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 5, Key: acl.PerDestination}} }), "seq 10 permit tcp any any connlimit 5 per-destination"},
+		{acl.IPv6, base(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 5, Key: acl.PerPrefix, PrefixLen: 64}} }), "seq 10 permit tcp any any connlimit 5 per-prefix 64"},
 		{acl.IPv4, base(func(e *acl.Entry) { e.Rate = &acl.Rate{N: 10, Per: acl.Second} }), "seq 10 permit tcp any any rate 10 per second"},
 		{acl.IPv4, base(func(e *acl.Entry) { e.Rate = &acl.Rate{N: 10, Per: acl.Minute, Burst: 5, Key: acl.Total} }), "seq 10 permit tcp any any rate 10 per minute burst 5 total"},
 		{acl.IPv4, base(func(e *acl.Entry) { e.Quota = &acl.Quota{N: 100, Unit: acl.MBytes, Per: acl.Hour} }), "seq 10 permit tcp any any quota 100 mbytes per hour"},
 		{acl.IPv4, base(func(e *acl.Entry) { e.Quota = &acl.Quota{N: 7, Unit: acl.Bytes, Per: acl.Day, PerSource: true} }), "seq 10 permit tcp any any quota 7 bytes per day per-source"},
 		{acl.IPv4, base(func(e *acl.Entry) {
-			e.Connlimit = &acl.Connlimit{N: 1}
+			e.Connlimits = []acl.Connlimit{{N: 1}}
 			e.BlockFor = &acl.BlockFor{Seconds: 60}
 		}), "seq 10 permit tcp any any connlimit 1 block-for 60"},
 		{acl.IPv4, base(func(e *acl.Entry) {
@@ -156,7 +157,7 @@ func TestFormatEntry(t *testing.T) {
 			e.BlockFor = &acl.BlockFor{Seconds: 30, Flush: true}
 			e.Quota = &acl.Quota{N: 10, Unit: acl.KBytes, Per: acl.Minute, PerSource: true}
 			e.Rate = &acl.Rate{N: 2, Per: acl.Day, Burst: 3}
-			e.Connlimit = &acl.Connlimit{N: 4, Key: acl.PerPrefix, PrefixLen: 24}
+			e.Connlimits = []acl.Connlimit{{N: 4, Key: acl.PerPrefix, PrefixLen: 24}}
 		}), `seq 10 permit tcp host 10.0.0.1 gt 1023 10.0.1.0/24 eq 22 connlimit 4 per-prefix 24 rate 2 per day burst 3 quota 10 kbytes per minute per-source block-for 30 flush time-range office load-limit 999.99 user alice refuse message "bye" log count`},
 	}
 	for _, tt := range tests {

@@ -134,7 +134,7 @@ func randomEntry(r *rand.Rand, c *acl.Config, f acl.Family) *acl.Entry {
 	case 1:
 		e.Src = acl.NewHostAddr(netip.MustParseAddr("2001:db8::1"))
 	case 2:
-		e.Connlimit = &acl.Connlimit{N: r.IntN(3) - 1, Key: acl.KeyKind(r.IntN(4)), PrefixLen: r.IntN(40)}
+		e.Connlimits = []acl.Connlimit{{N: r.IntN(3) - 1, Key: acl.KeyKind(r.IntN(4)), PrefixLen: r.IntN(40)}}
 	case 3:
 		e.Owner = &acl.Owner{UID: r.IntN(3)}
 	case 4:

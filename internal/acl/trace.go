@@ -37,8 +37,8 @@ type TraceState struct {
 	Dir Direction
 	Now time.Time
 	Loc *time.Location // the host's zone, for time ranges
-	// Key returns the state of a key of entry seq's connlimit.
-	Key func(seq int, key string) KeyState
+	// Key returns the state of a key of one of entry seq's connlimits.
+	Key func(seq int, cl Connlimit, key string) KeyState
 	// Gated reports whether entry seq's limit set is still being counted
 	// (its gate closed): every connection of the entry is refused.
 	Gated func(seq int) bool
@@ -220,8 +220,10 @@ func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
 		add(LimitCheck{Kind: "rate", Limit: r.N,
 			Note: fmt.Sprintf("%d per %s: the kernel's tokens are not readable, assumed under", r.N, r.Per)})
 	}
-	if cl := e.Connlimit; cl != nil && refused == "" {
-		add(connlimitCheck(e, cl, p, st))
+	for i := range e.Connlimits { // in the compiled order; the first over refuses
+		if refused == "" {
+			add(connlimitCheck(e, &e.Connlimits[i], p, st))
+		}
 	}
 	if e.BlockFor != nil && refused != "" && refused != "load-limit" {
 		add(LimitCheck{Kind: "block-for", Note: fmt.Sprintf("the source would be locked out for %d s", e.BlockFor.Seconds)})
@@ -241,7 +243,7 @@ func connlimitCheck(e *Entry, cl *Connlimit, p Packet, st TraceState) LimitCheck
 	}
 	var ks KeyState
 	if st.Key != nil {
-		ks = st.Key(e.Seq, c.Key)
+		ks = st.Key(e.Seq, *cl, c.Key)
 	}
 	c.Sessions, c.Old, c.Over = ks.Sessions, ks.Old, ks.AtLimit
 	gated := st.Gated != nil && st.Gated(e.Seq)

@@ -17,24 +17,24 @@ func TestTracePacket(t *testing.T) {
 	c := New()
 	c.TimeRanges = []*TimeRange{{Name: "work", Periodic: []Periodic{{Days: Weekdays, Start: 8 * 60, End: 17 * 60}}}}
 	slx := &Entry{Seq: 10, Action: Permit, Proto: ProtoTCP, Src: host("10.24.12.107"), Dst: host("10.24.12.129"),
-		DstPort: PortMatch{Op: PortEq, Lo: 22}, Connlimit: &Connlimit{N: 3}}
+		DstPort: PortMatch{Op: PortEq, Lo: 22}, Connlimits: []Connlimit{{N: 3}}}
 	denyLim := &Entry{Seq: 20, Action: Deny, Proto: ProtoTCP, DstPort: PortMatch{Op: PortEq, Lo: 22},
-		Connlimit: &Connlimit{N: 5, Key: PerPrefix, PrefixLen: 24}}
+		Connlimits: []Connlimit{{N: 5, Key: PerPrefix, PrefixLen: 24}}}
 	timed := &Entry{Seq: 30, Action: Permit, Proto: ProtoTCP, DstPort: PortMatch{Op: PortEq, Lo: 80}, TimeRange: "work"}
 	loaded := &Entry{Seq: 40, Action: Permit, Proto: ProtoTCP, DstPort: PortMatch{Op: PortEq, Lo: 443},
 		LoadLimit: &LoadLimit{Hundredths: 250}}
 	drop := &Entry{Seq: 50, Action: HardDrop, Proto: ProtoUDP, SrcPort: PortMatch{Op: PortLt, Lo: 1024}}
 	msg := &Entry{Seq: 60, Action: Deny, Proto: ProtoTCP, DstPort: PortMatch{Op: PortEq, Lo: 25},
 		Refuse: Refuse{Kind: RefuseMessage, Message: "421 busy"}}
-	blockE := &Entry{Seq: 70, Action: Permit, Proto: ProtoAny, Connlimit: &Connlimit{N: 1, Key: Total}, BlockFor: &BlockFor{Seconds: 60}}
+	blockE := &Entry{Seq: 70, Action: Permit, Proto: ProtoAny, Connlimits: []Connlimit{{N: 1, Key: Total}}, BlockFor: &BlockFor{Seconds: 60}}
 	l := &ACL{Name: "check", Family: IPv4, Entries: []*Entry{slx, denyLim, timed, loaded, drop, msg, blockE}}
 	c.ACLs = []*ACL{l}
 
 	// Same UTC time of day, either side of Berlin's spring DST change (29 Mar 2026).
 	beforeDST := time.Date(2026, 3, 27, 6, 30, 0, 0, time.UTC) // Fri 07:30 CET: outside 08:00-17:00
 	afterDST := time.Date(2026, 3, 30, 6, 30, 0, 0, time.UTC)  // Mon 08:30 CEST: inside
-	keys := func(m map[string]KeyState) func(int, string) KeyState {
-		return func(seq int, key string) KeyState { return m[key] }
+	keys := func(m map[string]KeyState) func(int, Connlimit, string) KeyState {
+		return func(seq int, _ Connlimit, key string) KeyState { return m[key] }
 	}
 	load := func(v float64) func() (float64, bool) { return func() (float64, bool) { return v, true } }
 	tcp := func(src, dst string, dport uint16) Packet {

@@ -92,16 +92,18 @@ type Entry struct {
 	Dst     Addr
 	DstPort PortMatch
 
-	Connlimit *Connlimit
-	Rate      *Rate
-	Quota     *Quota
-	BlockFor  *BlockFor
-	TimeRange string     // name of a TimeRange, "" for always
-	LoadLimit *LoadLimit // nil: no load limit
-	Owner     *Owner     // user NAME | uid N; outbound only
-	Refuse    Refuse
-	Log       bool
-	Count     bool // accepted for compatibility; counters are always kept
+	// Connlimits are the entry's connlimits, one per key, sorted by key
+	// (SortConnlimits): a connection is admitted only if each admits it.
+	Connlimits []Connlimit
+	Rate       *Rate
+	Quota      *Quota
+	BlockFor   *BlockFor
+	TimeRange  string     // name of a TimeRange, "" for always
+	LoadLimit  *LoadLimit // nil: no load limit
+	Owner      *Owner     // user NAME | uid N; outbound only
+	Refuse     Refuse
+	Log        bool
+	Count      bool // accepted for compatibility; counters are always kept
 }
 
 // AddrKind tells the form of an address match.

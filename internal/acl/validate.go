@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -17,6 +18,7 @@ const (
 	MaxConnlimit   = 65535         // connlimit N: 0-65535 (0 always refuses)
 	MaxRate        = 1_000_000_000 // rate N: 1-MaxRate per period
 	MaxBurst       = 1_000_000_000 // burst B: 1-MaxBurst (0 in the model: no burst)
+	MaxConnlimits  = 4             // connlimits on one entry, each with its own key
 	MaxQuotaBytes  = 1 << 60       // quota N UNIT: at most 1 EiB
 	MaxBlockFor    = 86400         // block-for SECONDS: 1-86400
 	MinLoadLimit   = 1             // load-limit in hundredths: 0.01
@@ -80,14 +82,15 @@ func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
 	add(checkAddr(f, "destination", e.Dst))
 	add(checkPorts(e.Proto, "source", e.SrcPort))
 	add(checkPorts(e.Proto, "destination", e.DstPort))
-	if e.Connlimit != nil {
-		add(checkConnlimit(f, e.Connlimit))
-	}
+	add(checkConnlimits(f, e.Connlimits))
 	if e.Rate != nil {
 		add(checkRate(e.Rate))
 	}
 	if e.Quota != nil {
 		add(checkQuota(e.Quota))
+		if e.Action != Permit {
+			add(errorf("quota needs a permit entry (it counts the bytes of admitted connections)"))
+		}
 	}
 	if e.BlockFor != nil {
 		add(checkBlockFor(e))
@@ -127,7 +130,7 @@ func checkRemark(e *Entry) error {
 		return errorf("remark has control characters")
 	}
 	z := Entry{Seq: e.Seq, Action: Remark, Remark: e.Remark}
-	if *e != z {
+	if contentKey(e) != contentKey(&z) {
 		return errorf("a remark carries nothing but its text")
 	}
 	return nil
@@ -212,6 +215,31 @@ func checkConnlimit(f Family, l *Connlimit) error {
 	return nil
 }
 
+// CheckRate returns an error unless r is a rate the kernel can enforce.
+func CheckRate(r *Rate) error { return checkRate(r) }
+
+// checkConnlimits checks each connlimit, and that an entry has at most
+// MaxConnlimits of them, each with its own key: two limits on one key are
+// refused rather than folded (the smaller would be the only one that
+// counts, and their sets would share a name).
+func checkConnlimits(f Family, cs []Connlimit) error {
+	if len(cs) > MaxConnlimits {
+		return errorf("at most %d connlimits on one entry", MaxConnlimits)
+	}
+	seen := map[[2]int]bool{}
+	for i := range cs {
+		if err := checkConnlimit(f, &cs[i]); err != nil {
+			return err
+		}
+		k, l := cs[i].LimitKey(f)
+		if seen[[2]int{int(k), l}] {
+			return errorf("two connlimits on one key (%s): give each limit its own key", FormatLimitKey(k, l))
+		}
+		seen[[2]int{int(k), l}] = true
+	}
+	return nil
+}
+
 func checkRate(r *Rate) error {
 	if r.N < 1 || r.N > MaxRate {
 		return errorf("rate %d out of range 1-%d", r.N, MaxRate)
@@ -224,6 +252,35 @@ func checkRate(r *Rate) error {
 	}
 	if r.Key != PerSource && r.Key != Total {
 		return errorf("rate counts per-source or total only")
+	}
+	return checkRateTokens(r)
+}
+
+// RateWindowCost is the kernel token cost of one connection in a
+// fixed-window rate (no burst) of period p: twice the period, so that the
+// tokens a window refills never pay for one more connection (see
+// internal/nft rateCheck).
+func RateWindowCost(p Period) time.Duration { return 2 * PeriodDuration(p) }
+
+// PeriodDuration is the length of a rate or quota period.
+func PeriodDuration(p Period) time.Duration {
+	return [...]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}[p]
+}
+
+// checkRateTokens refuses rates whose token bucket the kernel cannot hold:
+// it keeps cost*burst nanoseconds of tokens in 64 bits (nft_limit_init
+// fails with EOVERFLOW), cost being period/N for a token bucket and
+// RateWindowCost for a fixed window of N connections.
+func checkRateTokens(r *Rate) error {
+	cost, n := uint64(PeriodDuration(r.Per))/uint64(r.N), uint64(r.Burst)
+	if r.Burst == 0 {
+		cost, n = uint64(RateWindowCost(r.Per)), uint64(r.N)
+	}
+	if n > math.MaxUint64/cost {
+		if r.Burst == 0 {
+			return errorf("rate %d per %s without burst is more than the kernel can count (at most %d)", r.N, r.Per, math.MaxUint64/cost)
+		}
+		return errorf("burst %d is more than the kernel can hold at rate %d per %s (at most %d)", r.Burst, r.N, r.Per, math.MaxUint64/cost)
 	}
 	return nil
 }
@@ -299,7 +356,7 @@ var refuseNames = [...]string{RefuseDefault: "default", RefuseDrop: "drop", Refu
 // drops: limits (it refuses everything anyway) and refuse (it always drops).
 func checkHardDrop(e *Entry) error {
 	var opts []string
-	if e.Connlimit != nil {
+	if len(e.Connlimits) > 0 {
 		opts = append(opts, "connlimit")
 	}
 	if e.Rate != nil {

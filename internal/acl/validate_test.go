@@ -81,13 +81,20 @@ func TestValidateEntryErrors(t *testing.T) {
 		{"gt max", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.SrcPort = acl.PortMatch{Op: acl.PortGt, Lo: 65535} }), "source port gt 65535 matches nothing"},
 		{"eq with hi", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.SrcPort = acl.PortMatch{Op: acl.PortEq, Lo: 1, Hi: 2} }), "source port eq carries a second port"},
 		{"port op", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.SrcPort = acl.PortMatch{Op: 9} }), "unknown source port operator 9"},
-		{"connlimit high", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 65536} }), "connlimit 65536 out of range 0-65535"},
-		{"connlimit negative", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: -1} }), "connlimit -1 out of range 0-65535"},
-		{"per-prefix v4", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 1, Key: acl.PerPrefix, PrefixLen: 33} }), "per-prefix length 33 out of range 1-32"},
-		{"per-prefix v6", acl.IPv6, "six", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 1, Key: acl.PerPrefix, PrefixLen: 129} }), "per-prefix length 129 out of range 1-128"},
-		{"per-prefix 0", acl.IPv6, "six", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 1, Key: acl.PerPrefix} }), "per-prefix length 0 out of range 1-128"},
-		{"len without per-prefix", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 1, PrefixLen: 8} }), "connlimit prefix length without per-prefix"},
-		{"connlimit key", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimit = &acl.Connlimit{N: 1, Key: 7} }), "unknown connlimit key 7"},
+		{"connlimit high", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 65536}} }), "connlimit 65536 out of range 0-65535"},
+		{"connlimit negative", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: -1}} }), "connlimit -1 out of range 0-65535"},
+		{"per-prefix v4", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1, Key: acl.PerPrefix, PrefixLen: 33}} }), "per-prefix length 33 out of range 1-32"},
+		{"per-prefix v6", acl.IPv6, "six", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1, Key: acl.PerPrefix, PrefixLen: 129}} }), "per-prefix length 129 out of range 1-128"},
+		{"per-prefix 0", acl.IPv6, "six", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1, Key: acl.PerPrefix}} }), "per-prefix length 0 out of range 1-128"},
+		{"len without per-prefix", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1, PrefixLen: 8}} }), "connlimit prefix length without per-prefix"},
+		{"connlimit key", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1, Key: 7}} }), "unknown connlimit key 7"},
+		{"two connlimits on one key", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Connlimits = []acl.Connlimit{{N: 1}, {N: 5}} }), "two connlimits on one key (per-source): give each limit its own key"},
+		{"per-prefix 32 is per-source", acl.IPv4, "outacl", tcp(func(e *acl.Entry) {
+			e.Connlimits = []acl.Connlimit{{N: 1}, {N: 5, Key: acl.PerPrefix, PrefixLen: 32}}
+		}), "two connlimits on one key (per-source): give each limit its own key"},
+		{"five connlimits", acl.IPv6, "six", tcp(func(e *acl.Entry) {
+			e.Connlimits = []acl.Connlimit{{N: 1}, {N: 2, Key: acl.PerPrefix, PrefixLen: 64}, {N: 3, Key: acl.PerPrefix, PrefixLen: 56}, {N: 4, Key: acl.PerPrefix, PrefixLen: 48}, {N: 5, Key: acl.Total}}
+		}), "at most 4 connlimits on one entry"},
 		{"rate 0", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Rate = &acl.Rate{N: 0} }), "rate 0 out of range 1-1000000000"},
 		{"rate period", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Rate = &acl.Rate{N: 1, Per: 9} }), "unknown rate period 9"},
 		{"burst", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Rate = &acl.Rate{N: 1, Burst: -1} }), "burst -1 out of range 1-1000000000"},
@@ -97,7 +104,7 @@ func TestValidateEntryErrors(t *testing.T) {
 		{"quota per second", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Quota = &acl.Quota{N: 1, Per: acl.Second} }), "quota is per minute, hour or day, not per second"},
 		{"quota unit", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Quota = &acl.Quota{N: 1, Unit: 4, Per: acl.Hour} }), "unknown quota unit 4"},
 		{"block-for range", acl.IPv4, "outacl", tcp(func(e *acl.Entry) {
-			e.Connlimit = &acl.Connlimit{N: 1}
+			e.Connlimits = []acl.Connlimit{{N: 1}}
 			e.BlockFor = &acl.BlockFor{Seconds: 86401}
 		}), "block-for 86401 out of range 1-86400 seconds"},
 		{"block-for without limit", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.BlockFor = &acl.BlockFor{Seconds: 5} }), "block-for needs a connlimit, rate or quota on the entry"},
@@ -116,7 +123,7 @@ func TestValidateEntryErrors(t *testing.T) {
 		{"refuse kind", acl.IPv4, "outacl", tcp(func(e *acl.Entry) { e.Refuse = acl.Refuse{Kind: 8} }), "unknown refuse kind 8"},
 		{"hard-drop limits", acl.IPv4, "outacl", tcp(func(e *acl.Entry) {
 			e.Action = acl.HardDrop
-			e.Connlimit = &acl.Connlimit{N: 1}
+			e.Connlimits = []acl.Connlimit{{N: 1}}
 			e.Refuse = acl.Refuse{Kind: acl.RefuseReset}
 		}), "hard-drop always drops and takes no connlimit, refuse"},
 		{"hard-drop load-limit", acl.IPv4, "outacl", tcp(func(e *acl.Entry) {
@@ -158,9 +165,9 @@ func TestValidateEntryAccepts(t *testing.T) {
 	}{
 		{acl.IPv4, "outacl", &acl.Entry{Seq: 1, Proto: acl.ProtoTCP, Owner: &acl.Owner{User: "www-data"}}},
 		{acl.IPv4, "outacl", &acl.Entry{Seq: 1, Proto: acl.ProtoUDP, Refuse: acl.Refuse{Kind: acl.RefuseReset}}},
-		{acl.IPv4, "inacl", &acl.Entry{Seq: 1, Proto: acl.ProtoTCP, Connlimit: &acl.Connlimit{N: 0}, TimeRange: "office", Refuse: acl.Refuse{Kind: acl.RefuseMessage, Message: `"hi" \o/`}}},
+		{acl.IPv4, "inacl", &acl.Entry{Seq: 1, Proto: acl.ProtoTCP, Connlimits: []acl.Connlimit{{N: 0}}, TimeRange: "office", Refuse: acl.Refuse{Kind: acl.RefuseMessage, Message: `"hi" \o/`}}},
 		{acl.IPv4, "inacl", &acl.Entry{Seq: 65535, Action: acl.HardDrop, Proto: acl.ProtoAny, Log: true, Count: true}},
-		{acl.IPv6, "six", &acl.Entry{Seq: 1, Action: acl.Deny, Proto: acl.ProtoTCP, Connlimit: &acl.Connlimit{N: 65535, Key: acl.PerPrefix, PrefixLen: 128}, BlockFor: &acl.BlockFor{Seconds: 86400}}},
+		{acl.IPv6, "six", &acl.Entry{Seq: 1, Action: acl.Deny, Proto: acl.ProtoTCP, Connlimits: []acl.Connlimit{{N: 65535, Key: acl.PerPrefix, PrefixLen: 128}}, BlockFor: &acl.BlockFor{Seconds: 86400}}},
 		{acl.IPv6, "six", &acl.Entry{Seq: 1, Proto: acl.ProtoSCTP, SrcPort: acl.PortMatch{Op: acl.PortRange, Lo: 5, Hi: 5}, Quota: &acl.Quota{N: 1 << 30, Unit: acl.GBytes, Per: acl.Day}}},
 		{acl.IPv4, "", &acl.Entry{Seq: 1, Action: acl.Remark, Remark: "any text, even \"quotes\""}},
 	}

@@ -40,6 +40,9 @@ type SessionTracker interface {
 	// Verify checks the limit sets' kernel counts against conntrack (after
 	// someone else committed); what drifted comes back from Renewals.
 	Verify() error
+	// Gated returns the entries whose limit sets are still being counted
+	// (gate closed: they refuse every connection).
+	Gated() []conntrack.EntryID
 }
 
 // Options configure an Agent. Kernel and Compile are required.
@@ -87,6 +90,10 @@ type Options struct {
 	// means time.Minute (tests shorten it).
 	RevertUnit time.Duration
 	Logger     *slog.Logger
+	// Zone is the local time zone of time ranges, the one Compile uses
+	// (nil: time.Local): the agent recompiles when its UTC offset changes
+	// and shows time ranges in it.
+	Zone *time.Location
 }
 
 // Agent owns the running configuration and the kernel table. All changes

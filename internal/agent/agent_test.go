@@ -278,12 +278,17 @@ func TestCountersAndClear(t *testing.T) {
 	ta.mustConfigure(t, slxACL, slxBind)
 	m10, r10 := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
 	m20, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 20)
-	ta.kernel.Values = map[string]nft.CounterValue{m10: {Packets: 15}, r10: {Packets: 2}, m20: {Packets: 7}}
+	why10 := nft.ReasonCounterName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10}, nft.RoleConnlimit)
+	implicit := nft.ImplicitDenyCounter(acl.IPv4, "check", acl.In)
+	ta.kernel.Values = map[string]nft.CounterValue{m10: {Packets: 15}, r10: {Packets: 2}, why10: {Packets: 2}, m20: {Packets: 7}, implicit: {Packets: 4}}
 	got, err := ta.Counters(acl.IPv4, "check", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []cli.EntryCounters{{Seq: 10, Matches: 15, Refused: 2}, {Seq: 20, Matches: 7}}
+	// Seq 10's refusals by reason; the ACL's own line (seq 0): the
+	// implicit deny's refusals, and the blocked ones.
+	want := []cli.EntryCounters{{Seq: 10, Matches: 15, Refused: 2, Reasons: map[string]uint64{"connlimit": 2}}, {Seq: 20, Matches: 7},
+		{Refused: 4, Reasons: map[string]uint64{"blocked": 0}}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Counters = %v, want %v", got, want)
 	}
@@ -292,7 +297,7 @@ func TestCountersAndClear(t *testing.T) {
 	}
 	ta.kernel.Values[m10] = nft.CounterValue{Packets: 16}
 	got, _ = ta.Counters(acl.IPv4, "check", "")
-	if got[0].Matches != 1 || got[0].Refused != 0 || got[1].Matches != 0 {
+	if got[0].Matches != 1 || got[0].Refused != 0 || got[1].Matches != 0 || got[0].Reasons["connlimit"] != 0 || got[2].Refused != 0 {
 		t.Errorf("after clear: %v, want 1/0 and 0", got)
 	}
 	// Prometheus sees the kernel's monotonic values.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -21,16 +22,18 @@ func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 	if src.IsValid() {
 		addrs = []netip.Addr{src}
 	}
-	dirs := directions(a.running, f, name)
-	for d := range 2 {
-		if !dirs[d] {
-			continue
-		}
-		set := nft.BlockedSetName(f, name, acl.Direction(d))
-		if err := b.Unblock(set, f, addrs); err != nil {
+	for _, set := range blockedSets(a.running, a.running.ACL(f, name), false) {
+		if err := b.Unblock(set.name, f, addrs); err != nil {
 			return errorf("%% Error: cannot clear blocked sources: %v", err)
 		}
-		delete(a.flushed, set)
+		if addrs == nil {
+			// Clearing all of an entry's lockouts also ends the lockout of
+			// everyone that its full blocked set caused.
+			if _, err := b.SetFlag(set.full, f, false); err != nil {
+				return errorf("%% Error: cannot clear blocked sources: %v", err)
+			}
+		}
+		delete(a.flushed, set.name)
 	}
 	a.log.Info("blocked sources cleared", "acl", name, "source", src)
 	return nil
@@ -40,8 +43,8 @@ func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 // with `block-for SECONDS flush` (SPEC §4). The kernel blocks; ending
 // sessions needs conntrack, so the agent looks at the blocked sets every
 // second and asks the session tracker to reset the new sources' sessions on
-// that ACL. The blocked set is per ACL and direction, not per entry: when
-// any entry of the ACL has `flush`, every source blocked on it is flushed.
+// that ACL. Blocked sets are per entry and direction: only the sources
+// that an entry with `flush` blocked are flushed.
 func (a *Agent) FlushBlocked() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -51,16 +54,9 @@ func (a *Agent) FlushBlocked() {
 	}
 	live := map[string]bool{}
 	for _, l := range a.running.ACLs {
-		if !hasFlush(l) {
-			continue
-		}
-		dirs := directions(a.running, l.Family, l.Name)
-		for d := range 2 {
-			if dirs[d] {
-				set := nft.BlockedSetName(l.Family, l.Name, acl.Direction(d))
-				live[set] = true
-				a.flushSetLocked(b, l, set)
-			}
+		for _, set := range blockedSets(a.running, l, true) {
+			live[set.name] = true
+			a.flushSetLocked(b, l, set.name)
 		}
 	}
 	for set := range a.flushed {
@@ -102,11 +98,55 @@ func (a *Agent) flushSetLocked(b nft.Kernel, l *acl.ACL, set string) {
 	a.flushed[set] = now
 }
 
-func hasFlush(l *acl.ACL) bool {
+// blockedSet names the blocked set of an entry in one direction and its
+// full flag.
+type blockedSet struct {
+	ref        nft.EntryRef
+	name, full string
+}
+
+// blockedSets returns the blocked sets of an ACL's entries with block-for
+// (only those with flush when flushOnly) in the directions it is applied.
+func blockedSets(cfg *acl.Config, l *acl.ACL, flushOnly bool) []blockedSet {
+	if l == nil {
+		return nil
+	}
+	var out []blockedSet
+	dirs := directions(cfg, l.Family, l.Name)
 	for _, e := range l.Entries {
-		if e.BlockFor != nil && e.BlockFor.Flush {
-			return true
+		if e.BlockFor == nil || (flushOnly && !e.BlockFor.Flush) {
+			continue
+		}
+		for d := range 2 {
+			if dirs[d] {
+				r := nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: acl.Direction(d), Seq: e.Seq}
+				out = append(out, blockedSet{r, nft.BlockedSetName(r), nft.BlockedFullSetName(r)})
+			}
 		}
 	}
-	return false
+	return out
+}
+
+// Blocked implements `show access-list blocked ip NAME`: the sources that
+// the ACL's entries with block-for lock out, with the time left, by entry
+// and direction (a full blocked set's lockout of everyone as one line).
+func (a *Agent) Blocked(f acl.Family, name string) ([]cli.BlockedSource, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.checkACLLocked(f, name); err != nil {
+		return nil, err
+	}
+	out := []cli.BlockedSource{}
+	for _, set := range blockedSets(a.running, a.running.ACL(f, name), false) {
+		for _, s := range []string{set.name, set.full} {
+			elems, err := a.opts.Kernel.BlockedLeft(s, f)
+			if err != nil {
+				return nil, errorf("%% Error: cannot list blocked sources: %v", err)
+			}
+			for _, e := range elems {
+				out = append(out, cli.BlockedSource{Seq: set.ref.Seq, Dir: set.ref.Dir, Source: e.Addr, Left: e.Left, All: !e.Addr.IsValid()})
+			}
+		}
+	}
+	return out, nil
 }

@@ -102,11 +102,43 @@ func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, e
 				m, r := nft.CounterNames(f, name, acl.Direction(d), e.Seq)
 				c.Matches += a.sinceClear(m, raw)
 				c.Refused += a.sinceClear(r, raw)
+				for _, why := range nft.EntryReasons(e) {
+					if c.Reasons == nil {
+						c.Reasons = map[string]uint64{}
+					}
+					ref := nft.EntryRef{Family: f, ACL: name, Dir: acl.Direction(d), Seq: e.Seq}
+					c.Reasons[why] += a.sinceClear(nft.ReasonCounterName(ref, why), raw)
+				}
 			}
 		}
 		out = append(out, c)
 	}
+	own := cli.EntryCounters{Reasons: map[string]uint64{}}
+	for d := range 2 {
+		if dirs[d] {
+			own.Refused += a.sinceClear(nft.ImplicitDenyCounter(f, name, acl.Direction(d)), raw)
+			own.Reasons["blocked"] += a.sinceClear(nft.BlockedCounter(f, name, acl.Direction(d)), raw)
+		}
+	}
+	if dirs[0] || dirs[1] {
+		out = append(out, own)
+	}
 	return out, nil
+}
+
+// counterNames are the counters of an ACL in a direction that show and
+// clear: each entry's matched and refused, its refusals per reason, and
+// the ACL's implicit deny and blocked refusals.
+func counterNames(l *acl.ACL, d acl.Direction) []string {
+	out := []string{nft.ImplicitDenyCounter(l.Family, l.Name, d), nft.BlockedCounter(l.Family, l.Name, d)}
+	for _, e := range l.Entries {
+		m, r := nft.CounterNames(l.Family, l.Name, d, e.Seq)
+		out = append(out, m, r)
+		for _, why := range nft.EntryReasons(e) {
+			out = append(out, nft.ReasonCounterName(nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: d, Seq: e.Seq}, why))
+		}
+	}
+	return out
 }
 
 // sinceClear is a counter's value less its baseline. A counter below its
@@ -160,11 +192,9 @@ func (a *Agent) ClearCounters(f acl.Family, name string) error {
 		if name != "" && (l.Family != f || l.Name != name) {
 			continue
 		}
-		for _, e := range l.Entries {
-			for d := range 2 {
-				m, r := nft.CounterNames(l.Family, l.Name, acl.Direction(d), e.Seq)
-				a.setBaselineLocked(m, raw[m].Packets)
-				a.setBaselineLocked(r, raw[r].Packets)
+		for d := range 2 {
+			for _, n := range counterNames(l, acl.Direction(d)) {
+				a.setBaselineLocked(n, raw[n].Packets)
 			}
 		}
 	}
@@ -177,10 +207,9 @@ func (a *Agent) ClearCounters(f acl.Family, name string) error {
 func (a *Agent) pruneBaselinesLocked() {
 	keep := map[string]bool{}
 	for _, l := range a.running.ACLs {
-		for _, e := range l.Entries {
-			for d := range 2 {
-				m, r := nft.CounterNames(l.Family, l.Name, acl.Direction(d), e.Seq)
-				keep[m], keep[r] = true, true
+		for d := range 2 {
+			for _, n := range counterNames(l, acl.Direction(d)) {
+				keep[n] = true
 			}
 		}
 	}

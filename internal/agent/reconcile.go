@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -138,9 +139,36 @@ func (a *Agent) Recompile() (bool, error) {
 // sources are flushed.
 const LoadInterval = time.Second
 
+// zone is the local time zone of time ranges.
+func (a *Agent) zone() *time.Location {
+	if a.opts.Zone != nil {
+		return a.opts.Zone
+	}
+	return time.Local
+}
+
+// MaxOffsetWait is the longest the agent waits for the next UTC-offset
+// change of its zone before looking again (the zone's rules come from the
+// zone file read at start; the clock may be set meanwhile).
+const MaxOffsetWait = 24 * time.Hour
+
+// untilOffsetChange is how long until the zone's next UTC-offset change
+// (DST), when time ranges compiled for the current offset become wrong.
+func (a *Agent) untilOffsetChange(now time.Time) time.Duration {
+	next, ok := acl.NextOffsetChange(now, a.zone())
+	if !ok {
+		return MaxOffsetWait
+	}
+	return min(next.Sub(now), MaxOffsetWait)
+}
+
 // Run repairs drift every DriftInterval, follows the load average every
-// LoadInterval and recompiles every RecompileInterval, until ctx ends.
+// LoadInterval, recompiles every RecompileInterval and at every UTC-offset
+// change of the zone (time ranges are compiled for the offset: the kernel's
+// clock is UTC), until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
+	offset := time.NewTimer(a.untilOffsetChange(time.Now()))
+	defer offset.Stop()
 	// Drift repair runs on its own: the load and flush work of the other
 	// loop never delays it (it only ever waits for the agent's lock, which
 	// conntrack reads do not hold).
@@ -172,6 +200,11 @@ func (a *Agent) Run(ctx context.Context) {
 			a.FlushBlocked()
 		case <-recompile.C:
 			a.Recompile()
+		case <-offset.C:
+			if done, err := a.Recompile(); done || err != nil {
+				a.log.Info("UTC offset changed: time ranges recompiled", "zone", a.zone().String(), "err", err)
+			}
+			offset.Reset(a.untilOffsetChange(time.Now()))
 		}
 	}
 }

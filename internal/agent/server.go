@@ -198,6 +198,8 @@ func init() {
 		return none, a.ClearBlocked(r.Family, r.Name, r.Source)
 	})
 	cli.Handle(h, cli.OpNftables, func(a *Agent, _ cli.NoArgs) (string, error) { return a.NftablesText(), nil })
+	cli.Handle(h, cli.OpTimeRanges, func(a *Agent, name string) (string, error) { return a.TimeRangesText(name) })
+	cli.Handle(h, cli.OpBlocked, func(a *Agent, r cli.ACLRef) ([]cli.BlockedSource, error) { return a.Blocked(r.Family, r.Name) })
 	cli.Handle(h, cli.OpVersion, func(a *Agent, _ cli.NoArgs) (string, error) { return a.VersionText(), nil })
 	cli.Handle(h, cli.OpLogging, func(a *Agent, _ cli.NoArgs) (string, error) { return a.LoggingText(), nil })
 	cli.Handle(h, cli.OpPacketTrace, (*Agent).PacketTrace)

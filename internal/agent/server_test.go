@@ -69,7 +69,7 @@ func TestClientServerRoundTrip(t *testing.T) {
 		t.Errorf("startup-config after save:\n%s", text)
 	}
 	counters, err := cli.Call(c, cli.OpCounters, cli.ACLRef{Family: acl.IPv4, Name: "check"})
-	if err != nil || len(counters) != 2 || counters[0].Seq != 10 {
+	if err != nil || len(counters) != 3 || counters[0].Seq != 10 { // seq 10, 20, the ACL's own
 		t.Errorf("Counters = %v, %v", counters, err)
 	}
 	if _, err := cli.Call(c, cli.OpClearCounters, cli.ACLRef{Family: acl.IPv4}); err != nil {

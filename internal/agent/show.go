@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/conntrack"
+	"github.com/slxsh/slxsh/internal/nft"
 	"golang.org/x/sys/unix"
 )
 
@@ -99,7 +101,47 @@ func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, 
 		return nil, errNoSessions
 	}
 	keys, err := a.opts.Sessions.Sessions(cfg, f, name, seq)
-	return sessionKeys(keys), err
+	if err != nil {
+		return nil, err
+	}
+	windows, err := a.windowKeys(f, name, seq)
+	return append(sessionKeys(keys), windows...), err
+}
+
+// windowKeys are the keys of the entries' fixed windows (rate without
+// burst, quota) with the time until each window ends; a key not listed
+// has a fresh window. The kernel keeps what a window has used in the
+// element's limit or quota, which google/nftables v0.3.0 does not read.
+func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
+	a.mu.Lock()
+	rs := a.ruleset
+	a.mu.Unlock()
+	if rs == nil {
+		return nil, nil
+	}
+	var out []cli.SessionKey
+	for _, s := range rs.Sets {
+		window := s.Kind == nft.SetQuota || (s.Kind == nft.SetRate && strings.HasSuffix(s.Name, "_win"))
+		if !window || s.Entry.Family != f || s.Entry.ACL != name || (seq != 0 && s.Entry.Seq != seq) {
+			continue
+		}
+		what := "rate window"
+		if s.Kind == nft.SetQuota {
+			what = "quota window"
+		}
+		elems, err := a.opts.Kernel.BlockedLeft(s.Name, f)
+		if err != nil {
+			return nil, errorf("%% Error: cannot list %s %s: %v", what, s.Name, err)
+		}
+		for _, e := range elems {
+			key := nft.TotalKey
+			if e.Addr.IsValid() {
+				key = e.Addr.String()
+			}
+			out = append(out, cli.SessionKey{Seq: s.Entry.Seq, Per: what, Key: key, Resets: e.Left})
+		}
+	}
+	return out, nil
 }
 
 // runningWith returns the running config (a value: changes replace it)
@@ -117,7 +159,7 @@ func (a *Agent) runningWith(f acl.Family, name string) (*acl.Config, error) {
 func sessionKeys(keys []conntrack.KeyCount) []cli.SessionKey {
 	out := []cli.SessionKey{}
 	for _, k := range keys {
-		out = append(out, cli.SessionKey{Seq: k.Seq, Key: k.Key, Sessions: k.Sessions, Old: k.Old, Limit: k.Limit, AtLimit: k.AtLimit})
+		out = append(out, cli.SessionKey{Seq: k.Seq, Per: acl.FormatLimitKey(k.Kind, k.PrefixLen), Key: k.Key, Sessions: k.Sessions, Old: k.Old, Limit: k.Limit, AtLimit: k.AtLimit})
 	}
 	return out
 }
@@ -145,4 +187,48 @@ func (a *Agent) checkACLLocked(f acl.Family, name string) error {
 		return errorf("%% Error: access-list %q does not exist", name)
 	}
 	return nil
+}
+
+// TimeRangesText implements `show time-range [NAME]`: each time range (or
+// the one named) active or not now, and when that next changes, in the
+// agent's time zone.
+func (a *Agent) TimeRangesText(name string) (string, error) {
+	a.mu.Lock()
+	cfg := a.running
+	a.mu.Unlock()
+	var trs []*acl.TimeRange
+	if name != "" {
+		tr := cfg.TimeRange(name)
+		if tr == nil {
+			return "", errorf("%% Error: time-range %q does not exist", name)
+		}
+		trs = []*acl.TimeRange{tr}
+	} else {
+		trs = cfg.TimeRanges
+	}
+	return FormatTimeRanges(trs, time.Now(), a.zone()), nil
+}
+
+// FormatTimeRanges is the text of `show time-range` at now in zone loc.
+func FormatTimeRanges(trs []*acl.TimeRange, now time.Time, loc *time.Location) string {
+	var b strings.Builder
+	const layout = "15:04 02 Jan 2006 MST"
+	for _, tr := range trs {
+		state := "inactive"
+		if tr.Active(now, loc) {
+			state = "active"
+		}
+		fmt.Fprintf(&b, "time-range %s: %s", tr.Name, state)
+		if next, ok := tr.NextChange(now, loc); ok {
+			other := "active"
+			if state == "active" {
+				other = "inactive"
+			}
+			fmt.Fprintf(&b, ", %s from %s", other, next.In(loc).Format(layout))
+		} else {
+			b.WriteString(", never changes again")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }

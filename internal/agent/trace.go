@@ -37,7 +37,7 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 		}
 		st.Key = keys
 		st.Gated = a.gated(l, args.Dir)
-		st.Blocked = a.blockedOn(l, args.Dir)
+		st.Blocked = a.blockedOn(cfg, l, args.Dir)
 		if !asIf {
 			st.LoadFlag = a.loadFlag(rs, l, args.Dir)
 		}
@@ -60,7 +60,7 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 // the one place the tracer uses attribution (through Sessions, as `show
 // access-list sessions`): when an entry gets several limits (issue 9), the
 // key gains the limit it belongs to.
-func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (func(int, string) acl.KeyState, error) {
+func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (func(int, acl.Connlimit, string) acl.KeyState, error) {
 	if a.opts.Sessions == nil {
 		return nil, nil
 	}
@@ -68,21 +68,17 @@ func (a *Agent) traceKeys(cfg *acl.Config, l *acl.ACL, dir acl.Direction) (func(
 	if err != nil {
 		return nil, err
 	}
-	return conntrack.TraceKeys(kcs, dir), nil
+	return conntrack.TraceKeys(kcs, l.Family, dir), nil
 }
 
-// gateReader is a session side that tells which limits are still gated
-// (conntrack.Tracker).
-type gateReader interface{ Gated() []conntrack.EntryID }
-
-// gated returns whether an entry's limit set is still gated; nil when
-// the session side cannot tell.
+// gated returns whether one of an entry's limit sets is still gated (the
+// session side is counting it: the entry refuses); nil without a session
+// side.
 func (a *Agent) gated(l *acl.ACL, dir acl.Direction) func(int) bool {
-	g, ok := a.opts.Sessions.(gateReader)
-	if !ok {
+	if a.opts.Sessions == nil {
 		return nil
 	}
-	ids := g.Gated()
+	ids := a.opts.Sessions.Gated()
 	return func(seq int) bool {
 		for _, id := range ids {
 			if id == (conntrack.EntryID{ACL: l.Name, Family: l.Family, Dir: dir, Seq: seq}) {
@@ -93,17 +89,25 @@ func (a *Agent) gated(l *acl.ACL, dir acl.Direction) func(int) bool {
 	}
 }
 
-// blockedOn returns whether a source is in the ACL's blocked set (read
-// once, when first asked).
-func (a *Agent) blockedOn(l *acl.ACL, dir acl.Direction) func(netip.Addr) bool {
+// blockedOn returns whether a source is locked out on the ACL in dir by
+// one of its entries' block-for sets, or by a full blocked set's lockout
+// of everyone (read once per question).
+func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(netip.Addr) bool {
 	return func(src netip.Addr) bool {
-		addrs, err := a.opts.Kernel.Blocked(nft.BlockedSetName(l.Family, l.Name, dir), l.Family)
-		if err != nil {
-			return false // no set: nobody is blocked
-		}
-		for _, x := range addrs {
-			if x.Unmap() == src.Unmap() {
-				return true
+		for _, set := range blockedSets(cfg, l, false) {
+			if set.ref.Dir != dir {
+				continue
+			}
+			for _, name := range []string{set.name, set.full} {
+				elems, err := a.opts.Kernel.BlockedLeft(name, l.Family)
+				if err != nil {
+					continue // no set: nobody is blocked by it
+				}
+				for _, e := range elems {
+					if !e.Addr.IsValid() || e.Addr.Unmap() == src.Unmap() {
+						return true
+					}
+				}
 			}
 		}
 		return false

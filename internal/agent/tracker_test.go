@@ -47,6 +47,8 @@ func (f *fakeTracker) Renewals() []string { return nil }
 
 func (f *fakeTracker) Verify() error { return nil }
 
+func (f *fakeTracker) Gated() []conntrack.EntryID { return nil }
+
 func (f *fakeTracker) ClearSessions(_ *acl.Config, _ acl.Family, _ string, _ int, srcs ...netip.Addr) error {
 	f.calls = append(f.calls, "clear-sessions")
 	return nil

@@ -22,6 +22,9 @@ type entryArgs struct {
 	hasStep  bool
 }
 
+// lastConnlimit is the connlimit being parsed (the last one given).
+func (a *entryArgs) lastConnlimit() *acl.Connlimit { return &a.e.Connlimits[len(a.e.Connlimits)-1] }
+
 func aclCommands(f acl.Family) []*command {
 	body := entryBody(f)
 	remark := seq(kwSet("remark", "Add a comment line", func(a *entryArgs) { a.e.Action = acl.Remark }),
@@ -176,9 +179,9 @@ func periods(set func(a *entryArgs, p acl.Period), withSecond bool) node {
 // entryOptions are the options of SPEC §4, in any order, each once.
 func entryOptions() node {
 	connlimit := seq(
-		kwSet("connlimit", "Limit concurrent connections", func(a *entryArgs) { a.e.Connlimit = &acl.Connlimit{} }),
-		intArg(0, acl.MaxConnlimit, "Maximum concurrent connections (0 refuses all)", func(a *entryArgs, n int) { a.e.Connlimit.N = n }),
-		opt(keyKinds(func(a *entryArgs, k acl.KeyKind, plen int) { a.e.Connlimit.Key, a.e.Connlimit.PrefixLen = k, plen })))
+		kwSet("connlimit", "Limit concurrent connections", func(a *entryArgs) { a.e.Connlimits = append(a.e.Connlimits, acl.Connlimit{}) }),
+		intArg(0, acl.MaxConnlimit, "Maximum concurrent connections (0 refuses all)", func(a *entryArgs, n int) { a.lastConnlimit().N = n }),
+		opt(keyKinds(func(a *entryArgs, k acl.KeyKind, plen int) { l := a.lastConnlimit(); l.Key, l.PrefixLen = k, plen })))
 	rate := seq(
 		kwSet("rate", "Limit new connections per period", func(a *entryArgs) { a.e.Rate = &acl.Rate{} }),
 		intArg(1, acl.MaxRate, "New connections per period", func(a *entryArgs, n int) { a.e.Rate.N = n }),
@@ -198,7 +201,9 @@ func entryOptions() node {
 		alt(unit("bytes", acl.Bytes), unit("kbytes", acl.KBytes), unit("mbytes", acl.MBytes), unit("gbytes", acl.GBytes)),
 		kw("per", "Period"),
 		periods(func(a *entryArgs, p acl.Period) { a.e.Quota.Per = p }, false),
-		opt(kwSet("per-source", "One quota per source address", func(a *entryArgs) { a.e.Quota.PerSource = true })))
+		opt(alt(
+			kwSet("per-source", "One quota per source address", func(a *entryArgs) { a.e.Quota.PerSource = true }),
+			kwSet("total", "One quota for every client of the entry (default)", func(a *entryArgs) { a.e.Quota.PerSource = false }))))
 	blockFor := seq(
 		kwSet("block-for", "Refuse a source that goes over a limit for a while", func(a *entryArgs) { a.e.BlockFor = &acl.BlockFor{} }),
 		intArg(1, acl.MaxBlockFor, "Seconds", func(a *entryArgs, n int) { a.e.BlockFor.Seconds = n }),
@@ -218,7 +223,7 @@ func entryOptions() node {
 			kwSet("reset", "TCP reset / ICMP unreachable (default)", func(a *entryArgs) { a.e.Refuse = acl.Refuse{Kind: acl.RefuseReset} }),
 			seq(kw("message", "Send a line of text, then close"),
 				quotedArg("Text of the line", func(a *entryArgs, s string) { a.e.Refuse = acl.Refuse{Kind: acl.RefuseMessage, Message: s} }))))
-	return anyOrder(connlimit, rate, quota, blockFor, timeRange, loadLimit, owner, refuse,
+	return anyOrder(many(connlimit), rate, quota, blockFor, timeRange, loadLimit, owner, refuse,
 		kwSet("log", "Log refusals and matches", func(a *entryArgs) { a.e.Log = true }),
 		kwSet("count", "Keep hit counters (always kept)", func(a *entryArgs) { a.e.Count = true }))
 }

@@ -39,11 +39,19 @@ type EntryCounters struct {
 	Matches uint64 // connections that matched the entry
 	Refused uint64 // connections the entry refused
 	AtLimit int    // keys now at the entry's connection limit
+	// Reasons splits Refused by the limit that refused ("connlimit",
+	// "rate", "quota", "load"). The line of Seq 0 is the ACL's own: its
+	// implicit deny's refusals in Refused, Reasons["blocked"] the
+	// connections refused because block-for locked their source out.
+	Reasons map[string]uint64 `json:",omitempty"`
 }
 
 // SessionKey is one key of a limited entry with its current sessions.
 type SessionKey struct {
-	Seq      int
+	Seq int
+	// Per is what the key's limit counts by ("per-source", "per-prefix
+	// 24", ...): an entry may have several connlimits, each with its keys.
+	Per      string `json:",omitempty"`
 	Key      string // source address, prefix, destination, or "total"
 	Sessions int
 	// Old is how many of Sessions were open before the limit existed
@@ -55,6 +63,9 @@ type SessionKey struct {
 	// a permit, Sessions >= Limit-1 for a deny (a limited deny refuses the
 	// Nth connection).
 	AtLimit bool
+	// Resets, for the key of a rate or quota window (Per says which), is
+	// the time until its window ends; Sessions and Limit are then unused.
+	Resets time.Duration `json:",omitempty"`
 }
 
 // ErrNoAgent is returned by the memory backend for what only the agent can

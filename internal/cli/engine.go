@@ -142,12 +142,21 @@ func (o optNode) walk(m *matcher, pos int, k func(int)) {
 	o.n.walk(m, pos, k)
 }
 
-// anyOrderNode matches its items in any order, each at most once. Every
-// item must consume at least one token.
+// anyOrderNode matches its items in any order, each at most once (items
+// made with many: any number of times). Every item must consume at least
+// one token.
 type anyOrderNode struct {
 	items  []node
 	firsts []firstSet
+	multi  uint64 // items that may repeat
 }
+
+// manyNode marks an item of anyOrder that may be given several times
+// (`connlimit 1 connlimit 5 per-prefix 24`).
+type manyNode struct{ node }
+
+// many makes an anyOrder item repeatable.
+func many(n node) node { return manyNode{n} }
 
 func (a *anyOrderNode) walk(m *matcher, pos int, k func(int)) { a.rec(m, pos, 0, k) }
 
@@ -157,7 +166,7 @@ func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
 		if used&(1<<i) != 0 || a.firsts[i].excludes(m, pos) {
 			continue
 		}
-		bit := uint64(1) << i
+		bit := uint64(1) << i &^ a.multi
 		n.walk(m, pos, func(p int) { a.rec(m, p, used|bit, k) })
 	}
 }
@@ -251,8 +260,12 @@ func alt(n ...node) node { return newAlt(n) }
 func opt(n ...node) node { return optNode{seq(n...)} }
 
 func anyOrder(n ...node) node {
-	a := &anyOrderNode{items: n}
-	for _, x := range n {
+	a := &anyOrderNode{}
+	for i, x := range n {
+		if m, ok := x.(manyNode); ok {
+			x, a.multi = m.node, a.multi|1<<i
+		}
+		a.items = append(a.items, x)
 		a.firsts = append(a.firsts, first(x))
 	}
 	return a

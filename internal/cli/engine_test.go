@@ -137,14 +137,14 @@ func TestEntryArgs(t *testing.T) {
 		Seq: 7, Action: acl.Deny, Proto: acl.ProtoUDP,
 		Src: src, SrcPort: acl.PortMatch{Op: acl.PortRange, Lo: 123, Hi: 200},
 		Dst: host, DstPort: acl.PortMatch{Op: acl.PortNeq, Lo: 53},
-		Connlimit: &acl.Connlimit{N: 4, Key: acl.PerPrefix, PrefixLen: 16},
-		Rate:      &acl.Rate{N: 9, Per: acl.Hour, Burst: 2, Key: acl.Total},
-		Quota:     &acl.Quota{N: 3, Unit: acl.GBytes, Per: acl.Day},
-		BlockFor:  &acl.BlockFor{Seconds: 30},
-		LoadLimit: &acl.LoadLimit{Hundredths: 50},
-		Owner:     &acl.Owner{User: "www-data"},
-		Refuse:    acl.Refuse{Kind: acl.RefuseMessage, Message: `x"y`},
-		Log:       true,
+		Connlimits: []acl.Connlimit{{N: 4, Key: acl.PerPrefix, PrefixLen: 16}},
+		Rate:       &acl.Rate{N: 9, Per: acl.Hour, Burst: 2, Key: acl.Total},
+		Quota:      &acl.Quota{N: 3, Unit: acl.GBytes, Per: acl.Day},
+		BlockFor:   &acl.BlockFor{Seconds: 30},
+		LoadLimit:  &acl.LoadLimit{Hundredths: 50},
+		Owner:      &acl.Owner{User: "www-data"},
+		Refuse:     acl.Refuse{Kind: acl.RefuseMessage, Message: `x"y`},
+		Log:        true,
 	}
 	if d := cmp.Diff(want, got, equateNetip); d != "" {
 		t.Errorf("entry (-want +got):\n%s", d)

@@ -97,6 +97,30 @@ func opCmd[T, A any](syntax node, op Op[A, NoArgs], arg func(*T) A) *command {
 
 func noOpArgs(*NoArgs) NoArgs { return NoArgs{} }
 
+// nameArg is the argument of a command that takes an optional name.
+type nameArg struct{ name string }
+
+// cmdShowBlocked lists the sources an ACL's entries locked out.
+func cmdShowBlocked(s *Session, w io.Writer, a *aclArgs) error {
+	l, err := s.runningACL(a)
+	if err != nil {
+		return err
+	}
+	srcs, err := Call(s.b, OpBlocked, a.ref)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s access-list extended %s: %d blocked\n", l.Family, l.Name, len(srcs))
+	for _, b := range srcs {
+		who := b.Source.String()
+		if b.All {
+			who = "every source (the blocked set is full)"
+		}
+		fmt.Fprintf(w, " seq %d %s %-40s %s left\n", b.Seq, b.Dir, who, b.Left.Round(time.Second))
+	}
+	return nil
+}
+
 func execCommands() []*command {
 	show := kw("show", "Show running system information")
 	clear := kw("clear", "Reset functions")
@@ -135,6 +159,12 @@ func execCommands() []*command {
 			direction(func(a *ifArgs, d acl.Direction) { a.dir = d }), pipe), cmdShowInterface),
 		execCmd(seq(show, execFamily(func(a *familyArgs, f acl.Family) { a.fam = f }), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
 		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
+		execCmd(seq(show, kw("time-range", "Time ranges: active or not, next change"),
+			opt(wordArg("Time range name", func(a *nameArg, s string) { a.name = s })), pipe),
+			func(s *Session, w io.Writer, a *nameArg) error {
+				return writeResult(w)(Call(s.b, OpTimeRanges, a.name))
+			}),
+		execCmd(seq(show, accessList, kw("blocked", "Sources locked out by block-for"), aclNode(selfACL), pipe), cmdShowBlocked),
 		textCmd(seq(show, kw("logging", "Recent events of log entries"), pipe), OpLogging),
 		execCmd(seq(show, kw("version", "Software version"), pipe), cmdShowVersion),
 		execCmd(seq(show, kw("history", "Lines entered in this session"), pipe),
@@ -359,11 +389,32 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL, dir string) error {
 			if e.Limited() {
 				line += fmt.Sprintf(", %d at limit", c.AtLimit)
 			}
-			line += ")"
+			line += ")" + reasonsText(c.Reasons)
 		}
 		fmt.Fprintln(w, line)
 	}
+	if c, ok := bySeq[0]; ok {
+		fmt.Fprintf(w, " implicit deny (%d refused)\n", c.Refused)
+		if n := c.Reasons["blocked"]; n > 0 {
+			fmt.Fprintf(w, " blocked by block-for (%d refused)\n", n)
+		}
+	}
 	return nil
+}
+
+// reasonsText is " refused by connlimit 2, rate 1" for refusals split by
+// reason (only the reasons that refused), after the counters in brackets.
+func reasonsText(r map[string]uint64) string {
+	var parts []string
+	for _, k := range []string{"connlimit", "rate", "quota", "load"} {
+		if r[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " refused by " + strings.Join(parts, ", ")
 }
 
 func cmdShowACL(s *Session, w io.Writer, a *aclArgs) error {
@@ -441,7 +492,15 @@ func cmdShowSessions(s *Session, w io.Writer, a *aclArgs) error {
 			if k.Old > 0 {
 				mark += fmt.Sprintf(" (%d open before the limit)", k.Old)
 			}
-			fmt.Fprintf(w, "   %-40s %d/%d%s\n", k.Key, k.Sessions, k.Limit, mark)
+			key := k.Key
+			if k.Resets > 0 {
+				fmt.Fprintf(w, "   %-40s resets in %s\n", key+" ("+k.Per+")", k.Resets.Round(time.Second))
+				continue
+			}
+			if len(e.Connlimits) > 1 { // which of the entry's limits
+				key += " (" + k.Per + ")"
+			}
+			fmt.Fprintf(w, "   %-40s %d/%d%s\n", key, k.Sessions, k.Limit, mark)
 		}
 	}
 	return nil

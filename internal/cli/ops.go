@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 )
@@ -75,6 +76,17 @@ func (r *ACLRef) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// BlockedSource is a source locked out by the block-for of an entry, with
+// the time left.
+type BlockedSource struct {
+	Seq    int           `json:"seq"`
+	Dir    acl.Direction `json:"dir"`
+	Source netip.Addr    `json:"source"`
+	Left   time.Duration `json:"left"`
+	// All is a full blocked set's lockout of every source (Source unset).
+	All bool `json:"all,omitempty"`
+}
+
 // InterfaceName is how the agent maps a configured interface to Linux.
 type InterfaceName struct {
 	Kind  acl.IfKind `json:"kind"`
@@ -108,8 +120,13 @@ var (
 	OpClearSessions = newOp[ACLRef, NoArgs]("clear-sessions", true)
 	OpClearBlocked  = newOp[ACLRef, NoArgs]("clear-blocked", true)
 	OpNftables      = newOp[NoArgs, string]("nftables", false) // the compiled ruleset
-	OpVersion       = newOp[NoArgs, string]("version", false)  // agent and kernel lines
-	OpLogging       = newOp[NoArgs, string]("logging", false)  // recent events of log entries
+	// OpTimeRanges shows a time range (all with ""): active or not and
+	// when it next changes, in the agent's time zone.
+	OpTimeRanges = newOp[string, string]("time-ranges", false)
+	// OpBlocked lists the sources locked out by block-for on an ACL.
+	OpBlocked = newOp[ACLRef, []BlockedSource]("blocked", false)
+	OpVersion = newOp[NoArgs, string]("version", false) // agent and kernel lines
+	OpLogging = newOp[NoArgs, string]("logging", false) // recent events of log entries
 	// OpPacketTrace evaluates a connection that has not happened yet
 	// (packet-tracer, trace.go) with the backend's live counts.
 	OpPacketTrace = newOp[TraceArgs, PacketTrace]("packet-tracer", false)

@@ -88,10 +88,25 @@ type EntryID struct {
 	Seq    int
 }
 
-// KeyID is one limit key of an entry: a source address, a prefix, a
-// destination address, or "total".
-type KeyID struct {
+// LimitID names one connlimit of an entry by what it counts by (an entry
+// has at most one connlimit per key: acl refuses two): Kind and PrefixLen
+// as the compiler keys them (acl.Connlimit.LimitKey).
+type LimitID struct {
 	EntryID
+	Kind      acl.KeyKind
+	PrefixLen int
+}
+
+// limitOf is the LimitID of a connlimit of entry id.
+func limitOf(id EntryID, c *acl.Connlimit) LimitID {
+	k, l := c.LimitKey(id.Family)
+	return LimitID{id, k, l}
+}
+
+// KeyID is one key of one limit of an entry: a source address, a prefix,
+// a destination address, or "total".
+type KeyID struct {
+	LimitID
 	Key string
 }
 
@@ -102,18 +117,27 @@ const TotalKey = nft.TotalKey
 // entry with its open sessions and its limit. AtLimit is true when the next
 // connection of the key would be refused.
 type KeyCount struct {
-	ACL      string
-	Family   acl.Family
-	Dir      acl.Direction
-	Seq      int
-	Key      string
-	Sessions int
+	ACL    string
+	Family acl.Family
+	Dir    acl.Direction
+	Seq    int
+	// Kind and PrefixLen say which of the entry's connlimits the key is
+	// of (what it counts by).
+	Kind      acl.KeyKind
+	PrefixLen int
+	Key       string
+	Sessions  int
 	// Old is how many of them were open before the key's limit set
 	// existed (they carry OldMark and are held in reservations, not in
 	// the kernel's count).
 	Old     int
 	Limit   int
 	AtLimit bool
+}
+
+// limit is the LimitID of the key's limit.
+func (c KeyCount) limit() LimitID {
+	return LimitID{EntryID{ACL: c.ACL, Family: c.Family, Dir: c.Dir, Seq: c.Seq}, c.Kind, c.PrefixLen}
 }
 
 // Attribution is where the open flows fall under a configuration.
@@ -124,8 +148,8 @@ type Attribution struct {
 	// Keys maps each limit key to its flows (indices into Flows), oldest
 	// first.
 	Keys map[KeyID][]int
-	// Limits holds each limited entry's connlimit.
-	Limits map[EntryID]*acl.Connlimit
+	// Limits holds the connlimits of the limited entries.
+	Limits map[LimitID]*acl.Connlimit
 	// Actions holds each limited entry's action (Permit or Deny).
 	Actions map[EntryID]acl.Action
 	// Refused lists flows (indices into Flows) that some binding would
@@ -147,7 +171,7 @@ type Attribution struct {
 func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 	a := &Attribution{
 		Keys:     map[KeyID][]int{},
-		Limits:   map[EntryID]*acl.Connlimit{},
+		Limits:   map[LimitID]*acl.Connlimit{},
 		Actions:  map[EntryID]acl.Action{},
 		Admitted: map[EntryID][]int{},
 	}
@@ -210,11 +234,15 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 		if e.Action == acl.Remark || !Matches(e, f) {
 			continue
 		}
-		if e.Connlimit != nil && (e.Action == acl.Permit || e.Action == acl.Deny) {
+		if len(e.Connlimits) > 0 && (e.Action == acl.Permit || e.Action == acl.Deny) {
 			id := EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}
-			k := KeyID{id, KeyOf(e.Connlimit, f)}
-			a.Keys[k] = append(a.Keys[k], i)
-			a.Limits[id] = e.Connlimit
+			for j := range e.Connlimits {
+				// Counted in each of the entry's limits, under its key there.
+				cl := &e.Connlimits[j]
+				k := KeyID{limitOf(id, cl), KeyOf(cl, f)}
+				a.Keys[k] = append(a.Keys[k], i)
+				a.Limits[k.LimitID] = cl
+			}
 			a.Actions[id] = e.Action
 			if e.Action == acl.Deny {
 				continue // below its limit, a limited deny passes the flow on
@@ -266,7 +294,7 @@ func allowed(c *acl.Connlimit, act acl.Action) int {
 func (a *Attribution) Counts() []KeyCount {
 	out := make([]KeyCount, 0, len(a.Keys))
 	for k, idx := range a.Keys {
-		c := a.Limits[k.EntryID]
+		c := a.Limits[k.LimitID]
 		old := 0
 		for _, i := range idx {
 			if a.Flows[i].Mark&OldMark != 0 {
@@ -274,7 +302,7 @@ func (a *Attribution) Counts() []KeyCount {
 			}
 		}
 		out = append(out, KeyCount{
-			ACL: k.ACL, Family: k.Family, Dir: k.Dir, Seq: k.Seq, Key: k.Key,
+			ACL: k.ACL, Family: k.Family, Dir: k.Dir, Seq: k.Seq, Kind: k.Kind, PrefixLen: k.PrefixLen, Key: k.Key,
 			Sessions: len(idx), Old: old, Limit: c.N,
 			AtLimit: len(idx) >= allowed(c, a.Actions[k.EntryID]),
 		})
@@ -285,19 +313,25 @@ func (a *Attribution) Counts() []KeyCount {
 
 // TraceKeys turns the counts of one ACL (Counts, Tracker.Sessions) into
 // packet-tracer's view of a key in direction dir (acl.TraceState.Key): a
-// key without sessions holds none and is under its limit.
-func TraceKeys(kcs []KeyCount, dir acl.Direction) func(seq int, key string) acl.KeyState {
+// key without sessions holds none and is under its limit. Keys are told
+// apart by the limit of the entry they count under.
+func TraceKeys(kcs []KeyCount, f acl.Family, dir acl.Direction) func(seq int, cl acl.Connlimit, key string) acl.KeyState {
 	type id struct {
-		seq int
-		key string
+		seq  int
+		kind acl.KeyKind
+		plen int
+		key  string
 	}
 	m := map[id]acl.KeyState{}
 	for _, k := range kcs {
 		if k.Dir == dir {
-			m[id{k.Seq, k.Key}] = acl.KeyState{Sessions: k.Sessions, Old: k.Old, AtLimit: k.AtLimit}
+			m[id{k.Seq, k.Kind, k.PrefixLen, k.Key}] = acl.KeyState{Sessions: k.Sessions, Old: k.Old, AtLimit: k.AtLimit}
 		}
 	}
-	return func(seq int, key string) acl.KeyState { return m[id{seq, key}] }
+	return func(seq int, cl acl.Connlimit, key string) acl.KeyState {
+		kind, plen := cl.LimitKey(f)
+		return m[id{seq, kind, plen, key}]
+	}
 }
 
 // sortCounts orders counts by family, ACL, direction, seq and key (keys
@@ -313,7 +347,8 @@ func sortCounts(cs []KeyCount) {
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		return cmp.Or(cmp.Compare(a.c.Family, b.c.Family), cmp.Compare(a.c.ACL, b.c.ACL),
-			cmp.Compare(a.c.Dir, b.c.Dir), cmp.Compare(a.c.Seq, b.c.Seq), a.k.compare(b.k))
+			cmp.Compare(a.c.Dir, b.c.Dir), cmp.Compare(a.c.Seq, b.c.Seq),
+			cmp.Compare(a.c.Kind, b.c.Kind), cmp.Compare(b.c.PrefixLen, a.c.PrefixLen), a.k.compare(b.k))
 	})
 	for i := range items {
 		cs[i] = items[i].c
@@ -358,7 +393,7 @@ func (a *Attribution) Excess() []Flow {
 		pick[i] = true
 	}
 	for k, idx := range a.Keys {
-		n := allowed(a.Limits[k.EntryID], a.Actions[k.EntryID])
+		n := allowed(a.Limits[k.LimitID], a.Actions[k.EntryID])
 		for _, i := range idx[min(n, len(idx)):] {
 			pick[i] = true
 		}

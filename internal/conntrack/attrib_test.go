@@ -2,11 +2,13 @@ package conntrack
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
@@ -23,6 +25,10 @@ func host(s string) acl.Addr { return acl.NewHostAddr(netip.MustParseAddr(s)) }
 func pfx(s string) acl.Addr  { return acl.NewPrefixAddr(netip.MustParsePrefix(s)) }
 
 func eq(p uint16) acl.PortMatch { return acl.PortMatch{Op: acl.PortEq, Lo: p} }
+
+func limits(n int, k acl.KeyKind, plen int) []acl.Connlimit {
+	return []acl.Connlimit{*limit(n, k, plen)}
+}
 
 func limit(n int, k acl.KeyKind, plen int) *acl.Connlimit {
 	return &acl.Connlimit{N: n, Key: k, PrefixLen: plen}
@@ -43,7 +49,7 @@ func TestCounts(t *testing.T) {
 		name: "SLX example per source, other port not counted",
 		bs: bind("check", acl.IPv4, acl.In,
 			&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, Src: host("10.0.0.1"), Dst: host("10.0.0.2"),
-				DstPort: eq(22), Connlimit: limit(3, acl.PerSource, 0)},
+				DstPort: eq(22), Connlimits: limits(3, acl.PerSource, 0)},
 			permitAny),
 		flows: []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 22, 2),
 			tcp("10.0.0.1", "10.0.0.2", 22, 3), tcp("10.0.0.1", "10.0.0.2", 80, 4),
@@ -52,7 +58,7 @@ func TestCounts(t *testing.T) {
 	}, {
 		name: "per-prefix 24 shares one key, closed TCP not counted",
 		bs: bind("p", acl.IPv4, acl.In,
-			&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, Connlimit: limit(3, acl.PerPrefix, 24)}),
+			&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, Connlimits: limits(3, acl.PerPrefix, 24)}),
 		flows: []Flow{tcp("10.0.0.1", "10.9.0.2", 22, 1), tcp("10.0.0.7", "10.9.0.2", 22, 2),
 			tcp("10.0.1.7", "10.9.0.2", 22, 3),
 			func() Flow { f := tcp("10.0.0.8", "10.9.0.2", 22, 4); f.TCPState = tcpTimeWait; return f }()},
@@ -64,15 +70,15 @@ func TestCounts(t *testing.T) {
 		name: "first match: an earlier unlimited permit takes the flow",
 		bs: bind("fm", acl.IPv4, acl.In,
 			&acl.Entry{Seq: 5, Action: acl.Permit, Proto: 6, Src: host("10.0.0.1")},
-			&acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoAny, Connlimit: limit(2, acl.Total, 0)}),
+			&acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoAny, Connlimits: limits(2, acl.Total, 0)}),
 		flows: []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.3", "10.0.0.2", 22, 2),
 			tcp("10.0.0.4", "10.0.0.2", 22, 3)},
 		want: []KeyCount{{ACL: "fm", Seq: 10, Key: "total", Sessions: 2, Limit: 2, AtLimit: true}},
 	}, {
 		name: "limited deny counts and passes on; at limit at N-1",
 		bs: bind("d", acl.IPv4, acl.In,
-			&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, Connlimit: limit(3, acl.PerSource, 0)},
-			&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(5, acl.PerDestination, 0)}),
+			&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, Connlimits: limits(3, acl.PerSource, 0)},
+			&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimits: limits(5, acl.PerDestination, 0)}),
 		flows: []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 22, 2),
 			tcp("10.0.0.5", "10.0.0.2", 22, 3)},
 		want: []KeyCount{
@@ -84,15 +90,16 @@ func TestCounts(t *testing.T) {
 		name: "IPv6 ACL ignores IPv4 flows; wildcard and ports",
 		bs: bind("v6", acl.IPv6, acl.In,
 			&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, Src: pfx("2001:db8::/64"),
-				DstPort: acl.PortMatch{Op: acl.PortRange, Lo: 20, Hi: 23}, Connlimit: limit(1, acl.PerPrefix, 64)}),
+				DstPort: acl.PortMatch{Op: acl.PortRange, Lo: 20, Hi: 23}, Connlimits: limits(1, acl.PerPrefix, 64)}),
 		flows: []Flow{tcp("2001:db8::1", "2001:db8:1::2", 22, 1), tcp("2001:db8::2", "2001:db8:1::2", 22, 2),
 			tcp("2001:db8::3", "2001:db8:1::2", 80, 3), tcp("10.0.0.1", "10.0.0.2", 22, 4)},
-		want: []KeyCount{{ACL: "v6", Family: acl.IPv6, Seq: 10, Key: "2001:db8::/64", Sessions: 2, Limit: 1, AtLimit: true}},
+		want: []KeyCount{{ACL: "v6", Family: acl.IPv6, Seq: 10, Kind: acl.PerPrefix, PrefixLen: 64, Key: "2001:db8::/64", Sessions: 2, Limit: 1, AtLimit: true}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Attribute(tt.bs, tt.flows, nil).Counts()
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			// Which limit of the entry is TestCountsSeveralLimits's.
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(KeyCount{}, "Kind", "PrefixLen")); diff != "" {
 				t.Errorf("Counts (-want +got):\n%s", diff)
 			}
 		})
@@ -114,7 +121,7 @@ func TestWildcardMatch(t *testing.T) {
 
 func TestExcessNewestFirst(t *testing.T) {
 	bs := bind("x", acl.IPv4, acl.In,
-		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(2, acl.PerSource, 0)},
+		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimits: limits(2, acl.PerSource, 0)},
 		&acl.Entry{Seq: 20, Action: acl.Deny, Proto: 6, DstPort: eq(23)},
 		&acl.Entry{Seq: 30, Action: acl.Permit, Proto: 6, DstPort: eq(80)})
 	flows := []Flow{
@@ -139,8 +146,8 @@ func TestExcessNewestFirst(t *testing.T) {
 
 func TestSelect(t *testing.T) {
 	bs := bind("x", acl.IPv4, acl.In,
-		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(5, acl.PerSource, 0)},
-		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, DstPort: eq(80), Connlimit: limit(5, acl.Total, 0)},
+		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimits: limits(5, acl.PerSource, 0)},
+		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, DstPort: eq(80), Connlimits: limits(5, acl.Total, 0)},
 		&acl.Entry{Seq: 30, Action: acl.Permit, Proto: 6, DstPort: eq(443)},
 		&acl.Entry{Seq: 40, Action: acl.Deny, Proto: acl.ProtoAny})
 	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.3", "10.0.0.2", 22, 2),
@@ -169,7 +176,7 @@ func (l fakeLoc) OutIf(f Flow) string { return "" }
 
 func TestLocatorRestrictsBindings(t *testing.T) {
 	bs := bind("m", acl.IPv4, acl.In,
-		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, Connlimit: limit(1, acl.PerSource, 0)})
+		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, Connlimits: limits(1, acl.PerSource, 0)})
 	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.1.0.1", "10.0.0.2", 22, 2)}
 	a := Attribute(bs, flows, fakeLoc{"10.0.0.1": "s0", "10.1.0.1": "eth9"})
 	want := []KeyCount{{ACL: "m", Seq: 10, Key: "10.0.0.1", Sessions: 1, Limit: 1, AtLimit: true}}
@@ -252,5 +259,37 @@ func TestDenyWithUnseenConditionDoesNotRefuse(t *testing.T) {
 	ex := Attribute(bs, flows, nil).Excess()
 	if len(ex) != 1 || ex[0].DstPort != 23 {
 		t.Errorf("Excess = %v, want only the port 23 session", ex)
+	}
+}
+
+// Several connlimits on one entry: each flow counts under every limit, each
+// under its own key, and the excess of any limit is excess.
+func TestCountsSeveralLimits(t *testing.T) {
+	e := &acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22),
+		Connlimits: []acl.Connlimit{{N: 1}, {N: 3, Key: acl.PerPrefix, PrefixLen: 24}}}
+	flows := []Flow{tcp("1.2.3.4", "10.0.0.2", 22, 1), tcp("1.2.3.4", "10.0.0.2", 22, 2),
+		tcp("1.2.3.5", "10.0.0.2", 22, 3), tcp("1.2.3.6", "10.0.0.2", 22, 4)}
+	a := Attribute(bind("c", acl.IPv4, acl.In, e), flows, nil)
+	id := EntryID{ACL: "c", Family: acl.IPv4, Dir: acl.In, Seq: 10}
+	want := []KeyCount{
+		{ACL: "c", Seq: 10, Key: "1.2.3.4", Sessions: 2, Limit: 1, AtLimit: true},
+		{ACL: "c", Seq: 10, Key: "1.2.3.5", Sessions: 1, Limit: 1, AtLimit: true},
+		{ACL: "c", Seq: 10, Key: "1.2.3.6", Sessions: 1, Limit: 1, AtLimit: true},
+		{ACL: "c", Seq: 10, Kind: acl.PerPrefix, PrefixLen: 24, Key: "1.2.3.0/24", Sessions: 4, Limit: 3, AtLimit: true},
+	}
+	if diff := cmp.Diff(want, a.Counts()); diff != "" {
+		t.Errorf("Counts (-want +got):\n%s", diff)
+	}
+	if got := a.Limits[LimitID{id, acl.PerPrefix, 24}]; got == nil || got.N != 3 {
+		t.Errorf("limit of the /24: %v", got)
+	}
+	// Over the source limit: the newer session of 1.2.3.4; over the /24
+	// (3): the newest of the four. Newest first.
+	var got []string
+	for _, f := range a.Excess() {
+		got = append(got, f.Src.String()+":"+strconv.Itoa(int(f.SrcPort)))
+	}
+	if strings.Join(got, " ") != "1.2.3.6:40004 1.2.3.4:40002" {
+		t.Errorf("Excess = %v", got)
 	}
 }

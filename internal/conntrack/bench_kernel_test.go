@@ -47,7 +47,7 @@ func fillConntrack(b *testing.B, n *netns.NS, count int) {
 }
 
 var benchBindings = []Binding{{ACL: &acl.ACL{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
-	{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(10, acl.PerSource, 0)},
+	{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimits: limits(10, acl.PerSource, 0)},
 	{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
 }}, Dir: acl.In}}
 

@@ -30,7 +30,7 @@ func compiledConfig(t *testing.T, n int) *acl.Config {
 	must(err)
 	if n >= 0 {
 		must(c.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP,
-			Src: host("10.0.0.1"), Dst: host("10.0.0.2"), DstPort: eq(22), Connlimit: limit(n, acl.PerSource, 0)}))
+			Src: host("10.0.0.1"), Dst: host("10.0.0.2"), DstPort: eq(22), Connlimits: limits(n, acl.PerSource, 0)}))
 	}
 	must(c.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny}))
 	_, err = c.EnsureInterface(acl.IfLinux, "s0")
@@ -176,7 +176,7 @@ func limitConfig(t *testing.T, f acl.Family, cl *acl.Connlimit, policy acl.Sessi
 	_, err := c.EnsureACL(f, "check")
 	must(err)
 	if cl != nil {
-		must(c.AddEntry(f, "check", &acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP, DstPort: eq(22), Connlimit: cl}))
+		must(c.AddEntry(f, "check", &acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP, DstPort: eq(22), Connlimits: []acl.Connlimit{*cl}}))
 	}
 	must(c.AddEntry(f, "check", &acl.Entry{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny}))
 	_, err = c.EnsureInterface(acl.IfLinux, "s0")

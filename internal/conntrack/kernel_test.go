@@ -73,15 +73,15 @@ func TestKernelDumpAttribute(t *testing.T) {
 	bs := []Binding{
 		{ACL: &acl.ACL{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
 			{Seq: 10, Action: acl.Permit, Proto: 6, Src: host("10.0.0.1"), Dst: host("10.0.0.2"), DstPort: eq(22),
-				Connlimit: limit(3, acl.PerSource, 0)},
+				Connlimits: limits(3, acl.PerSource, 0)},
 			{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny}}}, Dir: acl.In},
 		{ACL: &acl.ACL{Name: "six", Family: acl.IPv6, Entries: []*acl.Entry{
-			{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(5, acl.PerPrefix, 64)}}}, Dir: acl.In},
+			{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimits: limits(5, acl.PerPrefix, 64)}}}, Dir: acl.In},
 	}
 	got := Attribute(bs, flows, nil).Counts()
 	want := []KeyCount{
 		{ACL: "check", Seq: 10, Key: "10.0.0.1", Sessions: 3, Limit: 3, AtLimit: true},
-		{ACL: "six", Family: acl.IPv6, Seq: 10, Key: "fd00::/64", Sessions: 2, Limit: 5},
+		{ACL: "six", Family: acl.IPv6, Seq: 10, Kind: acl.PerPrefix, PrefixLen: 64, Key: "fd00::/64", Sessions: 2, Limit: 5},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Counts from a real dump (-want +got):\n%s", diff)

@@ -34,6 +34,9 @@ type LimitSet struct {
 	Set       *nft.Set
 }
 
+// Limit is the connlimit of its entry that the set counts.
+func (s LimitSet) Limit() LimitID { return LimitID{s.Entry, s.Key, s.PrefixLen} }
+
 // Reservation is a key of a limit set held at a depth (nft.Reservation).
 type Reservation = nft.Reservation
 
@@ -49,7 +52,7 @@ func Plan(sets []LimitSet, a *Attribution) []Reservation {
 	var out []Reservation
 	for _, s := range sets {
 		for k, idx := range a.Keys {
-			if k.EntryID != s.Entry {
+			if k.LimitID != s.Limit() {
 				continue
 			}
 			if d := nft.Depth(s.Over, len(idx)); d > 0 {
@@ -82,13 +85,13 @@ func Shrink(cur, now []Reservation) []Reservation {
 // OldFlows returns the flows of a that are counted under the given sets'
 // entries: the sessions to mark with OldMark when their sets are new.
 func OldFlows(sets []LimitSet, a *Attribution) []Flow {
-	want := map[EntryID]bool{}
+	want := map[LimitID]bool{}
 	for _, s := range sets {
-		want[s.Entry] = true
+		want[s.Limit()] = true
 	}
 	pick := map[int]bool{}
 	for k, idx := range a.Keys {
-		if want[k.EntryID] {
+		if want[k.LimitID] {
 			for _, i := range idx {
 				pick[i] = true
 			}

@@ -53,7 +53,7 @@ func applyConfig(t *testing.T, n *netns.NS, text string) (*nft.Applier, *nft.Rul
 }
 
 var limitedBindings = []Binding{{ACL: &acl.ACL{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
-	{Seq: 10, Action: acl.Permit, Proto: 6, Dst: host("10.0.0.2"), DstPort: eq(22), Connlimit: limit(3, acl.PerSource, 0)},
+	{Seq: 10, Action: acl.Permit, Proto: 6, Dst: host("10.0.0.2"), DstPort: eq(22), Connlimits: limits(3, acl.PerSource, 0)},
 	{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
 }}, Dir: acl.In}}
 

@@ -9,8 +9,8 @@ import (
 
 func TestPlanAndShrink(t *testing.T) {
 	bs := bind("x", acl.IPv4, acl.In,
-		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimit: limit(5, acl.PerSource, 0)},
-		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, Connlimit: limit(3, acl.Total, 0)})
+		&acl.Entry{Seq: 10, Action: acl.Permit, Proto: 6, DstPort: eq(22), Connlimits: limits(5, acl.PerSource, 0)},
+		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: 6, Connlimits: limits(3, acl.Total, 0)})
 	flows := []Flow{
 		tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 22, 2), tcp("10.0.0.1", "10.0.0.2", 22, 3),
 		tcp("10.0.0.3", "10.0.0.2", 22, 4),

@@ -12,7 +12,7 @@ import (
 // below the limit, and its old sessions (OldMark) are counted.
 func TestSessionKeysCarryAtLimit(t *testing.T) {
 	bs := bind("d", acl.IPv4, acl.In,
-		&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, Connlimit: limit(3, acl.PerSource, 0)},
+		&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, Connlimits: limits(3, acl.PerSource, 0)},
 		&acl.Entry{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny})
 	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 22, 2), tcp("10.0.0.5", "10.0.0.2", 22, 3)}
 	flows[1].Mark = OldMark

@@ -45,15 +45,20 @@ func TestTracerAgreesWithSimulator(t *testing.T) {
 		return acl.Addr{}
 	}
 	ports := []uint16{22, 80, 443}
-	pickLimit := func() *acl.Connlimit {
-		if r.IntN(3) == 0 {
-			return nil
+	// 0, 1 or 2 connlimits, on different keys (several on one entry: each
+	// counts, the first over refuses).
+	pickLimits := func() []acl.Connlimit {
+		var out []acl.Connlimit
+		kinds := r.Perm(4)[:r.IntN(3)]
+		for _, k := range kinds {
+			c := acl.Connlimit{N: r.IntN(4), Key: []acl.KeyKind{acl.PerSource, acl.PerPrefix, acl.Total, acl.PerDestination}[k]}
+			if c.Key == acl.PerPrefix {
+				c.PrefixLen = 24
+			}
+			out = append(out, c)
 		}
-		c := &acl.Connlimit{N: r.IntN(4), Key: []acl.KeyKind{acl.PerSource, acl.PerPrefix, acl.Total, acl.PerDestination}[r.IntN(4)]}
-		if c.Key == acl.PerPrefix {
-			c.PrefixLen = 24
-		}
-		return c
+		acl.SortConnlimits(out)
+		return out
 	}
 	decided := map[string]int{}
 	for round := range 300 {
@@ -65,7 +70,7 @@ func TestTracerAgreesWithSimulator(t *testing.T) {
 				e.DstPort = acl.PortMatch{Op: acl.PortEq, Lo: ports[r.IntN(len(ports))]}
 			}
 			if e.Action != acl.HardDrop {
-				e.Connlimit = pickLimit()
+				e.Connlimits = pickLimits()
 				if r.IntN(5) == 0 {
 					e.Refuse = acl.Refuse{Kind: acl.RefuseDrop}
 				}
@@ -86,7 +91,7 @@ func TestTracerAgreesWithSimulator(t *testing.T) {
 			f := Flow{Proto: []uint8{6, 17}[r.IntN(2)], Src: netip.MustParseAddr(addrs[r.IntN(len(addrs))]),
 				Dst: netip.MustParseAddr(addrs[r.IntN(len(addrs))]), SrcPort: uint16(30000 + i),
 				DstPort: ports[r.IntN(len(ports))], TCPState: 3}
-			st := acl.TraceState{Dir: acl.In, Key: TraceKeys(Attribute(bs, open, nil).Counts(), acl.In)}
+			st := acl.TraceState{Dir: acl.In, Key: TraceKeys(Attribute(bs, open, nil).Counts(), acl.IPv4, acl.In)}
 			tr := acl.TracePacket(cfg, l, acl.Packet{Proto: f.Proto, Src: f.Src, Dst: f.Dst, SPort: f.SrcPort, DPort: f.DstPort}, st)
 			out, id := sim.Connect(nft.Flow{Hook: "input", IIF: "eth0", Src: f.Src, Dst: f.Dst, Proto: f.Proto, SPort: f.SrcPort, DPort: f.DstPort})
 			if got := simVerdict(tr); got != out.String() {

@@ -317,7 +317,7 @@ func (t *Tracker) adoptLocked() error {
 	under := map[int]bool{}
 	for _, s := range t.sets {
 		for k, idx := range a.Keys {
-			if k.EntryID == s.Entry {
+			if k.LimitID == s.Limit() {
 				for _, i := range idx {
 					under[i] = true
 				}
@@ -393,10 +393,10 @@ func (t *Tracker) Verify() error {
 	if err != nil {
 		return err
 	}
-	counted := map[EntryID]map[string]bool{}
+	counted := map[LimitID]map[string]bool{}
 	for _, c := range a.Counts() {
 		if c.Sessions > c.Old {
-			id := EntryID{ACL: c.ACL, Family: c.Family, Dir: c.Dir, Seq: c.Seq}
+			id := c.limit()
 			if counted[id] == nil {
 				counted[id] = map[string]bool{}
 			}
@@ -404,14 +404,14 @@ func (t *Tracker) Verify() error {
 		}
 	}
 	for _, s := range sets {
-		if len(counted[s.Entry]) == 0 {
+		if len(counted[s.Limit()]) == 0 {
 			continue
 		}
 		keys, err := t.opts.Owner.LimitKeys(s.Set)
 		if err != nil {
 			return err
 		}
-		for k := range counted[s.Entry] {
+		for k := range counted[s.Limit()] {
 			if !slices.Contains(keys, k) {
 				t.mu.Lock()
 				t.renewLocked(s.Name, "limit set lost counted sessions")
@@ -513,9 +513,9 @@ func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) 
 	for _, r := range t.held {
 		depth[[2]string{r.Set, r.Key}] = r.Depth
 	}
-	byEntry := map[EntryID]LimitSet{}
+	byLimit := map[LimitID]LimitSet{}
 	for _, s := range t.sets {
-		byEntry[s.Entry] = s
+		byLimit[s.Limit()] = s
 	}
 	gated := map[string]bool{}
 	for _, s := range t.pending {
@@ -527,7 +527,7 @@ func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) 
 		if c.Family != f || c.ACL != name || (seq != 0 && c.Seq != seq) {
 			continue
 		}
-		if s, ok := byEntry[EntryID{ACL: c.ACL, Family: c.Family, Dir: c.Dir, Seq: c.Seq}]; ok {
+		if s, ok := byLimit[c.limit()]; ok {
 			if d := depth[[2]string{s.Name, c.Key}]; d > 0 {
 				c.AtLimit = c.Sessions-c.Old >= s.Over-d
 			}

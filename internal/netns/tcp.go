@@ -203,3 +203,23 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.wg.Wait()
 }
+
+// ConnectedBy dials remote from local every 100 ms from the instant at on
+// (waiting for it) until a connection is admitted, and returns how long
+// after at that was; it fails the test when an attempt ends other than
+// connected or reset, or none is admitted within the given time.
+func (n *NS) ConnectedBy(t testing.TB, local, remote string, at time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	time.Sleep(time.Until(at))
+	for {
+		c, got, err := n.Dial(local, remote, DialTimeout)
+		if got == Connected {
+			c.Close()
+			return time.Since(at)
+		}
+		if got != Reset || time.Since(at) > within {
+			t.Fatalf("%v after %v: %v (%v), want connected within %v", time.Since(at), at, got, err, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

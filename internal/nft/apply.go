@@ -42,6 +42,10 @@ type Kernel interface {
 	Flag(set string, f acl.Family) (on bool, err error)
 	// Blocked lists the sources in a blocked set (SetBlocked).
 	Blocked(set string, f acl.Family) ([]netip.Addr, error)
+	// BlockedLeft lists the elements of a blocked set (SetBlocked) with
+	// the time until they expire; the element of a full flag set has no
+	// address.
+	BlockedLeft(set string, f acl.Family) ([]BlockedElem, error)
 	// Unblock deletes sources (all when addrs is nil) from a blocked set.
 	Unblock(set string, f acl.Family, addrs []netip.Addr) error
 

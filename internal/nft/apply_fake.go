@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 )
@@ -176,6 +178,25 @@ func (f *Fake) Block(set string, src netip.Addr) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.elementsLocked(set)[src.String()] = ""
+}
+
+// BlockedLeft lists a blocked set's sources (or a full flag) as Blocked
+// does, each with a minute left.
+func (f *Fake) BlockedLeft(set string, fam acl.Family) ([]BlockedElem, error) {
+	if strings.HasSuffix(set, "_full") {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.Elements[set]) > 0 {
+			return []BlockedElem{{Left: time.Minute}}, nil
+		}
+		return nil, nil
+	}
+	addrs, err := f.Blocked(set, fam)
+	var out []BlockedElem
+	for _, a := range addrs {
+		out = append(out, BlockedElem{Addr: a, Left: time.Minute})
+	}
+	return out, err
 }
 
 // Blocked lists the sources of a blocked set of one family.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/google/nftables/expr"
 
@@ -37,6 +38,11 @@ type Options struct {
 	// LookupUser resolves `user NAME` to a uid (LookupUser in this package
 	// uses the host's user database); nil makes `user NAME` an error.
 	LookupUser func(name string) (uint32, error)
+	// Zone is the local time zone of time ranges (nil: UTC) and Now the
+	// instant whose UTC offset converts their periodic clauses to the
+	// kernel's UTC clock (compile_time.go).
+	Zone *time.Location
+	Now  time.Time
 	// MessagePort is the first local port of the agent's refuse message
 	// responder; 0 means DefaultMessagePort.
 	MessagePort uint16
@@ -72,7 +78,7 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)
 	}
-	b.rs.Chains = baseChains(binds)
+	b.rs.Chains = b.quotaChains(baseChains(binds))
 	if len(b.rs.Messages) > 0 {
 		addMessageGuards(b.rs.Chains, b.rs.Messages)
 		b.rs.Chains = append(b.rs.Chains, messageChain(b.rs.Messages))
@@ -91,6 +97,10 @@ type builder struct {
 	opt  Options
 	rs   *Ruleset
 	errs []error
+	// quotas and quotaIDs are the quotas compiled so far and their ct
+	// mark IDs (compile_quota.go).
+	quotas   []quotaRef
+	quotaIDs map[string]uint32
 
 	extra     []*Chain        // log chains, after the ACL chains
 	logChains map[string]bool // names in extra
@@ -289,7 +299,7 @@ func refuseChain() *Chain {
 }
 
 // aclChain compiles one applied ACL in one direction: the blocked-source
-// rule (when an entry has block-for), its entries in seq order, then the
+// rules (per entry with block-for), its entries in seq order, then the
 // implicit rules. The block chains of its entries follow the chain.
 func (b *builder) aclChain(k chainKey) []*Chain {
 	a := b.findACL(k.fam, k.name)
@@ -298,9 +308,7 @@ func (b *builder) aclChain(k chainKey) []*Chain {
 		return nil
 	}
 	ch := &Chain{Name: k.chain()}
-	if r := b.blockedRule(k, a); r != nil {
-		ch.Rules = append(ch.Rules, r)
-	}
+	ch.Rules = append(ch.Rules, b.blockedRules(k, a)...)
 	var own []*Chain
 	for _, e := range a.Entries {
 		if e.Action == acl.Remark {

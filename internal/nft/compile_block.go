@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"slices"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -10,41 +11,56 @@ import (
 )
 
 // block-for: a source that goes over a limit of an entry with `block-for
-// SECONDS` is refused on the whole ACL (in that direction) for SECONDS.
+// SECONDS` is refused on the whole ACL (in that direction) for SECONDS. The
+// lockout is the entry's: each such entry has its own blocked set (its
+// timeout, its `flush`, its `show`/`clear access-list blocked`).
 //
 //	chain ip_check_in {
-//		ct state new ip saddr @ip_check_in_blocked counter name "ip_check_in_blocked_refused" jump refuse
-//		... entries; an over-limit refusal of an entry with block-for is `jump ip_check_in_10_block` ...
+//		ct state new ip saddr @ip_check_in_10_blocked counter name "ip_check_in_blocked_refused" jump refuse
+//		ct state new meta nfproto @ip_check_in_10_blocked_full counter name "ip_check_in_blocked_refused" jump refuse
+//		... entries; an over-limit refusal of seq 10 is `jump ip_check_in_10_block` ...
 //	}
 //	chain ip_check_in_10_block {
-//		add @ip_check_in_blocked { ip saddr timeout 1m }
-//		REFUSE
+//		add @ip_check_in_10_blocked { ip saddr timeout 1m } REFUSE             (role "block")
+//		add @ip_check_in_10_blocked_full { meta nfproto timeout 1m } REFUSE    (role "block-full")
+//		REFUSE                                                                 (role "block-refuse")
 //	}
 //
-// The add sits in a rule of its own: when the blocked set is full the add
-// fails and breaks its rule, and the next rule still refuses the
-// connection (only the block is lost, never the refusal). `flush` (ending
-// the source's open sessions) is the agent's part.
+// Never failing open: when the blocked set is full the kernel's add fails
+// and breaks the "block" rule (KERNEL-NOTES: a full set fails open). The
+// source could then not be locked out, so the entry's full flag (one
+// element, size 2, the same timeout) is set instead, and while it is set
+// the ACL refuses every new connection: a full blocked set locks out
+// everyone rather than letting a source it should hold through. The last
+// rule refuses in any case (only the block can be lost, never the refusal).
+// `flush` (ending the source's open sessions) is the agent's part.
 
-// RoleBlocked is the role of the rule at the top of an ACL chain that
-// refuses blocked sources: `acl=check dir=in implicit-blocked`.
-const RoleBlocked = "blocked"
+// Roles of the rules at the top of an ACL chain that refuse blocked
+// sources: `acl=check dir=in seq=10 blocked`, `... seq=10 blocked-full`.
+const (
+	RoleBlocked     = "blocked"
+	RoleBlockedFull = "blocked-full"
+)
 
 // Roles of the rules of an entry's block chain.
 const (
-	RoleBlock       = "block"        // adds the source to the blocked set
+	RoleBlock       = "block"        // adds the source to the blocked set and refuses
+	RoleBlockFull   = "block-full"   // the set was full: sets the full flag and refuses
 	RoleBlockRefuse = "block-refuse" // refuses the connection
 )
 
-// BlockedSetName is the set of sources blocked on an ACL in a direction:
-// "ip_check_in_blocked". The agent lists it and deletes from it for `clear
-// access-list blocked`.
-func BlockedSetName(f acl.Family, aclName string, d acl.Direction) string {
-	return shorten(famPrefix(f) + "_" + aclName + "_" + d.String() + "_blocked")
-}
+// BlockedSetName is the set of sources blocked by one entry with
+// block-for, in one direction: "ip_check_in_10_blocked". The agent lists
+// it (show, flush) and deletes from it for `clear access-list blocked`.
+func BlockedSetName(r EntryRef) string { return shorten(r.base() + "_blocked") }
 
-// BlockedCounter is the counter of connections refused because their
-// source was blocked.
+// BlockedFullSetName is the flag set of an entry's blocked set that was
+// full: "ip_check_in_10_blocked_full" (type nf_proto, one element with the
+// entry's timeout).
+func BlockedFullSetName(r EntryRef) string { return shorten(r.base() + "_blocked_full") }
+
+// BlockedCounter is the counter of connections refused on an ACL and
+// direction because their source was blocked (by any entry).
 func BlockedCounter(f acl.Family, aclName string, d acl.Direction) string {
 	return shorten(famPrefix(f) + "_" + aclName + "_" + d.String() + "_blocked_refused")
 }
@@ -54,66 +70,88 @@ func BlockedCounter(f acl.Family, aclName string, d acl.Direction) string {
 func BlockChainName(r EntryRef) string { return shorten(r.base() + "_block") }
 
 // BlockAdd adds the packet's source to a set with a timeout:
-// `add @b { ip saddr timeout 1m }`. It emits the `meta nfproto` dependency
-// (it is always the first statement of its rule).
+// `add @b { ip saddr timeout 1m }`, or with Flag the constant key
+// `add @b { meta nfproto timeout 1m }`. It emits the `meta nfproto`
+// dependency (it is always the first statement of its rule).
 type BlockAdd struct {
 	Set     string
 	Family  acl.Family
+	Flag    bool
 	Timeout time.Duration
 }
 
 // String renders the statement as nft lists it.
 func (s *BlockAdd) String() string {
-	return "add @" + s.Set + " { " + addrField(s.Family, false) + " timeout " + durationString(s.Timeout) + " }"
+	key := addrField(s.Family, false)
+	if s.Flag {
+		key = "meta nfproto"
+	}
+	return "add @" + s.Set + " { " + key + " timeout " + durationString(s.Timeout) + " }"
 }
 
 // Exprs implements Stmt.
 func (s *BlockAdd) Exprs() []expr.Any {
+	dyn := &expr.Dynset{SrcRegKey: 1, SetName: s.Set, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: s.Timeout}
+	if s.Flag {
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, dyn}
+	}
 	off, size := addrOffset(s.Family, false)
-	return append(nfprotoDep(s.Family), netPayload(off, size),
-		&expr.Dynset{SrcRegKey: 1, SetName: s.Set, Operation: unix.NFT_DYNSET_OP_ADD, Timeout: s.Timeout})
+	return append(nfprotoDep(s.Family), netPayload(off, size), dyn)
 }
 
-// blockFor returns the longest block-for of an ACL's entries (0: none).
-func blockFor(a *acl.ACL) time.Duration {
-	var d time.Duration
+// blockEntries returns the entries of an ACL with block-for.
+func blockEntries(a *acl.ACL) []*acl.Entry {
+	var out []*acl.Entry
 	for _, e := range a.Entries {
-		if e.BlockFor != nil {
-			d = max(d, time.Duration(e.BlockFor.Seconds)*time.Second)
+		if e.BlockFor != nil && e.BlockFor.Seconds > 0 && e.Action != acl.Remark {
+			out = append(out, e)
 		}
 	}
-	return d
+	return out
 }
 
-// blockedRule creates the blocked set of an ACL chain and returns the rule
-// that refuses blocked sources, or nil when no entry has block-for.
-func (b *builder) blockedRule(k chainKey, a *acl.ACL) *Rule {
-	longest := blockFor(a)
-	if longest == 0 {
+// blockedRules creates the blocked sets of an ACL chain's entries with
+// block-for and returns the rules that refuse their blocked sources (none
+// when no entry has block-for).
+func (b *builder) blockedRules(k chainKey, a *acl.ACL) []*Rule {
+	entries := blockEntries(a)
+	if len(entries) == 0 {
 		return nil
 	}
-	set := BlockedSetName(k.fam, k.name, k.dir)
-	key := Key{Family: k.fam, Kind: acl.PerSource}
-	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize, Timeout: longest,
-		Kind: SetBlocked, Entry: EntryRef{k.fam, k.name, k.dir, 0}, KeyKind: acl.PerSource})
 	cnt := BlockedCounter(k.fam, k.name, k.dir)
 	b.rs.Counters = append(b.rs.Counters, cnt)
-	ref := EntryRef{k.fam, k.name, k.dir, 0}
-	refuse := b.loggedBlocked(a, ref, []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}})
-	return &Rule{
-		Comment: RuleComment(ref, RoleBlocked),
-		Stmts:   append([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true}, &CounterRef{Name: cnt}}, refuse...),
+	key := Key{Family: k.fam, Kind: acl.PerSource}
+	var out []*Rule
+	for _, e := range entries {
+		ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
+		timeout := time.Duration(e.BlockFor.Seconds) * time.Second
+		set, full := BlockedSetName(ref), BlockedFullSetName(ref)
+		b.rs.Sets = append(b.rs.Sets,
+			&Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize, Timeout: timeout,
+				Kind: SetBlocked, Entry: ref, KeyKind: acl.PerSource},
+			&Set{Name: full, Key: KeyNFProto, Size: 2, Timeout: timeout,
+				Kind: SetBlocked, Entry: ref, KeyKind: acl.Total})
+		own := EntryRef{k.fam, k.name, k.dir, 0} // the ACL's log chain for blocked refusals
+		refuse := append([]Stmt{&CounterRef{Name: cnt}}, b.loggedBlocked(a, own, []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}})...)
+		out = append(out,
+			&Rule{Comment: RuleComment(ref, RoleBlocked),
+				Stmts: slices.Concat([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true}}, refuse)},
+			&Rule{Comment: RuleComment(ref, RoleBlockedFull),
+				Stmts: slices.Concat([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: full, Key: Key{Family: k.fam, Kind: acl.Total}}}, refuse)})
 	}
+	return out
 }
 
 // blockChain returns the block chain of an entry with block-for; refuse is
 // the entry's refusal.
 func blockChain(k chainKey, ref EntryRef, e *acl.Entry, refuse []Stmt) *Chain {
 	last := standalone(e, refuse)
+	timeout := time.Duration(e.BlockFor.Seconds) * time.Second
 	return &Chain{Name: BlockChainName(ref), Rules: []*Rule{
-		{Comment: RuleComment(ref, RoleBlock), Stmts: []Stmt{&BlockAdd{
-			Set: BlockedSetName(k.fam, k.name, k.dir), Family: k.fam,
-			Timeout: time.Duration(e.BlockFor.Seconds) * time.Second}}},
+		{Comment: RuleComment(ref, RoleBlock), Stmts: slices.Concat([]Stmt{&BlockAdd{
+			Set: BlockedSetName(ref), Family: k.fam, Timeout: timeout}}, last)},
+		{Comment: RuleComment(ref, RoleBlockFull), Stmts: slices.Concat([]Stmt{&BlockAdd{
+			Set: BlockedFullSetName(ref), Family: k.fam, Flag: true, Timeout: timeout}}, last)},
 		{Comment: RuleComment(ref, RoleBlockRefuse), Stmts: last},
 	}}
 }

@@ -3,6 +3,7 @@ package nft
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -52,6 +53,34 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 	if !ok {
 		return nil, nil
 	}
+	conds, ok := b.timeConds(path, e)
+	if !ok {
+		return nil, nil
+	}
+	// One copy of the entry's rules per time block (compile_time.go); the
+	// copies declare the same sets, counters and chains: keep the first's.
+	var rules []*Rule
+	var chains []*Chain
+	nSets, nCounters := 0, 0
+	for i, cond := range conds {
+		r, ch := b.entryRulesWith(k, e, ref, slices.Concat(match, cond), ctx)
+		for _, rule := range r {
+			if i > 0 { // comments stay unique: `acl=tr dir=in seq=20 t2`
+				rule.Comment += " " + timeCopyWord(i)
+			}
+		}
+		rules = append(rules, r...)
+		if i == 0 {
+			chains, nSets, nCounters = ch, len(b.rs.Sets), len(b.rs.Counters)
+			continue
+		}
+		b.rs.Sets, b.rs.Counters = b.rs.Sets[:nSets], b.rs.Counters[:nCounters]
+	}
+	return rules, chains
+}
+
+// entryRulesWith compiles an entry whose match statements are match.
+func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match []Stmt, ctx ruleCtx) ([]*Rule, []*Chain) {
 	mName, rName := CounterNames(k.fam, k.name, k.dir, e.Seq)
 	b.rs.Counters = append(b.rs.Counters, mName, rName)
 	matched, refused := &CounterRef{Name: mName}, &CounterRef{Name: rName}
@@ -72,12 +101,22 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 		chains = append(chains, block)
 		overRefuse = []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: block.Name}}
 	}
+	// Refusals by a limit also count in the limit's own counter.
+	reasons := map[string]*CounterRef{}
+	for _, r := range EntryReasons(e) {
+		reasons[r] = &CounterRef{Name: ReasonCounterName(ref, r)}
+		b.rs.Counters = append(b.rs.Counters, reasons[r].Name)
+	}
 	refuseAs := func(reason string, overLimit bool) []Stmt {
 		verdict := refuse
 		if overLimit {
 			verdict = overRefuse
 		}
-		return slices.Concat([]Stmt{refused}, logAs(reason, verdict))
+		counters := []Stmt{refused}
+		if c := reasons[strings.TrimSuffix(reason, "-full")]; c != nil {
+			counters = append(counters, c)
+		}
+		return slices.Concat(counters, logAs(reason, verdict))
 	}
 
 	checks, own, refuseAll := b.checks(k, ref, e, ctx, refuseAs)
@@ -111,13 +150,19 @@ func (b *builder) entryRules(k chainKey, e *acl.Entry) ([]*Rule, []*Chain) {
 		// of window, say) of a session the entry admitted passes as under
 		// an unlimited permit, instead of falling through to the implicit
 		// deny and resetting the session.
-		rules = append(rules, rule(RolePermit, match, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
+		var mark []Stmt
+		if q := e.Quota; q != nil {
+			// The base chains count the packets of connections with this
+			// mark into the quota (compile_quota.go).
+			mark = []Stmt{&CtMarkID{Mask: QuotaMarkMask, ID: b.quotaIDs[QuotaSetName(ref, q)]}}
+		}
+		rules = append(rules, rule(RolePermit, match, mark, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
 	}
 	return rules, append(own, chains...)
 }
 
 // checks returns the limits of an entry in the order they are tested
-// (load-limit, rate, connlimit: a connection refused by an earlier one takes
+// (load-limit, rate, quota, connlimit: a connection refused by an earlier one takes
 // no slot of a later one), the chains they use, and whether the entry
 // refuses every match instead (`connlimit 0`, `deny ... connlimit 1`: the
 // first connection already reaches the limit).
@@ -129,19 +174,34 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, re
 	if r := e.Rate; r != nil {
 		out = append(out, b.rateCheck(k, ref, r, ctx))
 	}
-	cl := e.Connlimit
-	if cl == nil {
-		return out, nil, false
+	if q := e.Quota; q != nil {
+		c, _ := b.quotaCheck(ref, q, ctx)
+		out = append(out, c)
 	}
-	over := cl.N
-	if e.Action != acl.Permit {
-		over = cl.N - 1 // the Nth connection, this one included, is refused
+	// Several connlimits, one per key (acl sorts them): each its own set
+	// and reservations; the roles of the rules of all but the first name
+	// the key ("connlimit-p24", "gate-p24", ...) so that comments stay
+	// unique and the first's stay as for a single limit.
+	var chains []*Chain
+	for i := range e.Connlimits {
+		cl := &e.Connlimits[i]
+		over := cl.N
+		if e.Action != acl.Permit {
+			over = cl.N - 1 // the Nth connection, this one included, is refused
+		}
+		if over <= 0 {
+			return nil, nil, true
+		}
+		checks, own := b.connlimitChecks(k, ref, cl, over, ctx, refuseAs)
+		if i > 0 {
+			tok := keyToken(&acl.Connlimit{Key: limitKey(k.fam, cl).Kind, PrefixLen: limitKey(k.fam, cl).PrefixLen})
+			for j := range checks {
+				checks[j].role += "-" + tok
+			}
+		}
+		out, chains = append(out, checks...), append(chains, own...)
 	}
-	if over <= 0 {
-		return nil, nil, true
-	}
-	checks, chains := b.connlimitChecks(k, ref, cl, over, ctx, refuseAs)
-	return append(out, checks...), chains, false
+	return out, chains, false
 }
 
 // connlimitChecks compiles `connlimit` (T = over): the limit set S and,
@@ -220,24 +280,33 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 	}, []*Chain{res}
 }
 
-// rateCheck compiles `rate`: `total` is one token bucket in the rule (a
-// changed rule starts with a full bucket); per-source keeps a bucket per
-// source in a set whose idle elements expire once their bucket would be
-// full again anyway.
+// rateCheck compiles `rate`. With burst it is nft's token bucket: `total`
+// in the rule (a changed rule starts with a full bucket), per-source a
+// bucket per source in a set whose idle elements expire once their bucket
+// would be full again anyway. Without burst it is a fixed window per key
+// (per-source, or one element for total): a set with a timeout of one
+// period whose element, added by the key's first connection, carries a
+// bucket of N connections that does not refill within the window
+// (windowLimit); the next connection after the window starts a new one.
 func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) check {
+	window := r.Burst == 0
 	lim := RateOver{Rate: r.N, Per: r.Per, Burst: r.Burst}
-	if r.Key == acl.Total {
+	timeout := rateTimeout(r, r.Burst)
+	if window {
+		lim, timeout = windowLimit(r.N, r.Per), acl.PeriodDuration(r.Per)
+	} else if r.Key == acl.Total {
 		return check{role: RoleRate, reason: RoleRate, over: []Stmt{&lim}, blocks: true}
 	}
-	key := Key{Family: k.fam, Kind: acl.PerSource}
-	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r, lim.burst())
+	key := Key{Family: k.fam, Kind: r.Key}
+	dep := !ctx.nf && r.Key != acl.Total
+	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
-		Timeout: rateTimeout(r, lim.burst()), Kind: SetRate, Entry: ref, KeyKind: acl.PerSource})
+		Timeout: timeout, Kind: SetRate, Entry: ref, KeyKind: r.Key})
 	return check{
 		role:   RoleRate,
 		reason: RoleRate,
-		over:   []Stmt{&RateUpdate{Set: set, Key: key, Rate: lim, Dep: !ctx.nf}},
-		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: !ctx.nf}},
+		over:   []Stmt{&RateUpdate{Set: set, Key: key, Rate: lim, Window: window, Dep: dep}},
+		full:   []Stmt{&SetLookup{Set: set, Key: key, Invert: true, Dep: dep}},
 		blocks: true,
 	}
 }
@@ -245,7 +314,7 @@ func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) 
 // rateTimeout is how long an idle source keeps its token bucket: at least
 // the time the bucket takes to refill completely, and at least a minute.
 func rateTimeout(r *acl.Rate, burst int) time.Duration {
-	period := [...]time.Duration{time.Second, time.Minute, time.Hour, 24 * time.Hour}[r.Per]
+	period := acl.PeriodDuration(r.Per)
 	refill := period * time.Duration((burst+r.N-1)/r.N)
 	return max(refill, period, time.Minute)
 }
@@ -267,25 +336,25 @@ func limitKey(f acl.Family, cl *acl.Connlimit) Key {
 
 // supported reports the options that the compiler does not implement yet.
 func (b *builder) supported(path string, e *acl.Entry) bool {
-	var missing []string
 	if e.Rate != nil && e.Rate.N <= 0 {
 		b.errorf(path, "rate must be at least 1")
 		return false
 	}
-	if e.Quota != nil {
-		missing = append(missing, "quota")
+	if e.Rate != nil {
+		if err := acl.CheckRate(e.Rate); err != nil {
+			b.errorf(path, "%v", err)
+			return false
+		}
+	}
+	if e.Quota != nil && e.Action != acl.Permit {
+		b.errorf(path, "quota needs a permit entry (it counts the bytes of admitted connections)")
+		return false
 	}
 	if e.BlockFor != nil && e.BlockFor.Seconds <= 0 {
 		b.errorf(path, "block-for must be at least 1 second")
 		return false
 	}
-	if e.TimeRange != "" {
-		missing = append(missing, "time-range")
-	}
-	for _, m := range missing {
-		b.errorf(path, "%s is not supported yet", m)
-	}
-	return len(missing) == 0
+	return true
 }
 
 // match builds the statements that select an entry's packets: addresses,

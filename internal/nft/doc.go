@@ -17,8 +17,11 @@
 //	                                          (created closed, elements = { ipv4 }),
 //	   ip_check_in_10_src_3_r, _rf   -        reserved and full keys, layer
 //	   ip_check_in_10_src_3_r1, _l1  -        members and counts (unsized)
-//	   ip_check_in_40_rate_src_10s_5 SetSize  per-source rate, with timeout
-//	   ip_check_in_blocked           SetSize  block-for sources, with timeout
+//	   ip_check_in_40_rate_src_10s_5 SetSize  rate: token bucket (burst 5) per source, or
+//	   ip_check_in_50_rate_total_9m_win       fixed window (no burst), with timeout
+//	   ip_check_in_60_quota_src_100k_1m SetSize  quota window per source, with timeout
+//	   ip_check_in_10_blocked        SetSize  block-for sources of seq 10, with timeout
+//	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	 chains
 //	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
@@ -41,8 +44,10 @@
 //	   refuse           TCP: reject with tcp reset; else icmpx admin-prohibited
 //	   ip_check_in      one chain per applied ACL and direction (ip6_NAME_DIR
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
+//	   quota_bytes      with quotas: counts the packets of admitted connections
+//	                    (ct mark & 0x00ffffff = the quota's ID) into their quota
 //	   ip_check_in_10_block   per entry with block-for: add the source to
-//	                          ip_check_in_blocked, then refuse
+//	                          ip_check_in_10_blocked, then refuse
 //	   ip_check_in_10_src_3_res   per connlimit: the layers of keys with old
 //	                          sessions (reached only by them)
 //	   ip_check_in_10_log_connlimit   per logged entry and reason: rate-limited
@@ -135,12 +140,24 @@
 // refuses jumps and gotos nested deeper than 16 chains (EMLINK).
 //
 // More limits on one entry are more check rules before the permit rule, in
-// the order load-limit, rate, connlimit; only the first counts M, later ones carry their
-// limit's name as role. `rate N per P [burst B] total` is `limit rate over
-// N/P` in the rule (a replaced rule starts with a full bucket); per-source
-// rate is `update @S { ip saddr limit rate over N/P }` on a set with timeout
-// (idle sources are forgotten once their bucket would be full), followed by
-// its own "rate-full" rule. MATCH ends in `meta skuid UID` for `user`/`uid`;
+// the order load-limit, rate, quota, connlimit; only the first counts M,
+// later ones carry their limit's name as role. An entry has up to four
+// connlimits, one per key (acl refuses two on one key), each with its own
+// set S, gate and reservations, in acl's order (per-source, per-prefix
+// from the longest, per-destination, total); the roles of all but the
+// first end in their key ("gate-p24", "depth-p24", "connlimit-p24").
+// `rate N per P burst B total` is `limit rate over N/P burst B packets` in
+// the rule (a replaced rule starts with a full bucket); per-source with
+// burst is `update @S { ip saddr limit rate over N/P burst B packets }` on
+// a set with timeout (idle sources are forgotten once their bucket would
+// be full). Without burst, rate is a fixed window: `add @S { KEY limit
+// rate over R/U burst N packets }` on a set whose timeout is one period P
+// (KEY ip saddr, or meta nfproto for total); add does not renew an
+// element's timeout, R/U refills one token per 2P, so a key gets N
+// connections from its first one until the element expires. Each is
+// followed by its own "rate-full" rule. A refusal by a limit also counts
+// in the entry's counter for that kind of limit (NAME_refused_connlimit,
+// _rate, _quota, _load). MATCH ends in `meta skuid UID` for `user`/`uid`;
 // `log` replaces a verdict by `goto NAME_SEQ_log_REASON`, a chain of two
 // rules: `limit rate 10/second burst 20 packets log prefix "REASON acl=...
 // dir=... seq=N " group G` (NFLOG, Options.LogGroup; over the rate only
@@ -149,15 +166,22 @@
 // to the block chain). REFUSE for `refuse message` is `meta mark set M
 // accept` (see Ordering).
 // `block-for S`: over-limit refusals of the entry jump to a chain NAME_block
-// that adds the source to the ACL's blocked set with timeout S (in a rule of
-// its own, so a full set loses the block, never the refusal) and refuses;
-// `ct state new ip saddr @..._blocked jump refuse` at the top of the ACL
-// chain refuses blocked sources (see compile_block.go). `load-limit` is a
+// that adds the source to the entry's own blocked set NAME_blocked with
+// timeout S and refuses; `ct state new ip saddr @..._10_blocked jump
+// refuse` at the top of the ACL chain refuses the entry's blocked sources
+// on the whole ACL. A full blocked set fails closed: the entry's flag set
+// NAME_blocked_full is set for S instead, and meanwhile the ACL refuses
+// every new connection (see compile_block.go). `load-limit` is a
 // first check `meta nfproto @NAME_load_X` that the agent arms while the
-// load is over the limit (compile_load.go). quota and time-range are
-// refused by Compile as not supported yet; `refuse message` on an ACL
-// applied `out` is refused (only arriving connections are decided before
-// NAT).
+// load is over the limit (compile_load.go). `quota` is a set per key with
+// a timeout of one period whose elements carry `quota over N bytes`; the
+// admitted connections carry the quota's ID in the low 24 bits of the ct
+// mark and the base chains input, forward and output jump to the chain
+// quota_bytes, which counts every packet of both directions
+// (compile_quota.go). `time-range` copies the entry's rules once per UTC
+// block of the range, with `meta day`, `meta hour` and `meta time` after
+// MATCH (compile_time.go). `refuse message` on an ACL applied `out` is
+// refused (only arriving connections are decided before NAT).
 //
 // KEY is `ip saddr` (per-source), `ip daddr` (per-destination), `ip saddr &
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a

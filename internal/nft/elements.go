@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -99,6 +100,40 @@ func (a *Applier) blockedLocked(c *nftables.Conn, name string, f acl.Family) ([]
 	for _, e := range elems {
 		if addr, ok := netip.AddrFromSlice(e.Key); ok && (addr.Is4() == (f == acl.IPv4)) {
 			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// BlockedElem is an element of a blocked set: a source (or, in a full
+// flag set, no address) and the time until it expires.
+type BlockedElem struct {
+	Addr netip.Addr
+	Left time.Duration
+}
+
+// BlockedLeft lists the elements of a set with timeouts (blocked sources,
+// a full flag, rate and quota windows) of the applier's table with the
+// time they have left; an nf_proto element has no address. A set that does
+// not exist holds nothing.
+func (a *Applier) BlockedLeft(name string, f acl.Family) ([]BlockedElem, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	elems, err := a.elements(c, a.libSet(&Set{Name: name, Key: addrKey(f)}))
+	if err != nil {
+		return nil, err
+	}
+	var out []BlockedElem
+	for _, e := range elems {
+		switch addr, ok := netip.AddrFromSlice(e.Key); {
+		case len(e.Key) == 1: // nf_proto: a flag, or the key of a total
+			out = append(out, BlockedElem{Left: e.Expires})
+		case ok && addr.Is4() == (f == acl.IPv4):
+			out = append(out, BlockedElem{Addr: addr, Left: e.Expires})
 		}
 	}
 	return out, nil

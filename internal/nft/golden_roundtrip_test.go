@@ -57,9 +57,7 @@ func compareExprs(t *testing.T, c *nftables.Conn, rs *nft.Ruleset) {
 		for i, r := range ch.Rules {
 			var want []expr.Any
 			for _, s := range r.Stmts {
-				for _, e := range s.Exprs() {
-					want = append(want, nft.ReadBack(e))
-				}
+				want = append(want, nft.ReadBackAll(s.Exprs())...)
 			}
 			comment, _ := userdata.GetString(got[i].UserData, userdata.TypeComment)
 			if comment != r.Comment {

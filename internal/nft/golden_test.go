@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+	_ "time/tzdata" // Europe/Berlin without the host's zoneinfo
 
 	"github.com/google/go-cmp/cmp"
 
@@ -19,7 +21,18 @@ var update = flag.Bool("update", false, "rewrite testdata/compile/*.nft from the
 var goldenOptions = nft.Options{
 	MgmtInterface: "eth0",
 	InterfaceMap:  map[string]string{"0/1": "eth1", "0/2": "eth2"},
+	// Time ranges in Berlin in winter (UTC+1).
+	Zone: berlin,
+	Now:  time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC),
 }
+
+var berlin = func() *time.Location {
+	l, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		panic(err)
+	}
+	return l
+}()
 
 // goldenCase is one testdata/compile/NAME.conf with its compiled ruleset.
 type goldenCase struct {

@@ -68,6 +68,32 @@ func (r EntryRef) base() string {
 	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_" + strconv.Itoa(r.Seq)
 }
 
+// RefusalReasons are the limits whose refusals an entry also counts on
+// their own (ReasonCounterName), in the order show lists them.
+var RefusalReasons = []string{RoleConnlimit, RoleRate, RoleQuota, RoleLoad}
+
+// ReasonCounterName is the counter of an entry's refusals for one reason
+// (a limit kind of RefusalReasons; "-full" refusals count under their
+// limit): "ip_check_in_10_refused_connlimit". Only entries with that kind
+// of limit have it.
+func ReasonCounterName(r EntryRef, reason string) string {
+	return shorten(r.base() + "_refused_" + reason)
+}
+
+// EntryReasons returns the refusal reasons an entry counts: the kinds of
+// limits it has.
+func EntryReasons(e *acl.Entry) []string {
+	var out []string
+	for _, r := range RefusalReasons {
+		has := map[string]bool{RoleConnlimit: len(e.Connlimits) > 0, RoleRate: e.Rate != nil,
+			RoleQuota: e.Quota != nil, RoleLoad: e.LoadLimit != nil}[r]
+		if has && e.Action != acl.Remark {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // CounterNames returns the names of the named counter objects of an entry
 // in a direction: connections that reached and matched the entry, and
 // connections the entry refused. Both survive rule replacement.
@@ -225,6 +251,9 @@ func RuleComment(r EntryRef, role string) string {
 // comments of other rules (base chains, the refuse chain).
 func ParseComment(s string) (r EntryRef, role string, ok bool) {
 	f := strings.Fields(s)
+	if n := len(f); n > 3 && len(f[n-1]) > 1 && f[n-1][0] == 't' && strings.Trim(f[n-1][1:], "0123456789") == "" {
+		f = f[:n-1] // a time-range copy of the entry's rules (timeCopyWord)
+	}
 	if len(f) < 3 {
 		return r, "", false
 	}
@@ -282,10 +311,18 @@ func bindComment(out bool, ifname string, f acl.Family, aclName string) string {
 	return fmt.Sprintf("%s=%s %s=%s", side, ifname, key, aclName)
 }
 
-// RateSetName is the dynamic set of a per-source `rate` entry:
-// "ip_check_in_10_rate_src_10s_5" (rate, period and burst, which each
-// element's token bucket keeps from its creation).
-func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.Rate, burst int) string {
+// RateSetName is the dynamic set of a `rate` entry: a token bucket per
+// source "ip_check_in_10_rate_src_10s_5" (rate, period and burst, which
+// each element's bucket keeps from its creation), or a fixed window
+// (no burst) per source or total, "ip_check_in_10_rate_src_10m_win".
+func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.Rate) string {
 	b := EntryRef{f, aclName, d, seq}.base()
-	return shorten(fmt.Sprintf("%s_rate_src_%d%c_%d", b, r.N, "smhd"[r.Per], burst))
+	key, burst := "src", strconv.Itoa(r.Burst)
+	if r.Key == acl.Total {
+		key = "total"
+	}
+	if r.Burst == 0 {
+		burst = "win"
+	}
+	return shorten(fmt.Sprintf("%s_rate_%s_%d%c_%s", b, key, r.N, "smhd"[r.Per], burst))
 }

@@ -26,15 +26,20 @@ func randomACL(r *rand.Rand, f acl.Family, name string, n int) *acl.ACL {
 			e.SrcPort, e.DstPort = randomPort(r), randomPort(r)
 		}
 		if e.Action != acl.HardDrop && r.IntN(3) == 0 {
-			e.Connlimit = &acl.Connlimit{N: r.IntN(40), Key: acl.KeyKind(r.IntN(4))}
-			if e.Connlimit.Key == acl.PerPrefix {
-				e.Connlimit.PrefixLen = 1 + r.IntN(f.Bits()-1)
+			cl := acl.Connlimit{N: r.IntN(40), Key: acl.KeyKind(r.IntN(4))}
+			if cl.Key == acl.PerPrefix {
+				cl.PrefixLen = 1 + r.IntN(f.Bits()-1)
 			}
+			e.Connlimits = []acl.Connlimit{cl}
+			if k, _ := cl.LimitKey(f); k != acl.Total && r.IntN(3) == 0 {
+				e.Connlimits = append(e.Connlimits, acl.Connlimit{N: r.IntN(40), Key: acl.Total})
+			}
+			acl.SortConnlimits(e.Connlimits)
 		}
 		if e.Action != acl.HardDrop && r.IntN(5) == 0 {
 			e.Rate = &acl.Rate{N: 1 + r.IntN(100), Per: acl.Period(r.IntN(4)), Burst: r.IntN(3) * 7, Key: acl.KeyKind(r.IntN(2) * 3)}
 		}
-		if (e.Connlimit != nil || e.Rate != nil) && r.IntN(3) == 0 {
+		if (len(e.Connlimits) > 0 || e.Rate != nil) && r.IntN(3) == 0 {
 			e.BlockFor = &acl.BlockFor{Seconds: 1 + r.IntN(90000)}
 		}
 		if r.IntN(10) == 0 {

@@ -222,6 +222,7 @@ func diffRules(ch *Chain, rules []*nftables.Rule) string {
 // sameExprs compares two expression lists by their netlink encoding, with
 // the values of stateful expressions (counters, quotas) left out.
 func sameExprs(have, want []expr.Any) bool {
+	have, want = ReadBackAll(have), ReadBackAll(want)
 	if len(have) != len(want) {
 		return false
 	}
@@ -244,6 +245,19 @@ func ReadBack(e expr.Any) expr.Any {
 		return &expr.Ct{Key: ct.Key, Direction: ct.Direction}
 	}
 	return e
+}
+
+// ReadBackAll is ReadBack for a rule's expressions, without the byteorder
+// expressions (of meta hour and meta time), which google/nftables v0.3.0
+// does not decode: a rule read back from the kernel lacks them.
+func ReadBackAll(exprs []expr.Any) []expr.Any {
+	out := make([]expr.Any, 0, len(exprs))
+	for _, e := range exprs {
+		if _, ok := e.(*expr.Byteorder); !ok {
+			out = append(out, ReadBack(e))
+		}
+	}
+	return out
 }
 
 func marshalStateless(e expr.Any) ([]byte, error) {

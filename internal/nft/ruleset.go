@@ -73,6 +73,7 @@ const (
 	SetMember                   // plain membership, filled by the agent (reservations)
 	SetBlocked                  // sources blocked by block-for, elements with timeouts
 	SetLoad                     // the agent's "over load-limit" flag of an entry (nf_proto)
+	SetQuota                    // elements carry `quota over ...`, with timeouts (quota windows)
 )
 
 // String names the kind for metrics: "connlimit", "rate", "gate", ...

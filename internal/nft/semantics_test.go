@@ -285,10 +285,34 @@ interface s0
 	if err := netns.Echo(open); err != nil {
 		t.Errorf("the session open before the block stopped working: %v", err)
 	}
-	out := p.Server.MustExec(t, "nft", "list", "set", "inet", "slxsh", nft.BlockedSetName(acl.IPv4, "check", acl.In))
+	out := p.Server.MustExec(t, "nft", "list", "set", "inet", "slxsh", nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10}))
 	if !strings.Contains(out, "elements = { 10.0.0.1 expires") {
 		t.Errorf("blocked set does not hold 10.0.0.1 with a 1m timeout:\n%s", out)
 	}
+}
+
+// A full blocked set fails closed: a source over the limit that cannot be
+// locked out sets the entry's full flag, and the ACL refuses every new
+// connection until it expires (or is cleared), never letting the source
+// through unblocked.
+func TestKernelBlockedSetFullFailsClosed(t *testing.T) {
+	p := netns.NewPair(t)
+	extraClients(t, p, "10.0.0.3", "10.0.0.4")
+	p.Server.Listen(t, srv)
+	other := netns.PairServer4 + ":9001"
+	p.Server.Listen(t, other)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 rate 1 per minute total block-for 60
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`, nft.Options{SetSize: 1})
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Reset) // over: 10.0.0.1 fills the blocked set
+	p.Client.Expect(t, "10.0.0.3", other, netns.Connected)
+	p.Client.Expect(t, "10.0.0.3", srv, netns.Reset) // over, and the set is full
+	p.Client.Expect(t, "10.0.0.3", other, netns.Reset)
+	p.Client.Expect(t, "10.0.0.4", other, netns.Reset) // everyone, while the flag lasts
 }
 
 // load-limit: the entry refuses while the agent has armed its load set.

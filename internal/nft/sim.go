@@ -12,7 +12,8 @@ import (
 // kernel: a model of what the kernel does with our statements, for tests of
 // the compiled semantics (who gets in, who is refused and how, what the
 // counters say). It keeps the sets' per-key counts of open connections.
-// Rates are never exceeded in the model, and timeouts never expire.
+// Token-bucket rates are never exceeded in the model, fixed-window rates
+// count their window's connections, and timeouts never expire.
 type Sim struct {
 	rs       *Ruleset
 	chains   map[string]*Chain
@@ -281,13 +282,28 @@ func (ev *simEval) match(st Stmt) bool {
 		return f.Hook == "output" && f.UID == st.UID
 	case *ICMPv6Types:
 		return false // the model has no ICMPv6 messages
+	case *QuotaAdd:
+		ev.member(st.Set, ev.key(st.Key)) // never over in the model; a full set: the next rule refuses
+		return false
+	case *CtMarkEq:
+		return (st.Value == 0) != st.Neq // new connections carry no mark in the model
+	case *CtMarkID, *CtDirection:
+		return true
+	case *MetaDay, *MetaHour, *MetaTime:
+		return true // the model has no clock: time ranges are active
 	case *LogGroup, *RateUnder:
 		return true // logging; the model never goes over the log rate
 	case *RateOver:
 		return false // never over in the model
 	case *RateUpdate:
-		ev.member(st.Set, ev.key(st.Key)) // a full set: the next rule refuses
-		return false
+		key := ev.key(st.Key)
+		ev.member(st.Set, key) // a full set: the next rule refuses
+		e := ev.set(st.Set).elems[key]
+		if !st.Window || e == nil {
+			return false
+		}
+		e.count++ // a fixed window that never ends in the model
+		return e.count > st.Rate.Burst
 	case *SetLookup:
 		_, in := ev.set(st.Set).elems[ev.key(st.Key)]
 		return in != st.Invert

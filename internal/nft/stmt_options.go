@@ -48,12 +48,27 @@ func (s *RateOver) Exprs() []expr.Any {
 		Unit: periodUnit(s.Per), Burst: uint32(s.burst())}}
 }
 
+// periodWeek is the unit of the refill of a one-day fixed window (nft's
+// `/week`); acl has no week period.
+const periodWeek = acl.Day + 1
+
 func periodName(p acl.Period) string {
-	return [...]string{"second", "minute", "hour", "day"}[p]
+	return [...]string{"second", "minute", "hour", "day", "week"}[p]
 }
 
 func periodUnit(p acl.Period) expr.LimitTime {
-	return [...]expr.LimitTime{expr.LimitTimeSecond, expr.LimitTimeMinute, expr.LimitTimeHour, expr.LimitTimeDay}[p]
+	return [...]expr.LimitTime{expr.LimitTimeSecond, expr.LimitTimeMinute, expr.LimitTimeHour, expr.LimitTimeDay, expr.LimitTimeWeek}[p]
+}
+
+// windowLimit is the limit a fixed-window element carries: a bucket of N
+// tokens (burst N) whose refill costs twice the window per token, so that
+// the refill of one window never pays for one more connection; the element
+// expires with the window and the next one starts full. Rate/unit is
+// 30/minute for a second (2 s a token), 30/hour for a minute, 12/day for an
+// hour, 3/week for a day (56 h).
+func windowLimit(n int, p acl.Period) RateOver {
+	rate, unit := [...]int{30, 30, 12, 3}[p], [...]acl.Period{acl.Minute, acl.Hour, acl.Day, periodWeek}[p]
+	return RateOver{Rate: rate, Per: unit, Burst: n}
 }
 
 // SkUID matches the owner of a local socket: `meta skuid 1000`.
@@ -71,24 +86,38 @@ func (s *SkUID) Exprs() []expr.Any {
 // matches while the key goes over the rate:
 // `update @s { ip saddr limit rate over 10/second }`. Like ConnlimitAdd, it
 // does not match when the set is full.
+//
+// With Window it is `add @s { KEY limit ... }`: the kernel's dynset add of
+// an existing element evaluates its limit without renewing its timeout, so
+// the element (and its bucket) lives exactly one set timeout from the key's
+// first connection: a fixed window.
 type RateUpdate struct {
-	Set  string
-	Key  Key
-	Rate RateOver
-	Dep  bool // emit the `meta nfproto` dependency before the key
+	Set    string
+	Key    Key
+	Rate   RateOver
+	Window bool
+	Dep    bool // emit the `meta nfproto` dependency before the key
 }
 
 // String renders the statement as nft lists it.
 func (s *RateUpdate) String() string {
-	return "update @" + s.Set + " { " + s.Key.String() + " " + s.Rate.String() + " }"
+	op := "update @"
+	if s.Window {
+		op = "add @"
+	}
+	return op + s.Set + " { " + s.Key.String() + " " + s.Rate.String() + " }"
 }
 
 // Exprs implements Stmt.
 func (s *RateUpdate) Exprs() []expr.Any {
+	op := uint32(unix.NFT_DYNSET_OP_UPDATE)
+	if s.Window {
+		op = unix.NFT_DYNSET_OP_ADD
+	}
 	return append(s.Key.exprs(s.Dep), &expr.Dynset{
 		SrcRegKey: 1,
 		SetName:   s.Set,
-		Operation: unix.NFT_DYNSET_OP_UPDATE,
+		Operation: op,
 		Exprs:     s.Rate.Exprs(),
 	})
 }

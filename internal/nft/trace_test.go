@@ -15,7 +15,7 @@ func TestTracedRules(t *testing.T) {
 	c := acl.New()
 	c.ACLs = []*acl.ACL{{Name: "check", Family: acl.IPv4, Entries: []*acl.Entry{
 		{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP, Src: acl.NewHostAddr(netip.MustParseAddr("10.0.0.1")),
-			DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Connlimit: &acl.Connlimit{N: 3}},
+			DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Connlimits: []acl.Connlimit{{N: 3}}},
 		{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny},
 	}}}
 	c.Interfaces = []*acl.Interface{

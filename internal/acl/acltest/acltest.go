@@ -49,23 +49,23 @@ func Example() *acl.Config {
 	mustACL(c, acl.IPv4, "check")
 	must(c.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 5, Action: acl.Remark, Remark: "ssh from the jump host"}))
 	must(c.AddEntry(acl.IPv4, "check", &acl.Entry{
-		Seq:       10,
-		Action:    acl.Permit,
-		Proto:     acl.ProtoTCP,
-		Src:       acl.NewHostAddr(netip.MustParseAddr("10.24.12.107")),
-		Dst:       acl.NewHostAddr(netip.MustParseAddr("10.24.12.129")),
-		DstPort:   acl.PortMatch{Op: acl.PortEq, Lo: 22},
-		Connlimit: &acl.Connlimit{N: 3},
+		Seq:        10,
+		Action:     acl.Permit,
+		Proto:      acl.ProtoTCP,
+		Src:        acl.NewHostAddr(netip.MustParseAddr("10.24.12.107")),
+		Dst:        acl.NewHostAddr(netip.MustParseAddr("10.24.12.129")),
+		DstPort:    acl.PortMatch{Op: acl.PortEq, Lo: 22},
+		Connlimits: []acl.Connlimit{{N: 3}},
 	}))
 	must(c.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 20, Action: acl.Permit, Proto: acl.ProtoAny}))
 	mustACL(c, acl.IPv6, "check6")
 	must(c.AddEntry(acl.IPv6, "check6", &acl.Entry{
-		Action:    acl.Permit,
-		Proto:     acl.ProtoTCP,
-		Src:       acl.NewPrefixAddr(netip.MustParsePrefix("2001:db8::/64")),
-		DstPort:   acl.PortMatch{Op: acl.PortEq, Lo: 443},
-		Connlimit: &acl.Connlimit{N: 10, Key: acl.PerPrefix, PrefixLen: 64},
-		Refuse:    acl.Refuse{Kind: acl.RefuseDrop},
+		Action:     acl.Permit,
+		Proto:      acl.ProtoTCP,
+		Src:        acl.NewPrefixAddr(netip.MustParsePrefix("2001:db8::/64")),
+		DstPort:    acl.PortMatch{Op: acl.PortEq, Lo: 443},
+		Connlimits: []acl.Connlimit{{N: 10, Key: acl.PerPrefix, PrefixLen: 64}},
+		Refuse:     acl.Refuse{Kind: acl.RefuseDrop},
 	}))
 	must(c.SetAccessGroup(acl.IfManagement, "0", acl.IPv4, acl.In, "check"))
 	return c
@@ -270,7 +270,11 @@ func (g *gen) limits(f acl.Family, e *acl.Entry) {
 		if l.Key == acl.PerPrefix {
 			l.PrefixLen = 1 + g.r.IntN(f.Bits())
 		}
-		e.Connlimit = l
+		e.Connlimits = []acl.Connlimit{*l}
+		if k, _ := l.LimitKey(f); k != acl.Total && g.chance(4) {
+			e.Connlimits = append(e.Connlimits, acl.Connlimit{N: g.r.IntN(1000), Key: acl.Total})
+		}
+		acl.SortConnlimits(e.Connlimits)
 	}
 	if g.chance(4) {
 		rt := &acl.Rate{N: 1 + g.r.IntN(1000), Per: acl.Period(g.r.IntN(4))}

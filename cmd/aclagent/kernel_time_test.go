@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/netns"
+)
+
+// writeZone writes a TZif file (version 1) for a zone that is UTC until
+// at and UTC+1 from then on: a DST transition a few seconds away.
+func writeZone(t *testing.T, at time.Time) string {
+	t.Helper()
+	var b []byte
+	b = append(b, "TZif"...)
+	b = append(b, make([]byte, 16)...) // version 1, reserved
+	for _, n := range []uint32{0, 0, 0, 1, 2, 8} {
+		b = binary.BigEndian.AppendUint32(b, n) // isut, isstd, leap, time, type, char counts
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(at.Unix()))
+	b = append(b, 1)                           // the transition goes to type 1
+	b = append(b, 0, 0, 0, 0, 0, 0)            // type 0: UTC+0, not DST, "AAA"
+	b = binary.BigEndian.AppendUint32(b, 3600) // type 1: UTC+1,
+	b = append(b, 1, 4)                        // DST, "BBB"
+	b = append(b, "AAA\x00BBB\x00"...)
+	path := filepath.Join(t.TempDir(), "zone")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestKernelTimeRangeRecompiledAtOffsetChange: the agent's zone (TZ) goes
+// from UTC+0 to UTC+1 in 4 s. A periodic range around the local time of
+// now covers now before the change and not after it: the agent recompiles
+// at the change (not at its 15 s poll), and the limit stops applying.
+func TestKernelTimeRangeRecompiledAtOffsetChange(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	change := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	ag := newAgent(t, p.Server, "s0")
+	ag.env = []string{"TZ=" + writeZone(t, change)}
+	ag.start()
+	m := time.Now().UTC().Hour()*60 + time.Now().UTC().Minute()
+	hhmm := func(d int) string { return fmt.Sprintf("%02d:%02d", ((m+d)%1440+1440)%1440/60, ((m+d)%1440+1440)%60) }
+	// Local now is UTC now before the change, UTC+1 after: the range ends
+	// 30 minutes from now in local time before, and is over after.
+	ag.mustShell(fmt.Sprintf("configure terminal\ntime-range shift\nperiodic daily %s to %s\nexit\n"+
+		"ip access-list extended check\nseq 10 permit tcp any any eq 22 connlimit 1 time-range shift\nseq 20 permit ip any any\nexit\n"+
+		"interface management 0\nip access-group check in\nend\n", hhmm(-30), hhmm(30)))
+	p.Client.Expect(t, "", ssh, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset)
+	before := ag.mustShell("", "-c", "show time-range shift")
+	if time.Now().After(change) {
+		t.Fatal("the offset changed before the limit was checked; the machine is too slow for this test")
+	}
+	took := p.Client.ConnectedBy(t, "", ssh, change, 2*time.Second) // the limit is gone
+	t.Logf("admitted %v after the change", took.Round(time.Millisecond))
+	// Before the change the range is active until the change (local time
+	// jumps past its end); after it, inactive until it starts again.
+	if want := "time-range shift: active, inactive from " + change.In(time.FixedZone("BBB", 3600)).Format("15:04 02 Jan 2006 BBB"); !strings.HasPrefix(before, want) {
+		t.Errorf("show time-range before the change: %q, want %q...", before, want)
+	}
+	if after := ag.mustShell("", "-c", "show time-range"); !strings.HasPrefix(after, "time-range shift: inactive, active from ") {
+		t.Errorf("show time-range after the change: %q", after)
+	}
+	if !strings.Contains(ag.log.String(), "UTC offset changed") {
+		t.Errorf("the agent did not log the recompile at the offset change:\n%s", ag.log)
+	}
+}
+
+// TestKernelTwoLimitsExistingSessions: sessions open before `connlimit 1
+// connlimit 5 per-prefix 24` count under both limits at once: the source
+// with one session gets no second, the /24 with four open gets one more,
+// and `show access-list sessions` lists the keys of each limit.
+func TestKernelTwoLimitsExistingSessions(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.AddAddr(t, "s0", "1.2.255.254/16")
+	for i := 1; i <= 6; i++ {
+		p.Client.AddAddr(t, "c0", fmt.Sprintf("1.2.3.%d/16", i))
+	}
+	p.Client.AddAddr(t, "c0", "1.2.4.1/16")
+	smtp := "1.2.255.254:25"
+	p.Server.Listen(t, smtp)
+	ag := newAgent(t, p.Server, "s0")
+	ag.start()
+	ag.mustShell("configure terminal\nip access-list extended tcpserver\nseq 10 permit tcp 1.2.0.0/16 any eq 25\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group tcpserver in\nend\n")
+	for i := 1; i <= 4; i++ {
+		p.Client.Expect(t, fmt.Sprintf("1.2.3.%d", i), smtp, netns.Connected)
+	}
+	ag.mustShell("configure terminal\nip access-list extended tcpserver\nno seq 10\nseq 10 permit tcp 1.2.0.0/16 any eq 25 connlimit 1 connlimit 5 per-prefix 24\nend\n")
+	p.Client.Expect(t, "1.2.3.1", smtp, netns.Reset)     // its old session fills connlimit 1
+	p.Client.Expect(t, "1.2.3.5", smtp, netns.Connected) // the fifth of 1.2.3.0/24
+	p.Client.Expect(t, "1.2.3.6", smtp, netns.Reset)     // the sixth
+	p.Client.Expect(t, "1.2.4.1", smtp, netns.Connected)
+	counts := ag.mustShell("", "-c", "show access-list ip tcpserver")
+	if !regexp.MustCompile(`seq 10 .* \(\d+ matches, 2 refused, \d+ at limit\) refused by connlimit 2\n`).MatchString(counts) ||
+		!strings.Contains(counts, " implicit deny (0 refused)") {
+		t.Errorf("show access-list ip tcpserver does not split seq 10's 2 refusals by reason:\n%s", counts)
+	}
+	show := ag.mustShell("", "-c", "show access-list sessions ip tcpserver")
+	for _, want := range []string{"1.2.3.1 (per-source)", "1.2.3.0/24 (per-prefix 24)", "1.2.4.0/24 (per-prefix 24)"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show access-list sessions lacks %q:\n%s", want, show)
+		}
+	}
+	if !regexp.MustCompile(`1\.2\.3\.0/24 \(per-prefix 24\) +5/5  at limit \(4 open before the limit\)`).MatchString(show) {
+		t.Errorf("the /24 is not shown with 5 of 5, 4 old:\n%s", show)
+	}
+}
+
+// TestKernelShowWindows: `show access-list sessions` lists the keys of
+// rate and quota windows with the time until each resets.
+func TestKernelShowWindows(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 10 permit tcp any any eq 22 rate 2 per minute\n" +
+		"seq 20 permit tcp any any eq 80 quota 100 kbytes per minute total\nseq 30 permit ip any any\nexit\n" +
+		"interface management 0\nip access-group check in\nend\n")
+	p.Client.Expect(t, "", ssh, netns.Connected)
+	p.Client.Expect(t, "", web, netns.Connected)
+	show := ag.mustShell("", "-c", "show access-list sessions ip check")
+	for _, re := range []string{
+		`(?m)^   ` + regexp.QuoteMeta(netns.PairClient4) + ` \(rate window\) +resets in (5\ds|1m0s)$`,
+		`(?m)^   total \(quota window\) +resets in (5\ds|1m0s)$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(show) {
+			t.Errorf("show access-list sessions does not match %s:\n%s", re, show)
+		}
+	}
+}
