@@ -100,3 +100,59 @@ func (c *Connlimit) KeyOf(src, dst netip.Addr) string {
 	}
 	return src.String()
 }
+
+// Overlaps reports whether some connection could match both entries'
+// protocol, addresses and ports. It is false only when they provably
+// cannot (different protocols, disjoint prefixes or ports); a wildcard
+// address is taken to overlap. A change to an entry that overlaps no later
+// entry cannot move sessions into or out of that entry.
+func (e *Entry) Overlaps(o *Entry) bool {
+	if e.Action == Remark || o.Action == Remark {
+		return false
+	}
+	if e.Proto != ProtoAny && o.Proto != ProtoAny && e.Proto != o.Proto {
+		return false
+	}
+	return e.Src.overlaps(o.Src) && e.Dst.overlaps(o.Dst) &&
+		e.SrcPort.overlaps(o.SrcPort) && e.DstPort.overlaps(o.DstPort)
+}
+
+func (a Addr) overlaps(b Addr) bool {
+	if a.Kind != AddrPrefix || b.Kind != AddrPrefix {
+		return true // any, or a wildcard: assume they meet
+	}
+	return a.Prefix.Overlaps(b.Prefix)
+}
+
+// portRange is the ports a match admits as one interval; ok false for
+// neq (two intervals; taken to overlap everything).
+func (m PortMatch) portRange() (lo, hi uint16, ok bool) {
+	switch m.Op {
+	case PortNone:
+		return 0, 65535, true
+	case PortEq:
+		return m.Lo, m.Lo, true
+	case PortLt:
+		if m.Lo == 0 {
+			return 1, 0, true // nothing
+		}
+		return 0, m.Lo - 1, true
+	case PortGt:
+		if m.Lo == 65535 {
+			return 1, 0, true
+		}
+		return m.Lo + 1, 65535, true
+	case PortRange:
+		return m.Lo, m.Hi, true
+	}
+	return 0, 65535, false
+}
+
+func (m PortMatch) overlaps(o PortMatch) bool {
+	alo, ahi, aok := m.portRange()
+	blo, bhi, bok := o.portRange()
+	if !aok || !bok {
+		return true
+	}
+	return alo <= bhi && blo <= ahi && alo <= ahi && blo <= bhi
+}

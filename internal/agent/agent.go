@@ -200,7 +200,7 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if err != nil {
 		return nil, userErr(userError(err))
 	}
-	if err := a.applyLocked(next, rs, why, nft.Renewals(a.ruleset, rs)); err != nil {
+	if err := a.applyLocked(next, rs, why, nft.Renewals(a.ruleset, rs, a.running, next)); err != nil {
 		return nil, err
 	}
 	prev := a.running

@@ -124,7 +124,7 @@ func (a *Agent) Recompile() (bool, error) {
 	if rs.String() == a.ruleset.String() {
 		return false, nil
 	}
-	if err := a.applyLocked(a.running, rs, "recompile", nft.Renewals(a.ruleset, rs)); err != nil {
+	if err := a.applyLocked(a.running, rs, "recompile", nft.Renewals(a.ruleset, rs, a.running, a.running)); err != nil {
 		a.failures++
 		return false, err
 	}
