@@ -89,10 +89,11 @@
 //
 //   - a drift repair renews every limit (connections may have passed while
 //     the table was changed);
-//   - a change to what reaches a limit rule — an earlier entry, the entry's
-//     own match, the interfaces its ACL is bound to — renews that limit
-//     (nft.Renewals): sessions admitted by another entry or on another
-//     interface are then counted;
+//   - a change to what reaches a limit rule — an earlier entry that a
+//     connection could match together with it (acl.Entry.Overlaps), the
+//     entry's own match, a block-for lockout of the list, the interfaces
+//     its ACL is bound to — renews that limit (nft.Renewals): sessions
+//     admitted by another entry or on another interface are then counted;
 //   - a kernel table that lacks some of a limit's reservation objects gets
 //     the whole limit renewed;
 //   - after a commit of someone else (the rules may be intact while set
