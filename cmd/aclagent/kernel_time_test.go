@@ -117,7 +117,8 @@ func TestKernelTwoLimitsExistingSessions(t *testing.T) {
 }
 
 // TestKernelShowWindows: `show access-list sessions` lists the keys of
-// rate and quota windows with the time until each resets.
+// rate and quota windows with the time until each resets, and for quota
+// windows the bytes used of the quota (read from the kernel's elements).
 func TestKernelShowWindows(t *testing.T) {
 	p, ag := slxSetup(t)
 	web := net.JoinHostPort(netns.PairServer4, "80")
@@ -130,7 +131,7 @@ func TestKernelShowWindows(t *testing.T) {
 	show := ag.mustShell("", "-c", "show access-list sessions ip check")
 	for _, re := range []string{
 		`(?m)^   ` + regexp.QuoteMeta(netns.PairClient4) + ` \(rate window\) +resets in (5\ds|1m0s)$`,
-		`(?m)^   total \(quota window\) +resets in (5\ds|1m0s)$`,
+		`(?m)^   total \(quota window\) +resets in (5\ds|1m0s), used [1-9]\d* of 102400 bytes$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(show) {
 			t.Errorf("show access-list sessions does not match %s:\n%s", re, show)

@@ -133,12 +133,23 @@ func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey
 		if err != nil {
 			return nil, errorf("%% Error: cannot list %s %s: %v", what, s.Name, err)
 		}
+		used := map[string]nft.QuotaUse{}
+		if s.Kind == nft.SetQuota {
+			us, err := a.opts.Kernel.QuotaUsed(s)
+			if err != nil {
+				return nil, errorf("%% Error: cannot read quota window %s: %v", s.Name, err)
+			}
+			for _, u := range us {
+				used[u.Key] = u
+			}
+		}
 		for _, e := range elems {
 			key := nft.TotalKey
 			if e.Addr.IsValid() {
 				key = e.Addr.String()
 			}
-			out = append(out, cli.SessionKey{Seq: s.Entry.Seq, Per: what, Key: key, Resets: e.Left})
+			u := used[key]
+			out = append(out, cli.SessionKey{Seq: s.Entry.Seq, Per: what, Key: key, Resets: e.Left, QuotaUsed: u.Used, Quota: u.Quota})
 		}
 	}
 	return out, nil

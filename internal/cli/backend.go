@@ -66,6 +66,10 @@ type SessionKey struct {
 	// Resets, for the key of a rate or quota window (Per says which), is
 	// the time until its window ends; Sessions and Limit are then unused.
 	Resets time.Duration `json:",omitempty"`
+	// QuotaUsed and Quota are the bytes a quota window has used and may
+	// use (Per "quota window"; Quota 0 when the kernel did not say).
+	QuotaUsed uint64 `json:",omitempty"`
+	Quota     uint64 `json:",omitempty"`
 }
 
 // ErrNoAgent is returned by the memory backend for what only the agent can

@@ -494,7 +494,14 @@ func cmdShowSessions(s *Session, w io.Writer, a *aclArgs) error {
 			}
 			key := k.Key
 			if k.Resets > 0 {
-				fmt.Fprintf(w, "   %-40s resets in %s\n", key+" ("+k.Per+")", k.Resets.Round(time.Second))
+				used := ""
+				if k.Quota > 0 {
+					used = fmt.Sprintf(", used %d of %d bytes", k.QuotaUsed, k.Quota)
+					if k.QuotaUsed >= k.Quota {
+						used += "  over quota"
+					}
+				}
+				fmt.Fprintf(w, "   %-40s resets in %s%s\n", key+" ("+k.Per+")", k.Resets.Round(time.Second), used)
 				continue
 			}
 			if len(e.Connlimits) > 1 { // which of the entry's limits

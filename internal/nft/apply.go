@@ -49,6 +49,8 @@ type Kernel interface {
 	// Unblock deletes sources (all when addrs is nil) from a blocked set.
 	Unblock(set string, f acl.Family, addrs []netip.Addr) error
 
+	// QuotaUsed reads the bytes each key of a quota window set has used.
+	QuotaUsed(s *Set) ([]QuotaUse, error)
 	// SetFill counts the elements of the sets the packet path fills.
 	SetFill(sets []*Set) (map[string]int, error)
 

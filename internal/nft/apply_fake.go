@@ -117,6 +117,9 @@ func (f *Fake) ForeignCommits() uint64 {
 	return f.Foreign
 }
 
+// QuotaUsed reports nothing: the fake has no quota state.
+func (f *Fake) QuotaUsed(*Set) ([]QuotaUse, error) { return nil, nil }
+
 // SetFill counts the elements of the filled sets.
 func (f *Fake) SetFill(sets []*Set) (map[string]int, error) {
 	f.mu.Lock()
