@@ -224,6 +224,11 @@ func TestKernelDriftRepair(t *testing.T) {
 	if !restored {
 		t.Fatalf("table not restored within 2 s:\n%s", ag.log)
 	}
+	// The restored limit counts the open sessions (none) behind a closed
+	// gate first: wait for the repair to finish before dialling.
+	for i := 0; i < 20 && !strings.Contains(ag.log.String(), "table restored"); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 	expectN(t, p.Client, ssh, 3, netns.Connected)
 	p.Client.Expect(t, "", ssh, netns.Reset)
 
