@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -76,25 +77,47 @@ type Applier struct {
 	opts    []nftables.ConnOption
 	sync    synced
 	foreign uint64 // commits by others seen by Drift (ForeignCommits)
+
+	statePath string // where the handles are saved for a restarted Applier ("": nowhere)
+	loaded    bool   // statePath was read
 }
 
 // synced remembers that the kernel held a ruleset at a generation: while
 // the generation stays the same, nothing has been committed since, and the
-// table still holds it.
+// table still holds it, with the rule handles in chains (when known).
 type synced struct {
 	ok     bool
 	gen    uint32
-	rs     *Ruleset          // the ruleset value itself (rulesets are not modified once built)
-	text   string            // Ruleset.String() of what the table holds
-	chains map[string]string // Chain.String() of each of its chains
+	rs     *Ruleset // the ruleset value itself (nil when loaded from the saved state)
+	sum    [32]byte // SHA-256 of Ruleset.String() of what the table holds
+	chains map[string]chainSync
 }
 
-func newSynced(gen uint32, rs *Ruleset) synced {
-	s := synced{ok: true, gen: gen, rs: rs, text: rs.String(), chains: map[string]string{}}
+// chainSync is what the kernel holds in one chain.
+type chainSync struct {
+	sum   [32]byte          // SHA-256 of Chain.String()
+	rules []kernelRuleState // in order; nil when the handles are unknown
+}
+
+func rulesetSum(rs *Ruleset) [32]byte { return sha256.Sum256([]byte(rs.String())) }
+
+// newSynced describes rs at gen; chains gives the chains whose rules (and
+// handles) are known, others are summed from rs.
+func newSynced(gen uint32, rs *Ruleset, chains map[string]chainSync) synced {
+	s := synced{ok: true, gen: gen, rs: rs, sum: rulesetSum(rs), chains: map[string]chainSync{}}
 	for _, ch := range rs.Chains {
-		s.chains[ch.Name] = ch.String()
+		if cs, ok := chains[ch.Name]; ok {
+			s.chains[ch.Name] = cs
+			continue
+		}
+		s.chains[ch.Name] = chainSync{sum: sha256.Sum256([]byte(ch.String()))}
 	}
 	return s
+}
+
+// same reports whether s describes rs.
+func (s *synced) same(rs *Ruleset) bool {
+	return s.ok && (s.rs == rs || s.sum == rulesetSum(rs))
 }
 
 // NewApplier returns an Applier for table (family inet). opts are passed to
@@ -116,6 +139,8 @@ var _ Kernel = (*Applier)(nil)
 //     atomically; a chain is left untouched instead when the Applier knows
 //     the kernel holds exactly that chain (nothing was committed since it
 //     last saw the table in sync) and nothing else has to be re-created;
+//     and when it knows the chain's previous rules and their handles, only
+//     the rules that changed are deleted and inserted (see diffChain);
 //   - chains, sets and counters that rs does not name are flushed and then
 //     deleted, after every rule that could reference them is gone.
 //
@@ -140,38 +165,56 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	if rs.Table != "" && rs.Table != a.table {
 		a.table, a.sync = rs.Table, synced{}
 	}
-	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
-	// a partial batch in a Conn that a later Flush would still commit.
-	c, err := nftables.New(slices.Concat(a.opts, []nftables.ConnOption{nftables.WithSockOptions(append(bufferOpts(rs), largeDumps)...)})...)
+	c, err := a.readConn()
 	if err != nil {
-		return fmt.Errorf("open netlink: %w", err)
+		return err
 	}
 	before, genErr := generation(c)
-	var known map[string]string
-	if genErr == nil && a.sync.ok && a.sync.gen == before && len(renew) == 0 {
-		if a.sync.rs == rs || a.sync.text == rs.String() {
+	var prev synced
+	if genErr == nil {
+		a.loadState(c, before)
+		if a.sync.ok && a.sync.gen == before {
+			prev = a.sync
+		}
+	}
+	var known map[string]chainSync
+	if prev.ok && len(renew) == 0 {
+		if prev.same(rs) {
 			return nil // the kernel holds rs: nothing to commit
 		}
-		known = a.sync.chains
+		known = prev.chains
 	}
 	a.sync = synced{}
 	cur, err := readTable(c, a.table)
 	if err != nil {
 		return fmt.Errorf("read table inet %s: %w", a.table, err)
 	}
-	if err := queue(c, a.table, cur, rs, known, renew); err != nil {
+	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
+	// a partial batch in a Conn that a later Flush would still commit.
+	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs)}
+	w, err := b.conn()
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	tx, err := queue(w, a.table, cur, rs, known, renew)
+	if err != nil {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
-	if err := c.Flush(); err != nil {
-		if errors.Is(err, syscall.ENOBUFS) {
+	if err := w.Flush(); err != nil {
+		if errors.Is(err, syscall.ENOBUFS) || errors.Is(b.err, syscall.ENOBUFS) {
 			return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrOutcomeUnknown, err)
+		}
+		// Nothing was committed: what the Applier knew still holds.
+		if after, gerr := generation(c); prev.ok && gerr == nil && after == before {
+			a.sync = prev
 		}
 		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
 	}
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
-		a.sync = newSynced(after, rs)
+		a.sync = newSynced(after, rs, tx.learn(b.echoes))
+		a.saveState(c, true)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,29 +10,31 @@ import (
 )
 
 // queue adds the whole transaction to c, in an order the kernel accepts:
-// creations, then flushes (after which no rule references anything), then
-// deletions and re-creations, then the rules. known holds the text of the
-// chains the kernel is known to hold (nil when unknown); renew names limit
-// sets to start afresh (see Applier.Apply).
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]string, renew []string) error {
-	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs}
+// creations, then flushes and rule deletions (after which no rule
+// references anything stale), then deletions and re-creations, then the
+// rules. known describes the chains the kernel is known to hold (nil when
+// unknown); renew names limit sets to start afresh (see Applier.Apply).
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]chainSync, renew []string) (*txn, error) {
+	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs, known: known}
 	tx.plan(known, renew)
 	c.AddTable(tx.t)
 	if err := tx.addSetsAndCounters(); err != nil {
-		return err
+		return nil, err
 	}
-	tx.addAndFlushChains()
+	if err := tx.addAndFlushChains(); err != nil {
+		return nil, err
+	}
 	tx.flushStaleChains()
 	// No rule references anything from here on, except those of kept chains,
 	// which reference nothing that is deleted or re-created. Sets go before
 	// chains: a depth map's elements reference its depth chains, and a
 	// chain that an element jumps to cannot be deleted (EBUSY).
 	if err := tx.deleteAndRecreateSetsAndObjects(); err != nil {
-		return err
+		return nil, err
 	}
 	tx.deleteAndRecreateChains()
 	tx.addRules()
-	return nil
+	return tx, nil
 }
 
 // txn builds one Apply transaction.
@@ -46,11 +49,14 @@ type txn struct {
 	recreateChains []*Chain
 	staleChains    []*nftables.Chain
 	keep           map[string]bool // chains left as they are
+	known          map[string]chainSync
+	edits          map[string]*chainEdit // chains changed rule by rule
+	keys           map[string][]ruleKey  // keys of the rules of edited chains
 }
 
 // plan finds what exists with other properties and must be re-created,
 // and which chains can be kept.
-func (tx *txn) plan(known map[string]string, renew []string) {
+func (tx *txn) plan(known map[string]chainSync, renew []string) {
 	again := tx.renewals(renew)
 	for _, s := range tx.rs.Sets {
 		have, ok := tx.cur.sets[s.Name]
@@ -72,14 +78,30 @@ func (tx *txn) plan(known map[string]string, renew []string) {
 			tx.recreateChains = append(tx.recreateChains, ch)
 		}
 	}
-	tx.keep = map[string]bool{}
+	tx.keep, tx.edits, tx.keys = map[string]bool{}, map[string]*chainEdit{}, map[string][]ruleKey{}
 	if known == nil || len(tx.recreateSets)+len(tx.recreateObjs)+len(tx.recreateChains) > 0 {
-		// A kept chain's rules could reference what is re-created.
+		// A kept rule could reference what is re-created: the kernel binds
+		// rules to sets, and a set still referenced cannot be deleted.
 		return
 	}
 	for _, ch := range tx.rs.Chains {
-		if text, ok := known[ch.Name]; ok && tx.cur.chains[ch.Name] != nil && text == ch.String() {
+		have, ok := known[ch.Name]
+		if !ok || tx.cur.chains[ch.Name] == nil {
+			continue
+		}
+		if have.sum == sha256.Sum256([]byte(ch.String())) {
 			tx.keep[ch.Name] = true
+			continue
+		}
+		if have.rules == nil {
+			continue
+		}
+		keys := make([]ruleKey, len(ch.Rules))
+		for i, r := range ch.Rules {
+			keys[i] = keyOf(r)
+		}
+		if ed, ok := diffChain(have.rules, keys); ok {
+			tx.edits[ch.Name], tx.keys[ch.Name] = &ed, keys
 		}
 	}
 }
@@ -134,8 +156,9 @@ func (tx *txn) addSetsAndCounters() error {
 }
 
 // addAndFlushChains adds every desired chain that is not kept (a no-op when
-// it exists) and flushes it. A chain to be re-created is only flushed here.
-func (tx *txn) addAndFlushChains() {
+// it exists) and flushes it. A chain to be re-created is only flushed here;
+// from a chain edited rule by rule, the stale rules are deleted.
+func (tx *txn) addAndFlushChains() error {
 	recreate := map[string]bool{}
 	for _, ch := range tx.recreateChains {
 		recreate[ch.Name] = true
@@ -145,11 +168,20 @@ func (tx *txn) addAndFlushChains() {
 			continue
 		}
 		kc := kernelChain(tx.t, ch)
+		if ed := tx.edits[ch.Name]; ed != nil {
+			for _, h := range ed.del {
+				if err := tx.c.DelRule(&nftables.Rule{Table: tx.t, Chain: kc, Handle: h}); err != nil {
+					return fmt.Errorf("delete rule %d of chain %s: %w", h, ch.Name, err)
+				}
+			}
+			continue
+		}
 		if !recreate[ch.Name] {
 			tx.c.AddChain(kc)
 		}
 		tx.c.FlushChain(kc)
 	}
+	return nil
 }
 
 // flushStaleChains flushes the chains that the ruleset does not name.
@@ -214,10 +246,74 @@ func (tx *txn) addRules() {
 			continue
 		}
 		kc := &nftables.Chain{Name: ch.Name, Table: tx.t}
-		for _, r := range ch.Rules {
-			tx.c.AddRule(kernelRule(tx.t, kc, r))
+		ed := tx.edits[ch.Name]
+		for i, r := range ch.Rules {
+			switch {
+			case ed == nil:
+				tx.c.AddRule(kernelRule(tx.t, kc, r))
+			case ed.keep[i]:
+			case ed.before[i] != 0:
+				// Inserted before the next rule that stays: in forward
+				// order, each lands after the ones inserted before it.
+				kr := kernelRule(tx.t, kc, r)
+				kr.Position = ed.before[i]
+				tx.c.InsertRule(kr)
+			default:
+				tx.c.AddRule(kernelRule(tx.t, kc, r))
+			}
 		}
 	}
+}
+
+// learn returns the rules and handles of every chain after the commit of
+// tx: those of kept chains as they were, those of the rules that stayed in
+// edited chains, and those of the added rules from the kernel's echoes
+// (which come in the order of the batch). A chain whose echoes do not
+// match its rules is left out (its handles are unknown).
+func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
+	got := byChain(echoes)
+	out := map[string]chainSync{}
+	for _, ch := range tx.rs.Chains {
+		if tx.keep[ch.Name] {
+			out[ch.Name] = tx.known[ch.Name]
+			continue
+		}
+		keys := tx.keys[ch.Name]
+		if keys == nil {
+			keys = make([]ruleKey, len(ch.Rules))
+			for i, r := range ch.Rules {
+				keys[i] = keyOf(r)
+			}
+		}
+		if rules, ok := tx.learnChain(ch, keys, got[ch.Name]); ok {
+			out[ch.Name] = chainSync{sum: sha256.Sum256([]byte(ch.String())), rules: rules}
+		}
+	}
+	return out
+}
+
+func (tx *txn) learnChain(ch *Chain, keys []ruleKey, echoes []ruleEcho) ([]kernelRuleState, bool) {
+	ed := tx.edits[ch.Name]
+	var kept map[ruleKey]uint64
+	if ed != nil {
+		kept = map[ruleKey]uint64{}
+		for _, r := range tx.known[ch.Name].rules {
+			kept[r.Key] = r.Handle
+		}
+	}
+	rules := make([]kernelRuleState, len(ch.Rules))
+	for i, r := range ch.Rules {
+		rules[i].Key = keys[i]
+		if ed != nil && ed.keep[i] {
+			rules[i].Handle = kept[keys[i]]
+			continue
+		}
+		if len(echoes) == 0 || echoes[0].comment != r.Comment {
+			return nil, false
+		}
+		rules[i].Handle, echoes = echoes[0].handle, echoes[1:]
+	}
+	return rules, len(echoes) == 0
 }
 
 func sortedKeys[V any](m map[string]V) []string {
