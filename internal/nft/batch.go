@@ -34,7 +34,7 @@ type ruleEcho struct {
 // batchWriter is an nltest.Func (for nftables.WithTestDial) that sends
 // batches through a real socket. Use one per transaction.
 type batchWriter struct {
-	netns int                  // namespace fd (0: the current one)
+	netns int                   // namespace fd (0: the current one)
 	opts  []nftables.SockOption // applied to the real socket (buffer sizes)
 
 	echoes []ruleEcho // the rules the kernel echoed, in commit order

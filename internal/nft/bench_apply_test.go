@@ -37,7 +37,7 @@ func benchConfig(n int, changed bool) string {
 	return b.String()
 }
 
-func benchRuleset(b *testing.B, n int, changed bool) *nft.Ruleset {
+func benchRuleset(b testing.TB, n int, changed bool) *nft.Ruleset {
 	b.Helper()
 	cfg, err := cli.ParseConfig(benchConfig(n, changed))
 	if err != nil {
