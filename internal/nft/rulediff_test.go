@@ -60,8 +60,8 @@ func kernelRules(names string) []kernelRuleState {
 func TestDiffChain(t *testing.T) {
 	for _, tc := range []struct {
 		name, have, want string
-		kept, del      int
-		ok             bool
+		kept, del        int
+		ok               bool
 	}{
 		{"change one", "abcdef", "abXdef", 5, 1, true},
 		{"insert at top", "abcd", "Xabcd", 4, 0, true},
@@ -149,4 +149,3 @@ func TestDiffChainLarge(t *testing.T) {
 		t.Error("after the edit the chain is not the wanted one")
 	}
 }
-
