@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"sync"
@@ -78,6 +79,9 @@ type Applier struct {
 	sync    synced
 	foreign uint64 // commits by others seen by Drift (ForeignCommits)
 
+	lastRS     *Ruleset
+	lastDigest *digest
+
 	statePath string // where the handles are saved for a restarted Applier ("": nowhere)
 	loaded    bool   // statePath was read
 }
@@ -91,6 +95,7 @@ type synced struct {
 	rs     *Ruleset // the ruleset value itself (nil when loaded from the saved state)
 	sum    [32]byte // SHA-256 of Ruleset.String() of what the table holds
 	chains map[string]chainSync
+	table  *tableState // the chains, sets and objects it holds (as readTable would read them)
 }
 
 // chainSync is what the kernel holds in one chain.
@@ -99,25 +104,74 @@ type chainSync struct {
 	rules []kernelRuleState // in order; nil when the handles are unknown
 }
 
-func rulesetSum(rs *Ruleset) [32]byte { return sha256.Sum256([]byte(rs.String())) }
+// digest sums a ruleset and each of its chains. Rendering a large
+// ruleset as text takes long enough to do it once per ruleset value.
+type digest struct {
+	sum    [32]byte            // of the whole ruleset
+	chains map[string][32]byte // of Chain.String() by name
+}
+
+func digestOf(rs *Ruleset) *digest {
+	d := &digest{chains: make(map[string][32]byte, len(rs.Chains))}
+	h := sha256.New()
+	io.WriteString(h, "table inet "+rs.Table+"\n")
+	for _, c := range rs.Counters {
+		io.WriteString(h, "counter "+c+"\n")
+	}
+	for _, s := range rs.Sets {
+		io.WriteString(h, s.String())
+	}
+	for _, ch := range rs.Chains {
+		cs := sha256.Sum256([]byte(ch.String()))
+		d.chains[ch.Name] = cs
+		h.Write(cs[:])
+	}
+	h.Sum(d.sum[:0])
+	return d
+}
+
+// digestOf returns rs's digest, computed once for the last ruleset value
+// (rulesets are not modified once built).
+func (a *Applier) digestOf(rs *Ruleset) *digest {
+	if a.lastRS != rs {
+		a.lastRS, a.lastDigest = rs, digestOf(rs)
+	}
+	return a.lastDigest
+}
 
 // newSynced describes rs at gen; chains gives the chains whose rules (and
 // handles) are known, others are summed from rs.
-func newSynced(gen uint32, rs *Ruleset, chains map[string]chainSync) synced {
-	s := synced{ok: true, gen: gen, rs: rs, sum: rulesetSum(rs), chains: map[string]chainSync{}}
+func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync) synced {
+	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: map[string]chainSync{}, table: tableOf(rs)}
 	for _, ch := range rs.Chains {
 		if cs, ok := chains[ch.Name]; ok {
 			s.chains[ch.Name] = cs
 			continue
 		}
-		s.chains[ch.Name] = chainSync{sum: sha256.Sum256([]byte(ch.String()))}
+		s.chains[ch.Name] = chainSync{sum: d.chains[ch.Name]}
 	}
 	return s
 }
 
+// tableOf is what readTable reads of a table that holds exactly rs.
+func tableOf(rs *Ruleset) *tableState {
+	t := &nftables.Table{Name: rs.Table, Family: nftables.TableFamilyINet}
+	st := &tableState{exists: true, chains: map[string]*nftables.Chain{}, sets: map[string]*nftables.Set{}, objs: map[string]*nftables.NamedObj{}}
+	for _, ch := range rs.Chains {
+		st.chains[ch.Name] = kernelChain(t, ch)
+	}
+	for _, s := range rs.Sets {
+		st.sets[s.Name] = kernelSet(t, s)
+	}
+	for _, name := range rs.Counters {
+		st.objs[name] = &nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter}
+	}
+	return st
+}
+
 // same reports whether s describes rs.
-func (s *synced) same(rs *Ruleset) bool {
-	return s.ok && (s.rs == rs || s.sum == rulesetSum(rs))
+func (s *synced) same(rs *Ruleset, d func() *digest) bool {
+	return s.ok && (s.rs == rs || s.sum == d().sum)
 }
 
 // NewApplier returns an Applier for table (family inet). opts are passed to
@@ -179,15 +233,20 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	}
 	var known map[string]chainSync
 	if prev.ok && len(renew) == 0 {
-		if prev.same(rs) {
+		if prev.same(rs, func() *digest { return a.digestOf(rs) }) {
 			return nil // the kernel holds rs: nothing to commit
 		}
 		known = prev.chains
 	}
 	a.sync = synced{}
-	cur, err := readTable(c, a.table)
-	if err != nil {
-		return fmt.Errorf("read table inet %s: %w", a.table, err)
+	cur := prev.table
+	if !prev.ok || cur == nil {
+		// Why not always: reading back the objects of a large table costs
+		// seconds (a dump of 100k counters); while the generation is the
+		// one we saw, the kernel holds what we know.
+		if cur, err = readTable(c, a.table); err != nil {
+			return fmt.Errorf("read table inet %s: %w", a.table, err)
+		}
 	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
@@ -196,7 +255,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	tx, err := queue(w, a.table, cur, rs, known, renew)
+	tx, err := queue(w, a.table, cur, rs, a.digestOf(rs), known, renew)
 	if err != nil {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
@@ -213,7 +272,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
-		a.sync = newSynced(after, rs, tx.learn(b.echoes))
+		a.sync = newSynced(after, rs, a.digestOf(rs), tx.learn(b.echoes))
 		a.saveState(c, true)
 	}
 	return nil

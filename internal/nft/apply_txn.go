@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,8 +13,8 @@ import (
 // references anything stale), then deletions and re-creations, then the
 // rules. known describes the chains the kernel is known to hold (nil when
 // unknown); renew names limit sets to start afresh (see Applier.Apply).
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]chainSync, renew []string) (*txn, error) {
-	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs, known: known}
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *digest, known map[string]chainSync, renew []string) (*txn, error) {
+	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs, d: d, known: known}
 	tx.plan(known, renew)
 	c.AddTable(tx.t)
 	if err := tx.addSetsAndCounters(); err != nil {
@@ -43,6 +42,7 @@ type txn struct {
 	t   *nftables.Table
 	cur *tableState
 	rs  *Ruleset
+	d   *digest
 
 	recreateSets   []*Set
 	recreateObjs   []string
@@ -89,7 +89,7 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 		if !ok || tx.cur.chains[ch.Name] == nil {
 			continue
 		}
-		if have.sum == sha256.Sum256([]byte(ch.String())) {
+		if have.sum == tx.d.chains[ch.Name] {
 			tx.keep[ch.Name] = true
 			continue
 		}
@@ -286,7 +286,7 @@ func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
 			}
 		}
 		if rules, ok := tx.learnChain(ch, keys, got[ch.Name]); ok {
-			out[ch.Name] = chainSync{sum: sha256.Sum256([]byte(ch.String())), rules: rules}
+			out[ch.Name] = chainSync{sum: tx.d.chains[ch.Name], rules: rules}
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -48,12 +49,23 @@ type savedTable struct {
 	Gen    uint32
 	Sum    [32]byte
 	Chains []savedChain
+	// What tableOf needs to know the table's sets and counters.
+	Sets     []savedSet
+	Counters []string
 }
 
 type savedChain struct {
 	Name  string
+	Hook  *Hook
 	Sum   [32]byte
 	Rules []kernelRuleState
+}
+
+type savedSet struct {
+	Name    string
+	Key     SetKey
+	Size    uint32
+	Timeout time.Duration
 }
 
 // savedGen is the content of PATH.gen.
@@ -82,9 +94,15 @@ func (a *Applier) loadState(c *nftables.Conn, gen uint32) {
 		}
 	}
 	s := synced{ok: true, gen: gen, sum: t.Sum, chains: map[string]chainSync{}}
+	skel := &Ruleset{Table: t.Table, Counters: t.Counters}
 	for _, ch := range t.Chains {
 		s.chains[ch.Name] = chainSync{sum: ch.Sum, rules: ch.Rules}
+		skel.Chains = append(skel.Chains, &Chain{Name: ch.Name, Hook: ch.Hook})
 	}
+	for _, set := range t.Sets {
+		skel.Sets = append(skel.Sets, &Set{Name: set.Name, Key: set.Key, Size: set.Size, Timeout: set.Timeout})
+	}
+	s.table = tableOf(skel)
 	a.sync = s
 }
 
@@ -97,10 +115,17 @@ func (a *Applier) saveState(c *nftables.Conn, full bool) {
 	}
 	w := where(c)
 	if full {
-		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum}
-		for _, name := range sortedKeys(a.sync.chains) {
-			cs := a.sync.chains[name]
-			t.Chains = append(t.Chains, savedChain{Name: name, Sum: cs.sum, Rules: cs.rules})
+		rs := a.sync.rs
+		if rs == nil {
+			return // loaded from the file, which says it all already
+		}
+		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum, Counters: rs.Counters}
+		for _, ch := range rs.Chains {
+			cs := a.sync.chains[ch.Name]
+			t.Chains = append(t.Chains, savedChain{Name: ch.Name, Hook: ch.Hook, Sum: cs.sum, Rules: cs.rules})
+		}
+		for _, s := range rs.Sets {
+			t.Sets = append(t.Sets, savedSet{Name: s.Name, Key: s.Key, Size: s.Size, Timeout: s.Timeout})
 		}
 		if writeState(a.statePath, &t) != nil {
 			os.Remove(a.statePath)

@@ -2,7 +2,6 @@ package nft
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -142,7 +141,7 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 	if genErr == nil {
 		a.loadState(c, gen)
 	}
-	if genErr == nil && a.sync.ok && a.sync.gen == gen && a.sync.same(rs) {
+	if genErr == nil && a.sync.ok && a.sync.gen == gen && a.sync.same(rs, func() *digest { return a.digestOf(rs) }) {
 		return "", nil
 	}
 	if a.sync.ok && genErr == nil && a.sync.gen != gen {
@@ -150,12 +149,13 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 	}
 	a.sync = synced{}
 	chains := map[string]chainSync{}
-	d, err := diff(c, rs, chains)
+	dg := a.digestOf(rs)
+	d, err := diff(c, rs, dg, chains)
 	if err != nil {
 		return "", fmt.Errorf("read table inet %s: %w", rs.Table, err)
 	}
 	if d == "" && genErr == nil {
-		a.sync = newSynced(gen, rs, chains)
+		a.sync = newSynced(gen, rs, dg, chains)
 		a.saveState(c, true)
 	}
 	return d, nil
@@ -164,7 +164,7 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 // diff describes the first difference between the kernel's table and rs,
 // or returns "" when there is none. It adds to chains the rules and
 // handles of each chain it found in sync.
-func diff(c *nftables.Conn, rs *Ruleset, chains map[string]chainSync) (string, error) {
+func diff(c *nftables.Conn, rs *Ruleset, dg *digest, chains map[string]chainSync) (string, error) {
 	cur, err := readTable(c, rs.Table)
 	if err != nil {
 		return "", err
@@ -204,7 +204,7 @@ func diff(c *nftables.Conn, rs *Ruleset, chains map[string]chainSync) (string, e
 		if d := diffRules(ch, rules); d != "" {
 			return "chain " + ch.Name + ": " + d, nil
 		}
-		cs := chainSync{sum: sha256.Sum256([]byte(ch.String())), rules: make([]kernelRuleState, len(rules))}
+		cs := chainSync{sum: dg.chains[ch.Name], rules: make([]kernelRuleState, len(rules))}
 		for i, r := range rules {
 			cs.rules[i] = kernelRuleState{Key: keyOf(ch.Rules[i]), Handle: r.Handle}
 		}
