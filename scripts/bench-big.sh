@@ -60,7 +60,7 @@ timed "show-version" slx -c 'show version'
 timed "change-one-line" change 2070
 timed "change-one-line-again" change 1070
 kill -9 "$(cat "$tmp/pid")"
-while kill -0 "$(cat "$tmp/pid")" 2>/dev/null; do sleep 0.05; done
+wait "$(cat "$tmp/pid")" 2>/dev/null || true
 start restart-after-kill-9
 timed "change-after-restart" change 2070
 timed "show-version" slx -c 'show version'
