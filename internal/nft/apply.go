@@ -232,8 +232,8 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		}
 	}
 	var known map[string]chainSync
-	if prev.ok && len(renew) == 0 {
-		if prev.same(rs, func() *digest { return a.digestOf(rs) }) {
+	if prev.ok {
+		if len(renew) == 0 && prev.same(rs, func() *digest { return a.digestOf(rs) }) {
 			return nil // the kernel holds rs: nothing to commit
 		}
 		known = prev.chains

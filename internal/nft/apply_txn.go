@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // queue adds the whole transaction to c, in an order the kernel accepts:
@@ -79,17 +80,27 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 		}
 	}
 	tx.keep, tx.edits, tx.keys = map[string]bool{}, map[string]*chainEdit{}, map[string][]ruleKey{}
-	if known == nil || len(tx.recreateSets)+len(tx.recreateObjs)+len(tx.recreateChains) > 0 {
-		// A kept rule could reference what is re-created: the kernel binds
-		// rules to sets, and a set still referenced cannot be deleted.
+	if known == nil || len(tx.recreateChains) > 0 {
+		// A kept rule could jump to a chain that is re-created.
 		return
+	}
+	// Why: the kernel binds rules to the sets and objects they use, and
+	// one that a rule still uses cannot be deleted: every rule that uses
+	// a re-created one is deleted and added again.
+	again = map[string]bool{}
+	for _, s := range tx.recreateSets {
+		again[s.Name] = true
+	}
+	for _, name := range tx.recreateObjs {
+		again[name] = true
 	}
 	for _, ch := range tx.rs.Chains {
 		have, ok := known[ch.Name]
 		if !ok || tx.cur.chains[ch.Name] == nil {
 			continue
 		}
-		if have.sum == tx.d.chains[ch.Name] {
+		fresh := usesAny(ch, again)
+		if have.sum == tx.d.chains[ch.Name] && fresh == nil {
 			tx.keep[ch.Name] = true
 			continue
 		}
@@ -100,10 +111,50 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 		for i, r := range ch.Rules {
 			keys[i] = keyOf(r)
 		}
-		if ed, ok := diffChain(have.rules, keys); ok {
+		if ed, ok := diffChain(have.rules, keys, fresh); ok {
 			tx.edits[ch.Name], tx.keys[ch.Name] = &ed, keys
 		}
 	}
+}
+
+// usesAny marks the rules of ch that use a set or object named in names
+// (nil when none does).
+func usesAny(ch *Chain, names map[string]bool) []bool {
+	if len(names) == 0 {
+		return nil
+	}
+	var out []bool
+	for i, r := range ch.Rules {
+		if uses(r, names) {
+			if out == nil {
+				out = make([]bool, len(ch.Rules))
+			}
+			out[i] = true
+		}
+	}
+	return out
+}
+
+func uses(r *Rule, names map[string]bool) bool {
+	for _, st := range r.Stmts {
+		for _, e := range st.Exprs() {
+			switch v := e.(type) {
+			case *expr.Lookup:
+				if names[v.SetName] {
+					return true
+				}
+			case *expr.Dynset:
+				if names[v.SetName] {
+					return true
+				}
+			case *expr.Objref:
+				if names[v.Name] {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // renewals returns the limit sets to start afresh with their reservation

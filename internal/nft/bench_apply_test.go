@@ -134,8 +134,10 @@ func BenchmarkChangeOneEntry(b *testing.B) {
 				deleteTable(b, ns)
 				a := applier(ns)
 				full = append(full, timed(b, func() error { return a.Apply(v0) }))
-				change = append(change, timed(b, func() error { return a.Apply(v1) }))
-				old = append(old, timed(b, func() error { return applier(ns).Apply(v0) }))
+				// As the agent does: the limits after the changed entry
+				// start afresh (Renewals).
+				change = append(change, timed(b, func() error { return a.Apply(v1, nft.Renewals(v0, v1)...) }))
+				old = append(old, timed(b, func() error { return applier(ns).Apply(v0, nft.Renewals(v1, v0)...) }))
 				b.StartTimer()
 			}
 			deleteTable(b, ns)
@@ -170,12 +172,12 @@ func BenchmarkRestart(b *testing.B) {
 				}
 				r := withState()
 				same = append(same, timed(b, func() error { return r.Apply(v0) }))
-				change = append(change, timed(b, func() error { return r.Apply(v1) }))
+				change = append(change, timed(b, func() error { return r.Apply(v1, nft.Renewals(v0, v1)...) }))
 				if err := r.Apply(v0); err != nil {
 					b.Fatal(err)
 				}
 				oldSame = append(oldSame, timed(b, func() error { return applier(ns).Apply(v0) }))
-				oldChange = append(oldChange, timed(b, func() error { return applier(ns).Apply(v1) }))
+				oldChange = append(oldChange, timed(b, func() error { return applier(ns).Apply(v1, nft.Renewals(v0, v1)...) }))
 				b.StartTimer()
 			}
 			deleteTable(b, ns)

@@ -109,6 +109,23 @@ func TestKernelChangeOneEntryKeepsHandles(t *testing.T) {
 		t.Errorf("changing back replaced %d lines", len(changed))
 	}
 	inSyncFresh(t, n, v0)
+	// As the agent changes it: the limits after the changed entry start
+	// afresh (nft.Renewals); only their sets and the rules using them are
+	// replaced.
+	renew := nft.Renewals(v0, v1)
+	if len(renew) == 0 {
+		t.Fatal("no renewals")
+	}
+	if err := a.Apply(v1, renew...); err != nil {
+		t.Fatal(err)
+	}
+	openGates(t, a, v1)
+	same, changed = sameHandles(before, handles(t, n))
+	t.Logf("with %d renewed sets: %d lines kept, %d replaced", len(renew), same, len(changed))
+	if len(changed) > len(after)/5 {
+		t.Errorf("renewing %d sets replaced %d of %d lines", len(renew), len(changed), len(after))
+	}
+	inSyncFresh(t, n, v1)
 }
 
 // A restarted Applier that finds the saved state commits nothing for the
@@ -206,16 +223,35 @@ func TestKernelRefusedKeepsHandles(t *testing.T) {
 	inSyncFresh(t, n, want)
 }
 
-// Renewing a limit set re-creates it, and every rule referencing it is
-// sent again (the kernel binds rules to sets).
+// Renewing a limit set re-creates it, and every rule that uses it is
+// deleted and added again in the same transaction (the kernel binds rules
+// to sets); the other rules stay.
 func TestKernelRenewAfterIncremental(t *testing.T) {
 	n := netns.New(t)
 	a := applier(n)
 	mustApply(t, a, slxRuleset(2))
+	before := handles(t, n)
 	want := slxRuleset(2, rule("acl=check seq=20", verdict1(expr.VerdictAccept)))
 	if err := a.Apply(want, "s_check_10"); err != nil {
 		t.Fatal(err)
 	}
 	openGates(t, a, want)
 	inSyncFresh(t, n, want)
+	_, changed := sameHandles(before, handles(t, n))
+	var got []string
+	for _, c := range changed {
+		switch {
+		case strings.Contains(c, "set s_check_10"):
+			got = append(got, "set")
+		case strings.Contains(c, `"acl=check seq=10 refuse"`):
+			got = append(got, "refuse")
+		case strings.Contains(c, `"acl=check seq=20"`):
+			got = append(got, "seq=20")
+		default:
+			t.Errorf("replaced: %s", c)
+		}
+	}
+	if strings.Join(got, ",") == "" || len(got) != 3 {
+		t.Errorf("renewal replaced %v, want the set, the rule using it and the new rule", got)
+	}
 }

@@ -37,8 +37,9 @@ type chainEdit struct {
 // the longest subsequence of the desired rules that the kernel holds in the
 // same order (matched by key). It returns ok == false when rules cannot be
 // matched one to one (a key that occurs twice) or nothing would stay; the
-// chain is then flushed and filled instead.
-func diffChain(have []kernelRuleState, want []ruleKey) (chainEdit, bool) {
+// chain is then flushed and filled instead. The desired rules marked in
+// fresh (nil: none) are added anew even when the kernel holds them.
+func diffChain(have []kernelRuleState, want []ruleKey, fresh []bool) (chainEdit, bool) {
 	at := make(map[ruleKey]int, len(have))
 	for i, r := range have {
 		if _, dup := at[r.Key]; dup || r.Handle == 0 {
@@ -54,7 +55,7 @@ func diffChain(have []kernelRuleState, want []ruleKey) (chainEdit, bool) {
 		}
 		seen[k] = true
 		pos[i] = -1
-		if j, ok := at[k]; ok {
+		if j, ok := at[k]; ok && (fresh == nil || !fresh[i]) {
 			pos[i] = j
 		}
 	}

@@ -80,7 +80,7 @@ func TestDiffChain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			have, want := kernelRules(tc.have), keys(tc.want)
-			ed, ok := diffChain(have, want)
+			ed, ok := diffChain(have, want, nil)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}
@@ -94,6 +94,20 @@ func TestDiffChain(t *testing.T) {
 				t.Errorf("after the edit the chain is not the wanted one")
 			}
 		})
+	}
+}
+
+func TestDiffChainFresh(t *testing.T) {
+	have, want := kernelRules("abcd"), keys("abcd")
+	ed, ok := diffChain(have, want, []bool{false, true, false, false})
+	if !ok || ed.kept != 3 || len(ed.del) != 1 || ed.del[0] != 2 || ed.before[1] != 3 {
+		t.Fatalf("ok %v, edit %+v", ok, ed)
+	}
+	if got := applyEdit(t, have, want, ed); !slices.Equal(got, want) {
+		t.Error("after the edit the chain is not the wanted one")
+	}
+	if _, ok := diffChain(kernelRules("a"), keys("a"), []bool{true}); ok {
+		t.Error("nothing kept, yet an edit")
 	}
 }
 
@@ -141,7 +155,7 @@ func TestDiffChainLarge(t *testing.T) {
 			want = append(want, keyOf(&Rule{Comment: "new"}))
 		}
 	}
-	ed, ok := diffChain(have, want)
+	ed, ok := diffChain(have, want, nil)
 	if !ok || ed.kept != n-1 || len(ed.del) != 1 || ed.del[0] != 5001 {
 		t.Fatalf("ok %v, kept %d, del %v", ok, ed.kept, ed.del)
 	}
