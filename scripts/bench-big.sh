@@ -50,18 +50,23 @@ timed() {
 	"$@" >"$tmp/out" 2>&1 || { cat "$tmp/out"; exit 1; }
 	echo "$label $(echo "$(now) - $t0" | bc) s"
 }
+# change SEQ PORT: replaces entry SEQ in one block. The agent renews (counts
+# afresh) every limit after a changed entry (nft.Renewals): an early entry
+# renews most of them, a late one few.
 change() {
-	printf 'configure terminal\nip access-list extended big\nno seq 70\nseq 70 permit tcp host 10.0.0.70 any eq %s\nend\n' "$1" | slx -f /dev/stdin
+	printf 'configure terminal\nip access-list extended big\nno seq %s\nseq %s permit tcp host 10.0.0.70 any eq %s\nend\n' "$1" "$1" "$2" | slx -f /dev/stdin
 }
 echo "entries $n"
 start start
 ip netns exec "$ns" nft list chain inet slxsh ip_big_in | grep -c comment | sed 's/^/rules in ip_big_in: /'
 timed "show-version" slx -c 'show version'
-timed "change-one-line" change 2070
-timed "change-one-line-again" change 1070
+timed "change-seq-70" change 70 2070
+timed "change-seq-70-again" change 70 1070
+timed "change-seq-$((n - 5))" change $((n - 5)) 2070
 kill -9 "$(cat "$tmp/pid")"
 wait "$(cat "$tmp/pid")" 2>/dev/null || true
 start restart-after-kill-9
-timed "change-after-restart" change 2070
+timed "change-seq-70-after-restart" change 70 2070
+timed "change-seq-$((n - 5))-after-restart" change $((n - 5)) 1070
 timed "show-version" slx -c 'show version'
 ip netns exec "$ns" nft list chain inet slxsh ip_big_in | grep -c 'seq=70[" ]' | sed 's/^/rules of seq 70: /'
