@@ -46,6 +46,7 @@ type txn struct {
 	d   *digest
 
 	recreateSets   []*Set
+	refillSets     []*Set
 	recreateObjs   []string
 	recreateChains []*Chain
 	staleChains    []*nftables.Chain
@@ -61,11 +62,17 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 	again := tx.renewals(renew)
 	for _, s := range tx.rs.Sets {
 		have, ok := tx.cur.sets[s.Name]
-		if ok && (again[s.Name] || again[s.Limit] || !sameSet(have, kernelSet(tx.t, s))) {
+		switch {
+		case ok && !sameSet(have, kernelSet(tx.t, s)):
 			// Why: AddSet of an existing set with other properties fails
 			// the whole batch; such a set must be deleted and re-created
 			// (its counts are lost, as with a new set name).
 			tx.recreateSets = append(tx.recreateSets, s)
+		case ok && (again[s.Name] || again[s.Limit]):
+			// Renewed: emptied and refilled as created (a closed gate).
+			// Why not deleted and re-created: the kernel binds rules to
+			// sets, so every rule that uses it would have to go too.
+			tx.refillSets = append(tx.refillSets, s)
 		}
 	}
 	for _, name := range tx.rs.Counters {
@@ -273,6 +280,15 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 		tx.c.DelSet(kernelSet(tx.t, s))
 		if err := tx.c.AddSet(kernelSet(tx.t, s), gateElements(s)); err != nil {
 			return fmt.Errorf("re-create set %s: %w", s.Name, err)
+		}
+	}
+	for _, s := range tx.refillSets {
+		ks := kernelSet(tx.t, s)
+		tx.c.FlushSet(ks)
+		if el := gateElements(s); el != nil {
+			if err := tx.c.SetAddElements(ks, el); err != nil {
+				return fmt.Errorf("close gate %s: %w", s.Name, err)
+			}
 		}
 	}
 	wantObjs := map[string]bool{}

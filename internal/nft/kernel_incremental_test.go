@@ -110,8 +110,8 @@ func TestKernelChangeOneEntryKeepsHandles(t *testing.T) {
 	}
 	inSyncFresh(t, n, v0)
 	// As the agent changes it: the limits after the changed entry start
-	// afresh (nft.Renewals); only their sets and the rules using them are
-	// replaced.
+	// afresh (nft.Renewals): their sets are emptied, and still only the
+	// changed entry's rules are replaced.
 	renew := nft.Renewals(v0, v1)
 	if len(renew) == 0 {
 		t.Fatal("no renewals")
@@ -122,7 +122,7 @@ func TestKernelChangeOneEntryKeepsHandles(t *testing.T) {
 	openGates(t, a, v1)
 	same, changed = sameHandles(before, handles(t, n))
 	t.Logf("with %d renewed sets: %d lines kept, %d replaced", len(renew), same, len(changed))
-	if len(changed) > len(after)/5 {
+	if len(changed) > 20 {
 		t.Errorf("renewing %d sets replaced %d of %d lines", len(renew), len(changed), len(after))
 	}
 	inSyncFresh(t, n, v1)
@@ -223,9 +223,8 @@ func TestKernelRefusedKeepsHandles(t *testing.T) {
 	inSyncFresh(t, n, want)
 }
 
-// Renewing a limit set re-creates it, and every rule that uses it is
-// deleted and added again in the same transaction (the kernel binds rules
-// to sets); the other rules stay.
+// Renewing a limit set empties it (its counts start afresh) in the same
+// transaction as the change; the set and the rules that use it stay.
 func TestKernelRenewAfterIncremental(t *testing.T) {
 	n := netns.New(t)
 	a := applier(n)
@@ -235,23 +234,18 @@ func TestKernelRenewAfterIncremental(t *testing.T) {
 	if err := a.Apply(want, "s_check_10"); err != nil {
 		t.Fatal(err)
 	}
-	openGates(t, a, want)
 	inSyncFresh(t, n, want)
-	_, changed := sameHandles(before, handles(t, n))
-	var got []string
-	for _, c := range changed {
-		switch {
-		case strings.Contains(c, "set s_check_10"):
-			got = append(got, "set")
-		case strings.Contains(c, `"acl=check seq=10 refuse"`):
-			got = append(got, "refuse")
-		case strings.Contains(c, `"acl=check seq=20"`):
-			got = append(got, "seq=20")
-		default:
-			t.Errorf("replaced: %s", c)
-		}
+	if _, changed := sameHandles(before, handles(t, n)); len(changed) != 1 || !strings.Contains(changed[0], `"acl=check seq=20"`) {
+		t.Errorf("renewal replaced %v, want only the new rule", changed)
 	}
-	if strings.Join(got, ",") == "" || len(got) != 3 {
-		t.Errorf("renewal replaced %v, want the set, the rule using it and the new rule", got)
+	// The renewed set is emptied (an element added by hand, which is a
+	// commit of someone else: the full path).
+	n.MustExec(t, "nft", "add", "element", "inet", "slxsh", "s_check_10", "{ 10.9.9.9 ct count over 2 }")
+	if err := a.Apply(want, "s_check_10"); err != nil {
+		t.Fatal(err)
 	}
+	if out := n.MustExec(t, "nft", "list", "set", "inet", "slxsh", "s_check_10"); strings.Contains(out, "10.9.9.9") {
+		t.Errorf("renewed set kept its element:\n%s", out)
+	}
+	inSyncFresh(t, n, want)
 }
