@@ -54,7 +54,7 @@ timed() {
 # afresh) every limit after a changed entry (nft.Renewals): an early entry
 # renews most of them, a late one few.
 change() {
-	printf 'configure terminal\nip access-list extended big\nno seq %s\nseq %s permit tcp host 10.0.0.70 any eq %s\nend\n' "$1" "$1" "$2" | slx -f /dev/stdin
+	printf 'configure terminal\nip access-list extended big\nno seq %s\nseq %s permit tcp host 10.200.%d.%d any eq %s\nend\n' "$1" "$1" $(($1 / 256 % 256)) $(($1 % 256)) "$2" | slx -f /dev/stdin
 }
 echo "entries $n"
 start start
