@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -49,23 +48,17 @@ type savedTable struct {
 	Gen    uint32
 	Sum    [32]byte
 	Chains []savedChain
-	// What tableOf needs to know the table's sets and counters.
-	Sets     []savedSet
+	// What tableOf needs to know the table's sets and counters: whole
+	// values, so that whatever kernelSet and kernelChain come to use is
+	// saved too.
+	Sets     []*Set
 	Counters []string
 }
 
 type savedChain struct {
-	Name  string
-	Hook  *Hook
+	Head  *Chain // the chain without its rules
 	Sum   [32]byte
 	Rules []kernelRuleState
-}
-
-type savedSet struct {
-	Name    string
-	Key     SetKey
-	Size    uint32
-	Timeout time.Duration
 }
 
 // savedGen is the content of PATH.gen.
@@ -96,12 +89,13 @@ func (a *Applier) loadState(c *nftables.Conn, gen uint32) {
 	s := synced{ok: true, gen: gen, sum: t.Sum, chains: map[string]chainSync{}}
 	skel := &Ruleset{Table: t.Table, Counters: t.Counters}
 	for _, ch := range t.Chains {
-		s.chains[ch.Name] = chainSync{sum: ch.Sum, rules: ch.Rules}
-		skel.Chains = append(skel.Chains, &Chain{Name: ch.Name, Hook: ch.Hook})
+		if ch.Head == nil {
+			return
+		}
+		s.chains[ch.Head.Name] = chainSync{sum: ch.Sum, rules: ch.Rules}
+		skel.Chains = append(skel.Chains, ch.Head)
 	}
-	for _, set := range t.Sets {
-		skel.Sets = append(skel.Sets, &Set{Name: set.Name, Key: set.Key, Size: set.Size, Timeout: set.Timeout})
-	}
+	skel.Sets = t.Sets
 	s.table = tableOf(skel)
 	a.sync = s
 }
@@ -119,13 +113,12 @@ func (a *Applier) saveState(c *nftables.Conn, full bool) {
 		if rs == nil {
 			return // loaded from the file, which says it all already
 		}
-		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum, Counters: rs.Counters}
+		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum, Counters: rs.Counters, Sets: rs.Sets}
 		for _, ch := range rs.Chains {
 			cs := a.sync.chains[ch.Name]
-			t.Chains = append(t.Chains, savedChain{Name: ch.Name, Hook: ch.Hook, Sum: cs.sum, Rules: cs.rules})
-		}
-		for _, s := range rs.Sets {
-			t.Sets = append(t.Sets, savedSet{Name: s.Name, Key: s.Key, Size: s.Size, Timeout: s.Timeout})
+			head := *ch
+			head.Rules = nil
+			t.Chains = append(t.Chains, savedChain{Head: &head, Sum: cs.sum, Rules: cs.rules})
 		}
 		if writeState(a.statePath, &t) != nil {
 			os.Remove(a.statePath)
