@@ -151,7 +151,8 @@ func where(c *nftables.Conn) string {
 
 const stateMagic = "slxsh nft state 1\n"
 
-// writeState replaces path atomically with v (gob) and a SHA-256 of it.
+// writeState replaces path with v (gob) and a SHA-256 of it, through a
+// new file renamed over it (readers see the old or the new one).
 func writeState(path string, v any) (err error) {
 	var buf bytes.Buffer
 	buf.WriteString(stateMagic)
@@ -170,10 +171,11 @@ func writeState(path string, v any) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
+	// Why no fsync: the state only means something until the next boot
+	// (generations restart), and a file torn by a crash of the system
+	// fails its checksum. An fsync would delay every commit's return
+	// (and the gates the agent opens after it).
 	if _, err := f.Write(buf.Bytes()); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
