@@ -312,6 +312,9 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.Messag
 	host := hostOptions(f, o)
 	resolve := resolver(host)
 	kernel := nft.NewApplier(o.Table)
+	// The rule handles, beside the agent's state: a restarted agent whose
+	// table nobody changed since changes only what changed (nft/applystate.go).
+	kernel.SetStatePath(filepath.Join(filepath.Dir(f.state), "nft-handles"))
 	tracker := openTracker(kernel, resolve, log)
 	opts := agent.Options{
 		Kernel:       kernel,

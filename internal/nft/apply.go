@@ -1,8 +1,10 @@
 package nft
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"sync"
@@ -87,25 +89,100 @@ type Applier struct {
 	opts    []nftables.ConnOption
 	sync    synced
 	foreign uint64 // commits by others seen by Drift (ForeignCommits)
+
+	lastRS     *Ruleset
+	lastDigest *digest
+
+	statePath string // where the handles are saved for a restarted Applier ("": nowhere)
+	loaded    bool   // statePath was read
 }
 
 // synced remembers that the kernel held a ruleset at a generation: while
 // the generation stays the same, nothing has been committed since, and the
-// table still holds it.
+// table still holds it, with the rule handles in chains (when known).
 type synced struct {
 	ok     bool
 	gen    uint32
-	rs     *Ruleset          // the ruleset value itself (rulesets are not modified once built)
-	text   string            // Ruleset.String() of what the table holds
-	chains map[string]string // Chain.String() of each of its chains
+	rs     *Ruleset // the ruleset value itself (nil when loaded from the saved state)
+	sum    [32]byte // SHA-256 of Ruleset.String() of what the table holds
+	chains map[string]chainSync
+	table  *tableState // the chains, sets and objects it holds (as readTable would read them)
 }
 
-func newSynced(gen uint32, rs *Ruleset) synced {
-	s := synced{ok: true, gen: gen, rs: rs, text: rs.String(), chains: map[string]string{}}
+// chainSync is what the kernel holds in one chain.
+type chainSync struct {
+	sum   [32]byte          // SHA-256 of Chain.String()
+	rules []kernelRuleState // in order; nil when the handles are unknown
+}
+
+// digest sums a ruleset and each of its chains. Rendering a large
+// ruleset as text takes long enough to do it once per ruleset value.
+type digest struct {
+	sum    [32]byte            // of the whole ruleset
+	chains map[string][32]byte // of Chain.String() by name
+}
+
+func digestOf(rs *Ruleset) *digest {
+	d := &digest{chains: make(map[string][32]byte, len(rs.Chains))}
+	h := sha256.New()
+	io.WriteString(h, "table inet "+rs.Table+"\n")
+	for _, c := range rs.Counters {
+		io.WriteString(h, "counter "+c+"\n")
+	}
+	for _, s := range rs.Sets {
+		io.WriteString(h, s.String())
+	}
 	for _, ch := range rs.Chains {
-		s.chains[ch.Name] = ch.String()
+		cs := sha256.Sum256([]byte(ch.String()))
+		d.chains[ch.Name] = cs
+		h.Write(cs[:])
+	}
+	h.Sum(d.sum[:0])
+	return d
+}
+
+// digestOf returns rs's digest, computed once for the last ruleset value
+// (rulesets are not modified once built).
+func (a *Applier) digestOf(rs *Ruleset) *digest {
+	if a.lastRS != rs {
+		a.lastRS, a.lastDigest = rs, digestOf(rs)
+	}
+	return a.lastDigest
+}
+
+// newSynced describes rs at gen; chains gives the chains whose rules (and
+// handles) are known, others are summed from rs.
+func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync) synced {
+	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: map[string]chainSync{}, table: tableOf(rs)}
+	for _, ch := range rs.Chains {
+		if cs, ok := chains[ch.Name]; ok {
+			s.chains[ch.Name] = cs
+			continue
+		}
+		s.chains[ch.Name] = chainSync{sum: d.chains[ch.Name]}
 	}
 	return s
+}
+
+// tableOf is what readTable reads of a table that holds exactly rs.
+func tableOf(rs *Ruleset) *tableState {
+	t := &nftables.Table{Name: rs.Table, Family: nftables.TableFamilyINet}
+	st := &tableState{exists: true, chains: map[string]*nftables.Chain{}, sets: map[string]*nftables.Set{}, objs: map[string]*nftables.NamedObj{}}
+	for _, ch := range rs.Chains {
+		st.chains[ch.Name] = kernelChain(t, ch)
+	}
+	for _, s := range rs.Sets {
+		st.sets[s.Name] = kernelSet(t, s)
+	}
+	for _, name := range rs.Counters {
+		st.objs[name] = &nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter}
+	}
+	return st
+}
+
+// same reports whether s describes rs.
+func (s *synced) same(rs *Ruleset, d func() *digest) bool {
+	return s.ok && (s.rs == rs || s.sum == d().sum)
 }
 
 // NewApplier returns an Applier for table (family inet). opts are passed to
@@ -127,6 +204,8 @@ var _ Kernel = (*Applier)(nil)
 //     atomically; a chain is left untouched instead when the Applier knows
 //     the kernel holds exactly that chain (nothing was committed since it
 //     last saw the table in sync) and nothing else has to be re-created;
+//     and when it knows the chain's previous rules and their handles, only
+//     the rules that changed are deleted and inserted (see diffChain);
 //   - chains, sets and counters that rs does not name are flushed and then
 //     deleted, after every rule that could reference them is gone.
 //
@@ -151,38 +230,61 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	if rs.Table != "" && rs.Table != a.table {
 		a.table, a.sync = rs.Table, synced{}
 	}
+	c, err := a.readConn()
+	if err != nil {
+		return err
+	}
+	before, genErr := generation(c)
+	var prev synced
+	if genErr == nil {
+		a.loadState(c, before)
+		if a.sync.ok && a.sync.gen == before {
+			prev = a.sync
+		}
+	}
+	var known map[string]chainSync
+	if prev.ok {
+		if len(renew) == 0 && prev.same(rs, func() *digest { return a.digestOf(rs) }) {
+			return nil // the kernel holds rs: nothing to commit
+		}
+		known = prev.chains
+	}
+	a.sync = synced{}
+	cur := prev.table
+	if !prev.ok || cur == nil {
+		// Why not always: reading back the objects of a large table costs
+		// seconds (a dump of 100k counters); while the generation is the
+		// one we saw, the kernel holds what we know.
+		if cur, err = readTable(c, a.table); err != nil {
+			return fmt.Errorf("read table inet %s: %w", a.table, err)
+		}
+	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
-	c, err := nftables.New(slices.Concat(a.opts, []nftables.ConnOption{nftables.WithSockOptions(append(bufferOpts(rs), largeDumps)...)})...)
+	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs)}
+	w, err := b.conn()
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	before, genErr := generation(c)
-	var known map[string]string
-	if genErr == nil && a.sync.ok && a.sync.gen == before && len(renew) == 0 {
-		if a.sync.rs == rs || a.sync.text == rs.String() {
-			return nil // the kernel holds rs: nothing to commit
-		}
-		known = a.sync.chains
-	}
-	a.sync = synced{}
-	cur, err := readTable(c, a.table)
+	tx, err := queue(w, a.table, cur, rs, a.digestOf(rs), known, renew)
 	if err != nil {
-		return fmt.Errorf("read table inet %s: %w", a.table, err)
-	}
-	if err := queue(c, a.table, cur, rs, known, renew); err != nil {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
-	if err := c.Flush(); err != nil {
-		if errors.Is(err, syscall.ENOBUFS) {
+	if err := w.Flush(); err != nil {
+		if errors.Is(err, syscall.ENOBUFS) || errors.Is(b.err, syscall.ENOBUFS) {
 			return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrOutcomeUnknown, err)
+		}
+		// Nothing was committed: what the Applier knew still holds.
+		if after, gerr := generation(c); prev.ok && gerr == nil && after == before {
+			a.sync = prev
 		}
 		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
 	}
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
-		a.sync = newSynced(after, rs)
+		a.sync = newSynced(after, rs, a.digestOf(rs), tx.learn(b.echoes))
+		a.saveState(c, true)
 	}
 	return nil
 }

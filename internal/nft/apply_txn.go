@@ -6,32 +6,35 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // queue adds the whole transaction to c, in an order the kernel accepts:
-// creations, then flushes (after which no rule references anything), then
-// deletions and re-creations, then the rules. known holds the text of the
-// chains the kernel is known to hold (nil when unknown); renew names limit
-// sets to start afresh (see Applier.Apply).
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, known map[string]string, renew []string) error {
-	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs}
+// creations, then flushes and rule deletions (after which no rule
+// references anything stale), then deletions and re-creations, then the
+// rules. known describes the chains the kernel is known to hold (nil when
+// unknown); renew names limit sets to start afresh (see Applier.Apply).
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *digest, known map[string]chainSync, renew []string) (*txn, error) {
+	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs, d: d, known: known}
 	tx.plan(known, renew)
 	c.AddTable(tx.t)
 	if err := tx.addSetsAndCounters(); err != nil {
-		return err
+		return nil, err
 	}
-	tx.addAndFlushChains()
+	if err := tx.addAndFlushChains(); err != nil {
+		return nil, err
+	}
 	tx.flushStaleChains()
 	// No rule references anything from here on, except those of kept chains,
 	// which reference nothing that is deleted or re-created. Sets go before
 	// chains: a depth map's elements reference its depth chains, and a
 	// chain that an element jumps to cannot be deleted (EBUSY).
 	if err := tx.deleteAndRecreateSetsAndObjects(); err != nil {
-		return err
+		return nil, err
 	}
 	tx.deleteAndRecreateChains()
 	tx.addRules()
-	return nil
+	return tx, nil
 }
 
 // txn builds one Apply transaction.
@@ -40,25 +43,36 @@ type txn struct {
 	t   *nftables.Table
 	cur *tableState
 	rs  *Ruleset
+	d   *digest
 
 	recreateSets   []*Set
+	refillSets     []*Set
 	recreateObjs   []string
 	recreateChains []*Chain
 	staleChains    []*nftables.Chain
 	keep           map[string]bool // chains left as they are
+	known          map[string]chainSync
+	edits          map[string]*chainEdit // chains changed rule by rule
+	keys           map[string][]ruleKey  // keys of the rules of edited chains
 }
 
 // plan finds what exists with other properties and must be re-created,
 // and which chains can be kept.
-func (tx *txn) plan(known map[string]string, renew []string) {
+func (tx *txn) plan(known map[string]chainSync, renew []string) {
 	again := tx.renewals(renew)
 	for _, s := range tx.rs.Sets {
 		have, ok := tx.cur.sets[s.Name]
-		if ok && (again[s.Name] || again[s.Limit] || !sameSet(have, kernelSet(tx.t, s))) {
+		switch {
+		case ok && !sameSet(have, kernelSet(tx.t, s)):
 			// Why: AddSet of an existing set with other properties fails
 			// the whole batch; such a set must be deleted and re-created
 			// (its counts are lost, as with a new set name).
 			tx.recreateSets = append(tx.recreateSets, s)
+		case ok && (again[s.Name] || again[s.Limit]):
+			// Renewed: emptied and refilled as created (a closed gate).
+			// Why not deleted and re-created: the kernel binds rules to
+			// sets, so every rule that uses it would have to go too.
+			tx.refillSets = append(tx.refillSets, s)
 		}
 	}
 	for _, name := range tx.rs.Counters {
@@ -72,16 +86,82 @@ func (tx *txn) plan(known map[string]string, renew []string) {
 			tx.recreateChains = append(tx.recreateChains, ch)
 		}
 	}
-	tx.keep = map[string]bool{}
-	if known == nil || len(tx.recreateSets)+len(tx.recreateObjs)+len(tx.recreateChains) > 0 {
-		// A kept chain's rules could reference what is re-created.
+	tx.keep, tx.edits, tx.keys = map[string]bool{}, map[string]*chainEdit{}, map[string][]ruleKey{}
+	if known == nil || len(tx.recreateChains) > 0 {
+		// A kept rule could jump to a chain that is re-created.
 		return
 	}
+	// Why: the kernel binds rules to the sets and objects they use, and
+	// one that a rule still uses cannot be deleted: every rule that uses
+	// a re-created one is deleted and added again.
+	again = map[string]bool{}
+	for _, s := range tx.recreateSets {
+		again[s.Name] = true
+	}
+	for _, name := range tx.recreateObjs {
+		again[name] = true
+	}
 	for _, ch := range tx.rs.Chains {
-		if text, ok := known[ch.Name]; ok && tx.cur.chains[ch.Name] != nil && text == ch.String() {
+		have, ok := known[ch.Name]
+		if !ok || tx.cur.chains[ch.Name] == nil {
+			continue
+		}
+		fresh := usesAny(ch, again)
+		if have.sum == tx.d.chains[ch.Name] && fresh == nil {
 			tx.keep[ch.Name] = true
+			continue
+		}
+		if have.rules == nil {
+			continue
+		}
+		keys := make([]ruleKey, len(ch.Rules))
+		for i, r := range ch.Rules {
+			keys[i] = keyOf(r)
+		}
+		if ed, ok := diffChain(have.rules, keys, fresh); ok {
+			tx.edits[ch.Name], tx.keys[ch.Name] = &ed, keys
 		}
 	}
+}
+
+// usesAny marks the rules of ch that use a set or object named in names
+// (nil when none does).
+func usesAny(ch *Chain, names map[string]bool) []bool {
+	if len(names) == 0 {
+		return nil
+	}
+	var out []bool
+	for i, r := range ch.Rules {
+		if uses(r, names) {
+			if out == nil {
+				out = make([]bool, len(ch.Rules))
+			}
+			out[i] = true
+		}
+	}
+	return out
+}
+
+func uses(r *Rule, names map[string]bool) bool {
+	for _, st := range r.Stmts {
+		for _, e := range st.Exprs() {
+			switch v := e.(type) {
+			case *expr.Lookup:
+				if names[v.SetName] {
+					return true
+				}
+			case *expr.Dynset:
+				if names[v.SetName] {
+					return true
+				}
+			case *expr.Objref:
+				if names[v.Name] {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // renewals returns the limit sets to start afresh with their reservation
@@ -134,8 +214,9 @@ func (tx *txn) addSetsAndCounters() error {
 }
 
 // addAndFlushChains adds every desired chain that is not kept (a no-op when
-// it exists) and flushes it. A chain to be re-created is only flushed here.
-func (tx *txn) addAndFlushChains() {
+// it exists) and flushes it. A chain to be re-created is only flushed here;
+// from a chain edited rule by rule, the stale rules are deleted.
+func (tx *txn) addAndFlushChains() error {
 	recreate := map[string]bool{}
 	for _, ch := range tx.recreateChains {
 		recreate[ch.Name] = true
@@ -145,11 +226,20 @@ func (tx *txn) addAndFlushChains() {
 			continue
 		}
 		kc := kernelChain(tx.t, ch)
+		if ed := tx.edits[ch.Name]; ed != nil {
+			for _, h := range ed.del {
+				if err := tx.c.DelRule(&nftables.Rule{Table: tx.t, Chain: kc, Handle: h}); err != nil {
+					return fmt.Errorf("delete rule %d of chain %s: %w", h, ch.Name, err)
+				}
+			}
+			continue
+		}
 		if !recreate[ch.Name] {
 			tx.c.AddChain(kc)
 		}
 		tx.c.FlushChain(kc)
 	}
+	return nil
 }
 
 // flushStaleChains flushes the chains that the ruleset does not name.
@@ -192,6 +282,15 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 			return fmt.Errorf("re-create set %s: %w", s.Name, err)
 		}
 	}
+	for _, s := range tx.refillSets {
+		ks := kernelSet(tx.t, s)
+		tx.c.FlushSet(ks)
+		if el := gateElements(s); el != nil {
+			if err := tx.c.SetAddElements(ks, el); err != nil {
+				return fmt.Errorf("close gate %s: %w", s.Name, err)
+			}
+		}
+	}
 	wantObjs := map[string]bool{}
 	for _, name := range tx.rs.Counters {
 		wantObjs[name] = true
@@ -214,10 +313,74 @@ func (tx *txn) addRules() {
 			continue
 		}
 		kc := &nftables.Chain{Name: ch.Name, Table: tx.t}
-		for _, r := range ch.Rules {
-			tx.c.AddRule(kernelRule(tx.t, kc, r))
+		ed := tx.edits[ch.Name]
+		for i, r := range ch.Rules {
+			switch {
+			case ed == nil:
+				tx.c.AddRule(kernelRule(tx.t, kc, r))
+			case ed.keep[i]:
+			case ed.before[i] != 0:
+				// Inserted before the next rule that stays: in forward
+				// order, each lands after the ones inserted before it.
+				kr := kernelRule(tx.t, kc, r)
+				kr.Position = ed.before[i]
+				tx.c.InsertRule(kr)
+			default:
+				tx.c.AddRule(kernelRule(tx.t, kc, r))
+			}
 		}
 	}
+}
+
+// learn returns the rules and handles of every chain after the commit of
+// tx: those of kept chains as they were, those of the rules that stayed in
+// edited chains, and those of the added rules from the kernel's echoes
+// (which come in the order of the batch). A chain whose echoes do not
+// match its rules is left out (its handles are unknown).
+func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
+	got := byChain(echoes)
+	out := map[string]chainSync{}
+	for _, ch := range tx.rs.Chains {
+		if tx.keep[ch.Name] {
+			out[ch.Name] = tx.known[ch.Name]
+			continue
+		}
+		keys := tx.keys[ch.Name]
+		if keys == nil {
+			keys = make([]ruleKey, len(ch.Rules))
+			for i, r := range ch.Rules {
+				keys[i] = keyOf(r)
+			}
+		}
+		if rules, ok := tx.learnChain(ch, keys, got[ch.Name]); ok {
+			out[ch.Name] = chainSync{sum: tx.d.chains[ch.Name], rules: rules}
+		}
+	}
+	return out
+}
+
+func (tx *txn) learnChain(ch *Chain, keys []ruleKey, echoes []ruleEcho) ([]kernelRuleState, bool) {
+	ed := tx.edits[ch.Name]
+	var kept map[ruleKey]uint64
+	if ed != nil {
+		kept = map[ruleKey]uint64{}
+		for _, r := range tx.known[ch.Name].rules {
+			kept[r.Key] = r.Handle
+		}
+	}
+	rules := make([]kernelRuleState, len(ch.Rules))
+	for i, r := range ch.Rules {
+		rules[i].Key = keys[i]
+		if ed != nil && ed.keep[i] {
+			rules[i].Handle = kept[keys[i]]
+			continue
+		}
+		if len(echoes) == 0 || echoes[0].comment != r.Comment {
+			return nil, false
+		}
+		rules[i].Handle, echoes = echoes[0].handle, echoes[1:]
+	}
+	return rules, len(echoes) == 0
 }
 
 func sortedKeys[V any](m map[string]V) []string {

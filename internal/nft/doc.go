@@ -214,6 +214,19 @@
 // for every golden file (testdata/compile/*.conf -> *.nft) in a namespace.
 // Exprs leave set IDs at zero: sets are referenced by name.
 //
+// # Changes
+//
+// Apply changes a chain rule by rule when it knows the handles of the
+// rules the kernel holds: they come back in the kernel's echoes of each
+// commit (batch.go), and stay valid while the ruleset generation is the
+// one seen after our last commit. Rules are matched by text (comment
+// included); the longest run that keeps its order stays, the rest is
+// deleted by handle and inserted before the next rule that stays
+// (rulediff.go). Rules that use a set or object re-created in the same
+// transaction (renewals) are always replaced. The handles are saved beside
+// the agent's state (applystate.go), so a restarted agent whose table
+// nobody changed meanwhile commits nothing for the same ruleset.
+//
 // Sim (sim.go) is a kernel-free model of these rule shapes: connection
 // attempts in, outcomes and counters out, for packet-flow table tests.
 package nft

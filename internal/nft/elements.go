@@ -181,6 +181,7 @@ func (a *Applier) flushLocked(c *nftables.Conn) error {
 	}
 	if after, err := generation(c); berr == nil && err == nil && a.sync.ok && a.sync.gen == before && after == before+1 {
 		a.sync.gen = after
+		a.saveState(c, false)
 	}
 	return nil
 }

@@ -138,26 +138,33 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 		return "", err
 	}
 	gen, genErr := generation(c)
-	if genErr == nil && a.sync.ok && a.sync.gen == gen && (a.sync.rs == rs || a.sync.text == rs.String()) {
+	if genErr == nil {
+		a.loadState(c, gen)
+	}
+	if genErr == nil && a.sync.ok && a.sync.gen == gen && a.sync.same(rs, func() *digest { return a.digestOf(rs) }) {
 		return "", nil
 	}
 	if a.sync.ok && genErr == nil && a.sync.gen != gen {
 		a.foreign++ // someone else committed since we last knew the table
 	}
 	a.sync = synced{}
-	d, err := diff(c, rs)
+	chains := map[string]chainSync{}
+	dg := a.digestOf(rs)
+	d, err := diff(c, rs, dg, chains)
 	if err != nil {
 		return "", fmt.Errorf("read table inet %s: %w", rs.Table, err)
 	}
 	if d == "" && genErr == nil {
-		a.sync = newSynced(gen, rs)
+		a.sync = newSynced(gen, rs, dg, chains)
+		a.saveState(c, true)
 	}
 	return d, nil
 }
 
 // diff describes the first difference between the kernel's table and rs,
-// or returns "" when there is none.
-func diff(c *nftables.Conn, rs *Ruleset) (string, error) {
+// or returns "" when there is none. It adds to chains the rules and
+// handles of each chain it found in sync.
+func diff(c *nftables.Conn, rs *Ruleset, dg *digest, chains map[string]chainSync) (string, error) {
 	cur, err := readTable(c, rs.Table)
 	if err != nil {
 		return "", err
@@ -197,6 +204,11 @@ func diff(c *nftables.Conn, rs *Ruleset) (string, error) {
 		if d := diffRules(ch, rules); d != "" {
 			return "chain " + ch.Name + ": " + d, nil
 		}
+		cs := chainSync{sum: dg.chains[ch.Name], rules: make([]kernelRuleState, len(rules))}
+		for i, r := range rules {
+			cs.rules[i] = kernelRuleState{Key: keyOf(ch.Rules[i]), Handle: r.Handle}
+		}
+		chains[ch.Name] = cs
 	}
 	return "", nil
 }
