@@ -128,6 +128,7 @@ func BenchmarkChangeOneEntry(b *testing.B) {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			ns := netns.New(b)
 			v0, v1 := benchRuleset(b, n, false), benchRuleset(b, n, true)
+			c0, c1 := mustParse(b, benchConfig(n, false)), mustParse(b, benchConfig(n, true))
 			var change, old, full []time.Duration
 			for b.Loop() {
 				b.StopTimer()
@@ -136,8 +137,8 @@ func BenchmarkChangeOneEntry(b *testing.B) {
 				full = append(full, timed(b, func() error { return a.Apply(v0) }))
 				// As the agent does: the limits after the changed entry
 				// start afresh (Renewals).
-				change = append(change, timed(b, func() error { return a.Apply(v1, nft.Renewals(v0, v1)...) }))
-				old = append(old, timed(b, func() error { return applier(ns).Apply(v0, nft.Renewals(v1, v0)...) }))
+				change = append(change, timed(b, func() error { return a.Apply(v1, nft.Renewals(v0, v1, c0, c1)...) }))
+				old = append(old, timed(b, func() error { return applier(ns).Apply(v0, nft.Renewals(v1, v0, c1, c0)...) }))
 				b.StartTimer()
 			}
 			deleteTable(b, ns)
@@ -163,6 +164,7 @@ func BenchmarkRestart(b *testing.B) {
 			ns := netns.New(b)
 			state := filepath.Join(b.TempDir(), "nft-handles")
 			v0, v1 := benchRuleset(b, n, false), benchRuleset(b, n, true)
+			c0, c1 := mustParse(b, benchConfig(n, false)), mustParse(b, benchConfig(n, true))
 			withState := func() *nft.Applier { a := applier(ns); a.SetStatePath(state); return a }
 			var same, change, oldSame, oldChange []time.Duration
 			for b.Loop() {
@@ -172,12 +174,12 @@ func BenchmarkRestart(b *testing.B) {
 				}
 				r := withState()
 				same = append(same, timed(b, func() error { return r.Apply(v0) }))
-				change = append(change, timed(b, func() error { return r.Apply(v1, nft.Renewals(v0, v1)...) }))
+				change = append(change, timed(b, func() error { return r.Apply(v1, nft.Renewals(v0, v1, c0, c1)...) }))
 				if err := r.Apply(v0); err != nil {
 					b.Fatal(err)
 				}
 				oldSame = append(oldSame, timed(b, func() error { return applier(ns).Apply(v0) }))
-				oldChange = append(oldChange, timed(b, func() error { return applier(ns).Apply(v1, nft.Renewals(v0, v1)...) }))
+				oldChange = append(oldChange, timed(b, func() error { return applier(ns).Apply(v1, nft.Renewals(v0, v1, c0, c1)...) }))
 				b.StartTimer()
 			}
 			deleteTable(b, ns)
