@@ -22,25 +22,87 @@ func Renewals(prev, next *Ruleset, prevCfg, nextCfg *acl.Config) []string {
 	if prev == nil {
 		return nil
 	}
-	before, after := limitContexts(prev, prevCfg), limitContexts(next, nextCfg)
+	before, after := chainViews(prev, prevCfg), chainViews(next, nextCfg)
+	changed := map[string][]int{} // chain -> seqs whose rules differ
 	var out []string
 	for _, s := range LimitSets(next) {
-		if was, ok := before[s.Name]; ok && was != after[s.Name] {
+		nv, pv := after[s.Name], before[s.Name]
+		lim, ok := nv.limits[s.Name]
+		old, had := pv.limits[s.Name]
+		if !ok || !had {
+			continue // a new limit set is counted as new, not renewed
+		}
+		ch, done := changed[nv.chain]
+		if !done {
+			ch = changedSeqs(pv, nv)
+			changed[nv.chain] = ch
+		}
+		if nv.binds != pv.binds || lim.prefix != old.prefix || renewedBy(pv, nv, ch, lim.seq) {
 			out = append(out, s.Name)
 		}
 	}
 	return out
 }
 
-// chainEntry is the rules of one entry in an ACL chain, in order.
-type chainEntry struct {
-	seq   int
-	rules []*Rule
+// changedSeqs lists the seqs of a chain whose rules differ between two
+// views (0: the list's own rules), in no order.
+func changedSeqs(pv, nv chainView) []int {
+	var out []int
+	for seq, d := range nv.entries {
+		if pv.entries[seq] != d {
+			out = append(out, seq)
+		}
+	}
+	for seq := range pv.entries {
+		if _, ok := nv.entries[seq]; !ok {
+			out = append(out, seq)
+		}
+	}
+	return out
 }
 
-// limitContexts returns, per limit set, a digest of what decides which
-// connections reach its limit rule (see Renewals).
-func limitContexts(rs *Ruleset, cfg *acl.Config) map[string][32]byte {
+// chainView is what Renewals compares of one ACL chain.
+type chainView struct {
+	chain   string
+	binds   [32]byte                // the base-chain rules that jump to it
+	entries map[int][32]byte        // seq -> digest of its rules (0: the list's own rules before the entries)
+	entry   map[int]*acl.Entry      // seq -> the entry (nil when the config is not known)
+	limits  map[string]limitContext // limit set -> its entry and own rules before it
+}
+
+type limitContext struct {
+	seq    int
+	prefix [32]byte // the entry's rules before its limit rule
+}
+
+// renewedBy reports whether an entry before seq among the changed ones
+// (added, removed or other rules) could decide a connection of entry seq:
+// it overlaps the entry in one of its versions, or it is the list's own
+// rules (seq 0), or the config is not known.
+func renewedBy(pv, nv chainView, changed []int, seq int) bool {
+	self := nv.entry[seq]
+	for _, x := range changed {
+		if x >= seq && x != 0 {
+			continue // entries are in seq order: a later one decides nothing here
+		}
+		if x == 0 || self == nil {
+			return true
+		}
+		for _, e := range []*acl.Entry{pv.entry[x], nv.entry[x]} {
+			if e != nil && e.Overlaps(self) {
+				return true
+			}
+		}
+		if pv.entry[x] == nil && nv.entry[x] == nil {
+			return true // rules without a known entry
+		}
+	}
+	return false
+}
+
+// chainViews returns, keyed by each limit set's name, the view of the
+// chain its limit rule is in (what Renewals compares).
+func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 	binds := map[string][]string{}
 	for _, ch := range rs.Chains {
 		if ch.Hook == nil {
@@ -54,73 +116,82 @@ func limitContexts(rs *Ruleset, cfg *acl.Config) map[string][32]byte {
 			}
 		}
 	}
-	out := map[string][32]byte{}
+	out := map[string]chainView{}
 	for _, ch := range rs.Chains {
 		if ch.Hook != nil {
 			continue
 		}
 		b := slices.Clone(binds[ch.Name])
 		slices.Sort(b)
-		head := strings.Join(b, "\n") + "\n--\n"
-		var entries []chainEntry // in chain order; seq 0: rules of the whole list
-		var ref EntryRef
-		for _, r := range ch.Rules {
-			seq := 0
-			if er, role, ok := ParseComment(r.Comment); ok {
-				ref = er
-				if role != RoleBlocked && role != RoleBlockedFull {
-					seq = er.Seq
-				}
-			}
-			if n := len(entries); n == 0 || entries[n-1].seq != seq {
-				entries = append(entries, chainEntry{seq: seq})
-			}
-			entries[len(entries)-1].rules = append(entries[len(entries)-1].rules, r)
-		}
-		var list *acl.ACL
+		v := chainView{chain: ch.Name, binds: sha256.Sum256([]byte(strings.Join(b, "\n"))), entries: map[int][32]byte{},
+			entry: map[int]*acl.Entry{}, limits: map[string]limitContext{}}
+		groups, ref := chainEntries(ch)
 		if cfg != nil && ref.ACL != "" {
-			list = cfg.ACL(ref.Family, ref.ACL)
-		}
-		for i, ce := range entries {
-			for j, r := range ce.rules {
-				for _, st := range r.Stmts {
-					c, ok := st.(*ConnlimitAdd)
-					if !ok || ce.seq == 0 {
-						continue
-					}
-					h := sha256.New()
-					h.Write([]byte(head))
-					self := entryOf(list, ce.seq)
-					for _, prior := range entries[:i] {
-						if prior.seq == 0 || self == nil || entryOf(list, prior.seq) == nil || entryOf(list, prior.seq).Overlaps(self) {
-							for _, pr := range prior.rules {
-								h.Write([]byte(pr.String() + "\n"))
-							}
-						}
-					}
-					for _, pr := range ce.rules[:j] {
-						h.Write([]byte(pr.String() + "\n"))
-					}
-					var sum [32]byte
-					copy(sum[:], h.Sum(nil))
-					out[c.Set] = sum
+			if l := cfg.ACL(ref.Family, ref.ACL); l != nil {
+				for _, e := range l.Entries {
+					v.entry[e.Seq] = e
 				}
 			}
+		}
+		for _, g := range groups {
+			// A seq's rules may stand in more than one group (the list's
+			// own rules at the top): fold them.
+			had := v.entries[g.seq]
+			v.entries[g.seq] = sha256.Sum256(append(had[:], g.digest[:]...))
+			for j, r := range g.rules {
+				for _, st := range r.Stmts {
+					if c, ok := st.(*ConnlimitAdd); ok && g.seq != 0 {
+						h := sha256.New()
+						for _, pr := range g.rules[:j] {
+							h.Write([]byte(pr.String() + "\n"))
+						}
+						var sum [32]byte
+						copy(sum[:], h.Sum(nil))
+						v.limits[c.Set] = limitContext{seq: g.seq, prefix: sum}
+					}
+				}
+			}
+		}
+		for name := range v.limits {
+			out[name] = v
 		}
 	}
 	return out
 }
 
-// entryOf finds entry seq of a list (nil when unknown: then every earlier
-// entry counts as overlapping).
-func entryOf(l *acl.ACL, seq int) *acl.Entry {
-	if l == nil {
-		return nil
-	}
-	for _, e := range l.Entries {
-		if e.Seq == seq {
-			return e
+// chainEntry is a run of one entry's rules in an ACL chain, in order, and
+// a digest of their text.
+type chainEntry struct {
+	seq    int
+	rules  []*Rule
+	digest [32]byte
+}
+
+// chainEntries groups a chain's rules by entry, in order (seq 0: rules
+// that apply to every connection of the list: block-for lockouts and the
+// implicit rules), with each group's digest; ref names the list.
+func chainEntries(ch *Chain) ([]chainEntry, EntryRef) {
+	var entries []chainEntry
+	var ref EntryRef
+	for _, r := range ch.Rules {
+		seq := 0
+		if er, role, ok := ParseComment(r.Comment); ok {
+			ref = er
+			if role != RoleBlocked && role != RoleBlockedFull {
+				seq = er.Seq
+			}
 		}
+		if n := len(entries); n == 0 || entries[n-1].seq != seq {
+			entries = append(entries, chainEntry{seq: seq})
+		}
+		entries[len(entries)-1].rules = append(entries[len(entries)-1].rules, r)
 	}
-	return nil
+	for i := range entries {
+		h := sha256.New()
+		for _, r := range entries[i].rules {
+			h.Write([]byte(r.String() + "\n"))
+		}
+		copy(entries[i].digest[:], h.Sum(nil))
+	}
+	return entries, ref
 }
