@@ -116,23 +116,33 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 			}
 		}
 	}
+	limitSet := map[string]bool{}
+	for _, s := range LimitSets(rs) {
+		limitSet[s.Name] = true
+	}
+	lists := map[[2]string]map[int]*acl.Entry{} // (family, name) -> seq -> entry, built once per list
 	out := map[string]chainView{}
 	for _, ch := range rs.Chains {
-		if ch.Hook != nil {
-			continue
+		if ch.Hook != nil || !limitsIn(ch, limitSet) {
+			continue // base chains, and chains without a limit rule (reservation, block, log chains)
 		}
 		b := slices.Clone(binds[ch.Name])
 		slices.Sort(b)
 		v := chainView{chain: ch.Name, binds: sha256.Sum256([]byte(strings.Join(b, "\n"))), entries: map[int][32]byte{},
-			entry: map[int]*acl.Entry{}, limits: map[string]limitContext{}}
+			limits: map[string]limitContext{}}
 		groups, ref := chainEntries(ch)
-		if cfg != nil && ref.ACL != "" {
-			if l := cfg.ACL(ref.Family, ref.ACL); l != nil {
-				for _, e := range l.Entries {
-					v.entry[e.Seq] = e
+		id := [2]string{ref.Family.String(), ref.ACL}
+		if _, ok := lists[id]; !ok {
+			lists[id] = map[int]*acl.Entry{}
+			if cfg != nil && ref.ACL != "" {
+				if l := cfg.ACL(ref.Family, ref.ACL); l != nil {
+					for _, e := range l.Entries {
+						lists[id][e.Seq] = e
+					}
 				}
 			}
 		}
+		v.entry = lists[id]
 		for _, g := range groups {
 			// A seq's rules may stand in more than one group (the list's
 			// own rules at the top): fold them.
@@ -140,7 +150,7 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 			v.entries[g.seq] = sha256.Sum256(append(had[:], g.digest[:]...))
 			for j, r := range g.rules {
 				for _, st := range r.Stmts {
-					if c, ok := st.(*ConnlimitAdd); ok && g.seq != 0 {
+					if c, ok := st.(*ConnlimitAdd); ok && g.seq != 0 && limitSet[c.Set] {
 						h := sha256.New()
 						for _, pr := range g.rules[:j] {
 							h.Write([]byte(pr.String() + "\n"))
@@ -157,6 +167,18 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 		}
 	}
 	return out
+}
+
+// limitsIn reports whether a chain holds the limit rule of a limit set.
+func limitsIn(ch *Chain, limitSet map[string]bool) bool {
+	for _, r := range ch.Rules {
+		for _, st := range r.Stmts {
+			if c, ok := st.(*ConnlimitAdd); ok && limitSet[c.Set] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // chainEntry is a run of one entry's rules in an ACL chain, in order, and
