@@ -567,9 +567,3 @@ func (t *Tracker) ClearSessions(cfg *acl.Config, f acl.Family, name string, seq 
 	t.opts.Logger.Info("sessions cleared", "acl", name, "seq", seq, "sources", len(srcs), "destroyed", res.Destroyed, "marked", res.Marked)
 	return err
 }
-
-// ClearBlocked is not the session side's: block-for lockouts live in the
-// ruleset's sets.
-func (t *Tracker) ClearBlocked(cfg *acl.Config, f acl.Family, name string, src netip.Addr) error {
-	return errors.New("% Error: block-for lockouts are not supported yet")
-}
