@@ -251,7 +251,7 @@ func baseChains(binds []binding) []*Chain {
 			// No new TCP connection can be opened without a SYN. In
 			// prerouting too, before the `in` ACLs judge it.
 			Comment: "adopt",
-			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkSet{Bit: AdoptMark},
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkID{Mask: AdoptMark, ID: AdoptMark},
 				&Verdict{Kind: expr.VerdictAccept}},
 		}
 	}

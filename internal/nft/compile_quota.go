@@ -241,12 +241,16 @@ func (s *CtMarkEq) Exprs() []expr.Any {
 
 // CtMarkID sets the masked part of the ct mark to ID, keeping the rest:
 // `ct mark set ct mark & 0xff001234 | 0x00001234`, which is how nft 1.0.6
-// lists the mask ~Mask with the value ID.
+// lists the mask ~Mask with the value ID; a single bit (Mask == ID, as
+// conntrack.AdoptMark) lists as `ct mark set ct mark | 0x10000000`.
 type CtMarkID struct{ Mask, ID uint32 }
 
 // String renders the statement as nft lists it.
 func (s *CtMarkID) String() string {
-	return fmt.Sprintf("ct mark set ct mark & 0x%08x | 0x%08x", ^s.Mask|s.ID, s.ID)
+	if keep := ^s.Mask | s.ID; keep != 0xffffffff {
+		return fmt.Sprintf("ct mark set ct mark & 0x%08x | 0x%08x", keep, s.ID)
+	}
+	return fmt.Sprintf("ct mark set ct mark | 0x%08x", s.ID)
 }
 
 // Exprs implements Stmt.

@@ -268,8 +268,6 @@ func (ev *simEval) match(st Stmt) bool {
 		return f.Proto == acl.ProtoTCP
 	case *TCPNotSYN:
 		return false // the model's first packets are SYNs
-	case *CtMarkSet:
-		return true
 	case *Addr:
 		a := f.Src
 		if st.Dst {

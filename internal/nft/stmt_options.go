@@ -176,23 +176,6 @@ func (s *TCPNotSYN) Exprs() []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x02}})
 }
 
-// CtMarkSet sets Bit in the connection's ct mark, keeping the others:
-// `ct mark set ct mark | 0x10000000`.
-type CtMarkSet struct{ Bit uint32 }
-
-// String renders the statement as nft lists it.
-func (s *CtMarkSet) String() string { return fmt.Sprintf("ct mark set ct mark | 0x%08x", s.Bit) }
-
-// Exprs implements Stmt: the mark is host-endian.
-func (s *CtMarkSet) Exprs() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(^s.Bit), Xor: binaryutil.NativeEndian.PutUint32(s.Bit)},
-		&expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true},
-	}
-}
-
 // ICMPv6Types matches a range of ICMPv6 types: `icmpv6 type 133-136`
 // (router solicitation to neighbour advertisement). nft emits both the
 // nfproto and the l4proto dependency before it in an inet table.
