@@ -18,6 +18,9 @@ import (
 // kernelSet is the library form of a set, as nft creates it for
 // `set NAME { type T; size N; flags dynamic[,timeout]; [timeout D;] }`.
 func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
+	if s.Kind == SetVerdictMap {
+		return kernelMapSet(t, s)
+	}
 	ks := &nftables.Set{Table: t, Name: s.Name, Dynamic: true, Size: s.Size,
 		HasTimeout: s.Timeout > 0, Timeout: s.Timeout}
 	switch s.Key {
@@ -34,6 +37,10 @@ func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
 }
 
 func sameSet(have, want *nftables.Set) bool {
+	if want.IsMap {
+		return have.IsMap && have.Interval && !have.Dynamic && !have.Constant && have.KeyType.Name == want.KeyType.Name &&
+			have.KeyType.Bytes == want.KeyType.Bytes
+	}
 	size := have.Size
 	if want.Size == 0 && size == unsizedDynsetCap {
 		size = 0

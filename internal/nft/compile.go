@@ -48,6 +48,10 @@ type Options struct {
 	MessagePort uint16
 	// LogGroup is the NFLOG group of `log` entries; 0 means DefaultLogGroup.
 	LogGroup uint16
+	// MapRun is the fewest entries in a row that Compile looks up in a
+	// classification map instead of testing one rule each (compile_map.go);
+	// 0 means DefaultMapRun, a negative value never.
+	MapRun int
 }
 
 // Compile turns a configuration into the ruleset of our table. It is pure
@@ -309,15 +313,8 @@ func (b *builder) aclChain(k chainKey) []*Chain {
 	}
 	ch := &Chain{Name: k.chain()}
 	ch.Rules = append(ch.Rules, b.blockedRules(k, a)...)
-	var own []*Chain
-	for _, e := range a.Entries {
-		if e.Action == acl.Remark {
-			continue
-		}
-		rules, chains := b.entryRules(k, e)
-		ch.Rules = append(ch.Rules, rules...)
-		own = append(own, chains...)
-	}
+	rules, own := b.entries(k, a.Entries)
+	ch.Rules = append(ch.Rules, rules...)
 	if k.fam == acl.IPv6 {
 		// Why: neighbour discovery is untracked by conntrack, so it reaches
 		// the ACL; refusing it would cut the interface off IPv6 altogether.

@@ -40,6 +40,9 @@ func (k SetKey) TypeName() string {
 
 // String renders the set block, indented for its place in the table.
 func (s *Set) String() string {
+	if s.Kind == SetVerdictMap {
+		return s.mapString()
+	}
 	out := "\tset " + s.Name + " {\n" +
 		"\t\ttype " + s.Key.TypeName() + "\n"
 	if s.Size > 0 { // 0: unsized, grows on demand and is never full

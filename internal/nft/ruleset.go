@@ -60,6 +60,8 @@ type Set struct {
 	// Limit is the limit set that a reservation object (gate, depth map,
 	// layer count) belongs to; "" for every other set.
 	Limit string
+	// Map is the content of a classification map (SetVerdictMap).
+	Map *VMap
 }
 
 // SetKind tells what a set's elements carry.
@@ -67,13 +69,14 @@ type SetKind int
 
 // Set kinds.
 const (
-	SetConnlimit SetKind = iota // elements carry `ct count over Over`
-	SetRate                     // elements carry `limit rate over ...` (per-source rate)
-	SetGate                     // a connlimit's gate (nf_proto), created closed, opened by the agent
-	SetMember                   // plain membership, filled by the agent (reservations)
-	SetBlocked                  // sources blocked by block-for, elements with timeouts
-	SetLoad                     // the agent's "over load-limit" flag of an entry (nf_proto)
-	SetQuota                    // elements carry `quota over ...`, with timeouts (quota windows)
+	SetConnlimit  SetKind = iota // elements carry `ct count over Over`
+	SetRate                      // elements carry `limit rate over ...` (per-source rate)
+	SetGate                      // a connlimit's gate (nf_proto), created closed, opened by the agent
+	SetMember                    // plain membership, filled by the agent (reservations)
+	SetBlocked                   // sources blocked by block-for, elements with timeouts
+	SetLoad                      // the agent's "over load-limit" flag of an entry (nf_proto)
+	SetQuota                     // elements carry `quota over ...`, with timeouts (quota windows)
+	SetVerdictMap                // a classification map of entries (Map; compile_map.go)
 )
 
 // String names the kind for metrics: "connlimit", "rate", "gate", ...
@@ -91,6 +94,10 @@ func (k SetKind) String() string {
 		return "blocked"
 	case SetLoad:
 		return "load"
+	case SetQuota:
+		return "quota"
+	case SetVerdictMap:
+		return "map"
 	}
 	return "unknown"
 }
@@ -117,6 +124,9 @@ type Chain struct {
 	Name  string
 	Hook  *Hook
 	Rules []*Rule
+	// Mapped marks the chain of an entry in a classification map: its
+	// rules without the match, reached from the map's elements.
+	Mapped bool
 }
 
 // Rule is one rule: statements in order, and a comment that identifies it

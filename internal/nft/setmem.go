@@ -63,15 +63,18 @@ func (b *builder) checkSetMemory() {
 	if need <= limit {
 		return
 	}
-	sized := 0
+	sized, maps := 0, 0
 	for _, s := range b.rs.Sets {
-		if s.Size == b.opt.SetSize {
+		switch {
+		case s.Kind == SetVerdictMap:
+			maps++ // classification maps hold what the config says, not keys
+		case s.Size == b.opt.SetSize:
 			sized++
 		}
 	}
 	b.errs = append(b.errs, &acl.Error{Msg: fmt.Sprintf(
 		"the limit sets of this configuration would take about %s of kernel memory (%d sets of size %d and %d others), more than the %s allowed (aclagent --limit-set-memory; a smaller --limit-set-size lowers it)",
-		mib(need), sized, b.opt.SetSize, len(b.rs.Sets)-sized, mib(limit))})
+		mib(need), sized, b.opt.SetSize, len(b.rs.Sets)-sized-maps, mib(limit))})
 }
 
 // mib renders a number of bytes in MiB for messages: "1318 MiB", "0.5 MiB".

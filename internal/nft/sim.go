@@ -18,6 +18,11 @@ type Sim struct {
 	rs       *Ruleset
 	chains   map[string]*Chain
 	sets     map[string]*simSet
+	maps     map[string]*VMap
+	// Ambiguous counts lookups in which more than one element of a
+	// classification map matched: the kernel could pick either, so
+	// Compile must never make such a map.
+	Ambiguous int
 	counters map[string]int
 	conns    map[int][]*simElem // open connection -> the elements counting it
 	next     int
@@ -65,12 +70,15 @@ func (o Outcome) String() string {
 // NewSim returns a simulator with empty sets and zero counters.
 func NewSim(rs *Ruleset) *Sim {
 	s := &Sim{rs: rs, chains: map[string]*Chain{}, sets: map[string]*simSet{},
-		counters: map[string]int{}, conns: map[int][]*simElem{}}
+		counters: map[string]int{}, conns: map[int][]*simElem{}, maps: map[string]*VMap{}}
 	for _, c := range rs.Chains {
 		s.chains[c.Name] = c
 	}
 	for _, set := range rs.Sets {
 		s.sets[set.Name] = &simSet{size: int(set.Size), elems: map[string]*simElem{}}
+		if set.Map != nil {
+			s.maps[set.Name] = set.Map
+		}
 		if set.Kind == SetGate {
 			s.AddElement(set.Name, nfprotoName(set.Entry.Family)) // created closed, as by Apply
 		}
@@ -231,6 +239,12 @@ func (ev *simEval) rule(r *Rule, depth int) (Outcome, bool) {
 			ev.sim.counters[st.Name]++
 		case *MarkSet:
 			ev.marked = true
+		case *MapLookup:
+			v := ev.lookup(st)
+			if v == nil {
+				return 0, false
+			}
+			return ev.rule(&Rule{Stmts: []Stmt{v}}, depth)
 		default:
 			if !ev.match(st) {
 				return 0, false
@@ -364,4 +378,30 @@ func (ev *simEval) key(k Key) string {
 		return p.String()
 	}
 	return ev.f.Src.String()
+}
+
+// lookup finds the element of a classification map that the packet
+// matches, as the verdict it stands for (nil: none).
+func (ev *simEval) lookup(st *MapLookup) *Verdict {
+	m := ev.sim.maps[st.Set]
+	if m == nil || ev.fam() != m.Family {
+		return nil
+	}
+	var hit *MapElem
+	for i := range m.Elems {
+		if m.Elems[i].matches(ev.f) {
+			if hit != nil {
+				ev.sim.Ambiguous++
+				continue
+			}
+			hit = &m.Elems[i]
+		}
+	}
+	if hit == nil {
+		return nil
+	}
+	if hit.Jump {
+		return &Verdict{Kind: expr.VerdictJump, Chain: hit.Chain}
+	}
+	return &Verdict{Kind: expr.VerdictGoto, Chain: hit.Chain}
 }

@@ -1,0 +1,450 @@
+package nft
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// Classification maps: runs of entries that no connection can match two
+// of are one verdict-map lookup instead of one rule each (doc.go, "Maps").
+//
+// Why it keeps first-match semantics: inside a run at most one entry can
+// match a connection, so the order of its entries decides nothing; a
+// connection that matches none of them goes on to the rule after the
+// lookup, as it would have passed the run's rules one by one. The kernel's
+// interval map (pipapo) cannot order overlapping elements, which is why a
+// run never holds two entries that acl.Entry.Overlaps says could meet.
+
+// DefaultMapRun is the fewest entries that Compile puts in a map when
+// Options.MapRun is 0: shorter runs stay rules, which read better in
+// `nft list` and cost as little.
+const DefaultMapRun = 8
+
+// maxIrregular bounds the entries with prefixes or port ranges in one run
+// (each later entry is compared with all of them), and maxRunChecks the
+// run an irregular entry may join (it is compared with every entry).
+const (
+	maxIrregular = 64
+	maxRunChecks = 4096
+)
+
+// MapFields tells which packet fields a classification map's key holds,
+// concatenated in this order.
+type MapFields uint8
+
+// The fields of a classification key.
+const (
+	FieldSrc MapFields = 1 << iota
+	FieldDst
+	FieldProto
+	FieldSPort
+	FieldDPort
+)
+
+const nFields = 5
+
+// VMap is the content of a classification map (Set.Kind SetVerdictMap):
+// one or two interval elements per entry (`neq` is two port ranges), in
+// seq order.
+type VMap struct {
+	Family acl.Family
+	Fields MapFields
+	Elems  []MapElem
+}
+
+// MapElem is one element: the ranges of each field and where a match goes
+// (goto the entry's chain, or jump for a deny with limits, which goes on
+// to the next rule when under its limits).
+type MapElem struct {
+	Seq              int
+	Src, Dst         netip.Prefix
+	ProtoLo, ProtoHi uint8
+	SPortLo, SPortHi uint16
+	DPortLo, DPortHi uint16
+	Jump             bool
+	Chain            string
+}
+
+// MapSetName is the map of the run that starts with entry ref.
+func MapSetName(ref EntryRef) string {
+	return shorten(famPrefix(ref.Family) + "_" + ref.ACL + "_" + ref.Dir.String() + "_map" + strconv.Itoa(ref.Seq))
+}
+
+// MapComment is the comment of a map's lookup rule: `acl=check dir=in
+// map=10` (ParseComment does not take it for an entry's rule).
+func MapComment(first EntryRef) string {
+	return strings.TrimSuffix(RuleComment(EntryRef{first.Family, first.ACL, first.Dir, 0}, ""), " implicit-deny") +
+		" map=" + strconv.Itoa(first.Seq)
+}
+
+// EntryChainName is the chain of an entry in a map: its rules without
+// its match.
+func EntryChainName(ref EntryRef) string { return shorten(ref.base()) }
+
+// mapRun returns the smallest run Compile maps (Options.MapRun).
+func (b *builder) mapRun() int {
+	switch n := b.opt.MapRun; {
+	case n < 0:
+		return 0 // never
+	case n == 0:
+		return DefaultMapRun
+	case n < 2:
+		return 2
+	default:
+		return n
+	}
+}
+
+// entries compiles the entries of an ACL chain in seq order: runs of
+// mappable entries of at least mapRun as one lookup each, the others as
+// rules.
+func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
+	var rules []*Rule
+	var chains []*Chain
+	minRun := b.mapRun()
+	var run runIndex
+	flush := func() {
+		if len(run.entries) >= minRun && minRun > 0 {
+			r, ch := b.mapRules(k, run.entries)
+			rules, chains = append(rules, r...), append(chains, ch...)
+		} else {
+			for _, e := range run.entries {
+				r, ch := b.entryRules(k, e)
+				rules, chains = append(rules, r...), append(chains, ch...)
+			}
+		}
+		run = runIndex{}
+	}
+	for _, e := range list {
+		if e.Action == acl.Remark {
+			continue
+		}
+		if minRun == 0 || !mappable(e) {
+			flush()
+			r, ch := b.entryRules(k, e)
+			rules, chains = append(rules, r...), append(chains, ch...)
+			continue
+		}
+		if !run.admits(e) {
+			flush()
+		}
+		run.add(e)
+	}
+	flush()
+	return rules, chains
+}
+
+// mappable reports whether a key of addresses, protocol and ports says
+// all that the entry's match says: no wildcard, time range or socket
+// owner.
+func mappable(e *acl.Entry) bool {
+	return e.TimeRange == "" && e.Owner == nil && e.Src.Kind != acl.AddrWildcard && e.Dst.Kind != acl.AddrWildcard &&
+		e.Proto >= acl.ProtoAny && e.Proto <= 255
+}
+
+// portProto reports whether every packet of the protocol has the two
+// port fields that a key with ports loads (a load past the end of a
+// packet fails the lookup).
+func portProto(p int) bool { return p == acl.ProtoTCP || p == acl.ProtoUDP || p == acl.ProtoSCTP }
+
+func hasPorts(e *acl.Entry) bool { return e.SrcPort.Op != acl.PortNone || e.DstPort.Op != acl.PortNone }
+
+// mapRules compiles a run: its entries' chains and the lookup rule.
+func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
+	first := EntryRef{k.fam, k.name, k.dir, run[0].Seq}
+	m := &VMap{Family: k.fam}
+	var chains []*Chain
+	for _, e := range run {
+		ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
+		path := entryPath(k, e)
+		if !b.supported(path, e) {
+			continue
+		}
+		if _, _, ok := b.match(path, k.fam, e); !ok {
+			continue
+		}
+		var residual []Stmt
+		if e.Proto != acl.ProtoAny {
+			// nft's context for `reject with tcp reset` and the like: the
+			// key matched it already, this costs one comparison.
+			residual = []Stmt{&L4Proto{Proto: uint8(e.Proto)}}
+		}
+		rules, own := b.entryRulesWith(k, e, ref, residual, ruleCtx{})
+		ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
+		chains = append(chains, ch)
+		chains = append(chains, own...)
+		// A permit or a plain refusal ends the connection's walk of the
+		// list (goto: the chain's return leaves the list); a deny with
+		// limits goes on to the next entry when under them (jump).
+		jump := e.Action != acl.Permit
+		for _, el := range mapElems(k.fam, e) {
+			el.Seq, el.Jump, el.Chain = e.Seq, jump, ch.Name
+			m.Elems = append(m.Elems, el)
+		}
+		m.Fields |= entryFields(e)
+	}
+	if len(m.Elems) == 0 {
+		return nil, chains
+	}
+	m.Fields = keyFields(m.Fields)
+	name := MapSetName(first)
+	b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Kind: SetVerdictMap, Map: m, Entry: first})
+	return []*Rule{{
+		Comment: MapComment(first),
+		Stmts:   []Stmt{&MapLookup{Family: k.fam, Fields: m.Fields, Set: name}},
+	}}, chains
+}
+
+// entryFields are the fields an entry constrains.
+func entryFields(e *acl.Entry) MapFields {
+	var f MapFields
+	if e.Src.Kind != acl.AddrAny {
+		f |= FieldSrc
+	}
+	if e.Dst.Kind != acl.AddrAny {
+		f |= FieldDst
+	}
+	if e.Proto != acl.ProtoAny {
+		f |= FieldProto
+	}
+	if e.SrcPort.Op != acl.PortNone {
+		f |= FieldSPort
+	}
+	if e.DstPort.Op != acl.PortNone {
+		f |= FieldDPort
+	}
+	return f
+}
+
+// keyFields completes the fields of a run to a key: ports need the
+// protocol, and the kernel's interval map for concatenations (which
+// stores ranges as they are) needs at least two fields.
+func keyFields(f MapFields) MapFields {
+	if f&(FieldSPort|FieldDPort) != 0 {
+		f |= FieldProto
+	}
+	for _, add := range []MapFields{FieldProto, FieldSrc} {
+		if n := countFields(f); n < 2 {
+			f |= add
+		}
+	}
+	return f
+}
+
+func countFields(f MapFields) int {
+	n := 0
+	for i := range nFields {
+		if f&(1<<i) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// mapElems are the ranges of an entry's match: one element, or two for a
+// port `neq`.
+func mapElems(f acl.Family, e *acl.Entry) []MapElem {
+	el := MapElem{Src: prefixOf(f, e.Src), Dst: prefixOf(f, e.Dst), ProtoHi: 255, SPortHi: 65535, DPortHi: 65535}
+	if e.Proto != acl.ProtoAny {
+		el.ProtoLo, el.ProtoHi = uint8(e.Proto), uint8(e.Proto)
+	}
+	out := []MapElem{el}
+	for _, side := range []struct {
+		m      acl.PortMatch
+		lo, hi func(*MapElem) *uint16
+	}{
+		{e.SrcPort, func(x *MapElem) *uint16 { return &x.SPortLo }, func(x *MapElem) *uint16 { return &x.SPortHi }},
+		{e.DstPort, func(x *MapElem) *uint16 { return &x.DPortLo }, func(x *MapElem) *uint16 { return &x.DPortHi }},
+	} {
+		ranges := portRanges(side.m)
+		var next []MapElem
+		for _, x := range out {
+			for _, r := range ranges {
+				y := x
+				*side.lo(&y), *side.hi(&y) = r[0], r[1]
+				next = append(next, y)
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+// portRanges are the port intervals of a port match.
+func portRanges(m acl.PortMatch) [][2]uint16 {
+	switch m.Op {
+	case acl.PortEq:
+		return [][2]uint16{{m.Lo, m.Lo}}
+	case acl.PortNeq:
+		var out [][2]uint16
+		if m.Lo > 0 {
+			out = append(out, [2]uint16{0, m.Lo - 1})
+		}
+		if m.Lo < 65535 {
+			out = append(out, [2]uint16{m.Lo + 1, 65535})
+		}
+		return out
+	case acl.PortLt:
+		return [][2]uint16{{0, m.Lo - 1}}
+	case acl.PortGt:
+		return [][2]uint16{{m.Lo + 1, 65535}}
+	case acl.PortRange:
+		return [][2]uint16{{m.Lo, m.Hi}}
+	}
+	return [][2]uint16{{0, 65535}}
+}
+
+// prefixOf is an address match as a prefix (any: the whole family).
+func prefixOf(f acl.Family, a acl.Addr) netip.Prefix {
+	if a.Kind == acl.AddrPrefix {
+		return a.Prefix
+	}
+	if f == acl.IPv6 {
+		return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+}
+
+// runIndex is a run being formed, with what tells quickly whether a new
+// entry could meet one already in it.
+//
+// An entry is regular when each of its fields is a point (host, protocol,
+// `eq` port) or any; its shape is the set of its point fields. Two regular
+// entries meet exactly when they agree on the point fields they share
+// (a point meets any), so each shape keeps the projections of its entries
+// on the masks asked for, and a new regular entry is one lookup per shape
+// present. Irregular entries (prefixes, port ranges) are compared one by
+// one (acl.Entry.Overlaps), and bounded in number.
+type runIndex struct {
+	entries   []*acl.Entry
+	ports     bool // an entry has ports: only tcp, udp and sctp entries may join
+	otherProt bool // an entry has another protocol or any
+	irregular []*acl.Entry
+	shapes    map[uint8][]*acl.Entry           // regular entries by shape
+	proj      map[[2]uint8]map[string]struct{} // (shape, mask) -> projections
+}
+
+func (r *runIndex) admits(e *acl.Entry) bool {
+	if len(r.entries) == 0 {
+		return true
+	}
+	if (r.ports && !portProto(e.Proto)) || (hasPorts(e) && r.otherProt) {
+		return false
+	}
+	for _, o := range r.irregular {
+		if o.Overlaps(e) {
+			return false
+		}
+	}
+	shape, ok := shapeOf(e)
+	if !ok {
+		if len(r.irregular) >= maxIrregular || len(r.entries) > maxRunChecks {
+			return false
+		}
+		for _, list := range r.shapes {
+			for _, o := range list {
+				if o.Overlaps(e) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for s := range r.shapes {
+		m := shape & s
+		if _, hit := r.projection(s, m)[project(e, m)]; hit {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runIndex) add(e *acl.Entry) {
+	r.entries = append(r.entries, e)
+	r.ports = r.ports || hasPorts(e)
+	r.otherProt = r.otherProt || !portProto(e.Proto)
+	shape, ok := shapeOf(e)
+	if !ok {
+		r.irregular = append(r.irregular, e)
+		return
+	}
+	if r.shapes == nil {
+		r.shapes, r.proj = map[uint8][]*acl.Entry{}, map[[2]uint8]map[string]struct{}{}
+	}
+	r.shapes[shape] = append(r.shapes[shape], e)
+	for key, set := range r.proj {
+		if key[0] == shape {
+			set[project(e, key[1])] = struct{}{}
+		}
+	}
+}
+
+// projection returns the projections of the entries of shape s on mask m.
+func (r *runIndex) projection(s, m uint8) map[string]struct{} {
+	key := [2]uint8{s, m}
+	if set, ok := r.proj[key]; ok {
+		return set
+	}
+	set := map[string]struct{}{}
+	for _, o := range r.shapes[s] {
+		set[project(o, m)] = struct{}{}
+	}
+	r.proj[key] = set
+	return set
+}
+
+// shapeOf returns the point fields of a regular entry (ok false when a
+// field is neither a point nor any).
+func shapeOf(e *acl.Entry) (uint8, bool) {
+	var s uint8
+	for i, a := range []acl.Addr{e.Src, e.Dst} {
+		switch {
+		case a.Kind == acl.AddrAny:
+		case a.Kind == acl.AddrPrefix && a.Prefix.IsSingleIP():
+			s |= 1 << i
+		default:
+			return 0, false
+		}
+	}
+	if e.Proto != acl.ProtoAny {
+		s |= 1 << 2
+	}
+	for i, p := range []acl.PortMatch{e.SrcPort, e.DstPort} {
+		switch p.Op {
+		case acl.PortNone:
+		case acl.PortEq:
+			s |= 1 << (3 + i)
+		default:
+			return 0, false
+		}
+	}
+	return s, true
+}
+
+// project renders the point fields of mask m of a regular entry.
+func project(e *acl.Entry, m uint8) string {
+	var b []byte
+	if m&1 != 0 {
+		b = e.Src.Prefix.Addr().AppendTo(b)
+	}
+	b = append(b, '|')
+	if m&2 != 0 {
+		b = e.Dst.Prefix.Addr().AppendTo(b)
+	}
+	b = append(b, '|')
+	if m&4 != 0 {
+		b = strconv.AppendInt(b, int64(e.Proto), 10)
+	}
+	b = append(b, '|')
+	if m&8 != 0 {
+		b = strconv.AppendUint(b, uint64(e.SrcPort.Lo), 10)
+	}
+	b = append(b, '|')
+	if m&16 != 0 {
+		b = strconv.AppendUint(b, uint64(e.DstPort.Lo), 10)
+	}
+	return string(b)
+}

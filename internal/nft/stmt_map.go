@@ -1,0 +1,225 @@
+package nft
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// MapLookup is the lookup of a classification map:
+// `ip saddr . ip daddr . meta l4proto . th sport . th dport vmap @M`
+// (the fields of Fields, in that order).
+type MapLookup struct {
+	Family acl.Family
+	Fields MapFields
+	Set    string
+}
+
+// String renders the statement as nft lists it.
+func (s *MapLookup) String() string {
+	return strings.Join(fieldExprs(s.Family, s.Fields), " . ") + " vmap @" + s.Set
+}
+
+func fieldExprs(f acl.Family, fields MapFields) []string {
+	var out []string
+	for i, name := range []string{addrField(f, false), addrField(f, true), "meta l4proto", "th sport", "th dport"} {
+		if fields&(1<<i) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Exprs implements Stmt: each field is loaded into the next free 32-bit
+// registers (named as the 128-bit register where one starts, as nft does),
+// then one lookup whose result is the verdict.
+func (s *MapLookup) Exprs() []expr.Any {
+	var out []expr.Any
+	if s.Fields&(FieldSrc|FieldDst) != 0 {
+		out = nfprotoDep(s.Family)
+	}
+	slot := uint32(0)
+	reg := func() uint32 {
+		if slot%4 == 0 {
+			return 1 + slot/4
+		}
+		return 8 + slot
+	}
+	for _, dst := range []bool{false, true} {
+		if s.Fields&map[bool]MapFields{false: FieldSrc, true: FieldDst}[dst] == 0 {
+			continue
+		}
+		off, size := addrOffset(s.Family, dst)
+		out = append(out, &expr.Payload{DestRegister: reg(), Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
+		slot += size / 4
+	}
+	if s.Fields&FieldProto != 0 {
+		r := reg()
+		out = append(out, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: r},
+			&expr.Byteorder{SourceRegister: r, DestRegister: r, Op: expr.ByteorderHton, Len: 1, Size: 2})
+		slot++
+	}
+	for i, f := range []MapFields{FieldSPort, FieldDPort} {
+		if s.Fields&f != 0 {
+			out = append(out, &expr.Payload{DestRegister: reg(), Base: expr.PayloadBaseTransportHeader, Offset: uint32(2 * i), Len: 2})
+			slot++
+		}
+	}
+	return append(out, &expr.Lookup{SourceRegister: 1, SetName: s.Set, IsDestRegSet: true, DestRegister: 0})
+}
+
+// typeNames are the nft types of a key's fields.
+func (m *VMap) typeNames() []string {
+	addr := "ipv4_addr"
+	if m.Family == acl.IPv6 {
+		addr = "ipv6_addr"
+	}
+	var out []string
+	for i, name := range []string{addr, addr, "inet_proto", "inet_service", "inet_service"} {
+		if m.Fields&(1<<i) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// mapString renders a classification map as nft lists it: one element
+// per line.
+func (s *Set) mapString() string {
+	m := s.Map
+	out := "\tmap " + s.Name + " {\n" +
+		"\t\ttype " + strings.Join(m.typeNames(), " . ") + " : verdict\n" +
+		"\t\tflags interval\n"
+	if len(m.Elems) > 0 {
+		parts := make([]string, len(m.Elems))
+		for i := range m.Elems {
+			parts[i] = m.Elems[i].text(m.Fields)
+		}
+		out += "\t\telements = { " + strings.Join(parts, ",\n\t\t\t     ") + " }\n"
+	}
+	return out + "\t}\n"
+}
+
+// text renders an element as nft lists it: `10.0.0.1 . 0.0.0.0/0 . tcp .
+// 0-65535 . 22 : goto ip_check_in_10`.
+func (e *MapElem) text(fields MapFields) string {
+	var parts []string
+	for i := range nFields {
+		if fields&(1<<i) == 0 {
+			continue
+		}
+		switch MapFields(1 << i) {
+		case FieldSrc:
+			parts = append(parts, prefixString(e.Src))
+		case FieldDst:
+			parts = append(parts, prefixString(e.Dst))
+		case FieldProto:
+			if e.ProtoLo == e.ProtoHi {
+				parts = append(parts, protoString(e.ProtoLo))
+			} else {
+				parts = append(parts, strconv.Itoa(int(e.ProtoLo))+"-"+strconv.Itoa(int(e.ProtoHi)))
+			}
+		case FieldSPort:
+			parts = append(parts, rangeString(e.SPortLo, e.SPortHi))
+		case FieldDPort:
+			parts = append(parts, rangeString(e.DPortLo, e.DPortHi))
+		}
+	}
+	verdict := "goto "
+	if e.Jump {
+		verdict = "jump "
+	}
+	return strings.Join(parts, " . ") + " : " + verdict + e.Chain
+}
+
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return addrString(p.Addr())
+	}
+	return addrString(p.Addr()) + "/" + strconv.Itoa(p.Bits())
+}
+
+func rangeString(lo, hi uint16) string {
+	if lo == hi {
+		return strconv.Itoa(int(lo))
+	}
+	return strconv.Itoa(int(lo)) + "-" + strconv.Itoa(int(hi))
+}
+
+// matches reports whether a connection's first packet falls in the
+// element's ranges (the fields outside the key are full ranges).
+func (e *MapElem) matches(f Flow) bool {
+	return e.Src.Contains(f.Src.Unmap()) && e.Dst.Contains(f.Dst.Unmap()) &&
+		f.Proto >= e.ProtoLo && f.Proto <= e.ProtoHi &&
+		f.SPort >= e.SPortLo && f.SPort <= e.SPortHi && f.DPort >= e.DPortLo && f.DPort <= e.DPortHi
+}
+
+// kernelMapSet is the library form of a classification map.
+func kernelMapSet(t *nftables.Table, s *Set) *nftables.Set {
+	m := s.Map
+	addr := nftables.TypeIPAddr
+	if m.Family == acl.IPv6 {
+		addr = nftables.TypeIP6Addr
+	}
+	var types []nftables.SetDatatype
+	for i, ty := range []nftables.SetDatatype{addr, addr, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeInetService} {
+		if m.Fields&(1<<i) != 0 {
+			types = append(types, ty)
+		}
+	}
+	return &nftables.Set{Table: t, Name: s.Name, IsMap: true, Interval: true, Concatenation: true,
+		KeyType: nftables.MustConcatSetType(types...), DataType: nftables.TypeVerdict, KeyByteOrder: binaryutil.BigEndian}
+}
+
+// kernelElem is the library form of an element: each field's first and
+// last value, padded to 32 bits, and the verdict.
+func (m *VMap) kernelElem(e *MapElem) nftables.SetElement {
+	var from, to []byte
+	pad := func(b []byte) []byte {
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	for i := range nFields {
+		f := MapFields(1 << i)
+		if m.Fields&f == 0 {
+			continue
+		}
+		switch f {
+		case FieldSrc, FieldDst:
+			p := e.Src
+			if f == FieldDst {
+				p = e.Dst
+			}
+			from, to = append(from, p.Addr().AsSlice()...), append(to, lastAddr(p).AsSlice()...)
+		case FieldProto:
+			from, to = pad(append(from, e.ProtoLo)), pad(append(to, e.ProtoHi))
+		case FieldSPort:
+			from, to = pad(append(from, byte(e.SPortLo>>8), byte(e.SPortLo))), pad(append(to, byte(e.SPortHi>>8), byte(e.SPortHi)))
+		case FieldDPort:
+			from, to = pad(append(from, byte(e.DPortLo>>8), byte(e.DPortLo))), pad(append(to, byte(e.DPortHi>>8), byte(e.DPortHi)))
+		}
+	}
+	kind := expr.VerdictGoto
+	if e.Jump {
+		kind = expr.VerdictJump
+	}
+	return nftables.SetElement{Key: from, KeyEnd: to, VerdictData: &expr.Verdict{Kind: kind, Chain: e.Chain}}
+}
+
+// lastAddr is the last address of a prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
