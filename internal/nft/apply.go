@@ -173,6 +173,12 @@ func tableOf(rs *Ruleset) *tableState {
 	}
 	for _, s := range rs.Sets {
 		st.sets[s.Name] = kernelSet(t, s)
+		if s.Map != nil {
+			if st.maps == nil {
+				st.maps = map[string]*VMap{}
+			}
+			st.maps[s.Name] = s.Map
+		}
 	}
 	for _, name := range rs.Counters {
 		st.objs[name] = &nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter}

@@ -38,8 +38,8 @@ func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
 
 func sameSet(have, want *nftables.Set) bool {
 	if want.IsMap {
-		return have.IsMap && have.Interval && !have.Dynamic && !have.Constant && have.KeyType.Name == want.KeyType.Name &&
-			have.KeyType.Bytes == want.KeyType.Bytes
+		// The key type reads back as "verdict" (see MapSetName).
+		return have.IsMap && have.Interval && !have.Dynamic && !have.Constant
 	}
 	size := have.Size
 	if want.Size == 0 && size == unsizedDynsetCap {

@@ -32,6 +32,11 @@ func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *dige
 	if err := tx.deleteAndRecreateSetsAndObjects(); err != nil {
 		return nil, err
 	}
+	// Elements of maps after the chains they jump to exist, before the
+	// stale ones are deleted (a chain an element jumps to cannot be).
+	if err := tx.syncMaps(); err != nil {
+		return nil, err
+	}
 	tx.deleteAndRecreateChains()
 	tx.addRules()
 	return tx, nil
@@ -385,4 +390,84 @@ func (tx *txn) learnChain(ch *Chain, keys []ruleKey, echoes []ruleEcho) ([]kerne
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// mapChunk is the most elements per message: the element list is one
+// netlink attribute, whose length is 16 bits.
+const mapChunk = 256
+
+// syncMaps makes the elements of each classification map those of the
+// ruleset: for a map whose elements the Applier knows, it deletes and
+// adds only those that differ (a change of one entry is one element
+// change); a new, re-created or unknown map is filled whole (flushed
+// first when it may hold anything).
+func (tx *txn) syncMaps() error {
+	recreated := map[string]bool{}
+	for _, s := range tx.recreateSets {
+		recreated[s.Name] = true
+	}
+	for _, s := range tx.rs.Sets {
+		if s.Map == nil {
+			continue
+		}
+		ks := kernelSet(tx.t, s)
+		_, existed := tx.cur.sets[s.Name]
+		have := tx.cur.maps[s.Name]
+		var add, del []MapElem
+		switch {
+		case !existed || recreated[s.Name]:
+			add = s.Map.Elems
+		case have == nil || have.Fields != s.Map.Fields:
+			tx.c.FlushSet(ks)
+			add = s.Map.Elems
+		default:
+			add, del = diffElems(have, s.Map)
+		}
+		for len(del) > 0 {
+			n := min(len(del), mapChunk)
+			els := make([]nftables.SetElement, n)
+			for i := range n {
+				els[i] = have.kernelElem(&del[i])
+				els[i].VerdictData = nil // a deletion names the key only
+			}
+			if err := tx.c.SetDeleteElements(ks, els); err != nil {
+				return fmt.Errorf("delete elements of map %s: %w", s.Name, err)
+			}
+			del = del[n:]
+		}
+		for len(add) > 0 {
+			n := min(len(add), mapChunk)
+			els := make([]nftables.SetElement, n)
+			for i := range n {
+				els[i] = s.Map.kernelElem(&add[i])
+			}
+			if err := tx.c.SetAddElements(ks, els); err != nil {
+				return fmt.Errorf("add elements to map %s: %w", s.Name, err)
+			}
+			add = add[n:]
+		}
+	}
+	return nil
+}
+
+// diffElems returns the elements of next that prev lacks and those of
+// prev that next lacks (an element is its ranges and its verdict).
+func diffElems(prev, next *VMap) (add, del []MapElem) {
+	in := make(map[MapElem]bool, len(prev.Elems))
+	for _, e := range prev.Elems {
+		in[e] = true
+	}
+	want := make(map[MapElem]bool, len(next.Elems))
+	for _, e := range next.Elems {
+		want[e] = true
+		if !in[e] {
+			add = append(add, e)
+		}
+	}
+	for _, e := range prev.Elems {
+		if !want[e] {
+			del = append(del, e)
+		}
+	}
+	return add, del
 }

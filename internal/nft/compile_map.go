@@ -68,9 +68,16 @@ type MapElem struct {
 	Chain            string
 }
 
-// MapSetName is the map of the run that starts with entry ref.
-func MapSetName(ref EntryRef) string {
-	return shorten(famPrefix(ref.Family) + "_" + ref.ACL + "_" + ref.Dir.String() + "_map" + strconv.Itoa(ref.Seq))
+// MapSetName is the map of the run that starts with entry ref and has
+// a key of fields f: `ip_check_in_map10_1d`.
+//
+// Why the fields are in the name: google/nftables v0.3.0 reads a verdict
+// map's key type back as "verdict", so a map whose key changed could not
+// be told apart from the one the kernel holds (and adding it anew fails
+// the transaction); a new key is a new map.
+func MapSetName(ref EntryRef, f MapFields) string {
+	return shorten(famPrefix(ref.Family) + "_" + ref.ACL + "_" + ref.Dir.String() + "_map" + strconv.Itoa(ref.Seq) +
+		"_" + strconv.FormatUint(uint64(f), 16))
 }
 
 // MapComment is the comment of a map's lookup rule: `acl=check dir=in
@@ -190,7 +197,7 @@ func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 		return nil, chains
 	}
 	m.Fields = keyFields(m.Fields)
-	name := MapSetName(first)
+	name := MapSetName(first, m.Fields)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Kind: SetVerdictMap, Map: m, Entry: first})
 	return []*Rule{{
 		Comment: MapComment(first),

@@ -18,6 +18,9 @@ type tableState struct {
 	chains map[string]*nftables.Chain
 	sets   map[string]*nftables.Set
 	objs   map[string]*nftables.NamedObj
+	// maps are the classification maps whose elements are known (as
+	// applied); a map missing here holds elements not known.
+	maps map[string]*VMap
 }
 
 // readTable reads the chains, sets and named objects of table inet NAME. A
@@ -185,6 +188,11 @@ func diff(c *nftables.Conn, rs *Ruleset, dg *digest, chains map[string]chainSync
 	for _, s := range rs.Sets {
 		if have, ok := cur.sets[s.Name]; !ok || !sameSet(have, kernelSet(t, s)) {
 			return "set " + s.Name + " missing or changed", nil
+		}
+		if s.Map != nil {
+			if d, err := diffMap(c, t, s); d != "" || err != nil {
+				return d, err
+			}
 		}
 	}
 	for _, name := range rs.Counters {

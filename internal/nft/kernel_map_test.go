@@ -1,0 +1,215 @@
+package nft_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+const mapConfig = `ip access-list extended check
+ seq 5 deny tcp host 10.0.0.9 any eq 22
+ seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 22 connlimit 2
+ seq 20 permit tcp host 10.0.0.3 any eq 80
+ seq 30 deny tcp 10.0.0.4 0.0.0.1 any eq 443 connlimit 2
+ seq 40 permit tcp any any neq 443
+ seq 45 permit udp any any eq 53
+ seq 50 permit icmp any any
+ seq 60 permit tcp any any eq 443
+interface management 0
+ ip access-group check in
+`
+
+func compileMapConfig(t *testing.T, text string, run int) *nft.Ruleset {
+	t.Helper()
+	rs, err := nft.Compile(mustParse(t, text), nft.Options{MgmtInterface: "s0", MapRun: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// nft lists a map exactly as String renders it, and nft -f of that text
+// makes the lookup's netlink expressions ours; the Applier's netlink
+// table lists the same.
+func TestKernelMapRoundTrip(t *testing.T) {
+	rs := compileMapConfig(t, mapConfig, 2)
+	ns := netns.New(t)
+	path := filepath.Join(t.TempDir(), "maps.nft")
+	if err := os.WriteFile(path, []byte(rs.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns.MustExec(t, "nft", "-f", path)
+	if d := cmp.Diff(rs.String(), nftSized(rs, ns.MustExec(t, "nft", "list", "table", "inet", rs.Table))); d != "" {
+		t.Errorf("nft list differs from String() (-ours +nft):\n%s", d)
+	}
+	compareExprs(t, ns.NFT(t), rs)
+	if d, err := applier(ns).Drift(rs); d != "" || err != nil {
+		t.Errorf("drift of the nft -f table: %q, %v", d, err)
+	}
+	ns.MustExec(t, "nft", "delete", "table", "inet", rs.Table)
+
+	a := applier(ns)
+	mustApply(t, a, rs)
+	listed := listTable(t, ns, rs.Table)
+	for _, s := range rs.Sets {
+		if s.Map != nil && !strings.Contains(listed, s.String()) {
+			t.Errorf("the applied table lists map %s otherwise:\n%s\nwant\n%s", s.Name, listed, s)
+		}
+	}
+	for _, ch := range rs.Chains {
+		if !strings.Contains(listed, ch.String()) {
+			t.Errorf("the applied table lists chain %s otherwise:\n%s\nwant\n%s", ch.Name, listed, ch)
+		}
+	}
+}
+
+// A change inside a run is an element change: the rules keep their
+// handles; a changed or deleted element is drift, and Apply repairs it.
+func TestKernelMapChangeIsElementChange(t *testing.T) {
+	ns := netns.New(t)
+	a := applier(ns)
+	v0 := compileMapConfig(t, mapConfig, 2)
+	mustApply(t, a, v0)
+	before := handles(t, ns)
+	v1 := compileMapConfig(t, strings.Replace(mapConfig, "host 10.0.0.3 any eq 80", "host 10.0.0.3 any eq 8080", 1), 2)
+	mustApply(t, a, v1)
+	_, changed := sameHandles(before, handles(t, ns))
+	for _, c := range changed {
+		if !strings.Contains(c, "map ip_check_in_map5_17") {
+			t.Errorf("changing an entry inside a map changed %s", c)
+		}
+	}
+	if !strings.Contains(listTable(t, ns, "slxsh"), "10.0.0.3 . 0.0.0.0/0 . tcp . 8080 : goto ip_check_in_20") {
+		t.Errorf("changed element missing:\n%s", listTable(t, ns, "slxsh"))
+	}
+	inSyncFresh(t, ns, v1)
+
+	// Someone deletes an element: drift, repaired by Apply.
+	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", "ip_check_in_map5_17", "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 }")
+	if d, err := applier(ns).Drift(v1); err != nil || !strings.Contains(d, "ip_check_in_map5_17") {
+		t.Fatalf("drift after a deleted element: %q, %v", d, err)
+	}
+	b := applier(ns) // a new Applier knows nothing of the map: it refills it
+	mustApply(t, b, v1)
+	inSyncFresh(t, ns, v1)
+	// Someone changes a verdict.
+	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", "ip_check_in_map5_17", "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 }")
+	ns.MustExec(t, "nft", "add", "element", "inet", "slxsh", "ip_check_in_map5_17", "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 : goto ip_check_in_5 }")
+	if d, _ := applier(ns).Drift(v1); !strings.Contains(d, "ip_check_in_map5_17") {
+		t.Fatalf("drift after a changed verdict: %q", d)
+	}
+	mustApply(t, applier(ns), v1)
+	inSyncFresh(t, ns, v1)
+	// Back to linear rules and to maps again.
+	mustApply(t, a, compileMapConfig(t, mapConfig, -1))
+	mustApply(t, a, v0)
+	inSyncFresh(t, ns, v0)
+}
+
+// Random lists over the client's addresses and the server's ports decide
+// real connections the same way as rules and as maps.
+func TestKernelMapsDecideAsRules(t *testing.T) {
+	p := netns.NewPair(t)
+	clients := []string{"10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
+	extraClients(t, p, clients[1:]...)
+	var ports []string
+	for _, port := range mapPorts {
+		for _, q := range []uint16{port, port + 1} {
+			ports = append(ports, p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, strconv.Itoa(int(q)))).Addr)
+		}
+	}
+	mapped := 0
+	for trial := range 16 {
+		u := mapUniverse{rand.New(rand.NewPCG(uint64(trial), 11))}
+		c := acl.New()
+		if _, err := c.EnsureACL(acl.IPv4, "m"); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 20; i++ {
+			e := u.entry(10*i, false)
+			if e.Action == acl.HardDrop {
+				e.Action = acl.Deny // a drop costs a dial timeout
+			}
+			if e.Action == acl.Deny && u.r.IntN(2) == 0 {
+				// Under its limit a deny goes on to the next entry: the
+				// seam between a map and the rules after it.
+				e.Connlimits = []acl.Connlimit{{N: 2 + u.r.IntN(2), Key: acl.PerSource}}
+			}
+			e.Proto = acl.ProtoTCP
+			if e.Src.Kind == acl.AddrPrefix && e.Src.Prefix.Bits() < 29 {
+				e.Src = acl.AnyAddr
+			}
+			_ = c.AddEntry(acl.IPv4, "m", e)
+		}
+		if _, err := c.EnsureInterface(acl.IfManagement, "0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetAccessGroup(acl.IfManagement, "0", acl.IPv4, acl.In, "m"); err != nil {
+			t.Fatal(err)
+		}
+		type try struct{ src, dst string }
+		var tries []try
+		for range 40 {
+			tries = append(tries, try{clients[u.r.IntN(len(clients))], ports[u.r.IntN(len(ports))]})
+		}
+		var got [2][]netns.Outcome
+		for i, run := range []int{-1, 2} {
+			rs, err := nft.Compile(c, nft.Options{MgmtInterface: "s0", MapRun: run})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run > 0 {
+				for _, s := range rs.Sets {
+					if s.Map != nil {
+						mapped += len(s.Map.Elems)
+					}
+				}
+			}
+			a := applier(p.Server)
+			mustApply(t, a, rs)
+			var open []net.Conn
+			for _, tr := range tries {
+				conn, out, _ := p.Client.Dial(tr.src, tr.dst, netns.DialTimeout)
+				got[i] = append(got[i], out)
+				if out != netns.Connected {
+					// Why: the kernel's count keeps a refused connection
+					// (never confirmed) until the next jiffy when the next
+					// check runs on another CPU (nf_conncount
+					// find_or_evict): a timing artefact, the same for rules
+					// and maps, that this test must not see.
+					time.Sleep(10 * time.Millisecond)
+				}
+				if conn != nil {
+					open = append(open, conn)
+				}
+			}
+			for _, conn := range open {
+				conn.Close()
+			}
+			p.Server.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+		}
+		if d := cmp.Diff(got[0], got[1]); d != "" {
+			rs, _ := nft.Compile(c, nft.Options{MgmtInterface: "s0", MapRun: 2})
+			var lines []string
+			for i, tr := range tries {
+				lines = append(lines, fmt.Sprintf("%d %s -> %s: %v / %v", i, tr.src, tr.dst, got[0][i], got[1][i]))
+			}
+			t.Errorf("trial %d: outcomes differ (-rules +maps):\n%s\n%s\n%s\n%s", trial, d, strings.Join(lines, "\n"), acl.Format(c), rs)
+		}
+	}
+	if mapped < 20 {
+		t.Fatalf("only %d elements were mapped: the test proves little", mapped)
+	}
+}
