@@ -208,3 +208,46 @@ interface management 0
 		}
 	}
 }
+
+// Renewals sees through maps: for random changes of random lists, every
+// limit that the linear form renews is renewed in the mapped form too (a
+// missed renewal would let a limit count sessions its entry no longer
+// sees, or miss some it does).
+func TestRenewalsSeeThroughMaps(t *testing.T) {
+	seen := 0
+	for trial := range 300 {
+		u := mapUniverse{rand.New(rand.NewPCG(uint64(trial), 13))}
+		c0 := u.config(10 + u.r.IntN(20))
+		c1 := c0.Clone()
+		l := c1.ACL(acl.IPv4, "m")
+		switch i := u.r.IntN(len(l.Entries)); u.r.IntN(3) {
+		case 0:
+			l.Entries = slices.Delete(l.Entries, i, i+1)
+		case 1:
+			e := u.entry(l.Entries[i].Seq, false)
+			e.Connlimits = nil
+			l.Entries[i] = e
+		default:
+			e := u.entry(l.Entries[i].Seq+1, false)
+			e.Connlimits = nil
+			_ = c1.AddEntry(acl.IPv4, "m", e)
+		}
+		for _, e := range l.Entries {
+			e.Owner = nil // both forms compile for in and out
+		}
+		for _, e := range c0.ACL(acl.IPv4, "m").Entries {
+			e.Owner = nil
+		}
+		lin := nft.Renewals(compileRun(t, c0, -1), compileRun(t, c1, -1), c0, c1)
+		mapped := nft.Renewals(compileRun(t, c0, 2), compileRun(t, c1, 2), c0, c1)
+		for _, name := range lin {
+			if !slices.Contains(mapped, name) {
+				t.Fatalf("trial %d: %s renewed with rules, not with maps (%v vs %v)\n%s\n%s", trial, name, lin, mapped, acl.Format(c0), acl.Format(c1))
+			}
+		}
+		seen += len(lin)
+	}
+	if seen < 50 {
+		t.Fatalf("only %d renewals in all trials: the test proves little", seen)
+	}
+}

@@ -122,15 +122,20 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 	}
 	lists := map[[2]string]map[int]*acl.Entry{} // (family, name) -> seq -> entry, built once per list
 	out := map[string]chainView{}
+	fl := newFlattener(rs)
 	for _, ch := range rs.Chains {
-		if ch.Hook != nil || !limitsIn(ch, limitSet) {
-			continue // base chains, and chains without a limit rule (reservation, block, log chains)
+		if ch.Hook != nil || ch.Mapped {
+			continue // base chains, and entries' chains (in their list's view)
+		}
+		rules := fl.rules(ch)
+		if !limitsIn(rules, limitSet) {
+			continue // chains without a limit rule (reservation, block, log chains)
 		}
 		b := slices.Clone(binds[ch.Name])
 		slices.Sort(b)
 		v := chainView{chain: ch.Name, binds: sha256.Sum256([]byte(strings.Join(b, "\n"))), entries: map[int][32]byte{},
 			limits: map[string]limitContext{}}
-		groups, ref := chainEntries(ch)
+		groups, ref := chainEntries(rules)
 		id := [2]string{ref.Family.String(), ref.ACL}
 		if _, ok := lists[id]; !ok {
 			lists[id] = map[int]*acl.Entry{}
@@ -170,8 +175,8 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 }
 
 // limitsIn reports whether a chain holds the limit rule of a limit set.
-func limitsIn(ch *Chain, limitSet map[string]bool) bool {
-	for _, r := range ch.Rules {
+func limitsIn(rules []*Rule, limitSet map[string]bool) bool {
+	for _, r := range rules {
 		for _, st := range r.Stmts {
 			if c, ok := st.(*ConnlimitAdd); ok && limitSet[c.Set] {
 				return true
@@ -192,10 +197,10 @@ type chainEntry struct {
 // chainEntries groups a chain's rules by entry, in order (seq 0: rules
 // that apply to every connection of the list: block-for lockouts and the
 // implicit rules), with each group's digest; ref names the list.
-func chainEntries(ch *Chain) ([]chainEntry, EntryRef) {
+func chainEntries(rules []*Rule) ([]chainEntry, EntryRef) {
 	var entries []chainEntry
 	var ref EntryRef
-	for _, r := range ch.Rules {
+	for _, r := range rules {
 		seq := 0
 		if er, role, ok := ParseComment(r.Comment); ok {
 			ref = er

@@ -47,11 +47,12 @@ func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifna
 			}
 		}
 	}
+	fl := newFlattener(r)
 	for _, c := range r.Chains {
 		if c.Name != aclChain {
 			continue
 		}
-		for _, rule := range c.Rules {
+		for _, rule := range fl.rules(c) {
 			ref, role, ok := ParseComment(rule.Comment)
 			if !ok {
 				continue
@@ -75,7 +76,7 @@ func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifna
 func stopped(rules []*Rule, decided int, stop TraceStop) bool {
 	for _, rule := range rules {
 		ref, role, ok := ParseComment(rule.Comment)
-		if !ok || ref.Seq != decided {
+		if !ok || ref.Seq != decided || role == RoleMap {
 			continue
 		}
 		if stop == StopFirst || (stop == StopConnlimit && role == RoleConnlimit) {
