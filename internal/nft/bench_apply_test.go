@@ -39,11 +39,17 @@ func benchConfig(n int, changed bool) string {
 
 func benchRuleset(b testing.TB, n int, changed bool) *nft.Ruleset {
 	b.Helper()
+	return benchRulesetWith(b, n, changed, nft.Options{})
+}
+
+// benchRulesetWith is benchRuleset compiled with o (MapRun -1: as rules).
+func benchRulesetWith(b testing.TB, n int, changed bool, o nft.Options) *nft.Ruleset {
+	b.Helper()
 	cfg, err := cli.ParseConfig(benchConfig(n, changed))
 	if err != nil {
 		b.Fatal(err)
 	}
-	rs, err := nft.Compile(cfg, nft.Options{})
+	rs, err := nft.Compile(cfg, o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -71,11 +71,14 @@ func inSyncFresh(t *testing.T, ns *netns.NS, rs *nft.Ruleset) {
 	}
 }
 
-// A one-entry change of a 10k-entry ACL deletes and adds only that
-// entry's rules: every other rule, set, counter and chain keeps its handle.
+// A one-entry change of a 10k-entry ACL compiled as rules deletes and
+// adds only that entry's rules: every other rule, set, counter and chain
+// keeps its handle. (Compiled with maps, the same change is one element:
+// TestKernelMapChangeOfLargeACL.)
 func TestKernelChangeOneEntryKeepsHandles(t *testing.T) {
 	n := netns.New(t)
-	v0, v1 := benchRuleset(t, 10000, false), benchRuleset(t, 10000, true)
+	linear := nft.Options{MapRun: -1}
+	v0, v1 := benchRulesetWith(t, 10000, false, linear), benchRulesetWith(t, 10000, true, linear)
 	a := applier(n)
 	mustApply(t, a, v0)
 	before := handles(t, n)
@@ -135,7 +138,8 @@ func TestKernelChangeOneEntryKeepsHandles(t *testing.T) {
 func TestKernelRestartKeepsHandles(t *testing.T) {
 	n := netns.New(t)
 	state := filepath.Join(t.TempDir(), "nft-state")
-	v0, v1 := benchRuleset(t, 2000, false), benchRuleset(t, 2000, true)
+	linear := nft.Options{MapRun: -1} // handles of rules: see TestKernelChangeOneEntryKeepsHandles
+	v0, v1 := benchRulesetWith(t, 2000, false, linear), benchRulesetWith(t, 2000, true, linear)
 	a := applier(n)
 	a.SetStatePath(state)
 	mustApply(t, a, v0) // with the gates opened: an element commit after the rules

@@ -213,3 +213,40 @@ func TestKernelMapsDecideAsRules(t *testing.T) {
 		t.Fatalf("only %d elements were mapped: the test proves little", mapped)
 	}
 }
+
+// A one-entry change of the 10k-entry ACL with maps changes no rule: the
+// entry's old element goes and its new one comes, in one transaction; a
+// restarted Applier (saved state) does the same.
+func TestKernelMapChangeOfLargeACL(t *testing.T) {
+	n := netns.New(t)
+	state := filepath.Join(t.TempDir(), "nft-state")
+	v0, v1 := benchRuleset(t, 10000, false), benchRuleset(t, 10000, true)
+	a := applier(n)
+	a.SetStatePath(state)
+	mustApply(t, a, v0)
+	before := handles(t, n)
+	gen := generation(t, a)
+	if err := a.Apply(v1); err != nil {
+		t.Fatal(err)
+	}
+	if g := generation(t, a); g != gen+1 {
+		t.Errorf("generation %d after the change, want %d", g, gen+1)
+	}
+	if same, changed := sameHandles(before, handles(t, n)); len(changed) > 0 {
+		t.Errorf("%d lines kept their handles; changed: %v", same, changed)
+	}
+	list := n.MustExec(t, "nft", "list", "table", "inet", "slxsh")
+	if !strings.Contains(list, "10.0.19.136 . tcp . 65000 : goto ip_big_in_5000") || strings.Contains(list, "10.0.19.136 . tcp . 6000 :") {
+		t.Errorf("entry 5000's element not changed")
+	}
+	inSyncFresh(t, n, v1)
+	b := applier(n) // restarted: knows the elements from the saved state
+	b.SetStatePath(state)
+	if err := b.Apply(v0); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed := sameHandles(before, handles(t, n)); len(changed) > 0 {
+		t.Errorf("restarted change replaced %v", changed)
+	}
+	inSyncFresh(t, n, v0)
+}
