@@ -15,17 +15,17 @@ import (
 // Token-bucket rates are never exceeded in the model, fixed-window rates
 // count their window's connections, and timeouts never expire.
 type Sim struct {
-	rs       *Ruleset
-	chains   map[string]*Chain
-	sets     map[string]*simSet
-	maps     map[string]*VMap
+	rs     *Ruleset
+	chains map[string]*Chain
+	sets   map[string]*simSet
+	maps   map[string]*VMap
 	// Ambiguous counts lookups in which more than one element of a
 	// classification map matched: the kernel could pick either, so
 	// Compile must never make such a map.
 	Ambiguous int
-	counters map[string]int
-	conns    map[int][]*simElem // open connection -> the elements counting it
-	next     int
+	counters  map[string]int
+	conns     map[int][]*simElem // open connection -> the elements counting it
+	next      int
 }
 
 type simSet struct {
