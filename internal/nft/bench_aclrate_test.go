@@ -1,0 +1,139 @@
+package nft_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// aclRateEntries is the size of the ACL of BenchmarkKernelACLRate: the
+// client's connections match its last entry.
+const aclRateEntries = 1000
+
+// aclRateVariants: no firewall; our compiled ACL with maps (the default)
+// and as rules; the same rules in iptables (legacy x_tables and the
+// nf_tables flavour); each last entry with and without a connlimit.
+var aclRateVariants = []string{
+	"none",
+	"maps", "maps-connlimit",
+	"rules", "rules-connlimit",
+	"iptables", "iptables-connlimit",
+	"iptables-nft", "iptables-nft-connlimit",
+}
+
+// aclRateConfig is the ACL: aclRateEntries-1 entries for other sources,
+// then the one for the client (with connlimit 1000, never reached by
+// connections opened and reset one after the other).
+func aclRateConfig(limit bool) string {
+	var b strings.Builder
+	b.WriteString("ip access-list extended big\n")
+	for i := 1; i < aclRateEntries; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp host 10.9.%d.%d any eq %d\n", i, i/256, i%256, 1000+i)
+	}
+	fmt.Fprintf(&b, " seq %d permit tcp host %s host %s eq 9000", aclRateEntries, netns.PairClient4, netns.PairServer4)
+	if limit {
+		fmt.Fprintf(&b, " connlimit %d", connRateLimit)
+	}
+	b.WriteString("\ninterface s0\n ip access-group big in\n")
+	return b.String()
+}
+
+// aclRateIptables is the same list for iptables-restore.
+func aclRateIptables(limit bool) string {
+	var b strings.Builder
+	b.WriteString("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n")
+	for i := 1; i < aclRateEntries; i++ {
+		fmt.Fprintf(&b, "-A INPUT -i s0 -s 10.9.%d.%d/32 -p tcp -m tcp --dport %d -j ACCEPT\n", i/256, i%256, 1000+i)
+	}
+	match := fmt.Sprintf("-A INPUT -i s0 -s %s/32 -d %s/32 -p tcp -m tcp --dport 9000", netns.PairClient4, netns.PairServer4)
+	if limit {
+		fmt.Fprintf(&b, "%s -m conntrack --ctstate NEW -m connlimit --connlimit-above %d --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with tcp-reset\n", match, connRateLimit)
+	}
+	b.WriteString(match + " -j ACCEPT\n-A INPUT -i s0 -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n")
+	return b.String()
+}
+
+// BenchmarkKernelACLRate measures new TCP connections per second through
+// a 1000-entry ACL whose last entry admits them, in each variant of
+// aclRateVariants (alternating with -count). See BENCHMARKS.md.
+func BenchmarkKernelACLRate(b *testing.B) {
+	netns.RequireRoot(b)
+	p := netns.NewPair(b)
+	srv := netns.PairServer4 + ":9000"
+	p.Server.Listen(b, srv)
+	dir := b.TempDir()
+	for _, v := range aclRateVariants {
+		b.Run(v, func(b *testing.B) {
+			limit := strings.HasSuffix(v, "-connlimit")
+			base := strings.TrimSuffix(v, "-connlimit")
+			deleteTable(b, p.Server)
+			for _, tool := range []string{"iptables-legacy", "iptables-nft"} {
+				p.Server.Exec(tool, "-F", "INPUT")
+			}
+			switch base {
+			case "maps", "rules":
+				o := nft.Options{}
+				if base == "rules" {
+					o.MapRun = -1
+				}
+				rs := loadConfig(b, p.Server, aclRateConfig(limit), o)
+				if maps := countMaps(rs); (maps > 0) != (base == "maps") {
+					b.Fatalf("%s: %d maps", v, maps)
+				}
+			case "iptables", "iptables-nft":
+				path := filepath.Join(dir, v+".rules")
+				if err := os.WriteFile(path, []byte(aclRateIptables(limit)), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				tool := "iptables-legacy-restore"
+				if base == "iptables-nft" {
+					tool = "iptables-nft-restore"
+				}
+				if err := p.Server.Do(func() error {
+					out, err := exec.Command(tool, path).CombinedOutput()
+					if err != nil {
+						return fmt.Errorf("%s: %v: %s", tool, err, out)
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			start := time.Now()
+			if err := p.Client.Do(func() error {
+				for range b.N {
+					c, err := net.DialTimeout("tcp", srv, time.Second)
+					if err != nil {
+						return err
+					}
+					c.(*net.TCPConn).SetLinger(0)
+					c.Close()
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+		})
+	}
+	deleteTable(b, p.Server)
+}
+
+func countMaps(rs *nft.Ruleset) int {
+	n := 0
+	for _, s := range rs.Sets {
+		if s.Map != nil {
+			n++
+		}
+	}
+	return n
+}
