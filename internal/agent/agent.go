@@ -193,6 +193,7 @@ func (a *Agent) Replace(cfg *acl.Config, why string) ([]string, error) {
 // installLocked validates, compiles and installs next; on success it becomes
 // the running config. On any error nothing changes.
 func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
+	t0 := time.Now()
 	if err := acl.Validate(next); err != nil {
 		return nil, userErr(userError(err))
 	}
@@ -200,9 +201,13 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if err != nil {
 		return nil, userErr(userError(err))
 	}
-	if err := a.applyLocked(next, rs, why, nft.Renewals(a.ruleset, rs, a.running, next)); err != nil {
+	t1 := time.Now()
+	renew := nft.Renewals(a.ruleset, rs, a.running, next)
+	t2 := time.Now()
+	if err := a.applyLocked(next, rs, why, renew); err != nil {
 		return nil, err
 	}
+	t3 := time.Now()
 	prev := a.running
 	a.running, a.ruleset = next, rs
 	a.armLoadLocked()
@@ -215,7 +220,9 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	for _, w := range warns {
 		a.log.Warn(w, "why", why)
 	}
-	a.log.Info("configuration applied", "why", why, "acls", len(next.ACLs), "interfaces", len(next.Interfaces))
+	a.log.Info("configuration applied", "why", why, "acls", len(next.ACLs), "interfaces", len(next.Interfaces),
+		"compile", t1.Sub(t0).Round(time.Millisecond), "renewals", t2.Sub(t1).Round(time.Millisecond),
+		"apply", t3.Sub(t2).Round(time.Millisecond), "total", time.Since(t0).Round(time.Millisecond))
 	return warns, nil
 }
 

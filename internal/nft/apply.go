@@ -267,7 +267,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	}
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
-	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs)}
+	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs), echo: handlesWorth(rs)}
 	w, err := b.conn()
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
@@ -302,4 +302,18 @@ func (a *Applier) readConn() (*nftables.Conn, error) {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
 	return c, nil
+}
+
+// handlesWorth tells the chains of rs whose rules are echoed: all but the
+// chains of entries in maps, which hold a few rules each (one per entry
+// and limit) and are changed by flushing them and adding their rules
+// again, which costs no more than the echoes of ten thousand of them.
+func handlesWorth(rs *Ruleset) func(string) bool {
+	mapped := map[string]bool{}
+	for _, ch := range rs.Chains {
+		if ch.Mapped {
+			mapped[ch.Name] = true
+		}
+	}
+	return func(chain string) bool { return !mapped[chain] }
 }

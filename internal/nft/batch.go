@@ -3,6 +3,7 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -24,6 +25,19 @@ import (
 // of each echoed rule (no expression parsing), and hands the
 // acknowledgements and errors back to the library, whose handling of them
 // is unchanged.
+//
+// On the wire it asks for less than the library does: only the last
+// message of the batch is acknowledged (nfnetlink processes a batch to its
+// end even after an error and delivers every error and acknowledgement
+// after the commit, so that one answer comes last), and only the rules of
+// chains whose handles are worth knowing (echo) are echoed. The library
+// gets an acknowledgement for each message it asked one for: the kernel's
+// error where there was one, else a success. Reading one answer per
+// message (two syscalls each) was most of the time of a large apply.
+
+// answerTimeout bounds the wait for the answer to a batch (the commit of
+// a 65k-rule table takes a few seconds).
+const answerTimeout = 2 * time.Minute
 
 // ruleEcho is what batchWriter keeps of an echoed rule.
 type ruleEcho struct {
@@ -34,8 +48,9 @@ type ruleEcho struct {
 // batchWriter is an nltest.Func (for nftables.WithTestDial) that sends
 // batches through a real socket. Use one per transaction.
 type batchWriter struct {
-	netns int                   // namespace fd (0: the current one)
-	opts  []nftables.SockOption // applied to the real socket (buffer sizes)
+	netns int                     // namespace fd (0: the current one)
+	opts  []nftables.SockOption   // applied to the real socket (buffer sizes)
+	echo  func(chain string) bool // whether to echo the rules added to chain (nil: all)
 
 	echoes []ruleEcho // the rules the kernel echoed, in commit order
 	err    error      // the receive error, if any (ENOBUFS: outcome unknown)
@@ -65,27 +80,39 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 			return nil, fmt.Errorf("set socket option: %w", err)
 		}
 	}
-	acks := 0
+	last := -1
 	msgs := make([]netlink.Message, len(req))
 	for i, m := range req {
 		m.Header.PID = 0 // the real socket's port id, not the fake one's
-		msgs[i] = m
 		if m.Header.Flags&netlink.Acknowledge != 0 {
-			acks++
+			last = i
+			m.Header.Flags &^= netlink.Acknowledge
 		}
+		if m.Header.Type == newRuleType && b.echo != nil && !b.echo(ruleChain(m.Data)) {
+			m.Header.Flags &^= netlink.Echo
+		}
+		msgs[i] = m
 	}
-	if _, err := nl.SendMessages(msgs); err != nil {
+	if last < 0 {
+		_, err := nl.SendMessages(msgs)
 		return nil, err
 	}
-	var out []netlink.Message
-	// The kernel sends the echoes during the commit and every
-	// acknowledgement after it; after an error it aborts the batch, and
-	// the library needs no more than that error.
-	for acks > 0 {
+	msgs[last].Header.Flags |= netlink.Acknowledge
+	sent, err := nl.SendMessages(msgs)
+	if err != nil {
+		return nil, err
+	}
+	errs := map[uint32]netlink.Message{} // by sequence: the kernel's errors
+	// Why a deadline: a batch the kernel never answers must not hold the
+	// agent for ever (the outcome is then unknown, as after ENOBUFS).
+	if err := nl.SetReadDeadline(time.Now().Add(answerTimeout)); err != nil {
+		return nil, err
+	}
+	for done := false; !done; {
 		got, err := nl.Receive()
 		if err != nil {
 			b.err = err
-			return out, err
+			return nil, err
 		}
 		for _, m := range got {
 			switch m.Header.Type {
@@ -95,12 +122,52 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 				}
 			case netlink.Error:
 				m.Header.Flags &^= netlink.Multi
-				out = append(out, m)
-				acks--
+				if len(m.Data) >= 4 && binary.NativeEndian.Uint32(m.Data[:4]) != 0 {
+					errs[m.Header.Sequence] = m
+				}
+				// The last message's answer ends the batch; an error for
+				// the batch's begin or end means it was not processed.
+				seq := m.Header.Sequence
+				done = done || seq == sent[last].Header.Sequence || seq == sent[0].Header.Sequence ||
+					seq == sent[len(sent)-1].Header.Sequence
 			}
 		}
 	}
+	var out []netlink.Message
+	for i, m := range req {
+		if m.Header.Flags&netlink.Acknowledge == 0 {
+			continue
+		}
+		if e, ok := errs[sent[i].Header.Sequence]; ok {
+			out = append(out, e)
+			continue
+		}
+		ack := make([]byte, 4, 20) // error 0, then the request's header
+		ack = binary.NativeEndian.AppendUint32(ack, uint32(16+len(m.Data)))
+		ack = binary.NativeEndian.AppendUint16(ack, uint16(m.Header.Type))
+		ack = binary.NativeEndian.AppendUint16(ack, uint16(m.Header.Flags))
+		ack = binary.NativeEndian.AppendUint32(ack, sent[i].Header.Sequence)
+		ack = binary.NativeEndian.AppendUint32(ack, sent[i].Header.PID)
+		out = append(out, netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: sent[i].Header.Sequence}, Data: ack})
+	}
 	return out, nil
+}
+
+// ruleChain reads the chain of a NEWRULE message ("" if it has none).
+func ruleChain(data []byte) string {
+	if len(data) < 4 {
+		return ""
+	}
+	ad, err := netlink.NewAttributeDecoder(data[4:])
+	if err != nil {
+		return ""
+	}
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_RULE_CHAIN {
+			return ad.String()
+		}
+	}
+	return ""
 }
 
 // parseRuleEcho reads chain, handle and comment of a NEWRULE message.
