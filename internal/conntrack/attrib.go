@@ -230,6 +230,23 @@ func (b Binding) passes(f Flow, loc Locator) bool {
 // evaluate runs flow i through the binding's entries, recording the keys it
 // is counted under; it reports whether the ACL admits the flow.
 func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
+	id, ok := b.walk(f, func(k KeyID, cl *acl.Connlimit, act acl.Action) {
+		a.Keys[k] = append(a.Keys[k], i)
+		a.Limits[k.LimitID] = cl
+		a.Actions[k.EntryID] = act
+	})
+	if ok {
+		a.Admitted[id] = append(a.Admitted[id], i)
+	}
+	return ok
+}
+
+// walk runs a flow through the binding's entries as the compiler evaluates
+// them, calling counted for each limit key the flow is counted under (with
+// the limit and its entry's action). It returns the permit entry that
+// admits the flow, or ok false when the ACL refuses it. Attribute and the
+// session Index both attribute through it.
+func (b Binding) walk(f Flow, counted func(k KeyID, cl *acl.Connlimit, act acl.Action)) (admit EntryID, ok bool) {
 	for _, e := range b.ACL.Entries {
 		if e.Action == acl.Remark || !Matches(e, f) {
 			continue
@@ -239,11 +256,8 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 			for j := range e.Connlimits {
 				// Counted in each of the entry's limits, under its key there.
 				cl := &e.Connlimits[j]
-				k := KeyID{limitOf(id, cl), KeyOf(cl, f)}
-				a.Keys[k] = append(a.Keys[k], i)
-				a.Limits[k.LimitID] = cl
+				counted(KeyID{limitOf(id, cl), KeyOf(cl, f)}, cl, e.Action)
 			}
-			a.Actions[id] = e.Action
 			if e.Action == acl.Deny {
 				continue // below its limit, a limited deny passes the flow on
 			}
@@ -254,13 +268,11 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 			continue
 		}
 		if e.Action == acl.Permit {
-			id := EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}
-			a.Admitted[id] = append(a.Admitted[id], i)
-			return true
+			return EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}, true
 		}
-		return false
+		return EntryID{}, false
 	}
-	return false // implicit deny
+	return EntryID{}, false // implicit deny
 }
 
 // unseen reports whether the entry has a condition that a flow cannot be
