@@ -75,6 +75,9 @@ func BenchmarkKernelViews(b *testing.B) {
 	b.Logf("filled %d flows in %v", viewFlows, time.Since(fillStart).Round(time.Millisecond))
 
 	ag := newAgent(b, ns, "lo", "--metrics", "127.0.0.1:9470")
+	if g := os.Getenv("VIEWS_GODEBUG"); g != "" {
+		ag.env = []string{"GODEBUG=" + g}
+	}
 	if err := os.WriteFile(ag.startup, []byte(viewsConfig), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -82,6 +85,7 @@ func BenchmarkKernelViews(b *testing.B) {
 	ag.start()
 	b.Logf("agent ready in %v", time.Since(startAt).Round(time.Millisecond))
 	pid := agentPid(b, ag)
+	b.Logf("agent peak RSS after start: %d MiB", procStatus(b, pid, "VmHWM")/1024)
 
 	// The views must say what the table holds before they are timed.
 	if out := ag.mustShell("", "-c", "show access-list sessions ip check"); strings.Count(out, "4/10") != viewFlows/4 {
@@ -96,8 +100,10 @@ func BenchmarkKernelViews(b *testing.B) {
 		f()
 		return time.Since(t0)
 	}
-	var showIP, showSess, scrape, listCT time.Duration
+	b.Logf("agent peak RSS after the first views: %d MiB", procStatus(b, pid, "VmHWM")/1024)
+	var showIP, showSess, scrape, listCT, version time.Duration
 	for b.Loop() {
+		version += timeIt(func() { ag.mustShell("", "-c", "show version") })
 		showIP += timeIt(func() { ag.mustShell("", "-c", "show access-list ip check") })
 		listCT += timeIt(func() {
 			if out, err := exec.Command("sh", "-c", "ip netns exec "+ns.Name+" conntrack -L >/dev/null 2>&1").CombinedOutput(); err != nil {
@@ -108,6 +114,10 @@ func BenchmarkKernelViews(b *testing.B) {
 		scrape += timeIt(func() { scrapeMetrics(b, ag, "127.0.0.1:9470") })
 	}
 	n := float64(b.N)
+	if os.Getenv("VIEWS_LOG") != "" {
+		os.WriteFile(os.Getenv("VIEWS_LOG"), []byte(ag.log.String()), 0o644)
+	}
+	b.ReportMetric(version.Seconds()/n, "show-version-s")
 	b.ReportMetric(showIP.Seconds()/n, "show-ip-s")
 	b.ReportMetric(showSess.Seconds()/n, "show-sessions-s")
 	b.ReportMetric(scrape.Seconds()/n, "scrape-s")

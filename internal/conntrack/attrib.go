@@ -169,18 +169,19 @@ type Attribution struct {
 // user) are treated as matching for permits and limits, and as not
 // matching for plain denies, so that no session is ended on a guess.
 func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
+	return attributeOwned(bs, slices.Clone(flows), loc)
+}
+
+// attributeOwned is Attribute on a slice the caller gives up: it is
+// filtered and sorted in place (a dump of 100k flows is 15 MB; no copy).
+func attributeOwned(bs []Binding, flows []Flow, loc Locator) *Attribution {
 	a := &Attribution{
 		Keys:     map[KeyID][]int{},
 		Limits:   map[LimitID]*acl.Connlimit{},
 		Actions:  map[EntryID]acl.Action{},
 		Admitted: map[EntryID][]int{},
 	}
-	a.Flows = make([]Flow, 0, len(flows))
-	for _, f := range flows {
-		if f.Open() {
-			a.Flows = append(a.Flows, f)
-		}
-	}
+	a.Flows = slices.DeleteFunc(flows, func(f Flow) bool { return !f.Open() })
 	sortByAge(a.Flows)
 	refused := map[int]bool{}
 	for _, b := range bs {

@@ -187,14 +187,14 @@ func (t *Tracker) countLocked(reset bool) error {
 	}
 	t.resetLocator()
 	bs := Bindings(t.cfg, t.opts.IfName)
-	a := Attribute(bs, flows, t.opts.Locator)
+	a := attributeOwned(bs, flows, t.opts.Locator)
 	var errs []error
 	if reset {
 		ex := a.Excess()
 		res, err := End(t.ct, t.sd, ex)
 		errs = append(errs, err)
 		t.opts.Logger.Info("existing sessions reset", "destroyed", res.Destroyed, "marked", res.Marked)
-		a = Attribute(bs, without(flows, ex), t.opts.Locator)
+		a = attributeOwned(bs, without(a.Flows, ex), t.opts.Locator)
 	}
 	if len(t.pending) == 0 {
 		return errors.Join(errs...)
@@ -519,7 +519,7 @@ func (t *Tracker) attribute(cfg *acl.Config) (*Attribution, error) {
 		return nil, err
 	}
 	t.resetLocator()
-	return Attribute(Bindings(cfg, t.opts.IfName), flows, t.opts.Locator), nil
+	return attributeOwned(Bindings(cfg, t.opts.IfName), flows, t.opts.Locator), nil
 }
 
 // resetLocator makes each attribution see the routes of its moment: a
