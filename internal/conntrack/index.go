@@ -25,6 +25,16 @@ import (
 // the subscription, with every queued event applied after it field by
 // field, ends in the state of the last event.
 //
+// Except for flows created before anyone listened: the kernel never sends
+// their events (KERNEL-NOTES; the event extension is attached when an
+// entry is created, and only while a listener exists). Such "silent"
+// flows, first seen in a dump and never in an event, are checked by a
+// streamed dump in place once a second by the refresh loop (Update) for
+// as long as any is left; the views may see their ends up to a second
+// late. An agent that starts among 100k open sessions pays that dump
+// until they end (the tracker's own refresh dumps its old sessions at the
+// same pace).
+//
 // Bindings and routes are the index's view of where flows fall: a read
 // with other bindings (a new config, an interface that moved), or after
 // the routes changed (RouteLocator.Epoch), attributes every record again
@@ -47,8 +57,16 @@ type Index struct {
 	actions map[EntryID]acl.Action
 	epoch   uint64 // the locator's epoch the records were attributed in
 	synced  bool
+	gen     uint32    // dumps so far
+	silent  int       // records with silent set, after the last dump
+	dumped  time.Time // when the last dump ended
 	lastErr error
 }
+
+// silentEvery is how often the refresh loop dumps again while the index
+// holds silent flows (which report no events): as often as the tracker
+// gives budget back.
+const silentEvery = time.Second
 
 // flowKey is a flow's original tuple and zone, unique among the entries
 // of the table. Addresses are kept as 16 bytes (IPv4 mapped): no pointers.
@@ -64,8 +82,14 @@ type flowKey struct {
 // and where (slots into Index.slots; nil when it counts nowhere).
 type flowRec struct {
 	mark  uint32
-	state uint8 // TCP state, 0 unknown
-	keys  []int32
+	gen   uint32 // the dump that last saw it (or a later one, for events)
+	state uint8  // TCP state, 0 unknown
+	// silent is true until an event of the flow arrives: the kernel only
+	// sends events of entries created while someone listened
+	// (nf_conntrack_events = 2 attaches the event extension at creation),
+	// so a flow first seen in a dump may never report its end.
+	silent bool
+	keys   []int32
 }
 
 // keySlot is one limit key with its open sessions and how many of them are
@@ -129,7 +153,7 @@ func (x *Index) Counts(bs []Binding, keep func(KeyID) bool) ([]KeyCount, error) 
 	if err := x.updateLocked(bs); err != nil {
 		return nil, err
 	}
-	var out []KeyCount
+	out := make([]KeyCount, 0, len(x.slotOf))
 	for _, s := range x.slots {
 		if s.sessions == 0 || !keep(s.id) {
 			continue
@@ -177,10 +201,15 @@ func (x *Index) Follow(ctx context.Context) {
 }
 
 // Update brings the index up to date for bs (see updateLocked); the
-// refresh loop calls it so that reads seldom have to.
+// refresh loop calls it so that reads seldom have to. While the index
+// holds silent flows (no events: open before the index listened), it
+// also dumps again every silentEvery, which is how their ends are seen.
 func (x *Index) Update(bs []Binding) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.synced && x.silent > 0 && time.Since(x.dumped) >= silentEvery {
+		x.synced = false
+	}
 	err := x.updateLocked(bs)
 	x.lastErr = err
 	return err
@@ -235,20 +264,32 @@ func (x *Index) tableLocked() {
 // syncLocked replaces the records by one streamed dump. Events queued
 // before it are dropped first (the dump supersedes them); those queued
 // while it runs are applied by the next drain.
+//
+// It works in place: records the dump sees are updated (an unchanged flow
+// keeps its attribution), those it does not see are swept.
 func (x *Index) syncLocked() error {
 	if x.ev != nil {
 		if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
 			return err
 		}
 	}
-	x.reset()
 	x.synced = false
+	x.gen++
 	err := dumpEach(x.netnsFd, 0, 0, func(f Flow) { x.putLocked(keyOf(f), f, true) })
 	if err != nil {
 		x.reset()
 		return err
 	}
-	x.synced = true
+	x.silent = 0
+	for k, r := range x.flows {
+		switch {
+		case r.gen != x.gen:
+			x.dropLocked(k)
+		case r.silent:
+			x.silent++
+		}
+	}
+	x.synced, x.dumped = true, time.Now()
 	return nil
 }
 
@@ -280,9 +321,14 @@ func (x *Index) putLocked(k flowKey, f Flow, whole bool) {
 	if had {
 		x.countLocked(k, r, -1)
 	}
-	r.mark = f.Mark
+	r.mark, r.gen = f.Mark, x.gen
 	if f.TCPState != 0 || whole {
 		r.state = f.TCPState
+	}
+	if whole {
+		r.silent = r.silent || !had
+	} else {
+		r.silent = false
 	}
 	if !had {
 		r.keys = x.attributeLocked(k.flow(r))
