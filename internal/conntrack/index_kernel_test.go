@@ -3,6 +3,7 @@ package conntrack
 import (
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -89,7 +90,11 @@ func TestKernelIndexMatchesDump(t *testing.T) {
 	after = append(after, dial(t, p.Client, "10.0.0.2:22", 1)...)
 	indexAgrees(t, x, k, bs, false, "flows opened after the index (events)")
 
-	if err := MarkOld(k, flowsFrom(t, k, []net.Conn{before[0], after[0], before6[0]})); err != nil {
+	if err := MarkOld(k, flowsFrom(t, k, after[:1])); err != nil {
+		t.Fatal(err)
+	}
+	indexAgrees(t, x, k, bs, false, "old mark of a followed flow (an update event)")
+	if err := MarkOld(k, flowsFrom(t, k, []net.Conn{before[0], before6[0]})); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(silentEvery) // a silent flow's mark shows at the next dump
@@ -99,6 +104,11 @@ func TestKernelIndexMatchesDump(t *testing.T) {
 		c.Close()
 	}
 	indexAgrees(t, x, k, bs, false, "sessions followed by events ended")
+	// A followed entry deleted from the table: a destroy event.
+	f := flowsFrom(t, k, after[1:2])[0]
+	p.Server.MustExec(t, "conntrack", "-D", "-p", "tcp", "-s", f.Src.String(), "-d", f.Dst.String(),
+		"--sport", strconv.Itoa(int(f.SrcPort)), "--dport", strconv.Itoa(int(f.DstPort)))
+	indexAgrees(t, x, k, bs, false, "a followed entry deleted (destroy event)")
 
 	before[1].Close()
 	before6[1].Close()
