@@ -66,7 +66,7 @@ func (s *syncBuffer) String() string {
 // agentProc is aclagent running inside a test namespace, with its socket,
 // startup-config and state in dir.
 type agentProc struct {
-	t       *testing.T
+	t       testing.TB
 	ns      *netns.NS
 	dir     string
 	sock    string
@@ -80,7 +80,7 @@ type agentProc struct {
 
 // newAgent prepares (but does not start) an agent in ns whose
 // `interface management 0` is mgmt.
-func newAgent(t *testing.T, ns *netns.NS, mgmt string, extra ...string) *agentProc {
+func newAgent(t testing.TB, ns *netns.NS, mgmt string, extra ...string) *agentProc {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "aclagent-e2e-")
 	if err != nil {

@@ -58,7 +58,7 @@ func damagedStartups(t *testing.T) []damagedStartup {
 }
 
 // scrapeMetrics fetches /metrics from addr inside the agent's namespace.
-func scrapeMetrics(t *testing.T, ag *agentProc, addr string) string {
+func scrapeMetrics(t testing.TB, ag *agentProc, addr string) string {
 	t.Helper()
 	var conn net.Conn
 	if err := ag.ns.Do(func() (err error) {

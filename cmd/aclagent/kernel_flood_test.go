@@ -187,7 +187,7 @@ func (f *flood) stop() string {
 }
 
 // procStatus reads a field of /proc/PID/status in kB.
-func procStatus(t *testing.T, pid int, field string) int {
+func procStatus(t testing.TB, pid int, field string) int {
 	t.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -213,7 +213,7 @@ func adminChange(t *testing.T, ag *agentProc, host string) time.Duration {
 }
 
 // agentPid is the agent's process (ip netns exec replaces itself with it).
-func agentPid(t *testing.T, ag *agentProc) int {
+func agentPid(t testing.TB, ag *agentProc) int {
 	t.Helper()
 	pid := ag.cmd.Process.Pid
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "aclagent" {

@@ -18,8 +18,9 @@ import (
 )
 
 // SessionTracker is the agent's session side (internal/conntrack, issue
-// 5). Every method is called with the agent's lock held and the running
-// config it applies to.
+// 5). Prepare, Installed, Renewals and Verify are called with the agent's
+// lock held; the views (Sessions, Totals, Gated) and ClearSessions
+// without it, with the running config of the moment.
 type SessionTracker interface {
 	// Prepare is called before rs is installed (the refresh loop pauses).
 	Prepare(rs *nft.Ruleset) error
@@ -30,6 +31,10 @@ type SessionTracker interface {
 	// Sessions returns the current sessions per key of an ACL's limited
 	// entries (seq 0: all entries).
 	Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]conntrack.KeyCount, error)
+	// Totals returns, per limited entry and direction with sessions, its
+	// sessions and keys at the limit, in one pass (show access-list ip,
+	// metrics).
+	Totals(cfg *acl.Config) ([]conntrack.EntryTotal, error)
 	// ClearSessions resets sessions counted under an ACL (entry seq unless
 	// 0, from the sources srcs unless none), from one conntrack dump.
 	ClearSessions(cfg *acl.Config, f acl.Family, name string, seq int, srcs ...netip.Addr) error
@@ -112,12 +117,21 @@ type Agent struct {
 	revertGen uint64                         // identifies the pending timer
 	flushed   map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
 	started   time.Time
-	repairs   uint64 // drift repairs done
+	repairs   atomic.Uint64 // drift repairs done
 	// foreignSeen is the Kernel's ForeignCommits when the session side last
 	// verified the counts (verifyCounts).
 	foreignSeen atomic.Uint64
-	failures    uint64        // failed applies (drift repair or reload)
+	failures    atomic.Uint64 // failed applies (drift repair or reload)
 	startup     startupStatus // why the startup-config was not loaded (boot.go)
+
+	// What the views read without mu (shows and metrics never wait for a
+	// change): the running config and the installed ruleset as published
+	// by the change that made them, the baselines of the last clear, and
+	// whether the startup-config loaded.
+	live          atomic.Pointer[acl.Config]
+	liveRules     atomic.Pointer[nft.Ruleset]
+	liveBaselines atomic.Pointer[map[string]uint64]
+	startupOK     atomic.Bool
 }
 
 // New returns an agent with an empty running config. Call Start to load the
@@ -143,9 +157,16 @@ func New(opts Options) *Agent {
 			return ""
 		}
 	}
-	return &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{},
+	a := &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{},
 		flushed: map[string]map[netip.Addr]bool{}, started: time.Now()}
+	a.live.Store(a.running)
+	a.startupOK.Store(true)
+	return a
 }
+
+// current is the running config of the moment, read without the lock (a
+// value: changes replace it).
+func (a *Agent) current() *acl.Config { return a.live.Load() }
 
 // Running returns a copy of the running config.
 func (a *Agent) Running() *acl.Config {
@@ -210,6 +231,8 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	t3 := time.Now()
 	prev := a.running
 	a.running, a.ruleset = next, rs
+	a.live.Store(next)
+	a.liveRules.Store(rs)
 	a.armLoadLocked()
 	a.pruneBaselinesLocked()
 	a.saveStateLocked()
@@ -379,6 +402,7 @@ func (a *Agent) Save() error {
 	}
 	a.mu.Lock()
 	a.startup = startupStatus{}
+	a.startupOK.Store(true)
 	a.mu.Unlock()
 	a.log.Info("startup-config written", "path", a.opts.StartupPath)
 	return nil

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 )
 
@@ -33,6 +34,7 @@ func (a *Agent) baselinePath() string {
 // saveBaselinesLocked writes the baselines (removes the file when there
 // are none). A failure is logged: show is then off after a restart only.
 func (a *Agent) saveBaselinesLocked() {
+	a.publishBaselinesLocked()
 	path := a.baselinePath()
 	if path == "" {
 		return
@@ -70,6 +72,22 @@ func (a *Agent) loadBaselines() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.baseline = b
+	a.publishBaselinesLocked()
+	return nil
+}
+
+// publishBaselinesLocked gives the views (Counters) a copy of the
+// baselines to read without the lock.
+func (a *Agent) publishBaselinesLocked() {
+	b := maps.Clone(a.baseline)
+	a.liveBaselines.Store(&b)
+}
+
+// baselines returns the published baselines (nil: none).
+func (a *Agent) baselines() map[string]uint64 {
+	if b := a.liveBaselines.Load(); b != nil {
+		return *b
+	}
 	return nil
 }
 

@@ -320,12 +320,13 @@ func (a *Agent) Reload() ([]string, error) {
 		if warns, err = a.Replace(cfg, "reload"); err == nil {
 			a.mu.Lock()
 			a.startup = startupStatus{}
+			a.startupOK.Store(true)
 			a.mu.Unlock()
 			return warns, nil
 		}
 	}
 	a.mu.Lock()
-	a.failures++
+	a.failures.Add(1)
 	a.mu.Unlock()
 	a.startupFailed(err, "at reload")
 	a.setInstead("the running config stayed as it was")
@@ -338,6 +339,7 @@ func (a *Agent) startupFailed(err error, when string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.startup = startupStatus{err: err, when: when}
+	a.startupOK.Store(err == nil)
 }
 
 func (a *Agent) setInstead(what string) {
@@ -348,11 +350,7 @@ func (a *Agent) setInstead(what string) {
 
 // StartupLoaded reports whether the startup-config (or the adopted
 // running-config) was loaded at start and at the last reload.
-func (a *Agent) StartupLoaded() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.startup.err == nil
-}
+func (a *Agent) StartupLoaded() bool { return a.startupOK.Load() }
 
 // heldLocked reports whether the agent runs no configuration of its own
 // because the startup-config was not loaded: the kernel's table is kept as

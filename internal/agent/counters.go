@@ -5,6 +5,7 @@ import (
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -35,16 +36,16 @@ func directions(c *acl.Config, f acl.Family, name string) [2]bool {
 
 // Counts returns the kernel's counters of every entry of every applied ACL
 // in every direction it is applied.
+// They are read without the agent's lock, for the config of the moment.
 func (a *Agent) Counts() ([]EntryCount, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	cfg := a.current()
 	raw, err := a.opts.Kernel.Counters()
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
 	var out []EntryCount
-	for _, l := range a.running.ACLs {
-		dirs := directions(a.running, l.Family, l.Name)
+	for _, l := range cfg.ACLs {
+		dirs := directions(cfg, l.Family, l.Name)
 		for d := range 2 {
 			if !dirs[d] {
 				continue
@@ -68,29 +69,30 @@ func (a *Agent) Counts() ([]EntryCount, error) {
 // matches and refusals summed over the directions the ACL is applied in
 // (only dir when it is "in" or "out"),
 // less what they were at the last `clear access-list counters`; and, when
-// sessions are available, how many keys are at the entry's limit now.
+// sessions are available, how many keys are at the entry's limit now (in
+// those directions), from the tracker's session index. The counters are
+// the kernel's named counter objects, read without the agent's lock (the
+// baselines as published before the read: a clear that comes after it
+// shows in the next one).
 func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, error) {
-	cfg, err := a.runningWith(f, name)
-	if err != nil {
-		return nil, err
-	}
-	atLimit := a.atLimit(cfg, f, name) // conntrack work, outside the lock
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	l := a.running.ACL(f, name)
+	cfg := a.current()
+	base := a.baselines()
+	l := cfg.ACL(f, name)
 	if l == nil {
 		return nil, errorf("%% Error: access-list %q does not exist", name)
 	}
-	raw, err := a.opts.Kernel.Counters()
-	if err != nil {
-		return nil, errorf("%% Error: cannot read counters: %v", err)
-	}
-	dirs := directions(a.running, f, name)
+	dirs := directions(cfg, f, name)
 	for d := range 2 {
 		if dir != "" && acl.Direction(d).String() != dir {
 			dirs[d] = false
 		}
 	}
+	atLimit := a.atLimit(cfg, f, name, dirs)
+	raw, err := a.opts.Kernel.Counters()
+	if err != nil {
+		return nil, errorf("%% Error: cannot read counters: %v", err)
+	}
+	since := func(name string) uint64 { return sinceClear(name, raw, base) }
 	var out []cli.EntryCounters
 	for _, e := range l.Entries {
 		if e.Action == acl.Remark {
@@ -100,14 +102,14 @@ func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, e
 		for d := range 2 {
 			if dirs[d] {
 				m, r := nft.CounterNames(f, name, acl.Direction(d), e.Seq)
-				c.Matches += a.sinceClear(m, raw)
-				c.Refused += a.sinceClear(r, raw)
+				c.Matches += since(m)
+				c.Refused += since(r)
 				for _, why := range nft.EntryReasons(e) {
 					if c.Reasons == nil {
 						c.Reasons = map[string]uint64{}
 					}
 					ref := nft.EntryRef{Family: f, ACL: name, Dir: acl.Direction(d), Seq: e.Seq}
-					c.Reasons[why] += a.sinceClear(nft.ReasonCounterName(ref, why), raw)
+					c.Reasons[why] += since(nft.ReasonCounterName(ref, why))
 				}
 			}
 		}
@@ -116,8 +118,8 @@ func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, e
 	own := cli.EntryCounters{Reasons: map[string]uint64{}}
 	for d := range 2 {
 		if dirs[d] {
-			own.Refused += a.sinceClear(nft.ImplicitDenyCounter(f, name, acl.Direction(d)), raw)
-			own.Reasons["blocked"] += a.sinceClear(nft.BlockedCounter(f, name, acl.Direction(d)), raw)
+			own.Refused += since(nft.ImplicitDenyCounter(f, name, acl.Direction(d)))
+			own.Reasons["blocked"] += since(nft.BlockedCounter(f, name, acl.Direction(d)))
 		}
 	}
 	if dirs[0] || dirs[1] {
@@ -144,30 +146,30 @@ func counterNames(l *acl.ACL, d acl.Direction) []string {
 // sinceClear is a counter's value less its baseline. A counter below its
 // baseline was recreated (its entry was removed and added again) and
 // counts from zero.
-func (a *Agent) sinceClear(name string, raw map[string]nft.CounterValue) uint64 {
+func sinceClear(name string, raw map[string]nft.CounterValue, baseline map[string]uint64) uint64 {
 	v := raw[name].Packets
-	if b, ok := a.baseline[name]; ok && b <= v {
+	if b, ok := baseline[name]; ok && b <= v {
 		return v - b
 	}
 	return v
 }
 
-// atLimit counts, per seq, the keys of cfg's ACL at their limit; empty
-// without a session tracker or when sessions cannot be read (show still
-// works).
-func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string) map[int]int {
+// atLimit counts, per seq, the keys of cfg's ACL at their limit in the
+// directions dirs; empty without a session tracker or when sessions
+// cannot be read (show still works).
+func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool) map[int]int {
 	n := map[int]int{}
 	if a.opts.Sessions == nil {
 		return n
 	}
-	keys, err := a.opts.Sessions.Sessions(cfg, f, name, 0)
+	totals, err := a.opts.Sessions.Totals(cfg)
 	if err != nil {
 		a.log.Warn("cannot read sessions", "acl", name, "err", err)
 		return n
 	}
-	for _, k := range keys {
-		if k.AtLimit {
-			n[k.Seq]++
+	for _, t := range totals {
+		if t.Family == f && t.ACL == name && dirs[t.Dir] {
+			n[t.Seq] += t.AtLimit
 		}
 	}
 	return n
@@ -235,38 +237,40 @@ type EntrySessions struct {
 }
 
 // SessionStats returns the sessions of every limited entry of every applied
-// ACL; nil without a session tracker. Lists whose sessions cannot be read
-// are logged and left out.
+// ACL (summed over its directions); nil without a session tracker or when
+// sessions cannot be read (logged).
 func (a *Agent) SessionStats() []EntrySessions {
 	if a.opts.Sessions == nil {
 		return nil
 	}
-	a.mu.Lock()
-	cfg := a.running // a value: changes replace it; the conntrack work runs outside the lock
-	a.mu.Unlock()
+	cfg := a.current() // the index is read without the agent's lock
+	totals, err := a.opts.Sessions.Totals(cfg)
+	if err != nil {
+		a.log.Warn("cannot read sessions", "err", err)
+		return nil
+	}
+	type id struct {
+		f    acl.Family
+		name string
+		seq  int
+	}
+	sum := map[id]conntrack.EntryTotal{}
+	for _, t := range totals {
+		k := id{t.Family, t.ACL, t.Seq}
+		s := sum[k]
+		s.Sessions += t.Sessions
+		s.AtLimit += t.AtLimit
+		sum[k] = s
+	}
 	var out []EntrySessions
 	for _, l := range cfg.ACLs {
 		if dirs := directions(cfg, l.Family, l.Name); !dirs[0] && !dirs[1] {
 			continue
 		}
-		keys, err := a.opts.Sessions.Sessions(cfg, l.Family, l.Name, 0)
-		if err != nil {
-			a.log.Warn("cannot read sessions", "acl", l.Name, "err", err)
-			continue
-		}
-		bySeq := map[int]int{} // seq -> index in out
 		for _, e := range l.Entries {
 			if e.Limited() {
-				bySeq[e.Seq] = len(out)
-				out = append(out, EntrySessions{Family: l.Family, ACL: l.Name, Seq: e.Seq})
-			}
-		}
-		for _, k := range keys {
-			if i, ok := bySeq[k.Seq]; ok {
-				out[i].Sessions += k.Sessions
-				if k.AtLimit {
-					out[i].AtLimit++
-				}
+				s := sum[id{l.Family, l.Name, e.Seq}]
+				out = append(out, EntrySessions{Family: l.Family, ACL: l.Name, Seq: e.Seq, Sessions: s.Sessions, AtLimit: s.AtLimit})
 			}
 		}
 	}
@@ -283,9 +287,7 @@ type SetFillStat struct {
 // (outside the agent's lock: one element dump per set); nil when the
 // kernel cannot say.
 func (a *Agent) SetFill() []SetFillStat {
-	a.mu.Lock()
-	rs := a.ruleset
-	a.mu.Unlock()
+	rs := a.liveRules.Load()
 	if rs == nil {
 		return nil
 	}

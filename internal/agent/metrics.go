@@ -37,7 +37,9 @@ var (
 )
 
 // collector exports the agent's counters; it reads them from the kernel at
-// scrape time, so there is no second copy to keep in step.
+// scrape time, so there is no second copy to keep in step, and the
+// sessions from the tracker's index, all without the agent's lock (a
+// scrape never waits for a change).
 type collector struct{ a *Agent }
 
 // Describe implements prometheus.Collector.
@@ -68,9 +70,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(fillDesc, prometheus.GaugeValue, float64(f.Elements), f.Set, f.Kind)
 		ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(f.Capacity), f.Set, f.Kind)
 	}
-	c.a.mu.Lock()
-	repairs, failures := c.a.repairs, c.a.failures
-	c.a.mu.Unlock()
+	repairs, failures := c.a.repairs.Load(), c.a.failures.Load()
 	ch <- prometheus.MustNewConstMetric(repairsDesc, prometheus.CounterValue, float64(repairs))
 	ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.CounterValue, float64(failures))
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up)

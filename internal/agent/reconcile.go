@@ -54,11 +54,11 @@ func (a *Agent) RepairDrift() (bool, error) {
 		renew = append(renew, s.Name)
 	}
 	if err := a.applyLocked(a.running, a.ruleset, "drift repair", renew); err != nil {
-		a.failures++
+		a.failures.Add(1)
 		a.log.Error("drift repair failed; will retry", "err", err)
 		return false, err
 	}
-	a.repairs++
+	a.repairs.Add(1)
 	a.armLoadLocked()
 	a.dropResetBaselinesLocked()
 	a.log.Info("table restored")
@@ -96,7 +96,7 @@ func (a *Agent) renewDriftedLocked() (bool, error) {
 	}
 	a.log.Info("limits counted again", "limits", renew)
 	if err := a.applyLocked(a.running, a.ruleset, "limits drifted", renew); err != nil {
-		a.failures++
+		a.failures.Add(1)
 		return false, err
 	}
 	return true, nil
@@ -125,10 +125,11 @@ func (a *Agent) Recompile() (bool, error) {
 		return false, nil
 	}
 	if err := a.applyLocked(a.running, rs, "recompile", nft.Renewals(a.ruleset, rs, a.running, a.running)); err != nil {
-		a.failures++
+		a.failures.Add(1)
 		return false, err
 	}
 	a.ruleset = rs
+	a.liveRules.Store(rs)
 	a.armLoadLocked()
 	a.log.Info("host changes recompiled into the ruleset")
 	return true, nil

@@ -71,7 +71,7 @@ func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
 	a.revert = nil
 	a.dropRevertLocked()
 	if _, err := a.installLocked(saved, "revert timer"); err != nil {
-		a.failures++
+		a.failures.Add(1)
 		a.log.Error("revert timer: cannot restore the previous config", "err", err)
 		return
 	}

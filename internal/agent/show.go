@@ -113,9 +113,7 @@ func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, 
 // has a fresh window. The kernel keeps what a window has used in the
 // element's limit or quota, which google/nftables v0.3.0 does not read.
 func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
-	a.mu.Lock()
-	rs := a.ruleset
-	a.mu.Unlock()
+	rs := a.liveRules.Load()
 	if rs == nil {
 		return nil, nil
 	}
@@ -155,15 +153,15 @@ func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey
 	return out, nil
 }
 
-// runningWith returns the running config (a value: changes replace it)
-// after checking that it has the ACL.
+// runningWith returns the running config of the moment (a value: changes
+// replace it; read without the agent's lock) after checking that it has
+// the ACL.
 func (a *Agent) runningWith(f acl.Family, name string) (*acl.Config, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.checkACLLocked(f, name); err != nil {
-		return nil, err
+	cfg := a.current()
+	if cfg.ACL(f, name) == nil {
+		return nil, errorf("%% Error: access-list %q does not exist", name)
 	}
-	return a.running, nil
+	return cfg, nil
 }
 
 // sessionKeys are the session side's counts in the shell's form.

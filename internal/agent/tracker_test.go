@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,6 +42,24 @@ func (f *fakeTracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 
 func (f *fakeTracker) Sessions(cfg *acl.Config, fam acl.Family, name string, seq int) ([]conntrack.KeyCount, error) {
 	return f.keys, nil
+}
+
+// Totals sums f.keys per entry, as conntrack.Tracker.Totals does.
+func (f *fakeTracker) Totals(*acl.Config) ([]conntrack.EntryTotal, error) {
+	var out []conntrack.EntryTotal
+	for _, k := range f.keys {
+		id := conntrack.EntryID{ACL: k.ACL, Family: k.Family, Dir: k.Dir, Seq: k.Seq}
+		i := slices.IndexFunc(out, func(t conntrack.EntryTotal) bool { return t.EntryID == id })
+		if i < 0 {
+			i = len(out)
+			out = append(out, conntrack.EntryTotal{EntryID: id})
+		}
+		out[i].Sessions += k.Sessions
+		if k.AtLimit {
+			out[i].AtLimit++
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeTracker) Renewals() []string { return nil }
@@ -84,7 +103,10 @@ func TestTrackerAroundEveryApply(t *testing.T) {
 func TestSessionsThroughAgent(t *testing.T) {
 	ta, tr := newTrackedAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)
-	tr.keys = []conntrack.KeyCount{{Seq: 10, Key: "10.24.12.107", Sessions: 3, Limit: 3, AtLimit: true}, {Seq: 10, Key: "10.24.12.108", Sessions: 1, Limit: 3}}
+	tr.keys = []conntrack.KeyCount{
+		{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Key: "10.24.12.107", Sessions: 3, Limit: 3, AtLimit: true},
+		{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Key: "10.24.12.108", Sessions: 1, Limit: 3},
+	}
 	c, err := ta.Counters(acl.IPv4, "check", "")
 	if err != nil || c[0].AtLimit != 1 || c[1].AtLimit != 0 {
 		t.Errorf("Counters = %+v, %v; want seq 10 with 1 key at limit", c, err)

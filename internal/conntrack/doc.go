@@ -19,6 +19,16 @@
 //   - Plan and Shrink compute the reservations of the sessions that were
 //     open before a limit existed (below); the one owner of our table,
 //     nft.Applier, writes them (Owner).
+//   - Index is the one session index the views share (issue 13): `show
+//     access-list sessions`, the at-limit column of `show access-list ip`
+//     (Tracker.Totals; the matches and refusals there are the kernel's
+//     counter objects alone), the metrics and packet-tracer. Compact
+//     per-flow records with per-key counts, kept by conntrack events and
+//     a streamed dump in place while flows that send no events are left
+//     (index.go); route lookups are cached until rtnetlink reports a
+//     change (RouteLocator.Epoch). Reads take neither the agent's lock nor
+//     the tracker's. The reservation planning (Plan, Shrink, adoption)
+//     still reads dumps: the index only serves views.
 //   - packet-tracer reads the same counts as `show access-list sessions`
 //     (Tracker.Sessions, through TraceKeys) and which limits are still
 //     gated (Tracker.Gated), so that it can never disagree with them.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -70,8 +73,14 @@ func inNamespace(netnsFd int, f func() error) error {
 
 // netlinkSocket opens a NETLINK_NETFILTER socket inside the namespace.
 func netlinkSocket(netnsFd int) (int, error) {
+	return netlinkSocketOf(netnsFd, unix.NETLINK_NETFILTER)
+}
+
+// netlinkSocketOf opens a netlink socket of protocol proto inside the
+// namespace.
+func netlinkSocketOf(netnsFd, proto int) (int, error) {
 	open := func() (int, error) {
-		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		return unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	}
 	if netnsFd == 0 {
 		return open()
@@ -93,21 +102,34 @@ func netlinkSocket(netnsFd int) (int, error) {
 // Flows. With mask != 0 the kernel returns only flows whose mark&mask equals
 // mark.
 func dumpFlows(netnsFd int, mark, mask uint32) ([]Flow, error) {
+	var out []Flow
+	if mask == 0 {
+		// Sized for the whole table: growing by appends would leave the
+		// earlier arrays to the collector, twice the memory at the peak.
+		out = make([]Flow, 0, tableSize(netnsFd)*9/8)
+	}
+	err := dumpEach(netnsFd, mark, mask, func(f Flow) { out = append(out, f) })
+	return out, err
+}
+
+// dumpEach streams a conntrack dump as dumpFlows does, handing each flow to
+// fn as its message is decoded: nothing of the dump is kept but what fn
+// keeps (the session Index keeps compact records).
+func dumpEach(netnsFd int, mark, mask uint32, fn func(Flow)) error {
 	fd, err := netlinkSocket(netnsFd)
 	if err != nil {
-		return nil, fmt.Errorf("open ctnetlink: %w", err)
+		return fmt.Errorf("open ctnetlink: %w", err)
 	}
 	defer unix.Close(fd)
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20); err != nil {
-		return nil, fmt.Errorf("ctnetlink receive buffer: %w", err)
+		return fmt.Errorf("ctnetlink receive buffer: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("bind ctnetlink: %w", err)
+		return fmt.Errorf("bind ctnetlink: %w", err)
 	}
 	if err := sendDump(fd, mark, mask); err != nil {
-		return nil, err
+		return err
 	}
-	var out []Flow
 	buf := make([]byte, 1<<20)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -115,16 +137,35 @@ func dumpFlows(netnsFd int, mark, mask uint32) ([]Flow, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dump conntrack: %w", err)
+			return fmt.Errorf("dump conntrack: %w", err)
 		}
-		done, err := decodeBatch(buf[:n], &out)
+		done, err := decodeBatch(buf[:n], func(_ uint16, f Flow) { fn(f) })
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if done {
-			return out, nil
+			return nil
 		}
 	}
+}
+
+// tableSize is how many entries the namespace's conntrack table holds
+// (net.netfilter.nf_conntrack_count); 0 when it cannot be read.
+func tableSize(netnsFd int) int {
+	var n int
+	read := func() error {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
+		if err == nil {
+			n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		return err
+	}
+	if netnsFd == 0 {
+		read()
+	} else {
+		inNamespace(netnsFd, read)
+	}
+	return max(n, 0)
 }
 
 func sendDump(fd int, mark, mask uint32) error {
@@ -153,9 +194,9 @@ func sendDump(fd int, mark, mask uint32) error {
 	return nil
 }
 
-// decodeBatch decodes the netlink messages of one read; done is true at the
-// end of the dump.
-func decodeBatch(b []byte, out *[]Flow) (done bool, err error) {
+// decodeBatch decodes the netlink messages of one read, handing each flow
+// to fn with its message type; done is true at the end of the dump.
+func decodeBatch(b []byte, fn func(typ uint16, f Flow)) (done bool, err error) {
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(b[0:]))
 		typ := binary.NativeEndian.Uint16(b[4:])
@@ -179,7 +220,7 @@ func decodeBatch(b []byte, out *[]Flow) (done bool, err error) {
 				if err != nil {
 					return false, err
 				}
-				*out = append(*out, f)
+				fn(typ, f)
 			}
 		}
 		b = b[min(nlmsgAlign(l), len(b)):]

@@ -5,9 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"time"
-
-	"github.com/mdlayher/netlink"
-	ct "github.com/ti-mo/conntrack"
 )
 
 // ResetMark is the ct mark bit that asks the ruleset to answer the next
@@ -80,22 +77,22 @@ type Table interface {
 
 // Kernel is the conntrack table of one network namespace.
 type Kernel struct {
-	conn    *ct.Conn // updates (marks)
-	netnsFd int      // dumps open their own streaming socket
+	mark    *marker // mark updates
+	netnsFd int     // dumps open their own streaming socket
 }
 
 // Open connects to the conntrack table of the namespace that netnsFd refers
 // to; 0 means the caller's namespace.
 func Open(netnsFd int) (*Kernel, error) {
-	c, err := ct.Dial(&netlink.Config{NetNS: netnsFd})
+	m, err := openMarker(netnsFd)
 	if err != nil {
 		return nil, fmt.Errorf("open conntrack: %w", err)
 	}
-	return &Kernel{conn: c, netnsFd: netnsFd}, nil
+	return &Kernel{mark: m, netnsFd: netnsFd}, nil
 }
 
 // Close releases the netlink socket.
-func (k *Kernel) Close() error { return k.conn.Close() }
+func (k *Kernel) Close() error { return k.mark.close() }
 
 // Dump returns every flow of the namespace, IPv4 and IPv6.
 func (k *Kernel) Dump() ([]Flow, error) { return dumpFlows(k.netnsFd, 0, 0) }
@@ -106,33 +103,10 @@ func (k *Kernel) DumpMarked(mask uint32) ([]Flow, error) { return dumpFlows(k.ne
 
 // SetMark sets the flow's ct mark.
 //
-// Why only the tuples and the mark: ti-mo/conntrack's Update sends every
-// non-zero field, and resending a dumped flow's status, timeout or protoinfo
-// would change them (KERNEL-NOTES).
-func (k *Kernel) SetMark(f Flow, mark uint32) error {
-	var u ct.Flow
-	u.TupleOrig = ct.Tuple{
-		IP:    ct.IPTuple{SourceAddress: f.Src, DestinationAddress: f.Dst},
-		Proto: ct.ProtoTuple{Protocol: f.Proto, SourcePort: f.SrcPort, DestinationPort: f.DstPort},
-		Zone:  f.Zone,
-	}
-	if f.ReplySrc.IsValid() && f.ReplyDst.IsValid() {
-		// Why the reply tuple too: ti-mo/conntrack picks the IPv6 message
-		// family only when both tuples are IPv6 (else the kernel answers
-		// EINVAL).
-		u.TupleReply = ct.Tuple{
-			IP:    ct.IPTuple{SourceAddress: f.ReplySrc, DestinationAddress: f.ReplyDst},
-			Proto: ct.ProtoTuple{Protocol: f.Proto, SourcePort: f.ReplySrcPort, DestinationPort: f.ReplyDstPort},
-			Zone:  f.Zone,
-		}
-	}
-	u.Mark = mark
-	u.Zone = f.Zone
-	if err := k.conn.Update(u); err != nil {
-		return fmt.Errorf("mark %s: %w", f, err)
-	}
-	return nil
-}
+// Why only the tuple, the zone and the mark: resending a dumped flow's
+// status, timeout or protoinfo would change them (KERNEL-NOTES); mark.go
+// says why not through ti-mo/conntrack.
+func (k *Kernel) SetMark(f Flow, mark uint32) error { return k.mark.setMark(f, mark) }
 
 // MarkReset sets ResetMark on each flow (keeping its other mark bits), so
 // that the ruleset resets it on its next packet. It goes on after an error

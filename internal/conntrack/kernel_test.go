@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/netns"
@@ -223,16 +225,22 @@ func TestKernelStreamingDumpMatchesLibrary(t *testing.T) {
 	p.Server.Listen(t, "10.0.0.2:22")
 	p.Server.Listen(t, "[fd00::2]:22")
 	conns := dial(t, p.Client, "10.0.0.2:22", 2)
-	dial(t, p.Client, "[fd00::2]:22", 2)
+	conns6 := dial(t, p.Client, "[fd00::2]:22", 2)
 	k := openKernel(t, p.Server)
-	if err := MarkOld(k, flowsFrom(t, k, conns[:1])); err != nil {
+	// Marks go through our own update (mark.go), in both families.
+	if err := MarkOld(k, flowsFrom(t, k, append(conns[:1:1], conns6[0]))); err != nil {
 		t.Fatal(err)
 	}
 	ours, err := k.Dump()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib, err := k.conn.Dump(nil)
+	c, err := ct.Dial(&netlink.Config{NetNS: p.Server.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lib, err := c.Dump(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,8 +260,19 @@ func TestKernelStreamingDumpMatchesLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(marked) != 1 || marked[0].Mark&OldMark == 0 || marked[0].Start.IsZero() {
-		t.Errorf("DumpMarked = %+v, want the one marked flow with its start time", marked)
+	if len(marked) != 2 || marked[0].Is6() == marked[1].Is6() {
+		t.Fatalf("DumpMarked = %+v, want the IPv4 and the IPv6 flow marked", marked)
+	}
+	for _, f := range marked {
+		if f.Mark&OldMark == 0 || f.Start.IsZero() {
+			t.Errorf("DumpMarked: %+v, want OldMark and a start time", f)
+		}
+	}
+	// A flow that is gone: the kernel's ENOENT comes back.
+	gone := marked[0]
+	gone.SrcPort++
+	if err := k.SetMark(gone, OldMark); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("SetMark of a missing flow: %v, want ENOENT", err)
 	}
 }
 

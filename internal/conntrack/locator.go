@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -17,13 +18,17 @@ import (
 // side, so they are candidates only for the bindings they can pass
 // (connections to the host for `in`, connections from it for `out`).
 // Asymmetric routing makes it wrong; lookups that fail give "" (unknown:
-// every binding). Answers are cached until Reset.
+// every binding). Answers are cached until Reset, or until the routes,
+// addresses or links of the namespace change (Epoch).
 type RouteLocator struct {
-	c *netlink.Conn
+	c     *netlink.Conn
+	watch int // rtnetlink socket subscribed to route, address and link changes
 
 	mu     sync.Mutex
 	routes map[netip.Addr]string
 	links  map[uint32]string
+	epoch  uint64
+	buf    []byte
 }
 
 // NewRouteLocator opens rtnetlink in the namespace netnsFd (0: the caller's).
@@ -32,17 +37,60 @@ func NewRouteLocator(netnsFd int) (*RouteLocator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink: %w", err)
 	}
-	return &RouteLocator{c: c, routes: map[netip.Addr]string{}}, nil
+	w, err := netlinkSocketOf(netnsFd, unix.NETLINK_ROUTE)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open rtnetlink: %w", err)
+	}
+	groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV4_ROUTE |
+		unix.RTMGRP_IPV6_IFADDR | unix.RTMGRP_IPV6_ROUTE)
+	if err := unix.Bind(w, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		c.Close()
+		unix.Close(w)
+		return nil, fmt.Errorf("watch routes: %w", err)
+	}
+	return &RouteLocator{c: c, watch: w, routes: map[netip.Addr]string{}, buf: make([]byte, 32<<10)}, nil
 }
 
-// Close releases the socket.
-func (l *RouteLocator) Close() error { return l.c.Close() }
+// Close releases the sockets.
+func (l *RouteLocator) Close() error { return errors.Join(l.c.Close(), unix.Close(l.watch)) }
+
+// Epoch drops the cached answers if the routes, addresses or links of the
+// namespace changed since the last call (or the change notifications
+// overflowed), and returns a number that changes each time it does: an
+// answer cached under one epoch is what a lookup would give now.
+func (l *RouteLocator) Epoch() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changed := false
+	for {
+		_, _, err := unix.Recvfrom(l.watch, l.buf, unix.MSG_DONTWAIT)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		// A notification, an overflow (ENOBUFS) or a broken socket: the
+		// cache may be wrong.
+		changed = true
+		if err != nil && !errors.Is(err, unix.ENOBUFS) {
+			break
+		}
+	}
+	if changed {
+		l.routes, l.links = map[netip.Addr]string{}, nil
+		l.epoch++
+	}
+	return l.epoch
+}
 
 // Reset forgets cached routes and interface names.
 func (l *RouteLocator) Reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.routes, l.links = map[netip.Addr]string{}, nil
+	l.epoch++
 }
 
 // InIf is the interface of the route back to the flow's source.

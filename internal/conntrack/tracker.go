@@ -1,12 +1,14 @@
 package conntrack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -46,6 +48,11 @@ type Tracker struct {
 	opts TrackerOptions
 	ct   *Kernel
 	sd   *sockdiag.Conn
+	idx  *Index // what the views read (Sessions, Totals)
+	// view is what the views need of the limit sets (depths, gates),
+	// published by every change of them, so that a show never waits for
+	// mu (held through a count or a refresh).
+	view atomic.Pointer[limitView]
 
 	mu      sync.Mutex
 	cfg     *acl.Config
@@ -81,12 +88,18 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 		k.Close()
 		return nil, err
 	}
-	return &Tracker{opts: o, ct: k, sd: sd}, nil
+	idx, err := NewIndex(o.NetNS, o.Locator)
+	if err != nil {
+		o.Logger.Warn("session views dump conntrack at every read", "err", err)
+	}
+	t := &Tracker{opts: o, ct: k, sd: sd, idx: idx}
+	t.view.Store(&limitView{})
+	return t, nil
 }
 
 // Close releases the netlink sockets.
 func (t *Tracker) Close() error {
-	return errors.Join(t.ct.Close(), t.sd.Close())
+	return errors.Join(t.ct.Close(), t.sd.Close(), t.idx.Close())
 }
 
 // LimitSets returns the connlimit sets of rs that have reservation sets,
@@ -135,6 +148,7 @@ func kernelSets(ls []LimitSet) []*nft.Set {
 func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.publishLocked()
 	t.installing = false
 	t.cfg, t.sets = cfg, LimitSets(rs)
 	gated, err := t.opts.Owner.Gated(kernelSets(t.sets))
@@ -173,14 +187,14 @@ func (t *Tracker) countLocked(reset bool) error {
 	}
 	t.resetLocator()
 	bs := Bindings(t.cfg, t.opts.IfName)
-	a := Attribute(bs, flows, t.opts.Locator)
+	a := attributeOwned(bs, flows, t.opts.Locator)
 	var errs []error
 	if reset {
 		ex := a.Excess()
 		res, err := End(t.ct, t.sd, ex)
 		errs = append(errs, err)
 		t.opts.Logger.Info("existing sessions reset", "destroyed", res.Destroyed, "marked", res.Marked)
-		a = Attribute(bs, without(flows, ex), t.opts.Locator)
+		a = attributeOwned(bs, without(a.Flows, ex), t.opts.Locator)
 	}
 	if len(t.pending) == 0 {
 		return errors.Join(errs...)
@@ -253,6 +267,7 @@ func (t *Tracker) Prepare(*nft.Ruleset) error {
 func (t *Tracker) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.publishLocked()
 	if t.cfg == nil || t.installing {
 		return nil
 	}
@@ -457,8 +472,12 @@ func (t *Tracker) heldSets() []LimitSet {
 	return out
 }
 
-// Run calls Refresh every interval until ctx ends, logging failures.
+// Run calls Refresh every interval until ctx ends, logging failures, and
+// keeps the session index: events as they come (Index.Follow), and at each
+// interval a dump if it lost track, or attribution again if the bindings
+// or routes changed, so that the views seldom have to.
 func (t *Tracker) Run(ctx context.Context, every time.Duration) {
+	go t.idx.Follow(ctx)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -469,8 +488,21 @@ func (t *Tracker) Run(ctx context.Context, every time.Duration) {
 			if err := t.Refresh(); err != nil {
 				t.opts.Logger.Warn("session refresh failed", "err", err)
 			}
+			if t.idx.ev == nil {
+				continue // without events every read dumps anyway
+			}
+			if cfg := t.config(); cfg != nil {
+				if err := t.idx.Update(Bindings(cfg, t.opts.IfName)); err != nil {
+					t.opts.Logger.Warn("session index update failed", "err", err)
+				}
+			}
 		}
 	}
+}
+
+// config is the configuration last installed (nil before the first).
+func (t *Tracker) config() *acl.Config {
+	return t.view.Load().cfg
 }
 
 // Held returns the reservations now held (for tests and metrics).
@@ -487,56 +519,120 @@ func (t *Tracker) attribute(cfg *acl.Config) (*Attribution, error) {
 		return nil, err
 	}
 	t.resetLocator()
-	return Attribute(Bindings(cfg, t.opts.IfName), flows, t.opts.Locator), nil
+	return attributeOwned(Bindings(cfg, t.opts.IfName), flows, t.opts.Locator), nil
 }
 
-// resetLocator drops cached routes so that each attribution sees the
-// routes of its moment.
+// resetLocator makes each attribution see the routes of its moment: a
+// locator that knows when routes change (RouteLocator.Epoch) keeps its
+// cache until they do; another forgets it.
 func (t *Tracker) resetLocator() {
-	if r, ok := t.opts.Locator.(interface{ Reset() }); ok {
-		r.Reset()
+	switch l := t.opts.Locator.(type) {
+	case interface{ Epoch() uint64 }:
+		l.Epoch()
+	case interface{ Reset() }:
+		l.Reset()
 	}
+}
+
+// limitView is what the views need of the installed limit sets, as of
+// the last change of them.
+type limitView struct {
+	cfg     *acl.Config
+	depth   map[[2]string]int // set, key -> depth held
+	byLimit map[LimitID]LimitSet
+	gated   map[string]bool // sets still being counted
+	pending []EntryID       // their entries
+}
+
+// publishLocked publishes the limit sets as they are now for the views.
+func (t *Tracker) publishLocked() {
+	v := &limitView{cfg: t.cfg, depth: map[[2]string]int{}, byLimit: map[LimitID]LimitSet{}, gated: map[string]bool{}}
+	for _, r := range t.held {
+		v.depth[[2]string{r.Set, r.Key}] = r.Depth
+	}
+	for _, s := range t.sets {
+		v.byLimit[s.Limit()] = s
+	}
+	for _, s := range t.pending {
+		v.gated[s.Name] = true
+		v.pending = append(v.pending, s.Entry)
+	}
+	t.view.Store(v)
+}
+
+// atLimit is whether the kernel refuses the next connection of key c: a
+// key held at a depth is at its limit when its new sessions fill what
+// the depth leaves; a key of a set still gated is at its limit; else as
+// attributed (N open for a permit, N-1 for a limited deny).
+func (v *limitView) atLimit(c KeyCount) bool {
+	s, ok := v.byLimit[c.limit()]
+	if !ok {
+		return c.AtLimit
+	}
+	if v.gated[s.Name] {
+		return true
+	}
+	if d := v.depth[[2]string{s.Name, c.Key}]; d > 0 {
+		return c.Sessions-c.Old >= s.Over-d
+	}
+	return c.AtLimit
 }
 
 // Sessions answers `show access-list sessions ip NAME [seq N]`: the
-// counts per key of one ACL (and entry, unless seq is 0). A key held at a
-// depth is at its limit when its new sessions fill what the depth leaves
-// (exactly when the kernel refuses its next connection); a key of a set
-// still gated is at its limit.
+// counts per key of one ACL (and entry, unless seq is 0), sorted, from the
+// session index (no dump, and not under the tracker's lock).
 func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]KeyCount, error) {
-	a, err := t.attribute(cfg)
+	kcs, err := t.idx.Counts(Bindings(cfg, t.opts.IfName), func(k KeyID) bool {
+		return k.Family == f && k.ACL == name && (seq == 0 || k.Seq == seq)
+	})
 	if err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	depth := map[[2]string]int{}
-	for _, r := range t.held {
-		depth[[2]string{r.Set, r.Key}] = r.Depth
+	v := t.view.Load()
+	for i := range kcs {
+		kcs[i].AtLimit = v.atLimit(kcs[i])
 	}
-	byLimit := map[LimitID]LimitSet{}
-	for _, s := range t.sets {
-		byLimit[s.Limit()] = s
+	sortCounts(kcs)
+	if kcs == nil {
+		kcs = []KeyCount{}
 	}
-	gated := map[string]bool{}
-	for _, s := range t.pending {
-		gated[s.Name] = true
+	return kcs, nil
+}
+
+// EntryTotal sums the keys of one limited entry in one direction.
+type EntryTotal struct {
+	EntryID
+	Sessions int // open sessions summed over all its keys (of every limit)
+	AtLimit  int // keys at the limit
+}
+
+// Totals returns the sessions and keys at the limit of every limited entry
+// with sessions under cfg, in one pass over the session index (the
+// metrics, and the at-limit column of `show access-list ip`).
+func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
+	kcs, err := t.idx.Counts(Bindings(cfg, t.opts.IfName), func(KeyID) bool { return true })
+	if err != nil {
+		return nil, err
 	}
-	t.mu.Unlock()
-	out := []KeyCount{}
-	for _, c := range a.Counts() {
-		if c.Family != f || c.ACL != name || (seq != 0 && c.Seq != seq) {
-			continue
+	v := t.view.Load()
+	at := map[EntryID]int{}
+	var out []EntryTotal
+	for _, c := range kcs {
+		id := c.limit().EntryID
+		i, ok := at[id]
+		if !ok {
+			i = len(out)
+			at[id] = i
+			out = append(out, EntryTotal{EntryID: id})
 		}
-		if s, ok := byLimit[c.limit()]; ok {
-			if d := depth[[2]string{s.Name, c.Key}]; d > 0 {
-				c.AtLimit = c.Sessions-c.Old >= s.Over-d
-			}
-			if gated[s.Name] {
-				c.AtLimit = true
-			}
+		out[i].Sessions += c.Sessions
+		if v.atLimit(c) {
+			out[i].AtLimit++
 		}
-		out = append(out, c)
 	}
+	slices.SortFunc(out, func(a, b EntryTotal) int {
+		return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.ACL, b.ACL), cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Seq, b.Seq))
+	})
 	return out, nil
 }
 
@@ -545,13 +641,7 @@ func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) 
 // whatever its key. Sessions marks only keys that have sessions;
 // packet-tracer asks this for the others.
 func (t *Tracker) Gated() []EntryID {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]EntryID, 0, len(t.pending))
-	for _, s := range t.pending {
-		out = append(out, s.Entry)
-	}
-	return out
+	return slices.Clone(t.view.Load().pending)
 }
 
 // ClearSessions answers `clear access-list sessions ip NAME [seq N] [source

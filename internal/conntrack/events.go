@@ -1,0 +1,114 @@
+package conntrack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ctnetlink event groups and message types
+// (linux/netfilter/nfnetlink_compat.h, nfnetlink_conntrack.h).
+const (
+	nfnlgrpCtNew     = 1
+	nfnlgrpCtUpdate  = 2
+	nfnlgrpCtDestroy = 3
+	ctMsgDelete      = 1<<8 | 2 // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE
+)
+
+// eventRcvBuf is the event socket's receive buffer. Each event is its own
+// skb of about 1 KiB truesize, so this holds some 16k events between two
+// reads; more is an overflow (ENOBUFS) and the Index dumps again.
+const eventRcvBuf = 16 << 20
+
+// events is a ctnetlink socket subscribed to the new, update and destroy
+// events of one namespace, read without blocking.
+//
+// Why every update: an update carries the TCP state changes (an entry in
+// TIME_WAIT or CLOSE no longer counts, as for nf_conncount) and the mark
+// changes (OldMark); the kernel cannot filter them by kind.
+type events struct {
+	fd  int
+	buf []byte
+}
+
+// openEvents subscribes to the conntrack events of the namespace netnsFd
+// (0: the caller's). It fails when the namespace sends no events
+// (net.netfilter.nf_conntrack_events = 0).
+func openEvents(netnsFd int) (*events, error) {
+	if on, err := eventsEnabled(netnsFd); err == nil && !on {
+		return nil, errors.New("conntrack events are off (net.netfilter.nf_conntrack_events = 0)")
+	}
+	fd, err := netlinkSocket(netnsFd)
+	if err != nil {
+		return nil, fmt.Errorf("open ctnetlink events: %w", err)
+	}
+	// Why force: the default rmem_max (4 MiB here) is a few thousand events.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, eventRcvBuf); err != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, eventRcvBuf)
+	}
+	groups := uint32(1<<(nfnlgrpCtNew-1) | 1<<(nfnlgrpCtUpdate-1) | 1<<(nfnlgrpCtDestroy-1))
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("subscribe to conntrack events: %w", err)
+	}
+	return &events{fd: fd, buf: make([]byte, 64<<10)}, nil
+}
+
+// eventsEnabled reads net.netfilter.nf_conntrack_events in the namespace
+// (1 and 2 deliver events to listeners).
+func eventsEnabled(netnsFd int) (bool, error) {
+	var b []byte
+	read := func() (err error) {
+		b, err = os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_events")
+		return err
+	}
+	var err error
+	if netnsFd == 0 {
+		err = read()
+	} else {
+		err = inNamespace(netnsFd, read)
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(b)) != "0", nil
+}
+
+// drain reads every event queued now, handing each to fn (destroy true
+// for a destroy event), and returns without waiting. lost reports that
+// the kernel dropped events since the last read (the socket overflowed):
+// what the caller built from events is no longer the table.
+func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
+	for {
+		n, _, err := unix.Recvfrom(e.fd, e.buf, unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return lost, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOBUFS):
+			lost = true
+			continue
+		case err != nil:
+			return lost, fmt.Errorf("read conntrack events: %w", err)
+		}
+		if _, err := decodeBatch(e.buf[:n], func(typ uint16, f Flow) { fn(typ == ctMsgDelete, f) }); err != nil {
+			return lost, err
+		}
+	}
+}
+
+// wait blocks until events are queued or ms milliseconds have passed.
+func (e *events) wait(ms int) error {
+	fds := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
+	_, err := unix.Poll(fds, ms)
+	if errors.Is(err, unix.EINTR) {
+		return nil
+	}
+	return err
+}
+
+func (e *events) close() error { return unix.Close(e.fd) }

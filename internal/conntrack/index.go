@@ -1,0 +1,447 @@
+package conntrack
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// Index is the session index that the views share (`show access-list
+// sessions`, the at-limit column of `show access-list ip`, the metrics,
+// packet-tracer): every flow of the namespace as a compact record,
+// attributed once to the limit keys it counts under, with open and old
+// sessions summed per key as flows come and go.
+//
+// It is kept by conntrack events (Follow, in the refresh loop; a read
+// also takes what is queued, so it is as fresh as a dump would be): one
+// streamed dump, then new, update and destroy events applied in order.
+// When the kernel drops events (the socket overflowed) or sends none
+// (nf_conntrack_events = 0) it dumps again. Why that converges: every
+// change made after subscribing is queued in order; a dump taken after
+// the subscription, with every queued event applied after it field by
+// field, ends in the state of the last event.
+//
+// Except for flows created before anyone listened: the kernel never sends
+// their events (KERNEL-NOTES; the event extension is attached when an
+// entry is created, and only while a listener exists). Such "silent"
+// flows, first seen in a dump and never in an event, are checked by a
+// streamed dump in place once a second by the refresh loop (Update) for
+// as long as any is left; the views may see their ends up to a second
+// late. An agent that starts among 100k open sessions pays that dump
+// until they end (the tracker's own refresh dumps its old sessions at the
+// same pace).
+//
+// Bindings and routes are the index's view of where flows fall: a read
+// with other bindings (a new config, an interface that moved), or after
+// the routes changed (RouteLocator.Epoch), attributes every record again
+// from memory, without a dump.
+//
+// The tracker's reservation planning does not read the index: it dumps,
+// as before (exactness must not hang on a lagging view).
+type Index struct {
+	netnsFd int
+	loc     Locator
+	ev      *events // nil: no events, every read dumps
+
+	mu      sync.Mutex
+	flows   map[flowKey]flowRec
+	slots   []keySlot
+	slotOf  map[KeyID]int32
+	free    []int32
+	bs      []Binding
+	limits  map[LimitID]*acl.Connlimit
+	actions map[EntryID]acl.Action
+	epoch   uint64 // the locator's epoch the records were attributed in
+	synced  bool
+	gen     uint32    // dumps so far
+	silent  int       // records with silent set, after the last dump
+	dumped  time.Time // when the last dump ended
+	lastErr error
+}
+
+// silentEvery is how often the refresh loop dumps again while the index
+// holds silent flows (which report no events): as often as the tracker
+// gives budget back.
+const silentEvery = time.Second
+
+// flowKey is a flow's original tuple and zone, unique among the entries
+// of the table. Addresses are kept as 16 bytes (IPv4 mapped): no pointers.
+type flowKey struct {
+	src, dst     [16]byte
+	sport, dport uint16
+	zone         uint16
+	proto        uint8
+	v4           bool
+}
+
+// flowRec is what the index keeps of a flow besides its tuple: what counts
+// and where (slots into Index.slots; nil when it counts nowhere).
+type flowRec struct {
+	mark  uint32
+	gen   uint32 // the dump that last saw it (or a later one, for events)
+	state uint8  // TCP state, 0 unknown
+	// silent is true until an event of the flow arrives: the kernel only
+	// sends events of entries created while someone listened
+	// (nf_conntrack_events = 2 attaches the event extension at creation),
+	// so a flow first seen in a dump may never report its end.
+	silent bool
+	keys   []int32
+}
+
+// keySlot is one limit key with its open sessions and how many of them are
+// old (OldMark).
+type keySlot struct {
+	id            KeyID
+	sessions, old int
+	refs          int // flows that count or may count here
+}
+
+func keyOf(f Flow) flowKey {
+	return flowKey{src: f.Src.As16(), dst: f.Dst.As16(), sport: f.SrcPort, dport: f.DstPort,
+		zone: f.Zone, proto: f.Proto, v4: f.Src.Unmap().Is4()}
+}
+
+// flow rebuilds the Flow that attribution and matching need (no reply
+// tuple, no start time).
+func (k flowKey) flow(r flowRec) Flow {
+	src, dst := netip.AddrFrom16(k.src), netip.AddrFrom16(k.dst)
+	if k.v4 {
+		src, dst = src.Unmap(), dst.Unmap()
+	}
+	return Flow{Proto: k.proto, Src: src, Dst: dst, SrcPort: k.sport, DstPort: k.dport,
+		Zone: k.zone, Mark: r.mark, TCPState: r.state}
+}
+
+// NewIndex opens the index of the namespace netnsFd (0: the caller's),
+// placing flows with loc (see TrackerOptions.Locator). Without conntrack
+// events (an error the caller may log) the index still answers, from a dump
+// at every read.
+func NewIndex(netnsFd int, loc Locator) (*Index, error) {
+	x := &Index{netnsFd: netnsFd, loc: loc}
+	x.reset()
+	ev, err := openEvents(netnsFd)
+	if err != nil {
+		return x, err
+	}
+	x.ev = ev
+	return x, nil
+}
+
+// Close releases the event socket.
+func (x *Index) Close() error {
+	if x.ev == nil {
+		return nil
+	}
+	return x.ev.close()
+}
+
+func (x *Index) reset() {
+	x.flows = map[flowKey]flowRec{}
+	x.slots, x.free = nil, nil
+	x.slotOf = map[KeyID]int32{}
+}
+
+// Counts returns the counts per key of the limits of bs (as Attribution's
+// Counts, unsorted) that keep selects, from the index brought up to date.
+func (x *Index) Counts(bs []Binding, keep func(KeyID) bool) ([]KeyCount, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.updateLocked(bs); err != nil {
+		return nil, err
+	}
+	out := make([]KeyCount, 0, len(x.slotOf))
+	for _, s := range x.slots {
+		if s.sessions == 0 || !keep(s.id) {
+			continue
+		}
+		c := x.limits[s.id.LimitID]
+		out = append(out, KeyCount{
+			ACL: s.id.ACL, Family: s.id.Family, Dir: s.id.Dir, Seq: s.id.Seq, Kind: s.id.Kind,
+			PrefixLen: s.id.PrefixLen, Key: s.id.Key, Sessions: s.sessions, Old: s.old, Limit: c.N,
+			AtLimit: s.sessions >= allowed(c, x.actions[s.id.EntryID]),
+		})
+	}
+	return out, nil
+}
+
+// Len returns how many flows the index holds (open or not).
+func (x *Index) Len() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.flows)
+}
+
+// Follow applies conntrack events as they arrive until ctx ends (the
+// tracker runs it beside its refresh loop). After the kernel dropped
+// events it leaves the index out of sync: the next Update (the refresh
+// loop's, once a second, or a read's) dumps again.
+func (x *Index) Follow(ctx context.Context) {
+	if x.ev == nil {
+		return
+	}
+	for ctx.Err() == nil {
+		if err := x.ev.wait(500); err != nil {
+			x.noteErr(err)
+			time.Sleep(time.Second)
+			continue
+		}
+		x.mu.Lock()
+		if x.synced {
+			x.lastErr = x.drainLocked()
+		} else if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
+			// Out of sync: the next dump supersedes what is queued.
+			x.lastErr = err
+		}
+		x.mu.Unlock()
+	}
+}
+
+// Update brings the index up to date for bs (see updateLocked); the
+// refresh loop calls it so that reads seldom have to. While the index
+// holds silent flows (no events: open before the index listened), it
+// also dumps again every silentEvery, which is how their ends are seen.
+func (x *Index) Update(bs []Binding) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.synced && x.silent > 0 && time.Since(x.dumped) >= silentEvery {
+		x.synced = false
+	}
+	err := x.updateLocked(bs)
+	x.lastErr = err
+	return err
+}
+
+func (x *Index) noteErr(err error) {
+	x.mu.Lock()
+	x.lastErr = err
+	x.mu.Unlock()
+}
+
+// updateLocked brings the index up to date for bs: the queued events, a
+// dump when the index lost track, attribution again when the bindings or
+// routes changed.
+func (x *Index) updateLocked(bs []Binding) error {
+	epoch := locatorEpoch(x.loc)
+	if x.synced && x.ev != nil {
+		if err := x.drainLocked(); err != nil {
+			return err
+		}
+	}
+	if !x.synced || x.ev == nil {
+		x.bs, x.epoch = bs, epoch
+		x.tableLocked()
+		return x.syncLocked()
+	}
+	if epoch != x.epoch || !sameBindings(bs, x.bs) {
+		x.bs, x.epoch = bs, epoch
+		x.tableLocked()
+		x.reattributeLocked()
+	}
+	return nil
+}
+
+// tableLocked rebuilds the limits and actions of the bindings.
+func (x *Index) tableLocked() {
+	x.limits, x.actions = map[LimitID]*acl.Connlimit{}, map[EntryID]acl.Action{}
+	for _, b := range x.bs {
+		for _, e := range b.ACL.Entries {
+			if len(e.Connlimits) == 0 || (e.Action != acl.Permit && e.Action != acl.Deny) {
+				continue
+			}
+			id := EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}
+			x.actions[id] = e.Action
+			for j := range e.Connlimits {
+				x.limits[limitOf(id, &e.Connlimits[j])] = &e.Connlimits[j]
+			}
+		}
+	}
+}
+
+// syncLocked replaces the records by one streamed dump. Events queued
+// before it are dropped first (the dump supersedes them); those queued
+// while it runs are applied by the next drain.
+//
+// It works in place: records the dump sees are updated (an unchanged flow
+// keeps its attribution), those it does not see are swept.
+func (x *Index) syncLocked() error {
+	if x.ev != nil {
+		if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
+			return err
+		}
+	}
+	x.synced = false
+	x.gen++
+	err := dumpEach(x.netnsFd, 0, 0, func(f Flow) { x.putLocked(keyOf(f), f, true) })
+	if err != nil {
+		x.reset()
+		return err
+	}
+	x.silent = 0
+	for k, r := range x.flows {
+		switch {
+		case r.gen != x.gen:
+			x.dropLocked(k)
+		case r.silent:
+			x.silent++
+		}
+	}
+	x.synced, x.dumped = true, time.Now()
+	return nil
+}
+
+// drainLocked applies the queued events; on an overflow the index is no
+// longer the table (synced false).
+func (x *Index) drainLocked() error {
+	lost, err := x.ev.drain(func(destroy bool, f Flow) {
+		k := keyOf(f)
+		if destroy {
+			x.dropLocked(k)
+			return
+		}
+		x.putLocked(k, f, false)
+	})
+	if lost {
+		x.synced = false
+	}
+	return err
+}
+
+// putLocked records f (from a dump: whole; from an event: the fields it
+// carries) and moves its counts.
+//
+// Why a missing TCP state keeps the old one: an update event carries
+// protoinfo only when the state changed. A missing mark is 0: ctnetlink
+// puts the mark in every event whose mark changed or is not 0.
+func (x *Index) putLocked(k flowKey, f Flow, whole bool) {
+	r, had := x.flows[k]
+	if had {
+		x.countLocked(k, r, -1)
+	}
+	r.mark, r.gen = f.Mark, x.gen
+	if f.TCPState != 0 || whole {
+		r.state = f.TCPState
+	}
+	if whole {
+		r.silent = r.silent || !had
+	} else {
+		r.silent = false
+	}
+	if !had {
+		r.keys = x.attributeLocked(k.flow(r))
+	}
+	x.flows[k] = r
+	x.countLocked(k, r, +1)
+}
+
+func (x *Index) dropLocked(k flowKey) {
+	r, ok := x.flows[k]
+	if !ok {
+		return
+	}
+	x.countLocked(k, r, -1)
+	delete(x.flows, k)
+	x.releaseLocked(r.keys)
+}
+
+// countLocked adds (d=+1) or takes away (d=-1) the flow's session from
+// its keys; only open flows count, as for nf_conncount.
+func (x *Index) countLocked(k flowKey, r flowRec, d int) {
+	if !k.flow(r).Open() {
+		return
+	}
+	old := 0
+	if r.mark&OldMark != 0 {
+		old = d
+	}
+	for _, s := range r.keys {
+		x.slots[s].sessions += d
+		x.slots[s].old += old
+	}
+}
+
+// attributeLocked returns the slots of the keys f counts under in the
+// bindings it passes, taking a reference on each.
+func (x *Index) attributeLocked(f Flow) []int32 {
+	var out []int32
+	for _, b := range x.bs {
+		if !b.passes(f, x.loc) {
+			continue
+		}
+		b.walk(f, func(k KeyID, _ *acl.Connlimit, _ acl.Action) {
+			out = append(out, x.slotLocked(k))
+		})
+	}
+	return out
+}
+
+// slotLocked returns the slot of key k with one more reference, creating
+// it. A slot lives while flows refer to it (its sessions may be 0: flows in
+// TIME_WAIT).
+func (x *Index) slotLocked(k KeyID) int32 {
+	s, ok := x.slotOf[k]
+	if !ok {
+		if n := len(x.free); n > 0 {
+			s, x.free = x.free[n-1], x.free[:n-1]
+			x.slots[s] = keySlot{id: k}
+		} else {
+			s = int32(len(x.slots))
+			x.slots = append(x.slots, keySlot{id: k})
+		}
+		x.slotOf[k] = s
+	}
+	x.slots[s].refs++
+	return s
+}
+
+// releaseLocked drops a flow's references on its slots, freeing those no
+// flow refers to any more.
+func (x *Index) releaseLocked(keys []int32) {
+	for _, s := range keys {
+		if x.slots[s].refs--; x.slots[s].refs == 0 {
+			delete(x.slotOf, x.slots[s].id)
+			x.slots[s] = keySlot{}
+			x.free = append(x.free, s)
+		}
+	}
+}
+
+// reattributeLocked places every record again under the current bindings
+// and routes (no dump).
+func (x *Index) reattributeLocked() {
+	x.slots, x.free = nil, nil
+	x.slotOf = map[KeyID]int32{}
+	for k, r := range x.flows {
+		r.keys = x.attributeLocked(k.flow(r))
+		x.flows[k] = r
+		x.countLocked(k, r, +1)
+	}
+}
+
+// sameBindings reports whether a and b bind the same ACL values (configs
+// are values: a change makes new ones) in the same directions to the same
+// interfaces.
+func sameBindings(a, b []Binding) bool {
+	return slices.EqualFunc(a, b, func(p, q Binding) bool {
+		return p.ACL == q.ACL && p.Dir == q.Dir && slices.Equal(p.Ifaces, q.Ifaces)
+	})
+}
+
+// locatorEpoch is the locator's route epoch (RouteLocator.Epoch); 0 for
+// locators whose answers never change.
+func locatorEpoch(l Locator) uint64 {
+	if e, ok := l.(interface{ Epoch() uint64 }); ok {
+		return e.Epoch()
+	}
+	return 0
+}
+
+// Err returns the last error of Follow (nil when it is reading events).
+func (x *Index) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.lastErr
+}
