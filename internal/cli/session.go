@@ -400,6 +400,13 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 		return n, nil
 	}
 	s.history = append(s.history, line)
+	if entryLine(s.stack, line) {
+		// Checked once, by the backend that applies the block (its error
+		// names the line); the shell only needs to know that the line
+		// leaves the mode as it is.
+		b.lines, b.nums = append(b.lines, line), append(b.nums, n)
+		return n, nil
+	}
 	st, p, lerr := s.parse(line)
 	if lerr != nil {
 		return n, lerr
@@ -464,3 +471,18 @@ func (b *block) textOf(n int, def string) string {
 
 // History returns the lines entered so far.
 func (s *Session) History() []string { return append([]string(nil), s.history...) }
+
+// entryWords are the first words (spelled out) of the lines of an access
+// list's mode that only add, change or remove an entry: they never leave
+// the mode and run nothing when their block is applied.
+var entryWords = map[string]bool{"seq": true, "permit": true, "deny": true, "hard-drop": true, "remark": true}
+
+// entryLine reports whether a script line in an access list's mode is an
+// entry line (entryWords), which the shell leaves to the backend to check.
+func entryLine(stack []frame, line string) bool {
+	if len(stack) < 2 || stack[len(stack)-1].kind != modeACL {
+		return false
+	}
+	word, _, _ := strings.Cut(strings.TrimLeft(line, " \t"), " ")
+	return entryWords[word]
+}
