@@ -33,3 +33,15 @@ func BenchmarkExecuteEntry(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseEntryLine parses one `slxsh -f` line of scripts/gen-acl.sh
+// in an access list's mode, as the agent does for each line of a block.
+func BenchmarkParseEntryLine(b *testing.B) {
+	st := []frame{{kind: modeConfig}, {kind: modeACL, name: "big"}}
+	line := " seq 4242 permit tcp host 10.0.16.146 any eq 5242 connlimit 3"
+	for b.Loop() {
+		if _, _, err := parseConfigLine(st, line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"sort"
 	"strings"
+	"sync"
 )
 
 // This file is the generic command engine: a grammar is a tree of nodes
@@ -272,11 +273,11 @@ func anyOrder(n ...node) node {
 }
 
 // kw is a keyword that binds nothing.
-func kw(word, help string) *atom { return &atom{word: word, help: help} }
+func kw(word, help string) *atom { return &atom{word: registerWord(word), help: help} }
 
 // kwSet is a keyword whose presence is recorded in the arguments.
 func kwSet[T any](word, help string, set func(*T)) *atom {
-	return &atom{word: word, help: help, bind: func(b *binding, _ string) { set(b.args.(*T)) }}
+	return &atom{word: registerWord(word), help: help, bind: func(b *binding, _ string) { set(b.args.(*T)) }}
 }
 
 // param is a typed parameter: accept validates a token, set stores it.
@@ -344,8 +345,7 @@ type matcher struct {
 	res   []resolved // how tokens [0, limit) were resolved
 	limit int        // walking stops here
 
-	cands   []*atom // atoms offered at limit
-	seen    map[*atom]bool
+	cands   []*atom  // atoms offered at limit
 	cr      bool     // a command can end at limit
 	matches [][]step // complete matches when limit == len(toks)
 	path    []step
@@ -355,16 +355,18 @@ func (m *matcher) push(s step) { m.path = append(m.path, s) }
 func (m *matcher) pop()        { m.path = m.path[:len(m.path)-1] }
 
 func (m *matcher) offer(a *atom) {
-	if !m.seen[a] {
-		m.seen[a] = true
-		m.cands = append(m.cands, a)
+	for _, c := range m.cands {
+		if c == a {
+			return
+		}
 	}
+	m.cands = append(m.cands, a)
 }
 
 // run walks the grammar with tokens [0, limit) consumed.
 func (m *matcher) run(g node, limit int) {
 	m.limit = limit
-	m.cands, m.seen, m.cr, m.matches, m.path = nil, map[*atom]bool{}, false, nil, m.path[:0]
+	m.cands, m.cr, m.matches, m.path = m.cands[:0], false, nil, m.path[:0]
 	g.walk(m, 0, func(pos int) {
 		if pos != m.limit {
 			return
@@ -426,6 +428,11 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 	m := &matcher{line: line, toks: tokenize(line)}
 	if n < 0 || n > len(m.toks) {
 		n = len(m.toks)
+		if fastParse {
+			if m := fastMatcher(g, &matcher{line: line, toks: m.toks}); m != nil {
+				return m, nil
+			}
+		}
 	}
 	for p := 0; p < n; p++ {
 		m.run(g, p)
@@ -437,6 +444,66 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 	}
 	m.run(g, n)
 	return m, nil
+}
+
+// fastParse enables fastMatcher (tests compare it with the walk of every
+// token).
+var fastParse = true
+
+// fastMatcher matches a whole line walking the grammar once for each
+// token that could be a keyword, and none for the others: a token that
+// no keyword of any grammar starts with can only resolve to a parameter
+// value (resolve). It returns nil when the line does not match, so that
+// the walk of every token finds the first error exactly as before (a
+// token taken for a value that no parameter accepts ends every path
+// through it, as the candidates of the full walk would have said).
+func fastMatcher(g node, m *matcher) *matcher {
+	n := len(m.toks)
+	for p := 0; p < n; p++ {
+		if !wordPrefix(m.toks[p].text) {
+			m.res = append(m.res, resolved{})
+			continue
+		}
+		m.run(g, p)
+		r, err := m.resolve(p)
+		if err != nil {
+			return nil
+		}
+		m.res = append(m.res, r)
+	}
+	m.run(g, n)
+	if len(m.matches) == 0 {
+		return nil
+	}
+	return m
+}
+
+// words are the keywords of every grammar (registerWord, at their
+// construction).
+var words struct {
+	sync.RWMutex
+	prefixes map[string]bool // every prefix of every keyword
+}
+
+// registerWord records a keyword for wordPrefix and returns it.
+func registerWord(w string) string {
+	words.Lock()
+	defer words.Unlock()
+	if words.prefixes == nil {
+		words.prefixes = map[string]bool{}
+	}
+	for i := 1; i <= len(w); i++ {
+		words.prefixes[w[:i]] = true
+	}
+	return w
+}
+
+// wordPrefix reports whether some keyword starts with the token (as
+// resolve compares: in lower case).
+func wordPrefix(tok string) bool {
+	words.RLock()
+	defer words.RUnlock()
+	return words.prefixes[strings.ToLower(tok)]
 }
 
 // parsed is a complete match: the command and its bound arguments.

@@ -27,7 +27,7 @@ type pipeSpec struct {
 }
 
 func pipeAtom(word, help string, k pipeKind, withRE bool) node {
-	a := &atom{word: word, help: help, bind: func(b *binding, _ string) { b.pipes = append(b.pipes, &pipeSpec{kind: k}) }}
+	a := &atom{word: registerWord(word), help: help, bind: func(b *binding, _ string) { b.pipes = append(b.pipes, &pipeSpec{kind: k}) }}
 	if !withRE {
 		return a
 	}
