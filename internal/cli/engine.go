@@ -174,7 +174,7 @@ func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
 
 // firstSet is what a node can start with.
 type firstSet struct {
-	kws      map[string]bool // keywords
+	kws      wordSet // keywords
 	param    bool            // a parameter, or something unknown
 	nullable bool            // the node can match no token
 }
@@ -187,18 +187,18 @@ func (f firstSet) excludes(m *matcher, pos int) bool {
 	}
 	r := m.res[pos]
 	if r.isKw {
-		return !f.kws[r.kw]
+		return !f.kws.has(r.id)
 	}
 	return !f.param
 }
 
 // first computes the first set of a node.
 func first(n node) firstSet {
-	f := firstSet{kws: map[string]bool{}}
+	var f firstSet
 	switch n := n.(type) {
 	case *atom:
 		if n.word != "" {
-			f.kws[n.word] = true
+			f.kws.add(wordID(n.word))
 		} else {
 			f.param = true
 		}
@@ -233,9 +233,7 @@ func first(n node) firstSet {
 }
 
 func (f *firstSet) add(g firstSet) {
-	for w := range g.kws {
-		f.kws[w] = true
-	}
+	f.kws.union(g.kws)
 	f.param = f.param || g.param
 }
 
@@ -329,6 +327,7 @@ func tokenize(line string) []token {
 type resolved struct {
 	isKw bool
 	kw   string
+	id   int // wordID(kw)
 }
 
 type step struct {
@@ -393,7 +392,7 @@ func (m *matcher) resolve(p int) (resolved, *matchErr) {
 	for _, a := range m.cands {
 		switch {
 		case a.word != "" && a.word == t:
-			return resolved{isKw: true, kw: t}, nil
+			return resolved{isKw: true, kw: t, id: wordID(t)}, nil
 		case a.word != "" && strings.HasPrefix(a.word, t):
 			if !contains(prefixed, a.word) {
 				prefixed = append(prefixed, a.word)
@@ -404,7 +403,7 @@ func (m *matcher) resolve(p int) (resolved, *matchErr) {
 	}
 	switch {
 	case len(prefixed) == 1:
-		return resolved{isKw: true, kw: prefixed[0]}, nil
+		return resolved{isKw: true, kw: prefixed[0], id: wordID(prefixed[0])}, nil
 	case len(prefixed) > 1:
 		return resolved{}, &matchErr{kind: ErrAmbiguous, tok: p}
 	case param:
@@ -479,23 +478,59 @@ func fastMatcher(g node, m *matcher) *matcher {
 }
 
 // words are the keywords of every grammar (registerWord, at their
-// construction).
+// construction), numbered for wordSet.
 var words struct {
 	sync.RWMutex
 	prefixes map[string]bool // every prefix of every keyword
+	ids      map[string]int
 }
 
-// registerWord records a keyword for wordPrefix and returns it.
+// registerWord records a keyword for wordPrefix and wordID and returns it.
 func registerWord(w string) string {
 	words.Lock()
 	defer words.Unlock()
 	if words.prefixes == nil {
-		words.prefixes = map[string]bool{}
+		words.prefixes, words.ids = map[string]bool{}, map[string]int{}
 	}
 	for i := 1; i <= len(w); i++ {
 		words.prefixes[w[:i]] = true
 	}
+	if _, ok := words.ids[w]; !ok {
+		words.ids[w] = len(words.ids)
+	}
 	return w
+}
+
+// wordID is the number of a registered keyword.
+func wordID(w string) int {
+	words.RLock()
+	defer words.RUnlock()
+	id, ok := words.ids[w]
+	if !ok {
+		panic("cli: keyword " + w + " not made by kw or flagKw")
+	}
+	return id
+}
+
+// wordSet is a set of keywords by number.
+type wordSet []uint64
+
+func (s *wordSet) add(id int) {
+	for len(*s) <= id/64 {
+		*s = append(*s, 0)
+	}
+	(*s)[id/64] |= 1 << (id % 64)
+}
+
+func (s wordSet) has(id int) bool { return id/64 < len(s) && s[id/64]&(1<<(id%64)) != 0 }
+
+func (s *wordSet) union(t wordSet) {
+	for i, w := range t {
+		if i >= len(*s) {
+			*s = append(*s, 0)
+		}
+		(*s)[i] |= w
+	}
 }
 
 // wordPrefix reports whether some keyword starts with the token (as
