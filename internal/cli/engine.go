@@ -175,8 +175,8 @@ func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
 // firstSet is what a node can start with.
 type firstSet struct {
 	kws      wordSet // keywords
-	param    bool            // a parameter, or something unknown
-	nullable bool            // the node can match no token
+	param    bool    // a parameter, or something unknown
+	nullable bool    // the node can match no token
 }
 
 // excludes reports whether the node surely cannot match at pos: the token
