@@ -95,6 +95,14 @@ type Applier struct {
 
 	statePath string // where the handles are saved for a restarted Applier ("": nowhere)
 	loaded    bool   // statePath was read
+
+	// fresh names the limit sets whose gate and reservation sets the
+	// last Apply created (or renewed): the gate closed, the others empty,
+	// for as long as the generation is freshGen (only our own element
+	// commits since). The agent's counting right after an apply then
+	// reads none of them.
+	fresh    map[string]bool
+	freshGen uint32
 }
 
 // synced remembers that the kernel held a ruleset at a generation: while
@@ -288,9 +296,11 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	}
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
+	a.fresh = nil
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
 		a.sync = newSynced(after, rs, a.digestOf(rs), tx.learn(b.echoes))
 		a.saveState(c, true)
+		a.fresh, a.freshGen = tx.freshLimits(), after
 	}
 	return nil
 }

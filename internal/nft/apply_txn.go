@@ -471,3 +471,34 @@ func diffElems(prev, next *VMap) (add, del []MapElem) {
 	}
 	return add, del
 }
+
+// freshLimits names the limit sets whose gate and reservation sets this
+// transaction all created, re-created or emptied (the gate closed again).
+func (tx *txn) freshLimits() map[string]bool {
+	made := map[string]bool{}
+	for _, s := range tx.rs.Sets {
+		if _, ok := tx.cur.sets[s.Name]; !ok {
+			made[s.Name] = true
+		}
+	}
+	for _, s := range slices.Concat(tx.recreateSets, tx.refillSets) {
+		made[s.Name] = true
+	}
+	out := map[string]bool{}
+	for _, s := range tx.rs.Sets {
+		if s.Kind == SetGate {
+			out[s.Limit] = true
+		}
+	}
+	for _, s := range tx.rs.Sets {
+		if s.Limit != "" && !made[s.Name] {
+			delete(out, s.Limit)
+		}
+	}
+	for name := range out {
+		if !made[name] {
+			delete(out, name)
+		}
+	}
+	return out
+}

@@ -179,11 +179,30 @@ func (a *Applier) flushLocked(c *nftables.Conn) error {
 	if err := c.Flush(); err != nil {
 		return err
 	}
-	if after, err := generation(c); berr == nil && err == nil && a.sync.ok && a.sync.gen == before && after == before+1 {
+	after, err := generation(c)
+	ours := berr == nil && err == nil && after == before+1
+	if ours && a.sync.ok && a.sync.gen == before {
 		a.sync.gen = after
 		a.saveState(c, false)
 	}
+	if ours && a.freshGen == before {
+		a.freshGen = after // our own elements: the caller says which fresh sets it filled
+	} else {
+		a.fresh = nil
+	}
 	return nil
+}
+
+// freshNow returns the limit sets known fresh (see Applier.fresh) at the
+// kernel's generation now.
+func (a *Applier) freshNow(c *nftables.Conn) map[string]bool {
+	if len(a.fresh) == 0 {
+		return nil
+	}
+	if gen, err := generation(c); err != nil || gen != a.freshGen {
+		a.fresh = nil
+	}
+	return a.fresh
 }
 
 // ForeignCommits counts the commits of others that Drift has seen.
@@ -314,7 +333,12 @@ func (a *Applier) Gated(sets []*Set) ([]*Set, error) {
 		return nil, err
 	}
 	var out []*Set
+	fresh := a.freshNow(c)
 	for _, s := range sets {
+		if fresh[s.Name] {
+			out = append(out, s) // created closed
+			continue
+		}
 		els, err := a.elements(c, a.libSet(gateOf(s)))
 		if err != nil {
 			return nil, err
@@ -346,8 +370,13 @@ func (a *Applier) Reservations(sets []*Set) ([]Reservation, error) {
 // keys.
 func (a *Applier) membersLocked(c *nftables.Conn, sets []*Set) (map[string]map[string]bool, error) {
 	out := map[string]map[string]bool{}
+	fresh := a.freshNow(c)
 	for _, s := range sets {
 		for _, name := range allMemberSets(s) {
+			if fresh[s.Name] {
+				out[name] = map[string]bool{} // created empty
+				continue
+			}
 			els, err := a.stableElements(c, a.libSet(&Set{Name: name, Key: s.Key, Kind: SetMember}))
 			if err != nil {
 				return nil, err
@@ -436,11 +465,15 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 			}
 		}
 	}
+	fresh := a.freshNow(c)
 	for _, s := range open {
 		g := a.libSet(gateOf(s))
-		els, err := a.elements(c, g)
-		if err != nil {
-			return err
+		// A fresh gate holds what Apply created it with (gateElements).
+		els := []nftables.SetElement{{Key: []byte{nfprotoByte(s.Entry.Family)}}}
+		if !fresh[s.Name] {
+			if els, err = a.elements(c, g); err != nil {
+				return err
+			}
 		}
 		if len(els) > 0 {
 			if err := w.SetDeleteElements(g, els); err != nil {
@@ -450,6 +483,9 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 	}
 	if err := a.flushLocked(w); err != nil {
 		return fmt.Errorf("write reservations: %w: %w", ErrRefused, err)
+	}
+	for _, s := range slices.Concat(sets, open) {
+		delete(a.fresh, s.Name) // written: no longer as created
 	}
 	return nil
 }
