@@ -242,7 +242,9 @@ func (tx *txn) addAndFlushChains() error {
 		if !recreate[ch.Name] {
 			tx.c.AddChain(kc)
 		}
-		tx.c.FlushChain(kc)
+		if _, ok := tx.cur.chains[ch.Name]; ok {
+			tx.c.FlushChain(kc) // a new chain has nothing to flush
+		}
 	}
 	return nil
 }
