@@ -101,10 +101,10 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.check, "check", "", "validate config `FILE`, print the compiled ruleset, and exit (no kernel)")
 	fs.StringVar(&f.loadavg, "loadavg-file", "/proc/loadavg", "where load-limit reads the 1-minute load average (`FILE` in /proc/loadavg format)")
 	fs.BoolVar(&f.showVersion, "version", false, "print the version and exit")
-	fs.IntVar(&f.setSize, "limit-set-size", nft.DefaultSetSize, "`N` keys (sources, prefixes, ...) per limit set; the kernel preallocates memory for N keys per set")
+	fs.IntVar(&f.setSize, "limit-set-size", 0, "declare every limit set (connlimit, rate, quota, block-for) with size `N`: at most N keys (sources, prefixes, ...) each, for which the kernel preallocates memory; 0: unsized, growing on demand up to the kernel's 65535 keys")
 	fs.IntVar(&f.messagePort, "message-port", nft.DefaultMessagePort, "first local TCP `PORT` of the refuse message responder: the kernel redirects connections refused with the I-th message text to PORT+I (nothing else may listen there)")
 	fs.IntVar(&f.logGroup, "log-group", nft.DefaultLogGroup, "NFLOG `GROUP` (1-65535) to which log entries send their events; the agent reads it for its log and show logging")
-	fs.Int64Var(&f.setMemory, "limit-set-memory", -1, "refuse configs whose limit sets would take more than `MiB` of kernel memory (default one eighth of MemTotal; 0: no check)")
+	fs.Int64Var(&f.setMemory, "limit-set-memory", -1, "refuse configs whose limit sets could take more than `MiB` of kernel memory when full (default one eighth of MemTotal; 0: no check)")
 	return fs
 }
 

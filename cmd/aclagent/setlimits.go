@@ -10,19 +10,21 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
-// Bounds of --limit-set-size. A set of 2^24 elements already preallocates
-// 512 MiB of kernel memory (nft.SetTableMemory).
+// Bounds of --limit-set-size; 0 (the default) leaves the limit sets
+// unsized. A set declared with 2^24 elements already preallocates 512 MiB
+// of kernel memory (nft.SetTableMemory).
 const (
-	minLimitSetSize = 1
+	minLimitSetSize = 0
 	maxLimitSetSize = 1 << 24
 )
 
 // meminfoPath is where the default of --limit-set-memory comes from.
 var meminfoPath = "/proc/meminfo"
 
-// setLimits puts --limit-set-size and --limit-set-memory into o: the size
-// of every limit set, and the most kernel memory the sets of a config may
-// take (default: one eighth of MemTotal; 0: no check).
+// setLimits puts --limit-set-size and --limit-set-memory into o: the
+// declared size of every limit set (0: unsized, grown on demand up to
+// nft.UnsizedSetCap keys), and the most kernel memory the sets of a config
+// may take when full (default: one eighth of MemTotal; 0: no check).
 func setLimits(f *flags, o *nft.Options) error {
 	if f.setSize < minLimitSetSize || f.setSize > maxLimitSetSize {
 		return fmt.Errorf("--limit-set-size %d: want %d to %d", f.setSize, minLimitSetSize, maxLimitSetSize)

@@ -7,12 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // TestLimitSetFlags: --limit-set-size feeds nft.Options.SetSize (range
-// checked), --limit-set-memory MiB feeds MaxSetMemory, by default one
+// checked; 0, the default, leaves the sets unsized), --limit-set-memory MiB feeds MaxSetMemory, by default one
 // eighth of MemTotal, 0 turning the check off.
 func TestLimitSetFlags(t *testing.T) {
 	mi := filepath.Join(t.TempDir(), "meminfo")
@@ -27,13 +25,14 @@ func TestLimitSetFlags(t *testing.T) {
 		maxMemory uint64
 		err       string
 	}{
-		{nil, nft.DefaultSetSize, 1 << 30, ""},
+		{nil, 0, 1 << 30, ""},
 		{[]string{"--limit-set-size", "4096", "--limit-set-memory", "300"}, 4096, 300 << 20, ""},
-		{[]string{"--limit-set-memory", "0"}, nft.DefaultSetSize, 0, ""},
+		{[]string{"--limit-set-memory", "0"}, 0, 0, ""},
+		{[]string{"--limit-set-size", "0"}, 0, 1 << 30, ""},
+		{[]string{"--limit-set-size", "65535"}, 65535, 1 << 30, ""},
 		{[]string{"--limit-set-size", "1"}, 1, 1 << 30, ""},
 		{[]string{"--limit-set-size", "16777216"}, 1 << 24, 1 << 30, ""},
-		{[]string{"--limit-set-size", "0"}, 0, 0, "--limit-set-size 0: want 1 to 16777216"},
-		{[]string{"--limit-set-size", "16777217"}, 0, 0, "--limit-set-size 16777217: want 1 to 16777216"},
+		{[]string{"--limit-set-size", "16777217"}, 0, 0, "--limit-set-size 16777217: want 0 to 16777216"},
 		{[]string{"--limit-set-size", "-3"}, 0, 0, "--limit-set-size -3"},
 		{[]string{"--limit-set-memory", "-2"}, 0, 0, "--limit-set-memory -2"},
 	} {
@@ -66,9 +65,10 @@ func TestLimitSetFlags(t *testing.T) {
 	}
 }
 
-// TestCheckSetMemory: a config whose limit sets would take more kernel
-// memory than --limit-set-memory allows is refused with the figure;
-// --limit-set-size makes it fit.
+// TestCheckSetMemory: a config whose limit sets could take more kernel
+// memory when full than --limit-set-memory allows is refused with the
+// figure (unsized sets by default: 20 of up to 65535 keys, about 10 MiB
+// each when full); --limit-set-size, a smaller cap, makes it fit.
 func TestCheckSetMemory(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("ip access-list extended big\n")
@@ -80,14 +80,14 @@ func TestCheckSetMemory(t *testing.T) {
 	os.WriteFile(conf, []byte(b.String()), 0o644)
 
 	var out, errb bytes.Buffer
-	code := run([]string{"--check", conf, "--mgmt-interface", "eth0", "--limit-set-memory", "16"}, &out, &errb)
-	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "% Error: the limit sets of this configuration would take about 40 MiB of kernel memory") ||
-		!strings.Contains(errb.String(), "more than the 16 MiB allowed") {
+	code := run([]string{"--check", conf, "--mgmt-interface", "eth0", "--limit-set-memory", "100"}, &out, &errb)
+	if code != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "% Error: the limit sets of this configuration could take about 200 MiB of kernel memory when full") ||
+		!strings.Contains(errb.String(), "more than the 100 MiB allowed") {
 		t.Errorf("over --limit-set-memory: exit %d, stdout %d bytes, stderr %q", code, out.Len(), errb.String())
 	}
 	out.Reset()
 	errb.Reset()
-	code = run([]string{"--check", conf, "--mgmt-interface", "eth0", "--limit-set-memory", "16", "--limit-set-size", "1024"}, &out, &errb)
+	code = run([]string{"--check", conf, "--mgmt-interface", "eth0", "--limit-set-memory", "100", "--limit-set-size", "1024"}, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "size 1024\n") {
 		t.Errorf("--limit-set-size 1024: exit %d, stderr %q\n%s", code, errb.String(), out.String())
 	}

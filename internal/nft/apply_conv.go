@@ -42,7 +42,7 @@ func sameSet(have, want *nftables.Set) bool {
 		return have.IsMap && have.Interval && !have.Dynamic && !have.Constant
 	}
 	size := have.Size
-	if want.Size == 0 && size == unsizedDynsetCap {
+	if want.Size == 0 && size == UnsizedSetCap {
 		size = 0
 	}
 	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
@@ -51,10 +51,18 @@ func sameSet(have, want *nftables.Set) bool {
 		!have.Constant && !have.Interval && !have.IsMap
 }
 
-// unsizedDynsetCap is the size the kernel reports for a set created
-// without one once a dynset statement adds to it: the cap of such a set,
-// which still starts small and grows on demand.
-const unsizedDynsetCap = 65535
+// UnsizedSetCap is the size the kernel reports for a set created without
+// one once a dynset statement adds to it (nft_dynset gives such a set this
+// maximum when the rule is added): the cap of such a set, which still
+// starts small and grows on demand. A full one refuses further keys with
+// ENFILE, as a declared size does (TestKernelUnsizedSetFullRefuses).
+//
+// Why a set kept across an apply can hold more than its size says: a set
+// created with `size 65535` lists exactly as an unsized one bound to a
+// dynset, so sameSet cannot tell them apart and keeps either (their caps
+// are the same; only the preallocated table differs, until the set is
+// re-created).
+const UnsizedSetCap = 65535
 
 // gateElements are the elements a set is created with: a gate starts
 // closed (its family's nfproto), so that a new limit admits nothing until

@@ -115,7 +115,7 @@ func BenchmarkApply(b *testing.B) {
 			deleteTable(b, ns)
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(float64(rules(rs)), "rules")
-			b.ReportMetric(float64(rs.SetMemory())/(1<<20), "set-MiB") // kernel memory of the sets (estimate)
+			b.ReportMetric(float64(rs.SetMemoryApplied())/(1<<20), "set-MiB") // kernel memory of the sets when applied (estimate)
 			b.ReportMetric(ms(median(ours)), "netlink-ms")
 			b.ReportMetric(ms(median(theirs)), "nft-f-ms")
 			b.ReportMetric(float64(median(ours))/float64(median(theirs)), "netlink/nft")

@@ -20,17 +20,18 @@ const ResetMark = 0x40000000
 // it as a session open before its limit.
 const AdoptMark = 0x10000000
 
-// DefaultSetSize is the size of a limit set when Options.SetSize is 0 (the
-// kernel's default for dynamic sets). The kernel preallocates about 2 MiB
-// for a set of this size (SetTableMemory).
-const DefaultSetSize = 65535
-
 // Options are the host facts that Compile needs besides the configuration.
 type Options struct {
 	Table         string            // table name, family inet; "" means DefaultTable
 	MgmtInterface string            // Linux name of `interface management 0`
 	InterfaceMap  map[string]string // "0/1" (or "ethernet0/1") -> "eth1" for `interface ethernet 0/1`
-	SetSize       uint32            // elements per limit set; 0 means DefaultSetSize
+	// SetSize is the declared size of every limit set (connlimit, rate,
+	// quota, block-for): at most SetSize keys, and the kernel preallocates
+	// its hash table for them (SetTableMemory). 0 leaves them unsized: they
+	// start at about 1 KiB and grow on demand up to the kernel's cap of
+	// UnsizedSetCap keys. Either way a full set refuses new keys (the
+	// "-full" rules: never fails open).
+	SetSize uint32
 	// MaxSetMemory, when not 0, is the most kernel memory in bytes that the
 	// ruleset's sets may take (Ruleset.SetMemory); Compile refuses a config
 	// that needs more.
@@ -65,9 +66,6 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	}
 	if o.Table == "" {
 		o.Table = DefaultTable
-	}
-	if o.SetSize == 0 {
-		o.SetSize = DefaultSetSize
 	}
 	b := &builder{cfg: c, opt: o, rs: &Ruleset{Table: o.Table}}
 	binds := b.bindings()

@@ -53,11 +53,16 @@
 //	   ip_check_in_10_log_connlimit   per logged entry and reason: rate-limited
 //	                          NFLOG, then the verdict (compile_log.go)
 //
-// SetSize is Options.SetSize (aclagent --limit-set-size, default
-// DefaultSetSize 65535); "-" is no size (grows on demand). The kernel
-// preallocates a set's hash table for its size, about 2 MiB at 65535
-// (setmem.go): Ruleset.SetMemory estimates the total and Compile refuses
-// a configuration over Options.MaxSetMemory.
+// SetSize is Options.SetSize (aclagent --limit-set-size), by default 0:
+// no size, like "-". An unsized set starts at about 1 KiB and grows on
+// demand; once a rule adds to it the kernel caps it at UnsizedSetCap
+// (65535) keys and lists it with that size. A declared size is the set's
+// cap too, but the kernel preallocates the hash table for it, about
+// 2 MiB at 65535 (setmem.go). Either way a full set fails closed (below).
+// Ruleset.SetMemory estimates what the sets can take with every limit set
+// full (table and elements at their cap), SetMemoryApplied what they take
+// when created, and Compile refuses a configuration whose SetMemory is
+// over Options.MaxSetMemory.
 //
 // Policy accept everywhere: traffic on interfaces without an access-group
 // is not ours to judge, and other tables still see everything. Only the
@@ -196,7 +201,9 @@
 // rule that follows refuses any matching connection whose key is not in the
 // set, i.e. one that was not counted. A key that was counted is in the set,
 // so the rule lets it through to the permit rule (or, for deny, to the next
-// entry).
+// entry). An unsized set is full at UnsizedSetCap keys and refuses the
+// same way (TestKernelUnsizedSetFullRefuses fills connlimit, rate and
+// block-for sets to that cap).
 //
 // # Names
 //

@@ -266,7 +266,7 @@ func (k SetKind) Filled() bool { return k == SetConnlimit || k == SetRate || k =
 // cap for a dynamic set created without one.
 func (s *Set) Capacity() int {
 	if s.Size == 0 {
-		return unsizedDynsetCap
+		return UnsizedSetCap
 	}
 	return int(s.Size)
 }

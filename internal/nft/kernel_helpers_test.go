@@ -165,13 +165,14 @@ func listTableStateless(t *testing.T, ns *netns.NS, name string) string {
 	return strings.TrimSpace(out)
 }
 
-// nftSized removes from an `nft list` of rs's table the size that nft -f
-// gives a set that rs declares without one: nft gives every set that a
-// dynset statement adds to the default size 65535, where our netlink apply
-// creates it unsized (it grows on demand, about 1 KiB while empty).
+// nftSized removes from an `nft list` of rs's table the size that the
+// kernel gives a set that rs declares without one: once a rule adds to it
+// (a dynset: connlimit, layer counts, rate, quota, block-for), the set
+// lists as `size 65535` (nft.UnsizedSetCap, its cap), though it was
+// created unsized (it grows on demand, about 1 KiB while empty).
 func nftSized(rs *nft.Ruleset, listed string) string {
 	for _, s := range rs.Sets {
-		if s.Size == 0 && s.Kind == nft.SetConnlimit {
+		if s.Size == 0 {
 			head := "\tset " + s.Name + " {\n\t\ttype " + s.Key.TypeName() + "\n"
 			listed = strings.Replace(listed, head+"\t\tsize 65535\n", head, 1)
 		}

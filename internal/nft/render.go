@@ -45,7 +45,7 @@ func (s *Set) String() string {
 	}
 	out := "\tset " + s.Name + " {\n" +
 		"\t\ttype " + s.Key.TypeName() + "\n"
-	if s.Size > 0 { // 0: unsized, grows on demand and is never full
+	if s.Size > 0 { // 0: unsized, grows on demand (nft lists UnsizedSetCap once a rule adds to it)
 		out += "\t\tsize " + strconv.FormatUint(uint64(s.Size), 10) + "\n"
 	}
 	if s.Timeout > 0 {

@@ -42,7 +42,7 @@ const (
 type Set struct {
 	Name string
 	Key  SetKey
-	Size uint32 // 0: no size (the kernel grows it on demand; never full)
+	Size uint32 // 0: no size (grows on demand; the kernel caps it at UnsizedSetCap keys once a rule adds to it)
 	// Timeout, when not zero, gives the set the timeout flag and this
 	// default element timeout (`flags dynamic,timeout; timeout 1m`): rate
 	// sets forget idle keys. Connlimit sets have none (the kernel drops an

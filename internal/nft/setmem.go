@@ -16,11 +16,16 @@ import (
 // each) behind a 64-byte header, and the allocation is rounded up to a
 // power of two, so about 16 bytes per bucket: 2 MiB for `size 65535`,
 // 128 KiB for `size 4096`. An unsized set starts with the rhashtable
-// default of 64 buckets and grows with its elements. This memory is not
-// charged to the memory cgroup of the process that creates the set, so
-// nothing but this estimate stops a configuration from taking gigabytes of
-// kernel memory (measured with scripts/setmem.sh; BENCHMARKS.md, "Kernel
-// memory per limit set").
+// default of 64 buckets and grows with its elements, up to the cap that
+// the kernel gives a set a rule adds to (UnsizedSetCap). Every key then
+// costs its element (a slab object, with the element's expression state),
+// and the table doubles whenever the keys pass 3/4 of its buckets, so a
+// full unsized set holds as large a table as a set declared with its cap.
+// This memory is not charged to the memory cgroup of the process that
+// creates the set (the packet path adds the keys), so nothing but this
+// estimate stops a configuration from taking gigabytes of kernel memory
+// (measured with scripts/setmem.sh and scripts/tablemem.sh; BENCHMARKS.md,
+// "Kernel memory per limit set").
 
 const (
 	bucketBytes    = 16 // one bucket pointer, with the power-of-two rounding of the allocation
@@ -28,9 +33,25 @@ const (
 	minBuckets     = 4  // rhashtable's HASH_MIN_SIZE
 )
 
+// Bytes of one element by what it carries (the slab objects the kernel
+// allocates per key, measured with /proc/slabinfo for 8 x 65535 keys
+// added to unsized sets, IPv4 and IPv6 alike): the element itself, plus
+// the expression's own state for connlimit (the connection list) and
+// limit (the token bucket). Quota elements were not measured (nft 1.0.6
+// cannot add them): counted as the larger limit ones. The connections a
+// connlimit element counts (nf_conncount_tuple, one per admitted
+// connection) are not included: they are bounded by the conntrack table,
+// not by the set.
+const (
+	plainElementBytes     = 64       // kmalloc-64: key, flags, timeout (blocked sources)
+	connlimitElementBytes = 96 + 32  // kmalloc-96 + the nf_conncount_list (kmalloc-32)
+	limitElementBytes     = 128 + 32 // kmalloc-128 + the token bucket (kmalloc-32)
+)
+
 // SetTableMemory estimates the kernel memory, in bytes, that a dynamic set
 // declared with the given size allocates for its hash table when it is
-// created (0: an unsized set). Elements cost more as keys arrive.
+// created (0: an unsized set). Elements cost more as keys arrive
+// (SetMaxMemory).
 func SetTableMemory(size uint32) uint64 {
 	if size == 0 {
 		return defaultBuckets * bucketBytes
@@ -40,20 +61,88 @@ func SetTableMemory(size uint32) uint64 {
 	return max(buckets, minBuckets) * bucketBytes
 }
 
-// SetMemory estimates the kernel memory, in bytes, that the hash tables of
-// the ruleset's sets take as soon as it is applied (SetTableMemory of each
-// set). Sets that an apply keeps are counted too: this is what the table
-// holds once the ruleset is in force.
+// SetMaxMemory estimates the most kernel memory, in bytes, that a set can
+// take. A limit set, which the packet path fills with the key of every
+// new source (or prefix, destination), can grow to its Capacity: then it
+// holds the table for that many keys and their elements, whether it was
+// declared with that size (the table allocated at once) or unsized (the
+// table grown on demand). Every other set counts what it takes when
+// created: gates and flags hold one element, and the reservation sets
+// only the keys that the agent writes (keys with sessions open before
+// their limit), which the conntrack table bounds.
+func SetMaxMemory(s *Set) uint64 {
+	per := s.elementBytes()
+	if per == 0 {
+		return SetTableMemory(s.Size)
+	}
+	n := uint64(s.Capacity())
+	return SetTableMemory(uint32(n)) + n*per
+}
+
+// elementBytes is the memory of one key of a limit set, 0 for the sets
+// that are not limit sets (isLimit).
+func (s *Set) elementBytes() uint64 {
+	if !s.isLimit() {
+		return 0
+	}
+	switch s.Kind {
+	case SetConnlimit:
+		return connlimitElementBytes
+	case SetRate, SetQuota:
+		return limitElementBytes
+	}
+	return plainElementBytes
+}
+
+// isLimit reports a limit set: one that the packet path adds the key of
+// any matching connection to, and that Options.SetSize sizes (a connlimit
+// set, not its layer counts; a rate or quota set; a block-for set, not
+// its full flag).
+func (s *Set) isLimit() bool {
+	switch s.Kind {
+	case SetConnlimit:
+		return s.Limit == ""
+	case SetRate, SetQuota:
+		return true
+	case SetBlocked:
+		return s.Key != KeyNFProto
+	}
+	return false
+}
+
+// SetMemory estimates the most kernel memory, in bytes, that the ruleset's
+// sets can take once it is in force (SetMaxMemory of each set): every
+// limit set full. This is what Options.MaxSetMemory bounds. Sets that an
+// apply keeps are counted too.
+//
+// Classification maps (SetVerdictMap) are left out: they are not hash
+// tables, and hold what the configuration says (about one entry each),
+// not keys that traffic adds; BENCHMARKS.md measures them with the table.
 func (r *Ruleset) SetMemory() uint64 {
 	var n uint64
 	for _, s := range r.Sets {
-		n += SetTableMemory(s.Size)
+		if s.Kind != SetVerdictMap {
+			n += SetMaxMemory(s)
+		}
 	}
 	return n
 }
 
-// checkSetMemory refuses a ruleset whose sets would take more kernel memory
-// than Options.MaxSetMemory (0: no limit).
+// SetMemoryApplied estimates the kernel memory, in bytes, that the hash
+// tables of the ruleset's sets take as soon as it is applied, before any
+// key arrives (SetTableMemory of each set).
+func (r *Ruleset) SetMemoryApplied() uint64 {
+	var n uint64
+	for _, s := range r.Sets {
+		if s.Kind != SetVerdictMap {
+			n += SetTableMemory(s.Size)
+		}
+	}
+	return n
+}
+
+// checkSetMemory refuses a ruleset whose sets could take more kernel
+// memory than Options.MaxSetMemory (0: no limit).
 func (b *builder) checkSetMemory() {
 	limit := b.opt.MaxSetMemory
 	if limit == 0 {
@@ -63,25 +152,33 @@ func (b *builder) checkSetMemory() {
 	if need <= limit {
 		return
 	}
-	sized, maps := 0, 0
+	limits, maps := 0, 0
 	for _, s := range b.rs.Sets {
 		switch {
+		case s.isLimit():
+			limits++
 		case s.Kind == SetVerdictMap:
 			maps++ // classification maps hold what the config says, not keys
-		case s.Size == b.opt.SetSize:
-			sized++
 		}
 	}
+	capacity := b.opt.SetSize
+	if capacity == 0 {
+		capacity = UnsizedSetCap
+	}
 	b.errs = append(b.errs, &acl.Error{Msg: fmt.Sprintf(
-		"the limit sets of this configuration would take about %s of kernel memory (%d sets of size %d and %d others), more than the %s allowed (aclagent --limit-set-memory; a smaller --limit-set-size lowers it)",
-		mib(need), sized, b.opt.SetSize, len(b.rs.Sets)-sized-maps, mib(limit))})
+		"the limit sets of this configuration could take about %s of kernel memory when full (%d limit sets of up to %d keys each, %s when applied; and %d other sets), more than the %s allowed (aclagent --limit-set-memory; a smaller --limit-set-size lowers it)",
+		mib(need), limits, capacity, mib(b.rs.SetMemoryApplied()), len(b.rs.Sets)-limits-maps, mib(limit))})
 }
 
-// mib renders a number of bytes in MiB for messages: "1318 MiB", "0.5 MiB".
+// mib renders a number of bytes in MiB for messages: "1318 MiB", "2.5 MiB",
+// and in KiB below 1 MiB: "7 KiB".
 func mib(n uint64) string {
-	const mib = 1 << 20
-	if n >= 10*mib {
+	const kib, mib = 1 << 10, 1 << 20
+	switch {
+	case n >= 10*mib:
 		return fmt.Sprintf("%d MiB", (n+mib/2)/mib)
+	case n >= mib:
+		return fmt.Sprintf("%.1f MiB", float64(n)/mib)
 	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/mib)
+	return fmt.Sprintf("%d KiB", (n+kib-1)/kib)
 }

@@ -27,7 +27,7 @@ func TestSetTableMemory(t *testing.T) {
 		{1537, 64 << 10},
 		{4096, 128 << 10},
 		{16384, 512 << 10},
-		{nft.DefaultSetSize, 2 << 20},
+		{nft.UnsizedSetCap, 2 << 20},
 		{65536, 2 << 20},
 		{1 << 24, 512 << 20},
 	} {
@@ -44,26 +44,64 @@ interface s0
  ip access-group check in
 `
 
+// TestSetMaxMemory: a limit set counts its table and elements at its
+// capacity (unsized: the kernel's cap), whatever its declared size; the
+// other sets count their table as created.
+func TestSetMaxMemory(t *testing.T) {
+	const full = 2<<20 + 65535*128 // table at the cap, connlimit elements
+	for _, c := range []struct {
+		set  *nft.Set
+		want uint64
+	}{
+		{&nft.Set{Name: "s", Kind: nft.SetConnlimit}, full},
+		{&nft.Set{Name: "s", Kind: nft.SetConnlimit, Size: 65535}, full},
+		{&nft.Set{Name: "s", Kind: nft.SetConnlimit, Size: 1024}, 32<<10 + 1024*128},
+		{&nft.Set{Name: "s", Kind: nft.SetRate}, 2<<20 + 65535*160},
+		{&nft.Set{Name: "s", Kind: nft.SetQuota, Size: 2}, 64 + 2*160},
+		{&nft.Set{Name: "s", Kind: nft.SetBlocked, Key: nft.KeyIPv6}, 2<<20 + 65535*64},
+		{&nft.Set{Name: "s_blocked_full", Kind: nft.SetBlocked, Key: nft.KeyNFProto, Size: 2}, 64},
+		{&nft.Set{Name: "s_l1", Kind: nft.SetConnlimit, Limit: "s"}, 1 << 10},
+		{&nft.Set{Name: "s_r", Kind: nft.SetMember, Limit: "s"}, 1 << 10},
+		{&nft.Set{Name: "s_g", Kind: nft.SetGate, Size: 2, Limit: "s"}, 64},
+	} {
+		if got := nft.SetMaxMemory(c.set); got != c.want {
+			t.Errorf("SetMaxMemory(%s kind %v size %d) = %d, want %d", c.set.Name, c.set.Kind, c.set.Size, got, c.want)
+		}
+	}
+}
+
 func TestRulesetSetMemory(t *testing.T) {
 	rs := compile(t, memACL)
-	// connlimit 3: the limit set (65535), the gate (2), and unsized: the
+	// connlimit 3: the limit set (unsized), the gate (2), and unsized: the
 	// reserved and full sets, two layer members and two layer counts.
-	want := nft.SetTableMemory(nft.DefaultSetSize) + nft.SetTableMemory(2) + 6*nft.SetTableMemory(0)
 	if len(rs.Sets) != 8 {
 		t.Fatalf("%d sets, want 8:\n%s", len(rs.Sets), rs)
 	}
-	if got := rs.SetMemory(); got != want || got < 2<<20 {
+	for _, s := range rs.Sets {
+		if want := map[bool]uint32{true: 2}[s.Kind == nft.SetGate]; s.Size != want {
+			t.Errorf("set %s has size %d, want %d", s.Name, s.Size, want)
+		}
+	}
+	applied := nft.SetTableMemory(2) + 7*nft.SetTableMemory(0)
+	if got := rs.SetMemoryApplied(); got != applied || got > 8<<10 {
+		t.Errorf("SetMemoryApplied = %d, want %d", got, applied)
+	}
+	want := applied - nft.SetTableMemory(0) + 2<<20 + 65535*128
+	if got := rs.SetMemory(); got != want || got < 10<<20 {
 		t.Errorf("SetMemory = %d, want %d", got, want)
 	}
 	small := compileWith(t, memACL, nft.Options{SetSize: 1024})
-	if got, want := small.SetMemory(), want-(2<<20)+(32<<10); got != want {
+	if got, want := small.SetMemoryApplied(), applied-(1<<10)+(32<<10); got != want {
+		t.Errorf("SetMemoryApplied with SetSize 1024 = %d, want %d", got, want)
+	}
+	if got, want := small.SetMemory(), applied-(1<<10)+(32<<10)+1024*128; got != want {
 		t.Errorf("SetMemory with SetSize 1024 = %d, want %d", got, want)
 	}
 }
 
-// TestCompileRefusesSetMemoryOverLimit: a config whose sets would need more
-// kernel memory than Options.MaxSetMemory is refused with an *acl.Error
-// naming both figures; at the limit it compiles.
+// TestCompileRefusesSetMemoryOverLimit: a config whose sets could need
+// more kernel memory when full than Options.MaxSetMemory is refused with
+// an *acl.Error naming both figures; at the limit it compiles.
 func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("ip access-list extended big\n")
@@ -78,8 +116,11 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	need := rs.SetMemory()
-	if need < 200<<20 {
-		t.Fatalf("100 limited entries need %d bytes, want over 200 MiB", need)
+	if need < 1000<<20 {
+		t.Fatalf("100 limited entries need %d bytes when full, want over 1000 MiB", need)
+	}
+	if applied := rs.SetMemoryApplied(); applied > 1<<20 {
+		t.Fatalf("100 limited entries take %d bytes when applied, want under 1 MiB", applied)
 	}
 
 	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: need}); err != nil {
@@ -93,15 +134,20 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 	if rs != nil || !errors.As(err, &ae) {
 		t.Fatalf("compile over the limit: %v, %v; want nil and an *acl.Error", rs, err)
 	}
-	for _, w := range []string{"about 201 MiB", "the 150 MiB allowed", "100 sets of size 65535", "700 others", "--limit-set-memory", "--limit-set-size"} {
+	for _, w := range []string{"about 1001 MiB", "when full", "the 150 MiB allowed", "100 limit sets of up to 65535 keys", "707 KiB when applied", "700 other sets", "--limit-set-memory", "--limit-set-size"} {
 		if !strings.Contains(ae.Msg, w) {
 			t.Errorf("error %q does not say %q", ae.Msg, w)
 		}
 	}
 
-	// A smaller set size brings the same config under the limit.
+	// A smaller set size brings the same config under the limit: 100
+	// tables of 128 KiB and 4096 elements each.
 	if _, err := nft.Compile(cfg, nft.Options{SetSize: 4096, MaxSetMemory: 64 << 20}); err != nil {
 		t.Errorf("compile with set size 4096 under 64 MiB: %v", err)
+	}
+	rs, err = nft.Compile(cfg, nft.Options{SetSize: 4096, MaxSetMemory: 60 << 20})
+	if rs != nil || !errors.As(err, &ae) || !strings.Contains(ae.Msg, "100 limit sets of up to 4096 keys") {
+		t.Errorf("compile with set size 4096 over 60 MiB: %v", err)
 	}
 	// Other errors are reported as they were, without a memory figure.
 	// (management 0 without Options.MgmtInterface).

@@ -75,7 +75,7 @@ func NewSim(rs *Ruleset) *Sim {
 		s.chains[c.Name] = c
 	}
 	for _, set := range rs.Sets {
-		s.sets[set.Name] = &simSet{size: int(set.Size), elems: map[string]*simElem{}}
+		s.sets[set.Name] = &simSet{size: set.Capacity(), elems: map[string]*simElem{}}
 		if set.Map != nil {
 			s.maps[set.Name] = set.Map
 		}
@@ -335,14 +335,15 @@ func (ev *simEval) member(set, key string) {
 	}
 }
 
-// full tells whether a set has no room; an unsized set (size 0) is never full.
-func (s *simSet) full() bool { return s.size > 0 && len(s.elems) >= s.size }
+// full tells whether a set has no room (an unsized one holds UnsizedSetCap
+// keys, as the kernel caps a set that a rule adds to).
+func (s *simSet) full() bool { return len(s.elems) >= s.size }
 
 func (ev *simEval) set(name string) *simSet {
 	if s := ev.sim.sets[name]; s != nil {
 		return s
 	}
-	return &simSet{elems: map[string]*simElem{}}
+	return &simSet{size: UnsizedSetCap, elems: map[string]*simElem{}}
 }
 
 // connlimit adds the connection to its key's element (creating it with the
