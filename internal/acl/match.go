@@ -151,8 +151,19 @@ func (m PortMatch) portRange() (lo, hi uint16, ok bool) {
 func (m PortMatch) overlaps(o PortMatch) bool {
 	alo, ahi, aok := m.portRange()
 	blo, bhi, bok := o.portRange()
-	if !aok || !bok {
-		return true
+	switch {
+	case !aok && !bok:
+		return true // two neq: 65534 ports each, they always share one
+	case !aok:
+		return o.overlapsNeq(m.Lo, blo, bhi)
+	case !bok:
+		return m.overlapsNeq(o.Lo, alo, ahi)
 	}
 	return alo <= bhi && blo <= ahi && alo <= ahi && blo <= bhi
+}
+
+// overlapsNeq reports whether a match with the ports lo-hi shares one
+// with `neq p`: it holds a port other than p.
+func (m PortMatch) overlapsNeq(p, lo, hi uint16) bool {
+	return lo <= hi && !(lo == p && hi == p)
 }

@@ -64,4 +64,8 @@ func TestOverlapsIsSafe(t *testing.T) {
 	if x.Overlaps(y) || !x.Overlaps(&Entry{Action: Permit, Proto: ProtoAny}) {
 		t.Error("two hosts overlap, or an entry does not overlap permit ip any any")
 	}
+	neq := &Entry{Action: Permit, Proto: ProtoTCP, DstPort: PortMatch{Op: PortNeq, Lo: 22}}
+	if neq.Overlaps(x) || !neq.Overlaps(&Entry{Action: Permit, Proto: ProtoTCP, DstPort: PortMatch{Op: PortRange, Lo: 22, Hi: 23}}) {
+		t.Error("neq 22 overlaps eq 22, or not range 22 23")
+	}
 }

@@ -124,6 +124,11 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 	case refuseAll || (!permit && len(checks) == 0):
 		return []*Rule{rule("", match, []Stmt{matched, refused}, logAs("deny", refuse))}, nil
 	case len(checks) == 0:
+		// Nothing refuses: no refused counter (the agent reads a missing
+		// one as 0), one object less per plain permit entry.
+		if n := len(b.rs.Counters); n > 0 && b.rs.Counters[n-1] == rName {
+			b.rs.Counters = b.rs.Counters[:n-1]
+		}
 		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
 	}
 	isNew := []Stmt{&CtState{States: CtNew}}

@@ -156,8 +156,15 @@ func TestRuleCommentsIdentifyRules(t *testing.T) {
 				if ch.Hook != nil || ch.Name == nft.RefuseChain || ch.Name == nft.QuotaChain {
 					continue
 				}
+				if _, isMap := r.Stmts[0].(*nft.MapLookup); isMap && len(r.Stmts) == 1 {
+					if !strings.Contains(r.Comment, " map=") {
+						t.Errorf("%s: chain %s: map lookup with comment %q", g.name, ch.Name, r.Comment)
+					}
+					continue
+				}
 				ref, _, ok := nft.ParseComment(r.Comment)
 				if !ok || (nft.ChainName(ref.Family, ref.ACL, ref.Dir) != ch.Name && nft.BlockChainName(ref) != ch.Name &&
+					nft.EntryChainName(ref) != ch.Name &&
 					!strings.HasPrefix(ch.Name, nft.ChainName(ref.Family, ref.ACL, ref.Dir)+"_"+strconv.Itoa(ref.Seq)+"_")) {
 					t.Errorf("%s: chain %s: comment %q parses to %+v, %v", g.name, ch.Name, r.Comment, ref, ok)
 				}
