@@ -67,7 +67,7 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	if o.Table == "" {
 		o.Table = DefaultTable
 	}
-	b := &builder{cfg: c, opt: o, rs: &Ruleset{Table: o.Table}}
+	b := &builder{cfg: c, opt: o, rs: &Ruleset{Table: o.Table, memo: &memo{}}}
 	binds := b.bindings()
 	b.messages(chainKeys(binds))
 	var aclChains []*Chain

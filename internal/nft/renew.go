@@ -22,7 +22,7 @@ func Renewals(prev, next *Ruleset, prevCfg, nextCfg *acl.Config) []string {
 	if prev == nil {
 		return nil
 	}
-	before, after := chainViews(prev, prevCfg), chainViews(next, nextCfg)
+	before, after := cachedViews(prev, prevCfg), cachedViews(next, nextCfg)
 	changed := map[string][]int{} // chain -> seqs whose rules differ
 	var out []string
 	for _, s := range LimitSets(next) {
@@ -98,6 +98,20 @@ func renewedBy(pv, nv chainView, changed []int, seq int) bool {
 		}
 	}
 	return false
+}
+
+// cachedViews is chainViews, computed once per ruleset and config.
+func cachedViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
+	m := rs.memo
+	if m == nil {
+		return chainViews(rs, cfg)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.views == nil || m.cfg != cfg {
+		m.views, m.cfg = chainViews(rs, cfg), cfg
+	}
+	return m.views
 }
 
 // chainViews returns, keyed by each limit set's name, the view of the

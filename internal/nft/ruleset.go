@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"sync"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -20,6 +21,17 @@ type Ruleset struct {
 	// Messages are the refuse message texts and their responder ports
 	// (the rules of MessageChain redirect to them); the agent serves them.
 	Messages []Message
+
+	memo *memo // what is computed once per ruleset (nil: nothing kept)
+}
+
+// memo keeps what is derived from a ruleset, which never changes once
+// built: Renewals' views (each ruleset is compared once as the new one,
+// then once as the old one).
+type memo struct {
+	mu    sync.Mutex
+	cfg   *acl.Config
+	views map[string]chainView
 }
 
 // SetKey is the key type of a limit set.
