@@ -23,6 +23,7 @@
 //	   ip_check_in_10_blocked        SetSize  block-for sources of seq 10, with timeout
 //	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
+//	   ip_check_in_map10_17          -        classification map of a run of entries (Maps)
 //	 chains
 //	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
 //	     ct state established,related accept        (admitted sessions always pass)
@@ -46,6 +47,7 @@
 //	   ip_egress_out    for IPv6 lists): entries in seq order, implicit deny last
 //	   quota_bytes      with quotas: counts the packets of admitted connections
 //	                    (ct mark & 0x00ffffff = the quota's ID) into their quota
+//	   ip_check_in_10         per entry in a map: its rules without MATCH
 //	   ip_check_in_10_block   per entry with block-for: add the source to
 //	                          ip_check_in_10_blocked, then refuse
 //	   ip_check_in_10_src_3_res   per connlimit: the layers of keys with old
@@ -192,6 +194,42 @@
 // MASK` (per-prefix) or `meta nfproto` (total: constant inside a
 // single-family chain, so one element holds the shared count, and the count
 // survives rule replacement because it lives in the set, not the rule).
+//
+// # Maps
+//
+// A run of at least Options.MapRun (DefaultMapRun, 8) entries in a row
+// that no connection can match two of (acl.Entry.Overlaps) is one lookup
+// in an interval verdict map instead of one or more rules per entry, so
+// that a new connection costs the same through 10 entries or 50 000
+// (compile_map.go):
+//
+//	map ip_check_in_map10_17 { type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict
+//	                           flags interval
+//	                           elements = { 10.0.0.1 . 10.0.0.2 . tcp . 22 : goto ip_check_in_10, ... } }
+//	chain ip_check_in          ip saddr . ip daddr . meta l4proto . th dport vmap @ip_check_in_map10_17
+//	                           comment "acl=check dir=in map=10"
+//	chain ip_check_in_10       the entry's rules as above, without MATCH (`meta l4proto tcp` stays,
+//	                           nft's context for `reject with tcp reset`)
+//
+// The key holds the fields that some entry of the run constrains (ports
+// need the protocol; at least two fields: the kernel's interval map for
+// concatenations), each entry is one element of ranges (two for a port
+// `neq`), and the element's verdict is `goto` the entry's chain, whose
+// `return` leaves the list as a permit does, or `jump` for a deny with
+// limits, which goes on to the next rule when under them. Because no two
+// entries of a run can match one connection, the order inside a run
+// decides nothing: a connection that matches none of its elements goes on
+// to the rule after the lookup, as it would have passed the entries' rules.
+// Entries with a time range, a socket owner or a wildcard address stay
+// rules and end the run; a run with ports takes only tcp, udp and sctp
+// entries (a port load past the end of a packet fails the lookup). Runs
+// are bounded (maxIrregular, maxRunChecks) so that compiling stays
+// linear. The map's name holds its first seq and its key's fields: a run
+// that starts elsewhere or needs another key is a new map; a change
+// inside a run is an element change (apply_txn.go syncMaps). Renewals and
+// the packet-tracer read a list through its maps (flat.go); the
+// simulator evaluates the lookups (Sim.Ambiguous counts any lookup that
+// found two elements, which Compile must never allow).
 //
 // # Never failing open
 //
