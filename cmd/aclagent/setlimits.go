@@ -42,7 +42,25 @@ func setLimits(f *flags, o *nft.Options) error {
 	default:
 		o.MaxSetMemory = uint64(f.setMemory) << 20
 	}
+	o.ConntrackMax = conntrackMax(conntrackMaxPath)
 	return nil
+}
+
+// conntrackMaxPath is where the size of the conntrack table is read.
+var conntrackMaxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
+
+// conntrackMax reads the size of the conntrack table (0 when it cannot:
+// the memory check then counts every connlimit set full).
+func conntrackMax(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // memTotal reads MemTotal from a file in /proc/meminfo format, in bytes.

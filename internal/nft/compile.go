@@ -36,6 +36,10 @@ type Options struct {
 	// ruleset's sets may take (Ruleset.SetMemory); Compile refuses a config
 	// that needs more.
 	MaxSetMemory uint64
+	// ConntrackMax is the size of the conntrack table
+	// (nf_conntrack_max; 0: unknown), which bounds how many connlimit keys
+	// can be in the sets at once (the MaxSetMemory check).
+	ConntrackMax uint64
 	// LookupUser resolves `user NAME` to a uid (LookupUser in this package
 	// uses the host's user database); nil makes `user NAME` an error.
 	LookupUser func(name string) (uint32, error)

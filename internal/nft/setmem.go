@@ -141,6 +141,37 @@ func (r *Ruleset) SetMemoryApplied() uint64 {
 	return n
 }
 
+// maxLimitsPerConn is how many connlimit sets one connection can be
+// counted in: each of the four connlimits of the entry it matches, in the
+// `in` and the `out` list it passes.
+const maxLimitsPerConn = 8
+
+// boundedSetMemory is SetMemory with the keys of all connlimit sets
+// together bounded by the conntrack table (ctMax entries; 0: unknown): a
+// connlimit key stays in its set only while some connection it counts is
+// tracked (the kernel drops an element whose count reaches zero), so the
+// sets cannot all be full at once unless the table could hold that many
+// connections.
+func (r *Ruleset) boundedSetMemory(ctMax uint64) uint64 {
+	var n, conn, keys uint64
+	for _, s := range r.Sets {
+		switch {
+		case s.Kind == SetVerdictMap:
+		case s.Kind == SetConnlimit && s.isLimit():
+			conn += SetMaxMemory(s)
+			keys += uint64(s.Capacity())
+		default:
+			n += SetMaxMemory(s)
+		}
+	}
+	if bound := maxLimitsPerConn * ctMax; ctMax > 0 && keys > bound {
+		// The memory of full sets, for as many keys as can be at once
+		// (per key about the same whatever the set).
+		conn = uint64(float64(conn) * float64(bound) / float64(keys))
+	}
+	return n + conn
+}
+
 // checkSetMemory refuses a ruleset whose sets could take more kernel
 // memory than Options.MaxSetMemory (0: no limit).
 func (b *builder) checkSetMemory() {
@@ -148,7 +179,7 @@ func (b *builder) checkSetMemory() {
 	if limit == 0 {
 		return
 	}
-	need := b.rs.SetMemory()
+	need := b.rs.boundedSetMemory(b.opt.ConntrackMax)
 	if need <= limit {
 		return
 	}
@@ -166,7 +197,7 @@ func (b *builder) checkSetMemory() {
 		capacity = UnsizedSetCap
 	}
 	b.errs = append(b.errs, &acl.Error{Msg: fmt.Sprintf(
-		"the limit sets of this configuration could take about %s of kernel memory when full (%d limit sets of up to %d keys each, %s when applied; and %d other sets), more than the %s allowed (aclagent --limit-set-memory; a smaller --limit-set-size lowers it)",
+		"the limit sets of this configuration could take about %s of kernel memory when full (%d limit sets of up to %d keys each, connlimit keys no more than the conntrack table allows; %s when applied; and %d other sets), more than the %s allowed (aclagent --limit-set-memory; a smaller --limit-set-size lowers it)",
 		mib(need), limits, capacity, mib(b.rs.SetMemoryApplied()), len(b.rs.Sets)-limits-maps, mib(limit))})
 }
 

@@ -156,3 +156,26 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 		t.Errorf("compile of a config with another error: %v", err)
 	}
 }
+
+// The keys of all connlimit sets together cannot outnumber what the
+// conntrack table can hold (times the sets one connection is counted in):
+// 500 limited entries, about 5 GiB if every set were full, need a few
+// hundred MiB with a table of 262144 connections.
+func TestSetMemoryBoundedByConntrack(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("ip access-list extended big\n")
+	for i := 1; i <= 500; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp any any eq %d connlimit 3\n", i*10, 1000+i)
+	}
+	b.WriteString("interface s0\n ip access-group big in\n")
+	cfg := mustParse(t, b.String())
+	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: 1 << 30}); err == nil {
+		t.Fatal("500 full connlimit sets under 1 GiB without a conntrack bound")
+	}
+	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: 1 << 30, ConntrackMax: 262144}); err != nil {
+		t.Fatalf("500 connlimit sets with 262144 tracked connections: %v", err)
+	}
+	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: 200 << 20, ConntrackMax: 262144}); err == nil {
+		t.Fatal("2 M connlimit keys under 200 MiB")
+	}
+}

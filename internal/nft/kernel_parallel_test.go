@@ -1,0 +1,69 @@
+package nft_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/netns"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// parallelConfig has `connlimit 50` on the last of nine entries that make
+// one map (with maps on; as rules otherwise).
+func parallelConfig() string {
+	var b strings.Builder
+	b.WriteString("ip access-list extended par\n")
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp host 10.9.0.%d any eq %d\n", 10*i, i, 1000+i)
+	}
+	fmt.Fprintf(&b, " seq 90 permit tcp any host %s eq 9000 connlimit 50\ninterface s0\n ip access-group par in\n", netns.PairServer4)
+	return b.String()
+}
+
+// 200 connections opened at once against `connlimit 50`: exactly 50 are
+// admitted, in each of 10 rounds, with the limit looked up in a map and
+// as rules.
+func TestKernelExactUnderParallelConnects(t *testing.T) {
+	p := netns.NewPair(t)
+	srv := p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, "9000")).Addr
+	for _, run := range []int{0, -1} {
+		rs := compileWith(t, parallelConfig(), nft.Options{MapRun: run})
+		if maps := countMaps(rs); (maps > 0) != (run == 0) {
+			t.Fatalf("MapRun %d: %d maps", run, maps)
+		}
+		a := applier(p.Server)
+		mustApply(t, a, rs)
+		for round := range 10 {
+			var mu sync.Mutex
+			var open []net.Conn
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for range 200 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					c, out, _ := p.Client.Dial("", srv, netns.DialTimeout)
+					if out == netns.Connected {
+						mu.Lock()
+						open = append(open, c)
+						mu.Unlock()
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if len(open) != 50 {
+				t.Errorf("MapRun %d round %d: %d of 200 admitted, want exactly 50", run, round, len(open))
+			}
+			for _, c := range open {
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}
+		p.Server.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	}
+}
