@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/nft"
@@ -25,7 +26,7 @@ func parallelConfig() string {
 
 // 200 connections opened at once against `connlimit 50`: exactly 50 are
 // admitted, in each of 10 rounds, with the limit looked up in a map and
-// as rules.
+// as rules (issue 13: exactness kept).
 func TestKernelExactUnderParallelConnects(t *testing.T) {
 	p := netns.NewPair(t)
 	srv := p.Server.Listen(t, net.JoinHostPort(netns.PairServer4, "9000")).Addr
@@ -39,6 +40,7 @@ func TestKernelExactUnderParallelConnects(t *testing.T) {
 		for round := range 10 {
 			var mu sync.Mutex
 			var open []net.Conn
+			outs := map[netns.Outcome]int{}
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			for range 200 {
@@ -47,22 +49,31 @@ func TestKernelExactUnderParallelConnects(t *testing.T) {
 					defer wg.Done()
 					<-start
 					c, out, _ := p.Client.Dial("", srv, netns.DialTimeout)
+					mu.Lock()
+					outs[out]++
 					if out == netns.Connected {
-						mu.Lock()
 						open = append(open, c)
-						mu.Unlock()
 					}
+					mu.Unlock()
 				}()
 			}
 			close(start)
 			wg.Wait()
 			if len(open) != 50 {
-				t.Errorf("MapRun %d round %d: %d of 200 admitted, want exactly 50", run, round, len(open))
+				t.Errorf("MapRun %d round %d: %d of 200 admitted, want exactly 50 (%v)", run, round, len(open), outs)
 			}
 			for _, c := range open {
 				c.(*net.TCPConn).SetLinger(0)
 				c.Close()
 			}
+			// Why the wait: the kernel's count keeps the connections it
+			// refused (never confirmed) and those just closed until its
+			// garbage collection, which a new connection runs for at most
+			// 8 of them, and the set's periodic gc for the rest: right
+			// after a burst of 150 refusals the next burst would find the
+			// count inflated (a bare `ct count` rule does the same:
+			// BENCHMARKS.md). Rounds are apart by more than that period.
+			time.Sleep(1500 * time.Millisecond)
 		}
 		p.Server.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
 	}
