@@ -107,22 +107,7 @@ func BenchmarkKernelACLRate(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ResetTimer()
-			start := time.Now()
-			if err := p.Client.Do(func() error {
-				for range b.N {
-					c, err := net.DialTimeout("tcp", srv, time.Second)
-					if err != nil {
-						return err
-					}
-					c.(*net.TCPConn).SetLinger(0)
-					c.Close()
-				}
-				return nil
-			}); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+			connRate(b, p.Client, srv)
 		})
 	}
 	deleteTable(b, p.Server)

@@ -103,13 +103,7 @@ func TestRulesetSetMemory(t *testing.T) {
 // more kernel memory when full than Options.MaxSetMemory is refused with
 // an *acl.Error naming both figures; at the limit it compiles.
 func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("ip access-list extended big\n")
-	for i := 1; i <= 100; i++ {
-		fmt.Fprintf(&b, " seq %d permit tcp any any eq %d connlimit 3\n", i*10, 1000+i)
-	}
-	b.WriteString("interface s0\n ip access-group big in\n")
-	cfg := mustParse(t, b.String())
+	cfg := mustParse(t, limitedList(100))
 
 	rs, err := nft.Compile(cfg, nft.Options{})
 	if err != nil {
@@ -151,7 +145,7 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 	}
 	// Other errors are reported as they were, without a memory figure.
 	// (management 0 without Options.MgmtInterface).
-	bad := mustParse(t, strings.Replace(b.String(), "interface s0", "interface management 0", 1))
+	bad := mustParse(t, strings.Replace(limitedList(100), "interface s0", "interface management 0", 1))
 	if _, err := nft.Compile(bad, nft.Options{MaxSetMemory: 1}); err == nil || strings.Contains(err.Error(), "kernel memory") {
 		t.Errorf("compile of a config with another error: %v", err)
 	}
@@ -162,13 +156,7 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 // 500 limited entries, about 5 GiB if every set were full, need a few
 // hundred MiB with a table of 262144 connections.
 func TestSetMemoryBoundedByConntrack(t *testing.T) {
-	var b strings.Builder
-	b.WriteString("ip access-list extended big\n")
-	for i := 1; i <= 500; i++ {
-		fmt.Fprintf(&b, " seq %d permit tcp any any eq %d connlimit 3\n", i*10, 1000+i)
-	}
-	b.WriteString("interface s0\n ip access-group big in\n")
-	cfg := mustParse(t, b.String())
+	cfg := mustParse(t, limitedList(500))
 	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: 1 << 30}); err == nil {
 		t.Fatal("500 full connlimit sets under 1 GiB without a conntrack bound")
 	}
@@ -178,4 +166,15 @@ func TestSetMemoryBoundedByConntrack(t *testing.T) {
 	if _, err := nft.Compile(cfg, nft.Options{MaxSetMemory: 200 << 20, ConntrackMax: 262144}); err == nil {
 		t.Fatal("2 M connlimit keys under 200 MiB")
 	}
+}
+
+// limitedList is an ACL of n entries with `connlimit 3` each.
+func limitedList(n int) string {
+	var b strings.Builder
+	b.WriteString("ip access-list extended big\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp any any eq %d connlimit 3\n", i*10, 1000+i)
+	}
+	b.WriteString("interface s0\n ip access-group big in\n")
+	return b.String()
 }
