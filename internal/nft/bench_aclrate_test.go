@@ -2,13 +2,11 @@ package nft_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/nft"
