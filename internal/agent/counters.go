@@ -207,6 +207,9 @@ func (a *Agent) ClearCounters(f acl.Family, name string) error {
 // pruneBaselinesLocked forgets baselines of entries that no longer exist,
 // so that an entry added again later counts from its own zero.
 func (a *Agent) pruneBaselinesLocked() {
+	if len(a.baseline) == 0 {
+		return // nothing cleared: nothing to prune (and no list of every counter to build)
+	}
 	keep := map[string]bool{}
 	for _, l := range a.running.ACLs {
 		for d := range 2 {

@@ -103,6 +103,9 @@ type Applier struct {
 	// reads none of them.
 	fresh    map[string]bool
 	freshGen uint32
+	// opened names the limit sets whose gates WriteReservations opened
+	// since, valid as fresh is: Gated answers for them without reading.
+	opened map[string]bool
 }
 
 // synced remembers that the kernel held a ruleset at a generation: while
@@ -296,11 +299,17 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	}
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
-	a.fresh = nil
+	wasOpen, gatesKnown := a.opened, a.freshGen == before // what Gated knew held until this commit
+	a.fresh, a.opened = nil, nil
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
 		a.sync = newSynced(after, rs, a.digestOf(rs), tx.learn(b.echoes))
 		a.saveState(c, true)
-		a.fresh, a.freshGen = tx.freshLimits(), after
+		a.fresh, a.freshGen, a.opened = tx.freshLimits(), after, map[string]bool{}
+		for _, s := range LimitSets(rs) {
+			if gatesKnown && wasOpen[s.Name] && !a.fresh[s.Name] {
+				a.opened[s.Name] = true // a gate this commit did not touch
+			}
+		}
 	}
 	return nil
 }

@@ -188,19 +188,21 @@ func (a *Applier) flushLocked(c *nftables.Conn) error {
 	if ours && a.freshGen == before {
 		a.freshGen = after // our own elements: the caller says which fresh sets it filled
 	} else {
-		a.fresh = nil
+		a.fresh, a.opened = nil, nil
 	}
 	return nil
 }
 
 // freshNow returns the limit sets known fresh (see Applier.fresh) at the
 // kernel's generation now.
+// A nil result means nothing is known (then Gated reads every gate); an
+// empty one that no limit is fresh, and a.opened holds.
 func (a *Applier) freshNow(c *nftables.Conn) map[string]bool {
-	if len(a.fresh) == 0 {
+	if a.fresh == nil {
 		return nil
 	}
 	if gen, err := generation(c); err != nil || gen != a.freshGen {
-		a.fresh = nil
+		a.fresh, a.opened = nil, nil
 	}
 	return a.fresh
 }
@@ -338,6 +340,9 @@ func (a *Applier) Gated(sets []*Set) ([]*Set, error) {
 		if fresh[s.Name] {
 			out = append(out, s) // created closed
 			continue
+		}
+		if fresh != nil && a.opened[s.Name] {
+			continue // opened by WriteReservations since
 		}
 		els, err := a.elements(c, a.libSet(gateOf(s)))
 		if err != nil {
@@ -486,6 +491,11 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 	}
 	for _, s := range slices.Concat(sets, open) {
 		delete(a.fresh, s.Name) // written: no longer as created
+	}
+	if a.opened != nil {
+		for _, s := range open {
+			a.opened[s.Name] = true
+		}
 	}
 	return nil
 }

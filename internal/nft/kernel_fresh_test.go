@@ -59,6 +59,17 @@ func TestKernelFreshLimitsAfterApply(t *testing.T) {
 	if gated, err := applier(p.Server).Gated(limits); err != nil || len(gated) != 0 {
 		t.Fatalf("read back after opening: gated %v, %v", names(gated), err)
 	}
+	if gated, err := a.Gated(limits); err != nil || len(gated) != 0 {
+		t.Fatalf("after opening (known): gated %v, %v", names(gated), err)
+	}
+	// Someone closes a gate again: the Applier must read it.
+	p.Server.MustExec(t, "nft", "add", "element", "inet", "slxsh", nft.GateSetName(limits[1].Name), "{ ipv6 }")
+	if gated, err := a.Gated(limits); err != nil || len(gated) != 1 || gated[0].Name != limits[1].Name {
+		t.Fatalf("after a foreign close: gated %v, %v; want %s", names(gated), err, limits[1].Name)
+	}
+	if err := a.WriteReservations(limits, nil, limits[1:]); err != nil {
+		t.Fatal(err)
+	}
 	for _, srv := range []string{srv4, srv6} {
 		openN(t, p.Client, "", srv, 2)
 		p.Client.Expect(t, "", srv, netns.Reset)

@@ -144,6 +144,15 @@ const (
 
 // String renders the rule as one line: its statements and its comment.
 func (r *Rule) String() string {
+	if t := r.text.Load(); t != nil {
+		return *t
+	}
+	t := r.render()
+	r.text.Store(&t)
+	return t
+}
+
+func (r *Rule) render() string {
 	parts := make([]string, 0, len(r.Stmts)+1)
 	for _, s := range r.Stmts {
 		parts = append(parts, s.String())

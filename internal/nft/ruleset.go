@@ -2,6 +2,7 @@ package nft
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -146,6 +147,8 @@ type Chain struct {
 type Rule struct {
 	Comment string
 	Stmts   []Stmt
+
+	text atomic.Pointer[string] // String, rendered once (rules do not change once built)
 }
 
 // Stmt is one nft statement or match. It renders both ways: as nft text,
