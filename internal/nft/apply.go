@@ -164,7 +164,7 @@ func (a *Applier) digestOf(rs *Ruleset) *digest {
 // newSynced describes rs at gen; chains gives the chains whose rules (and
 // handles) are known, others are summed from rs.
 func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync) synced {
-	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: map[string]chainSync{}, table: tableOf(rs)}
+	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: make(map[string]chainSync, len(rs.Chains)), table: tableOf(rs)}
 	for _, ch := range rs.Chains {
 		if cs, ok := chains[ch.Name]; ok {
 			s.chains[ch.Name] = cs
@@ -178,7 +178,8 @@ func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync) 
 // tableOf is what readTable reads of a table that holds exactly rs.
 func tableOf(rs *Ruleset) *tableState {
 	t := &nftables.Table{Name: rs.Table, Family: nftables.TableFamilyINet}
-	st := &tableState{exists: true, chains: map[string]*nftables.Chain{}, sets: map[string]*nftables.Set{}, objs: map[string]*nftables.NamedObj{}}
+	st := &tableState{exists: true, chains: make(map[string]*nftables.Chain, len(rs.Chains)),
+		sets: make(map[string]*nftables.Set, len(rs.Sets)), objs: make(map[string]*nftables.NamedObj, len(rs.Counters))}
 	for _, ch := range rs.Chains {
 		st.chains[ch.Name] = kernelChain(t, ch)
 	}

@@ -346,7 +346,7 @@ func (tx *txn) addRules() {
 // match its rules is left out (its handles are unknown).
 func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
 	got := byChain(echoes)
-	out := map[string]chainSync{}
+	out := make(map[string]chainSync, len(tx.rs.Chains))
 	for _, ch := range tx.rs.Chains {
 		if tx.keep[ch.Name] {
 			out[ch.Name] = tx.known[ch.Name]
