@@ -259,17 +259,23 @@ func (t *Tracker) Prepare(*nft.Ruleset) error {
 	return nil
 }
 
-// Refresh gives budget back as old sessions end: it recounts the open
-// sessions carrying OldMark (filtered in the kernel, so cheap) and lowers
-// the depth of the keys that need less. After a start or a failed write
-// it first reads what the kernel holds, and counts sets whose gate an
-// earlier agent left closed.
+// Refresh gives budget back as old sessions end: it lowers the depth of
+// the keys whose open OldMark sessions need less, as the session index
+// counts them (Index.Old: a dump in place while the index holds flows
+// that send no events). After a start or a failed write it first reads
+// what the kernel holds, and counts sets whose gate an earlier agent left
+// closed.
 func (t *Tracker) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	defer t.publishLocked()
 	if t.cfg == nil || t.installing {
 		return nil
+	}
+	if !t.loaded || len(t.pending) > 0 {
+		// Why publish only here and after a write: the views' copy of
+		// the depths is rebuilt from every reservation (25k keys at 100k
+		// flows), too much to redo every second for nothing.
+		defer t.publishLocked()
 	}
 	if !t.loaded {
 		ks := kernelSets(t.sets)
@@ -301,22 +307,44 @@ func (t *Tracker) Refresh() error {
 	if len(t.held) == 0 {
 		return nil
 	}
-	marked, err := t.ct.DumpMarked(OldMark)
-	if err != nil {
+	next, changed, err := t.shrunkLocked()
+	if err != nil || !changed {
 		return err
 	}
-	t.resetLocator()
-	a := Attribute(Bindings(t.cfg, t.opts.IfName), marked, t.opts.Locator)
-	next := Shrink(t.held, Plan(t.sets, a))
-	if slices.Equal(next, t.held) {
-		return nil
-	}
+	defer t.publishLocked()
 	if err := t.opts.Owner.WriteReservations(kernelSets(t.heldSets()), next, nil); err != nil {
 		t.loaded = false // read the kernel's truth next time
 		return err
 	}
 	t.held = next
 	return nil
+}
+
+// shrunkLocked is Shrink(t.held, Plan(t.sets, old sessions now)) with the
+// old sessions per key from the index, in one pass over the held
+// reservations (sorted, so the result is too); changed is false when
+// every depth stays, and then nothing is allocated.
+func (t *Tracker) shrunkLocked() (next []Reservation, changed bool, err error) {
+	sets := make(map[string]LimitSet, len(t.sets))
+	for _, s := range t.sets {
+		sets[s.Name] = s
+	}
+	err = t.idx.Old(Bindings(t.cfg, t.opts.IfName), func(old func(KeyID) int) {
+		for i, r := range t.held {
+			d := 0
+			if s, ok := sets[r.Set]; ok {
+				d = min(r.Depth, nft.Depth(s.Over, old(KeyID{LimitID: s.Limit(), Key: r.Key})))
+			}
+			if d != r.Depth && !changed {
+				changed = true
+				next = slices.Clone(t.held[:i])
+			}
+			if changed && d > 0 {
+				next = append(next, Reservation{Set: r.Set, Key: r.Key, Depth: d})
+			}
+		}
+	})
+	return next, changed, err
 }
 
 // adoptLocked finds the sessions picked up mid-stream (AdoptMark, filtered
