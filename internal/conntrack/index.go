@@ -156,18 +156,35 @@ func (x *Index) Counts(bs []Binding, keep func(KeyID) bool) ([]KeyCount, error) 
 		return nil, err
 	}
 	out := make([]KeyCount, 0, len(x.slotOf))
+	x.eachLocked(keep, func(c KeyCount) { out = append(out, c) })
+	return out, nil
+}
+
+// Each hands fn the count of every key of the limits of bs with sessions
+// that keep selects (as Counts, without building the list: the metrics
+// and `show access-list ip` only sum them), under the index's lock.
+func (x *Index) Each(bs []Binding, keep func(KeyID) bool, fn func(KeyCount)) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.updateLocked(bs); err != nil {
+		return err
+	}
+	x.eachLocked(keep, fn)
+	return nil
+}
+
+func (x *Index) eachLocked(keep func(KeyID) bool, fn func(KeyCount)) {
 	for _, s := range x.slots {
 		if s.sessions == 0 || !keep(s.id) {
 			continue
 		}
 		c := x.limits[s.id.LimitID]
-		out = append(out, KeyCount{
+		fn(KeyCount{
 			ACL: s.id.ACL, Family: s.id.Family, Dir: s.id.Dir, Seq: s.id.Seq, Kind: s.id.Kind,
 			PrefixLen: s.id.PrefixLen, Key: s.id.Key, Sessions: s.sessions, Old: s.old, Limit: c.N,
 			AtLimit: s.sessions >= allowed(c, x.actions[s.id.EntryID]),
 		})
 	}
-	return out, nil
 }
 
 // Old brings the index up to date for bs as the tracker's refresh needs
@@ -247,6 +264,17 @@ func (x *Index) Update(bs []Binding) error {
 	err := x.updateLocked(bs)
 	x.lastErr = err
 	return err
+}
+
+// Drain applies the events queued now (the tracker calls it while it
+// writes many marks, whose events would overflow the socket).
+func (x *Index) Drain() {
+	if x.ev == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.lastErr = x.drainLocked()
 }
 
 func (x *Index) noteErr(err error) {

@@ -200,7 +200,7 @@ func (t *Tracker) countLocked(reset bool) error {
 		return errors.Join(errs...)
 	}
 	plan := Plan(t.pending, a)
-	errs = append(errs, MarkOld(t.ct, OldFlows(t.pending, a)))
+	errs = append(errs, markOldOf(t.ct, t.pending, a, t.idx.Drain))
 	ks := kernelSets(t.pending)
 	if err := t.opts.Owner.WriteReservations(ks, plan, ks); err != nil {
 		return errors.Join(append(errs, err)...)
@@ -638,14 +638,10 @@ type EntryTotal struct {
 // with sessions under cfg, in one pass over the session index (the
 // metrics, and the at-limit column of `show access-list ip`).
 func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
-	kcs, err := t.idx.Counts(Bindings(cfg, t.opts.IfName), func(KeyID) bool { return true })
-	if err != nil {
-		return nil, err
-	}
 	v := t.view.Load()
 	at := map[EntryID]int{}
 	var out []EntryTotal
-	for _, c := range kcs {
+	err := t.idx.Each(Bindings(cfg, t.opts.IfName), func(KeyID) bool { return true }, func(c KeyCount) {
 		id := c.limit().EntryID
 		i, ok := at[id]
 		if !ok {
@@ -657,6 +653,9 @@ func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
 		if v.atLimit(c) {
 			out[i].AtLimit++
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b EntryTotal) int {
 		return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.ACL, b.ACL), cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Seq, b.Seq))
