@@ -166,7 +166,7 @@ func (a *Agent) runningWith(f acl.Family, name string) (*acl.Config, error) {
 
 // sessionKeys are the session side's counts in the shell's form.
 func sessionKeys(keys []conntrack.KeyCount) []cli.SessionKey {
-	out := []cli.SessionKey{}
+	out := make([]cli.SessionKey, 0, len(keys)) // 25k keys at 100k flows: no regrowth
 	for _, k := range keys {
 		out = append(out, cli.SessionKey{Seq: k.Seq, Per: acl.FormatLimitKey(k.Kind, k.PrefixLen), Key: k.Key, Sessions: k.Sessions, Old: k.Old, Limit: k.Limit, AtLimit: k.AtLimit})
 	}

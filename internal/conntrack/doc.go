@@ -27,8 +27,9 @@
 //     a streamed dump in place while flows that send no events are left
 //     (index.go); route lookups are cached until rtnetlink reports a
 //     change (RouteLocator.Epoch). Reads take neither the agent's lock nor
-//     the tracker's. The reservation planning (Plan, Shrink, adoption)
-//     still reads dumps: the index only serves views.
+//     the tracker's. The refresh lowers reservations from the index's old
+//     sessions per key (Index.Old: a dump in place while silent flows are
+//     left); counting a new limit (Plan) and adoption still read dumps.
 //   - packet-tracer reads the same counts as `show access-list sessions`
 //     (Tracker.Sessions, through TraceKeys) and which limits are still
 //     gated (Tracker.Gated), so that it can never disagree with them.

@@ -26,22 +26,24 @@ import (
 // field, ends in the state of the last event.
 //
 // Except for flows created before anyone listened: the kernel never sends
-// their events (KERNEL-NOTES; the event extension is attached when an
-// entry is created, and only while a listener exists). Such "silent"
-// flows, first seen in a dump and never in an event, are checked by a
-// streamed dump in place once a second by the refresh loop (Update) for
-// as long as any is left; the views may see their ends up to a second
-// late. An agent that starts among 100k open sessions pays that dump
-// until they end (the tracker's own refresh dumps its old sessions at the
-// same pace).
+// their events (the event extension is attached when an entry is
+// created, and with nf_conntrack_events = 2 only if some socket on the
+// host has ever subscribed: nf_ctnetlink_has_listener is global, not per
+// namespace; measured on Linux 6.18). Flows first seen in a dump and not
+// yet in an event may be such "silent" flows (or merely idle ones: any
+// event of a flow proves it is not, including the mark update the
+// tracker makes to an old session); while any is left, the index dumps
+// again in place once a second (Update, and the tracker's refresh
+// through Old); the views may see their ends up to a second late.
 //
 // Bindings and routes are the index's view of where flows fall: a read
 // with other bindings (a new config, an interface that moved), or after
 // the routes changed (RouteLocator.Epoch), attributes every record again
 // from memory, without a dump.
 //
-// The tracker's reservation planning does not read the index: it dumps,
-// as before (exactness must not hang on a lagging view).
+// The tracker's refresh reads its old sessions per key from the index
+// (Old: a dump in place while silent flows are left); the counting of a
+// new limit (Tracker.Installed) dumps, as before.
 type Index struct {
 	netnsFd int
 	loc     Locator
@@ -154,18 +156,72 @@ func (x *Index) Counts(bs []Binding, keep func(KeyID) bool) ([]KeyCount, error) 
 		return nil, err
 	}
 	out := make([]KeyCount, 0, len(x.slotOf))
+	x.eachLocked(keep, func(c KeyCount) { out = append(out, c) })
+	return out, nil
+}
+
+// Each hands fn the count of every key of the limits of bs with sessions
+// that keep selects (as Counts, without building the list: the metrics
+// and `show access-list ip` only sum them), under the index's lock.
+func (x *Index) Each(bs []Binding, keep func(KeyID) bool, fn func(KeyCount)) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.updateLocked(bs); err != nil {
+		return err
+	}
+	x.eachLocked(keep, fn)
+	return nil
+}
+
+func (x *Index) eachLocked(keep func(KeyID) bool, fn func(KeyCount)) {
 	for _, s := range x.slots {
 		if s.sessions == 0 || !keep(s.id) {
 			continue
 		}
 		c := x.limits[s.id.LimitID]
-		out = append(out, KeyCount{
+		fn(KeyCount{
 			ACL: s.id.ACL, Family: s.id.Family, Dir: s.id.Dir, Seq: s.id.Seq, Kind: s.id.Kind,
 			PrefixLen: s.id.PrefixLen, Key: s.id.Key, Sessions: s.sessions, Old: s.old, Limit: c.N,
 			AtLimit: s.sessions >= allowed(c, x.actions[s.id.EntryID]),
 		})
 	}
-	return out, nil
+}
+
+// Old brings the index up to date for bs as the tracker's refresh needs
+// it, and calls fn, under the index's lock, with the old sessions (open,
+// OldMark) per limit key: how far each reservation may be lowered
+// (Tracker.Refresh).
+//
+// Why that is as exact as the dump of the OldMark sessions it replaces:
+//
+//   - while the index holds silent flows (or has no events, or lost
+//     some), it dumps the table again first, in place: their marks and
+//     states are those of a dump taken now, as before;
+//   - otherwise every record is followed: its mark (OldMark is set by
+//     the tracker's own ctnetlink update, whose event the kernel queues
+//     before it answers) and its TCP state come from events, all of
+//     which are applied (drained) here; an event not yet delivered can
+//     only be a session ending (the index then counts it a moment
+//     longer: a reservation kept a second longer, never lowered too
+//     far). A lost event is reported (ENOBUFS) and makes it dump.
+//
+// TestKernelTrackerRefreshFromIndex checks it against a real dump.
+func (x *Index) Old(bs []Binding, fn func(old func(KeyID) int)) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.silent > 0 {
+		x.synced = false
+	}
+	if err := x.updateLocked(bs); err != nil {
+		return err
+	}
+	fn(func(k KeyID) int {
+		if s, ok := x.slotOf[k]; ok {
+			return x.slots[s].old
+		}
+		return 0
+	})
+	return nil
 }
 
 // Len returns how many flows the index holds (open or not).
@@ -190,12 +246,7 @@ func (x *Index) Follow(ctx context.Context) {
 			continue
 		}
 		x.mu.Lock()
-		if x.synced {
-			x.lastErr = x.drainLocked()
-		} else if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
-			// Out of sync: the next dump supersedes what is queued.
-			x.lastErr = err
-		}
+		x.lastErr = x.drainLocked()
 		x.mu.Unlock()
 	}
 }
@@ -215,15 +266,30 @@ func (x *Index) Update(bs []Binding) error {
 	return err
 }
 
+// Drain applies the events queued now (the tracker calls it while it
+// writes many marks, whose events would overflow the socket).
+func (x *Index) Drain() {
+	if x.ev == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.lastErr = x.drainLocked()
+}
+
 func (x *Index) noteErr(err error) {
 	x.mu.Lock()
 	x.lastErr = err
 	x.mu.Unlock()
 }
 
-// updateLocked brings the index up to date for bs: the queued events, a
-// dump when the index lost track, attribution again when the bindings or
-// routes changed.
+// updateLocked brings the index up to date for bs: the queued events,
+// attribution again when the bindings or routes changed, a dump when the
+// index lost track.
+//
+// Why attribute before the dump: the dump updates the records it already
+// holds in place, keeping their keys; records attributed under other
+// bindings would keep counting where those put them.
 func (x *Index) updateLocked(bs []Binding) error {
 	epoch := locatorEpoch(x.loc)
 	if x.synced && x.ev != nil {
@@ -231,15 +297,13 @@ func (x *Index) updateLocked(bs []Binding) error {
 			return err
 		}
 	}
-	if !x.synced || x.ev == nil {
-		x.bs, x.epoch = bs, epoch
-		x.tableLocked()
-		return x.syncLocked()
-	}
 	if epoch != x.epoch || !sameBindings(bs, x.bs) {
 		x.bs, x.epoch = bs, epoch
 		x.tableLocked()
 		x.reattributeLocked()
+	}
+	if !x.synced || x.ev == nil {
+		return x.syncLocked()
 	}
 	return nil
 }
@@ -262,14 +326,15 @@ func (x *Index) tableLocked() {
 }
 
 // syncLocked replaces the records by one streamed dump. Events queued
-// before it are dropped first (the dump supersedes them); those queued
-// while it runs are applied by the next drain.
+// before it are applied first (the dump then overwrites what they say,
+// but a flow that sent one is known not to be silent); those queued while
+// it runs are applied by the next drain.
 //
 // It works in place: records the dump sees are updated (an unchanged flow
 // keeps its attribution), those it does not see are swept.
 func (x *Index) syncLocked() error {
 	if x.ev != nil {
-		if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
+		if err := x.drainLocked(); err != nil {
 			return err
 		}
 	}
@@ -294,7 +359,9 @@ func (x *Index) syncLocked() error {
 }
 
 // drainLocked applies the queued events; on an overflow the index is no
-// longer the table (synced false).
+// longer the table (synced false). Out of sync, they are applied all the
+// same: the next dump overwrites the records, and those that sent events
+// are not silent.
 func (x *Index) drainLocked() error {
 	lost, err := x.ev.drain(func(destroy bool, f Flow) {
 		k := keyOf(f)

@@ -58,6 +58,22 @@ func dial(t *testing.T, c *netns.NS, remote string, count int) []net.Conn {
 	return out
 }
 
+// dialSilent opens count connections whose conntrack entries in server
+// send no events at all, ever (silent flows).
+//
+// Why the sysctl: whether an entry gets the event extension is decided at
+// its creation, and with nf_conntrack_events = 2 (the default) by whether
+// anyone listens to ctnetlink events — on the whole host, not in the
+// namespace (nf_ctnetlink_has_listener is global, since listeners may
+// subscribe to every namespace). On a host where anything listens, only
+// nf_conntrack_events = 0 in the namespace makes silent entries.
+func dialSilent(t *testing.T, client, server *netns.NS, remote string, count int) []net.Conn {
+	t.Helper()
+	server.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_events=0")
+	defer server.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_events=2")
+	return dial(t, client, remote, count)
+}
+
 func TestKernelDumpAttribute(t *testing.T) {
 	p := netns.NewPair(t)
 	nftLoad(t, p.Server, trackOnly)

@@ -100,6 +100,45 @@ func OldFlows(sets []LimitSet, a *Attribution) []Flow {
 	return a.newestFirst(pick)
 }
 
+// markOldOf is MarkOld(t, OldFlows(sets, a)) without the copy of the
+// flows (15 MB at 100k): in a's order. It calls every (if not nil) after
+// each markEvery marks.
+func markOldOf(t Table, sets []LimitSet, a *Attribution, every func()) error {
+	want := map[LimitID]bool{}
+	for _, s := range sets {
+		want[s.Limit()] = true
+	}
+	pick := make([]bool, len(a.Flows))
+	for k, idx := range a.Keys {
+		if want[k.LimitID] {
+			for _, i := range idx {
+				pick[i] = true
+			}
+		}
+	}
+	var first error
+	n := 0
+	for i := range a.Flows {
+		if !pick[i] {
+			continue
+		}
+		if err := MarkOld(t, a.Flows[i:i+1]); err != nil && first == nil {
+			first = err
+		}
+		if n++; n%markEvery == 0 && every != nil {
+			every()
+		}
+	}
+	return first
+}
+
+// markEvery is how many marks the tracker writes between two reads of the
+// session index's events: each mark of a flow with the event extension
+// queues one update event (about 1 KiB of the socket's 16 MiB) before
+// its write is acknowledged, so the queue never overflows on our own
+// marks, and the index learns that those flows are followed (not silent).
+const markEvery = 2048
+
 // MarkOld sets OldMark on the flows (keeping their other mark bits but
 // AdoptMark: an adopted session is now counted).
 func MarkOld(t Table, flows []Flow) error {

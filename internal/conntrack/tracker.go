@@ -200,7 +200,7 @@ func (t *Tracker) countLocked(reset bool) error {
 		return errors.Join(errs...)
 	}
 	plan := Plan(t.pending, a)
-	errs = append(errs, MarkOld(t.ct, OldFlows(t.pending, a)))
+	errs = append(errs, markOldOf(t.ct, t.pending, a, t.idx.Drain))
 	ks := kernelSets(t.pending)
 	if err := t.opts.Owner.WriteReservations(ks, plan, ks); err != nil {
 		return errors.Join(append(errs, err)...)
@@ -259,17 +259,23 @@ func (t *Tracker) Prepare(*nft.Ruleset) error {
 	return nil
 }
 
-// Refresh gives budget back as old sessions end: it recounts the open
-// sessions carrying OldMark (filtered in the kernel, so cheap) and lowers
-// the depth of the keys that need less. After a start or a failed write
-// it first reads what the kernel holds, and counts sets whose gate an
-// earlier agent left closed.
+// Refresh gives budget back as old sessions end: it lowers the depth of
+// the keys whose open OldMark sessions need less, as the session index
+// counts them (Index.Old: a dump in place while the index holds flows
+// that send no events). After a start or a failed write it first reads
+// what the kernel holds, and counts sets whose gate an earlier agent left
+// closed.
 func (t *Tracker) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	defer t.publishLocked()
 	if t.cfg == nil || t.installing {
 		return nil
+	}
+	if !t.loaded || len(t.pending) > 0 {
+		// Why publish only here and after a write: the views' copy of
+		// the depths is rebuilt from every reservation (25k keys at 100k
+		// flows), too much to redo every second for nothing.
+		defer t.publishLocked()
 	}
 	if !t.loaded {
 		ks := kernelSets(t.sets)
@@ -301,22 +307,44 @@ func (t *Tracker) Refresh() error {
 	if len(t.held) == 0 {
 		return nil
 	}
-	marked, err := t.ct.DumpMarked(OldMark)
-	if err != nil {
+	next, changed, err := t.shrunkLocked()
+	if err != nil || !changed {
 		return err
 	}
-	t.resetLocator()
-	a := Attribute(Bindings(t.cfg, t.opts.IfName), marked, t.opts.Locator)
-	next := Shrink(t.held, Plan(t.sets, a))
-	if slices.Equal(next, t.held) {
-		return nil
-	}
+	defer t.publishLocked()
 	if err := t.opts.Owner.WriteReservations(kernelSets(t.heldSets()), next, nil); err != nil {
 		t.loaded = false // read the kernel's truth next time
 		return err
 	}
 	t.held = next
 	return nil
+}
+
+// shrunkLocked is Shrink(t.held, Plan(t.sets, old sessions now)) with the
+// old sessions per key from the index, in one pass over the held
+// reservations (sorted, so the result is too); changed is false when
+// every depth stays, and then nothing is allocated.
+func (t *Tracker) shrunkLocked() (next []Reservation, changed bool, err error) {
+	sets := make(map[string]LimitSet, len(t.sets))
+	for _, s := range t.sets {
+		sets[s.Name] = s
+	}
+	err = t.idx.Old(Bindings(t.cfg, t.opts.IfName), func(old func(KeyID) int) {
+		for i, r := range t.held {
+			d := 0
+			if s, ok := sets[r.Set]; ok {
+				d = min(r.Depth, nft.Depth(s.Over, old(KeyID{LimitID: s.Limit(), Key: r.Key})))
+			}
+			if d != r.Depth && !changed {
+				changed = true
+				next = slices.Clone(t.held[:i])
+			}
+			if changed && d > 0 {
+				next = append(next, Reservation{Set: r.Set, Key: r.Key, Depth: d})
+			}
+		}
+	})
+	return next, changed, err
 }
 
 // adoptLocked finds the sessions picked up mid-stream (AdoptMark, filtered
@@ -610,14 +638,10 @@ type EntryTotal struct {
 // with sessions under cfg, in one pass over the session index (the
 // metrics, and the at-limit column of `show access-list ip`).
 func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
-	kcs, err := t.idx.Counts(Bindings(cfg, t.opts.IfName), func(KeyID) bool { return true })
-	if err != nil {
-		return nil, err
-	}
 	v := t.view.Load()
 	at := map[EntryID]int{}
 	var out []EntryTotal
-	for _, c := range kcs {
+	err := t.idx.Each(Bindings(cfg, t.opts.IfName), func(KeyID) bool { return true }, func(c KeyCount) {
 		id := c.limit().EntryID
 		i, ok := at[id]
 		if !ok {
@@ -629,6 +653,9 @@ func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
 		if v.atLimit(c) {
 			out[i].AtLimit++
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b EntryTotal) int {
 		return cmp.Or(cmp.Compare(a.Family, b.Family), cmp.Compare(a.ACL, b.ACL), cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Seq, b.Seq))

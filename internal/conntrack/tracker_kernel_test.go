@@ -6,6 +6,7 @@ import (
 	"github.com/google/nftables"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -192,4 +193,99 @@ func waitHeld(t *testing.T, tr *Tracker, want []Reservation) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("held %v, want %v", got, want)
+}
+
+// TestKernelTrackerRefreshFromIndex proves the refresh's source of old
+// sessions (Index.Old) against a real dump: at every refresh the depth
+// held is what Shrink and Plan make of a dump of the OldMark sessions,
+// and never below it. First with silent flows among them (open before
+// the index listened: their OldMark is set without an event, so the
+// index must dump), then with followed flows alone, which it must
+// count from events, without a dump.
+func TestKernelTrackerRefreshFromIndex(t *testing.T) {
+	p := netns.NewPair(t)
+	ap, _ := applyConfig(t, p.Server, unlimitedConfig)
+	p.Server.Listen(t, "10.0.0.2:22")
+	silent := dialSilent(t, p.Client, p.Server, "10.0.0.2:22", 2)
+	tr, err := NewTracker(TrackerOptions{Owner: ap, NetNS: p.Server.Fd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if tr.idx.ev == nil {
+		t.Fatal("no conntrack events: the test is about them")
+	}
+	if err := tr.idx.Update(nil); err != nil { // the first dump: the 2 are silent
+		t.Fatal(err)
+	}
+	followed := dial(t, p.Client, "10.0.0.2:22", 4)
+	cfg, err := cli.ParseConfig(strings.NewReplacer("POLICY", "keep", "connlimit 2", "connlimit 10").Replace(loweredText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	install(t, ap, tr, cfg)
+	if diff := cmp.Diff([]Reservation{{Set: "ip_check_in_10_src_10", Key: "10.0.0.1", Depth: 6}}, tr.Held()); diff != "" {
+		t.Fatalf("Held after install (-want +got):\n%s", diff)
+	}
+	tr.mu.Lock()
+	bs, sets := Bindings(tr.cfg, tr.opts.IfName), tr.sets
+	tr.mu.Unlock()
+
+	// refreshTo refreshes until the tracker holds what a dump plans now,
+	// failing at once if it ever holds less.
+	refreshTo := func(step string, open int) {
+		t.Helper()
+		waitOpen(t, tr.ct, open)
+		marked, err := tr.ct.DumpMarked(OldMark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Shrink(tr.Held(), Plan(sets, Attribute(bs, marked, nil)))
+		if len(want) != 1 || want[0].Depth != open {
+			t.Fatalf("%s: a dump plans %v, want depth %d", step, want, open)
+		}
+		for range 20 {
+			if err := tr.Refresh(); err != nil {
+				t.Fatal(err)
+			}
+			got := tr.Held()
+			if len(got) != 1 || got[0].Depth < open {
+				t.Fatalf("%s: held %v below the %d old sessions open", step, got, open)
+			}
+			if cmp.Equal(got, want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // an ending not yet delivered
+		}
+		t.Fatalf("%s: held %v, a dump plans %v", step, tr.Held(), want)
+	}
+
+	silent[0].Close()
+	refreshTo("a silent old session ended", 5)
+
+	// The silent flows gone from the table: the next dump finds none left.
+	gone := flowsFrom(t, tr.ct, silent)
+	silent[1].Close()
+	for _, f := range gone {
+		p.Server.MustExec(t, "conntrack", "-D", "-p", "tcp", "-s", f.Src.String(), "-d", f.Dst.String(),
+			"--sport", strconv.Itoa(int(f.SrcPort)), "--dport", strconv.Itoa(int(f.DstPort)))
+	}
+	refreshTo("silent old sessions deleted", 4)
+	tr.idx.mu.Lock()
+	gen, left := tr.idx.gen, tr.idx.silent
+	tr.idx.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("index still holds %d silent flows", left)
+	}
+
+	for _, c := range followed[:2] {
+		c.Close()
+	}
+	refreshTo("followed old sessions ended", 2)
+	tr.idx.mu.Lock()
+	dumps := tr.idx.gen - gen
+	tr.idx.mu.Unlock()
+	if dumps != 0 {
+		t.Errorf("the index dumped %d times for followed flows alone, want events only", dumps)
+	}
 }

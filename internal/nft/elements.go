@@ -451,22 +451,25 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
+	q := newElemQueue()
 	for _, s := range sets {
 		for _, name := range allMemberSets(s) {
 			ks := a.libSet(&Set{Name: name, Key: s.Key, Kind: SetMember})
-			add, del, err := diffMembers(s, have[name], wantM[name])
-			if err != nil {
-				return err
-			}
-			for part := range slices.Chunk(add, maxElemsPerMsg) {
+			if err := q.queue(s, wantM[name], have[name], func(part []nftables.SetElement) error {
 				if err := w.SetAddElements(ks, part); err != nil {
 					return fmt.Errorf("reserve in %s: %w", name, err)
 				}
+				return nil
+			}); err != nil {
+				return err
 			}
-			for part := range slices.Chunk(del, maxElemsPerMsg) {
+			if err := q.queue(s, have[name], wantM[name], func(part []nftables.SetElement) error {
 				if err := w.SetDeleteElements(ks, part); err != nil {
 					return fmt.Errorf("release from %s: %w", name, err)
 				}
+				return nil
+			}); err != nil {
+				return err
 			}
 		}
 	}
@@ -522,28 +525,49 @@ func membersOf(sets []*Set, want []Reservation) (map[string]map[string]bool, err
 	return out, nil
 }
 
-// diffMembers returns the elements to add to and delete from one
-// reservation set.
-func diffMembers(s *Set, have, want map[string]bool) (add, del []nftables.SetElement, err error) {
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		if !have[k] {
-			b, err := keyBytes(s, k)
-			if err != nil {
-				return nil, nil, err
+// elemQueue turns the keys of one reservation set that another lacks
+// into element messages of maxElemsPerMsg, through one reused chunk of
+// elements and key bytes.
+//
+// Why reused: google/nftables marshals the elements of a call into its
+// message at once, so a chunk can be refilled after each call; building
+// every element of a 25k-key limit first (five member sets each) was
+// 90 MB of garbage at the agent's start (BENCHMARKS.md, issue 13).
+type elemQueue struct {
+	els  []nftables.SetElement
+	keys []byte
+}
+
+func newElemQueue() *elemQueue {
+	return &elemQueue{els: make([]nftables.SetElement, 0, maxElemsPerMsg), keys: make([]byte, 0, 16*maxElemsPerMsg)}
+}
+
+// queue hands send the elements of the keys of from that to lacks, in
+// key order, a chunk at a time.
+func (q *elemQueue) queue(s *Set, from, to map[string]bool, send func([]nftables.SetElement) error) error {
+	q.els, q.keys = q.els[:0], q.keys[:0]
+	for _, k := range slices.Sorted(maps.Keys(from)) {
+		if to[k] {
+			continue
+		}
+		off := len(q.keys)
+		b, err := appendKey(q.keys, s, k)
+		if err != nil {
+			return err
+		}
+		q.keys = b
+		q.els = append(q.els, nftables.SetElement{Key: q.keys[off:len(q.keys):len(q.keys)]})
+		if len(q.els) == maxElemsPerMsg {
+			if err := send(q.els); err != nil {
+				return err
 			}
-			add = append(add, nftables.SetElement{Key: b})
+			q.els, q.keys = q.els[:0], q.keys[:0]
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(have)) {
-		if !want[k] {
-			b, err := keyBytes(s, k)
-			if err != nil {
-				return nil, nil, err
-			}
-			del = append(del, nftables.SetElement{Key: b})
-		}
+	if len(q.els) > 0 {
+		return send(q.els)
 	}
-	return add, del, nil
+	return nil
 }
 
 // gateOf is the gate of a limit set.
@@ -615,19 +639,20 @@ func addrKey(f acl.Family) SetKey {
 	return KeyIPv4
 }
 
-// keyBytes encodes a reservation key as an element of the limit set s.
-func keyBytes(s *Set, key string) ([]byte, error) {
+// appendKey appends a reservation key encoded as an element of the limit
+// set s to b (at most 16 bytes).
+func appendKey(b []byte, s *Set, key string) ([]byte, error) {
 	if s.Key == KeyNFProto {
-		return []byte{nfprotoByte(s.Entry.Family)}, nil
+		return append(b, nfprotoByte(s.Entry.Family)), nil
 	}
 	if p, err := netip.ParsePrefix(key); err == nil {
-		return p.Addr().AsSlice(), nil
+		return p.Addr().AppendBinary(b)
 	}
 	ad, err := netip.ParseAddr(key)
 	if err != nil {
 		return nil, fmt.Errorf("reservation key %q of %s: %w", key, s.Name, err)
 	}
-	return ad.Unmap().AsSlice(), nil
+	return ad.Unmap().AppendBinary(b)
 }
 
 // keyString decodes an element of the limit set s back into a key.
