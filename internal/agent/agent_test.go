@@ -383,18 +383,30 @@ func TestMissingInterfaceWarnsOnce(t *testing.T) {
 
 func TestRecompileFollowsTheHost(t *testing.T) {
 	ta := newTestAgent(t)
-	mgmt := "lo"
-	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, nft.Options{MgmtInterface: mgmt}) }
-	ta.mustConfigure(t, slxACL, slxBind)
+	uid := uint32(1000)
+	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) {
+		return nft.Compile(c, nft.Options{MgmtInterface: "lo",
+			LookupUser: func(string) (uint32, error) { return uid, nil }})
+	}
+	out := cli.Txn{Lines: []string{"ip access-list extended own", "permit tcp any any eq 22 user alice", "interface management 0", "ip access-group own out"}}
+	ta.mustConfigure(t, out)
 	if changed, err := ta.Recompile(); changed || err != nil {
 		t.Fatalf("nothing changed: Recompile = %v, %v", changed, err)
 	}
-	mgmt = "eth9" // a host fact the ruleset depends on
+	uid = 1001 // the user database, which the ruleset depends on
 	if changed, err := ta.Recompile(); !changed || err != nil {
 		t.Fatalf("host changed: Recompile = %v, %v", changed, err)
 	}
-	if !strings.Contains(ta.kernel.Current.String(), `iifname "eth9"`) || ta.NftablesText() != ta.kernel.Current.String() {
+	if !strings.Contains(ta.kernel.Current.String(), `meta skuid 1001`) || ta.NftablesText() != ta.kernel.Current.String() {
 		t.Error("recompiled ruleset not installed")
+	}
+	// A config that depends on nothing of the host is not compiled again.
+	calls := 0
+	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) { calls++; return nft.Compile(c, nft.Options{MgmtInterface: "lo"}) }
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group own out", "exit", "no ip access-list extended own"}}, slxACL, slxBind)
+	calls = 0
+	if changed, err := ta.Recompile(); changed || err != nil || calls != 0 {
+		t.Errorf("host-independent config: Recompile = %v, %v after %d compiles", changed, err, calls)
 	}
 }
 

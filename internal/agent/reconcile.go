@@ -113,7 +113,7 @@ const RecompileInterval = 15 * time.Second
 func (a *Agent) Recompile() (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ruleset == nil {
+	if a.ruleset == nil || !hostDependent(a.running) {
 		return false, nil
 	}
 	rs, err := a.opts.Compile(a.running)
@@ -133,6 +133,22 @@ func (a *Agent) Recompile() (bool, error) {
 	a.armLoadLocked()
 	a.log.Info("host changes recompiled into the ruleset")
 	return true, nil
+}
+
+// hostDependent reports whether compiling cfg depends on the host besides
+// the agent's flags: a user name (the user database) or a time range (the
+// UTC offset). Without either, compiling it again gives what the kernel
+// runs, and Recompile has nothing to do: at 50k entries that was a second
+// of compiling and rendering every 15 s, under the lock changes take.
+func hostDependent(cfg *acl.Config) bool {
+	for _, l := range cfg.ACLs {
+		for _, e := range l.Entries {
+			if e.TimeRange != "" || (e.Owner != nil && e.Owner.User != "") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // LoadInterval is how often load-limit flags follow the load average
