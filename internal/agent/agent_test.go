@@ -402,7 +402,10 @@ func TestRecompileFollowsTheHost(t *testing.T) {
 	}
 	// A config that depends on nothing of the host is not compiled again.
 	calls := 0
-	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) { calls++; return nft.Compile(c, nft.Options{MgmtInterface: "lo"}) }
+	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) {
+		calls++
+		return nft.Compile(c, nft.Options{MgmtInterface: "lo"})
+	}
 	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group own out", "exit", "no ip access-list extended own"}}, slxACL, slxBind)
 	calls = 0
 	if changed, err := ta.Recompile(); changed || err != nil || calls != 0 {
