@@ -317,17 +317,19 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.Messag
 	kernel.SetStatePath(filepath.Join(filepath.Dir(f.state), "nft-handles"))
 	tracker := openTracker(kernel, resolve, log)
 	opts := agent.Options{
-		Kernel:       kernel,
-		Compile:      func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
-		StartupPath:  f.config,
-		StatePath:    f.state,
-		LastGoodPath: f.lastGood,
-		Resolve:      resolve,
-		Load:         func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
-		Messages:     messages,
-		Events:       events,
-		Version:      version,
-		Logger:       log,
+		Kernel:  kernel,
+		Compile: func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, host()) },
+		// Without --mgmt-interface, management 0 follows the default route.
+		MgmtFollowsRoute: f.mgmt == "",
+		StartupPath:      f.config,
+		StatePath:        f.state,
+		LastGoodPath:     f.lastGood,
+		Resolve:          resolve,
+		Load:             func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
+		Messages:         messages,
+		Events:           events,
+		Version:          version,
+		Logger:           log,
 	}
 	if tracker != nil {
 		opts.Sessions = tracker
@@ -400,6 +402,7 @@ func openTracker(owner conntrack.Owner, resolve func(acl.IfKind, string) string,
 // may appear after the agent started (at boot) or move to another
 // interface; the agent's periodic recompile picks that up.
 func hostOptions(f *flags, o nft.Options) func() nft.Options {
+	o.Cache = &nft.Cache{} // each entry compiled once while it stays the same
 	return func() nft.Options {
 		now := o
 		now.Now = time.Now()

@@ -54,6 +54,10 @@ type SessionTracker interface {
 type Options struct {
 	Kernel  nft.Kernel
 	Compile func(*acl.Config) (*nft.Ruleset, error) // nft.Compile bound to the table and interface options
+	// MgmtFollowsRoute says that management 0 is the interface of the
+	// default route (no --mgmt-interface), which can change: a config
+	// that binds it is compiled again periodically (Recompile).
+	MgmtFollowsRoute bool
 
 	// StartupPath is the startup-config file (--config): loaded at start
 	// and on Reload, written by Save.

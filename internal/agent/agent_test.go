@@ -411,6 +411,11 @@ func TestRecompileFollowsTheHost(t *testing.T) {
 	if changed, err := ta.Recompile(); changed || err != nil || calls != 0 {
 		t.Errorf("host-independent config: Recompile = %v, %v after %d compiles", changed, err, calls)
 	}
+	// Unless management 0 follows the default route.
+	ta.opts.MgmtFollowsRoute = true
+	if _, err := ta.Recompile(); err != nil || calls != 1 {
+		t.Errorf("management 0 following the route: %d compiles, %v", calls, err)
+	}
 }
 
 func TestRevertTimerSurvivesRestart(t *testing.T) {

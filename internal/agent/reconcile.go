@@ -113,7 +113,7 @@ const RecompileInterval = 15 * time.Second
 func (a *Agent) Recompile() (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ruleset == nil || !hostDependent(a.running) {
+	if a.ruleset == nil || !a.hostDependent(a.running) {
 		return false, nil
 	}
 	rs, err := a.opts.Compile(a.running)
@@ -136,11 +136,19 @@ func (a *Agent) Recompile() (bool, error) {
 }
 
 // hostDependent reports whether compiling cfg depends on the host besides
-// the agent's flags: a user name (the user database) or a time range (the
-// UTC offset). Without either, compiling it again gives what the kernel
-// runs, and Recompile has nothing to do: at 50k entries that was a second
-// of compiling and rendering every 15 s, under the lock changes take.
-func hostDependent(cfg *acl.Config) bool {
+// the agent's flags: a user name (the user database), a time range (the
+// UTC offset), or management 0 when it follows the default route.
+// Otherwise compiling it again gives what the kernel runs, and Recompile
+// has nothing to do: at 50k entries that was a second of compiling and
+// rendering every 15 s, under the lock changes take.
+func (a *Agent) hostDependent(cfg *acl.Config) bool {
+	if a.opts.MgmtFollowsRoute {
+		for _, itf := range cfg.Interfaces {
+			if itf.Kind == acl.IfManagement {
+				return true
+			}
+		}
+	}
 	for _, l := range cfg.ACLs {
 		for _, e := range l.Entries {
 			if e.TimeRange != "" || (e.Owner != nil && e.Owner.User != "") {

@@ -53,6 +53,9 @@ type Options struct {
 	MessagePort uint16
 	// LogGroup is the NFLOG group of `log` entries; 0 means DefaultLogGroup.
 	LogGroup uint16
+	// Cache, when not nil, keeps each entry's compiled rules for the next
+	// Compile with it (compile_cache.go).
+	Cache *Cache
 	// MapRun is the fewest entries in a row that Compile looks up in a
 	// classification map instead of testing one rule each (compile_map.go);
 	// 0 means DefaultMapRun, a negative value never.
@@ -72,6 +75,12 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 		o.Table = DefaultTable
 	}
 	b := &builder{cfg: c, opt: o, rs: &Ruleset{Table: o.Table, memo: &memo{}}}
+	if o.Cache != nil {
+		o.Cache.begin(o)
+		ok := false
+		defer func() { o.Cache.end(ok) }()
+		defer func() { ok = len(b.errs) == 0 }()
+	}
 	binds := b.bindings()
 	b.messages(chainKeys(binds))
 	var aclChains []*Chain

@@ -119,7 +119,7 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 			rules, chains = append(rules, r...), append(chains, ch...)
 		} else {
 			for _, e := range run.entries {
-				r, ch := b.entryRules(k, e)
+				r, ch := b.cachedEntry(k, e, false, func() ([]*Rule, []*Chain) { return b.entryRules(k, e) })
 				rules, chains = append(rules, r...), append(chains, ch...)
 			}
 		}
@@ -131,7 +131,7 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 		}
 		if minRun == 0 || !mappable(e) {
 			flush()
-			r, ch := b.entryRules(k, e)
+			r, ch := b.cachedEntry(k, e, false, func() ([]*Rule, []*Chain) { return b.entryRules(k, e) })
 			rules, chains = append(rules, r...), append(chains, ch...)
 			continue
 		}
@@ -179,7 +179,7 @@ func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 			// key matched it already, this costs one comparison.
 			residual = []Stmt{&L4Proto{Proto: uint8(e.Proto)}}
 		}
-		rules, own := b.entryRulesWith(k, e, ref, residual, ruleCtx{})
+		rules, own := b.cachedEntry(k, e, true, func() ([]*Rule, []*Chain) { return b.entryRulesWith(k, e, ref, residual, ruleCtx{}) })
 		ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
 		chains = append(chains, ch)
 		chains = append(chains, own...)
