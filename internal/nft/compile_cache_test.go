@@ -115,3 +115,29 @@ func mutate(r *rand.Rand, c *acl.Config) *acl.Config {
 	}
 	return n
 }
+
+// BenchmarkCompileChange compiles the 50k-entry list after a one-entry
+// change, with the cache of the compile before it (as the agent does) and
+// without.
+func BenchmarkCompileChange(b *testing.B) {
+	c0, c1 := mustParse(b, benchConfig(50000, false)), mustParse(b, benchConfig(50000, true))
+	for _, cached := range []bool{false, true} {
+		b.Run(map[bool]string{false: "fresh", true: "cached"}[cached], func(b *testing.B) {
+			o := nft.Options{}
+			if cached {
+				o.Cache = &nft.Cache{}
+			}
+			if _, err := nft.Compile(c0, o); err != nil {
+				b.Fatal(err)
+			}
+			cs := []*acl.Config{c1, c0}
+			i := 0
+			for b.Loop() {
+				if _, err := nft.Compile(cs[i%2], o); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -166,20 +166,25 @@ func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 	var chains []*Chain
 	for _, e := range run {
 		ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
-		path := entryPath(k, e)
-		if !b.supported(path, e) {
-			continue
+		rules, own := b.cachedEntry(k, e, true, func() ([]*Rule, []*Chain) {
+			path := entryPath(k, e)
+			if !b.supported(path, e) {
+				return nil, nil
+			}
+			if _, _, ok := b.match(path, k.fam, e); !ok {
+				return nil, nil
+			}
+			var residual []Stmt
+			if e.Proto != acl.ProtoAny {
+				// nft's context for `reject with tcp reset` and the like:
+				// the key matched it already, this costs one comparison.
+				residual = []Stmt{&L4Proto{Proto: uint8(e.Proto)}}
+			}
+			return b.entryRulesWith(k, e, ref, residual, ruleCtx{})
+		})
+		if rules == nil {
+			continue // an error, reported
 		}
-		if _, _, ok := b.match(path, k.fam, e); !ok {
-			continue
-		}
-		var residual []Stmt
-		if e.Proto != acl.ProtoAny {
-			// nft's context for `reject with tcp reset` and the like: the
-			// key matched it already, this costs one comparison.
-			residual = []Stmt{&L4Proto{Proto: uint8(e.Proto)}}
-		}
-		rules, own := b.cachedEntry(k, e, true, func() ([]*Rule, []*Chain) { return b.entryRulesWith(k, e, ref, residual, ruleCtx{}) })
 		ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
 		chains = append(chains, ch)
 		chains = append(chains, own...)
