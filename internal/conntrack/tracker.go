@@ -199,8 +199,10 @@ func (t *Tracker) countLocked(reset bool) error {
 	if len(t.pending) == 0 {
 		return errors.Join(errs...)
 	}
-	plan := Plan(t.pending, a)
-	errs = append(errs, markOldOf(t.ct, t.pending, a, t.idx.Drain))
+	// From here on the dump and its attribution are garbage: the marks'
+	// events fill the session index while they are being written.
+	plan, marks := Plan(t.pending, a), oldMarksOf(t.pending, a)
+	errs = append(errs, marks.mark(t.ct, t.idx.Drain))
 	ks := kernelSets(t.pending)
 	if err := t.opts.Owner.WriteReservations(ks, plan, ks); err != nil {
 		return errors.Join(append(errs, err)...)
