@@ -49,19 +49,65 @@ func compareRes(a, b Reservation) int {
 // For a set the kernel has just created, a holds all open flows (they are
 // all old); for Refresh, only those with OldMark.
 func Plan(sets []LimitSet, a *Attribution) []Reservation {
+	open := map[LimitID]map[string]int{}
+	for k, idx := range a.Keys {
+		if open[k.LimitID] == nil {
+			open[k.LimitID] = map[string]int{}
+		}
+		open[k.LimitID][k.Key] = len(idx)
+	}
+	return planOf(sets, open)
+}
+
+// planOf is Plan from the open sessions per limit and key.
+func planOf(sets []LimitSet, open map[LimitID]map[string]int) []Reservation {
 	var out []Reservation
 	for _, s := range sets {
-		for k, idx := range a.Keys {
-			if k.LimitID != s.Limit() {
-				continue
-			}
-			if d := nft.Depth(s.Over, len(idx)); d > 0 {
-				out = append(out, Reservation{Set: s.Name, Key: k.Key, Depth: d})
+		for key, n := range open[s.Limit()] {
+			if d := nft.Depth(s.Over, n); d > 0 {
+				out = append(out, Reservation{Set: s.Name, Key: key, Depth: d})
 			}
 		}
 	}
 	slices.SortFunc(out, compareRes)
 	return out
+}
+
+// countOld is Plan(sets, a) and oldMarksOf(sets, a) of the attribution a
+// of one dump under bs, streamed: the flows are not kept (a dump of 100k
+// is 15 MB, its attribution 4 MB more), only their counts per key of the
+// sets' limits and the compact tuples to mark. dump streams the flows
+// (dumpEach; a slice in tests).
+func countOld(dump func(fn func(Flow)) error, bs []Binding, loc Locator, sets []LimitSet) ([]Reservation, *oldMarks, error) {
+	open := map[LimitID]map[string]int{}
+	for _, s := range sets {
+		open[s.Limit()] = map[string]int{}
+	}
+	marks := &oldMarks{}
+	err := dump(func(f Flow) {
+		if !f.Open() {
+			return
+		}
+		picked := false
+		for _, b := range bs {
+			if !b.passes(f, loc) {
+				continue
+			}
+			b.walk(f, func(k KeyID, _ *acl.Connlimit, _ acl.Action) {
+				if n := open[k.LimitID]; n != nil {
+					n[k.Key]++
+					picked = true
+				}
+			})
+		}
+		if picked {
+			marks.add(f)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return planOf(sets, open), marks, nil
 }
 
 // Shrink returns cur with each key's depth lowered to what its remaining old
@@ -130,21 +176,21 @@ func oldMarksOf(sets []LimitSet, a *Attribution) *oldMarks {
 			}
 		}
 	}
-	m := &oldMarks{}
+	m := &oldMarks{v4: make([]oldMark[tuple4], 0, n)}
 	for i, f := range a.Flows {
-		if !pick[i] {
-			continue
-		}
-		if k, ok := tuple4Of(f); ok {
-			if m.v4 == nil {
-				m.v4 = make([]oldMark[tuple4], 0, n)
-			}
-			m.v4 = append(m.v4, oldMark[tuple4]{k, f.Mark})
-		} else {
-			m.v6 = append(m.v6, oldMark[tuple6]{tuple6Of(f), f.Mark})
+		if pick[i] {
+			m.add(f)
 		}
 	}
 	return m
+}
+
+func (m *oldMarks) add(f Flow) {
+	if k, ok := tuple4Of(f); ok {
+		m.v4 = append(m.v4, oldMark[tuple4]{k, f.Mark})
+	} else {
+		m.v6 = append(m.v6, oldMark[tuple6]{tuple6Of(f), f.Mark})
+	}
 }
 
 func btoi(b bool) int {
