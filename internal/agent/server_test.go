@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -328,4 +329,39 @@ func TestInterfaceNames(t *testing.T) {
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("interfaces = %+v, want %+v", names, want)
 	}
+}
+
+// TestEncodeResponseIsEncoder: the reply written without copying the
+// result is byte for byte what json.Encoder writes, with and without a
+// result, an error or a line error.
+func TestEncodeResponseIsEncoder(t *testing.T) {
+	for _, r := range []wire.Response{
+		{Version: wire.ProtocolVersion},
+		{Version: wire.ProtocolVersion, Result: json.RawMessage(`[{"Seq":10,"Key":"10.0.0.1","Sessions":4}]`)},
+		{Version: wire.ProtocolVersion, Result: marshal(t, "a <b> & c")}, // results come from json.Marshal
+		{Version: wire.ProtocolVersion, Error: "% Error: x", LineError: &cli.LineError{Line: 3, Col: 2, Text: "seq 10 <x>"}},
+	} {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(&r); err != nil {
+			t.Fatal(err)
+		}
+		b, err := encodeResponse(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		b.WriteTo(&got)
+		if got.String() != want.String() {
+			t.Errorf("encodeResponse:\n got %s\nwant %s", got.String(), want.String())
+		}
+	}
+}
+
+func marshal(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -29,7 +29,10 @@
 //     change (RouteLocator.Epoch). Reads take neither the agent's lock nor
 //     the tracker's. The refresh lowers reservations from the index's old
 //     sessions per key (Index.Old: a dump in place while silent flows are
-//     left); counting a new limit (Plan) and adoption still read dumps.
+//     left); counting a new limit (Plan; streamed, keeping no flows,
+//     unless existing sessions are reset) and adoption still read dumps.
+//     The records hold no pointers, IPv4 tuples in 4-byte addresses
+//     (records.go).
 //   - packet-tracer reads the same counts as `show access-list sessions`
 //     (Tracker.Sessions, through TraceKeys) and which limits are still
 //     gated (Tracker.Gated), so that it can never disagree with them.

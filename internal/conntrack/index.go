@@ -2,7 +2,6 @@ package conntrack
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -49,74 +48,31 @@ type Index struct {
 	loc     Locator
 	ev      *events // nil: no events, every read dumps
 
-	mu      sync.Mutex
-	flows   map[flowKey]flowRec
-	slots   []keySlot
-	slotOf  map[KeyID]int32
-	free    []int32
-	bs      []Binding
-	limits  map[LimitID]*acl.Connlimit
-	actions map[EntryID]acl.Action
-	epoch   uint64 // the locator's epoch the records were attributed in
-	synced  bool
-	gen     uint32    // dumps so far
-	silent  int       // records with silent set, after the last dump
-	dumped  time.Time // when the last dump ended
-	lastErr error
+	mu       sync.Mutex
+	v4       map[tuple4]flowRec // IPv4 flows (records.go)
+	v6       map[tuple6]flowRec
+	more     [][]int32 // a flow's slots after its first (flowRec.more)
+	freeMore []int32
+	slots    []keySlot
+	slotOf   map[slotKey]int32
+	free     []int32
+	lims     []LimitID // the limits of the slots (keySlot.limit)
+	limOf    map[LimitID]int32
+	bs       []Binding
+	limits   map[LimitID]*acl.Connlimit
+	actions  map[EntryID]acl.Action
+	epoch    uint64 // the locator's epoch the records were attributed in
+	synced   bool
+	gen      uint32    // dumps so far
+	silent   int       // records with silent set, after the last dump
+	dumped   time.Time // when the last dump ended
+	lastErr  error
 }
 
 // silentEvery is how often the refresh loop dumps again while the index
 // holds silent flows (which report no events): as often as the tracker
 // gives budget back.
 const silentEvery = time.Second
-
-// flowKey is a flow's original tuple and zone, unique among the entries
-// of the table. Addresses are kept as 16 bytes (IPv4 mapped): no pointers.
-type flowKey struct {
-	src, dst     [16]byte
-	sport, dport uint16
-	zone         uint16
-	proto        uint8
-	v4           bool
-}
-
-// flowRec is what the index keeps of a flow besides its tuple: what counts
-// and where (slots into Index.slots; nil when it counts nowhere).
-type flowRec struct {
-	mark  uint32
-	gen   uint32 // the dump that last saw it (or a later one, for events)
-	state uint8  // TCP state, 0 unknown
-	// silent is true until an event of the flow arrives: the kernel only
-	// sends events of entries created while someone listened
-	// (nf_conntrack_events = 2 attaches the event extension at creation),
-	// so a flow first seen in a dump may never report its end.
-	silent bool
-	keys   []int32
-}
-
-// keySlot is one limit key with its open sessions and how many of them are
-// old (OldMark).
-type keySlot struct {
-	id            KeyID
-	sessions, old int
-	refs          int // flows that count or may count here
-}
-
-func keyOf(f Flow) flowKey {
-	return flowKey{src: f.Src.As16(), dst: f.Dst.As16(), sport: f.SrcPort, dport: f.DstPort,
-		zone: f.Zone, proto: f.Proto, v4: f.Src.Unmap().Is4()}
-}
-
-// flow rebuilds the Flow that attribution and matching need (no reply
-// tuple, no start time).
-func (k flowKey) flow(r flowRec) Flow {
-	src, dst := netip.AddrFrom16(k.src), netip.AddrFrom16(k.dst)
-	if k.v4 {
-		src, dst = src.Unmap(), dst.Unmap()
-	}
-	return Flow{Proto: k.proto, Src: src, Dst: dst, SrcPort: k.sport, DstPort: k.dport,
-		Zone: k.zone, Mark: r.mark, TCPState: r.state}
-}
 
 // NewIndex opens the index of the namespace netnsFd (0: the caller's),
 // placing flows with loc (see TrackerOptions.Locator). Without conntrack
@@ -142,9 +98,17 @@ func (x *Index) Close() error {
 }
 
 func (x *Index) reset() {
-	x.flows = map[flowKey]flowRec{}
+	x.v4, x.v6 = map[tuple4]flowRec{}, map[tuple6]flowRec{}
+	x.more, x.freeMore = nil, nil
+	x.resetSlots()
+}
+
+// resetSlots forgets every key slot (and limit) for an attribution
+// afresh.
+func (x *Index) resetSlots() {
 	x.slots, x.free = nil, nil
-	x.slotOf = map[KeyID]int32{}
+	x.slotOf = map[slotKey]int32{}
+	x.lims, x.limOf = nil, map[LimitID]int32{}
 }
 
 // Counts returns the counts per key of the limits of bs (as Attribution's
@@ -175,14 +139,18 @@ func (x *Index) Each(bs []Binding, keep func(KeyID) bool, fn func(KeyCount)) err
 
 func (x *Index) eachLocked(keep func(KeyID) bool, fn func(KeyCount)) {
 	for _, s := range x.slots {
-		if s.sessions == 0 || !keep(s.id) {
+		if s.sessions == 0 {
 			continue
 		}
-		c := x.limits[s.id.LimitID]
+		id := KeyID{x.lims[s.limit], s.key}
+		if !keep(id) {
+			continue
+		}
+		c := x.limits[id.LimitID]
 		fn(KeyCount{
-			ACL: s.id.ACL, Family: s.id.Family, Dir: s.id.Dir, Seq: s.id.Seq, Kind: s.id.Kind,
-			PrefixLen: s.id.PrefixLen, Key: s.id.Key, Sessions: s.sessions, Old: s.old, Limit: c.N,
-			AtLimit: s.sessions >= allowed(c, x.actions[s.id.EntryID]),
+			ACL: id.ACL, Family: id.Family, Dir: id.Dir, Seq: id.Seq, Kind: id.Kind,
+			PrefixLen: id.PrefixLen, Key: id.Key, Sessions: int(s.sessions), Old: int(s.old), Limit: c.N,
+			AtLimit: int(s.sessions) >= allowed(c, x.actions[id.EntryID]),
 		})
 	}
 }
@@ -216,8 +184,10 @@ func (x *Index) Old(bs []Binding, fn func(old func(KeyID) int)) error {
 		return err
 	}
 	fn(func(k KeyID) int {
-		if s, ok := x.slotOf[k]; ok {
-			return x.slots[s].old
+		if l, ok := x.limOf[k.LimitID]; ok {
+			if s, ok := x.slotOf[slotKey{l, k.Key}]; ok {
+				return int(x.slots[s].old)
+			}
 		}
 		return 0
 	})
@@ -228,7 +198,7 @@ func (x *Index) Old(bs []Binding, fn func(old func(KeyID) int)) error {
 func (x *Index) Len() int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return len(x.flows)
+	return len(x.v4) + len(x.v6)
 }
 
 // Follow applies conntrack events as they arrive until ctx ends (the
@@ -340,20 +310,12 @@ func (x *Index) syncLocked() error {
 	}
 	x.synced = false
 	x.gen++
-	err := dumpEach(x.netnsFd, 0, 0, func(f Flow) { x.putLocked(keyOf(f), f, true) })
+	err := dumpEach(x.netnsFd, 0, 0, func(f Flow) { x.putLocked(f, true) })
 	if err != nil {
 		x.reset()
 		return err
 	}
-	x.silent = 0
-	for k, r := range x.flows {
-		switch {
-		case r.gen != x.gen:
-			x.dropLocked(k)
-		case r.silent:
-			x.silent++
-		}
-	}
+	x.silent = sweep(x, x.v4) + sweep(x, x.v6)
 	x.synced, x.dumped = true, time.Now()
 	return nil
 }
@@ -364,128 +326,16 @@ func (x *Index) syncLocked() error {
 // are not silent.
 func (x *Index) drainLocked() error {
 	lost, err := x.ev.drain(func(destroy bool, f Flow) {
-		k := keyOf(f)
 		if destroy {
-			x.dropLocked(k)
+			x.dropLocked(f)
 			return
 		}
-		x.putLocked(k, f, false)
+		x.putLocked(f, false)
 	})
 	if lost {
 		x.synced = false
 	}
 	return err
-}
-
-// putLocked records f (from a dump: whole; from an event: the fields it
-// carries) and moves its counts.
-//
-// Why a missing TCP state keeps the old one: an update event carries
-// protoinfo only when the state changed. A missing mark is 0: ctnetlink
-// puts the mark in every event whose mark changed or is not 0.
-func (x *Index) putLocked(k flowKey, f Flow, whole bool) {
-	r, had := x.flows[k]
-	if had {
-		x.countLocked(k, r, -1)
-	}
-	r.mark, r.gen = f.Mark, x.gen
-	if f.TCPState != 0 || whole {
-		r.state = f.TCPState
-	}
-	if whole {
-		r.silent = r.silent || !had
-	} else {
-		r.silent = false
-	}
-	if !had {
-		r.keys = x.attributeLocked(k.flow(r))
-	}
-	x.flows[k] = r
-	x.countLocked(k, r, +1)
-}
-
-func (x *Index) dropLocked(k flowKey) {
-	r, ok := x.flows[k]
-	if !ok {
-		return
-	}
-	x.countLocked(k, r, -1)
-	delete(x.flows, k)
-	x.releaseLocked(r.keys)
-}
-
-// countLocked adds (d=+1) or takes away (d=-1) the flow's session from
-// its keys; only open flows count, as for nf_conncount.
-func (x *Index) countLocked(k flowKey, r flowRec, d int) {
-	if !k.flow(r).Open() {
-		return
-	}
-	old := 0
-	if r.mark&OldMark != 0 {
-		old = d
-	}
-	for _, s := range r.keys {
-		x.slots[s].sessions += d
-		x.slots[s].old += old
-	}
-}
-
-// attributeLocked returns the slots of the keys f counts under in the
-// bindings it passes, taking a reference on each.
-func (x *Index) attributeLocked(f Flow) []int32 {
-	var out []int32
-	for _, b := range x.bs {
-		if !b.passes(f, x.loc) {
-			continue
-		}
-		b.walk(f, func(k KeyID, _ *acl.Connlimit, _ acl.Action) {
-			out = append(out, x.slotLocked(k))
-		})
-	}
-	return out
-}
-
-// slotLocked returns the slot of key k with one more reference, creating
-// it. A slot lives while flows refer to it (its sessions may be 0: flows in
-// TIME_WAIT).
-func (x *Index) slotLocked(k KeyID) int32 {
-	s, ok := x.slotOf[k]
-	if !ok {
-		if n := len(x.free); n > 0 {
-			s, x.free = x.free[n-1], x.free[:n-1]
-			x.slots[s] = keySlot{id: k}
-		} else {
-			s = int32(len(x.slots))
-			x.slots = append(x.slots, keySlot{id: k})
-		}
-		x.slotOf[k] = s
-	}
-	x.slots[s].refs++
-	return s
-}
-
-// releaseLocked drops a flow's references on its slots, freeing those no
-// flow refers to any more.
-func (x *Index) releaseLocked(keys []int32) {
-	for _, s := range keys {
-		if x.slots[s].refs--; x.slots[s].refs == 0 {
-			delete(x.slotOf, x.slots[s].id)
-			x.slots[s] = keySlot{}
-			x.free = append(x.free, s)
-		}
-	}
-}
-
-// reattributeLocked places every record again under the current bindings
-// and routes (no dump).
-func (x *Index) reattributeLocked() {
-	x.slots, x.free = nil, nil
-	x.slotOf = map[KeyID]int32{}
-	for k, r := range x.flows {
-		r.keys = x.attributeLocked(k.flow(r))
-		x.flows[k] = r
-		x.countLocked(k, r, +1)
-	}
 }
 
 // sameBindings reports whether a and b bind the same ACL values (configs

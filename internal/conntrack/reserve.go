@@ -49,19 +49,65 @@ func compareRes(a, b Reservation) int {
 // For a set the kernel has just created, a holds all open flows (they are
 // all old); for Refresh, only those with OldMark.
 func Plan(sets []LimitSet, a *Attribution) []Reservation {
+	open := map[LimitID]map[string]int{}
+	for k, idx := range a.Keys {
+		if open[k.LimitID] == nil {
+			open[k.LimitID] = map[string]int{}
+		}
+		open[k.LimitID][k.Key] = len(idx)
+	}
+	return planOf(sets, open)
+}
+
+// planOf is Plan from the open sessions per limit and key.
+func planOf(sets []LimitSet, open map[LimitID]map[string]int) []Reservation {
 	var out []Reservation
 	for _, s := range sets {
-		for k, idx := range a.Keys {
-			if k.LimitID != s.Limit() {
-				continue
-			}
-			if d := nft.Depth(s.Over, len(idx)); d > 0 {
-				out = append(out, Reservation{Set: s.Name, Key: k.Key, Depth: d})
+		for key, n := range open[s.Limit()] {
+			if d := nft.Depth(s.Over, n); d > 0 {
+				out = append(out, Reservation{Set: s.Name, Key: key, Depth: d})
 			}
 		}
 	}
 	slices.SortFunc(out, compareRes)
 	return out
+}
+
+// countOld is Plan(sets, a) and oldMarksOf(sets, a) of the attribution a
+// of one dump under bs, streamed: the flows are not kept (a dump of 100k
+// is 15 MB, its attribution 4 MB more), only their counts per key of the
+// sets' limits and the compact tuples to mark. dump streams the flows
+// (dumpEach; a slice in tests).
+func countOld(dump func(fn func(Flow)) error, bs []Binding, loc Locator, sets []LimitSet) ([]Reservation, *oldMarks, error) {
+	open := map[LimitID]map[string]int{}
+	for _, s := range sets {
+		open[s.Limit()] = map[string]int{}
+	}
+	marks := &oldMarks{}
+	err := dump(func(f Flow) {
+		if !f.Open() {
+			return
+		}
+		picked := false
+		for _, b := range bs {
+			if !b.passes(f, loc) {
+				continue
+			}
+			b.walk(f, func(k KeyID, _ *acl.Connlimit, _ acl.Action) {
+				if n := open[k.LimitID]; n != nil {
+					n[k.Key]++
+					picked = true
+				}
+			})
+		}
+		if picked {
+			marks.add(f)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return planOf(sets, open), marks, nil
 }
 
 // Shrink returns cur with each key's depth lowered to what its remaining old
@@ -100,29 +146,75 @@ func OldFlows(sets []LimitSet, a *Attribution) []Flow {
 	return a.newestFirst(pick)
 }
 
-// markOldOf is MarkOld(t, OldFlows(sets, a)) without the copy of the
-// flows (15 MB at 100k): in a's order. It calls every (if not nil) after
-// each markEvery marks.
-func markOldOf(t Table, sets []LimitSet, a *Attribution, every func()) error {
+// oldMarks are the sessions to mark with OldMark (OldFlows) in the
+// index's compact tuples: 20 bytes an IPv4 flow where a Flow is 152, so
+// that the dump and its attribution (some 20 MB at 100k flows) can be
+// released before the marks' events fill the session index.
+type oldMarks struct {
+	v4 []oldMark[tuple4]
+	v6 []oldMark[tuple6]
+}
+
+type oldMark[K tuple] struct {
+	k    K
+	mark uint32
+}
+
+// oldMarksOf is OldFlows(sets, a) as oldMarks, in a's order.
+func oldMarksOf(sets []LimitSet, a *Attribution) *oldMarks {
 	want := map[LimitID]bool{}
 	for _, s := range sets {
 		want[s.Limit()] = true
 	}
 	pick := make([]bool, len(a.Flows))
+	n := 0
 	for k, idx := range a.Keys {
 		if want[k.LimitID] {
 			for _, i := range idx {
+				n += btoi(!pick[i])
 				pick[i] = true
 			}
 		}
 	}
-	var first error
-	n := 0
-	for i := range a.Flows {
-		if !pick[i] {
-			continue
+	m := &oldMarks{v4: make([]oldMark[tuple4], 0, n)}
+	for i, f := range a.Flows {
+		if pick[i] {
+			m.add(f)
 		}
-		if err := MarkOld(t, a.Flows[i:i+1]); err != nil && first == nil {
+	}
+	return m
+}
+
+func (m *oldMarks) add(f Flow) {
+	if k, ok := tuple4Of(f); ok {
+		m.v4 = append(m.v4, oldMark[tuple4]{k, f.Mark})
+	} else {
+		m.v6 = append(m.v6, oldMark[tuple6]{tuple6Of(f), f.Mark})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// mark is MarkOld of every session of m. It calls every (if not nil)
+// after each markEvery marks.
+func (m *oldMarks) mark(t Table, every func()) error {
+	first, n := markEach(t, m.v4, 0, every), len(m.v4)
+	if err := markEach(t, m.v6, n, every); first == nil {
+		first = err
+	}
+	return first
+}
+
+// markEach marks the sessions of ms, n marks having been written before.
+func markEach[K tuple](t Table, ms []oldMark[K], n int, every func()) error {
+	var first error
+	for _, m := range ms {
+		if err := markOld(t, m.k.flow(flowRec{mark: m.mark})); err != nil && first == nil {
 			first = err
 		}
 		if n++; n%markEvery == 0 && every != nil {
@@ -144,13 +236,16 @@ const markEvery = 2048
 func MarkOld(t Table, flows []Flow) error {
 	var first error
 	for _, f := range flows {
-		want := (f.Mark | OldMark) &^ AdoptMark
-		if f.Mark == want {
-			continue
-		}
-		if err := t.SetMark(f, want); err != nil && first == nil {
+		if err := markOld(t, f); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+func markOld(t Table, f Flow) error {
+	if want := (f.Mark | OldMark) &^ AdoptMark; f.Mark != want {
+		return t.SetMark(f, want)
+	}
+	return nil
 }

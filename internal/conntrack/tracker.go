@@ -181,6 +181,9 @@ func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 // A gate closed since its set's creation means the kernel counted none of
 // the entry's sessions: every one open now is old.
 func (t *Tracker) countLocked(reset bool) error {
+	if !reset {
+		return t.countStreamedLocked()
+	}
 	flows, err := t.ct.Dump()
 	if err != nil {
 		return err
@@ -199,16 +202,39 @@ func (t *Tracker) countLocked(reset bool) error {
 	if len(t.pending) == 0 {
 		return errors.Join(errs...)
 	}
-	plan := Plan(t.pending, a)
-	errs = append(errs, markOldOf(t.ct, t.pending, a, t.idx.Drain))
+	// From here on the dump and its attribution are garbage: the marks'
+	// events fill the session index while they are being written.
+	plan, marks := Plan(t.pending, a), oldMarksOf(t.pending, a)
+	return errors.Join(append(errs, t.holdLocked(plan, marks))...)
+}
+
+// countStreamedLocked is countLocked without reset: the same count from
+// one streamed dump that keeps no flows (countOld).
+func (t *Tracker) countStreamedLocked() error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	t.resetLocator()
+	dump := func(fn func(Flow)) error { return dumpEach(t.ct.netnsFd, 0, 0, fn) }
+	plan, marks, err := countOld(dump, Bindings(t.cfg, t.opts.IfName), t.opts.Locator, t.pending)
+	if err != nil {
+		return err
+	}
+	return t.holdLocked(plan, marks)
+}
+
+// holdLocked marks the pending sets' sessions old and writes their
+// reservations (plan) with the opening of their gates.
+func (t *Tracker) holdLocked(plan []Reservation, marks *oldMarks) error {
+	errMark := marks.mark(t.ct, t.idx.Drain)
 	ks := kernelSets(t.pending)
 	if err := t.opts.Owner.WriteReservations(ks, plan, ks); err != nil {
-		return errors.Join(append(errs, err)...)
+		return errors.Join(errMark, err)
 	}
 	t.held = append(keepLive(t.held, t.sets, t.pending), plan...)
 	slices.SortFunc(t.held, compareRes)
 	t.pending = nil
-	return errors.Join(errs...)
+	return errMark
 }
 
 // keepLive keeps the reservations of sets that are still installed and
