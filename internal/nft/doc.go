@@ -270,7 +270,16 @@
 // (rulediff.go). Rules that use a set or object re-created in the same
 // transaction (renewals) are always replaced. The handles are saved beside
 // the agent's state (applystate.go), so a restarted agent whose table
-// nobody changed meanwhile commits nothing for the same ruleset.
+// nobody changed meanwhile commits nothing for the same ruleset. The
+// entries' chains of maps are not echoed (a change flushes and refills
+// such a chain of a few rules), and a batch asks for one acknowledgement,
+// its last message's (batch.go). A change inside a map is an element
+// change (syncMaps). Right after an apply the Applier knows the gates of
+// the limits it created closed and their reservation sets empty, and
+// later the gates it opened, until anyone else commits (Applier.fresh,
+// opened): the agent's counting reads none of them. Options.Cache gives
+// an unchanged entry the rules of the previous compile
+// (compile_cache.go), whose text is rendered once (Rule.String).
 //
 // Sim (sim.go) is a kernel-free model of these rule shapes: connection
 // attempts in, outcomes and counters out, for packet-flow table tests.
