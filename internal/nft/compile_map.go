@@ -80,9 +80,9 @@ func MapSetName(ref EntryRef, f MapFields) string {
 		"_" + strconv.FormatUint(uint64(f), 16))
 }
 
-// MapComment is the comment of a map's lookup rule: `acl=check dir=in
+// mapComment is the comment of a map's lookup rule: `acl=check dir=in
 // map=10` (ParseComment does not take it for an entry's rule).
-func MapComment(first EntryRef) string {
+func mapComment(first EntryRef) string {
 	return strings.TrimSuffix(RuleComment(EntryRef{first.Family, first.ACL, first.Dir, 0}, ""), " implicit-deny") +
 		" map=" + strconv.Itoa(first.Seq)
 }
@@ -205,7 +205,7 @@ func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 	name := MapSetName(first, m.Fields)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Kind: SetVerdictMap, Map: m, Entry: first})
 	return []*Rule{{
-		Comment: MapComment(first),
+		Comment: mapComment(first),
 		Stmts:   []Stmt{&MapLookup{Family: k.fam, Fields: m.Fields, Set: name}},
 	}}, chains
 }
