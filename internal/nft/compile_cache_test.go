@@ -141,3 +141,24 @@ func BenchmarkCompileChange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRenewalsChange is Renewals after a one-entry change of the 50k
+// list compiled with the cache (the old ruleset's view is kept).
+func BenchmarkRenewalsChange(b *testing.B) {
+	c0, c1 := mustParse(b, benchConfig(50000, false)), mustParse(b, benchConfig(50000, true))
+	o := nft.Options{Cache: &nft.Cache{}}
+	prev, err := nft.Compile(c0, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nft.Renewals(prev, prev, c0, c0) // the old view, as the agent has it from the last change
+	for b.Loop() {
+		b.StopTimer()
+		next, err := nft.Compile(c1, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		nft.Renewals(prev, next, c0, c1)
+	}
+}

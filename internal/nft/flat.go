@@ -47,6 +47,7 @@ func (f *flattener) rules(ch *Chain) []*Rule {
 		}
 		s := f.maps[ml.Set]
 		elems := s.Map.Elems
+		head := ml.String() + " element { " // the same for every entry of the map
 		for len(elems) > 0 {
 			n := 1
 			for n < len(elems) && elems[n].Seq == elems[0].Seq {
@@ -54,7 +55,7 @@ func (f *flattener) rules(ch *Chain) []*Rule {
 			}
 			ref := s.Entry
 			ref.Seq = elems[0].Seq
-			out = append(out, &Rule{Comment: RuleComment(ref, RoleMap), Stmts: []Stmt{&mapHit{lookup: ml, fields: s.Map.Fields, elems: elems[:n]}}})
+			out = append(out, &Rule{Comment: RuleComment(ref, RoleMap), Stmts: []Stmt{&mapHit{head: head, fields: s.Map.Fields, elems: elems[:n]}}})
 			if ch := f.chains[elems[0].Chain]; ch != nil {
 				out = append(out, ch.Rules...)
 			}
@@ -76,7 +77,7 @@ func mapLookupOf(r *Rule) *MapLookup {
 // mapHit is the lookup of a map as far as one entry's elements go; a
 // view only (no expressions: it is never applied).
 type mapHit struct {
-	lookup *MapLookup
+	head   string // the lookup's text and " element { "
 	fields MapFields
 	elems  []MapElem
 }
@@ -86,7 +87,7 @@ func (s *mapHit) String() string {
 	for i := range s.elems {
 		parts[i] = s.elems[i].text(s.fields)
 	}
-	return s.lookup.String() + " element { " + strings.Join(parts, ", ") + " }"
+	return s.head + strings.Join(parts, ", ") + " }"
 }
 
 func (s *mapHit) Exprs() []expr.Any { return nil }
