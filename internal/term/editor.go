@@ -111,7 +111,9 @@ func New(cfg Config) (*Editor, error) {
 		restore()
 		return nil, err
 	}
+	e.mu.Lock() // filter reads it under the lock, on chzyer's goroutine
 	e.rl = rl
+	e.mu.Unlock()
 	return e, nil
 }
 
@@ -152,9 +154,7 @@ func (e *Editor) Ask(prompt string) (string, error) {
 	e.mu.Lock()
 	e.plain = true
 	e.mu.Unlock()
-	e.rl.HistoryDisable()
 	defer func() {
-		e.rl.HistoryEnable()
 		e.mu.Lock()
 		e.plain = false
 		e.mu.Unlock()
@@ -234,6 +234,17 @@ func (e *Editor) filter(r rune) (rune, bool) {
 	}
 	if e.closed {
 		return r, true
+	}
+	// Why here: chzyer saves a line to its history on its own goroutine,
+	// right after handing the line over; switching history off and on
+	// from ours around Ask raced with that save (and an answer could land
+	// in history). This runs on chzyer's goroutine, before the key.
+	if e.rl != nil {
+		if e.plain {
+			e.rl.HistoryDisable()
+		} else {
+			e.rl.HistoryEnable()
+		}
 	}
 	prev := e.last
 	e.last = r
