@@ -424,16 +424,33 @@ func contains(s []string, w string) bool {
 // newMatcher resolves the first n tokens of line against g. It returns the
 // matcher positioned after them, or the first error.
 func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
-	m := &matcher{line: line, toks: tokenize(line)}
-	if n < 0 || n > len(m.toks) {
-		n = len(m.toks)
+	toks := tokenize(line)
+	if n < 0 || n > len(toks) {
+		n = len(toks)
+		// A whole line: first walk only for the tokens that could be
+		// keywords (a token no keyword starts with can only resolve to a
+		// parameter value); a line that does not match so is walked token
+		// by token, which finds its first error exactly (a token taken
+		// for a value that no parameter accepts ends every path through
+		// it, as the full walk's candidates would have said).
 		if fastParse {
-			if m := fastMatcher(g, &matcher{line: line, toks: m.toks}); m != nil {
+			if m, err := walkLine(g, line, toks, n, true); err == nil && len(m.matches) > 0 {
 				return m, nil
 			}
 		}
 	}
+	return walkLine(g, line, toks, n, false)
+}
+
+// walkLine resolves the first n tokens against g, skipping the walk for
+// tokens that no keyword starts with when skipValues.
+func walkLine(g node, line string, toks []token, n int, skipValues bool) (*matcher, *matchErr) {
+	m := &matcher{line: line, toks: toks}
 	for p := 0; p < n; p++ {
+		if skipValues && !wordPrefix(toks[p].text) {
+			m.res = append(m.res, resolved{})
+			continue
+		}
 		m.run(g, p)
 		r, err := m.resolve(p)
 		if err != nil {
@@ -445,37 +462,9 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 	return m, nil
 }
 
-// fastParse enables fastMatcher (tests compare it with the walk of every
-// token).
+// fastParse enables the first walk of newMatcher that skips values
+// (tests compare it with the walk of every token).
 var fastParse = true
-
-// fastMatcher matches a whole line walking the grammar once for each
-// token that could be a keyword, and none for the others: a token that
-// no keyword of any grammar starts with can only resolve to a parameter
-// value (resolve). It returns nil when the line does not match, so that
-// the walk of every token finds the first error exactly as before (a
-// token taken for a value that no parameter accepts ends every path
-// through it, as the candidates of the full walk would have said).
-func fastMatcher(g node, m *matcher) *matcher {
-	n := len(m.toks)
-	for p := 0; p < n; p++ {
-		if !wordPrefix(m.toks[p].text) {
-			m.res = append(m.res, resolved{})
-			continue
-		}
-		m.run(g, p)
-		r, err := m.resolve(p)
-		if err != nil {
-			return nil
-		}
-		m.res = append(m.res, r)
-	}
-	m.run(g, n)
-	if len(m.matches) == 0 {
-		return nil
-	}
-	return m
-}
 
 // words are the keywords of every grammar (registerWord, at their
 // construction), numbered for wordSet.

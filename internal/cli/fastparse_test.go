@@ -9,7 +9,7 @@ import (
 	"github.com/slxsh/slxsh/internal/acl/acltest"
 )
 
-// The walk that skips tokens no keyword starts with (fastMatcher) parses
+// The walk that skips tokens no keyword starts with (newMatcher's first walk) parses
 // every line as the walk of every token does, and fails every broken line
 // with the same error: random configurations, then the same with tokens
 // cut, repeated, dropped or replaced.
