@@ -394,10 +394,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// mapChunk is the most elements per message: the element list is one
-// netlink attribute, whose length is 16 bits.
-const mapChunk = 256
-
 // syncMaps makes the elements of each classification map those of the
 // ruleset: for a map whose elements the Applier knows, it deletes and
 // adds only those that differ (a change of one entry is one element
@@ -425,28 +421,24 @@ func (tx *txn) syncMaps() error {
 		default:
 			add, del = diffElems(have, s.Map)
 		}
-		for len(del) > 0 {
-			n := min(len(del), mapChunk)
-			els := make([]nftables.SetElement, n)
-			for i := range n {
-				els[i] = have.kernelElem(&del[i])
-				els[i].VerdictData = nil // a deletion names the key only
-			}
-			if err := tx.c.SetDeleteElements(ks, els); err != nil {
+		dels := make([]nftables.SetElement, len(del))
+		for i := range del {
+			dels[i] = have.kernelElem(&del[i])
+			dels[i].VerdictData = nil // a deletion names the key only
+		}
+		for part := range slices.Chunk(dels, maxMapElemsPerMsg) {
+			if err := tx.c.SetDeleteElements(ks, part); err != nil {
 				return fmt.Errorf("delete elements of map %s: %w", s.Name, err)
 			}
-			del = del[n:]
 		}
-		for len(add) > 0 {
-			n := min(len(add), mapChunk)
-			els := make([]nftables.SetElement, n)
-			for i := range n {
-				els[i] = s.Map.kernelElem(&add[i])
-			}
-			if err := tx.c.SetAddElements(ks, els); err != nil {
+		adds := make([]nftables.SetElement, len(add))
+		for i := range add {
+			adds[i] = s.Map.kernelElem(&add[i])
+		}
+		for part := range slices.Chunk(adds, maxMapElemsPerMsg) {
+			if err := tx.c.SetAddElements(ks, part); err != nil {
 				return fmt.Errorf("add elements to map %s: %w", s.Name, err)
 			}
-			add = add[n:]
 		}
 	}
 	return nil

@@ -426,6 +426,11 @@ func reservationsOf(sets []*Set, members map[string]map[string]bool) []Reservati
 // attribute, whose length is 16 bits (64 KiB, about 1,800 IPv6 elements).
 const maxElemsPerMsg = 1000
 
+// maxMapElemsPerMsg is maxElemsPerMsg for classification maps, whose
+// elements are larger (two keys of up to 44 bytes and a verdict with a
+// chain name: about 150 bytes each).
+const maxMapElemsPerMsg = 256
+
 // WriteReservations makes the reservation sets of the limit sets hold
 // exactly want (keys join and leave sets) and opens the gates of the sets
 // in open, in one transaction: a gate opens only together with the
@@ -476,8 +481,7 @@ func (a *Applier) WriteReservations(sets []*Set, want []Reservation, open []*Set
 	fresh := a.freshNow(c)
 	for _, s := range open {
 		g := a.libSet(gateOf(s))
-		// A fresh gate holds what Apply created it with (gateElements).
-		els := []nftables.SetElement{{Key: []byte{nfprotoByte(s.Entry.Family)}}}
+		els := gateElements(gateOf(s)) // what a fresh gate was created with
 		if !fresh[s.Name] {
 			if els, err = a.elements(c, g); err != nil {
 				return err
@@ -572,7 +576,7 @@ func (q *elemQueue) queue(s *Set, from, to map[string]bool, send func([]nftables
 
 // gateOf is the gate of a limit set.
 func gateOf(s *Set) *Set {
-	return &Set{Name: GateSetName(s.Name), Key: KeyNFProto, Size: 2, Kind: SetGate}
+	return &Set{Name: GateSetName(s.Name), Key: KeyNFProto, Size: 2, Kind: SetGate, Entry: s.Entry, Limit: s.Name}
 }
 
 // libSet is the library form of one of our sets, for element operations.
