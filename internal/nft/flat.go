@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/google/nftables/expr"
@@ -63,6 +64,71 @@ func (f *flattener) rules(ch *Chain) []*Rule {
 		}
 	}
 	return out
+}
+
+// groups returns the view of ch that Renewals compares: the same parts as
+// rules gives, as runs of one entry's parts, sorted by seq (stable), and
+// the list they are of. Parts are read from the ruleset, not rendered.
+func (f *flattener) groups(ch *Chain) ([]viewGroup, EntryRef) {
+	n := len(ch.Rules)
+	for _, r := range ch.Rules {
+		if ml := mapLookupOf(r); ml != nil && f.maps[ml.Set] != nil {
+			n += len(f.maps[ml.Set].Map.Elems)
+		}
+	}
+	out := make([]viewGroup, 0, n)
+	var ref EntryRef
+	// add appends rules (of one chain, in order) to the groups, a new
+	// group where the seq changes; the first may continue g.
+	add := func(g viewGroup, rules []*Rule) {
+		start := 0
+		for i, r := range rules {
+			seq := 0
+			if er, role, ok := ParseComment(r.Comment); ok {
+				ref = er
+				if role != RoleBlocked && role != RoleBlockedFull {
+					seq = er.Seq
+				}
+			}
+			if seq != g.seq && (i > start || g.lookup != nil) {
+				g.rules = rules[start:i]
+				out = append(out, g)
+				g, start = viewGroup{}, i
+			}
+			g.seq = seq
+		}
+		if g.lookup != nil || start < len(rules) {
+			g.rules = rules[start:]
+			out = append(out, g)
+		}
+	}
+	plain := 0 // the rules of ch since the last lookup
+	for i, r := range ch.Rules {
+		ml := mapLookupOf(r)
+		if ml == nil || f.maps[ml.Set] == nil {
+			continue
+		}
+		add(viewGroup{}, ch.Rules[plain:i])
+		plain = i + 1
+		s := f.maps[ml.Set]
+		ref = s.Entry
+		for elems := s.Map.Elems; len(elems) > 0; {
+			n := 1
+			for n < len(elems) && elems[n].Seq == elems[0].Seq {
+				n++
+			}
+			g := viewGroup{seq: elems[0].Seq, lookup: ml, elems: elems[:n]}
+			var rules []*Rule
+			if c := f.chains[elems[0].Chain]; c != nil {
+				rules = c.Rules
+			}
+			add(g, rules)
+			elems = elems[n:]
+		}
+	}
+	add(viewGroup{}, ch.Rules[plain:])
+	slices.SortStableFunc(out, func(a, b viewGroup) int { return a.seq - b.seq })
+	return out, ref
 }
 
 func mapLookupOf(r *Rule) *MapLookup {

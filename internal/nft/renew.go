@@ -23,7 +23,7 @@ func Renewals(prev, next *Ruleset, prevCfg, nextCfg *acl.Config) []string {
 		return nil
 	}
 	before, after := cachedViews(prev, prevCfg), cachedViews(next, nextCfg)
-	changed := map[string][]int{} // chain -> seqs whose rules differ
+	changed := map[string][]int{} // chain -> seqs whose parts differ
 	var out []string
 	for _, s := range LimitSets(next) {
 		nv, pv := after[s.Name], before[s.Name]
@@ -44,35 +44,93 @@ func Renewals(prev, next *Ruleset, prevCfg, nextCfg *acl.Config) []string {
 	return out
 }
 
-// changedSeqs lists the seqs of a chain whose rules differ between two
-// views (0: the list's own rules), in no order.
+// changedSeqs lists the seqs of a chain whose parts differ between two
+// views (0: the list's own rules), in increasing order.
 func changedSeqs(pv, nv chainView) []int {
 	var out []int
-	for seq, d := range nv.entries {
-		if pv.entries[seq] != d {
+	a, b := pv.groups, nv.groups
+	for len(a) > 0 || len(b) > 0 {
+		seq := 0
+		switch {
+		case len(a) == 0:
+			seq = b[0].seq
+		case len(b) == 0:
+			seq = a[0].seq
+		default:
+			seq = min(a[0].seq, b[0].seq)
+		}
+		i, j := seqRun(a, seq), seqRun(b, seq)
+		if !slices.EqualFunc(a[:i], b[:j], viewGroup.equal) {
 			out = append(out, seq)
 		}
-	}
-	for seq := range pv.entries {
-		if _, ok := nv.entries[seq]; !ok {
-			out = append(out, seq)
-		}
+		a, b = a[i:], b[j:]
 	}
 	return out
 }
 
+// seqRun is how many groups at the start of gs are of seq.
+func seqRun(gs []viewGroup, seq int) int {
+	n := 0
+	for n < len(gs) && gs[n].seq == seq {
+		n++
+	}
+	return n
+}
+
 // chainView is what Renewals compares of one ACL chain.
 type chainView struct {
-	chain   string
-	binds   [32]byte                // the base-chain rules that jump to it
-	entries map[int][32]byte        // seq -> digest of its rules (0: the list's own rules before the entries)
-	entry   map[int]*acl.Entry      // seq -> the entry (nil when the config is not known)
-	limits  map[string]limitContext // limit set -> its entry and own rules before it
+	chain  string
+	binds  [32]byte                // the base-chain rules that jump to it
+	groups []viewGroup             // its entries' parts, by seq (stable: in chain order within a seq)
+	list   *acl.ACL                // the list in the config (nil when not known)
+	limits map[string]limitContext // limit set -> its entry and own rules before it
+}
+
+// entry is the list's entry seq, nil when not known.
+func (v chainView) entry(seq int) *acl.Entry {
+	if v.list == nil {
+		return nil
+	}
+	return v.list.Entry(seq)
+}
+
+// viewGroup is a run of one entry's part of a list read as one chain
+// (seq 0: rules that apply to every connection of the list: block-for
+// lockouts and the implicit rules): the elements of a map that send its
+// connections to its chain, when in a map, then rules, in order. It holds
+// parts of the ruleset, not copies: comparing an unchanged entry is
+// comparing pointers (Options.Cache keeps an unchanged entry's rules).
+type viewGroup struct {
+	seq    int
+	lookup *MapLookup // the lookup that elems are of (nil: rules only)
+	elems  []MapElem
+	rules  []*Rule
+}
+
+func (g viewGroup) equal(o viewGroup) bool {
+	if g.seq != o.seq || (g.lookup == nil) != (o.lookup == nil) || (g.lookup != nil && *g.lookup != *o.lookup) ||
+		!slices.Equal(g.elems, o.elems) {
+		return false
+	}
+	return slices.EqualFunc(g.rules, o.rules, func(a, b *Rule) bool { return a == b || a.String() == b.String() })
+}
+
+// texts are the group's parts as the flattened list renders them
+// (flattener): the elements as one rule, then the rules.
+func (g viewGroup) texts() []string {
+	var out []string
+	if g.lookup != nil {
+		out = append(out, (&mapHit{head: g.lookup.String() + " element { ", fields: g.lookup.Fields, elems: g.elems}).String())
+	}
+	for _, r := range g.rules {
+		out = append(out, r.String())
+	}
+	return out
 }
 
 type limitContext struct {
 	seq    int
-	prefix [32]byte // the entry's rules before its limit rule
+	prefix [32]byte // the entry's parts before its limit rule
 }
 
 // renewedBy reports whether an entry before seq among the changed ones
@@ -80,21 +138,20 @@ type limitContext struct {
 // it overlaps the entry in one of its versions, or it is the list's own
 // rules (seq 0), or the config is not known.
 func renewedBy(pv, nv chainView, changed []int, seq int) bool {
-	self := nv.entry[seq]
+	self := nv.entry(seq)
 	for _, x := range changed {
-		if x >= seq && x != 0 {
-			continue // entries are in seq order: a later one decides nothing here
+		if x >= seq {
+			break // in seq order: a later one decides nothing here
 		}
 		if x == 0 || self == nil {
 			return true
 		}
-		for _, e := range []*acl.Entry{pv.entry[x], nv.entry[x]} {
-			if e != nil && e.Overlaps(self) {
-				return true
-			}
-		}
-		if pv.entry[x] == nil && nv.entry[x] == nil {
+		was, is := pv.entry(x), nv.entry(x)
+		if was == nil && is == nil {
 			return true // rules without a known entry
+		}
+		if (was != nil && was.Overlaps(self)) || (is != nil && is.Overlaps(self)) {
+			return true
 		}
 	}
 	return false
@@ -134,49 +191,34 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 	for _, s := range LimitSets(rs) {
 		limitSet[s.Name] = true
 	}
-	lists := map[[2]string]map[int]*acl.Entry{} // (family, name) -> seq -> entry, built once per list
 	out := map[string]chainView{}
 	fl := newFlattener(rs)
 	for _, ch := range rs.Chains {
 		if ch.Hook != nil || ch.Mapped {
 			continue // base chains, and entries' chains (in their list's view)
 		}
-		rules := fl.rules(ch)
-		if !limitsIn(rules, limitSet) {
+		groups, ref := fl.groups(ch)
+		if !limitsIn(groups, limitSet) {
 			continue // chains without a limit rule (reservation, block, log chains)
 		}
 		b := slices.Clone(binds[ch.Name])
 		slices.Sort(b)
-		v := chainView{chain: ch.Name, binds: sha256.Sum256([]byte(strings.Join(b, "\n"))), entries: map[int][32]byte{},
+		v := chainView{chain: ch.Name, binds: sha256.Sum256([]byte(strings.Join(b, "\n"))), groups: groups,
 			limits: map[string]limitContext{}}
-		groups, ref := chainEntries(rules)
-		id := [2]string{ref.Family.String(), ref.ACL}
-		if _, ok := lists[id]; !ok {
-			lists[id] = map[int]*acl.Entry{}
-			if cfg != nil && ref.ACL != "" {
-				if l := cfg.ACL(ref.Family, ref.ACL); l != nil {
-					for _, e := range l.Entries {
-						lists[id][e.Seq] = e
-					}
-				}
-			}
+		if cfg != nil && ref.ACL != "" {
+			v.list = cfg.ACL(ref.Family, ref.ACL)
 		}
-		v.entry = lists[id]
 		for _, g := range groups {
-			// A seq's rules may stand in more than one group (the list's
-			// own rules at the top): fold them.
-			had := v.entries[g.seq]
-			v.entries[g.seq] = sha256.Sum256(append(had[:], g.digest[:]...))
+			if g.seq == 0 {
+				continue
+			}
 			for j, r := range g.rules {
 				for _, st := range r.Stmts {
-					if c, ok := st.(*ConnlimitAdd); ok && g.seq != 0 && limitSet[c.Set] {
-						h := sha256.New()
-						for _, pr := range g.rules[:j] {
-							h.Write([]byte(pr.String() + "\n"))
-						}
-						var sum [32]byte
-						copy(sum[:], h.Sum(nil))
-						v.limits[c.Set] = limitContext{seq: g.seq, prefix: sum}
+					if c, ok := st.(*ConnlimitAdd); ok && limitSet[c.Set] {
+						// The entry's parts before its limit rule: its match.
+						before := g.texts()
+						before = before[:len(before)-len(g.rules)+j]
+						v.limits[c.Set] = limitContext{seq: g.seq, prefix: sha256.Sum256([]byte(strings.Join(before, "\n")))}
 					}
 				}
 			}
@@ -189,50 +231,15 @@ func chainViews(rs *Ruleset, cfg *acl.Config) map[string]chainView {
 }
 
 // limitsIn reports whether a chain holds the limit rule of a limit set.
-func limitsIn(rules []*Rule, limitSet map[string]bool) bool {
-	for _, r := range rules {
-		for _, st := range r.Stmts {
-			if c, ok := st.(*ConnlimitAdd); ok && limitSet[c.Set] {
-				return true
+func limitsIn(groups []viewGroup, limitSet map[string]bool) bool {
+	for _, g := range groups {
+		for _, r := range g.rules {
+			for _, st := range r.Stmts {
+				if c, ok := st.(*ConnlimitAdd); ok && limitSet[c.Set] {
+					return true
+				}
 			}
 		}
 	}
 	return false
-}
-
-// chainEntry is a run of one entry's rules in an ACL chain, in order, and
-// a digest of their text.
-type chainEntry struct {
-	seq    int
-	rules  []*Rule
-	digest [32]byte
-}
-
-// chainEntries groups a chain's rules by entry, in order (seq 0: rules
-// that apply to every connection of the list: block-for lockouts and the
-// implicit rules), with each group's digest; ref names the list.
-func chainEntries(rules []*Rule) ([]chainEntry, EntryRef) {
-	var entries []chainEntry
-	var ref EntryRef
-	for _, r := range rules {
-		seq := 0
-		if er, role, ok := ParseComment(r.Comment); ok {
-			ref = er
-			if role != RoleBlocked && role != RoleBlockedFull {
-				seq = er.Seq
-			}
-		}
-		if n := len(entries); n == 0 || entries[n-1].seq != seq {
-			entries = append(entries, chainEntry{seq: seq})
-		}
-		entries[len(entries)-1].rules = append(entries[len(entries)-1].rules, r)
-	}
-	for i := range entries {
-		h := sha256.New()
-		for _, r := range entries[i].rules {
-			h.Write([]byte(r.String() + "\n"))
-		}
-		copy(entries[i].digest[:], h.Sum(nil))
-	}
-	return entries, ref
 }
