@@ -108,3 +108,14 @@ func SortConnlimits(cs []Connlimit) {
 		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(b.PrefixLen, a.PrefixLen), cmp.Compare(a.N, b.N))
 	})
 }
+
+// Key is the whole of an entry as a comparable value: entries with equal
+// keys are equal in every field (the compiler's cache tells unchanged
+// entries by it). Only for valid entries (at most MaxConnlimits).
+type Key struct {
+	seq     int
+	content entryKey
+}
+
+// Key returns the entry's Key.
+func (e *Entry) Key() Key { return Key{e.Seq, contentKey(e)} }

@@ -119,8 +119,8 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 			rules, chains = append(rules, r...), append(chains, ch...)
 		} else {
 			for _, e := range run.entries {
-				r, ch := b.cachedEntry(k, e, false, func() ([]*Rule, []*Chain) { return b.entryRules(k, e) })
-				rules, chains = append(rules, r...), append(chains, ch...)
+				out := b.cachedEntry(k, e, false, func() entryOut { return b.ruleEntry(k, e) })
+				rules, chains = append(rules, out.rules...), append(chains, out.chains...)
 			}
 		}
 		run = runIndex{}
@@ -131,8 +131,8 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 		}
 		if minRun == 0 || !mappable(e) {
 			flush()
-			r, ch := b.cachedEntry(k, e, false, func() ([]*Rule, []*Chain) { return b.entryRules(k, e) })
-			rules, chains = append(rules, r...), append(chains, ch...)
+			out := b.cachedEntry(k, e, false, func() entryOut { return b.ruleEntry(k, e) })
+			rules, chains = append(rules, out.rules...), append(chains, out.chains...)
 			continue
 		}
 		if !run.admits(e) {
@@ -142,6 +142,12 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 	}
 	flush()
 	return rules, chains
+}
+
+// ruleEntry compiles an entry as rules of its list's chain.
+func (b *builder) ruleEntry(k chainKey, e *acl.Entry) entryOut {
+	rules, chains := b.entryRules(k, e)
+	return entryOut{rules: rules, chains: chains}
 }
 
 // mappable reports whether a key of addresses, protocol and ports says
@@ -162,40 +168,15 @@ func hasPorts(e *acl.Entry) bool { return e.SrcPort.Op != acl.PortNone || e.DstP
 // mapRules compiles a run: its entries' chains and the lookup rule.
 func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 	first := EntryRef{k.fam, k.name, k.dir, run[0].Seq}
-	m := &VMap{Family: k.fam}
-	var chains []*Chain
+	m := &VMap{Family: k.fam, Elems: make([]MapElem, 0, len(run))}
+	chains := make([]*Chain, 0, len(run))
 	for _, e := range run {
-		ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
-		rules, own := b.cachedEntry(k, e, true, func() ([]*Rule, []*Chain) {
-			path := entryPath(k, e)
-			if !b.supported(path, e) {
-				return nil, nil
-			}
-			if _, _, ok := b.match(path, k.fam, e); !ok {
-				return nil, nil
-			}
-			var residual []Stmt
-			if e.Proto != acl.ProtoAny {
-				// nft's context for `reject with tcp reset` and the like:
-				// the key matched it already, this costs one comparison.
-				residual = []Stmt{&L4Proto{Proto: uint8(e.Proto)}}
-			}
-			return b.entryRulesWith(k, e, ref, residual, ruleCtx{})
-		})
-		if rules == nil {
+		out := b.cachedEntry(k, e, true, func() entryOut { return b.mappedEntry(k, e) })
+		if out.chains == nil {
 			continue // an error, reported
 		}
-		ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
-		chains = append(chains, ch)
-		chains = append(chains, own...)
-		// A permit or a plain refusal ends the connection's walk of the
-		// list (goto: the chain's return leaves the list); a deny with
-		// limits goes on to the next entry when under them (jump).
-		jump := e.Action != acl.Permit
-		for _, el := range mapElems(k.fam, e) {
-			el.Seq, el.Jump, el.Chain = e.Seq, jump, ch.Name
-			m.Elems = append(m.Elems, el)
-		}
+		chains = append(chains, out.chains...)
+		m.Elems = append(m.Elems, out.elems...)
 		m.Fields |= entryFields(e)
 	}
 	if len(m.Elems) == 0 {
@@ -208,6 +189,38 @@ func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 		Comment: mapComment(first),
 		Stmts:   []Stmt{&MapLookup{Family: k.fam, Fields: m.Fields, Set: name}},
 	}}, chains
+}
+
+// mappedEntry compiles an entry of a map: its chain (its rules without
+// its match) first, the chains of its own, and its elements.
+func (b *builder) mappedEntry(k chainKey, e *acl.Entry) entryOut {
+	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
+	path := entryPath(k, e)
+	if !b.supported(path, e) {
+		return entryOut{}
+	}
+	if _, _, ok := b.match(path, k.fam, e); !ok {
+		return entryOut{}
+	}
+	var residual []Stmt
+	if e.Proto != acl.ProtoAny {
+		// nft's context for `reject with tcp reset` and the like:
+		// the key matched it already, this costs one comparison.
+		residual = []Stmt{&L4Proto{Proto: uint8(e.Proto)}}
+	}
+	rules, own := b.entryRulesWith(k, e, ref, residual, ruleCtx{})
+	if rules == nil {
+		return entryOut{}
+	}
+	ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
+	// A permit or a plain refusal ends the connection's walk of the list
+	// (goto: the chain's return leaves the list); a deny with limits goes
+	// on to the next entry when under them (jump).
+	elems := mapElems(k.fam, e)
+	for i := range elems {
+		elems[i].Seq, elems[i].Jump, elems[i].Chain = e.Seq, e.Action != acl.Permit, ch.Name
+	}
+	return entryOut{chains: append([]*Chain{ch}, own...), elems: elems}
 }
 
 // entryFields are the fields an entry constrains.
@@ -336,7 +349,7 @@ type runIndex struct {
 	otherProt bool // an entry has another protocol or any
 	irregular []*acl.Entry
 	shapes    map[uint8][]*acl.Entry           // regular entries by shape
-	proj      map[[2]uint8]map[string]struct{} // (shape, mask) -> projections
+	proj      map[[2]uint8]map[projection]struct{} // (shape, mask) -> projections
 }
 
 func (r *runIndex) admits(e *acl.Entry) bool {
@@ -384,7 +397,7 @@ func (r *runIndex) add(e *acl.Entry) {
 		return
 	}
 	if r.shapes == nil {
-		r.shapes, r.proj = map[uint8][]*acl.Entry{}, map[[2]uint8]map[string]struct{}{}
+		r.shapes, r.proj = map[uint8][]*acl.Entry{}, map[[2]uint8]map[projection]struct{}{}
 	}
 	r.shapes[shape] = append(r.shapes[shape], e)
 	for key, set := range r.proj {
@@ -395,12 +408,12 @@ func (r *runIndex) add(e *acl.Entry) {
 }
 
 // projection returns the projections of the entries of shape s on mask m.
-func (r *runIndex) projection(s, m uint8) map[string]struct{} {
+func (r *runIndex) projection(s, m uint8) map[projection]struct{} {
 	key := [2]uint8{s, m}
 	if set, ok := r.proj[key]; ok {
 		return set
 	}
-	set := map[string]struct{}{}
+	set := make(map[projection]struct{}, len(r.shapes[s]))
 	for _, o := range r.shapes[s] {
 		set[project(o, m)] = struct{}{}
 	}
@@ -436,27 +449,31 @@ func shapeOf(e *acl.Entry) (uint8, bool) {
 	return s, true
 }
 
-// project renders the point fields of mask m of a regular entry.
-func project(e *acl.Entry, m uint8) string {
-	var b []byte
+// projection is the point fields of a mask of a regular entry, the
+// others zero.
+type projection struct {
+	src, dst     netip.Addr
+	proto        int
+	sport, dport uint16
+}
+
+// project returns the point fields of mask m of a regular entry.
+func project(e *acl.Entry, m uint8) projection {
+	var p projection
 	if m&1 != 0 {
-		b = e.Src.Prefix.Addr().AppendTo(b)
+		p.src = e.Src.Prefix.Addr()
 	}
-	b = append(b, '|')
 	if m&2 != 0 {
-		b = e.Dst.Prefix.Addr().AppendTo(b)
+		p.dst = e.Dst.Prefix.Addr()
 	}
-	b = append(b, '|')
 	if m&4 != 0 {
-		b = strconv.AppendInt(b, int64(e.Proto), 10)
+		p.proto = e.Proto
 	}
-	b = append(b, '|')
 	if m&8 != 0 {
-		b = strconv.AppendUint(b, uint64(e.SrcPort.Lo), 10)
+		p.sport = e.SrcPort.Lo
 	}
-	b = append(b, '|')
 	if m&16 != 0 {
-		b = strconv.AppendUint(b, uint64(e.DstPort.Lo), 10)
+		p.dport = e.DstPort.Lo
 	}
-	return string(b)
+	return p
 }
