@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -127,25 +128,44 @@ type chainSync struct {
 }
 
 // digest sums a ruleset and each of its chains. Rendering a large
-// ruleset as text takes long enough to do it once per ruleset value.
+// ruleset as text takes long enough to do it once per ruleset value, and
+// once per chain value: a chain that the compile cache kept (the same
+// *Chain) keeps its sum from the digest before.
 type digest struct {
-	sum    [32]byte            // of the whole ruleset
-	chains map[string][32]byte // of Chain.String() by name
+	sum     [32]byte            // of the whole ruleset
+	chains  map[string][32]byte // of Chain.String() by name
+	byChain map[*Chain][32]byte // the same, by chain value
 }
 
-func digestOf(rs *Ruleset) *digest {
-	d := &digest{chains: make(map[string][32]byte, len(rs.Chains))}
+// digestOf sums rs, taking the sums of chains that prev summed already
+// (prev may be nil).
+func digestOf(rs *Ruleset, prev *digest) *digest {
+	d := &digest{chains: make(map[string][32]byte, len(rs.Chains)), byChain: make(map[*Chain][32]byte, len(rs.Chains))}
 	h := sha256.New()
 	io.WriteString(h, "table inet "+rs.Table+"\n")
 	for _, c := range rs.Counters {
 		io.WriteString(h, "counter "+c+"\n")
 	}
 	for _, s := range rs.Sets {
+		if s.Map != nil {
+			// Its elements as values: rendering 50k of them as text
+			// costs more than a change.
+			b, _ := s.Map.MarshalBinary()
+			io.WriteString(h, "map "+s.Name+" "+strconv.Itoa(len(b))+"\n")
+			h.Write(b)
+			continue
+		}
 		io.WriteString(h, s.String())
 	}
 	for _, ch := range rs.Chains {
-		cs := sha256.Sum256([]byte(ch.String()))
-		d.chains[ch.Name] = cs
+		cs, ok := [32]byte{}, false
+		if prev != nil {
+			cs, ok = prev.byChain[ch]
+		}
+		if !ok {
+			cs = sha256.Sum256([]byte(ch.String()))
+		}
+		d.chains[ch.Name], d.byChain[ch] = cs, cs
 		h.Write(cs[:])
 	}
 	h.Sum(d.sum[:0])
@@ -156,7 +176,7 @@ func digestOf(rs *Ruleset) *digest {
 // (rulesets are not modified once built).
 func (a *Applier) digestOf(rs *Ruleset) *digest {
 	if a.lastRS != rs {
-		a.lastRS, a.lastDigest = rs, digestOf(rs)
+		a.lastRS, a.lastDigest = rs, digestOf(rs, a.lastDigest)
 	}
 	return a.lastDigest
 }

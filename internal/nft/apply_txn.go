@@ -2,7 +2,6 @@ package nft
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/google/nftables"
@@ -86,7 +85,7 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 		}
 	}
 	for _, ch := range tx.rs.Chains {
-		if have, ok := tx.cur.chains[ch.Name]; ok && !sameChain(have, kernelChain(tx.t, ch)) {
+		if have, ok := tx.cur.chains[ch.Name]; ok && (ch.Hook != nil || have.Hooknum != nil) && !sameChain(have, kernelChain(tx.t, ch)) {
 			// Why: the kernel cannot change a chain's hook or type in place.
 			tx.recreateChains = append(tx.recreateChains, ch)
 		}
@@ -251,15 +250,13 @@ func (tx *txn) addAndFlushChains() error {
 
 // flushStaleChains flushes the chains that the ruleset does not name.
 func (tx *txn) flushStaleChains() {
-	want := map[string]bool{}
+	want := make(map[string]bool, len(tx.rs.Chains))
 	for _, ch := range tx.rs.Chains {
 		want[ch.Name] = true
 	}
-	for _, name := range sortedKeys(tx.cur.chains) {
-		if !want[name] {
-			tx.c.FlushChain(tx.cur.chains[name])
-			tx.staleChains = append(tx.staleChains, tx.cur.chains[name])
-		}
+	for _, name := range staleKeys(tx.cur.chains, want) {
+		tx.c.FlushChain(tx.cur.chains[name])
+		tx.staleChains = append(tx.staleChains, tx.cur.chains[name])
 	}
 }
 
@@ -274,14 +271,12 @@ func (tx *txn) deleteAndRecreateChains() {
 }
 
 func (tx *txn) deleteAndRecreateSetsAndObjects() error {
-	wantSets := map[string]bool{}
+	wantSets := make(map[string]bool, len(tx.rs.Sets))
 	for _, s := range tx.rs.Sets {
 		wantSets[s.Name] = true
 	}
-	for _, name := range sortedKeys(tx.cur.sets) {
-		if !wantSets[name] {
-			tx.c.DelSet(tx.cur.sets[name])
-		}
+	for _, name := range staleKeys(tx.cur.sets, wantSets) {
+		tx.c.DelSet(tx.cur.sets[name])
 	}
 	for _, s := range tx.recreateSets {
 		tx.c.DelSet(kernelSet(tx.t, s))
@@ -298,14 +293,12 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 			}
 		}
 	}
-	wantObjs := map[string]bool{}
+	wantObjs := make(map[string]bool, len(tx.rs.Counters))
 	for _, name := range tx.rs.Counters {
 		wantObjs[name] = true
 	}
-	for _, name := range sortedKeys(tx.cur.objs) {
-		if !wantObjs[name] {
-			tx.c.DeleteObject(tx.cur.objs[name])
-		}
+	for _, name := range staleKeys(tx.cur.objs, wantObjs) {
+		tx.c.DeleteObject(tx.cur.objs[name])
 	}
 	for _, name := range tx.recreateObjs {
 		tx.c.DeleteObject(tx.cur.objs[name])
@@ -390,8 +383,17 @@ func (tx *txn) learnChain(ch *Chain, keys []ruleKey, echoes []ruleEcho) ([]kerne
 	return rules, len(echoes) == 0
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
+// staleKeys returns the keys of m that want lacks, sorted (deletions in
+// a stable order).
+func staleKeys[V any](m map[string]V, want map[string]bool) []string {
+	var out []string
+	for name := range m {
+		if !want[name] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // syncMaps makes the elements of each classification map those of the
@@ -446,19 +448,31 @@ func (tx *txn) syncMaps() error {
 
 // diffElems returns the elements of next that prev lacks and those of
 // prev that next lacks (an element is its ranges and its verdict).
+//
+// Neither holds an element twice, so what both hold at the same place at
+// their start and end is in both and is skipped by comparing in order;
+// both are in seq order when the Applier compiled them, and a change of
+// one entry then hashes only what lies between.
 func diffElems(prev, next *VMap) (add, del []MapElem) {
-	in := make(map[MapElem]bool, len(prev.Elems))
-	for _, e := range prev.Elems {
+	p, n := prev.Elems, next.Elems
+	for len(p) > 0 && len(n) > 0 && p[0] == n[0] {
+		p, n = p[1:], n[1:]
+	}
+	for len(p) > 0 && len(n) > 0 && p[len(p)-1] == n[len(n)-1] {
+		p, n = p[:len(p)-1], n[:len(n)-1]
+	}
+	in := make(map[MapElem]bool, len(p))
+	for _, e := range p {
 		in[e] = true
 	}
-	want := make(map[MapElem]bool, len(next.Elems))
-	for _, e := range next.Elems {
+	want := make(map[MapElem]bool, len(n))
+	for _, e := range n {
 		want[e] = true
 		if !in[e] {
 			add = append(add, e)
 		}
 	}
-	for _, e := range prev.Elems {
+	for _, e := range p {
 		if !want[e] {
 			del = append(del, e)
 		}

@@ -42,22 +42,37 @@ func (a *Applier) SetStatePath(path string) {
 }
 
 // savedTable is the content of PATH.
+//
+// Why the chains are parallel slices: gob encodes a slice of strings,
+// bools or bytes in one go, but a slice of structs field by field through
+// reflection; 50k entry chains made the save a third of a change's cost.
 type savedTable struct {
-	Where  string // boot and namespace (see where)
-	Table  string
-	Gen    uint32
-	Sum    [32]byte
-	Chains []savedChain
+	Where string // boot and namespace (see where)
+	Table string
+	Gen   uint32
+	Sum   []byte
+	// The chains without their rules, in order: names, whether each is
+	// an entry's chain of a map, the hooks of base chains, the sums of
+	// all (32 bytes each), and the rules of those whose rules are known.
+	Chains     []string
+	Mapped     []bool
+	Hooks      []savedHook
+	ChainSums  []byte
+	ChainRules []savedRules
 	// What tableOf needs to know the table's sets and counters: whole
 	// values, so that whatever kernelSet and kernelChain come to use is
-	// saved too.
+	// saved too (a map's elements as VMap.MarshalBinary).
 	Sets     []*Set
 	Counters []string
 }
 
-type savedChain struct {
-	Head  *Chain // the chain without its rules
-	Sum   [32]byte
+type savedHook struct {
+	Chain int
+	Hook  Hook
+}
+
+type savedRules struct {
+	Chain int
 	Rules []kernelRuleState
 }
 
@@ -66,7 +81,7 @@ type savedGen struct {
 	Where string
 	Table string
 	Gen   uint32
-	Sum   [32]byte
+	Sum   []byte
 }
 
 // loadState reads the saved state once, when the Applier knows nothing
@@ -82,18 +97,31 @@ func (a *Applier) loadState(c *nftables.Conn, gen uint32) {
 	}
 	if t.Gen != gen {
 		var g savedGen
-		if readState(a.statePath+".gen", &g) != nil || g.Where != t.Where || g.Table != t.Table || g.Sum != t.Sum || g.Gen != gen {
+		if readState(a.statePath+".gen", &g) != nil || g.Where != t.Where || g.Table != t.Table || !bytes.Equal(g.Sum, t.Sum) || g.Gen != gen {
 			return
 		}
 	}
-	s := synced{ok: true, gen: gen, sum: t.Sum, chains: map[string]chainSync{}}
-	skel := &Ruleset{Table: t.Table, Counters: t.Counters}
-	for _, ch := range t.Chains {
-		if ch.Head == nil {
+	if len(t.Sum) != sha256.Size || len(t.Mapped) != len(t.Chains) || len(t.ChainSums) != len(t.Chains)*sha256.Size {
+		return
+	}
+	s := synced{ok: true, gen: gen, sum: [32]byte(t.Sum), chains: make(map[string]chainSync, len(t.Chains))}
+	skel := &Ruleset{Table: t.Table, Counters: t.Counters, Chains: make([]*Chain, len(t.Chains))}
+	for i, name := range t.Chains {
+		skel.Chains[i] = &Chain{Name: name, Mapped: t.Mapped[i]}
+		s.chains[name] = chainSync{sum: [32]byte(t.ChainSums[i*sha256.Size:])}
+	}
+	for _, h := range t.Hooks {
+		if h.Chain < 0 || h.Chain >= len(t.Chains) {
 			return
 		}
-		s.chains[ch.Head.Name] = chainSync{sum: ch.Sum, rules: ch.Rules}
-		skel.Chains = append(skel.Chains, ch.Head)
+		skel.Chains[h.Chain].Hook = &h.Hook
+	}
+	for _, r := range t.ChainRules {
+		if r.Chain < 0 || r.Chain >= len(t.Chains) {
+			return
+		}
+		name := t.Chains[r.Chain]
+		s.chains[name] = chainSync{sum: s.chains[name].sum, rules: r.Rules}
 	}
 	skel.Sets = t.Sets
 	s.table = tableOf(skel)
@@ -113,19 +141,24 @@ func (a *Applier) saveState(c *nftables.Conn, full bool) {
 		if rs == nil {
 			return // loaded from the file, which says it all already
 		}
-		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum, Counters: rs.Counters, Sets: rs.Sets}
-		for _, ch := range rs.Chains {
+		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum[:], Counters: rs.Counters, Sets: rs.Sets,
+			Chains: make([]string, len(rs.Chains)), Mapped: make([]bool, len(rs.Chains)), ChainSums: make([]byte, 0, len(rs.Chains)*sha256.Size)}
+		for i, ch := range rs.Chains {
 			cs := a.sync.chains[ch.Name]
-			head := *ch
-			head.Rules = nil
-			t.Chains = append(t.Chains, savedChain{Head: &head, Sum: cs.sum, Rules: cs.rules})
+			t.Chains[i], t.Mapped[i], t.ChainSums = ch.Name, ch.Mapped, append(t.ChainSums, cs.sum[:]...)
+			if ch.Hook != nil {
+				t.Hooks = append(t.Hooks, savedHook{i, *ch.Hook})
+			}
+			if cs.rules != nil {
+				t.ChainRules = append(t.ChainRules, savedRules{i, cs.rules})
+			}
 		}
 		if writeState(a.statePath, &t) != nil {
 			os.Remove(a.statePath)
 			return
 		}
 	}
-	if writeState(a.statePath+".gen", &savedGen{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum}) != nil {
+	if writeState(a.statePath+".gen", &savedGen{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum[:]}) != nil {
 		os.Remove(a.statePath + ".gen")
 	}
 }
@@ -149,7 +182,7 @@ func where(c *nftables.Conn) string {
 	return fmt.Sprintf("%s %d:%d", strings.TrimSpace(string(boot)), st.Dev, st.Ino)
 }
 
-const stateMagic = "slxsh nft state 1\n"
+const stateMagic = "slxsh nft state 2\n" // 1: chains as structs
 
 // writeState replaces path with v (gob) and a SHA-256 of it, through a
 // new file renamed over it (readers see the old or the new one).

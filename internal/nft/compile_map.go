@@ -348,7 +348,7 @@ type runIndex struct {
 	ports     bool // an entry has ports: only tcp, udp and sctp entries may join
 	otherProt bool // an entry has another protocol or any
 	irregular []*acl.Entry
-	shapes    map[uint8][]*acl.Entry           // regular entries by shape
+	shapes    map[uint8][]*acl.Entry               // regular entries by shape
 	proj      map[[2]uint8]map[projection]struct{} // (shape, mask) -> projections
 }
 

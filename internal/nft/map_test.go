@@ -251,3 +251,38 @@ func TestRenewalsSeeThroughMaps(t *testing.T) {
 		t.Fatalf("only %d renewals in all trials: the test proves little", seen)
 	}
 }
+
+// A map's binary form (the digest's and the saved state's) gives back the
+// same map, and a damaged one is refused, not half read.
+func TestMapBinaryRoundTrip(t *testing.T) {
+	seen := 0
+	for trial := range 50 {
+		u := mapUniverse{rand.New(rand.NewPCG(uint64(trial), 29))}
+		rs := compileRun(t, u.config(20), 2)
+		for _, s := range rs.Sets {
+			if s.Map == nil {
+				continue
+			}
+			b, err := s.Map.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen++
+			var got nft.VMap
+			if err := got.UnmarshalBinary(b); err != nil {
+				t.Fatalf("%s: %v", s.Name, err)
+			}
+			if got.Family != s.Map.Family || got.Fields != s.Map.Fields || !slices.Equal(got.Elems, s.Map.Elems) {
+				t.Fatalf("%s: decoded %+v, want %+v", s.Name, got, *s.Map)
+			}
+			for _, cut := range []int{1, len(b) / 2, len(b) - 1} {
+				if err := new(nft.VMap).UnmarshalBinary(b[:cut]); err == nil {
+					t.Errorf("%s: %d of %d bytes decoded without an error", s.Name, cut, len(b))
+				}
+			}
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("only %d maps in all trials", seen)
+	}
+}

@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"encoding/binary"
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -104,6 +106,90 @@ func (s *Set) mapString() string {
 		out += "\t\telements = { " + strings.Join(parts, ",\n\t\t\t     ") + " }\n"
 	}
 	return out + "\t}\n"
+}
+
+// MarshalBinary encodes the map's key and elements as values: what the
+// Applier's digest sums and its saved state keeps (gob would encode each
+// element through reflection).
+func (m *VMap) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 8+len(m.Elems)*48)
+	b = append(b, byte(m.Family), byte(m.Fields))
+	b = binary.AppendUvarint(b, uint64(len(m.Elems)))
+	for i := range m.Elems {
+		e := &m.Elems[i]
+		b = binary.AppendUvarint(b, uint64(e.Seq))
+		for _, p := range []netip.Prefix{e.Src, e.Dst} {
+			n := len(b)
+			b, _ = p.AppendBinary(append(b, 0))
+			b[n] = byte(len(b) - n - 1)
+		}
+		b = append(b, e.ProtoLo, e.ProtoHi)
+		for _, port := range []uint16{e.SPortLo, e.SPortHi, e.DPortLo, e.DPortHi} {
+			b = binary.BigEndian.AppendUint16(b, port)
+		}
+		jump := byte(0)
+		if e.Jump {
+			jump = 1
+		}
+		b = append(b, jump)
+		b = append(binary.AppendUvarint(b, uint64(len(e.Chain))), e.Chain...)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (m *VMap) UnmarshalBinary(b []byte) error {
+	bad := errors.New("nft: damaged map encoding")
+	if len(b) < 2 {
+		return bad
+	}
+	m.Family, m.Fields, b = acl.Family(b[0]), MapFields(b[1]), b[2:]
+	uvarint := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	n, ok := uvarint()
+	if !ok || n > uint64(len(b)) {
+		return bad
+	}
+	m.Elems = make([]MapElem, n)
+	for i := range m.Elems {
+		e := &m.Elems[i]
+		seq, ok := uvarint()
+		if !ok {
+			return bad
+		}
+		e.Seq = int(seq)
+		for _, p := range []*netip.Prefix{&e.Src, &e.Dst} {
+			if len(b) < 1 || len(b) < 1+int(b[0]) {
+				return bad
+			}
+			if err := p.UnmarshalBinary(b[1 : 1+int(b[0])]); err != nil {
+				return bad
+			}
+			b = b[1+int(b[0]):]
+		}
+		if len(b) < 11 {
+			return bad
+		}
+		e.ProtoLo, e.ProtoHi = b[0], b[1]
+		e.SPortLo, e.SPortHi = binary.BigEndian.Uint16(b[2:]), binary.BigEndian.Uint16(b[4:])
+		e.DPortLo, e.DPortHi = binary.BigEndian.Uint16(b[6:]), binary.BigEndian.Uint16(b[8:])
+		e.Jump, b = b[10] == 1, b[11:]
+		l, ok := uvarint()
+		if !ok || l > uint64(len(b)) {
+			return bad
+		}
+		e.Chain, b = string(b[:l]), b[l:]
+	}
+	if len(b) != 0 {
+		return bad
+	}
+	return nil
 }
 
 // text renders an element as nft lists it: `10.0.0.1 . 0.0.0.0/0 . tcp .
