@@ -133,14 +133,14 @@ type chainSync struct {
 // *Chain) keeps its sum from the digest before.
 type digest struct {
 	sum     [32]byte            // of the whole ruleset
-	chains  map[string][32]byte // of Chain.String() by name
+	chains  [][32]byte          // of each Chain.String(), in the order of rs.Chains
 	byChain map[*Chain][32]byte // the same, by chain value
 }
 
 // digestOf sums rs, taking the sums of chains that prev summed already
 // (prev may be nil).
 func digestOf(rs *Ruleset, prev *digest) *digest {
-	d := &digest{chains: make(map[string][32]byte, len(rs.Chains)), byChain: make(map[*Chain][32]byte, len(rs.Chains))}
+	d := &digest{chains: make([][32]byte, len(rs.Chains)), byChain: make(map[*Chain][32]byte, len(rs.Chains))}
 	h := sha256.New()
 	io.WriteString(h, "table inet "+rs.Table+"\n")
 	for _, c := range rs.Counters {
@@ -157,7 +157,7 @@ func digestOf(rs *Ruleset, prev *digest) *digest {
 		}
 		io.WriteString(h, s.String())
 	}
-	for _, ch := range rs.Chains {
+	for i, ch := range rs.Chains {
 		cs, ok := [32]byte{}, false
 		if prev != nil {
 			cs, ok = prev.byChain[ch]
@@ -165,7 +165,7 @@ func digestOf(rs *Ruleset, prev *digest) *digest {
 		if !ok {
 			cs = sha256.Sum256([]byte(ch.String()))
 		}
-		d.chains[ch.Name], d.byChain[ch] = cs, cs
+		d.chains[i], d.byChain[ch] = cs, cs
 		h.Write(cs[:])
 	}
 	h.Sum(d.sum[:0])
@@ -185,12 +185,12 @@ func (a *Applier) digestOf(rs *Ruleset) *digest {
 // handles) are known, others are summed from rs.
 func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync) synced {
 	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: make(map[string]chainSync, len(rs.Chains)), table: tableOf(rs)}
-	for _, ch := range rs.Chains {
+	for i, ch := range rs.Chains {
 		if cs, ok := chains[ch.Name]; ok {
 			s.chains[ch.Name] = cs
 			continue
 		}
-		s.chains[ch.Name] = chainSync{sum: d.chains[ch.Name]}
+		s.chains[ch.Name] = chainSync{sum: d.chains[i]}
 	}
 	return s
 }
@@ -323,7 +323,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	wasOpen, gatesKnown := a.opened, a.freshGen == before // what Gated knew held until this commit
 	a.fresh, a.opened = nil, nil
 	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
-		a.sync = newSynced(after, rs, a.digestOf(rs), tx.learn(b.echoes))
+		a.sync = tx.synced(after, b.echoes)
 		a.saveState(c, true)
 		a.fresh, a.freshGen, a.opened = tx.freshLimits(), after, map[string]bool{}
 		for _, s := range LimitSets(rs) {
@@ -349,11 +349,11 @@ func (a *Applier) readConn() (*nftables.Conn, error) {
 // and limit) and are changed by flushing them and adding their rules
 // again, which costs no more than the echoes of ten thousand of them.
 func handlesWorth(rs *Ruleset) func(string) bool {
-	mapped := map[string]bool{}
+	worth := map[string]bool{}
 	for _, ch := range rs.Chains {
-		if ch.Mapped {
-			mapped[ch.Name] = true
+		if !ch.Mapped {
+			worth[ch.Name] = true
 		}
 	}
-	return func(chain string) bool { return !mapped[chain] }
+	return func(chain string) bool { return worth[chain] }
 }

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 
 	"github.com/google/nftables"
@@ -54,7 +55,9 @@ type txn struct {
 	recreateObjs   []string
 	recreateChains []*Chain
 	staleChains    []*nftables.Chain
-	keep           map[string]bool // chains left as they are
+	staleSets      []string
+	staleObjs      []string
+	keep           []bool // chains left as they are, in the order of rs.Chains
 	known          map[string]chainSync
 	edits          map[string]*chainEdit // chains changed rule by rule
 	keys           map[string][]ruleKey  // keys of the rules of edited chains
@@ -90,7 +93,7 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 			tx.recreateChains = append(tx.recreateChains, ch)
 		}
 	}
-	tx.keep, tx.edits, tx.keys = map[string]bool{}, map[string]*chainEdit{}, map[string][]ruleKey{}
+	tx.keep, tx.edits, tx.keys = make([]bool, len(tx.rs.Chains)), map[string]*chainEdit{}, map[string][]ruleKey{}
 	if known == nil || len(tx.recreateChains) > 0 {
 		// A kept rule could jump to a chain that is re-created.
 		return
@@ -105,14 +108,14 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 	for _, name := range tx.recreateObjs {
 		again[name] = true
 	}
-	for _, ch := range tx.rs.Chains {
+	for i, ch := range tx.rs.Chains {
 		have, ok := known[ch.Name]
 		if !ok || tx.cur.chains[ch.Name] == nil {
 			continue
 		}
 		fresh := usesAny(ch, again)
-		if have.sum == tx.d.chains[ch.Name] && fresh == nil {
-			tx.keep[ch.Name] = true
+		if have.sum == tx.d.chains[i] && fresh == nil {
+			tx.keep[i] = true
 			continue
 		}
 		if have.rules == nil {
@@ -225,8 +228,8 @@ func (tx *txn) addAndFlushChains() error {
 	for _, ch := range tx.recreateChains {
 		recreate[ch.Name] = true
 	}
-	for _, ch := range tx.rs.Chains {
-		if tx.keep[ch.Name] {
+	for i, ch := range tx.rs.Chains {
+		if tx.keep[i] {
 			continue
 		}
 		kc := kernelChain(tx.t, ch)
@@ -250,11 +253,14 @@ func (tx *txn) addAndFlushChains() error {
 
 // flushStaleChains flushes the chains that the ruleset does not name.
 func (tx *txn) flushStaleChains() {
-	want := make(map[string]bool, len(tx.rs.Chains))
-	for _, ch := range tx.rs.Chains {
-		want[ch.Name] = true
+	names := func(yield func(string) bool) {
+		for _, ch := range tx.rs.Chains {
+			if !yield(ch.Name) {
+				return
+			}
+		}
 	}
-	for _, name := range staleKeys(tx.cur.chains, want) {
+	for _, name := range staleKeys(tx.cur.chains, names) {
 		tx.c.FlushChain(tx.cur.chains[name])
 		tx.staleChains = append(tx.staleChains, tx.cur.chains[name])
 	}
@@ -271,11 +277,14 @@ func (tx *txn) deleteAndRecreateChains() {
 }
 
 func (tx *txn) deleteAndRecreateSetsAndObjects() error {
-	wantSets := make(map[string]bool, len(tx.rs.Sets))
-	for _, s := range tx.rs.Sets {
-		wantSets[s.Name] = true
-	}
-	for _, name := range staleKeys(tx.cur.sets, wantSets) {
+	tx.staleSets = staleKeys(tx.cur.sets, func(yield func(string) bool) {
+		for _, s := range tx.rs.Sets {
+			if !yield(s.Name) {
+				return
+			}
+		}
+	})
+	for _, name := range tx.staleSets {
 		tx.c.DelSet(tx.cur.sets[name])
 	}
 	for _, s := range tx.recreateSets {
@@ -293,11 +302,8 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 			}
 		}
 	}
-	wantObjs := make(map[string]bool, len(tx.rs.Counters))
-	for _, name := range tx.rs.Counters {
-		wantObjs[name] = true
-	}
-	for _, name := range staleKeys(tx.cur.objs, wantObjs) {
+	tx.staleObjs = staleKeys(tx.cur.objs, slices.Values(tx.rs.Counters))
+	for _, name := range tx.staleObjs {
 		tx.c.DeleteObject(tx.cur.objs[name])
 	}
 	for _, name := range tx.recreateObjs {
@@ -308,8 +314,8 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 }
 
 func (tx *txn) addRules() {
-	for _, ch := range tx.rs.Chains {
-		if tx.keep[ch.Name] {
+	for i, ch := range tx.rs.Chains {
+		if tx.keep[i] {
 			continue
 		}
 		kc := &nftables.Chain{Name: ch.Name, Table: tx.t}
@@ -332,18 +338,17 @@ func (tx *txn) addRules() {
 	}
 }
 
-// learn returns the rules and handles of every chain after the commit of
-// tx: those of kept chains as they were, those of the rules that stayed in
-// edited chains, and those of the added rules from the kernel's echoes
-// (which come in the order of the batch). A chain whose echoes do not
-// match its rules is left out (its handles are unknown).
+// learn returns the rules and handles of the chains that tx did not keep,
+// after its commit: those of the rules that stayed in edited chains, and
+// those of the added rules from the kernel's echoes (which come in the
+// order of the batch). A chain whose echoes do not match its rules is left
+// out (its handles are unknown).
 func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
 	got := byChain(echoes)
-	out := make(map[string]chainSync, len(tx.rs.Chains))
-	for _, ch := range tx.rs.Chains {
-		if tx.keep[ch.Name] {
-			out[ch.Name] = tx.known[ch.Name]
-			continue
+	out := map[string]chainSync{}
+	for i, ch := range tx.rs.Chains {
+		if tx.keep[i] || (got[ch.Name] == nil && len(ch.Rules) > 0 && tx.edits[ch.Name] == nil) {
+			continue // kept, or no echoes: unknown
 		}
 		keys := tx.keys[ch.Name]
 		if keys == nil {
@@ -353,10 +358,88 @@ func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
 			}
 		}
 		if rules, ok := tx.learnChain(ch, keys, got[ch.Name]); ok {
-			out[ch.Name] = chainSync{sum: tx.d.chains[ch.Name], rules: rules}
+			out[ch.Name] = chainSync{sum: tx.d.chains[i], rules: rules}
 		}
 	}
 	return out
+}
+
+// synced describes the table after the commit of tx at gen: what the
+// Applier knew before with the changes of tx, updated in place (both were
+// the Applier's alone), so that a change costs what it changes; or, when
+// it knew nothing, rs as newSynced describes it.
+func (tx *txn) synced(gen uint32, echoes []ruleEcho) synced {
+	learned := tx.learn(echoes)
+	if tx.known == nil || !tx.cur.exists {
+		return newSynced(gen, tx.rs, tx.d, learned)
+	}
+	chains := tx.known
+	for _, kc := range tx.staleChains {
+		delete(chains, kc.Name)
+	}
+	for i, ch := range tx.rs.Chains {
+		if tx.keep[i] {
+			continue // as known
+		}
+		if cs, ok := learned[ch.Name]; ok {
+			chains[ch.Name] = cs
+			continue
+		}
+		chains[ch.Name] = chainSync{sum: tx.d.chains[i]}
+	}
+	st := tx.cur
+	st.flags = 0 // the batch's NEWTABLE
+	for _, kc := range tx.staleChains {
+		delete(st.chains, kc.Name)
+	}
+	recreated := map[string]bool{}
+	for _, ch := range tx.recreateChains {
+		recreated[ch.Name] = true
+	}
+	for _, ch := range tx.rs.Chains {
+		if _, ok := st.chains[ch.Name]; !ok || recreated[ch.Name] {
+			st.chains[ch.Name] = kernelChain(tx.t, ch)
+		}
+	}
+	for _, name := range tx.staleSets {
+		delete(st.sets, name)
+	}
+	for _, s := range tx.recreateSets {
+		st.sets[s.Name] = kernelSet(tx.t, s)
+	}
+	st.maps = nil
+	for _, s := range tx.rs.Sets {
+		if _, ok := st.sets[s.Name]; !ok {
+			st.sets[s.Name] = kernelSet(tx.t, s)
+		}
+		if s.Map != nil {
+			if st.maps == nil {
+				st.maps = map[string]*VMap{}
+			}
+			st.maps[s.Name] = s.Map
+		}
+	}
+	for _, name := range tx.staleObjs {
+		delete(st.objs, name)
+	}
+	for _, name := range tx.rs.Counters {
+		if o, ok := st.objs[name]; !ok || o.Type != nftables.ObjTypeCounter {
+			st.objs[name] = &nftables.NamedObj{Table: tx.t, Name: name, Type: nftables.ObjTypeCounter}
+		}
+	}
+	if len(chains) != len(tx.rs.Chains) || len(st.chains) != len(tx.rs.Chains) || len(st.sets) != len(tx.rs.Sets) ||
+		len(st.objs) != len(tx.rs.Counters) {
+		// Knew of something that is neither in rs nor deleted: describe
+		// rs afresh, with what is known of its chains.
+		known := map[string]chainSync{}
+		for _, ch := range tx.rs.Chains {
+			if cs, ok := chains[ch.Name]; ok && cs.rules != nil {
+				known[ch.Name] = cs
+			}
+		}
+		return newSynced(gen, tx.rs, tx.d, known)
+	}
+	return synced{ok: true, gen: gen, rs: tx.rs, sum: tx.d.sum, chains: chains, table: st}
 }
 
 func (tx *txn) learnChain(ch *Chain, keys []ruleKey, echoes []ruleEcho) ([]kernelRuleState, bool) {
@@ -383,12 +466,26 @@ func (tx *txn) learnChain(ch *Chain, keys []ruleKey, echoes []ruleEcho) ([]kerne
 	return rules, len(echoes) == 0
 }
 
-// staleKeys returns the keys of m that want lacks, sorted (deletions in
-// a stable order).
-func staleKeys[V any](m map[string]V, want map[string]bool) []string {
+// staleKeys returns the keys of m that want (distinct names) lacks,
+// sorted (deletions in a stable order). When m holds only wanted names,
+// as after most changes, it looks each up and builds nothing.
+func staleKeys[V any](m map[string]V, want iter.Seq[string]) []string {
+	n := 0
+	for name := range want {
+		if _, ok := m[name]; ok {
+			n++
+		}
+	}
+	if n == len(m) {
+		return nil
+	}
+	w := make(map[string]bool, n)
+	for name := range want {
+		w[name] = true
+	}
 	var out []string
 	for name := range m {
-		if !want[name] {
+		if !w[name] {
 			out = append(out, name)
 		}
 	}

@@ -131,6 +131,9 @@ func mustApply(t *testing.T, a *nft.Applier, rs *nft.Ruleset) {
 	if err := a.Apply(rs); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
+	if d, err := a.CheckKnowledge(); d != "" || err != nil {
+		t.Fatalf("after apply, the Applier knows the table wrong: %s %v", d, err)
+	}
 	openGates(t, a, rs)
 	if ok, err := a.InSync(rs); err != nil || !ok {
 		d, _ := a.Drift(rs)

@@ -250,3 +250,60 @@ func TestKernelMapChangeOfLargeACL(t *testing.T) {
 	}
 	inSyncFresh(t, n, v0)
 }
+
+// What the Applier knows of its table, kept up to date change by change
+// (chains, sets, objects, map elements, rule handles, sums), is what the
+// kernel holds, through random sequences of changes compiled with the
+// cache as the agent compiles them, with a restart in the middle.
+func TestKernelKnowledgeThroughChanges(t *testing.T) {
+	n := netns.New(t)
+	state := filepath.Join(t.TempDir(), "nft-state")
+	a := applier(n)
+	a.SetStatePath(state)
+	o := nft.Options{MgmtInterface: "eth0", MapRun: 2, Cache: &nft.Cache{}, LookupUser: func(string) (uint32, error) { return 1000, nil }}
+	u := mapUniverse{rand.New(rand.NewPCG(5, 41))}
+	cfg := u.config(40)
+	edits := 0
+	for step := range 40 {
+		next := cfg.Clone()
+		l := next.ACL(acl.IPv4, "m")
+		for range 1 + u.r.IntN(3) {
+			switch i := u.r.IntN(len(l.Entries)); u.r.IntN(3) {
+			case 0:
+				if len(l.Entries) > 5 {
+					l.Entries = append(l.Entries[:i], l.Entries[i+1:]...)
+				}
+			case 1:
+				l.Entries[i] = u.entry(l.Entries[i].Seq, false)
+			default:
+				_ = next.AddEntry(acl.IPv4, "m", u.entry(l.Entries[i].Seq+1+u.r.IntN(9), false))
+			}
+		}
+		for _, e := range l.Entries {
+			e.Owner = nil
+		}
+		if acl.Validate(next) != nil {
+			continue
+		}
+		rs, err := nft.Compile(next, o)
+		if err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		mustApply(t, a, rs) // checks the Applier's knowledge against the kernel
+		if step == 20 {
+			a = applier(n) // restarted: knows what the saved state says
+			a.SetStatePath(state)
+			mustApply(t, a, rs)
+		}
+		edits++
+		cfg = next
+	}
+	if edits < 30 {
+		t.Fatalf("only %d of 40 steps applied", edits)
+	}
+	rs, err := nft.Compile(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSyncFresh(t, n, rs)
+}

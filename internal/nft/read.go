@@ -200,7 +200,7 @@ func diff(c *nftables.Conn, rs *Ruleset, dg *digest, chains map[string]chainSync
 			return "counter " + name + " missing", nil
 		}
 	}
-	for _, ch := range rs.Chains {
+	for i, ch := range rs.Chains {
 		have, ok := cur.chains[ch.Name]
 		if !ok || !sameChain(have, kernelChain(t, ch)) {
 			return "chain " + ch.Name + " missing or changed", nil
@@ -212,7 +212,7 @@ func diff(c *nftables.Conn, rs *Ruleset, dg *digest, chains map[string]chainSync
 		if d := diffRules(ch, rules); d != "" {
 			return "chain " + ch.Name + ": " + d, nil
 		}
-		cs := chainSync{sum: dg.chains[ch.Name], rules: make([]kernelRuleState, len(rules))}
+		cs := chainSync{sum: dg.chains[i], rules: make([]kernelRuleState, len(rules))}
 		for i, r := range rules {
 			cs.rules[i] = kernelRuleState{Key: keyOf(ch.Rules[i]), Handle: r.Handle}
 		}
