@@ -119,3 +119,6 @@ type Key struct {
 
 // Key returns the entry's Key.
 func (e *Entry) Key() Key { return Key{e.Seq, contentKey(e)} }
+
+// Seq is the seq of the entry whose Key k is.
+func (k Key) Seq() int { return k.seq }

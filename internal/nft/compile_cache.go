@@ -22,26 +22,23 @@ import (
 // offset), a socket owner (the user database), a quota (numbered in
 // config order), a refuse message (numbered by text) or log (shared log
 // chains). Each Compile keeps only the entries it used.
+//
+// Why lists and not a map: entries come in seq order in each chain, so
+// the entry compiled before at the same place is found by walking the
+// previous list beside the new one; at 50k entries two maps of them cost
+// more than all the rest of a change's compile.
 type Cache struct {
-	mu    sync.Mutex
-	opts  string
-	prev  map[cacheKey]*entryOut
-	next  map[cacheKey]*entryOut
-	spare map[cacheKey]*entryOut // an empty map, for the next Compile's next
-}
-
-// cacheKey is where an entry was compiled: its chain, its form and its
-// seq (one entry at most each).
-type cacheKey struct {
-	chain  chainKey
-	mapped bool
-	seq    int
+	mu   sync.Mutex
+	opts string
+	prev map[chainKey][]*entryOut // per chain, in seq order
+	next map[chainKey][]*entryOut
 }
 
 // entryOut is what compiling one entry added to the ruleset: its rules
 // in its list's chain, or, in a map, its elements (and its chain first).
 type entryOut struct {
 	entry    acl.Key // what was compiled
+	mapped   bool    // as an entry of a map
 	rules    []*Rule
 	chains   []*Chain
 	elems    []MapElem
@@ -56,20 +53,32 @@ func (c *Cache) begin(o Options) {
 	if fp != c.opts {
 		c.opts, c.prev = fp, nil
 	}
-	c.next, c.spare = c.spare, nil
-	if c.next == nil {
-		c.next = make(map[cacheKey]*entryOut, len(c.prev))
-	}
+	c.next = make(map[chainKey][]*entryOut, len(c.prev))
 }
 
 // end keeps what this Compile used (on success) for the next one.
 func (c *Cache) end(ok bool) {
 	if ok {
-		c.prev, c.next = c.next, c.prev
+		c.prev = c.next
 	}
-	clear(c.next) // the map's room serves the next Compile
-	c.spare, c.next = c.next, nil
+	c.next = nil
 	c.mu.Unlock()
+}
+
+// cacheCursor walks the previous Compile's entries of one chain while the
+// builder compiles its entries in seq order, and collects the new ones.
+type cacheCursor struct {
+	c    *Cache
+	k    chainKey
+	prev []*entryOut
+}
+
+// cursor starts the walk of chain k's entries (nil without a cache).
+func (b *builder) cursor(k chainKey) *cacheCursor {
+	if b.opt.Cache == nil {
+		return nil
+	}
+	return &cacheCursor{c: b.opt.Cache, k: k, prev: b.opt.Cache.prev[k]}
 }
 
 // cacheable reports whether an entry's rules depend only on what the
@@ -80,26 +89,30 @@ func cacheable(e *acl.Entry) bool {
 }
 
 // cachedEntry returns what entry e compiles to (compute, on a miss),
-// adding its sets and counters to the ruleset either way.
-func (b *builder) cachedEntry(k chainKey, e *acl.Entry, mapped bool, compute func() entryOut) entryOut {
-	c := b.opt.Cache
-	if c == nil || !cacheable(e) {
+// adding its sets and counters to the ruleset either way. Entries come
+// in seq order.
+func (b *builder) cachedEntry(cc *cacheCursor, e *acl.Entry, mapped bool, compute func() *entryOut) *entryOut {
+	if cc == nil || !cacheable(e) {
 		return compute()
 	}
-	key, content := cacheKey{chain: k, mapped: mapped, seq: e.Seq}, e.Key()
-	if out := c.prev[key]; out != nil && out.entry == content {
+	content := e.Key()
+	for len(cc.prev) > 0 && cc.prev[0].entry.Seq() < e.Seq {
+		cc.prev = cc.prev[1:]
+	}
+	if len(cc.prev) > 0 && cc.prev[0].mapped == mapped && cc.prev[0].entry == content {
+		out := cc.prev[0]
 		b.rs.Sets = append(b.rs.Sets, out.sets...)
 		b.rs.Counters = append(b.rs.Counters, out.counters...)
-		c.next[key] = out
-		return *out
+		cc.c.next[cc.k] = append(cc.c.next[cc.k], out)
+		return out
 	}
 	nErrs, nSets, nCounters := len(b.errs), len(b.rs.Sets), len(b.rs.Counters)
 	out := compute()
 	if len(b.errs) == nErrs {
-		kept := out
-		kept.entry = content
+		kept := *out
+		kept.entry, kept.mapped = content, mapped
 		kept.sets, kept.counters = slices.Clone(b.rs.Sets[nSets:]), slices.Clone(b.rs.Counters[nCounters:])
-		c.next[key] = &kept
+		cc.c.next[cc.k] = append(cc.c.next[cc.k], &kept)
 	}
 	return out
 }

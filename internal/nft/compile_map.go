@@ -113,13 +113,14 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 	var chains []*Chain
 	minRun := b.mapRun()
 	var run runIndex
+	cc := b.cursor(k)
 	flush := func() {
 		if len(run.entries) >= minRun && minRun > 0 {
-			r, ch := b.mapRules(k, run.entries)
+			r, ch := b.mapRules(k, cc, run.entries)
 			rules, chains = append(rules, r...), append(chains, ch...)
 		} else {
 			for _, e := range run.entries {
-				out := b.cachedEntry(k, e, false, func() entryOut { return b.ruleEntry(k, e) })
+				out := b.cachedEntry(cc, e, false, func() *entryOut { return b.ruleEntry(k, e) })
 				rules, chains = append(rules, out.rules...), append(chains, out.chains...)
 			}
 		}
@@ -131,7 +132,7 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 		}
 		if minRun == 0 || !mappable(e) {
 			flush()
-			out := b.cachedEntry(k, e, false, func() entryOut { return b.ruleEntry(k, e) })
+			out := b.cachedEntry(cc, e, false, func() *entryOut { return b.ruleEntry(k, e) })
 			rules, chains = append(rules, out.rules...), append(chains, out.chains...)
 			continue
 		}
@@ -145,9 +146,9 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 }
 
 // ruleEntry compiles an entry as rules of its list's chain.
-func (b *builder) ruleEntry(k chainKey, e *acl.Entry) entryOut {
+func (b *builder) ruleEntry(k chainKey, e *acl.Entry) *entryOut {
 	rules, chains := b.entryRules(k, e)
-	return entryOut{rules: rules, chains: chains}
+	return &entryOut{rules: rules, chains: chains}
 }
 
 // mappable reports whether a key of addresses, protocol and ports says
@@ -166,12 +167,12 @@ func portProto(p int) bool { return p == acl.ProtoTCP || p == acl.ProtoUDP || p 
 func hasPorts(e *acl.Entry) bool { return e.SrcPort.Op != acl.PortNone || e.DstPort.Op != acl.PortNone }
 
 // mapRules compiles a run: its entries' chains and the lookup rule.
-func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
+func (b *builder) mapRules(k chainKey, cc *cacheCursor, run []*acl.Entry) ([]*Rule, []*Chain) {
 	first := EntryRef{k.fam, k.name, k.dir, run[0].Seq}
 	m := &VMap{Family: k.fam, Elems: make([]MapElem, 0, len(run))}
 	chains := make([]*Chain, 0, len(run))
 	for _, e := range run {
-		out := b.cachedEntry(k, e, true, func() entryOut { return b.mappedEntry(k, e) })
+		out := b.cachedEntry(cc, e, true, func() *entryOut { return b.mappedEntry(k, e) })
 		if out.chains == nil {
 			continue // an error, reported
 		}
@@ -193,14 +194,14 @@ func (b *builder) mapRules(k chainKey, run []*acl.Entry) ([]*Rule, []*Chain) {
 
 // mappedEntry compiles an entry of a map: its chain (its rules without
 // its match) first, the chains of its own, and its elements.
-func (b *builder) mappedEntry(k chainKey, e *acl.Entry) entryOut {
+func (b *builder) mappedEntry(k chainKey, e *acl.Entry) *entryOut {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
 	path := entryPath(k, e)
 	if !b.supported(path, e) {
-		return entryOut{}
+		return &entryOut{}
 	}
 	if _, _, ok := b.match(path, k.fam, e); !ok {
-		return entryOut{}
+		return &entryOut{}
 	}
 	var residual []Stmt
 	if e.Proto != acl.ProtoAny {
@@ -210,7 +211,7 @@ func (b *builder) mappedEntry(k chainKey, e *acl.Entry) entryOut {
 	}
 	rules, own := b.entryRulesWith(k, e, ref, residual, ruleCtx{})
 	if rules == nil {
-		return entryOut{}
+		return &entryOut{}
 	}
 	ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
 	// A permit or a plain refusal ends the connection's walk of the list
@@ -220,7 +221,7 @@ func (b *builder) mappedEntry(k chainKey, e *acl.Entry) entryOut {
 	for i := range elems {
 		elems[i].Seq, elems[i].Jump, elems[i].Chain = e.Seq, e.Action != acl.Permit, ch.Name
 	}
-	return entryOut{chains: append([]*Chain{ch}, own...), elems: elems}
+	return &entryOut{chains: append([]*Chain{ch}, own...), elems: elems}
 }
 
 // entryFields are the fields an entry constrains.
