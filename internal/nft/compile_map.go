@@ -53,6 +53,8 @@ type VMap struct {
 	Family acl.Family
 	Fields MapFields
 	Elems  []MapElem
+
+	chains []*Chain // the chain of each element, when Compile made the map (flattener)
 }
 
 // MapElem is one element: the ranges of each field and where a match goes
@@ -169,7 +171,7 @@ func hasPorts(e *acl.Entry) bool { return e.SrcPort.Op != acl.PortNone || e.DstP
 // mapRules compiles a run: its entries' chains and the lookup rule.
 func (b *builder) mapRules(k chainKey, cc *cacheCursor, run []*acl.Entry) ([]*Rule, []*Chain) {
 	first := EntryRef{k.fam, k.name, k.dir, run[0].Seq}
-	m := &VMap{Family: k.fam, Elems: make([]MapElem, 0, len(run))}
+	m := &VMap{Family: k.fam, Elems: make([]MapElem, 0, len(run)), chains: make([]*Chain, 0, len(run))}
 	chains := make([]*Chain, 0, len(run))
 	for _, e := range run {
 		out := b.cachedEntry(cc, e, true, func() *entryOut { return b.mappedEntry(k, e) })
@@ -178,6 +180,9 @@ func (b *builder) mapRules(k chainKey, cc *cacheCursor, run []*acl.Entry) ([]*Ru
 		}
 		chains = append(chains, out.chains...)
 		m.Elems = append(m.Elems, out.elems...)
+		for range out.elems {
+			m.chains = append(m.chains, out.chains[0])
+		}
 		m.Fields |= entryFields(e)
 	}
 	if len(m.Elems) == 0 {

@@ -18,23 +18,36 @@ const RoleMap = "map"
 // chain of rules, entry after entry, that Renewals and the packet-tracer
 // read whatever form Compile chose.
 type flattener struct {
+	rs     *Ruleset
 	maps   map[string]*Set
-	chains map[string]*Chain
+	chains map[string]*Chain // the entries' chains by name, when a map does not say (chainOf)
 }
 
 func newFlattener(rs *Ruleset) *flattener {
-	f := &flattener{maps: map[string]*Set{}, chains: map[string]*Chain{}}
+	f := &flattener{maps: map[string]*Set{}}
 	for _, s := range rs.Sets {
 		if s.Map != nil {
 			f.maps[s.Name] = s
 		}
 	}
-	for _, ch := range rs.Chains {
-		if ch.Mapped {
-			f.chains[ch.Name] = ch
+	f.rs = rs
+	return f
+}
+
+// chainOf returns the chain that element i of map s goes to.
+func (f *flattener) chainOf(s *Set, i int) *Chain {
+	if c := s.Map.chains; len(c) == len(s.Map.Elems) {
+		return c[i] // as Compile made it
+	}
+	if f.chains == nil {
+		f.chains = map[string]*Chain{}
+		for _, ch := range f.rs.Chains {
+			if ch.Mapped {
+				f.chains[ch.Name] = ch
+			}
 		}
 	}
-	return f
+	return f.chains[s.Map.Elems[i].Chain]
 }
 
 // rules returns the rules of ch with each map lookup expanded.
@@ -47,9 +60,8 @@ func (f *flattener) rules(ch *Chain) []*Rule {
 			continue
 		}
 		s := f.maps[ml.Set]
-		elems := s.Map.Elems
 		head := ml.String() + " element { " // the same for every entry of the map
-		for len(elems) > 0 {
+		for at, elems := 0, s.Map.Elems; len(elems) > 0; {
 			n := 1
 			for n < len(elems) && elems[n].Seq == elems[0].Seq {
 				n++
@@ -57,10 +69,10 @@ func (f *flattener) rules(ch *Chain) []*Rule {
 			ref := s.Entry
 			ref.Seq = elems[0].Seq
 			out = append(out, &Rule{Comment: RuleComment(ref, RoleMap), Stmts: []Stmt{&mapHit{head: head, fields: s.Map.Fields, elems: elems[:n]}}})
-			if ch := f.chains[elems[0].Chain]; ch != nil {
+			if ch := f.chainOf(s, at); ch != nil {
 				out = append(out, ch.Rules...)
 			}
-			elems = elems[n:]
+			at, elems = at+n, elems[n:]
 		}
 	}
 	return out
@@ -84,7 +96,7 @@ func (f *flattener) groups(ch *Chain) ([]viewGroup, EntryRef) {
 		start := 0
 		for i, r := range rules {
 			seq := 0
-			if er, role, ok := ParseComment(r.Comment); ok {
+			if er, role, ok := r.entryRef(); ok {
 				ref = er
 				if role != RoleBlocked && role != RoleBlockedFull {
 					seq = er.Seq
@@ -112,18 +124,18 @@ func (f *flattener) groups(ch *Chain) ([]viewGroup, EntryRef) {
 		plain = i + 1
 		s := f.maps[ml.Set]
 		ref = s.Entry
-		for elems := s.Map.Elems; len(elems) > 0; {
+		for at, elems := 0, s.Map.Elems; len(elems) > 0; {
 			n := 1
 			for n < len(elems) && elems[n].Seq == elems[0].Seq {
 				n++
 			}
 			g := viewGroup{seq: elems[0].Seq, lookup: ml, elems: elems[:n]}
 			var rules []*Rule
-			if c := f.chains[elems[0].Chain]; c != nil {
+			if c := f.chainOf(s, at); c != nil {
 				rules = c.Rules
 			}
 			add(g, rules)
-			elems = elems[n:]
+			at, elems = at+n, elems[n:]
 		}
 	}
 	add(viewGroup{}, ch.Rules[plain:])

@@ -148,7 +148,24 @@ type Rule struct {
 	Comment string
 	Stmts   []Stmt
 
-	text atomic.Pointer[string] // String, rendered once (rules do not change once built)
+	text atomic.Pointer[string]        // String, rendered once (rules do not change once built)
+	ref  atomic.Pointer[parsedComment] // ParseComment of Comment, parsed once
+}
+
+type parsedComment struct {
+	ref  EntryRef
+	role string
+	ok   bool
+}
+
+// entryRef is ParseComment(r.Comment), parsed once per rule.
+func (r *Rule) entryRef() (EntryRef, string, bool) {
+	if p := r.ref.Load(); p != nil {
+		return p.ref, p.role, p.ok
+	}
+	ref, role, ok := ParseComment(r.Comment)
+	r.ref.Store(&parsedComment{ref, role, ok})
+	return ref, role, ok
 }
 
 // Stmt is one nft statement or match. It renders both ways: as nft text,

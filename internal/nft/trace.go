@@ -53,7 +53,7 @@ func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifna
 			continue
 		}
 		for _, rule := range fl.rules(c) {
-			ref, role, ok := ParseComment(rule.Comment)
+			ref, role, ok := rule.entryRef()
 			if !ok {
 				continue
 			}
@@ -75,7 +75,7 @@ func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifna
 // stopped reports whether the rules so far already end the deciding entry.
 func stopped(rules []*Rule, decided int, stop TraceStop) bool {
 	for _, rule := range rules {
-		ref, role, ok := ParseComment(rule.Comment)
+		ref, role, ok := rule.entryRef()
 		if !ok || ref.Seq != decided || role == RoleMap {
 			continue
 		}
