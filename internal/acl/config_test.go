@@ -575,3 +575,30 @@ func TestServicesAndProtocols(t *testing.T) {
 		}
 	}
 }
+
+// AddEntry finds duplicates as well at a list's first use (a scan of the
+// entries, as on the fresh clone of every transaction) as with the index
+// built at its next use.
+func TestAddEntryDuplicateOnClone(t *testing.T) {
+	c := newACL(t, acl.IPv4, "a")
+	for _, p := range []uint16{22, 23, 24} {
+		if err := c.AddEntry(acl.IPv4, "a", permitPort(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := acl.Format(c)
+	for _, adds := range []int{1, 2, 3} { // the first scans, the next use an index
+		n := c.Clone()
+		for range adds {
+			dup := permitPort(23)
+			dup.Seq = 50
+			wantMsg(t, n.AddEntry(acl.IPv4, "a", dup), "entry already exists as seq 20")
+			if err := n.AddEntry(acl.IPv4, "a", permitPort(24)); err != nil {
+				t.Errorf("identical entry without seq: %v", err)
+			}
+		}
+		if got := acl.Format(n); got != before {
+			t.Errorf("%d adds of duplicates changed the list:\n%s", adds, got)
+		}
+	}
+}

@@ -9,41 +9,60 @@ import "sync"
 // Entries slice it was built for (same backing array and length): a list
 // changed any other way than through AddEntry gets a new index, built in
 // O(n), the next time.
+//
+// A list's first index is not built: it looks at every entry (SameContent,
+// which allocates nothing), and the list's next use builds one. A change
+// of one entry of a big list on a fresh clone (the agent's transaction)
+// so costs one pass over the entries instead of an index of them; a list
+// being filled line by line builds its index at the second line.
 type contentIndex struct {
-	first *(*Entry) // &Entries[0] (nil for an empty list)
-	n     int
-	byKey map[entryKey][]*Entry
+	first   *(*Entry) // &Entries[0] (nil for an empty list)
+	n       int
+	byKey   map[entryKey][]*Entry // nil: not built, scan entries
+	entries []*Entry
 }
 
 // maxIndexes bounds the indexes kept: a few lists being built or changed
 // at once (a parse, the agent's running config and its next one).
 const maxIndexes = 8
 
-var indexes = struct {
+var indexes = indexSet{byACL: map[*ACL]*contentIndex{}}
+
+type indexSet struct {
 	sync.Mutex
 	byACL map[*ACL]*contentIndex
-}{byACL: map[*ACL]*contentIndex{}}
+}
 
-// withIndex runs f with the list's content index, built if it is missing
-// or was built for another slice; f may update the index with add.
+func (s *indexSet) add(a *ACL, ix *contentIndex) {
+	if _, ok := s.byACL[a]; !ok && len(s.byACL) >= maxIndexes {
+		clear(s.byACL)
+	}
+	s.byACL[a] = ix
+}
+
+// withIndex runs f with the list's content index: at the list's first use
+// one that scans the entries, else one built if it is a scan or was built
+// for another slice; f may update the index with add.
 func (a *ACL) withIndex(f func(ix *contentIndex)) {
 	indexes.Lock()
 	defer indexes.Unlock()
 	ix := indexes.byACL[a]
-	if ix == nil || !ix.covers(a.Entries) {
-		if len(indexes.byACL) >= maxIndexes {
-			clear(indexes.byACL)
-		}
+	switch {
+	case ix == nil:
+		ix = &contentIndex{entries: a.Entries}
+		indexes.add(a, ix)
+	case ix.byKey == nil || !ix.covers(a.Entries):
 		ix = &contentIndex{byKey: make(map[entryKey][]*Entry, len(a.Entries))}
 		for _, e := range a.Entries {
 			k := contentKey(e)
 			ix.byKey[k] = append(ix.byKey[k], e)
 		}
-		ix.note(a.Entries)
-		indexes.byACL[a] = ix
+		indexes.add(a, ix)
 	}
+	ix.note(a.Entries)
 	f(ix)
 	ix.note(a.Entries)
+	ix.entries = nil
 }
 
 func (ix *contentIndex) covers(es []*Entry) bool {
@@ -62,6 +81,14 @@ func (ix *contentIndex) note(es []*Entry) {
 
 // same returns an entry of the list with e's content (any seq), or nil.
 func (ix *contentIndex) same(e *Entry) *Entry {
+	if ix.byKey == nil {
+		for _, o := range ix.entries {
+			if SameContent(o, e) {
+				return o
+			}
+		}
+		return nil
+	}
 	if es := ix.byKey[contentKey(e)]; len(es) > 0 {
 		return es[0]
 	}
@@ -69,6 +96,9 @@ func (ix *contentIndex) same(e *Entry) *Entry {
 }
 
 func (ix *contentIndex) add(e *Entry) {
+	if ix.byKey == nil {
+		return // the next use builds the index
+	}
 	k := contentKey(e)
 	ix.byKey[k] = append(ix.byKey[k], e)
 }
