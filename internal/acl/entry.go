@@ -2,6 +2,8 @@ package acl
 
 import (
 	"cmp"
+	"encoding/binary"
+	"net/netip"
 	"slices"
 )
 
@@ -107,4 +109,35 @@ func SortConnlimits(cs []Connlimit) {
 	slices.SortStableFunc(cs, func(a, b Connlimit) int {
 		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(b.PrefixLen, a.PrefixLen), cmp.Compare(a.N, b.N))
 	})
+}
+
+// hash is a hash of the key for buckets of entries (dupFinder), which
+// compare keys within a bucket: it need not cover every field.
+func (k *entryKey) hash() uint64 {
+	h := uint64(k.action)<<56 ^ uint64(k.proto)<<48 ^ uint64(k.nConnlimits)<<40
+	h = mix(h, uint64(k.srcPort.Op)<<32|uint64(k.srcPort.Lo)<<16|uint64(k.srcPort.Hi))
+	h = mix(h, uint64(k.dstPort.Op)<<32|uint64(k.dstPort.Lo)<<16|uint64(k.dstPort.Hi))
+	for _, a := range [...]*Addr{&k.src, &k.dst} {
+		h = mix(h, uint64(a.Kind)<<8|uint64(a.Prefix.Bits()&0xff))
+		for _, x := range [...]netip.Addr{a.Prefix.Addr(), a.Base, a.Wildcard} {
+			b := x.As16()
+			h = mix(h, binary.BigEndian.Uint64(b[:8]))
+			h = mix(h, binary.BigEndian.Uint64(b[8:]))
+		}
+	}
+	for _, c := range k.connlimits[:min(k.nConnlimits, MaxConnlimits)] {
+		h = mix(h, uint64(c.N)<<16|uint64(c.Key)<<8|uint64(c.PrefixLen&0xff))
+	}
+	h = mix(h, uint64(k.rate.N)<<8|uint64(k.rate.Per))
+	h = mix(h, k.quota.N<<8|uint64(k.quota.Per))
+	h = mix(h, uint64(k.blockFor.Seconds)<<32|uint64(k.loadLimit.Hundredths))
+	h = mix(h, uint64(k.owner.UID)<<16|uint64(len(k.owner.User))<<8|uint64(k.refuse.Kind))
+	return mix(h, uint64(len(k.timeRange))<<16|uint64(len(k.refuse.Message)))
+}
+
+// mix adds v to the hash h (the multiply-xorshift of splitmix64).
+func mix(h, v uint64) uint64 {
+	h ^= v
+	h *= 0xbf58476d1ce4e5b9
+	return h ^ h>>31
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -56,6 +57,9 @@ func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
 	}
 	var errs []*Error
 	add := func(err error) {
+		if err == nil {
+			return // before errors.As, whose target would be allocated
+		}
 		var ae *Error
 		if errors.As(err, &ae) && ae != nil {
 			errs = append(errs, ae)
@@ -489,30 +493,59 @@ func (v *validator) acls() {
 }
 
 func (v *validator) entries(a *ACL) {
-	seen := make(map[entryKey]int, len(a.Entries))
+	label := a.Label()
+	path := func(e *Entry) string { return label + " seq " + strconv.Itoa(e.Seq) } // only for errors
+	var dups dupFinder
 	for j, e := range a.Entries {
 		if e == nil {
-			v.addf(a.Label(), "entry %d is nil", j)
+			v.addf(label, "entry %d is nil", j)
 			continue
 		}
-		path := fmt.Sprintf("%s seq %d", a.Label(), e.Seq)
 		if j > 0 && a.Entries[j-1] != nil && a.Entries[j-1].Seq >= e.Seq {
-			v.addf(path, "entries not sorted by seq or seq duplicated")
+			v.addf(path(e), "entries not sorted by seq or seq duplicated")
 		}
 		// user/uid against `in` bindings is reported once, by interfaces.
 		for _, err := range checkEntry(v.look, a.Family, "", e) {
-			v.add(path, err)
+			v.add(path(e), err)
 		}
 		if e.Action == Remark {
 			continue
 		}
-		k := contentKey(e)
-		if s, dup := seen[k]; dup {
-			v.addf(path, "entry duplicates seq %d", s)
-		} else {
-			seen[k] = e.Seq
+		if o := dups.add(e); o != nil {
+			v.addf(path(e), "entry duplicates seq %d", o.Seq)
 		}
 	}
+}
+
+// dupFinder finds, for each entry added, an entry added before it with the
+// same content (SameContent), if any, and keeps it otherwise. Entries are
+// bucketed by a hash of their content: a map of entryKey values would take
+// about 500 bytes an entry.
+type dupFinder struct {
+	last map[uint64]int32 // bucket → index in es of its last entry
+	prev []int32          // index of the entry before in its bucket, or -1
+	es   []*Entry
+}
+
+func (d *dupFinder) add(e *Entry) *Entry {
+	if d.last == nil {
+		d.last = map[uint64]int32{}
+	}
+	k := contentKey(e)
+	h := k.hash()
+	i, ok := d.last[h]
+	for ; ok && i >= 0; i = d.prev[i] {
+		if o := d.es[i]; contentKey(o) == k {
+			return o
+		}
+	}
+	d.prev = append(d.prev, -1)
+	if ok {
+		d.prev[len(d.prev)-1] = d.last[h]
+	}
+	d.last[h] = int32(len(d.es))
+	d.es = append(d.es, e)
+	return nil
 }
 
 func (v *validator) interfaces() {
