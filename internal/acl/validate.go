@@ -387,8 +387,10 @@ func checkHardDrop(e *Entry) error {
 // Validate checks a whole configuration (as loaded from a file or received by
 // the agent) and returns every error found, joined, each an *Error with its
 // Path; nil when valid.
-func Validate(c *Config) error {
-	v := &validator{c: c, look: lookupView(c)}
+func Validate(c *Config) error { return validate(c, nil) }
+
+func validate(c, prev *Config) error {
+	v := &validator{c: c, look: lookupView(c), prev: prev}
 	v.global()
 	v.timeRanges()
 	v.acls()
@@ -399,6 +401,7 @@ func Validate(c *Config) error {
 type validator struct {
 	c    *Config
 	look *Config // c with sorted slices, for lookups that rely on order
+	prev *Config // a valid config whose entries need no checking (ValidateChange), or nil
 	errs []error
 }
 
@@ -488,7 +491,9 @@ func (v *validator) acls() {
 				v.addf(path, "access lists not sorted or duplicated")
 			}
 		}
-		v.entries(a)
+		if !v.unchanged(a) {
+			v.entries(a)
+		}
 	}
 }
 
