@@ -14,7 +14,11 @@ import (
 // Every block ends with a "!" line and every line with "\n"; the empty
 // configuration formats as "". An interface without access-groups still
 // prints as its `interface X` line and "!".
-func Format(c *Config) string {
+func Format(c *Config) string { return format(c, FormatEntry) }
+
+// format is Format with entry lines from line (FormatEntry's, or a
+// Formatter's cache of them).
+func format(c *Config, line func(Family, *Entry) string) string {
 	var b strings.Builder
 	if c.Hostname != "" {
 		// SLX-OS's spelling, which its tools read back (Ansible's slxos
@@ -28,7 +32,7 @@ func Format(c *Config) string {
 		b.WriteString(FormatTimeRange(t))
 	}
 	for _, a := range c.ACLs {
-		b.WriteString(FormatACL(a))
+		writeACL(&b, a, line)
 	}
 	for _, i := range c.Interfaces {
 		b.WriteString(FormatInterface(i))
@@ -60,12 +64,19 @@ func FormatTimeRange(t *TimeRange) string {
 // FormatACL renders one access-list block, ending in "!\n".
 func FormatACL(a *ACL) string {
 	var b strings.Builder
-	b.WriteString(a.Label() + "\n")
+	writeACL(&b, a, FormatEntry)
+	return b.String()
+}
+
+func writeACL(b *strings.Builder, a *ACL, line func(Family, *Entry) string) {
+	b.WriteString(a.Label())
+	b.WriteString("\n")
 	for _, e := range a.Entries {
-		b.WriteString(" " + FormatEntry(a.Family, e) + "\n")
+		b.WriteString(" ")
+		b.WriteString(line(a.Family, e))
+		b.WriteString("\n")
 	}
 	b.WriteString("!\n")
-	return b.String()
 }
 
 // FormatInterface renders one interface block, ending in "!\n": its
@@ -90,7 +101,8 @@ func FormatInterface(i *Interface) string {
 // time-range, load-limit, user/uid, refuse, log, count) and defaults are
 // left out.
 func FormatEntry(f Family, e *Entry) string {
-	w := []string{"seq", strconv.Itoa(e.Seq)}
+	var words [32]string // on the stack: enough for most entries
+	w := append(words[:0], "seq", strconv.Itoa(e.Seq))
 	if e.Action == Remark {
 		return strings.Join(append(w, "remark", e.Remark), " ")
 	}
