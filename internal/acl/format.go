@@ -14,12 +14,13 @@ import (
 // Every block ends with a "!" line and every line with "\n"; the empty
 // configuration formats as "". An interface without access-groups still
 // prints as its `interface X` line and "!".
-func Format(c *Config) string { return format(c, FormatEntry) }
+func Format(c *Config) string { return format(c, FormatEntry, 0) }
 
 // format is Format with entry lines from line (FormatEntry's, or a
-// Formatter's cache of them).
-func format(c *Config, line func(Family, *Entry) string) string {
+// Formatter's cache of them), in a buffer of size bytes to start with.
+func format(c *Config, line func(Family, *Entry) string, size int) string {
 	var b strings.Builder
+	b.Grow(size)
 	if c.Hostname != "" {
 		// SLX-OS's spelling, which its tools read back (Ansible's slxos
 		// facts); `hostname NAME` is accepted as input too.

@@ -8,6 +8,7 @@ package acl
 // concurrent use; its zero value is ready.
 type Formatter struct {
 	lines map[lineKey]string // FormatEntry's, of entries of the configs formatted
+	size  int                // of the last text
 }
 
 type lineKey struct {
@@ -30,7 +31,8 @@ func (f *Formatter) Format(c *Config) string {
 			f.lines[k] = l
 		}
 		return l
-	})
+	}, f.size+f.size/64)
+	f.size = len(text)
 	if len(f.lines) > 2*n+64 {
 		f.keepOnly(c)
 	}
