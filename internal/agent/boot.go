@@ -41,7 +41,8 @@ const (
 
 // frameConfig returns text (a formatted config) as the agent writes it.
 func frameConfig(text string) []byte {
-	return []byte(fileHeader + "\n" + text + "end\n")
+	b := make([]byte, 0, len(fileHeader)+len(text)+5)
+	return append(append(append(b, fileHeader+"\n"...), text...), "end\n"...)
 }
 
 // FileError is a config file that could not be loaded, with the line it

@@ -75,7 +75,8 @@ func BenchmarkApplyScript50k(b *testing.B) {
 
 // BenchmarkChange50k is one one-entry change of a 50k-entry config on the
 // agent's path, but for the compiler: the lines applied, the result
-// validated and formatted for the state files.
+// validated against the running config and formatted for the state files
+// (as installLocked and saveStateLocked do).
 func BenchmarkChange50k(b *testing.B) {
 	running, err := ApplyLines(acl.New(), Txn{Lines: genACL(50000)})
 	if err != nil {
@@ -84,16 +85,17 @@ func BenchmarkChange50k(b *testing.B) {
 	if err := acl.Validate(running); err != nil {
 		b.Fatal(err)
 	}
-	_ = acl.Format(running)
+	var f acl.Formatter
+	_ = f.Format(running)
 	t := Txn{Lines: []string{"ip access-list extended big", "no seq 25000", "seq 25000 permit tcp host 10.0.97.168 any eq 2071"}}
 	for b.Loop() {
 		next, err := ApplyLines(running, t)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := acl.Validate(next); err != nil {
+		if err := acl.ValidateChange(running, next); err != nil {
 			b.Fatal(err)
 		}
-		_ = acl.Format(next)
+		_ = f.Format(next)
 	}
 }
