@@ -22,10 +22,60 @@ import (
 // about 0.1 ms for a long ACL entry (BenchmarkExecuteEntry).
 
 // node is a piece of grammar. walk matches the node starting at token pos
-// and calls k with the position after each way it can match.
+// and goes on with k (m.resume) at the position after each way it can
+// match.
 type node interface {
-	walk(m *matcher, pos int, k func(pos int))
+	walk(m *matcher, pos int, k *cont)
 }
+
+// cont is how a walk goes on after a node has matched: with the rest of a
+// sequence, or with the items of an any-order node not used yet, and then
+// with next; a nil cont is the end of the grammar (matcher.end).
+// Continuations were closures, which escape to the heap when passed to an
+// interface's method: most of a line's allocations. They live on the
+// matcher's stack of them instead (conts), for as long as the walk they
+// were made for.
+type cont struct {
+	seq  seqNode // the rest of seq from item i, or
+	i    int
+	any  *anyOrderNode // the items of any not in used
+	used uint64
+	next *cont
+}
+
+// resume goes on with k at pos.
+func (m *matcher) resume(k *cont, pos int) {
+	switch {
+	case k == nil:
+		m.end(pos)
+	case k.any != nil:
+		k.any.rec(m, pos, k.used, k.next)
+	default:
+		k.seq.from(m, k.i, pos, k.next)
+	}
+}
+
+// contBlock is the size of the blocks continuations are taken from (which
+// never move, so that a *cont stays valid while the stack grows).
+const contBlock = 64
+
+// conts is a stack of continuations.
+type conts struct {
+	blocks [][contBlock]cont
+	n      int
+}
+
+func (st *conts) push(c cont) *cont {
+	if st.n/contBlock == len(st.blocks) {
+		st.blocks = append(st.blocks, [contBlock]cont{})
+	}
+	p := &st.blocks[st.n/contBlock][st.n%contBlock]
+	*p = c
+	st.n++
+	return p
+}
+
+func (st *conts) pop() { st.n-- }
 
 // atom is one token of the grammar: a keyword (word != "") or a typed
 // parameter (accept != nil).
@@ -47,7 +97,7 @@ func (a *atom) display() string {
 	return a.name
 }
 
-func (a *atom) walk(m *matcher, pos int, k func(int)) {
+func (a *atom) walk(m *matcher, pos int, k *cont) {
 	if pos == m.limit {
 		m.offer(a)
 		return
@@ -60,7 +110,7 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 			for j := pos + 1; j < m.limit; j++ {
 				if m.res[j].isKw && m.res[j].kw == a.upTo {
 					m.push(step{atom: a, tok: pos, end: j})
-					k(j)
+					m.resume(k, j)
 					m.pop()
 					return
 				}
@@ -69,7 +119,7 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 		// A LINE runs to the end of what is consumed so far, and may go on.
 		m.offer(a)
 		m.push(step{atom: a, tok: pos})
-		k(m.limit)
+		m.resume(k, m.limit)
 		m.pop()
 		return
 	}
@@ -77,7 +127,7 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 		return
 	}
 	m.push(step{atom: a, tok: pos})
-	k(pos + 1)
+	m.resume(k, pos+1)
 	m.pop()
 }
 
@@ -92,14 +142,14 @@ func (a *atom) matches(m *matcher, pos int) bool {
 
 type seqNode []node
 
-func (s seqNode) walk(m *matcher, pos int, k func(int)) { s.from(m, 0, pos, k) }
+func (s seqNode) walk(m *matcher, pos int, k *cont) { s.from(m, 0, pos, k) }
 
-func (s seqNode) from(m *matcher, i, pos int, k func(int)) {
+func (s seqNode) from(m *matcher, i, pos int, k *cont) {
 	if i == len(s) {
-		k(pos)
+		m.resume(k, pos)
 		return
 	}
-	// Fast path without a closure: a plain atom before the limit either
+	// Fast path without a continuation: a plain atom before the limit either
 	// matches one token or ends this path.
 	if a, ok := s[i].(*atom); ok && !a.rest && pos < m.limit {
 		if a.matches(m, pos) {
@@ -109,7 +159,8 @@ func (s seqNode) from(m *matcher, i, pos int, k func(int)) {
 		}
 		return
 	}
-	s[i].walk(m, pos, func(p int) { s.from(m, i+1, p, k) })
+	s[i].walk(m, pos, m.conts.push(cont{seq: s, i: i + 1, next: k}))
+	m.conts.pop()
 }
 
 // altNode matches any one of its alternatives. Alternatives that cannot
@@ -127,7 +178,7 @@ func newAlt(n []node) *altNode {
 	return a
 }
 
-func (a *altNode) walk(m *matcher, pos int, k func(int)) {
+func (a *altNode) walk(m *matcher, pos int, k *cont) {
 	for i, n := range a.alts {
 		if a.firsts[i].excludes(m, pos) {
 			continue
@@ -138,8 +189,8 @@ func (a *altNode) walk(m *matcher, pos int, k func(int)) {
 
 type optNode struct{ n node }
 
-func (o optNode) walk(m *matcher, pos int, k func(int)) {
-	k(pos)
+func (o optNode) walk(m *matcher, pos int, k *cont) {
+	m.resume(k, pos)
 	o.n.walk(m, pos, k)
 }
 
@@ -159,16 +210,17 @@ type manyNode struct{ node }
 // many makes an anyOrder item repeatable.
 func many(n node) node { return manyNode{n} }
 
-func (a *anyOrderNode) walk(m *matcher, pos int, k func(int)) { a.rec(m, pos, 0, k) }
+func (a *anyOrderNode) walk(m *matcher, pos int, k *cont) { a.rec(m, pos, 0, k) }
 
-func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
-	k(pos)
+func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k *cont) {
+	m.resume(k, pos)
 	for i, n := range a.items {
 		if used&(1<<i) != 0 || a.firsts[i].excludes(m, pos) {
 			continue
 		}
 		bit := uint64(1) << i &^ a.multi
-		n.walk(m, pos, func(p int) { a.rec(m, p, used|bit, k) })
+		n.walk(m, pos, m.conts.push(cont{any: a, used: used | bit, next: k}))
+		m.conts.pop()
 	}
 }
 
@@ -240,13 +292,13 @@ func (f *firstSet) add(g firstSet) {
 // refNode refers to a grammar that is built later (`do` refers to exec).
 type refNode struct{ n *node }
 
-func (r refNode) walk(m *matcher, pos int, k func(int)) { (*r.n).walk(m, pos, k) }
+func (r refNode) walk(m *matcher, pos int, k *cont) { (*r.n).walk(m, pos, k) }
 
 // cmdNode marks where a command starts: the arguments bound after it belong
 // to this command.
 type cmdNode struct{ c *command }
 
-func (c cmdNode) walk(m *matcher, pos int, k func(int)) {
+func (c cmdNode) walk(m *matcher, pos int, k *cont) {
 	m.push(step{cmd: c.c})
 	c.c.syntax.walk(m, pos, k)
 	m.pop()
@@ -348,6 +400,7 @@ type matcher struct {
 	cr      bool     // a command can end at limit
 	matches [][]step // complete matches when limit == len(toks)
 	path    []step
+	conts   conts
 }
 
 func (m *matcher) push(s step) { m.path = append(m.path, s) }
@@ -366,15 +419,18 @@ func (m *matcher) offer(a *atom) {
 func (m *matcher) run(g node, limit int) {
 	m.limit = limit
 	m.cands, m.cr, m.matches, m.path = m.cands[:0], false, nil, m.path[:0]
-	g.walk(m, 0, func(pos int) {
-		if pos != m.limit {
-			return
-		}
-		m.cr = true
-		if limit == len(m.toks) {
-			m.matches = append(m.matches, append([]step(nil), m.path...))
-		}
-	})
+	g.walk(m, 0, nil)
+}
+
+// end is where a walk that matched the grammar up to pos ends.
+func (m *matcher) end(pos int) {
+	if pos != m.limit {
+		return
+	}
+	m.cr = true
+	if m.limit == len(m.toks) {
+		m.matches = append(m.matches, append([]step(nil), m.path...))
+	}
 }
 
 // matchErr is what was wrong with a line, and at which token.
