@@ -347,8 +347,10 @@ type token struct {
 
 // tokenize splits a line at blanks; a token that starts with a double quote
 // runs to the closing quote (backslash escapes the next character).
-func tokenize(line string) []token {
-	var toks []token
+func tokenize(line string) []token { return appendTokens(nil, line) }
+
+// appendTokens appends the tokens of line to toks.
+func appendTokens(toks []token, line string) []token {
 	i := 0
 	for i < len(line) {
 		if line[i] == ' ' || line[i] == '\t' {
@@ -418,7 +420,7 @@ func (m *matcher) offer(a *atom) {
 // run walks the grammar with tokens [0, limit) consumed.
 func (m *matcher) run(g node, limit int) {
 	m.limit = limit
-	m.cands, m.cr, m.matches, m.path = m.cands[:0], false, nil, m.path[:0]
+	m.cands, m.cr, m.matches, m.path = m.cands[:0], false, m.matches[:0], m.path[:0]
 	g.walk(m, 0, nil)
 }
 
@@ -429,7 +431,11 @@ func (m *matcher) end(pos int) {
 	}
 	m.cr = true
 	if m.limit == len(m.toks) {
-		m.matches = append(m.matches, append([]step(nil), m.path...))
+		var s []step // the steps of a match of an earlier walk, to reuse
+		if n := len(m.matches); n < cap(m.matches) {
+			s = m.matches[:n+1][n][:0]
+		}
+		m.matches = append(m.matches, append(s, m.path...))
 	}
 }
 
@@ -480,9 +486,10 @@ func contains(s []string, w string) bool {
 // newMatcher resolves the first n tokens of line against g. It returns the
 // matcher positioned after them, or the first error.
 func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
-	toks := tokenize(line)
-	if n < 0 || n > len(toks) {
-		n = len(toks)
+	m := matchers.Get().(*matcher)
+	m.line, m.toks = line, appendTokens(m.toks[:0], line)
+	if n < 0 || n > len(m.toks) {
+		n = len(m.toks)
 		// A whole line: first walk only for the tokens that could be
 		// keywords (a token no keyword starts with can only resolve to a
 		// parameter value); a line that does not match so is walked token
@@ -490,32 +497,43 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 		// for a value that no parameter accepts ends every path through
 		// it, as the full walk's candidates would have said).
 		if fastParse {
-			if m, err := walkLine(g, line, toks, n, true); err == nil && len(m.matches) > 0 {
+			if err := m.walkLine(g, n, true); err == nil && len(m.matches) > 0 {
 				return m, nil
 			}
 		}
 	}
-	return walkLine(g, line, toks, n, false)
+	return m, m.walkLine(g, n, false)
+}
+
+// matchers keeps matchers for reuse (release): a line's walks then take
+// no new slices (tokens, resolutions, path, candidates, continuations).
+var matchers = sync.Pool{New: func() any { return new(matcher) }}
+
+// release hands m back for reuse; nothing of it may be used after.
+func (m *matcher) release() {
+	m.line = ""
+	clear(m.toks)
+	matchers.Put(m)
 }
 
 // walkLine resolves the first n tokens against g, skipping the walk for
 // tokens that no keyword starts with when skipValues.
-func walkLine(g node, line string, toks []token, n int, skipValues bool) (*matcher, *matchErr) {
-	m := &matcher{line: line, toks: toks}
+func (m *matcher) walkLine(g node, n int, skipValues bool) *matchErr {
+	m.res = m.res[:0]
 	for p := 0; p < n; p++ {
-		if skipValues && !wordPrefix(toks[p].text) {
+		if skipValues && !wordPrefix(m.toks[p].text) {
 			m.res = append(m.res, resolved{})
 			continue
 		}
 		m.run(g, p)
 		r, err := m.resolve(p)
 		if err != nil {
-			return m, err
+			return err
 		}
 		m.res = append(m.res, r)
 	}
 	m.run(g, n)
-	return m, nil
+	return nil
 }
 
 // fastParse enables the first walk of newMatcher that skips values
@@ -596,6 +614,7 @@ type parsed struct {
 // parseLine matches a whole line. An empty line gives a nil command.
 func parseLine(g node, line string) (*parsed, *matchErr) {
 	m, err := newMatcher(g, line, -1)
+	defer m.release()
 	if err != nil {
 		return nil, err
 	}
