@@ -111,7 +111,7 @@ func SortConnlimits(cs []Connlimit) {
 	})
 }
 
-// hash is a hash of the key for buckets of entries (dupFinder), which
+// hash is a hash of the key for buckets of entries (entryBuckets), which
 // compare keys within a bucket: it need not cover every field.
 func (k *entryKey) hash() uint64 {
 	h := uint64(k.action)<<56 ^ uint64(k.proto)<<48 ^ uint64(k.nConnlimits)<<40

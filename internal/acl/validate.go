@@ -500,7 +500,7 @@ func (v *validator) acls() {
 func (v *validator) entries(a *ACL) {
 	label := a.Label()
 	path := func(e *Entry) string { return label + " seq " + strconv.Itoa(e.Seq) } // only for errors
-	var dups dupFinder
+	dups := newEntryBuckets(len(a.Entries))
 	for j, e := range a.Entries {
 		if e == nil {
 			v.addf(label, "entry %d is nil", j)
@@ -516,41 +516,10 @@ func (v *validator) entries(a *ACL) {
 		if e.Action == Remark {
 			continue
 		}
-		if o := dups.add(e); o != nil {
+		if o := dups.sameOrAdd(e); o != nil {
 			v.addf(path(e), "entry duplicates seq %d", o.Seq)
 		}
 	}
-}
-
-// dupFinder finds, for each entry added, an entry added before it with the
-// same content (SameContent), if any, and keeps it otherwise. Entries are
-// bucketed by a hash of their content: a map of entryKey values would take
-// about 500 bytes an entry.
-type dupFinder struct {
-	last map[uint64]int32 // bucket → index in es of its last entry
-	prev []int32          // index of the entry before in its bucket, or -1
-	es   []*Entry
-}
-
-func (d *dupFinder) add(e *Entry) *Entry {
-	if d.last == nil {
-		d.last = map[uint64]int32{}
-	}
-	k := contentKey(e)
-	h := k.hash()
-	i, ok := d.last[h]
-	for ; ok && i >= 0; i = d.prev[i] {
-		if o := d.es[i]; contentKey(o) == k {
-			return o
-		}
-	}
-	d.prev = append(d.prev, -1)
-	if ok {
-		d.prev[len(d.prev)-1] = d.last[h]
-	}
-	d.last[h] = int32(len(d.es))
-	d.es = append(d.es, e)
-	return nil
 }
 
 func (v *validator) interfaces() {
