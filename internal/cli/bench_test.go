@@ -63,13 +63,20 @@ func genACL(n int) []string {
 }
 
 // BenchmarkApplyScript50k is the agent's parse of `slxsh -f` of a
-// 50k-entry config.
+// 50k-entry config, with the list's body parsed ahead on every core and
+// in order.
 func BenchmarkApplyScript50k(b *testing.B) {
 	t := Txn{Lines: genACL(50000)}
-	for b.Loop() {
-		if _, err := ApplyLines(acl.New(), t); err != nil {
-			b.Fatal(err)
-		}
+	defer func() { preparsing = true }()
+	for _, ahead := range []bool{true, false} {
+		b.Run(map[bool]string{true: "ahead", false: "inorder"}[ahead], func(b *testing.B) {
+			preparsing = ahead
+			for b.Loop() {
+				if _, err := ApplyLines(acl.New(), t); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
