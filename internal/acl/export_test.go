@@ -1,4 +1,10 @@
 package acl
 
-// Cached is how many entry lines the formatter keeps.
-func (f *Formatter) Cached() int { return len(f.lines) }
+// Cached is how many entry lines the formatter keeps for the next time.
+func (f *Formatter) Cached() int {
+	n := 0
+	for _, fl := range f.lists {
+		n += len(fl.lines)
+	}
+	return n
+}

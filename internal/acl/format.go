@@ -14,11 +14,14 @@ import (
 // Every block ends with a "!" line and every line with "\n"; the empty
 // configuration formats as "". An interface without access-groups still
 // prints as its `interface X` line and "!".
-func Format(c *Config) string { return format(c, FormatEntry, 0) }
+func Format(c *Config) string {
+	return format(c, func(b *strings.Builder, a *ACL) { writeACL(b, a, FormatEntry) }, 0)
+}
 
-// format is Format with entry lines from line (FormatEntry's, or a
-// Formatter's cache of them), in a buffer of size bytes to start with.
-func format(c *Config, line func(Family, *Entry) string, size int) string {
+// format is Format with the lists written by acl (writeACL with
+// FormatEntry's lines, or with a Formatter's), in a buffer of size bytes
+// to start with.
+func format(c *Config, acl func(*strings.Builder, *ACL), size int) string {
 	var b strings.Builder
 	b.Grow(size)
 	if c.Hostname != "" {
@@ -33,7 +36,7 @@ func format(c *Config, line func(Family, *Entry) string, size int) string {
 		b.WriteString(FormatTimeRange(t))
 	}
 	for _, a := range c.ACLs {
-		writeACL(&b, a, line)
+		acl(&b, a)
 	}
 	for _, i := range c.Interfaces {
 		b.WriteString(FormatInterface(i))

@@ -1,53 +1,72 @@
 package acl
 
-// A Formatter formats configurations as Format does, keeping the line of
-// each entry it formatted: entries are immutable and shared by the clones
-// a change starts from (Config.Clone), so formatting the config after a
-// change formats only the entries the change made. The agent saves its
-// running config so after every change. A Formatter is not safe for
+import "strings"
+
+// A Formatter formats configurations as Format does, keeping the lines of
+// each list's entries: entries are immutable and shared by the clones a
+// change starts from (Config.Clone), so formatting the config after a
+// change formats only the entries the change made, and finds the others
+// by a walk of the list beside the one formatted before. The agent saves
+// its running config so after every change. A Formatter is not safe for
 // concurrent use; its zero value is ready.
 type Formatter struct {
-	lines map[lineKey]string // FormatEntry's, of entries of the configs formatted
-	size  int                // of the last text
+	lists map[aclKey]*formattedACL // of the config formatted last
+	size  int                      // of the last text
+	gen   int                      // Format calls
 }
 
-type lineKey struct {
-	e *Entry
-	f Family
+// formattedACL is a list's entries as formatted last and their lines, with
+// the buffers of the time before for the next time.
+type formattedACL struct {
+	es, spareEs       []*Entry
+	lines, spareLines []string
+	gen               int // of the Format call that wrote es
 }
 
 // Format returns Format(c).
 func (f *Formatter) Format(c *Config) string {
-	if f.lines == nil {
-		f.lines = map[lineKey]string{}
+	if f.lists == nil {
+		f.lists = map[aclKey]*formattedACL{}
 	}
-	n := 0
-	text := format(c, func(fam Family, e *Entry) string {
-		n++
-		k := lineKey{e, fam}
-		l, ok := f.lines[k]
-		if !ok {
-			l = FormatEntry(fam, e)
-			f.lines[k] = l
+	f.gen++
+	text := format(c, f.writeACL, f.size+f.size/64)
+	for k, fl := range f.lists {
+		if fl.gen != f.gen {
+			delete(f.lists, k) // not in c
 		}
-		return l
-	}, f.size+f.size/64)
-	f.size = len(text)
-	if len(f.lines) > 2*n+64 {
-		f.keepOnly(c)
 	}
+	f.size = len(text)
 	return text
 }
 
-// keepOnly forgets the lines of entries c does not hold (nor pins them in
-// memory); the map starts over, since deleting keys would not shrink it.
-func (f *Formatter) keepOnly(c *Config) {
-	kept := make(map[lineKey]string, len(f.lines)/2)
-	for _, a := range c.ACLs {
-		for _, e := range a.Entries {
-			k := lineKey{e, a.Family}
-			kept[k] = f.lines[k]
-		}
+// writeACL is writeACL with the lines of the entries formatted last time.
+func (f *Formatter) writeACL(b *strings.Builder, a *ACL) {
+	k := aclKey{a.Family, a.Name}
+	fl := f.lists[k]
+	switch {
+	case fl == nil:
+		fl = &formattedACL{}
+		f.lists[k] = fl
+	case fl.gen == f.gen: // twice in c (which Validate refuses)
+		writeACL(b, a, FormatEntry)
+		return
 	}
-	f.lines = kept
+	es, lines := fl.spareEs[:0], fl.spareLines[:0]
+	i := 0 // in fl.es, which is in seq order as a.Entries
+	writeACL(b, a, func(fam Family, e *Entry) string {
+		for i < len(fl.es) && fl.es[i].Seq < e.Seq {
+			i++
+		}
+		var l string
+		if i < len(fl.es) && fl.es[i] == e {
+			l = fl.lines[i]
+		} else {
+			l = FormatEntry(fam, e)
+		}
+		es, lines = append(es, e), append(lines, l)
+		return l
+	})
+	fl.es, fl.spareEs = es, fl.es
+	fl.lines, fl.spareLines = lines, fl.lines
+	fl.gen = f.gen
 }
