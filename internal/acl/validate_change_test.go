@@ -19,33 +19,49 @@ import (
 func TestValidateChangeAgrees(t *testing.T) {
 	valid, invalid := 0, 0
 	for seed := range uint64(300) {
-		r := rand.New(rand.NewPCG(seed, 5))
-		prev := acltest.Random(r)
-		for step := range 30 {
-			next := prev.Clone()
-			var did []string
-			for n := 1 + r.IntN(3); n > 0; n-- {
-				did = append(did, randomChange(r, next))
-				if did[len(did)-1] == "nil" {
-					break // the mutation API expects no nil entries
-				}
-			}
-			want, got := errText(acl.Validate(next)), errText(acl.ValidateChange(prev, next))
-			if got != want {
-				t.Fatalf("seed %d step %d after %v:\nValidateChange: %s\nValidate: %s\nof\n%s", seed, step, did, got, want, acl.Format(next))
-			}
-			if want != "" {
-				invalid++
-				continue
-			}
-			valid++
-			prev = next
-		}
+		v, i := changeSeries(t, rand.New(rand.NewPCG(seed, 5)), 30)
+		valid, invalid = valid+v, invalid+i
 	}
 	t.Logf("%d valid, %d invalid", valid, invalid)
 	if valid < 2000 || invalid < 2000 {
 		t.Errorf("%d valid and %d invalid changes; the generator should make both", valid, invalid)
 	}
+}
+
+// FuzzValidateChange: TestValidateChangeAgrees from any seed.
+func FuzzValidateChange(f *testing.F) {
+	f.Add(uint64(0), uint64(0))
+	f.Add(uint64(7), uint64(5))
+	f.Fuzz(func(t *testing.T, a, b uint64) { changeSeries(t, rand.New(rand.NewPCG(a, b)), 30) })
+}
+
+// changeSeries makes steps random changes of a random config and fails
+// unless ValidateChange agrees with Validate on each; it counts the valid
+// and the invalid results.
+func changeSeries(t *testing.T, r *rand.Rand, steps int) (valid, invalid int) {
+	t.Helper()
+	prev := acltest.Random(r)
+	for step := range steps {
+		next := prev.Clone()
+		var did []string
+		for n := 1 + r.IntN(3); n > 0; n-- {
+			did = append(did, randomChange(r, next))
+			if did[len(did)-1] == "nil" {
+				break // the mutation API expects no nil entries
+			}
+		}
+		want, got := errText(acl.Validate(next)), errText(acl.ValidateChange(prev, next))
+		if got != want {
+			t.Fatalf("step %d after %v:\nValidateChange: %s\nValidate: %s\nof\n%s", step, did, got, want, acl.Format(next))
+		}
+		if want != "" {
+			invalid++
+			continue
+		}
+		valid++
+		prev = next
+	}
+	return valid, invalid
 }
 
 func errText(err error) string {
