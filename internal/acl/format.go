@@ -2,6 +2,7 @@ package acl
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -15,15 +16,14 @@ import (
 // configuration formats as "". An interface without access-groups still
 // prints as its `interface X` line and "!".
 func Format(c *Config) string {
-	return format(c, func(b *strings.Builder, a *ACL) { writeACL(b, a, FormatEntry) }, 0)
+	var b strings.Builder
+	format(&b, c, func(w io.StringWriter, a *ACL) { writeACL(w, a, FormatEntry) })
+	return b.String()
 }
 
-// format is Format with the lists written by acl (writeACL with
-// FormatEntry's lines, or with a Formatter's), in a buffer of size bytes
-// to start with.
-func format(c *Config, acl func(*strings.Builder, *ACL), size int) string {
-	var b strings.Builder
-	b.Grow(size)
+// format writes Format(c) to b, the lists by acl (writeACL with
+// FormatEntry's lines, or with a Formatter's).
+func format(b io.StringWriter, c *Config, acl func(io.StringWriter, *ACL)) {
 	if c.Hostname != "" {
 		// SLX-OS's spelling, which its tools read back (Ansible's slxos
 		// facts); `hostname NAME` is accepted as input too.
@@ -36,12 +36,11 @@ func format(c *Config, acl func(*strings.Builder, *ACL), size int) string {
 		b.WriteString(FormatTimeRange(t))
 	}
 	for _, a := range c.ACLs {
-		acl(&b, a)
+		acl(b, a)
 	}
 	for _, i := range c.Interfaces {
 		b.WriteString(FormatInterface(i))
 	}
-	return b.String()
 }
 
 // FormatTimeRange renders one time-range block, ending in "!\n".
@@ -72,7 +71,7 @@ func FormatACL(a *ACL) string {
 	return b.String()
 }
 
-func writeACL(b *strings.Builder, a *ACL, line func(Family, *Entry) string) {
+func writeACL(b io.StringWriter, a *ACL, line func(Family, *Entry) string) {
 	b.WriteString(a.Label())
 	b.WriteString("\n")
 	for _, e := range a.Entries {

@@ -1,6 +1,10 @@
 package acl
 
-import "strings"
+import (
+	"bytes"
+	"io"
+	"strings"
+)
 
 // A Formatter formats configurations as Format does, keeping the lines of
 // each list's entries: entries are immutable and shared by the clones a
@@ -25,22 +29,37 @@ type formattedACL struct {
 
 // Format returns Format(c).
 func (f *Formatter) Format(c *Config) string {
+	var b strings.Builder
+	b.Grow(f.size + f.size/64)
+	f.format(&b, c)
+	f.size = b.Len()
+	return b.String()
+}
+
+// Append appends Format(c) to dst, and returns the extended buffer (a
+// caller that keeps it formats without allocating).
+func (f *Formatter) Append(dst []byte, c *Config) []byte {
+	b := bytes.NewBuffer(dst)
+	f.format(b, c)
+	f.size = b.Len() - len(dst)
+	return b.Bytes()
+}
+
+func (f *Formatter) format(b io.StringWriter, c *Config) {
 	if f.lists == nil {
 		f.lists = map[aclKey]*formattedACL{}
 	}
 	f.gen++
-	text := format(c, f.writeACL, f.size+f.size/64)
+	format(b, c, f.writeACL)
 	for k, fl := range f.lists {
 		if fl.gen != f.gen {
 			delete(f.lists, k) // not in c
 		}
 	}
-	f.size = len(text)
-	return text
 }
 
 // writeACL is writeACL with the lines of the entries formatted last time.
-func (f *Formatter) writeACL(b *strings.Builder, a *ACL) {
+func (f *Formatter) writeACL(b io.StringWriter, a *ACL) {
 	k := aclKey{a.Family, a.Name}
 	fl := f.lists[k]
 	switch {

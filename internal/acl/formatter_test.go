@@ -13,6 +13,7 @@ import (
 // and keeps the lines of the entries of the last only.
 func TestFormatterAgrees(t *testing.T) {
 	var f acl.Formatter
+	var buf []byte
 	for seed := range uint64(100) {
 		r := rand.New(rand.NewPCG(seed, 9))
 		c := acltest.Random(r)
@@ -29,8 +30,12 @@ func TestFormatterAgrees(t *testing.T) {
 					t.Fatalf("seed %d step %d: Formatter gives\n%s\nFormat gives\n%s", seed, step, got, want)
 				}
 			}
+			buf = f.Append(append(buf[:0], "x"...), next)
+			if got, want := string(buf), "x"+acl.Format(next); got != want {
+				t.Fatalf("seed %d step %d: Formatter appends\n%s\nFormat gives\n%s", seed, step, got, want)
+			}
 			n := 0
-			for _, a := range c.ACLs {
+			for _, a := range next.ACLs { // formatted last
 				n += len(a.Entries)
 			}
 			if f.Cached() != n {

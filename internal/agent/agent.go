@@ -116,6 +116,7 @@ type Agent struct {
 	mu        sync.Mutex
 	running   *acl.Config
 	format    acl.Formatter                  // of running, under mu: a change formats its new entries only
+	state     []byte                         // the state files' data, under mu
 	ruleset   *nft.Ruleset                   // what the kernel holds (last successful apply)
 	baseline  map[string]uint64              // named counter values at the last `clear access-list counters`
 	revert    *time.Timer                    // pending `configure terminal revert timer`
@@ -333,7 +334,9 @@ func (a *Agent) saveStateLocked() {
 	if a.opts.StatePath == "" && a.opts.LastGoodPath == "" {
 		return
 	}
-	data := frameConfig(a.format.Format(a.running))
+	// The buffer is kept: a 50k-entry config is megabytes.
+	a.state = appendFrame(a.state[:0], func(b []byte) []byte { return a.format.Append(b, a.running) })
+	data := a.state
 	for _, path := range []string{a.opts.StatePath, a.opts.LastGoodPath} {
 		if path == "" {
 			continue
