@@ -606,9 +606,8 @@ func wordPrefix(tok string) bool {
 
 // parsed is a complete match: the command and its bound arguments.
 type parsed struct {
-	cmd   *command
-	args  any
-	pipes []*pipeSpec // output filters, in order
+	cmd *command
+	binding
 }
 
 // parseLine matches a whole line. An empty line gives a nil command.
@@ -636,8 +635,7 @@ func (m *matcher) bind(path []step) *parsed {
 			c, start = s.cmd, i+1
 		}
 	}
-	p := &parsed{cmd: c}
-	b := &binding{args: c.newArgs()}
+	p := &parsed{cmd: c, binding: binding{args: c.newArgs()}}
 	for _, s := range path[start:] {
 		if s.atom == nil || s.atom.bind == nil {
 			continue
@@ -651,9 +649,8 @@ func (m *matcher) bind(path []step) *parsed {
 		case s.atom.word != "":
 			v = s.atom.word
 		}
-		s.atom.bind(b, v)
+		s.atom.bind(&p.binding, v)
 	}
-	p.args, p.pipes = b.args, b.pipes
 	return p
 }
 
@@ -661,7 +658,7 @@ func (m *matcher) bind(path []step) *parsed {
 // output pipe, which any show command may have.
 type binding struct {
 	args  any
-	pipes []*pipeSpec
+	pipes []*pipeSpec // output filters, in order
 }
 
 // helpItem is one line of `?` help.
