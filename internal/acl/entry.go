@@ -3,6 +3,7 @@ package acl
 import (
 	"cmp"
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"slices"
 )
@@ -112,9 +113,12 @@ func SortConnlimits(cs []Connlimit) {
 }
 
 // hash is a hash of the key for buckets of entries (entryBuckets), which
-// compare keys within a bucket: it need not cover every field.
+// compare keys within a bucket. It covers every field but count (which
+// nearly all entries leave out), so that tests can make entries share a
+// bucket (TestValidateDuplicatesInOneBucket).
 func (k *entryKey) hash() uint64 {
-	h := uint64(k.action)<<56 ^ uint64(k.proto)<<48 ^ uint64(k.nConnlimits)<<40
+	h := uint64(k.action)<<56 ^ uint64(k.proto)<<40 ^ uint64(k.nConnlimits)<<32 ^ uint64(k.refuse.Kind)<<24
+	h ^= flags(k.log, k.hasRate, k.hasQuota, k.hasBlockFor, k.hasLoadLimit, k.hasOwner, k.blockFor.Flush, k.quota.PerSource)
 	h = mix(h, uint64(k.srcPort.Op)<<32|uint64(k.srcPort.Lo)<<16|uint64(k.srcPort.Hi))
 	h = mix(h, uint64(k.dstPort.Op)<<32|uint64(k.dstPort.Lo)<<16|uint64(k.dstPort.Hi))
 	for _, a := range [...]*Addr{&k.src, &k.dst} {
@@ -123,16 +127,33 @@ func (k *entryKey) hash() uint64 {
 			b := x.As16()
 			h = mix(h, binary.BigEndian.Uint64(b[:8]))
 			h = mix(h, binary.BigEndian.Uint64(b[8:]))
+			h = mix(h, maphash.String(hashSeed, x.Zone()))
 		}
 	}
 	for _, c := range k.connlimits[:min(k.nConnlimits, MaxConnlimits)] {
 		h = mix(h, uint64(c.N)<<16|uint64(c.Key)<<8|uint64(c.PrefixLen&0xff))
 	}
-	h = mix(h, uint64(k.rate.N)<<8|uint64(k.rate.Per))
-	h = mix(h, k.quota.N<<8|uint64(k.quota.Per))
+	h = mix(h, uint64(k.rate.N)<<16|uint64(k.rate.Per)<<8|uint64(k.rate.Key))
+	h = mix(h, uint64(k.rate.Burst))
+	h = mix(h, k.quota.N<<16|uint64(k.quota.Per)<<8|uint64(k.quota.Unit))
 	h = mix(h, uint64(k.blockFor.Seconds)<<32|uint64(k.loadLimit.Hundredths))
-	h = mix(h, uint64(k.owner.UID)<<16|uint64(len(k.owner.User))<<8|uint64(k.refuse.Kind))
-	return mix(h, uint64(len(k.timeRange))<<16|uint64(len(k.refuse.Message)))
+	h = mix(h, uint64(k.owner.UID))
+	for _, s := range [...]string{k.remark, k.timeRange, k.owner.User, k.refuse.Message} {
+		h = mix(h, maphash.String(hashSeed, s))
+	}
+	return h
+}
+
+var hashSeed = maphash.MakeSeed()
+
+func flags(bs ...bool) uint64 {
+	var f uint64
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	return f
 }
 
 // mix adds v to the hash h (the multiply-xorshift of splitmix64).

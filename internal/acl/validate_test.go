@@ -249,20 +249,14 @@ func unjoin(err error) []error {
 }
 
 // Entries whose content differs only where the duplicate finder's hash
-// does not look (the time-range's name, beyond its length) are told apart.
+// does not look (count) are told apart.
 func TestValidateDuplicatesInOneBucket(t *testing.T) {
-	c := acl.New()
-	for _, name := range []string{"aa", "bb"} {
-		if _, err := c.EnsureTimeRange(name); err != nil {
-			t.Fatal(err)
-		}
+	entry := func(seq int, count bool) *acl.Entry {
+		return &acl.Entry{Seq: seq, Proto: acl.ProtoTCP, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Count: count}
 	}
-	entry := func(seq int, tr string) *acl.Entry {
-		return &acl.Entry{Seq: seq, Proto: acl.ProtoTCP, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, TimeRange: tr}
-	}
-	c.ACLs = []*acl.ACL{{Name: "a", Family: acl.IPv4, Entries: []*acl.Entry{
-		entry(10, "aa"), entry(20, "bb"), entry(30, "bb"), entry(40, "aa"), entry(50, ""),
-	}}}
+	c := &acl.Config{ACLs: []*acl.ACL{{Name: "a", Family: acl.IPv4, Entries: []*acl.Entry{
+		entry(10, false), entry(20, true), entry(30, true), entry(40, false),
+	}}}}
 	var got []string
 	for _, e := range unjoin(acl.Validate(c)) {
 		got = append(got, e.Error())
