@@ -37,7 +37,11 @@ const SeqStep = 10
 // New returns an empty configuration.
 func New() *Config { return &Config{} }
 
-// Clone returns a deep copy of c.
+// Clone returns a copy of c that the mutation API can change without
+// touching c. Entries are shared, not copied: an entry is immutable once it
+// is in a config (the mutation API replaces entries, it never changes one),
+// so a transaction on a 50k-entry config copies 50k pointers, not 50k
+// entries.
 func (c *Config) Clone() *Config {
 	n := &Config{Hostname: c.Hostname, ExistingSessions: c.ExistingSessions}
 	for _, tr := range c.TimeRanges {
@@ -53,13 +57,10 @@ func (c *Config) Clone() *Config {
 	return n
 }
 
-// Clone returns a deep copy of the access list.
+// Clone returns a copy of the access list with its own Entries slice and
+// the same (immutable) entries.
 func (a *ACL) Clone() *ACL {
-	n := &ACL{Name: a.Name, Family: a.Family}
-	for _, e := range a.Entries {
-		n.Entries = append(n.Entries, e.Clone())
-	}
-	return n
+	return &ACL{Name: a.Name, Family: a.Family, Entries: slices.Clone(a.Entries)}
 }
 
 // Entry returns the entry with sequence number seq, or nil.
@@ -302,9 +303,17 @@ func (c *Config) Resequence(f Family, name string, start, step int) error {
 	if n := len(a.Entries); n > 0 && start+(n-1)*step > MaxSeq {
 		return errorf("resequencing %d entries from %d by %d goes over %d", n, start, step, MaxSeq)
 	}
+	// New entries in a new slice: the old entries may be shared with
+	// clones (Clone), and the list's content index holds them (index.go).
+	es := make([]*Entry, len(a.Entries))
 	for i, e := range a.Entries {
-		e.Seq = start + i*step
+		es[i] = e
+		if seq := start + i*step; seq != e.Seq {
+			es[i] = e.Clone()
+			es[i].Seq = seq
+		}
 	}
+	a.Entries = es
 	return nil
 }
 

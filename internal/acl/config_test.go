@@ -386,25 +386,21 @@ func TestNames(t *testing.T) {
 
 func TestCloneIndependent(t *testing.T) {
 	c := acltest.Example()
-	e := c.ACL(acl.IPv4, "check").Entry(10)
-	e.Rate = &acl.Rate{N: 1}
-	e.Quota = &acl.Quota{N: 1, Per: acl.Day}
-	e.BlockFor = &acl.BlockFor{Seconds: 1}
-	e.LoadLimit = &acl.LoadLimit{Hundredths: 1}
-	e.Owner = &acl.Owner{UID: 1}
 	n := c.Clone()
 	if !reflect.DeepEqual(n, c) {
 		t.Fatalf("Clone differs")
 	}
+	// Entries are shared (immutable); the lists holding them are not.
+	if n.ACL(acl.IPv4, "check").Entries[0] != c.ACL(acl.IPv4, "check").Entries[0] {
+		t.Errorf("Clone copied an entry")
+	}
 	before := acl.Format(c)
-	ne := n.ACL(acl.IPv4, "check").Entry(10)
-	ne.Connlimits[0].N = 99
-	ne.Rate.N = 99
-	ne.Quota.N = 99
-	ne.BlockFor.Seconds = 99
-	ne.LoadLimit.Hundredths = 99
-	ne.Owner.UID = 99
-	ne.DstPort.Lo = 99
+	if err := n.DeleteSeq(acl.IPv4, "check", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddEntry(acl.IPv4, "check", &acl.Entry{Seq: 10, Action: acl.Remark, Remark: "new"}); err != nil {
+		t.Fatal(err)
+	}
 	n.Interface(acl.IfManagement, "0").Groups[acl.IPv4][acl.In] = ""
 	n.TimeRange("office").Periodic[0].Start = 1
 	n.TimeRange("office").Absolute.Start.Year = 2030
@@ -576,6 +572,33 @@ func TestServicesAndProtocols(t *testing.T) {
 		}
 		if ok && p.name[0] > '9' && acl.ProtoName(p.f, got) != p.name {
 			t.Errorf("ProtoName(%s, %d) = %q, want %q", p.f, got, acl.ProtoName(p.f, got), p.name)
+		}
+	}
+}
+
+// AddEntry finds duplicates as well at a list's first use (a scan of the
+// entries, as on the fresh clone of every transaction) as with the index
+// built at its next use.
+func TestAddEntryDuplicateOnClone(t *testing.T) {
+	c := newACL(t, acl.IPv4, "a")
+	for _, p := range []uint16{22, 23, 24} {
+		if err := c.AddEntry(acl.IPv4, "a", permitPort(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := acl.Format(c)
+	for _, adds := range []int{1, 2, 3} { // the first scans, the next use an index
+		n := c.Clone()
+		for range adds {
+			dup := permitPort(23)
+			dup.Seq = 50
+			wantMsg(t, n.AddEntry(acl.IPv4, "a", dup), "entry already exists as seq 20")
+			if err := n.AddEntry(acl.IPv4, "a", permitPort(24)); err != nil {
+				t.Errorf("identical entry without seq: %v", err)
+			}
+		}
+		if got := acl.Format(n); got != before {
+			t.Errorf("%d adds of duplicates changed the list:\n%s", adds, got)
 		}
 	}
 }

@@ -2,6 +2,9 @@ package acl
 
 import (
 	"cmp"
+	"encoding/binary"
+	"hash/maphash"
+	"net/netip"
 	"slices"
 )
 
@@ -122,3 +125,54 @@ func (e *Entry) Key() Key { return Key{e.Seq, contentKey(e)} }
 
 // Seq is the seq of the entry whose Key k is.
 func (k Key) Seq() int { return k.seq }
+
+// hash is a hash of the key for buckets of entries (entryBuckets), which
+// compare keys within a bucket. It covers every field but count (which
+// nearly all entries leave out), so that tests can make entries share a
+// bucket (TestValidateDuplicatesInOneBucket).
+func (k *entryKey) hash() uint64 {
+	h := uint64(k.action)<<56 ^ uint64(k.proto)<<40 ^ uint64(k.nConnlimits)<<32 ^ uint64(k.refuse.Kind)<<24
+	h ^= flags(k.log, k.hasRate, k.hasQuota, k.hasBlockFor, k.hasLoadLimit, k.hasOwner, k.blockFor.Flush, k.quota.PerSource)
+	h = mix(h, uint64(k.srcPort.Op)<<32|uint64(k.srcPort.Lo)<<16|uint64(k.srcPort.Hi))
+	h = mix(h, uint64(k.dstPort.Op)<<32|uint64(k.dstPort.Lo)<<16|uint64(k.dstPort.Hi))
+	for _, a := range [...]*Addr{&k.src, &k.dst} {
+		h = mix(h, uint64(a.Kind)<<8|uint64(a.Prefix.Bits()&0xff))
+		for _, x := range [...]netip.Addr{a.Prefix.Addr(), a.Base, a.Wildcard} {
+			b := x.As16()
+			h = mix(h, binary.BigEndian.Uint64(b[:8]))
+			h = mix(h, binary.BigEndian.Uint64(b[8:]))
+			h = mix(h, maphash.String(hashSeed, x.Zone()))
+		}
+	}
+	for _, c := range k.connlimits[:min(k.nConnlimits, MaxConnlimits)] {
+		h = mix(h, uint64(c.N)<<16|uint64(c.Key)<<8|uint64(c.PrefixLen&0xff))
+	}
+	h = mix(h, uint64(k.rate.N)<<16|uint64(k.rate.Per)<<8|uint64(k.rate.Key))
+	h = mix(h, uint64(k.rate.Burst))
+	h = mix(h, k.quota.N<<16|uint64(k.quota.Per)<<8|uint64(k.quota.Unit))
+	h = mix(h, uint64(k.blockFor.Seconds)<<32|uint64(k.loadLimit.Hundredths))
+	h = mix(h, uint64(k.owner.UID))
+	for _, s := range [...]string{k.remark, k.timeRange, k.owner.User, k.refuse.Message} {
+		h = mix(h, maphash.String(hashSeed, s))
+	}
+	return h
+}
+
+var hashSeed = maphash.MakeSeed()
+
+func flags(bs ...bool) uint64 {
+	var f uint64
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	return f
+}
+
+// mix adds v to the hash h (the multiply-xorshift of splitmix64).
+func mix(h, v uint64) uint64 {
+	h ^= v
+	h *= 0xbf58476d1ce4e5b9
+	return h ^ h>>31
+}

@@ -2,6 +2,7 @@ package acl
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -16,6 +17,13 @@ import (
 // prints as its `interface X` line and "!".
 func Format(c *Config) string {
 	var b strings.Builder
+	format(&b, c, func(w io.StringWriter, a *ACL) { writeACL(w, a, FormatEntry) })
+	return b.String()
+}
+
+// format writes Format(c) to b, the lists by acl (writeACL with
+// FormatEntry's lines, or with a Formatter's).
+func format(b io.StringWriter, c *Config, acl func(io.StringWriter, *ACL)) {
 	if c.Hostname != "" {
 		// SLX-OS's spelling, which its tools read back (Ansible's slxos
 		// facts); `hostname NAME` is accepted as input too.
@@ -28,12 +36,11 @@ func Format(c *Config) string {
 		b.WriteString(FormatTimeRange(t))
 	}
 	for _, a := range c.ACLs {
-		b.WriteString(FormatACL(a))
+		acl(b, a)
 	}
 	for _, i := range c.Interfaces {
 		b.WriteString(FormatInterface(i))
 	}
-	return b.String()
 }
 
 // FormatTimeRange renders one time-range block, ending in "!\n".
@@ -60,12 +67,19 @@ func FormatTimeRange(t *TimeRange) string {
 // FormatACL renders one access-list block, ending in "!\n".
 func FormatACL(a *ACL) string {
 	var b strings.Builder
-	b.WriteString(a.Label() + "\n")
+	writeACL(&b, a, FormatEntry)
+	return b.String()
+}
+
+func writeACL(b io.StringWriter, a *ACL, line func(Family, *Entry) string) {
+	b.WriteString(a.Label())
+	b.WriteString("\n")
 	for _, e := range a.Entries {
-		b.WriteString(" " + FormatEntry(a.Family, e) + "\n")
+		b.WriteString(" ")
+		b.WriteString(line(a.Family, e))
+		b.WriteString("\n")
 	}
 	b.WriteString("!\n")
-	return b.String()
 }
 
 // FormatInterface renders one interface block, ending in "!\n": its
@@ -90,7 +104,8 @@ func FormatInterface(i *Interface) string {
 // time-range, load-limit, user/uid, refuse, log, count) and defaults are
 // left out.
 func FormatEntry(f Family, e *Entry) string {
-	w := []string{"seq", strconv.Itoa(e.Seq)}
+	var words [32]string // on the stack: enough for most entries
+	w := append(words[:0], "seq", strconv.Itoa(e.Seq))
 	if e.Action == Remark {
 		return strings.Join(append(w, "remark", e.Remark), " ")
 	}

@@ -100,7 +100,7 @@ func wrongDirection(a *ACL, d Direction) (e *Entry, kind string, other Direction
 
 func firstEntry(a *ACL, pred func(*Entry) bool) *Entry {
 	for _, e := range a.Entries {
-		if pred(e) {
+		if e != nil && pred(e) { // nil: in a config Validate is rejecting
 			return e
 		}
 	}

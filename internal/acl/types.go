@@ -80,7 +80,9 @@ const (
 	ProtoSCTP   = 132
 )
 
-// Entry is one ACL line.
+// Entry is one ACL line. An entry is immutable once it is in a config:
+// clones share it (Config.Clone), and the mutation API replaces entries
+// rather than changing them.
 type Entry struct {
 	Seq    int // 1-65535
 	Action Action

@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -56,6 +57,9 @@ func checkEntry(c *Config, f Family, acl string, e *Entry) []*Error {
 	}
 	var errs []*Error
 	add := func(err error) {
+		if err == nil {
+			return // before errors.As, whose target would be allocated
+		}
 		var ae *Error
 		if errors.As(err, &ae) && ae != nil {
 			errs = append(errs, ae)
@@ -383,8 +387,10 @@ func checkHardDrop(e *Entry) error {
 // Validate checks a whole configuration (as loaded from a file or received by
 // the agent) and returns every error found, joined, each an *Error with its
 // Path; nil when valid.
-func Validate(c *Config) error {
-	v := &validator{c: c, look: lookupView(c)}
+func Validate(c *Config) error { return validate(c, nil) }
+
+func validate(c, prev *Config) error {
+	v := &validator{c: c, look: lookupView(c), prev: prev}
 	v.global()
 	v.timeRanges()
 	v.acls()
@@ -395,6 +401,7 @@ func Validate(c *Config) error {
 type validator struct {
 	c    *Config
 	look *Config // c with sorted slices, for lookups that rely on order
+	prev *Config // a valid config whose entries need no checking (ValidateChange), or nil
 	errs []error
 }
 
@@ -484,33 +491,33 @@ func (v *validator) acls() {
 				v.addf(path, "access lists not sorted or duplicated")
 			}
 		}
-		v.entries(a)
+		if !v.unchanged(a) {
+			v.entries(a)
+		}
 	}
 }
 
 func (v *validator) entries(a *ACL) {
-	seen := make(map[entryKey]int, len(a.Entries))
+	label := a.Label()
+	path := func(e *Entry) string { return label + " seq " + strconv.Itoa(e.Seq) } // only for errors
+	dups := newEntryBuckets(len(a.Entries))
 	for j, e := range a.Entries {
 		if e == nil {
-			v.addf(a.Label(), "entry %d is nil", j)
+			v.addf(label, "entry %d is nil", j)
 			continue
 		}
-		path := fmt.Sprintf("%s seq %d", a.Label(), e.Seq)
 		if j > 0 && a.Entries[j-1] != nil && a.Entries[j-1].Seq >= e.Seq {
-			v.addf(path, "entries not sorted by seq or seq duplicated")
+			v.addf(path(e), "entries not sorted by seq or seq duplicated")
 		}
 		// user/uid against `in` bindings is reported once, by interfaces.
 		for _, err := range checkEntry(v.look, a.Family, "", e) {
-			v.add(path, err)
+			v.add(path(e), err)
 		}
 		if e.Action == Remark {
 			continue
 		}
-		k := contentKey(e)
-		if s, dup := seen[k]; dup {
-			v.addf(path, "entry duplicates seq %d", s)
-		} else {
-			seen[k] = e.Seq
+		if o := dups.sameOrAdd(e); o != nil {
+			v.addf(path(e), "entry duplicates seq %d", o.Seq)
 		}
 	}
 }

@@ -247,3 +247,25 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// Entries whose content differs only where the duplicate finder's hash
+// does not look (count) are told apart.
+func TestValidateDuplicatesInOneBucket(t *testing.T) {
+	entry := func(seq int, count bool) *acl.Entry {
+		return &acl.Entry{Seq: seq, Proto: acl.ProtoTCP, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Count: count}
+	}
+	c := &acl.Config{ACLs: []*acl.ACL{{Name: "a", Family: acl.IPv4, Entries: []*acl.Entry{
+		entry(10, false), entry(20, true), entry(30, true), entry(40, false),
+	}}}}
+	var got []string
+	for _, e := range unjoin(acl.Validate(c)) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"ip access-list extended a seq 30: entry duplicates seq 20",
+		"ip access-list extended a seq 40: entry duplicates seq 10",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Validate errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

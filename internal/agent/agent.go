@@ -115,6 +115,8 @@ type Agent struct {
 
 	mu        sync.Mutex
 	running   *acl.Config
+	format    acl.Formatter                  // of running, under mu: a change formats its new entries only
+	state     []byte                         // the state files' data, under mu
 	ruleset   *nft.Ruleset                   // what the kernel holds (last successful apply)
 	baseline  map[string]uint64              // named counter values at the last `clear access-list counters`
 	revert    *time.Timer                    // pending `configure terminal revert timer`
@@ -219,7 +221,8 @@ func (a *Agent) Replace(cfg *acl.Config, why string) ([]string, error) {
 // the running config. On any error nothing changes.
 func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	t0 := time.Now()
-	if err := acl.Validate(next); err != nil {
+	// The running config is valid: only what next changes is checked.
+	if err := acl.ValidateChange(a.running, next); err != nil {
 		return nil, userErr(userError(err))
 	}
 	rs, err := a.opts.Compile(next)
@@ -331,7 +334,9 @@ func (a *Agent) saveStateLocked() {
 	if a.opts.StatePath == "" && a.opts.LastGoodPath == "" {
 		return
 	}
-	data := frameConfig(acl.Format(a.running))
+	// The buffer is kept: a 50k-entry config is megabytes.
+	a.state = appendFrame(a.state[:0], func(b []byte) []byte { return a.format.Append(b, a.running) })
+	data := a.state
 	for _, path := range []string{a.opts.StatePath, a.opts.LastGoodPath} {
 		if path == "" {
 			continue
@@ -388,7 +393,7 @@ func userError(err error) string {
 // Save persists the running config as the startup-config, atomically.
 func (a *Agent) Save() error {
 	a.mu.Lock()
-	text := acl.Format(a.running)
+	text := a.format.Format(a.running)
 	a.mu.Unlock()
 	if a.opts.StartupPath == "" {
 		return userErr("% Error: no startup-config file (aclagent --config)")

@@ -450,3 +450,30 @@ func TestRevertTimerSurvivesRestart(t *testing.T) {
 		t.Error("revert file left after the revert")
 	}
 }
+
+// After every change the state file holds acl.Format of the running
+// config, byte for byte (the agent formats only the entries a change
+// makes), including after renumbering and refused changes.
+func TestStateFileFollowsChanges(t *testing.T) {
+	ta := newTestAgent(t)
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, slxACL, slxBind)
+	changes := [][]string{
+		{"ip access-list extended check", "seq 15 deny udp any any eq 53", "remark dns"},
+		{"ip access-list extended check", "no seq 10"},
+		{"ip access-list extended check", "seq 15 deny udp any any eq 53"}, // identical: no change
+		{"ip access-list extended check", "seq 16 deny udp any any eq 53"}, // refused: a duplicate
+		{"ip access-list extended check", "resequence 100 5"},
+		{"time-range office", "periodic weekdays 08:00 to 18:00", "ip access-list extended check", "permit tcp any any eq 80 time-range office"},
+		{"ipv6 access-list extended six", "permit ipv6 any any", "ip access-list extended check", "no permit ip any any"},
+	}
+	for _, lines := range changes {
+		_, _ = ta.Configure(cli.Txn{Lines: lines})
+		saved, err := os.ReadFile(ta.state)
+		if want := frameConfig(acl.Format(ta.Running())); err != nil || string(saved) != string(want) {
+			t.Fatalf("after %q the state file is\n%s\nwant\n%s", lines, saved, want)
+		}
+	}
+}

@@ -41,7 +41,13 @@ const (
 
 // frameConfig returns text (a formatted config) as the agent writes it.
 func frameConfig(text string) []byte {
-	return []byte(fileHeader + "\n" + text + "end\n")
+	return appendFrame(make([]byte, 0, len(fileHeader)+len(text)+5), func(b []byte) []byte { return append(b, text...) })
+}
+
+// appendFrame appends a config file's data to dst: the header line, the
+// formatted config that body appends, and the "end" line.
+func appendFrame(dst []byte, body func([]byte) []byte) []byte {
+	return append(body(append(dst, fileHeader+"\n"...)), "end\n"...)
 }
 
 // FileError is a config file that could not be loaded, with the line it

@@ -6,9 +6,12 @@
 // The pieces:
 //
 //   - agent.go: the running config and the one mutex that serialises every
-//     change: apply the lines to the current config (cli.ApplyLines),
-//     validate, compile, install in the kernel (with the session tracker's
-//     Prepare and Installed around it), and only then commit.
+//     change: apply the lines to the current config (cli.ApplyLines, on a
+//     clone that shares its entries), validate what changed
+//     (acl.ValidateChange), compile, install in the kernel (with the
+//     session tracker's Prepare and Installed around it), and only then
+//     commit; the running config is saved formatted by an acl.Formatter,
+//     which formats only the entries a change made.
 //   - reconcile.go: drift repair, recompiling when the host changed.
 //   - server.go, auth.go: the socket server; peer credentials (SO_PEERCRED,
 //     SO_PEERGROUPS) decide who may change the configuration, for the

@@ -42,7 +42,7 @@ func (a *Agent) Revert(minutes int) error {
 	if unit == 0 {
 		unit = time.Minute
 	}
-	p := pendingRevert{Deadline: time.Now().Add(time.Duration(minutes) * unit), Config: acl.Format(a.running)}
+	p := pendingRevert{Deadline: time.Now().Add(time.Duration(minutes) * unit), Config: a.format.Format(a.running)}
 	if path := a.revertPath(); path != "" {
 		data, _ := json.Marshal(p)
 		if err := writeFileAtomic(path, data, 0o600); err != nil {

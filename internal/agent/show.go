@@ -18,7 +18,7 @@ import (
 func (a *Agent) RunningText() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return acl.Format(a.running)
+	return a.format.Format(a.running)
 }
 
 // Hostname returns the configured hostname ("" when none is set).

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
 )
 
 // BenchmarkParseConfig replays a 1000-entry access list.
@@ -43,5 +45,65 @@ func BenchmarkParseEntryLine(b *testing.B) {
 		if _, _, err := parseConfigLine(st, line); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// genACL is the script of scripts/gen-acl.sh: one list of n entries (seq
+// 1..n), every hundredth with connlimit 3, applied in on eth1.
+func genACL(n int) []string {
+	lines := []string{"ip access-list extended big"}
+	for i := 1; i <= n; i++ {
+		line := fmt.Sprintf(" seq %d permit tcp host 10.%d.%d.%d any eq %d", i, i/65536, i/256%256, i%256, 1000+i%20000)
+		if i%100 == 0 {
+			line += " connlimit 3"
+		}
+		lines = append(lines, line)
+	}
+	return append(lines, "interface eth1", " ip access-group big in", "end")
+}
+
+// BenchmarkApplyScript50k is the agent's parse of `slxsh -f` of a
+// 50k-entry config, with the list's body parsed ahead on every core and
+// in order.
+func BenchmarkApplyScript50k(b *testing.B) {
+	t := Txn{Lines: genACL(50000)}
+	defer func() { preparsing = true }()
+	for _, ahead := range []bool{true, false} {
+		b.Run(map[bool]string{true: "ahead", false: "inorder"}[ahead], func(b *testing.B) {
+			preparsing = ahead
+			for b.Loop() {
+				if _, err := ApplyLines(acl.New(), t); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkChange50k is one one-entry change of a 50k-entry config on the
+// agent's path, but for the compiler: the lines applied, the result
+// validated against the running config and formatted for the state files
+// into the buffer of the last time (as installLocked and saveStateLocked
+// do).
+func BenchmarkChange50k(b *testing.B) {
+	running, err := ApplyLines(acl.New(), Txn{Lines: genACL(50000)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := acl.Validate(running); err != nil {
+		b.Fatal(err)
+	}
+	var f acl.Formatter
+	state := f.Append(nil, running)
+	t := Txn{Lines: []string{"ip access-list extended big", "no seq 25000", "seq 25000 permit tcp host 10.0.97.168 any eq 2071"}}
+	for b.Loop() {
+		next, err := ApplyLines(running, t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := acl.ValidateChange(running, next); err != nil {
+			b.Fatal(err)
+		}
+		state = f.Append(state[:0], next)
 	}
 }

@@ -19,13 +19,63 @@ import (
 // value. So abbreviation and ambiguity are judged against exactly the words
 // possible at that position, and the first token that no path accepts is
 // where the caret goes. Lines are short: the quadratic number of walks costs
-// about 0.1 ms for a long ACL entry (BenchmarkExecuteEntry).
+// about 30 µs for a long ACL entry (BenchmarkExecuteEntry).
 
 // node is a piece of grammar. walk matches the node starting at token pos
-// and calls k with the position after each way it can match.
+// and goes on with k (m.resume) at the position after each way it can
+// match.
 type node interface {
-	walk(m *matcher, pos int, k func(pos int))
+	walk(m *matcher, pos int, k *cont)
 }
+
+// cont is how a walk goes on after a node has matched: with the rest of a
+// sequence, or with the items of an any-order node not used yet, and then
+// with next; a nil cont is the end of the grammar (matcher.end).
+// Continuations are not closures, which escape to the heap when passed to
+// an interface's method (they were most of a line's allocations): they
+// live on the matcher's stack of them (conts), for as long as the walk
+// they were made for.
+type cont struct {
+	seq  seqNode // the rest of seq from item i, or
+	i    int
+	any  *anyOrderNode // the items of any not in used
+	used uint64
+	next *cont
+}
+
+// resume goes on with k at pos.
+func (m *matcher) resume(k *cont, pos int) {
+	switch {
+	case k == nil:
+		m.end(pos)
+	case k.any != nil:
+		k.any.rec(m, pos, k.used, k.next)
+	default:
+		k.seq.from(m, k.i, pos, k.next)
+	}
+}
+
+// contBlock is the size of the blocks continuations are taken from (which
+// never move, so that a *cont stays valid while the stack grows).
+const contBlock = 64
+
+// conts is a stack of continuations.
+type conts struct {
+	blocks [][contBlock]cont
+	n      int
+}
+
+func (st *conts) push(c cont) *cont {
+	if st.n/contBlock == len(st.blocks) {
+		st.blocks = append(st.blocks, [contBlock]cont{})
+	}
+	p := &st.blocks[st.n/contBlock][st.n%contBlock]
+	*p = c
+	st.n++
+	return p
+}
+
+func (st *conts) pop() { st.n-- }
 
 // atom is one token of the grammar: a keyword (word != "") or a typed
 // parameter (accept != nil).
@@ -47,7 +97,7 @@ func (a *atom) display() string {
 	return a.name
 }
 
-func (a *atom) walk(m *matcher, pos int, k func(int)) {
+func (a *atom) walk(m *matcher, pos int, k *cont) {
 	if pos == m.limit {
 		m.offer(a)
 		return
@@ -60,7 +110,7 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 			for j := pos + 1; j < m.limit; j++ {
 				if m.res[j].isKw && m.res[j].kw == a.upTo {
 					m.push(step{atom: a, tok: pos, end: j})
-					k(j)
+					m.resume(k, j)
 					m.pop()
 					return
 				}
@@ -69,7 +119,7 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 		// A LINE runs to the end of what is consumed so far, and may go on.
 		m.offer(a)
 		m.push(step{atom: a, tok: pos})
-		k(m.limit)
+		m.resume(k, m.limit)
 		m.pop()
 		return
 	}
@@ -77,7 +127,7 @@ func (a *atom) walk(m *matcher, pos int, k func(int)) {
 		return
 	}
 	m.push(step{atom: a, tok: pos})
-	k(pos + 1)
+	m.resume(k, pos+1)
 	m.pop()
 }
 
@@ -92,14 +142,14 @@ func (a *atom) matches(m *matcher, pos int) bool {
 
 type seqNode []node
 
-func (s seqNode) walk(m *matcher, pos int, k func(int)) { s.from(m, 0, pos, k) }
+func (s seqNode) walk(m *matcher, pos int, k *cont) { s.from(m, 0, pos, k) }
 
-func (s seqNode) from(m *matcher, i, pos int, k func(int)) {
+func (s seqNode) from(m *matcher, i, pos int, k *cont) {
 	if i == len(s) {
-		k(pos)
+		m.resume(k, pos)
 		return
 	}
-	// Fast path without a closure: a plain atom before the limit either
+	// Fast path without a continuation: a plain atom before the limit either
 	// matches one token or ends this path.
 	if a, ok := s[i].(*atom); ok && !a.rest && pos < m.limit {
 		if a.matches(m, pos) {
@@ -109,7 +159,8 @@ func (s seqNode) from(m *matcher, i, pos int, k func(int)) {
 		}
 		return
 	}
-	s[i].walk(m, pos, func(p int) { s.from(m, i+1, p, k) })
+	s[i].walk(m, pos, m.conts.push(cont{seq: s, i: i + 1, next: k}))
+	m.conts.pop()
 }
 
 // altNode matches any one of its alternatives. Alternatives that cannot
@@ -127,7 +178,7 @@ func newAlt(n []node) *altNode {
 	return a
 }
 
-func (a *altNode) walk(m *matcher, pos int, k func(int)) {
+func (a *altNode) walk(m *matcher, pos int, k *cont) {
 	for i, n := range a.alts {
 		if a.firsts[i].excludes(m, pos) {
 			continue
@@ -138,8 +189,8 @@ func (a *altNode) walk(m *matcher, pos int, k func(int)) {
 
 type optNode struct{ n node }
 
-func (o optNode) walk(m *matcher, pos int, k func(int)) {
-	k(pos)
+func (o optNode) walk(m *matcher, pos int, k *cont) {
+	m.resume(k, pos)
 	o.n.walk(m, pos, k)
 }
 
@@ -159,16 +210,17 @@ type manyNode struct{ node }
 // many makes an anyOrder item repeatable.
 func many(n node) node { return manyNode{n} }
 
-func (a *anyOrderNode) walk(m *matcher, pos int, k func(int)) { a.rec(m, pos, 0, k) }
+func (a *anyOrderNode) walk(m *matcher, pos int, k *cont) { a.rec(m, pos, 0, k) }
 
-func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k func(int)) {
-	k(pos)
+func (a *anyOrderNode) rec(m *matcher, pos int, used uint64, k *cont) {
+	m.resume(k, pos)
 	for i, n := range a.items {
 		if used&(1<<i) != 0 || a.firsts[i].excludes(m, pos) {
 			continue
 		}
 		bit := uint64(1) << i &^ a.multi
-		n.walk(m, pos, func(p int) { a.rec(m, p, used|bit, k) })
+		n.walk(m, pos, m.conts.push(cont{any: a, used: used | bit, next: k}))
+		m.conts.pop()
 	}
 }
 
@@ -240,13 +292,13 @@ func (f *firstSet) add(g firstSet) {
 // refNode refers to a grammar that is built later (`do` refers to exec).
 type refNode struct{ n *node }
 
-func (r refNode) walk(m *matcher, pos int, k func(int)) { (*r.n).walk(m, pos, k) }
+func (r refNode) walk(m *matcher, pos int, k *cont) { (*r.n).walk(m, pos, k) }
 
 // cmdNode marks where a command starts: the arguments bound after it belong
 // to this command.
 type cmdNode struct{ c *command }
 
-func (c cmdNode) walk(m *matcher, pos int, k func(int)) {
+func (c cmdNode) walk(m *matcher, pos int, k *cont) {
 	m.push(step{cmd: c.c})
 	c.c.syntax.walk(m, pos, k)
 	m.pop()
@@ -295,8 +347,10 @@ type token struct {
 
 // tokenize splits a line at blanks; a token that starts with a double quote
 // runs to the closing quote (backslash escapes the next character).
-func tokenize(line string) []token {
-	var toks []token
+func tokenize(line string) []token { return appendTokens(nil, line) }
+
+// appendTokens appends the tokens of line to toks.
+func appendTokens(toks []token, line string) []token {
 	i := 0
 	for i < len(line) {
 		if line[i] == ' ' || line[i] == '\t' {
@@ -348,6 +402,7 @@ type matcher struct {
 	cr      bool     // a command can end at limit
 	matches [][]step // complete matches when limit == len(toks)
 	path    []step
+	conts   conts
 }
 
 func (m *matcher) push(s step) { m.path = append(m.path, s) }
@@ -365,16 +420,23 @@ func (m *matcher) offer(a *atom) {
 // run walks the grammar with tokens [0, limit) consumed.
 func (m *matcher) run(g node, limit int) {
 	m.limit = limit
-	m.cands, m.cr, m.matches, m.path = m.cands[:0], false, nil, m.path[:0]
-	g.walk(m, 0, func(pos int) {
-		if pos != m.limit {
-			return
+	m.cands, m.cr, m.matches, m.path = m.cands[:0], false, m.matches[:0], m.path[:0]
+	g.walk(m, 0, nil)
+}
+
+// end is where a walk that matched the grammar up to pos ends.
+func (m *matcher) end(pos int) {
+	if pos != m.limit {
+		return
+	}
+	m.cr = true
+	if m.limit == len(m.toks) {
+		var s []step // the steps of a match of an earlier walk, to reuse
+		if n := len(m.matches); n < cap(m.matches) {
+			s = m.matches[:n+1][n][:0]
 		}
-		m.cr = true
-		if limit == len(m.toks) {
-			m.matches = append(m.matches, append([]step(nil), m.path...))
-		}
-	})
+		m.matches = append(m.matches, append(s, m.path...))
+	}
 }
 
 // matchErr is what was wrong with a line, and at which token.
@@ -424,9 +486,10 @@ func contains(s []string, w string) bool {
 // newMatcher resolves the first n tokens of line against g. It returns the
 // matcher positioned after them, or the first error.
 func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
-	toks := tokenize(line)
-	if n < 0 || n > len(toks) {
-		n = len(toks)
+	m := matchers.Get().(*matcher)
+	m.line, m.toks = line, appendTokens(m.toks[:0], line)
+	if n < 0 || n > len(m.toks) {
+		n = len(m.toks)
 		// A whole line: first walk only for the tokens that could be
 		// keywords (a token no keyword starts with can only resolve to a
 		// parameter value); a line that does not match so is walked token
@@ -434,32 +497,43 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 		// for a value that no parameter accepts ends every path through
 		// it, as the full walk's candidates would have said).
 		if fastParse {
-			if m, err := walkLine(g, line, toks, n, true); err == nil && len(m.matches) > 0 {
+			if err := m.walkLine(g, n, true); err == nil && len(m.matches) > 0 {
 				return m, nil
 			}
 		}
 	}
-	return walkLine(g, line, toks, n, false)
+	return m, m.walkLine(g, n, false)
+}
+
+// matchers keeps matchers for reuse (release): a line's walks then take
+// no new slices (tokens, resolutions, path, candidates, continuations).
+var matchers = sync.Pool{New: func() any { return new(matcher) }}
+
+// release hands m back for reuse; nothing of it may be used after.
+func (m *matcher) release() {
+	m.line = ""
+	clear(m.toks)
+	matchers.Put(m)
 }
 
 // walkLine resolves the first n tokens against g, skipping the walk for
 // tokens that no keyword starts with when skipValues.
-func walkLine(g node, line string, toks []token, n int, skipValues bool) (*matcher, *matchErr) {
-	m := &matcher{line: line, toks: toks}
+func (m *matcher) walkLine(g node, n int, skipValues bool) *matchErr {
+	m.res = m.res[:0]
 	for p := 0; p < n; p++ {
-		if skipValues && !wordPrefix(toks[p].text) {
+		if skipValues && !wordPrefix(m.toks[p].text) {
 			m.res = append(m.res, resolved{})
 			continue
 		}
 		m.run(g, p)
 		r, err := m.resolve(p)
 		if err != nil {
-			return m, err
+			return err
 		}
 		m.res = append(m.res, r)
 	}
 	m.run(g, n)
-	return m, nil
+	return nil
 }
 
 // fastParse enables the first walk of newMatcher that skips values
@@ -532,14 +606,14 @@ func wordPrefix(tok string) bool {
 
 // parsed is a complete match: the command and its bound arguments.
 type parsed struct {
-	cmd   *command
-	args  any
-	pipes []*pipeSpec // output filters, in order
+	cmd *command
+	binding
 }
 
 // parseLine matches a whole line. An empty line gives a nil command.
 func parseLine(g node, line string) (*parsed, *matchErr) {
 	m, err := newMatcher(g, line, -1)
+	defer m.release()
 	if err != nil {
 		return nil, err
 	}
@@ -561,8 +635,7 @@ func (m *matcher) bind(path []step) *parsed {
 			c, start = s.cmd, i+1
 		}
 	}
-	p := &parsed{cmd: c}
-	b := &binding{args: c.newArgs()}
+	p := &parsed{cmd: c, binding: binding{args: c.newArgs()}}
 	for _, s := range path[start:] {
 		if s.atom == nil || s.atom.bind == nil {
 			continue
@@ -576,9 +649,8 @@ func (m *matcher) bind(path []step) *parsed {
 		case s.atom.word != "":
 			v = s.atom.word
 		}
-		s.atom.bind(b, v)
+		s.atom.bind(&p.binding, v)
 	}
-	p.args, p.pipes = b.args, b.pipes
 	return p
 }
 
@@ -586,7 +658,7 @@ func (m *matcher) bind(path []step) *parsed {
 // output pipe, which any show command may have.
 type binding struct {
 	args  any
-	pipes []*pipeSpec
+	pipes []*pipeSpec // output filters, in order
 }
 
 // helpItem is one line of `?` help.

@@ -251,7 +251,8 @@ func (s *Session) Help(line string) string {
 	}
 	var best *matchErr
 	for _, g := range gs {
-		_, err := newMatcher(g, line, n)
+		m, err := newMatcher(g, line, n)
+		m.release()
 		if err == nil {
 			// The words before match; the partial word begins nothing.
 			err = &matchErr{kind: ErrInvalid, tok: n}

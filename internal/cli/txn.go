@@ -92,6 +92,8 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 	st := []frame{{kind: modeConfig}}
 	all := append(append([]string(nil), t.Context...), t.Lines...)
 	ended := false
+	var pre *preparse // of the body of the list being entered
+	defer func() { pre.stop() }()
 	for i, line := range all {
 		idx := i - len(t.Context)
 		if skipLine(line) {
@@ -100,10 +102,13 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 		if ended {
 			return nil, &LineError{Line: idx, Text: line, Kind: ErrSemantic, Msg: "not in configuration mode"}
 		}
-		next, p, err := parseConfigLine(st, line)
-		if err != nil {
-			err.Line = idx
-			return nil, err
+		next, p := st, pre.get(i, st)
+		if p == nil {
+			var err *LineError
+			if next, p, err = parseConfigLine(st, line); err != nil {
+				err.Line = idx
+				return nil, err
+			}
 		}
 		st = next
 		switch {
@@ -128,6 +133,10 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 			}
 			if p.cmd.enter != nil {
 				st = append(st, p.cmd.enter(p.args))
+				if top := st[len(st)-1]; top.kind == modeACL {
+					pre.stop()
+					pre = startPreparse(all, i+1, top)
+				}
 			}
 		}
 	}
