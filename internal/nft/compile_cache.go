@@ -23,6 +23,9 @@ import (
 // config order), a refuse message (numbered by text) or log (shared log
 // chains). Each Compile keeps only the entries it used.
 //
+// An entry is told unchanged by its pointer, as acl keeps entries
+// immutable once they are in a config, or else by its content (acl.Key).
+//
 // Why lists and not a map: entries come in seq order in each chain, so
 // the entry compiled before at the same place is found by walking the
 // previous list beside the new one; at 50k entries two maps of them cost
@@ -37,7 +40,8 @@ type Cache struct {
 // entryOut is what compiling one entry added to the ruleset: its rules
 // in its list's chain, or, in a map, its elements (and its chain first).
 type entryOut struct {
-	entry    acl.Key // what was compiled
+	src      *acl.Entry // what was compiled (immutable once in a config)
+	entry    acl.Key    // and its content
 	mapped   bool    // as an entry of a map
 	rules    []*Rule
 	chains   []*Chain
@@ -95,12 +99,14 @@ func (b *builder) cachedEntry(cc *cacheCursor, e *acl.Entry, mapped bool, comput
 	if cc == nil || !cacheable(e) {
 		return compute()
 	}
-	content := e.Key()
 	for len(cc.prev) > 0 && cc.prev[0].entry.Seq() < e.Seq {
 		cc.prev = cc.prev[1:]
 	}
-	if len(cc.prev) > 0 && cc.prev[0].mapped == mapped && cc.prev[0].entry == content {
+	// The same entry (entries do not change once in a config: a change
+	// of the config replaces them), or one equal to it.
+	if len(cc.prev) > 0 && cc.prev[0].mapped == mapped && (cc.prev[0].src == e || cc.prev[0].entry == e.Key()) {
 		out := cc.prev[0]
+		out.src = e // the next compile finds it by pointer
 		b.rs.Sets = append(b.rs.Sets, out.sets...)
 		b.rs.Counters = append(b.rs.Counters, out.counters...)
 		cc.c.next[cc.k] = append(cc.c.next[cc.k], out)
@@ -110,7 +116,7 @@ func (b *builder) cachedEntry(cc *cacheCursor, e *acl.Entry, mapped bool, comput
 	out := compute()
 	if len(b.errs) == nErrs {
 		kept := *out
-		kept.entry, kept.mapped = content, mapped
+		kept.src, kept.entry, kept.mapped = e, e.Key(), mapped
 		kept.sets, kept.counters = slices.Clone(b.rs.Sets[nSets:]), slices.Clone(b.rs.Counters[nCounters:])
 		cc.c.next[cc.k] = append(cc.c.next[cc.k], &kept)
 	}

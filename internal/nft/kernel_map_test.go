@@ -263,6 +263,9 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 	o := nft.Options{MgmtInterface: "eth0", MapRun: 2, Cache: &nft.Cache{}, LookupUser: func(string) (uint32, error) { return 1000, nil }}
 	u := mapUniverse{rand.New(rand.NewPCG(5, 41))}
 	cfg := u.config(40)
+	for _, e := range cfg.ACL(acl.IPv4, "m").Entries {
+		e.Owner = nil // before it is compiled; later entries have none (u.entry(_, false))
+	}
 	edits := 0
 	for step := range 40 {
 		next := cfg.Clone()
@@ -278,9 +281,6 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 			default:
 				_ = next.AddEntry(acl.IPv4, "m", u.entry(l.Entries[i].Seq+1+u.r.IntN(9), false))
 			}
-		}
-		for _, e := range l.Entries {
-			e.Owner = nil
 		}
 		if acl.Validate(next) != nil {
 			continue

@@ -218,6 +218,9 @@ func TestRenewalsSeeThroughMaps(t *testing.T) {
 	for trial := range 300 {
 		u := mapUniverse{rand.New(rand.NewPCG(uint64(trial), 13))}
 		c0 := u.config(10 + u.r.IntN(20))
+		for _, e := range c0.ACL(acl.IPv4, "m").Entries {
+			e.Owner = nil // both forms compile for in and out (before any clone shares the entries)
+		}
 		c1 := c0.Clone()
 		l := c1.ACL(acl.IPv4, "m")
 		switch i := u.r.IntN(len(l.Entries)); u.r.IntN(3) {
@@ -231,12 +234,6 @@ func TestRenewalsSeeThroughMaps(t *testing.T) {
 			e := u.entry(l.Entries[i].Seq+1, false)
 			e.Connlimits = nil
 			_ = c1.AddEntry(acl.IPv4, "m", e)
-		}
-		for _, e := range l.Entries {
-			e.Owner = nil // both forms compile for in and out
-		}
-		for _, e := range c0.ACL(acl.IPv4, "m").Entries {
-			e.Owner = nil
 		}
 		lin := nft.Renewals(compileRun(t, c0, -1), compileRun(t, c1, -1), c0, c1)
 		mapped := nft.Renewals(compileRun(t, c0, 2), compileRun(t, c1, 2), c0, c1)
