@@ -42,7 +42,7 @@ type Cache struct {
 type entryOut struct {
 	src      *acl.Entry // what was compiled (immutable once in a config)
 	entry    acl.Key    // and its content
-	mapped   bool    // as an entry of a map
+	mapped   bool       // as an entry of a map
 	rules    []*Rule
 	chains   []*Chain
 	elems    []MapElem
