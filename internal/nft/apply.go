@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -132,45 +131,62 @@ type chainSync struct {
 // once per chain value: a chain that the compile cache kept (the same
 // *Chain) keeps its sum from the digest before.
 type digest struct {
-	sum     [32]byte            // of the whole ruleset
-	chains  [][32]byte          // of each Chain.String(), in the order of rs.Chains
-	byChain map[*Chain][32]byte // the same, by chain value
+	sum    [32]byte   // of the whole ruleset
+	rs     *Ruleset   // what was summed
+	chains [][32]byte // of each Chain.String(), in the order of rs.Chains
 }
 
 // digestOf sums rs, taking the sums of chains that prev summed already
-// (prev may be nil).
+// (prev may be nil). The chains of the two are walked side by side: a
+// change keeps the others in order.
 func digestOf(rs *Ruleset, prev *digest) *digest {
-	d := &digest{chains: make([][32]byte, len(rs.Chains)), byChain: make(map[*Chain][32]byte, len(rs.Chains))}
-	h := sha256.New()
-	io.WriteString(h, "table inet "+rs.Table+"\n")
-	for _, c := range rs.Counters {
-		io.WriteString(h, "counter "+c+"\n")
+	d := &digest{rs: rs, chains: make([][32]byte, len(rs.Chains))}
+	var old []*Chain
+	if prev != nil {
+		old = prev.rs.Chains
 	}
-	for _, s := range rs.Sets {
-		if s.Map != nil {
-			// Its elements as values: rendering 50k of them as text
-			// costs more than a change.
-			b, _ := s.Map.MarshalBinary()
-			io.WriteString(h, "map "+s.Name+" "+strconv.Itoa(len(b))+"\n")
-			h.Write(b)
+	j := 0 // in old
+	for i, ch := range rs.Chains {
+		k := slices.Index(old[j:min(j+chainLookahead, len(old))], ch)
+		if k < 0 {
+			d.chains[i] = sha256.Sum256([]byte(ch.String()))
 			continue
 		}
-		io.WriteString(h, s.String())
+		j += k
+		d.chains[i] = prev.chains[j]
+		j++
 	}
-	for i, ch := range rs.Chains {
-		cs, ok := [32]byte{}, false
-		if prev != nil {
-			cs, ok = prev.byChain[ch]
-		}
-		if !ok {
-			cs = sha256.Sum256([]byte(ch.String()))
-		}
-		d.chains[i], d.byChain[ch] = cs, cs
-		h.Write(cs[:])
+	// The whole, in a few large writes (a Write per piece costs more).
+	h := sha256.New()
+	b := make([]byte, 0, 64+len(rs.Counters)*32)
+	b = append(append(append(b, "table inet "...), rs.Table...), '\n')
+	for _, c := range rs.Counters {
+		b = append(append(append(b, "counter "...), c...), '\n')
 	}
+	for _, s := range rs.Sets {
+		if s.Map == nil {
+			b = append(b, s.String()...)
+			continue
+		}
+		// Its elements as values: rendering 50k of them as text costs
+		// more than a change.
+		m, _ := s.Map.MarshalBinary()
+		b = strconv.AppendInt(append(append(append(b, "map "...), s.Name...), ' '), int64(len(m)), 10)
+		h.Write(append(b, '\n'))
+		h.Write(m)
+		b = b[:0]
+	}
+	for i := range d.chains {
+		b = append(b, d.chains[i][:]...)
+	}
+	h.Write(b)
 	h.Sum(d.sum[:0])
 	return d
 }
+
+// chainLookahead is how far digestOf looks for a chain in the previous
+// ruleset past where the last one was found (entries added or removed).
+const chainLookahead = 8
 
 // digestOf returns rs's digest, computed once for the last ruleset value
 // (rulesets are not modified once built).
