@@ -517,6 +517,8 @@ func (tx *txn) syncMaps() error {
 		case have == nil || have.Fields != s.Map.Fields:
 			tx.c.FlushSet(ks)
 			add = s.Map.Elems
+		case have == s.Map:
+			continue // the very map applied before (the compile cache kept it)
 		default:
 			add, del = diffElems(have, s.Map)
 		}

@@ -21,7 +21,9 @@ import (
 // and LogGroup are kept: not those with a time range (the clock's
 // offset), a socket owner (the user database), a quota (numbered in
 // config order), a refuse message (numbered by text) or log (shared log
-// chains). Each Compile keeps only the entries it used.
+// chains). Each Compile keeps only the entries it used. A map of such
+// entries is kept whole, with the entries and the cause that ended it
+// (entries, cachedRun); a change of Options.MapRun forgets everything.
 //
 // An entry is told unchanged by its pointer, as acl keeps entries
 // immutable once they are in a config, or else by its content (acl.Key).
@@ -35,6 +37,21 @@ type Cache struct {
 	opts string
 	prev map[chainKey][]*entryOut // per chain, in seq order
 	next map[chainKey][]*entryOut
+	// The mapped runs, per chain, in seq order.
+	prevRuns map[chainKey][]*runOut
+	nextRuns map[chainKey][]*runOut
+}
+
+// runOut is what compiling a mapped run added to the ruleset, and what
+// decided its extent.
+type runOut struct {
+	entries  []*acl.Entry // the run
+	end      runEnd
+	rules    []*Rule
+	chains   []*Chain
+	sets     []*Set
+	counters []string
+	outs     []*entryOut // its entries' (for the entry cache)
 }
 
 // entryOut is what compiling one entry added to the ruleset: its rules
@@ -53,19 +70,20 @@ type entryOut struct {
 // begin starts a Compile with options o.
 func (c *Cache) begin(o Options) {
 	c.mu.Lock()
-	fp := fmt.Sprint(o.SetSize, o.LogGroup)
+	fp := fmt.Sprint(o.SetSize, o.LogGroup, o.MapRun)
 	if fp != c.opts {
-		c.opts, c.prev = fp, nil
+		c.opts, c.prev, c.prevRuns = fp, nil, nil
 	}
 	c.next = make(map[chainKey][]*entryOut, len(c.prev))
+	c.nextRuns = make(map[chainKey][]*runOut, len(c.prevRuns))
 }
 
 // end keeps what this Compile used (on success) for the next one.
 func (c *Cache) end(ok bool) {
 	if ok {
-		c.prev = c.next
+		c.prev, c.prevRuns = c.next, c.nextRuns
 	}
-	c.next = nil
+	c.next, c.nextRuns = nil, nil
 	c.mu.Unlock()
 }
 
@@ -75,6 +93,7 @@ type cacheCursor struct {
 	c    *Cache
 	k    chainKey
 	prev []*entryOut
+	runs []*runOut
 }
 
 // cursor starts the walk of chain k's entries (nil without a cache).
@@ -82,7 +101,69 @@ func (b *builder) cursor(k chainKey) *cacheCursor {
 	if b.opt.Cache == nil {
 		return nil
 	}
-	return &cacheCursor{c: b.opt.Cache, k: k, prev: b.opt.Cache.prev[k]}
+	return &cacheCursor{c: b.opt.Cache, k: k, prev: b.opt.Cache.prev[k], runs: b.opt.Cache.prevRuns[k]}
+}
+
+// cachedRun returns the mapped run the cache kept that starts at list[0]
+// and would be formed again: the same entries (by pointer: immutable),
+// ended by the same cause (a chunk boundary, the same next entry, or the
+// end of the list). n is how many entries of list it covers (remarks
+// included). It adds the run's sets and counters to the ruleset.
+func (b *builder) cachedRun(cc *cacheCursor, list []*acl.Entry) (r *runOut, n int) {
+	if cc == nil {
+		return nil, 0
+	}
+	for len(cc.runs) > 0 && cc.runs[0].entries[0].Seq < list[0].Seq {
+		cc.runs = cc.runs[1:]
+	}
+	if len(cc.runs) == 0 || cc.runs[0].entries[0] != list[0] {
+		return nil, 0
+	}
+	r = cc.runs[0]
+	j := 0 // in r.entries
+	for n < len(list) && j < len(r.entries) {
+		switch e := list[n]; {
+		case e.Action == acl.Remark:
+		case e != r.entries[j]:
+			return nil, 0
+		default:
+			j++
+		}
+		n++
+	}
+	if j < len(r.entries) {
+		return nil, 0
+	}
+	if !r.end.boundary {
+		next := n
+		for next < len(list) && list[next].Action == acl.Remark {
+			next++
+		}
+		if (next < len(list)) != (r.end.after != nil) || (r.end.after != nil && list[next] != r.end.after) {
+			return nil, 0 // the entry after it, which ended it, changed
+		}
+	}
+	b.rs.Sets = append(b.rs.Sets, r.sets...)
+	b.rs.Counters = append(b.rs.Counters, r.counters...)
+	cc.c.next[cc.k] = append(cc.c.next[cc.k], r.outs...)
+	cc.c.nextRuns[cc.k] = append(cc.c.nextRuns[cc.k], r)
+	return r, n
+}
+
+// mappedRun compiles a run as a map (mapRules), keeping it for the next
+// Compile.
+func (b *builder) mappedRun(k chainKey, cc *cacheCursor, run []*acl.Entry, end runEnd) ([]*Rule, []*Chain) {
+	if cc == nil {
+		return b.mapRules(k, cc, run)
+	}
+	nErrs, nSets, nCounters, nOuts := len(b.errs), len(b.rs.Sets), len(b.rs.Counters), len(cc.c.next[k])
+	rules, chains := b.mapRules(k, cc, run)
+	if len(b.errs) == nErrs && !slices.ContainsFunc(run, func(e *acl.Entry) bool { return !cacheable(e) }) {
+		cc.c.nextRuns[k] = append(cc.c.nextRuns[k], &runOut{entries: slices.Clone(run), end: end, rules: rules, chains: chains,
+			sets: slices.Clone(b.rs.Sets[nSets:]), counters: slices.Clone(b.rs.Counters[nCounters:]),
+			outs: slices.Clone(cc.c.next[k][nOuts:])})
+	}
+	return rules, chains
 }
 
 // cacheable reports whether an entry's rules depend only on what the

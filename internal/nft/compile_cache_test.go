@@ -3,6 +3,7 @@ package nft_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
 	"testing"
@@ -193,4 +194,129 @@ func BenchmarkRenewalsChange(b *testing.B) {
 		b.StartTimer()
 		nft.Renewals(prev, next, c0, c1)
 	}
+}
+
+// The same for a long list, cut into chunks of maps: a cached compile
+// after random changes (entries replaced, added, removed, made to overlap
+// their neighbours or not mappable, remarks) equals a fresh one, and the
+// chunks a change does not touch come back whole (their lookup rules are
+// the very rules of the compile before).
+func TestCompileCacheAgreesLong(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 23))
+	entry := func(seq int) *acl.Entry { return longEntry(r, seq) }
+	c := longList(t, r, 12000)
+	o := goldenOptions
+	cached := o
+	cached.Cache = &nft.Cache{}
+	var prev *nft.Ruleset
+	kept, maps := 0, 0
+	for step := range 12 {
+		fresh, err := nft.Compile(c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := nft.Compile(c, cached)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fresh.String() != got.String() || !reflect.DeepEqual(cachedSetTexts(fresh), cachedSetTexts(got)) ||
+			!slices.Equal(fresh.Counters, got.Counters) {
+			t.Fatalf("step %d: cached compile differs", step)
+		}
+		maps = 0
+		for _, s := range got.Sets {
+			if s.Map != nil {
+				maps++
+			}
+		}
+		if prev != nil {
+			kept += sharedMaps(prev, got)
+		}
+		prev = got
+		next := c.Clone()
+		l := next.ACL(acl.IPv4, "big")
+		for range 1 + r.IntN(4) {
+			i := r.IntN(len(l.Entries))
+			seq := l.Entries[i].Seq
+			switch r.IntN(4) {
+			case 0:
+				_ = next.DeleteSeq(acl.IPv4, "big", seq)
+			case 1:
+				_ = next.DeleteSeq(acl.IPv4, "big", seq)
+				_ = next.AddEntry(acl.IPv4, "big", entry(seq))
+			case 2:
+				_ = next.AddEntry(acl.IPv4, "big", &acl.Entry{Seq: 20000 + step*10 + r.IntN(9), Action: acl.Remark, Remark: "x"})
+			default:
+				_ = next.AddEntry(acl.IPv4, "big", entry(12000+1+r.IntN(20000)))
+			}
+		}
+		if acl.Validate(next) == nil {
+			c = next
+		}
+	}
+	if maps < 5 {
+		t.Fatalf("%d maps for 12k entries: not cut into chunks", maps)
+	}
+	if kept < 11*(maps/2) {
+		t.Fatalf("only %d maps came back whole over 11 changes of %d maps", kept, maps)
+	}
+	t.Logf("%d maps, %d kept whole over the changes", maps, kept)
+}
+
+// sharedMaps counts the maps of next that are the very maps of prev.
+func sharedMaps(prev, next *nft.Ruleset) int {
+	in := map[*nft.VMap]bool{}
+	for _, s := range prev.Sets {
+		if s.Map != nil {
+			in[s.Map] = true
+		}
+	}
+	n := 0
+	for _, s := range next.Sets {
+		if s.Map != nil && in[s.Map] {
+			n++
+		}
+	}
+	return n
+}
+
+// longEntry is an entry of longList: tcp from a host of its own to its
+// own port; one in 40 with a connlimit, one in 40 a deny, and one in 2000
+// from any host to the port of the entry before (which ends a run).
+func longEntry(r *rand.Rand, seq int) *acl.Entry {
+	e := &acl.Entry{Seq: seq, Action: acl.Permit, Proto: acl.ProtoTCP,
+		Src:     acl.NewPrefixAddr(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(seq >> 16), byte(seq >> 8), byte(seq)}), 32)),
+		DstPort: acl.PortMatch{Op: acl.PortEq, Lo: uint16(seq)}}
+	switch r.IntN(40) {
+	case 0:
+		e.Connlimits = []acl.Connlimit{{N: 3, Key: acl.PerSource}}
+	case 1:
+		e.Action = acl.Deny
+	}
+	if r.IntN(2000) == 0 {
+		e.Src, e.DstPort.Lo = acl.AnyAddr, uint16(seq-1) // overlaps the entry before: ends a run
+	}
+	return e
+}
+
+// longList is an ACL "big" of n longEntry entries applied in on
+// management 0.
+func longList(t testing.TB, r *rand.Rand, n int) *acl.Config {
+	t.Helper()
+	c := acl.New()
+	if _, err := c.EnsureACL(acl.IPv4, "big"); err != nil {
+		t.Fatal(err)
+	}
+	for seq := 1; seq <= n; seq++ {
+		if err := c.AddEntry(acl.IPv4, "big", longEntry(r, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.EnsureInterface(acl.IfManagement, "0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetAccessGroup(acl.IfManagement, "0", acl.IPv4, acl.In, "big"); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/slxsh/slxsh/internal/acl"
 )
@@ -54,7 +55,8 @@ type VMap struct {
 	Fields MapFields
 	Elems  []MapElem
 
-	chains []*Chain // the chain of each element, when Compile made the map (flattener)
+	chains []*Chain               // the chain of each element, when Compile made the map (flattener)
+	enc    atomic.Pointer[[]byte] // MarshalBinary, encoded once (a map does not change once built)
 }
 
 // MapElem is one element: the ranges of each field and where a match goes
@@ -109,16 +111,19 @@ func (b *builder) mapRun() int {
 
 // entries compiles the entries of an ACL chain in seq order: runs of
 // mappable entries of at least mapRun as one lookup each, the others as
-// rules.
+// rules. A run also ends at a chunk boundary (chunkEnd), so that a change
+// of one entry of a long list changes one map of a few thousand elements;
+// a run that the cache kept, with the same entries and the same reason to
+// end, is taken whole (cachedRun).
 func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 	var rules []*Rule
 	var chains []*Chain
 	minRun := b.mapRun()
 	var run runIndex
 	cc := b.cursor(k)
-	flush := func() {
+	flush := func(end runEnd) {
 		if len(run.entries) >= minRun && minRun > 0 {
-			r, ch := b.mapRules(k, cc, run.entries)
+			r, ch := b.mappedRun(k, cc, run.entries, end)
 			rules, chains = append(rules, r...), append(chains, ch...)
 		} else {
 			for _, e := range run.entries {
@@ -128,23 +133,73 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 		}
 		run = runIndex{}
 	}
-	for _, e := range list {
+	for i := 0; i < len(list); i++ {
+		e := list[i]
 		if e.Action == acl.Remark {
 			continue
 		}
 		if minRun == 0 || !mappable(e) {
-			flush()
+			flush(runEnd{after: e})
 			out := b.cachedEntry(cc, e, false, func() *entryOut { return b.ruleEntry(k, e) })
 			rules, chains = append(rules, out.rules...), append(chains, out.chains...)
 			continue
 		}
+		if len(run.entries) == 0 {
+			if r, n := b.cachedRun(cc, list[i:]); r != nil {
+				rules, chains = append(rules, r.rules...), append(chains, r.chains...)
+				i += n - 1
+				continue
+			}
+		}
 		if !run.admits(e) {
-			flush()
+			flush(runEnd{after: e})
 		}
 		run.add(e)
+		if n := len(run.entries); (n >= mapChunkMin && chunkEnd(e)) || n >= mapChunkMax {
+			flush(runEnd{boundary: true})
+		}
 	}
-	flush()
+	flush(runEnd{})
 	return rules, chains
+}
+
+// Chunks: a run of a long list is cut after an entry that chunkEnd picks
+// by its content (its seq and match), once it holds mapChunkMin entries,
+// and at mapChunkMax whatever: about mapChunk entries a map, the cuts
+// where they were whatever changes elsewhere.
+//
+// Why not one map: a change is one element, but the kernel's interval
+// map rebuilds its lookup tables on every commit that changes it, in time
+// linear in its elements (nft_pipapo_remove, pipapo_clone), and the
+// Applier's digest, state and element diff read the whole map. Why not
+// smaller: each map is one more lookup for a new connection that passes
+// it (a few hundred ns).
+const (
+	mapChunk    = 4096
+	mapChunkMin = mapChunk / 4
+	mapChunkMax = 4 * mapChunk
+)
+
+// chunkEnd reports whether a run may be cut after e (for about one entry
+// in mapChunk).
+func chunkEnd(e *acl.Entry) bool {
+	h := uint64(e.Seq)*0x9e3779b97f4a7c15 ^ uint64(e.DstPort.Lo)<<32 ^ uint64(e.SrcPort.Lo)<<48
+	for _, a := range []netip.Addr{e.Src.Prefix.Addr(), e.Dst.Prefix.Addr()} {
+		if a.Is4() {
+			v := a.As4()
+			h ^= uint64(v[0])<<24 | uint64(v[1])<<16 | uint64(v[2])<<8 | uint64(v[3])
+		}
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 31
+	}
+	return h%mapChunk == 0
+}
+
+// runEnd is why a run ended: at a chunk boundary, before an entry that
+// could not join it (after), or at the end of the list (neither).
+type runEnd struct {
+	boundary bool
+	after    *acl.Entry
 }
 
 // ruleEntry compiles an entry as rules of its list's chain.

@@ -174,6 +174,50 @@ func TestMapsDecideAsRules(t *testing.T) {
 	t.Logf("%d maps, %d elements", maps, mapped)
 }
 
+// A long list cut into chunks of maps decides as its rules do: flows to
+// its entries (some over their limits), to the ones around them, and to
+// none.
+func TestLongListChunksDecideAsRules(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 31))
+	c := longList(t, r, 12000)
+	linear, withMaps := compileRun(t, c, -1), compileRun(t, c, 0)
+	maps := 0
+	for _, s := range withMaps.Sets {
+		if s.Map != nil {
+			maps++
+		}
+	}
+	if maps < 3 {
+		t.Fatalf("%d maps: the list was not cut", maps)
+	}
+	a, b := nft.NewSimOpen(linear), nft.NewSimOpen(withMaps)
+	for i := range 3000 {
+		seq := 1 + r.IntN(12000)
+		if r.IntN(4) == 0 {
+			seq += r.IntN(3) - 1
+		}
+		src := netip.AddrFrom4([4]byte{10, byte(seq >> 16), byte(seq >> 8), byte(seq)})
+		if r.IntN(5) == 0 {
+			src = netip.AddrFrom4([4]byte{192, 168, 0, byte(r.IntN(256))})
+		}
+		f := nft.Flow{Hook: "input", IIF: "eth0", Src: src, Dst: netip.MustParseAddr("10.9.9.9"), Proto: acl.ProtoTCP,
+			SPort: uint16(40000 + r.IntN(1000)), DPort: uint16(seq)}
+		ga, _ := a.Connect(f)
+		gb, _ := b.Connect(f)
+		if ga != gb {
+			t.Fatalf("attempt %d %v: rules %v, maps %v", i, f, ga, gb)
+		}
+	}
+	if b.Ambiguous > 0 {
+		t.Fatalf("%d lookups matched two elements", b.Ambiguous)
+	}
+	for _, name := range linear.Counters {
+		if a.Counter(name) != b.Counter(name) {
+			t.Fatalf("counter %s: rules %d, maps %d", name, a.Counter(name), b.Counter(name))
+		}
+	}
+}
+
 // A map holds the run's entries as nft lists them, and its lookup takes
 // the entries' place in the list.
 func TestMapShape(t *testing.T) {
@@ -270,7 +314,7 @@ func TestMapBinaryRoundTrip(t *testing.T) {
 				t.Fatalf("%s: %v", s.Name, err)
 			}
 			if got.Family != s.Map.Family || got.Fields != s.Map.Fields || !slices.Equal(got.Elems, s.Map.Elems) {
-				t.Fatalf("%s: decoded %+v, want %+v", s.Name, got, *s.Map)
+				t.Fatalf("%s: decoded %+v, want %+v", s.Name, got.Elems, s.Map.Elems)
 			}
 			for _, cut := range []int{1, len(b) / 2, len(b) - 1} {
 				if err := new(nft.VMap).UnmarshalBinary(b[:cut]); err == nil {

@@ -112,6 +112,15 @@ func (s *Set) mapString() string {
 // Applier's digest sums and its saved state keeps (gob would encode each
 // element through reflection).
 func (m *VMap) MarshalBinary() ([]byte, error) {
+	if b := m.enc.Load(); b != nil {
+		return *b, nil
+	}
+	b := m.encode()
+	m.enc.Store(&b)
+	return b, nil
+}
+
+func (m *VMap) encode() []byte {
 	b := make([]byte, 0, 8+len(m.Elems)*48)
 	b = append(b, byte(m.Family), byte(m.Fields))
 	b = binary.AppendUvarint(b, uint64(len(m.Elems)))
@@ -134,11 +143,12 @@ func (m *VMap) MarshalBinary() ([]byte, error) {
 		b = append(b, jump)
 		b = append(binary.AppendUvarint(b, uint64(len(e.Chain))), e.Chain...)
 	}
-	return b, nil
+	return b
 }
 
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (m *VMap) UnmarshalBinary(b []byte) error {
+	m.enc.Store(nil)
 	bad := errors.New("nft: damaged map encoding")
 	if len(b) < 2 {
 		return bad
