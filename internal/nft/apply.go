@@ -320,7 +320,11 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	tx, err := queue(w, a.table, cur, rs, a.digestOf(rs), known, renew)
+	var was *Ruleset
+	if prev.ok && prev.table != nil {
+		was = prev.rs // what the kernel holds, when the Applier has its value
+	}
+	tx, err := queue(w, a.table, cur, rs, a.digestOf(rs), known, was, renew)
 	if err != nil {
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}

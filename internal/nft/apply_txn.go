@@ -13,9 +13,13 @@ import (
 // creations, then flushes and rule deletions (after which no rule
 // references anything stale), then deletions and re-creations, then the
 // rules. known describes the chains the kernel is known to hold (nil when
-// unknown); renew names limit sets to start afresh (see Applier.Apply).
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *digest, known map[string]chainSync, renew []string) (*txn, error) {
+// unknown), and was the ruleset value it holds when known (nil: not
+// known); renew names limit sets to start afresh (see Applier.Apply).
+func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *digest, known map[string]chainSync, was *Ruleset, renew []string) (*txn, error) {
 	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs, d: d, known: known}
+	if known != nil {
+		tx.delta = deltaOf(was, rs)
+	}
 	tx.plan(known, renew)
 	c.AddTable(tx.t)
 	if err := tx.addSetsAndCounters(); err != nil {
@@ -58,6 +62,7 @@ type txn struct {
 	staleSets      []string
 	staleObjs      []string
 	keep           []bool // chains left as they are, in the order of rs.Chains
+	delta          *delta // what rs changes of the ruleset the kernel holds (nil: not known)
 	known          map[string]chainSync
 	edits          map[string]*chainEdit // chains changed rule by rule
 	keys           map[string][]ruleKey  // keys of the rules of edited chains
@@ -83,11 +88,17 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 		}
 	}
 	for _, name := range tx.rs.Counters {
+		if tx.delta != nil {
+			break // the kernel holds our counters, and no other object
+		}
 		if o, ok := tx.cur.objs[name]; ok && o.Type != nftables.ObjTypeCounter {
 			tx.recreateObjs = append(tx.recreateObjs, name)
 		}
 	}
-	for _, ch := range tx.rs.Chains {
+	for i, ch := range tx.rs.Chains {
+		if tx.delta != nil && tx.delta.same[i] {
+			continue // held as it is
+		}
 		if have, ok := tx.cur.chains[ch.Name]; ok && (ch.Hook != nil || have.Hooknum != nil) && !sameChain(have, kernelChain(tx.t, ch)) {
 			// Why: the kernel cannot change a chain's hook or type in place.
 			tx.recreateChains = append(tx.recreateChains, ch)
@@ -109,6 +120,10 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 		again[name] = true
 	}
 	for i, ch := range tx.rs.Chains {
+		if tx.delta != nil && tx.delta.same[i] && len(again) == 0 {
+			tx.keep[i] = true // the very chain the kernel holds, and nothing it uses is re-created
+			continue
+		}
 		have, ok := known[ch.Name]
 		if !ok || tx.cur.chains[ch.Name] == nil {
 			continue
@@ -212,7 +227,11 @@ func (tx *txn) addSetsAndCounters() error {
 			}
 		}
 	}
-	for _, name := range tx.rs.Counters {
+	counters := tx.rs.Counters
+	if tx.delta != nil {
+		counters = tx.delta.newCounters
+	}
+	for _, name := range counters {
 		if _, ok := tx.cur.objs[name]; !ok {
 			tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
 		}
@@ -253,6 +272,15 @@ func (tx *txn) addAndFlushChains() error {
 
 // flushStaleChains flushes the chains that the ruleset does not name.
 func (tx *txn) flushStaleChains() {
+	if tx.delta != nil {
+		for _, ch := range tx.delta.staleChains {
+			if kc := tx.cur.chains[ch.Name]; kc != nil {
+				tx.c.FlushChain(kc)
+				tx.staleChains = append(tx.staleChains, kc)
+			}
+		}
+		return
+	}
 	names := func(yield func(string) bool) {
 		for _, ch := range tx.rs.Chains {
 			if !yield(ch.Name) {
@@ -302,7 +330,11 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 			}
 		}
 	}
-	tx.staleObjs = staleKeys(tx.cur.objs, slices.Values(tx.rs.Counters))
+	if tx.delta != nil {
+		tx.staleObjs = tx.delta.staleObjs
+	} else {
+		tx.staleObjs = staleKeys(tx.cur.objs, slices.Values(tx.rs.Counters))
+	}
 	for _, name := range tx.staleObjs {
 		tx.c.DeleteObject(tx.cur.objs[name])
 	}
