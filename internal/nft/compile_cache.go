@@ -114,7 +114,7 @@ func (b *builder) cachedRun(cc *cacheCursor, list []*acl.Entry) (r *runOut, n in
 		return nil, 0
 	}
 	for len(cc.runs) > 0 && cc.runs[0].entries[0].Seq < list[0].Seq {
-		cc.runs = cc.runs[1:]
+		cc.runs = cc.runs[1:] // a few dozen runs
 	}
 	if len(cc.runs) == 0 || cc.runs[0].entries[0] != list[0] {
 		return nil, 0
@@ -150,6 +150,25 @@ func (b *builder) cachedRun(cc *cacheCursor, list []*acl.Entry) (r *runOut, n in
 	return r, n
 }
 
+// skipTo drops the entries before seq from outs (in seq order): by
+// doubling steps, then halving them, as the walk skips whole runs that
+// cachedRun took (reading each of 50k entries on the way cost more than
+// the rest of a change's compile).
+func skipTo(outs []*entryOut, seq int) []*entryOut {
+	if len(outs) == 0 || outs[0].entry.Seq() >= seq {
+		return outs
+	}
+	// outs[lo] is before seq; find the first at or after it.
+	lo, step := 0, 1
+	for lo+step < len(outs) && outs[lo+step].entry.Seq() < seq {
+		lo += step
+		step *= 2
+	}
+	hi := min(lo+step, len(outs)) // outs[hi] (if any) is at or after seq
+	i, _ := slices.BinarySearchFunc(outs[lo+1:hi], seq, func(o *entryOut, s int) int { return o.entry.Seq() - s })
+	return outs[lo+1+i:]
+}
+
 // mappedRun compiles a run as a map (mapRules), keeping it for the next
 // Compile.
 func (b *builder) mappedRun(k chainKey, cc *cacheCursor, run []*acl.Entry, end runEnd) ([]*Rule, []*Chain) {
@@ -180,9 +199,7 @@ func (b *builder) cachedEntry(cc *cacheCursor, e *acl.Entry, mapped bool, comput
 	if cc == nil || !cacheable(e) {
 		return compute()
 	}
-	for len(cc.prev) > 0 && cc.prev[0].entry.Seq() < e.Seq {
-		cc.prev = cc.prev[1:]
-	}
+	cc.prev = skipTo(cc.prev, e.Seq)
 	// The same entry (entries do not change once in a config: a change
 	// of the config replaces them), or one equal to it.
 	if len(cc.prev) > 0 && cc.prev[0].mapped == mapped && (cc.prev[0].src == e || cc.prev[0].entry == e.Key()) {
