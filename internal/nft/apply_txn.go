@@ -428,7 +428,10 @@ func (tx *txn) synced(gen uint32, echoes []ruleEcho) synced {
 	for _, ch := range tx.recreateChains {
 		recreated[ch.Name] = true
 	}
-	for _, ch := range tx.rs.Chains {
+	for i, ch := range tx.rs.Chains {
+		if tx.delta != nil && tx.delta.same[i] {
+			continue // held before, as it is
+		}
 		if _, ok := st.chains[ch.Name]; !ok || recreated[ch.Name] {
 			st.chains[ch.Name] = kernelChain(tx.t, ch)
 		}
@@ -454,7 +457,11 @@ func (tx *txn) synced(gen uint32, echoes []ruleEcho) synced {
 	for _, name := range tx.staleObjs {
 		delete(st.objs, name)
 	}
-	for _, name := range tx.rs.Counters {
+	counters := tx.rs.Counters
+	if tx.delta != nil {
+		counters = tx.delta.newCounters // the others are held as they are
+	}
+	for _, name := range counters {
 		if o, ok := st.objs[name]; !ok || o.Type != nftables.ObjTypeCounter {
 			st.objs[name] = &nftables.NamedObj{Table: tx.t, Name: name, Type: nftables.ObjTypeCounter}
 		}
