@@ -175,9 +175,11 @@ func BenchmarkRestart(b *testing.B) {
 			var same, change, oldSame, oldChange []time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				if err := withState().Apply(v0); err != nil { // the agent before its restart
+				before := withState() // the agent before its restart
+				if err := before.Apply(v0); err != nil {
 					b.Fatal(err)
 				}
+				before.Flush()
 				r := withState()
 				same = append(same, timed(b, func() error { return r.Apply(v0) }))
 				change = append(change, timed(b, func() error { return r.Apply(v1, nft.Renewals(v0, v1, c0, c1)...) }))

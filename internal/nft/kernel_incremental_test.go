@@ -143,6 +143,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 	a := applier(n)
 	a.SetStatePath(state)
 	mustApply(t, a, v0) // with the gates opened: an element commit after the rules
+	a.Flush()           // as the agent does when it stops
 
 	b := applier(n)
 	b.SetStatePath(state)
@@ -164,6 +165,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 		t.Errorf("restarted change: %d lines kept, changed %v", same, changed)
 	}
 	inSyncFresh(t, n, v1)
+	b.Flush()
 
 	// Someone else commits: the saved generation no longer holds.
 	n.MustExec(t, "nft", "add", "table", "inet", "other")
@@ -172,6 +174,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 	if d, _ := c.Drift(v1); d != "" {
 		t.Errorf("after a foreign commit elsewhere: drift %q", d) // read back: still in sync
 	}
+	c.Flush()
 	n.MustExec(t, "nft", "add", "rule", "inet", "slxsh", "input", "accept")
 	d := applier(n)
 	d.SetStatePath(state)
@@ -182,6 +185,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 		t.Fatal(err)
 	}
 	inSyncFresh(t, n, v1)
+	d.Flush()
 
 	// A damaged file: the full path.
 	data, err := os.ReadFile(state)

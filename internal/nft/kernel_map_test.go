@@ -240,6 +240,7 @@ func TestKernelMapChangeOfLargeACL(t *testing.T) {
 		t.Errorf("entry 5000's element not changed")
 	}
 	inSyncFresh(t, n, v1)
+	a.Flush()
 	b := applier(n) // restarted: knows the elements from the saved state
 	b.SetStatePath(state)
 	if err := b.Apply(v0); err != nil {
@@ -291,6 +292,7 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 		}
 		mustApply(t, a, rs) // checks the Applier's knowledge against the kernel
 		if step == 20 {
+			a.Flush()
 			a = applier(n) // restarted: knows what the saved state says
 			a.SetStatePath(state)
 			mustApply(t, a, rs)
