@@ -171,7 +171,7 @@ func BenchmarkRestart(b *testing.B) {
 			state := filepath.Join(b.TempDir(), "nft-handles")
 			v0, v1 := benchRuleset(b, n, false), benchRuleset(b, n, true)
 			c0, c1 := mustParse(b, benchConfig(n, false)), mustParse(b, benchConfig(n, true))
-			withState := func() *nft.Applier { a := applier(ns); a.SetStatePath(state); return a }
+			withState := func() *nft.Applier { a := applier(ns); a.SetStatePath(state); b.Cleanup(a.Flush); return a }
 			var same, change, oldSame, oldChange []time.Duration
 			for b.Loop() {
 				b.StopTimer()

@@ -17,6 +17,7 @@ func BenchmarkSaveState(b *testing.B) {
 	rs := benchRuleset(b, 50000, false)
 	a := nft.NewApplier("slxsh")
 	a.SetStatePath(filepath.Join(b.TempDir(), "nft-handles"))
+	b.Cleanup(a.Flush)
 	nft.SaveStateOf(a, rs) // the digest, once
 	a.Flush()
 	var flush []time.Duration
@@ -42,6 +43,7 @@ func BenchmarkChangeWithState(b *testing.B) {
 	c0, c1 := mustParse(b, benchConfig(n, false)), mustParse(b, benchConfig(n, true))
 	state := filepath.Join(b.TempDir(), "nft-handles")
 	a := applier(ns)
+	b.Cleanup(a.Flush)
 	if err := a.Apply(v0); err != nil {
 		b.Fatal(err)
 	}

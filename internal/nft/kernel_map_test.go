@@ -223,6 +223,7 @@ func TestKernelMapChangeOfLargeACL(t *testing.T) {
 	v0, v1 := benchRuleset(t, 10000, false), benchRuleset(t, 10000, true)
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush) // the writer, before the directory goes
 	mustApply(t, a, v0)
 	before := handles(t, n)
 	gen := generation(t, a)
@@ -243,6 +244,7 @@ func TestKernelMapChangeOfLargeACL(t *testing.T) {
 	a.Flush()
 	b := applier(n) // restarted: knows the elements from the saved state
 	b.SetStatePath(state)
+	t.Cleanup(b.Flush)
 	if err := b.Apply(v0); err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +263,7 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "nft-state")
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush)
 	o := nft.Options{MgmtInterface: "eth0", MapRun: 2, Cache: &nft.Cache{}, LookupUser: func(string) (uint32, error) { return 1000, nil }}
 	u := mapUniverse{rand.New(rand.NewPCG(5, 41))}
 	cfg := u.config(40)
@@ -295,6 +298,7 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 			a.Flush()
 			a = applier(n) // restarted: knows what the saved state says
 			a.SetStatePath(state)
+			t.Cleanup(a.Flush)
 			mustApply(t, a, rs)
 		}
 		edits++

@@ -23,6 +23,7 @@ func TestKernelStateStalePathNewerGen(t *testing.T) {
 	v0, v1 := benchRulesetWith(t, 2000, false, linear), benchRulesetWith(t, 2000, true, linear)
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush) // the writer, before the directory goes
 	mustApply(t, a, v0)
 	a.Flush()
 	stale, err := os.ReadFile(state)
@@ -35,6 +36,7 @@ func TestKernelStateStalePathNewerGen(t *testing.T) {
 	before := handles(t, n)
 	c := applier(n)
 	c.SetStatePath(state)
+	t.Cleanup(c.Flush)
 	mustApply(t, c, v0) // with an element commit: PATH.gen only
 	c.Flush()
 	if _, changed := sameHandles(before, handles(t, n)); len(changed) == 0 {
@@ -46,6 +48,7 @@ func TestKernelStateStalePathNewerGen(t *testing.T) {
 
 	b := applier(n)
 	b.SetStatePath(state)
+	t.Cleanup(b.Flush)
 	gen := generation(t, b)
 	if err := b.Apply(v1); err != nil {
 		t.Fatalf("restarted Applier with a stale PATH: %v", err)
@@ -68,6 +71,7 @@ func TestKernelStateWriterConcurrent(t *testing.T) {
 	vs := []*nft.Ruleset{benchRuleset(t, 300, false), benchRuleset(t, 300, true)}
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush)
 	mustApply(t, a, vs[0])
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -104,6 +108,7 @@ func TestKernelStateWriterConcurrent(t *testing.T) {
 
 	b := applier(n)
 	b.SetStatePath(state)
+	t.Cleanup(b.Flush)
 	gen := generation(t, b)
 	if err := b.Apply(last); err != nil {
 		t.Fatal(err)
