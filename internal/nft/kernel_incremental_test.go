@@ -142,7 +142,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 	v0, v1 := benchRulesetWith(t, 2000, false, linear), benchRulesetWith(t, 2000, true, linear)
 	a := applier(n)
 	a.SetStatePath(state)
-	t.Cleanup(a.Flush) // the writer, before the directory goes
+	t.Cleanup(a.Flush)  // the writer, before the directory goes
 	mustApply(t, a, v0) // with the gates opened: an element commit after the rules
 	a.Flush()           // as the agent does when it stops
 
