@@ -40,9 +40,10 @@ import (
 // the full path, as without a file. Flush waits for the writes.
 
 // SetStatePath makes the Applier save what it knows of the table to path
-// (and path.gen) after each commit, and read it once at its first Apply or
-// Drift. The directory must be one that only root can write to (the
-// agent's state directory). "" saves nothing.
+// (and path.gen) after each commit, in the background (Flush waits for
+// it), and read it once at its first Apply or Drift. The directory must be
+// one that only root can write to (the agent's state directory). ""
+// saves nothing. Writes queued for the path before are waited for.
 func (a *Applier) SetStatePath(path string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
