@@ -247,7 +247,10 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	responder := agent.NewResponder(agent.ResponderOptions{Logger: log})
 	defer responder.Close()
 	events := agent.NewEventLog(0, log)
-	a, tracker := buildAgent(f, o, log, responder, events)
+	a, kernel, tracker := buildAgent(f, o, log, responder, events)
+	// The rule handles of the last commit, saved in the background: on
+	// disk before the process ends, for the next agent (nft/applystate.go).
+	defer kernel.Flush()
 	if tracker != nil {
 		defer tracker.Close()
 	}
@@ -306,9 +309,9 @@ func netAdmin() bool {
 	return data[0].Effective&(1<<unix.CAP_NET_ADMIN) != 0
 }
 
-// buildAgent builds the agent on the netlink applier, with the session
-// tracker when conntrack can be opened.
-func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.MessageServer, events *agent.EventLog) (*agent.Agent, *conntrack.Tracker) {
+// buildAgent builds the agent on the netlink applier (returned too), with
+// the session tracker when conntrack can be opened.
+func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.MessageServer, events *agent.EventLog) (*agent.Agent, *nft.Applier, *conntrack.Tracker) {
 	host := hostOptions(f, o)
 	resolve := resolver(host)
 	kernel := nft.NewApplier(o.Table)
@@ -334,7 +337,7 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.Messag
 	if tracker != nil {
 		opts.Sessions = tracker
 	}
-	return agent.New(opts), tracker
+	return agent.New(opts), kernel, tracker
 }
 
 // startMetrics serves Prometheus metrics on addr until ctx ends.

@@ -95,6 +95,7 @@ type Applier struct {
 
 	statePath string // where the handles are saved for a restarted Applier ("": nowhere)
 	loaded    bool   // statePath was read
+	saver     stateWriter
 
 	// fresh names the limit sets whose gate and reservation sets the
 	// last Apply created (or renewed): the gate closed, the others empty,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,16 +30,31 @@ import (
 // Two files: PATH holds the sum, the chains and their handles, written
 // after each commit of rules; PATH.gen holds the generation and the sum,
 // written after each commit of the Applier's own element changes (which
-// move the generation but not the rules) as well.
+// move the generation but not the rules) as well, and the generation of
+// the PATH it follows (Base): a PATH.gen never validates another PATH,
+// even of the same sum (a renewal changes handles, not the sum).
+//
+// Both are written in the background (stateWriter), in order, the latest
+// state only: an Apply returns before the file is written. A restart
+// before it was finds an older file, whose generation no longer holds:
+// the full path, as without a file. Flush waits for the writes.
 
 // SetStatePath makes the Applier save what it knows of the table to path
-// (and path.gen) after each commit, and read it once at its first Apply or
-// Drift. The directory must be one that only root can write to (the
-// agent's state directory). "" saves nothing.
+// (and path.gen) after each commit, in the background (Flush waits for
+// it), and read it once at its first Apply or Drift. The directory must be
+// one that only root can write to (the agent's state directory). ""
+// saves nothing. Writes queued for the path before are waited for.
 func (a *Applier) SetStatePath(path string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.saver.flush() // what was saved for the old path, there
 	a.statePath, a.loaded = path, false
+}
+
+// Flush waits until what the Applier knew at its last commit is saved
+// (see SetStatePath): call it before the process exits.
+func (a *Applier) Flush() {
+	a.saver.flush()
 }
 
 // savedTable is the content of PATH.
@@ -82,6 +98,7 @@ type savedGen struct {
 	Table string
 	Gen   uint32
 	Sum   []byte
+	Base  uint32 // the Gen of the PATH this one follows
 }
 
 // loadState reads the saved state once, when the Applier knows nothing
@@ -97,7 +114,8 @@ func (a *Applier) loadState(c *nftables.Conn, gen uint32) {
 	}
 	if t.Gen != gen {
 		var g savedGen
-		if readState(a.statePath+".gen", &g) != nil || g.Where != t.Where || g.Table != t.Table || !bytes.Equal(g.Sum, t.Sum) || g.Gen != gen {
+		if readState(a.statePath+".gen", &g) != nil || g.Where != t.Where || g.Table != t.Table || !bytes.Equal(g.Sum, t.Sum) ||
+			g.Base != t.Gen || g.Gen != gen {
 			return
 		}
 	}
@@ -125,42 +143,61 @@ func (a *Applier) loadState(c *nftables.Conn, gen uint32) {
 	}
 	skel.Sets = t.Sets
 	s.table = tableOf(skel)
-	a.sync = s
+	a.sync, a.saver.base = s, t.Gen
 }
 
 // saveState saves a.sync: the whole of it when rules were committed
-// (full), its generation only otherwise. A failure to save costs a
-// restarted agent time, not correctness: it is not reported.
+// (full), its generation only otherwise. It hands the writer a copy of
+// what it saves (a.sync changes in place at the next commit) and returns;
+// the writer writes the latest. A failure to save costs a restarted agent
+// time, not correctness: it is not reported.
 func (a *Applier) saveState(c *nftables.Conn, full bool) {
 	if a.statePath == "" || !a.sync.ok {
 		return
 	}
-	w := where(c)
+	w := stateWrite{path: a.statePath}
+	at := where(c)
 	if full {
-		rs := a.sync.rs
-		if rs == nil {
+		if a.sync.rs == nil {
 			return // loaded from the file, which says it all already
 		}
-		t := savedTable{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum[:], Counters: rs.Counters, Sets: rs.Sets,
-			Chains: make([]string, len(rs.Chains)), Mapped: make([]bool, len(rs.Chains)), ChainSums: make([]byte, 0, len(rs.Chains)*sha256.Size)}
-		for i, ch := range rs.Chains {
-			cs := a.sync.chains[ch.Name]
-			t.Chains[i], t.Mapped[i], t.ChainSums = ch.Name, ch.Mapped, append(t.ChainSums, cs.sum[:]...)
-			if ch.Hook != nil {
-				t.Hooks = append(t.Hooks, savedHook{i, *ch.Hook})
-			}
-			if cs.rules != nil {
-				t.ChainRules = append(t.ChainRules, savedRules{i, cs.rules})
-			}
+		// Why a clone of the map and not the slices of PATH: cloning
+		// copies its memory in one go, the slices need a lookup per chain
+		// (8 ms at 50k chains); the writer builds them.
+		w.table = &stateTable{where: at, table: a.table, gen: a.sync.gen, sum: a.sync.sum, rs: a.sync.rs, chains: maps.Clone(a.sync.chains)}
+		a.saver.base = a.sync.gen
+	}
+	w.gen = savedGen{Where: at, Table: a.table, Gen: a.sync.gen, Sum: bytes.Clone(a.sync.sum[:]), Base: a.saver.base}
+	a.saver.queue(w)
+}
+
+// stateTable is what PATH saves: a copy of a.sync (which changes in place
+// at the next commit) and the ruleset's values (which do not, nor do the
+// rules of a chainSync).
+type stateTable struct {
+	where, table string
+	gen          uint32
+	sum          [32]byte
+	rs           *Ruleset
+	chains       map[string]chainSync
+}
+
+// saved is the content of PATH.
+func (st *stateTable) saved() *savedTable {
+	rs := st.rs
+	t := &savedTable{Where: st.where, Table: st.table, Gen: st.gen, Sum: st.sum[:], Counters: rs.Counters, Sets: rs.Sets,
+		Chains: make([]string, len(rs.Chains)), Mapped: make([]bool, len(rs.Chains)), ChainSums: make([]byte, 0, len(rs.Chains)*sha256.Size)}
+	for i, ch := range rs.Chains {
+		cs := st.chains[ch.Name]
+		t.Chains[i], t.Mapped[i], t.ChainSums = ch.Name, ch.Mapped, append(t.ChainSums, cs.sum[:]...)
+		if ch.Hook != nil {
+			t.Hooks = append(t.Hooks, savedHook{i, *ch.Hook})
 		}
-		if writeState(a.statePath, &t) != nil {
-			os.Remove(a.statePath)
-			return
+		if cs.rules != nil {
+			t.ChainRules = append(t.ChainRules, savedRules{i, cs.rules})
 		}
 	}
-	if writeState(a.statePath+".gen", &savedGen{Where: w, Table: a.table, Gen: a.sync.gen, Sum: a.sync.sum[:]}) != nil {
-		os.Remove(a.statePath + ".gen")
-	}
+	return t
 }
 
 // where names the boot and the network namespace c works in: generations
@@ -182,7 +219,7 @@ func where(c *nftables.Conn) string {
 	return fmt.Sprintf("%s %d:%d", strings.TrimSpace(string(boot)), st.Dev, st.Ino)
 }
 
-const stateMagic = "slxsh nft state 2\n" // 1: chains as structs
+const stateMagic = "slxsh nft state 3\n" // 1: chains as structs; 2: PATH.gen without Base
 
 // writeState replaces path with v (gob) and a SHA-256 of it, through a
 // new file renamed over it (readers see the old or the new one).

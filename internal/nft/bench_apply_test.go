@@ -171,13 +171,15 @@ func BenchmarkRestart(b *testing.B) {
 			state := filepath.Join(b.TempDir(), "nft-handles")
 			v0, v1 := benchRuleset(b, n, false), benchRuleset(b, n, true)
 			c0, c1 := mustParse(b, benchConfig(n, false)), mustParse(b, benchConfig(n, true))
-			withState := func() *nft.Applier { a := applier(ns); a.SetStatePath(state); return a }
+			withState := func() *nft.Applier { a := applier(ns); a.SetStatePath(state); b.Cleanup(a.Flush); return a }
 			var same, change, oldSame, oldChange []time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				if err := withState().Apply(v0); err != nil { // the agent before its restart
+				before := withState() // the agent before its restart
+				if err := before.Apply(v0); err != nil {
 					b.Fatal(err)
 				}
+				before.Flush()
 				r := withState()
 				same = append(same, timed(b, func() error { return r.Apply(v0) }))
 				change = append(change, timed(b, func() error { return r.Apply(v1, nft.Renewals(v0, v1, c0, c1)...) }))

@@ -102,3 +102,15 @@ func (a *Applier) CheckKnowledge() (string, error) {
 	}
 	return "", nil
 }
+
+// SaveStateOf makes a know that the kernel holds rs (as after an Apply
+// that learned no handles) and saves it, as an Apply's commit does: for
+// benchmarks of the save without a kernel.
+func SaveStateOf(a *Applier, rs *Ruleset) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sync.rs != rs {
+		a.sync = newSynced(1, rs, a.digestOf(rs), nil)
+	}
+	a.saveState(&nftables.Conn{}, true)
+}

@@ -142,10 +142,13 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 	v0, v1 := benchRulesetWith(t, 2000, false, linear), benchRulesetWith(t, 2000, true, linear)
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush)  // the writer, before the directory goes
 	mustApply(t, a, v0) // with the gates opened: an element commit after the rules
+	a.Flush()           // as the agent does when it stops
 
 	b := applier(n)
 	b.SetStatePath(state)
+	t.Cleanup(b.Flush)
 	gen := generation(t, b)
 	before := handles(t, n)
 	if err := b.Apply(v0); err != nil {
@@ -164,17 +167,21 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 		t.Errorf("restarted change: %d lines kept, changed %v", same, changed)
 	}
 	inSyncFresh(t, n, v1)
+	b.Flush()
 
 	// Someone else commits: the saved generation no longer holds.
 	n.MustExec(t, "nft", "add", "table", "inet", "other")
 	c := applier(n)
 	c.SetStatePath(state)
+	t.Cleanup(c.Flush)
 	if d, _ := c.Drift(v1); d != "" {
 		t.Errorf("after a foreign commit elsewhere: drift %q", d) // read back: still in sync
 	}
+	c.Flush()
 	n.MustExec(t, "nft", "add", "rule", "inet", "slxsh", "input", "accept")
 	d := applier(n)
 	d.SetStatePath(state)
+	t.Cleanup(d.Flush)
 	if dr, _ := d.Drift(v1); dr == "" {
 		t.Error("a foreign rule went unnoticed by a restarted Applier")
 	}
@@ -182,6 +189,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 		t.Fatal(err)
 	}
 	inSyncFresh(t, n, v1)
+	d.Flush()
 
 	// A damaged file: the full path.
 	data, err := os.ReadFile(state)
@@ -194,6 +202,7 @@ func TestKernelRestartKeepsHandles(t *testing.T) {
 	}
 	e := applier(n)
 	e.SetStatePath(state)
+	t.Cleanup(e.Flush)
 	gen = generation(t, e)
 	if err := e.Apply(v1); err != nil {
 		t.Fatal(err)

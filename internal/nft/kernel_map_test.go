@@ -223,6 +223,7 @@ func TestKernelMapChangeOfLargeACL(t *testing.T) {
 	v0, v1 := benchRuleset(t, 10000, false), benchRuleset(t, 10000, true)
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush) // the writer, before the directory goes
 	mustApply(t, a, v0)
 	before := handles(t, n)
 	gen := generation(t, a)
@@ -240,8 +241,10 @@ func TestKernelMapChangeOfLargeACL(t *testing.T) {
 		t.Errorf("entry 5000's element not changed")
 	}
 	inSyncFresh(t, n, v1)
+	a.Flush()
 	b := applier(n) // restarted: knows the elements from the saved state
 	b.SetStatePath(state)
+	t.Cleanup(b.Flush)
 	if err := b.Apply(v0); err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +263,7 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "nft-state")
 	a := applier(n)
 	a.SetStatePath(state)
+	t.Cleanup(a.Flush)
 	o := nft.Options{MgmtInterface: "eth0", MapRun: 2, Cache: &nft.Cache{}, LookupUser: func(string) (uint32, error) { return 1000, nil }}
 	u := mapUniverse{rand.New(rand.NewPCG(5, 41))}
 	cfg := u.config(40)
@@ -291,8 +295,10 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 		}
 		mustApply(t, a, rs) // checks the Applier's knowledge against the kernel
 		if step == 20 {
+			a.Flush()
 			a = applier(n) // restarted: knows what the saved state says
 			a.SetStatePath(state)
+			t.Cleanup(a.Flush)
 			mustApply(t, a, rs)
 		}
 		edits++

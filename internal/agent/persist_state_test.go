@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+)
+
+// Both state files follow every change that changes the running config;
+// one that changes nothing rewrites neither (their inodes stay), unless
+// the save before failed to write one (then both are written again).
+func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "etc", "last-good-config")
+	paths := []string{ta.state, ta.opts.LastGoodPath}
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, slxACL, slxBind)
+	inodes := func(step string) [2]uint64 {
+		t.Helper()
+		var ino [2]uint64
+		want := frameConfig(acl.Format(ta.Running()))
+		for i, path := range paths {
+			data, err := os.ReadFile(path)
+			if err != nil || string(data) != string(want) {
+				t.Fatalf("%s: %s is\n%s\nwant\n%s", step, path, data, want)
+			}
+			fi, _ := os.Stat(path)
+			ino[i] = fi.Sys().(*syscall.Stat_t).Ino
+		}
+		return ino
+	}
+	before := inodes("configured")
+	same := cli.Txn{Lines: []string{"ip access-list extended check", "permit ip any any"}}
+	ta.mustConfigure(t, same)
+	if after := inodes("after a change of nothing"); after != before {
+		t.Errorf("a change of nothing rewrote the state files (inodes %v -> %v)", before, after)
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended check", "seq 15 deny udp any any eq 53"}})
+	if after := inodes("after a change"); after[0] == before[0] || after[1] == before[1] {
+		t.Errorf("a change left a state file as it was (inodes %v -> %v)", before, after)
+	}
+
+	// The last-good file cannot be written (a directory in its place):
+	// the next save writes it, even of the same config.
+	if err := os.Remove(paths[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(paths[1], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended check", "no seq 15"}})
+	if err := os.Remove(paths[1]); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, same)
+	inodes("after a failed save and a change of nothing")
+}

@@ -1,0 +1,51 @@
+package nft
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// The writer writes the latest state only, but a PATH.gen never goes
+// without the PATH it follows: a waiting PATH stays when only a newer
+// generation comes; a newer PATH replaces it.
+func TestStateWriterLatestInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nft-state")
+	rs := &Ruleset{Table: "t", Chains: []*Chain{{Name: "c"}}}
+	full := func(gen uint32) stateWrite {
+		return stateWrite{path: path, table: &stateTable{table: "t", gen: gen, rs: rs, chains: map[string]chainSync{}},
+			gen: savedGen{Table: "t", Gen: gen, Base: gen}}
+	}
+	genOnly := func(gen, base uint32) stateWrite {
+		return stateWrite{path: path, gen: savedGen{Table: "t", Gen: gen, Base: base}}
+	}
+	check := func(step string, wantTable, wantGen uint32) {
+		t.Helper()
+		var tb savedTable
+		var g savedGen
+		if err := readState(path, &tb); err != nil || tb.Gen != wantTable {
+			t.Errorf("%s: PATH at %d, %v; want %d", step, tb.Gen, err, wantTable)
+		}
+		if err := readState(path+".gen", &g); err != nil || g.Gen != wantGen || g.Base != tb.Gen {
+			t.Errorf("%s: PATH.gen at %d after %d, %v; want %d after %d", step, g.Gen, g.Base, err, wantGen, tb.Gen)
+		}
+	}
+	var s stateWriter
+	s.running = true // as if busy: run below writes what waits
+	s.queue(full(5))
+	s.queue(genOnly(6, 5))
+	s.run()
+	check("a generation after a PATH", 5, 6)
+
+	s.running = true
+	s.queue(full(7))
+	s.queue(genOnly(8, 7))
+	s.queue(full(9))
+	s.queue(genOnly(10, 9))
+	s.run()
+	check("a newer PATH", 9, 10)
+
+	s.queue(full(11)) // the goroutine
+	s.queue(genOnly(12, 11))
+	s.flush()
+	check("after flush", 11, 12)
+}
