@@ -234,11 +234,16 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	}
 	t1 := time.Now()
 	renew := nft.Renewals(a.ruleset, rs, a.running, next)
+	unread := a.ruleset == nil // Renewals read nothing of rs
 	t2 := time.Now()
 	if err := a.applyLocked(next, rs, why, renew); err != nil {
 		return nil, err
 	}
 	t3 := time.Now()
+	if unread {
+		// The next change reads rs as the ruleset before it: off its path.
+		go nft.PrepareRenewals(rs, next)
+	}
 	prev := a.running
 	a.running, a.ruleset = next, rs
 	a.live.Store(next)

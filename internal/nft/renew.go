@@ -44,6 +44,16 @@ func Renewals(prev, next *Ruleset, prevCfg, nextCfg *acl.Config) []string {
 	return out
 }
 
+// PrepareRenewals computes what Renewals reads of rs (compiled from cfg)
+// when rs is the previous ruleset of the next change, so that the next
+// change does not (an agent calls it in the background after an apply
+// that Renewals did not read: the first, or an adopted table's).
+func PrepareRenewals(rs *Ruleset, cfg *acl.Config) {
+	if rs != nil {
+		cachedViews(rs, cfg)
+	}
+}
+
 // changedSeqs lists the seqs of a chain whose parts differ between two
 // views (0: the list's own rules), in increasing order.
 func changedSeqs(pv, nv chainView) []int {
