@@ -94,11 +94,11 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 		msgs[i] = m
 	}
 	if last < 0 {
-		_, err := nl.SendMessages(msgs)
+		_, err := sendBatch(nl, msgs)
 		return nil, err
 	}
 	msgs[last].Header.Flags |= netlink.Acknowledge
-	sent, err := nl.SendMessages(msgs)
+	sent, err := sendBatch(nl, msgs)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +152,68 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 	}
 	return out, nil
 }
+
+// sendBatch sends msgs in one sendmsg, as netlink.Conn.SendMessages does,
+// with the headers it would complete (length, the socket's port id), and
+// returns them. Why not SendMessages: it marshals each message into a
+// slice of its own and appends it to a growing buffer; at 50k entries
+// (a quarter million messages) that was a tenth of an apply's time of our
+// own.
+func sendBatch(nl *netlink.Conn, msgs []netlink.Message) ([]netlink.Message, error) {
+	rc, err := nl.SyscallConn()
+	if err != nil {
+		return nl.SendMessages(msgs)
+	}
+	var pid uint32
+	if err := rc.Control(func(fd uintptr) {
+		if sa, err := unix.Getsockname(int(fd)); err == nil {
+			if nsa, ok := sa.(*unix.SockaddrNetlink); ok {
+				pid = nsa.Pid
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	n := 0
+	for i := range msgs {
+		h := &msgs[i].Header
+		if h.Length == 0 {
+			h.Length = uint32(nlmsgAlign(16 + len(msgs[i].Data)))
+		}
+		if int(h.Length) != nlmsgAlign(16+len(msgs[i].Data)) || h.Sequence == 0 {
+			return nl.SendMessages(msgs) // not what the library sends: let netlink check it
+		}
+		if h.PID == 0 {
+			h.PID = pid
+		}
+		n += int(h.Length)
+	}
+	buf := make([]byte, 0, n)
+	for _, m := range msgs {
+		h := m.Header
+		buf = binary.NativeEndian.AppendUint32(buf, h.Length)
+		buf = binary.NativeEndian.AppendUint16(buf, uint16(h.Type))
+		buf = binary.NativeEndian.AppendUint16(buf, uint16(h.Flags))
+		buf = binary.NativeEndian.AppendUint32(buf, h.Sequence)
+		buf = binary.NativeEndian.AppendUint32(buf, h.PID)
+		buf = append(buf, m.Data...)
+		buf = append(buf, make([]byte, int(h.Length)-16-len(m.Data))...)
+	}
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		_, serr = unix.SendmsgN(int(fd), buf, nil, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}, 0)
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("send-messages: %w", err)
+	}
+	return msgs, nil
+}
+
+func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
 
 // ruleChain reads the chain of a NEWRULE message ("" if it has none).
 func ruleChain(data []byte) string {
