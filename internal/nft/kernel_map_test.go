@@ -270,7 +270,7 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 	for _, e := range cfg.ACL(acl.IPv4, "m").Entries {
 		e.Owner = nil // before it is compiled; later entries have none (u.entry(_, false))
 	}
-	edits := 0
+	edits, drifted := 0, 0
 	for step := range 40 {
 		next := cfg.Clone()
 		l := next.ACL(acl.IPv4, "m")
@@ -294,6 +294,21 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 			t.Fatalf("step %d: %v", step, err)
 		}
 		mustApply(t, a, rs) // checks the Applier's knowledge against the kernel
+		if step >= 10 && step%10 == 0 && step != 20 {
+			drifted++
+			// Someone flushes an entry's chain: found, repaired, and the
+			// changes after go on from what the repair learned.
+			for _, ch := range rs.Chains {
+				if ch.Mapped && len(ch.Rules) > 0 {
+					n.MustExec(t, "nft", "flush", "chain", "inet", "slxsh", ch.Name)
+					break
+				}
+			}
+			if d, err := a.Drift(rs); d == "" || err != nil {
+				t.Fatalf("step %d: a flushed chain: drift %q, %v", step, d, err)
+			}
+			mustApply(t, a, rs)
+		}
 		if step == 20 {
 			a.Flush()
 			a = applier(n) // restarted: knows what the saved state says
@@ -304,8 +319,8 @@ func TestKernelKnowledgeThroughChanges(t *testing.T) {
 		edits++
 		cfg = next
 	}
-	if edits < 30 {
-		t.Fatalf("only %d of 40 steps applied", edits)
+	if edits < 30 || drifted < 1 {
+		t.Fatalf("only %d of 40 steps applied, %d repaired", edits, drifted)
 	}
 	rs, err := nft.Compile(cfg, o)
 	if err != nil {
