@@ -198,10 +198,42 @@ func (a *Applier) digestOf(rs *Ruleset) *digest {
 	return a.lastDigest
 }
 
+// digestLater is a digest (and table state) being made in the background.
+type digestLater struct {
+	rs    *Ruleset
+	done  chan struct{}
+	d     *digest
+	table *tableState
+}
+
+// digestLater starts making rs's digest and tableOf(rs).
+func (a *Applier) digestLater(rs *Ruleset) *digestLater {
+	l, last := &digestLater{rs: rs, done: make(chan struct{})}, a.lastDigest
+	go func() {
+		l.d, l.table = digestOf(rs, last), tableOf(rs)
+		close(l.done)
+	}()
+	return l
+}
+
+// wait returns what l made, and keeps the digest as a.digestOf does.
+func (l *digestLater) wait(a *Applier) (*digest, *tableState) {
+	if l == nil {
+		return nil, nil
+	}
+	<-l.done
+	a.lastRS, a.lastDigest = l.rs, l.d
+	return l.d, l.table
+}
+
 // newSynced describes rs at gen; chains gives the chains whose rules (and
-// handles) are known, others are summed from rs.
-func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync) synced {
-	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: make(map[string]chainSync, len(rs.Chains)), table: tableOf(rs)}
+// handles) are known, others are summed from rs. table is tableOf(rs)
+// when the caller has it already (nil: made here).
+func newSynced(gen uint32, rs *Ruleset, d *digest, chains map[string]chainSync, table *tableState) synced {
+	if table == nil {
+		table = tableOf(rs)
+	}
+	s := synced{ok: true, gen: gen, rs: rs, sum: d.sum, chains: make(map[string]chainSync, len(rs.Chains)), table: table}
 	for i, ch := range rs.Chains {
 		if cs, ok := chains[ch.Name]; ok {
 			s.chains[ch.Name] = cs
@@ -325,11 +357,26 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	if prev.ok && prev.table != nil {
 		was = prev.rs // what the kernel holds, when the Applier has its value
 	}
-	tx, err := queue(w, a.table, cur, rs, a.digestOf(rs), known, was, renew)
+	// Without knowledge of the table (a first apply, say), the transaction
+	// needs the ruleset's digest and table state only once the kernel has
+	// committed it: they are made on another core meanwhile.
+	var later *digestLater
+	var dg *digest
+	if known == nil && a.lastRS != rs {
+		later = a.digestLater(rs)
+	} else {
+		dg = a.digestOf(rs)
+	}
+	tx, err := queue(w, a.table, cur, rs, dg, known, was, renew)
 	if err != nil {
+		later.wait(a)
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
-	if err := w.Flush(); err != nil {
+	ferr := w.Flush()
+	if later != nil {
+		tx.d, tx.table = later.wait(a)
+	}
+	if err := ferr; err != nil {
 		if errors.Is(err, syscall.ENOBUFS) || errors.Is(b.err, syscall.ENOBUFS) {
 			return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrOutcomeUnknown, err)
 		}

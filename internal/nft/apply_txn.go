@@ -61,8 +61,9 @@ type txn struct {
 	staleChains    []*nftables.Chain
 	staleSets      []string
 	staleObjs      []string
-	keep           []bool // chains left as they are, in the order of rs.Chains
-	delta          *delta // what rs changes of the ruleset the kernel holds (nil: not known)
+	keep           []bool      // chains left as they are, in the order of rs.Chains
+	delta          *delta      // what rs changes of the ruleset the kernel holds (nil: not known)
+	table          *tableState // tableOf(rs) when made already (nil: not)
 	known          map[string]chainSync
 	edits          map[string]*chainEdit // chains changed rule by rule
 	keys           map[string][]ruleKey  // keys of the rules of edited chains
@@ -403,7 +404,7 @@ func (tx *txn) learn(echoes []ruleEcho) map[string]chainSync {
 func (tx *txn) synced(gen uint32, echoes []ruleEcho) synced {
 	learned := tx.learn(echoes)
 	if tx.known == nil || !tx.cur.exists {
-		return newSynced(gen, tx.rs, tx.d, learned)
+		return newSynced(gen, tx.rs, tx.d, learned, tx.table)
 	}
 	chains := tx.known
 	for _, kc := range tx.staleChains {
@@ -476,7 +477,7 @@ func (tx *txn) synced(gen uint32, echoes []ruleEcho) synced {
 				known[ch.Name] = cs
 			}
 		}
-		return newSynced(gen, tx.rs, tx.d, known)
+		return newSynced(gen, tx.rs, tx.d, known, nil)
 	}
 	return synced{ok: true, gen: gen, rs: tx.rs, sum: tx.d.sum, chains: chains, table: st}
 }

@@ -110,7 +110,7 @@ func SaveStateOf(a *Applier, rs *Ruleset) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.sync.rs != rs {
-		a.sync = newSynced(1, rs, a.digestOf(rs), nil)
+		a.sync = newSynced(1, rs, a.digestOf(rs), nil, nil)
 	}
 	a.saveState(&nftables.Conn{}, true)
 }

@@ -158,7 +158,7 @@ func (a *Applier) Drift(rs *Ruleset) (string, error) {
 		return "", fmt.Errorf("read table inet %s: %w", rs.Table, err)
 	}
 	if d == "" && genErr == nil {
-		a.sync = newSynced(gen, rs, dg, chains)
+		a.sync = newSynced(gen, rs, dg, chains, nil)
 		a.saveState(c, true)
 	}
 	return d, nil
