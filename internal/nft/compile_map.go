@@ -164,9 +164,10 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 }
 
 // Chunks: a run of a long list is cut after an entry that chunkEnd picks
-// by its content (its seq and match), once it holds mapChunkMin entries,
-// and at mapChunkMax whatever: about mapChunk entries a map, the cuts
-// where they were whatever changes elsewhere.
+// by its content (its seq and match, one in chunkOdds), once it holds
+// mapChunkMin entries, and at mapChunkMax whatever: about 2048 entries a
+// map, the cuts where they were whatever changes elsewhere, and a list of
+// up to mapChunkMin entries one map.
 //
 // Why not one map: a change is one element, but the kernel's interval
 // map rebuilds its lookup tables on every commit that changes it, in time
@@ -175,16 +176,16 @@ func (b *builder) entries(k chainKey, list []*acl.Entry) ([]*Rule, []*Chain) {
 // smaller: each map is one more lookup for a new connection that passes
 // it (the kernel's interval map scans bitmaps as long as its elements, so
 // what chunks add is the cost of a call each). Measured at 50k entries
-// (a commit's kernel time for a one-element change): 1024 entries 50-75
-// ms, 4096 70-100 ms, 16384 70-120 ms.
+// (a commit's kernel time for a one-element change), maps of about 1024
+// entries 50-75 ms, 4096 70-100 ms, 16384 70-120 ms.
 const (
-	mapChunk    = 2048
-	mapChunkMin = mapChunk / 4
-	mapChunkMax = 4 * mapChunk
+	chunkOdds   = 1024
+	mapChunkMin = 1024
+	mapChunkMax = 8192
 )
 
 // chunkEnd reports whether a run may be cut after e (for about one entry
-// in mapChunk).
+// in chunkOdds).
 func chunkEnd(e *acl.Entry) bool {
 	h := uint64(e.Seq)*0x9e3779b97f4a7c15 ^ uint64(e.DstPort.Lo)<<32 ^ uint64(e.SrcPort.Lo)<<48
 	for _, a := range []netip.Addr{e.Src.Prefix.Addr(), e.Dst.Prefix.Addr()} {
@@ -195,7 +196,7 @@ func chunkEnd(e *acl.Entry) bool {
 		h *= 0xbf58476d1ce4e5b9
 		h ^= h >> 31
 	}
-	return h%mapChunk == 0
+	return h%chunkOdds == 0
 }
 
 // runEnd is why a run ended: at a chunk boundary, before an entry that

@@ -224,13 +224,13 @@
 // rules and end the run; a run with ports takes only tcp, udp and sctp
 // entries (a port load past the end of a packet fails the lookup). Runs
 // are bounded (maxIrregular, maxRunChecks) so that compiling stays
-// linear, and a long run is cut into chunks of about mapChunk (2048)
-// entries, after entries that chunkEnd picks by their content: the kernel
-// rebuilds a map's lookup tables on every commit that changes it, so a
-// change of one entry of a 50k list rebuilds one map of ~2k elements, and
-// the compile cache takes every other chunk back whole (cachedRun). Each
-// chunk is one more lookup for a connection that passes it (a few hundred
-// ns). The map's name holds its first seq and its key's fields: a run
+// linear, and a run longer than mapChunkMin (1024) entries is cut into
+// chunks of about 2048, after entries that chunkEnd picks by their
+// content: the kernel rebuilds a map's lookup tables on every commit that
+// changes it, so a change of one entry of a 50k list rebuilds one map of
+// ~2k elements, and the compile cache takes every other chunk back whole
+// (cachedRun). Each chunk is one more lookup for a connection that passes
+// it (a few hundred ns). The map's name holds its first seq and its key's fields: a run
 // that starts elsewhere or needs another key is a new map; a change
 // inside a run is an element change (apply_txn.go syncMaps). Renewals and
 // the packet-tracer read a list through its maps (flat.go); the

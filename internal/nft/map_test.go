@@ -1,6 +1,7 @@
 package nft_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -215,6 +216,36 @@ func TestLongListChunksDecideAsRules(t *testing.T) {
 		if a.Counter(name) != b.Counter(name) {
 			t.Fatalf("counter %s: rules %d, maps %d", name, a.Counter(name), b.Counter(name))
 		}
+	}
+}
+
+// A run of up to mapChunkMin (1024) entries stays one map: a list of 1000
+// costs a new connection one lookup.
+func TestListOf1024IsOneMap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("ip access-list extended big\n")
+	for i := 1; i <= 1024; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp host 10.9.%d.%d any eq %d\n", i, i/256, i%256, 1000+i)
+	}
+	b.WriteString("interface management 0\n ip access-group big in\n")
+	maps := func(rs *nft.Ruleset) int {
+		n := 0
+		for _, s := range rs.Sets {
+			if s.Map != nil {
+				n++
+			}
+		}
+		return n
+	}
+	if n := maps(compileRun(t, mustParse(t, b.String()), 0)); n != 1 {
+		t.Fatalf("1024 entries in %d maps, want 1", n)
+	}
+	b.WriteString("ip access-list extended big\n")
+	for i := 1025; i <= 3000; i++ {
+		fmt.Fprintf(&b, " seq %d permit tcp host 10.9.%d.%d any eq %d\n", i, i/256, i%256, 1000+i)
+	}
+	if n := maps(compileRun(t, mustParse(t, b.String()), 0)); n < 2 {
+		t.Fatalf("3000 entries in %d map, want them cut", n)
 	}
 }
 
