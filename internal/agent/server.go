@@ -1,14 +1,17 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -140,13 +143,80 @@ func (s *Server) handle(c *net.UnixConn) {
 func (s *Server) reply(c net.Conn, resp *wire.Response) {
 	resp.Version = wire.ProtocolVersion
 	c.SetWriteDeadline(time.Now().Add(ioTimeout))
-	b, err := encodeResponse(resp)
+	w := bufio.NewWriterSize(c, 64<<10)
+	err := writeResponse(w, resp)
 	if err == nil {
-		_, err = b.WriteTo(c)
+		err = w.Flush()
 	}
 	if err != nil {
 		s.log.Debug("cannot send response", "err", err)
 	}
+}
+
+// writeResponse writes resp as json.Encoder would, with a Value encoded
+// as it is written: a slice element by element (a 25k-line `show
+// access-list sessions` is megabytes of JSON that would otherwise be
+// held whole, and copied as json.Marshal's buffer grows).
+func writeResponse(w io.Writer, resp *wire.Response) error {
+	v := resp.Value
+	if v == nil {
+		b, err := encodeResponse(resp)
+		if err == nil {
+			_, err = b.WriteTo(w)
+		}
+		return err
+	}
+	r := *resp
+	r.Value = nil
+	r.Result = json.RawMessage("0") // a placeholder, cut off below
+	head, err := encodeResponse(&r)
+	if err != nil {
+		return err
+	}
+	for _, b := range head[:len(head)-2] { // up to `"result":`
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	if err := writeJSON(w, reflect.ValueOf(v)); err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "}\n")
+	return err
+}
+
+var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+
+// writeJSON writes v as json.Marshal encodes it, a slice one element at
+// a time.
+func writeJSON(w io.Writer, v reflect.Value) error {
+	if !streamed(v.Interface()) {
+		b, err := json.Marshal(v.Interface())
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		return err
+	}
+	sep := "["
+	for i := range v.Len() {
+		b, err := json.Marshal(v.Index(i).Interface())
+		if err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		sep = ","
+	}
+	if sep == "[" {
+		_, err := io.WriteString(w, "[]")
+		return err
+	}
+	_, err := io.WriteString(w, "]")
+	return err
 }
 
 // encodeResponse is resp as json.Encoder writes it, but with the result
@@ -177,7 +247,7 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		log.Warn("permission denied")
 		return &wire.Response{Error: "% Error: permission denied"}
 	}
-	result, err := serverOps.Run(s.agent, req.Op, req.Args)
+	result, err := serverOps.RunValue(s.agent, req.Op, req.Args)
 	if errors.Is(err, cli.ErrUnknownOp) {
 		return &wire.Response{Error: fmt.Sprintf("%% Error: bad request: unknown operation %q", req.Op)}
 	}
@@ -192,7 +262,22 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		}
 		log.Info("request done")
 	}
-	return &wire.Response{Result: result}
+	if streamed(result) {
+		return &wire.Response{Value: result} // encoded as it is written (writeResponse)
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		return errorResponse(err)
+	}
+	return &wire.Response{Result: b}
+}
+
+// streamed reports whether writeJSON writes v element by element: a
+// slice (of anything but bytes) without a JSON encoding of its own.
+func streamed(v any) bool {
+	t := reflect.TypeOf(v)
+	return t != nil && t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8 &&
+		!t.Implements(jsonMarshaler) && !reflect.PointerTo(t).Implements(jsonMarshaler) && !reflect.ValueOf(v).IsNil()
 }
 
 // serverOps implements every operation of internal/cli's op list on the

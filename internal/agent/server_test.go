@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -353,6 +354,37 @@ func TestEncodeResponseIsEncoder(t *testing.T) {
 		b.WriteTo(&got)
 		if got.String() != want.String() {
 			t.Errorf("encodeResponse:\n got %s\nwant %s", got.String(), want.String())
+		}
+	}
+}
+
+// TestWriteResponseStreamsAsEncoder: a slice result written element by
+// element is byte for byte what json.Encoder writes of the response with
+// the result marshalled whole; other results are not streamed.
+func TestWriteResponseStreamsAsEncoder(t *testing.T) {
+	keys := []cli.SessionKey{{Seq: 10, Key: "10.0.0.1", Sessions: 4, Limit: 3, AtLimit: true}, {Seq: 20, Per: "per-prefix 24", Key: "<10.0.0.0/24> & x", Sessions: 1}}
+	for i := range 300 {
+		keys = append(keys, cli.SessionKey{Seq: i, Key: fmt.Sprintf("10.1.%d.%d", i/256, i%256), Sessions: i % 7})
+	}
+	for _, v := range []any{keys, keys[:1], []cli.SessionKey{}, []string{"a", "<b>"}, [][]int{{1}, nil}} {
+		if !streamed(v) {
+			t.Fatalf("%T not streamed", v)
+		}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(&wire.Response{Version: wire.ProtocolVersion, Result: marshal(t, v)}); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := writeResponse(&got, &wire.Response{Version: wire.ProtocolVersion, Value: v}); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("writeResponse of %T:\n got %.300s\nwant %.300s", v, got.String(), want.String())
+		}
+	}
+	for _, v := range []any{nil, []cli.SessionKey(nil), []byte("x"), "text", cli.NoArgs{}, json.RawMessage(`[1]`)} {
+		if streamed(v) {
+			t.Errorf("%T %v streamed", v, v)
 		}
 	}
 }

@@ -200,13 +200,19 @@ var ErrUnknownOp = errors.New("unknown operation")
 // Run performs the operation called name on s and returns its result
 // encoded.
 func (h Handlers[S]) Run(s S, name string, args json.RawMessage) (json.RawMessage, error) {
-	run, ok := h[name]
-	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownOp, name)
-	}
-	r, err := run(s, args)
+	r, err := h.RunValue(s, name, args)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(r)
+}
+
+// RunValue is Run with the result as the operation returned it, for a
+// caller that encodes it as it writes it (the agent's server).
+func (h Handlers[S]) RunValue(s S, name string, args json.RawMessage) (any, error) {
+	run, ok := h[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownOp, name)
+	}
+	return run(s, args)
 }

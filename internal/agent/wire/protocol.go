@@ -34,4 +34,7 @@ type Response struct {
 	Error     string          `json:"error,omitempty"`      // user-facing, starts with "%"; "" on success
 	LineError *cli.LineError  `json:"line_error,omitempty"` // Configure: the line that failed
 	Result    json.RawMessage `json:"result,omitempty"`     // the operation's result
+	// Value is the result not encoded yet, for the agent's server to
+	// encode as it writes it (Result must then be empty).
+	Value any `json:"-"`
 }
