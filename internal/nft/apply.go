@@ -146,16 +146,12 @@ func digestOf(rs *Ruleset, prev *digest) *digest {
 	if prev != nil {
 		old = prev.rs.Chains
 	}
-	j := 0 // in old
-	for i, ch := range rs.Chains {
-		k := slices.Index(old[j:min(j+chainLookahead, len(old))], ch)
-		if k < 0 {
-			d.chains[i] = sha256.Sum256([]byte(ch.String()))
+	for i, j := range heldAt(old, rs.Chains) {
+		if j < 0 {
+			d.chains[i] = sha256.Sum256([]byte(rs.Chains[i].String()))
 			continue
 		}
-		j += k
 		d.chains[i] = prev.chains[j]
-		j++
 	}
 	// The whole, in a few large writes (a Write per piece costs more).
 	h := sha256.New()
@@ -185,9 +181,28 @@ func digestOf(rs *Ruleset, prev *digest) *digest {
 	return d
 }
 
-// chainLookahead is how far digestOf looks for a chain in the previous
+// chainLookahead is how far heldAt looks for a chain in the previous
 // ruleset past where the last one was found (entries added or removed).
 const chainLookahead = 8
+
+// heldAt returns, for each chain of now, its index in was when the very
+// chain value is there, or -1. The two are walked side by side: a change
+// keeps the other chains in order.
+func heldAt(was, now []*Chain) []int {
+	at := make([]int, len(now))
+	j := 0 // in was
+	for i, ch := range now {
+		k := slices.Index(was[j:min(j+chainLookahead, len(was))], ch)
+		if k < 0 {
+			at[i] = -1
+			continue
+		}
+		j += k
+		at[i] = j
+		j++
+	}
+	return at
+}
 
 // digestOf returns rs's digest, computed once for the last ruleset value
 // (rulesets are not modified once built).

@@ -28,15 +28,10 @@ func deltaOf(was, rs *Ruleset) *delta {
 	}
 	d := &delta{same: make([]bool, len(rs.Chains))}
 	seen := make([]bool, len(was.Chains))
-	j := 0
-	for i, ch := range rs.Chains {
-		k := slices.Index(was.Chains[j:min(j+chainLookahead, len(was.Chains))], ch)
-		if k < 0 {
-			continue
+	for i, j := range heldAt(was.Chains, rs.Chains) {
+		if j >= 0 {
+			d.same[i], seen[j] = true, true
 		}
-		j += k
-		d.same[i], seen[j] = true, true
-		j++
 	}
 	var changed map[string]bool // the names of the chains of rs that are new values
 	for i, ch := range rs.Chains {

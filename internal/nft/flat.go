@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"iter"
 	"slices"
 	"strings"
 
@@ -34,6 +35,23 @@ func newFlattener(rs *Ruleset) *flattener {
 	return f
 }
 
+// entries yields the elements of map s entry by entry (an entry's are
+// next to each other), with the chain they go to.
+func (f *flattener) entries(s *Set) iter.Seq2[[]MapElem, *Chain] {
+	return func(yield func([]MapElem, *Chain) bool) {
+		for at, elems := 0, s.Map.Elems; len(elems) > 0; {
+			n := 1
+			for n < len(elems) && elems[n].Seq == elems[0].Seq {
+				n++
+			}
+			if !yield(elems[:n], f.chainOf(s, at)) {
+				return
+			}
+			at, elems = at+n, elems[n:]
+		}
+	}
+}
+
 // chainOf returns the chain that element i of map s goes to.
 func (f *flattener) chainOf(s *Set, i int) *Chain {
 	if c := s.Map.chains; len(c) == len(s.Map.Elems) {
@@ -61,18 +79,13 @@ func (f *flattener) rules(ch *Chain) []*Rule {
 		}
 		s := f.maps[ml.Set]
 		head := ml.String() + " element { " // the same for every entry of the map
-		for at, elems := 0, s.Map.Elems; len(elems) > 0; {
-			n := 1
-			for n < len(elems) && elems[n].Seq == elems[0].Seq {
-				n++
-			}
+		for elems, ch := range f.entries(s) {
 			ref := s.Entry
 			ref.Seq = elems[0].Seq
-			out = append(out, &Rule{Comment: RuleComment(ref, RoleMap), Stmts: []Stmt{&mapHit{head: head, fields: s.Map.Fields, elems: elems[:n]}}})
-			if ch := f.chainOf(s, at); ch != nil {
+			out = append(out, &Rule{Comment: RuleComment(ref, RoleMap), Stmts: []Stmt{&mapHit{head: head, fields: s.Map.Fields, elems: elems}}})
+			if ch != nil {
 				out = append(out, ch.Rules...)
 			}
-			at, elems = at+n, elems[n:]
 		}
 	}
 	return out
@@ -124,18 +137,12 @@ func (f *flattener) groups(ch *Chain) ([]viewGroup, EntryRef) {
 		plain = i + 1
 		s := f.maps[ml.Set]
 		ref = s.Entry
-		for at, elems := 0, s.Map.Elems; len(elems) > 0; {
-			n := 1
-			for n < len(elems) && elems[n].Seq == elems[0].Seq {
-				n++
-			}
-			g := viewGroup{seq: elems[0].Seq, lookup: ml, elems: elems[:n]}
+		for elems, c := range f.entries(s) {
 			var rules []*Rule
-			if c := f.chainOf(s, at); c != nil {
+			if c != nil {
 				rules = c.Rules
 			}
-			add(g, rules)
-			at, elems = at+n, elems[n:]
+			add(viewGroup{seq: elems[0].Seq, lookup: ml, elems: elems}, rules)
 		}
 	}
 	add(viewGroup{}, ch.Rules[plain:])
