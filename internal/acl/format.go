@@ -64,13 +64,6 @@ func FormatTimeRange(t *TimeRange) string {
 	return b.String()
 }
 
-// FormatACL renders one access-list block, ending in "!\n".
-func FormatACL(a *ACL) string {
-	var b strings.Builder
-	writeACL(&b, a, FormatEntry)
-	return b.String()
-}
-
 func writeACL(b io.StringWriter, a *ACL, line func(Family, *Entry) string) {
 	b.WriteString(a.Label())
 	b.WriteString("\n")

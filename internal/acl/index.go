@@ -114,11 +114,10 @@ func newEntryBuckets(n int) entryBuckets {
 // same returns the first entry added with e's content, or nil.
 func (b *entryBuckets) same(e *Entry) *Entry {
 	k := contentKey(e)
-	o, _ := b.find(&k, k.hash())
-	return o
+	return b.find(&k, k.hash())
 }
 
-func (b *entryBuckets) find(k *entryKey, h uint64) (*Entry, bool) {
+func (b *entryBuckets) find(k *entryKey, h uint64) *Entry {
 	i, ok := b.last[h]
 	var first *Entry
 	for ; ok && i >= 0; i = b.prev[i] {
@@ -126,7 +125,7 @@ func (b *entryBuckets) find(k *entryKey, h uint64) (*Entry, bool) {
 			first = o // the bucket runs from the last added
 		}
 	}
-	return first, ok
+	return first
 }
 
 // add adds e, even if an entry with its content is there.
@@ -136,9 +135,6 @@ func (b *entryBuckets) add(e *Entry) {
 }
 
 func (b *entryBuckets) insert(e *Entry, h uint64) {
-	if b.last == nil {
-		b.last = map[uint64]int32{}
-	}
 	p, ok := b.last[h]
 	if !ok {
 		p = -1
@@ -153,7 +149,7 @@ func (b *entryBuckets) insert(e *Entry, h uint64) {
 func (b *entryBuckets) sameOrAdd(e *Entry) *Entry {
 	k := contentKey(e)
 	h := k.hash()
-	if o, _ := b.find(&k, h); o != nil {
+	if o := b.find(&k, h); o != nil {
 		return o
 	}
 	b.insert(e, h)

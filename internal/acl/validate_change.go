@@ -7,12 +7,7 @@ package acl
 // once in a config, so one that prev holds at its seq is valid) against
 // the rest of their list; a list with many new entries, or with any
 // error, is checked in full as Validate does, so the errors are the same.
-func ValidateChange(prev, c *Config) error {
-	if prev == nil {
-		return Validate(c)
-	}
-	return validate(c, prev)
-}
+func ValidateChange(prev, c *Config) error { return validate(c, prev) } // prev nil: Validate
 
 // maxFresh is the most new entries of a list that ValidateChange checks
 // against the others one by one (each a pass over the list) rather than
