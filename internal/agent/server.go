@@ -153,87 +153,71 @@ func (s *Server) reply(c net.Conn, resp *wire.Response) {
 	}
 }
 
-// writeResponse writes resp as json.Encoder would, with a Value encoded
-// as it is written: a slice element by element (a 25k-line `show
-// access-list sessions` is megabytes of JSON that would otherwise be
-// held whole, and copied as json.Marshal's buffer grows).
+// writeResponse writes resp as json.Encoder would, with a Value (a
+// slice: streamed) encoded as it is written, element by element: a
+// 25k-line `show access-list sessions` is megabytes of JSON that would
+// otherwise be held whole, and copied as json.Marshal's buffer grows.
 func writeResponse(w io.Writer, resp *wire.Response) error {
-	v := resp.Value
-	if v == nil {
+	if resp.Value == nil {
 		b, err := encodeResponse(resp)
 		if err == nil {
 			_, err = b.WriteTo(w)
 		}
 		return err
 	}
-	r := *resp
-	r.Value = nil
-	r.Result = json.RawMessage("0") // a placeholder, cut off below
-	head, err := encodeResponse(&r)
+	head, err := responseHead(resp)
 	if err != nil {
 		return err
 	}
-	for _, b := range head[:len(head)-2] { // up to `"result":`
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-	}
-	if err := writeJSON(w, reflect.ValueOf(v)); err != nil {
+	if _, err := w.Write(append(head, `,"result":[`...)); err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, "}\n")
-	return err
-}
-
-var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
-
-// writeJSON writes v as json.Marshal encodes it, a slice one element at
-// a time.
-func writeJSON(w io.Writer, v reflect.Value) error {
-	if !streamed(v.Interface()) {
-		b, err := json.Marshal(v.Interface())
-		if err == nil {
-			_, err = w.Write(b)
-		}
-		return err
-	}
-	sep := "["
+	v := reflect.ValueOf(resp.Value)
 	for i := range v.Len() {
 		b, err := json.Marshal(v.Index(i).Interface())
 		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(w, sep); err != nil {
-			return err
+		if i > 0 {
+			if _, err := io.WriteString(w, ","); err != nil {
+				return err
+			}
 		}
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
-		sep = ","
 	}
-	if sep == "[" {
-		_, err := io.WriteString(w, "[]")
-		return err
-	}
-	_, err := io.WriteString(w, "]")
+	_, err = io.WriteString(w, "]}\n")
 	return err
 }
+
+var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
 
 // encodeResponse is resp as json.Encoder writes it, but with the result
 // (already JSON, from json.Marshal, which escapes as the encoder does)
 // as it is: the encoder would copy it into its buffer again (another
 // 6 MB for a 25k-line `show access-list sessions`).
 func encodeResponse(resp *wire.Response) (net.Buffers, error) {
-	r := *resp
-	r.Result = nil
-	head, err := json.Marshal(&r)
+	head, err := responseHead(resp)
 	if err != nil {
 		return nil, err
 	}
 	if len(resp.Result) == 0 {
-		return net.Buffers{head, []byte("\n")}, nil
+		return net.Buffers{head, []byte("}\n")}, nil
 	}
-	return net.Buffers{head[:len(head)-1], []byte(`,"result":`), resp.Result, []byte("}\n")}, nil
+	return net.Buffers{head, []byte(`,"result":`), resp.Result, []byte("}\n")}, nil
+}
+
+// responseHead is resp as json.Marshal encodes it without its result,
+// and without the closing brace.
+func responseHead(resp *wire.Response) ([]byte, error) {
+	r := *resp
+	r.Result, r.Value = nil, nil
+	head, err := json.Marshal(&r)
+	if err != nil {
+		return nil, err
+	}
+	return head[:len(head)-1], nil
 }
 
 // dispatch authorises and runs one request.
@@ -272,7 +256,7 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 	return &wire.Response{Result: b}
 }
 
-// streamed reports whether writeJSON writes v element by element: a
+// streamed reports whether writeResponse writes v element by element: a
 // slice (of anything but bytes) without a JSON encoding of its own.
 func streamed(v any) bool {
 	t := reflect.TypeOf(v)
