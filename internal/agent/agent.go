@@ -121,6 +121,7 @@ type Agent struct {
 	lastState []byte                         // the buffer of the save before (its data)
 	stateOK   bool                           // the state files hold lastState (its save wrote them)
 	ruleset   *nft.Ruleset                   // what the kernel holds (last successful apply)
+	hostDep   bool                           // running's entries depend on the host (entriesHostDependent)
 	baseline  map[string]uint64              // named counter values at the last `clear access-list counters`
 	revert    *time.Timer                    // pending `configure terminal revert timer`
 	revertGen uint64                         // identifies the pending timer
@@ -245,7 +246,7 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 		go nft.PrepareRenewals(rs, next)
 	}
 	prev := a.running
-	a.running, a.ruleset = next, rs
+	a.running, a.ruleset, a.hostDep = next, rs, entriesHostDependent(next)
 	a.live.Store(next)
 	a.liveRules.Store(rs)
 	a.armLoadLocked()

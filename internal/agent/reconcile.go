@@ -113,7 +113,7 @@ const RecompileInterval = 15 * time.Second
 func (a *Agent) Recompile() (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ruleset == nil || !a.hostDependent(a.running) {
+	if a.ruleset == nil || !a.hostDependent() {
 		return false, nil
 	}
 	rs, err := a.opts.Compile(a.running)
@@ -135,20 +135,27 @@ func (a *Agent) Recompile() (bool, error) {
 	return true, nil
 }
 
-// hostDependent reports whether compiling cfg depends on the host besides
-// the agent's flags: a user name (the user database), a time range (the
-// UTC offset), or management 0 when it follows the default route.
-// Otherwise compiling it again gives what the kernel runs, and Recompile
-// has nothing to do: at 50k entries that was a second of compiling and
-// rendering every 15 s, under the lock changes take.
-func (a *Agent) hostDependent(cfg *acl.Config) bool {
+// hostDependent reports whether compiling the running config depends on
+// the host besides the agent's flags: a user name (the user database), a
+// time range (the UTC offset), or management 0 when it follows the
+// default route. Otherwise compiling it again gives what the kernel runs,
+// and Recompile has nothing to do: at 50k entries that was a second of
+// compiling and rendering every 15 s, under the lock changes take.
+func (a *Agent) hostDependent() bool {
 	if a.opts.MgmtFollowsRoute {
-		for _, itf := range cfg.Interfaces {
+		for _, itf := range a.running.Interfaces {
 			if itf.Kind == acl.IfManagement {
 				return true
 			}
 		}
 	}
+	return a.hostDep
+}
+
+// entriesHostDependent reports whether an entry of cfg names a user or a
+// time range; the agent asks once per installed config (installLocked),
+// not at every tick.
+func entriesHostDependent(cfg *acl.Config) bool {
 	for _, l := range cfg.ACLs {
 		for _, e := range l.Entries {
 			if e.TimeRange != "" || (e.Owner != nil && e.Owner.User != "") {
