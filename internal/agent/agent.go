@@ -422,7 +422,7 @@ func userError(err error) string {
 // Save persists the running config as the startup-config, atomically.
 func (a *Agent) Save() error {
 	a.mu.Lock()
-	text := a.format.Format(a.running)
+	data := appendFrame(nil, func(b []byte) []byte { return a.format.Append(b, a.running) })
 	a.mu.Unlock()
 	if a.opts.StartupPath == "" {
 		return userErr("% Error: no startup-config file (aclagent --config)")
@@ -434,7 +434,7 @@ func (a *Agent) Save() error {
 	} else if keep != "" {
 		a.log.Warn("the startup-config that was not loaded is kept", "path", keep)
 	}
-	if err := writeFileAtomic(a.opts.StartupPath, frameConfig(text), 0o644); err != nil {
+	if err := writeFileAtomic(a.opts.StartupPath, data, 0o644); err != nil {
 		a.log.Error("write memory failed", "path", a.opts.StartupPath, "err", err)
 		return errorf("%% Error: cannot write startup-config: %v", err)
 	}

@@ -39,11 +39,6 @@ const (
 	maxConfigLine = 64 << 10
 )
 
-// frameConfig returns text (a formatted config) as the agent writes it.
-func frameConfig(text string) []byte {
-	return appendFrame(make([]byte, 0, len(fileHeader)+len(text)+5), func(b []byte) []byte { return append(b, text...) })
-}
-
 // appendFrame appends a config file's data to dst: the header line, the
 // formatted config that body appends, and the "end" line.
 func appendFrame(dst []byte, body func([]byte) []byte) []byte {

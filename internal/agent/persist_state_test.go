@@ -61,3 +61,8 @@ func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
 	ta.mustConfigure(t, same)
 	inodes("after a failed save and a change of nothing")
 }
+
+// frameConfig returns text (a formatted config) as the agent writes it.
+func frameConfig(text string) []byte {
+	return appendFrame(make([]byte, 0, len(fileHeader)+len(text)+5), func(b []byte) []byte { return append(b, text...) })
+}
