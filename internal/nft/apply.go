@@ -364,10 +364,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
 	// a partial batch in a Conn that a later Flush would still commit.
 	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs), echo: handlesWorth(rs)}
-	w, err := b.conn()
-	if err != nil {
-		return fmt.Errorf("open netlink: %w", err)
-	}
+	w := newWire(b.echo, wireSize(rs, known))
 	var was *Ruleset
 	if prev.ok && prev.table != nil {
 		was = prev.rs // what the kernel holds, when the Applier has its value
@@ -387,7 +384,13 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		later.wait(a)
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)
 	}
-	ferr := w.Flush()
+	if wireCheck != nil {
+		wireCheck(w, func(c txnWriter) error {
+			_, err := queue(c, a.table, cur, rs, dg, known, was, renew)
+			return err
+		}, b.echo)
+	}
+	ferr := b.send(w)
 	if later != nil {
 		tx.d, tx.table = later.wait(a)
 	}

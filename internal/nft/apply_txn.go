@@ -15,7 +15,7 @@ import (
 // rules. known describes the chains the kernel is known to hold (nil when
 // unknown), and was the ruleset value it holds when known (nil: not
 // known); renew names limit sets to start afresh (see Applier.Apply).
-func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *digest, known map[string]chainSync, was *Ruleset, renew []string) (*txn, error) {
+func queue(c txnWriter, table string, cur *tableState, rs *Ruleset, d *digest, known map[string]chainSync, was *Ruleset, renew []string) (*txn, error) {
 	tx := &txn{c: c, t: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}, cur: cur, rs: rs, d: d, known: known}
 	if known != nil {
 		tx.delta = deltaOf(was, rs)
@@ -48,7 +48,7 @@ func queue(c *nftables.Conn, table string, cur *tableState, rs *Ruleset, d *dige
 
 // txn builds one Apply transaction.
 type txn struct {
-	c   *nftables.Conn
+	c   txnWriter
 	t   *nftables.Table
 	cur *tableState
 	rs  *Ruleset

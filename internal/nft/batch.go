@@ -3,6 +3,7 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables"
@@ -70,16 +71,11 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 	if len(req) == 0 {
 		return nil, nil
 	}
-	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: b.netns})
+	nl, err := b.dial()
 	if err != nil {
 		return nil, err
 	}
 	defer nl.Close()
-	for _, o := range b.opts {
-		if err := o(nl); err != nil {
-			return nil, fmt.Errorf("set socket option: %w", err)
-		}
-	}
 	last := -1
 	msgs := make([]netlink.Message, len(req))
 	for i, m := range req {
@@ -102,7 +98,60 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 	if err != nil {
 		return nil, err
 	}
-	errs := map[uint32]netlink.Message{} // by sequence: the kernel's errors
+	errs, err := b.receive(nl, sent[0].Header.Sequence, sent[last].Header.Sequence, sent[len(sent)-1].Header.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	return acks(req, sent, errs), nil
+}
+
+// send sends the batch of w through a real socket and returns the
+// kernel's errors, each named by what its message did.
+func (b *batchWriter) send(w *wire) error {
+	buf, last, end, err := w.finish()
+	if err != nil || buf == nil {
+		return err
+	}
+	nl, err := b.dial()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	rc, err := nl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if err := write(rc, buf); err != nil {
+		return err
+	}
+	errs, err := b.receive(nl, wireBegin, last, end)
+	if err != nil {
+		return err
+	}
+	return w.kernelErrors(errs)
+}
+
+func (b *batchWriter) dial() (*netlink.Conn, error) {
+	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: b.netns})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range b.opts {
+		if err := o(nl); err != nil {
+			nl.Close()
+			return nil, fmt.Errorf("set socket option: %w", err)
+		}
+	}
+	return nl, nil
+}
+
+// receive reads the kernel's answers to a batch whose begin, last message
+// and end have the sequences first, last and end, up to the answer to the
+// last message (or an error for the begin or the end: the batch was not
+// processed). It keeps the echoed rules, and returns the errors by
+// sequence.
+func (b *batchWriter) receive(nl *netlink.Conn, first, last, end uint32) (map[uint32]netlink.Message, error) {
+	errs := map[uint32]netlink.Message{}
 	// Why a deadline: a batch the kernel never answers must not hold the
 	// agent for ever (the outcome is then unknown, as after ENOBUFS).
 	if err := nl.SetReadDeadline(time.Now().Add(answerTimeout)); err != nil {
@@ -125,14 +174,18 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 				if len(m.Data) >= 4 && binary.NativeEndian.Uint32(m.Data[:4]) != 0 {
 					errs[m.Header.Sequence] = m
 				}
-				// The last message's answer ends the batch; an error for
-				// the batch's begin or end means it was not processed.
 				seq := m.Header.Sequence
-				done = done || seq == sent[last].Header.Sequence || seq == sent[0].Header.Sequence ||
-					seq == sent[len(sent)-1].Header.Sequence
+				done = done || seq == last || seq == first || seq == end
 			}
 		}
 	}
+	return errs, nil
+}
+
+// acks returns what the library expects for the messages of req that
+// asked for an acknowledgement, sent as sent: the kernel's error where
+// errs holds one, else a success.
+func acks(req, sent []netlink.Message, errs map[uint32]netlink.Message) []netlink.Message {
 	var out []netlink.Message
 	for i, m := range req {
 		if m.Header.Flags&netlink.Acknowledge == 0 {
@@ -150,7 +203,7 @@ func (b *batchWriter) roundTrip(req []netlink.Message) ([]netlink.Message, error
 		ack = binary.NativeEndian.AppendUint32(ack, sent[i].Header.PID)
 		out = append(out, netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: sent[i].Header.Sequence}, Data: ack})
 	}
-	return out, nil
+	return out
 }
 
 // sendBatch sends msgs in one sendmsg, as netlink.Conn.SendMessages does,
@@ -199,8 +252,16 @@ func sendBatch(nl *netlink.Conn, msgs []netlink.Message) ([]netlink.Message, err
 		buf = append(buf, m.Data...)
 		buf = append(buf, make([]byte, int(h.Length)-16-len(m.Data))...)
 	}
+	if err := write(rc, buf); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// write sends buf in one sendmsg: a batch is processed from one message.
+func write(rc syscall.RawConn, buf []byte) error {
 	var serr error
-	err = rc.Write(func(fd uintptr) bool {
+	err := rc.Write(func(fd uintptr) bool {
 		_, serr = unix.SendmsgN(int(fd), buf, nil, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}, 0)
 		return serr != unix.EAGAIN
 	})
@@ -208,9 +269,9 @@ func sendBatch(nl *netlink.Conn, msgs []netlink.Message) ([]netlink.Message, err
 		err = serr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("send-messages: %w", err)
+		return fmt.Errorf("send-messages: %w", err)
 	}
-	return msgs, nil
+	return nil
 }
 
 func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
