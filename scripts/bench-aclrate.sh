@@ -1,6 +1,7 @@
 #!/bin/sh
 # New TCP connections per second through a 1000-entry ACL whose last entry
-# admits them (issue 13): no firewall, our compiled ACL with classification
+# admits them (issue 13): no firewall, connection tracking alone, our table
+# with the client's entry only, our compiled ACL with classification
 # maps (the default) and as one rule per entry, and the same rules in
 # iptables (legacy and nf_tables), each with and without a connlimit on the
 # last entry; the variants alternate within the run (-count). Prints the
@@ -37,10 +38,10 @@ go test -run '^$' -bench 'BenchmarkKernelACLRate' -benchtime "${conns}x" -count 
 		return s
 	}
 	END {
-		k = split("none maps maps-connlimit rules rules-connlimit iptables iptables-connlimit iptables-nft iptables-nft-connlimit", order, " ")
-		printf "%-24s %10s %9s %13s %17s   (paired: medians of the rounds'"'"' ratios)\n", "variant", "conns/s", "vs none", "vs iptables", "vs iptables-nft"
+		k = split("none conntrack acl1 maps maps-connlimit rules rules-connlimit iptables iptables-connlimit iptables-nft iptables-nft-connlimit", order, " ")
+		printf "%-24s %10s %9s %9s %9s %13s %17s   (paired: medians of the rounds'"'"' ratios)\n", "variant", "conns/s", "vs none", "vs ct", "vs acl1", "vs iptables", "vs iptables-nft"
 		for (j = 1; j <= k; j++) {
 			v = order[j]; c = v ~ /-connlimit$/ ? "-connlimit" : ""
-			printf "%-24s %10.0f %9.2f %13.2f %17.2f\n", v, median(all(v)), paired(v, "none"), paired(v, "iptables" c), paired(v, "iptables-nft" c)
+			printf "%-24s %10.0f %9.2f %9.2f %9.2f %13.2f %17.2f\n", v, median(all(v)), paired(v, "none"), paired(v, "conntrack"), paired(v, "acl1"), paired(v, "iptables" c), paired(v, "iptables-nft" c)
 		}
 	}'

@@ -16,27 +16,34 @@ import (
 // client's connections match its last entry.
 const aclRateEntries = 1000
 
-// aclRateVariants: no firewall; our compiled ACL with maps (the default)
-// and as rules; the same rules in iptables (legacy x_tables and the
-// nf_tables flavour); each last entry with and without a connlimit.
+// aclRateWorkers open connections side by side (connRate): one after the
+// other, a connection's time was mostly wakeups of idle CPUs, which vary
+// by more than what a firewall costs.
+const aclRateWorkers = 4
+
+// aclRateVariants: no firewall; connection tracking alone (one `ct state
+// established,related accept` rule); our table with an ACL of the client's
+// entry only; our compiled 1000-entry ACL with maps (the default) and as
+// rules; the same rules in iptables (legacy x_tables and the nf_tables
+// flavour); each last entry with and without a connlimit.
 var aclRateVariants = []string{
-	"none",
+	"none", "conntrack", "acl1",
 	"maps", "maps-connlimit",
 	"rules", "rules-connlimit",
 	"iptables", "iptables-connlimit",
 	"iptables-nft", "iptables-nft-connlimit",
 }
 
-// aclRateConfig is the ACL: aclRateEntries-1 entries for other sources,
-// then the one for the client (with connlimit 1000, never reached by
-// connections opened and reset one after the other).
-func aclRateConfig(limit bool) string {
+// aclRateConfig is the ACL: n-1 entries for other sources, then the one
+// for the client (with connlimit 1000, never reached by connections
+// opened and reset one after the other).
+func aclRateConfig(n int, limit bool) string {
 	var b strings.Builder
 	b.WriteString("ip access-list extended big\n")
-	for i := 1; i < aclRateEntries; i++ {
+	for i := 1; i < n; i++ {
 		fmt.Fprintf(&b, " seq %d permit tcp host 10.9.%d.%d any eq %d\n", i, i/256, i%256, 1000+i)
 	}
-	fmt.Fprintf(&b, " seq %d permit tcp host %s host %s eq 9000", aclRateEntries, netns.PairClient4, netns.PairServer4)
+	fmt.Fprintf(&b, " seq %d permit tcp host %s host %s eq 9000", n, netns.PairClient4, netns.PairServer4)
 	if limit {
 		fmt.Fprintf(&b, " connlimit %d", connRateLimit)
 	}
@@ -77,12 +84,21 @@ func BenchmarkKernelACLRate(b *testing.B) {
 				p.Server.Exec(tool, "-F", "INPUT")
 			}
 			switch base {
+			case "conntrack":
+				path := filepath.Join(dir, "conntrack.nft")
+				text := "table inet slxsh {\n chain input {\n  type filter hook input priority filter; policy accept;\n  ct state established,related accept\n }\n}\n"
+				if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				p.Server.MustExec(b, "nft", "-f", path)
+			case "acl1":
+				loadConfig(b, p.Server, aclRateConfig(1, false), nft.Options{})
 			case "maps", "rules":
 				o := nft.Options{}
 				if base == "rules" {
 					o.MapRun = -1
 				}
-				rs := loadConfig(b, p.Server, aclRateConfig(limit), o)
+				rs := loadConfig(b, p.Server, aclRateConfig(aclRateEntries, limit), o)
 				if maps := countMaps(rs); (maps > 0) != (base == "maps") {
 					b.Fatalf("%s: %d maps", v, maps)
 				}
@@ -105,7 +121,7 @@ func BenchmarkKernelACLRate(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			connRate(b, p.Client, srv)
+			connRate(b, p.Client, srv, aclRateWorkers)
 		})
 	}
 	deleteTable(b, p.Server)
