@@ -213,10 +213,11 @@ func (b *builder) cachedEntry(cc *cacheCursor, e *acl.Entry, mapped bool, comput
 	nErrs, nSets, nCounters := len(b.errs), len(b.rs.Sets), len(b.rs.Counters)
 	out := compute()
 	if len(b.errs) == nErrs {
-		kept := *out
-		kept.src, kept.entry, kept.mapped = e, e.Key(), mapped
-		kept.sets, kept.counters = slices.Clone(b.rs.Sets[nSets:]), slices.Clone(b.rs.Counters[nCounters:])
-		cc.c.next[cc.k] = append(cc.c.next[cc.k], &kept)
+		// compute made out for this entry alone: kept as it is (callers
+		// only read it, as they read a hit).
+		out.src, out.entry, out.mapped = e, e.Key(), mapped
+		out.sets, out.counters = slices.Clone(b.rs.Sets[nSets:]), slices.Clone(b.rs.Counters[nCounters:])
+		cc.c.next[cc.k] = append(cc.c.next[cc.k], out)
 	}
 	return out
 }
