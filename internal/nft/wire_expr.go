@@ -14,28 +14,14 @@ import (
 func (w *wire) expr(fam byte, e expr.Any) {
 	switch e := e.(type) {
 	case *expr.Meta:
-		d := w.exprHead("meta")
-		w.u32(unix.NFTA_META_KEY, uint32(e.Key))
-		if e.SourceRegister {
-			w.u32(unix.NFTA_META_SREG, e.Register)
-		} else {
-			w.u32(unix.NFTA_META_DREG, e.Register)
-		}
-		w.unnest(d)
+		w.keyed("meta", unix.NFTA_META_KEY, uint32(e.Key), unix.NFTA_META_SREG, unix.NFTA_META_DREG, e.SourceRegister, e.Register)
 	case *expr.Ct:
 		switch e.Key {
 		case expr.CtKeySRC, expr.CtKeyDST, expr.CtKeyPROTOSRC, expr.CtKeyPROTODST:
 			w.libExpr(fam, e) // with a direction
 			return
 		}
-		d := w.exprHead("ct")
-		w.u32(unix.NFTA_CT_KEY, uint32(e.Key))
-		if e.SourceRegister {
-			w.u32(unix.NFTA_CT_SREG, e.Register)
-		} else {
-			w.u32(unix.NFTA_CT_DREG, e.Register)
-		}
-		w.unnest(d)
+		w.keyed("ct", unix.NFTA_CT_KEY, uint32(e.Key), unix.NFTA_CT_SREG, unix.NFTA_CT_DREG, e.SourceRegister, e.Register)
 	case *expr.Cmp:
 		d := w.exprHead("cmp")
 		w.u32(unix.NFTA_CMP_SREG, e.Register)
@@ -89,6 +75,19 @@ func (w *wire) expr(fam byte, e expr.Any) {
 	default:
 		w.libExpr(fam, e)
 	}
+}
+
+// keyed appends a meta or ct expression: its key, then the register it
+// loads into or stores from.
+func (w *wire) keyed(name string, keyAttr uint16, key uint32, sreg, dreg uint16, source bool, reg uint32) {
+	d := w.exprHead(name)
+	w.u32(keyAttr, key)
+	if source {
+		w.u32(sreg, reg)
+	} else {
+		w.u32(dreg, reg)
+	}
+	w.unnest(d)
 }
 
 // exprHead appends an expression's name and starts its data.
