@@ -361,8 +361,8 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 			return fmt.Errorf("read table inet %s: %w", a.table, err)
 		}
 	}
-	// Why a new Conn per Apply: a queued error (from AddSet, say) can leave
-	// a partial batch in a Conn that a later Flush would still commit.
+	// A new wire and socket per Apply: nothing of a transaction that
+	// failed to queue can reach a later one.
 	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs), echo: handlesWorth(rs)}
 	w := newWire(b.echo, wireSize(rs, known))
 	var was *Ruleset
@@ -380,6 +380,9 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		dg = a.digestOf(rs)
 	}
 	tx, err := queue(w, a.table, cur, rs, dg, known, was, renew)
+	if err == nil {
+		err = w.ready()
+	}
 	if err != nil {
 		later.wait(a)
 		return fmt.Errorf("prepare transaction for table inet %s: %w", a.table, err)

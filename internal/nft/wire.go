@@ -31,10 +31,11 @@ type txnWriter interface {
 }
 
 // wire writes the messages of one Apply transaction straight into the
-// buffer that is sent: chains, rules and counters, which are nearly all
-// of a large transaction, in the library's encoding (TestWireIsLibrary
-// holds every byte to it); tables, sets and their elements through the
-// library itself, whose messages are moved into the buffer in order.
+// buffer that is sent: chains, rules, counters and set elements, which
+// are nearly all of a large transaction, in the library's encoding
+// (TestWireIsLibrary holds every byte to it); tables, sets and what wire
+// does not know through the library itself, whose messages are moved
+// into the buffer in order.
 //
 // Why not the library's Conn for all: at 50k entries it allocated 230 MB
 // and took a third of a second for rules, chains and counters (each
@@ -112,6 +113,7 @@ func (w *wire) begin(msg int, flags netlink.HeaderFlags, family nftables.TableFa
 }
 
 func (w *wire) attr(typ uint16, data []byte) {
+	w.fits(len(data))
 	w.buf = binary.NativeEndian.AppendUint16(w.buf, uint16(nlaHdr+len(data)))
 	w.buf = binary.NativeEndian.AppendUint16(w.buf, typ)
 	w.buf = append(w.buf, data...)
@@ -119,6 +121,7 @@ func (w *wire) attr(typ uint16, data []byte) {
 }
 
 func (w *wire) str(typ uint16, s string) {
+	w.fits(len(s) + 1)
 	w.buf = binary.NativeEndian.AppendUint16(w.buf, uint16(nlaHdr+len(s)+1))
 	w.buf = binary.NativeEndian.AppendUint16(w.buf, typ)
 	w.buf = append(w.buf, s...)
@@ -154,10 +157,16 @@ func (w *wire) nest(typ uint16) int {
 
 func (w *wire) unnest(off int) {
 	n := len(w.buf) - off
-	if n > 0xffff {
-		w.fail(fmt.Errorf("netlink attribute of %d bytes", n))
-	}
+	w.fits(n - nlaHdr)
 	binary.NativeEndian.PutUint16(w.buf[off:], uint16(n))
+}
+
+// fits fails the batch when an attribute's data of n bytes is more than
+// its 16-bit length can say (the library would wrap the length).
+func (w *wire) fits(n int) {
+	if n > 0xffff-nlaHdr {
+		w.fail(fmt.Errorf("message %d: netlink attribute of %d bytes", len(w.offs)+wireBegin, n+nlaHdr))
+	}
 }
 
 func (w *wire) fail(err error) {
@@ -228,7 +237,11 @@ func (w *wire) AddRule(r *nftables.Rule) *nftables.Rule {
 }
 
 func (w *wire) InsertRule(r *nftables.Rule) *nftables.Rule {
-	w.rule(r, netlink.Create)
+	if r.Handle != 0 {
+		w.rule(r, netlink.Replace|unix.NLM_F_REPLACE) // as the library: a replace
+	} else {
+		w.rule(r, netlink.Create)
+	}
 	return r
 }
 
@@ -293,22 +306,31 @@ func (w *wire) AddObj(o nftables.Obj) nftables.Obj {
 	return o
 }
 
+// DeleteObject deletes a counter or a named object (what reading a table
+// gives) itself, others through the library.
 func (w *wire) DeleteObject(o nftables.Obj) {
-	c, ok := o.(*nftables.CounterObj)
-	if !ok {
+	var t *nftables.Table
+	var name string
+	var typ nftables.ObjType
+	switch o := o.(type) {
+	case *nftables.CounterObj:
+		t, name, typ = o.Table, o.Name, nftables.ObjTypeCounter
+	case *nftables.NamedObj:
+		t, name, typ = o.Table, o.Name, o.Type
+	default:
 		w.libMsgs++
 		w.lib.DeleteObject(o)
 		return
 	}
-	off := w.begin(unix.NFT_MSG_DELOBJ, 0, c.Table.Family)
-	w.str(unix.NFTA_OBJ_TABLE, c.Table.Name)
-	w.str(unix.NFTA_OBJ_NAME, c.Name)
-	w.u32(unix.NFTA_OBJ_TYPE, uint32(nftables.ObjTypeCounter))
+	off := w.begin(unix.NFT_MSG_DELOBJ, 0, t.Family)
+	w.str(unix.NFTA_OBJ_TABLE, t.Name)
+	w.str(unix.NFTA_OBJ_NAME, name)
+	w.u32(unix.NFTA_OBJ_TYPE, uint32(typ))
 	w.attr(unix.NLA_F_NESTED|unix.NFTA_OBJ_DATA, nil)
 	w.end(off)
 }
 
-// Tables, sets and elements: the library's encoding, moved into buf
+// Tables and sets: the library's encoding, moved into buf
 // before the next message of wire's own.
 
 func (w *wire) AddTable(t *nftables.Table) *nftables.Table {
@@ -362,12 +384,18 @@ func (w *wire) capture(req []netlink.Message) ([]netlink.Message, error) {
 	return acks(sent, sent, nil), nil
 }
 
+// ready moves what lib holds into buf and returns the first error in
+// making the batch (nil: it can be sent).
+func (w *wire) ready() error {
+	w.moveLib()
+	return w.err
+}
+
 // finish ends the batch and has its last message acknowledged; it
 // returns the batch and the sequences of its last message and its end.
 func (w *wire) finish() (buf []byte, last, end uint32, err error) {
-	w.moveLib()
-	if w.err != nil {
-		return nil, 0, 0, w.err
+	if err := w.ready(); err != nil {
+		return nil, 0, 0, err
 	}
 	if len(w.offs) == 0 {
 		return nil, 0, 0, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +75,7 @@ func sameAsLibrary(q func(txnWriter) error, echo func(string) bool, w *wire) (st
 		seq := binary.NativeEndian.Uint32(w.buf[off+8:])
 		data := append(m.Data[:len(m.Data):len(m.Data)], make([]byte, nlmsgAlign(len(m.Data))-len(m.Data))...)
 		mine := bytes.Clone(w.buf[off+nlmsgHdr : off+n])
-		maskSetID(typ, data)
-		maskSetID(typ, mine)
+		maskSetID(typ, data, mine)
 		switch {
 		case typ != uint16(m.Header.Type) || flags != uint16(m.Header.Flags):
 			return fmt.Sprintf("message %d (%s): type %#x flags %#x, the library %#x %#x", i, w.describe(seq), typ, flags, uint16(m.Header.Type), uint16(m.Header.Flags)), w, nil
@@ -89,8 +89,10 @@ func sameAsLibrary(q func(txnWriter) error, echo func(string) bool, w *wire) (st
 }
 
 // maskSetID zeroes the set's transaction id in the data of a set or
-// elements message: the library takes it from a counter of the process.
-func maskSetID(typ uint16, data []byte) {
+// elements message, lib's and wire's, where both hold one: the library
+// takes the ids of the sets it adds from a counter of the process. An id
+// that only one of them holds stays, and differs.
+func maskSetID(typ uint16, lib, wire []byte) {
 	var id uint16
 	switch typ & 0xff {
 	case unix.NFT_MSG_NEWSET:
@@ -100,16 +102,29 @@ func maskSetID(typ uint16, data []byte) {
 	default:
 		return
 	}
+	a, b := setIDAt(lib, id), setIDAt(wire, id)
+	if a == nil || b == nil || len(a) != len(b) || !slices.ContainsFunc(a, func(x byte) bool { return x != 0 }) ||
+		!slices.ContainsFunc(b, func(x byte) bool { return x != 0 }) {
+		return
+	}
+	clear(a)
+	clear(b)
+}
+
+// setIDAt returns the value of the top-level attribute id of data (after
+// its nfgenmsg), nil if none.
+func setIDAt(data []byte, id uint16) []byte {
 	for a := data[4:]; len(a) >= nlaHdr; {
 		n := int(binary.NativeEndian.Uint16(a))
 		if n < nlaHdr || n > len(a) {
-			return
+			return nil
 		}
 		if binary.NativeEndian.Uint16(a[2:]) == id {
-			clear(a[nlaHdr:n])
+			return a[nlaHdr:n]
 		}
 		a = a[min(len(a), (n+3)&^3):]
 	}
+	return nil
 }
 
 func init() {
@@ -121,6 +136,25 @@ func init() {
 			panic(fmt.Sprintf("wire is not the library's encoding: %v%s", err, d))
 		}
 	}
+}
+
+func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
+
+// ruleChain reads the chain of a NEWRULE message ("" if it has none).
+func ruleChain(data []byte) string {
+	if len(data) < 4 {
+		return ""
+	}
+	ad, err := netlink.NewAttributeDecoder(data[4:])
+	if err != nil {
+		return ""
+	}
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_RULE_CHAIN {
+			return ad.String()
+		}
+	}
+	return ""
 }
 
 func freshTable() *tableState {
@@ -275,6 +309,8 @@ func TestWireElementsAndMessagesAreLibrary(t *testing.T) {
 		c.AddObj(&nftables.CounterObj{Table: tb, Name: "n", Bytes: 5, Packets: 1})
 		c.AddObj(&nftables.QuotaObj{Table: tb, Name: "qq", Bytes: 100})
 		c.DeleteObject(&nftables.CounterObj{Table: tb, Name: "n"})
+		c.DeleteObject(&nftables.NamedObj{Table: tb, Name: "n2", Type: nftables.ObjTypeCounter})
+		c.DeleteObject(&nftables.NamedObj{Table: tb, Name: "q2", Type: nftables.ObjTypeQuota})
 		c.DelChain(ch)
 		c.FlushChain(ch)
 		if err := c.DelRule(&nftables.Rule{Table: tb, Chain: ch, Handle: 9}); err != nil {
@@ -287,13 +323,14 @@ func TestWireElementsAndMessagesAreLibrary(t *testing.T) {
 			&expr.Counter{},
 		}})
 		c.AddRule(&nftables.Rule{Table: tb, Chain: ch, Handle: 3, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}})
+		c.InsertRule(&nftables.Rule{Table: tb, Chain: ch, Handle: 5, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
 		return nil
 	}
 	d, w, err := sameAsLibrary(q, func(string) bool { return false }, nil)
 	if err != nil || d != "" {
 		t.Fatalf("%v%s", err, d)
 	}
-	if len(w.offs) != 15 {
+	if len(w.offs) != 18 {
 		t.Fatalf("%d messages", len(w.offs))
 	}
 }
