@@ -398,7 +398,10 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		tx.d, tx.table = later.wait(a)
 	}
 	if err := ferr; err != nil {
-		if errors.Is(err, syscall.ENOBUFS) || errors.Is(b.err, syscall.ENOBUFS) {
+		// Why any receive error: the kernel processed the batch in sendmsg;
+		// an answer not read (lost to ENOBUFS, past the deadline) leaves its
+		// outcome unknown.
+		if errors.Is(err, syscall.ENOBUFS) || b.err != nil {
 			return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrOutcomeUnknown, err)
 		}
 		// Nothing was committed: what the Applier knew still holds.

@@ -92,7 +92,10 @@ func (b *batchWriter) dial() (*netlink.Conn, error) {
 // and end have the sequences first, last and end, up to the answer to the
 // last message (or an error for the begin or the end: the batch was not
 // processed). It keeps the echoed rules, and returns the errors by
-// sequence.
+// sequence; an error of its own (the socket's) is kept in b.err too.
+//
+// Why not netlink.Conn.Receive: it turns the first error answer into an
+// error without its sequence, so that what failed could not be named.
 func (b *batchWriter) receive(nl *netlink.Conn, first, last, end uint32) (map[uint32]netlink.Message, error) {
 	errs := map[uint32]netlink.Message{}
 	// Why a deadline: a batch the kernel never answers must not hold the
@@ -100,26 +103,52 @@ func (b *batchWriter) receive(nl *netlink.Conn, first, last, end uint32) (map[ui
 	if err := nl.SetReadDeadline(time.Now().Add(answerTimeout)); err != nil {
 		return nil, err
 	}
+	rc, err := nl.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 64<<10)
 	for done := false; !done; {
-		got, err := nl.Receive()
-		if err != nil {
-			b.err = err
-			return nil, err
-		}
-		for _, m := range got {
-			switch m.Header.Type {
-			case newRuleType:
-				if e, ok := parseRuleEcho(m.Data); ok {
-					b.echoes = append(b.echoes, e)
-				}
-			case netlink.Error:
-				m.Header.Flags &^= netlink.Multi
-				if len(m.Data) >= 4 && binary.NativeEndian.Uint32(m.Data[:4]) != 0 {
-					errs[m.Header.Sequence] = m
-				}
-				seq := m.Header.Sequence
-				done = done || seq == last || seq == first || seq == end
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			// The size first: an error answer quotes its whole request.
+			if n, _, rerr = unix.Recvfrom(int(fd), buf[:1], unix.MSG_PEEK|unix.MSG_TRUNC); rerr == nil && n > len(buf) {
+				buf = make([]byte, n)
 			}
+			if rerr == nil {
+				n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			}
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			b.err = fmt.Errorf("netlink receive: %w", err)
+			return nil, b.err
+		}
+		for d := buf[:n]; len(d) >= nlmsgHdr; {
+			size := int(binary.NativeEndian.Uint32(d))
+			if size < nlmsgHdr || size > len(d) {
+				break
+			}
+			var m netlink.Message
+			if err := m.UnmarshalBinary(d[:size]); err == nil {
+				switch m.Header.Type {
+				case newRuleType:
+					if e, ok := parseRuleEcho(m.Data); ok {
+						b.echoes = append(b.echoes, e)
+					}
+				case netlink.Error:
+					if len(m.Data) >= 4 && binary.NativeEndian.Uint32(m.Data[:4]) != 0 {
+						errs[m.Header.Sequence] = m
+					}
+					seq := m.Header.Sequence
+					done = done || seq == last || seq == first || seq == end
+				}
+			}
+			d = d[min(len(d), (size+3)&^3):]
 		}
 	}
 	return errs, nil

@@ -100,6 +100,10 @@ func TestKernelApplyRefusedKeepsOldRules(t *testing.T) {
 	if !errors.Is(err, nft.ErrRefused) {
 		t.Fatalf("apply with a jump to a missing chain: %v, want ErrRefused", err)
 	}
+	// The error names the message the kernel refused.
+	if want := "add rule to chain acl_in: no such file or directory"; !strings.Contains(err.Error(), want) {
+		t.Errorf("apply with a jump to a missing chain: %v, want it to say %q", err, want)
+	}
 	if after := listTable(t, p.Server, "slxsh"); after != before {
 		t.Errorf("refused transaction changed the table:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
