@@ -363,8 +363,9 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	}
 	// A new wire and socket per Apply: nothing of a transaction that
 	// failed to queue can reach a later one.
-	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(rs), echo: handlesWorth(rs)}
-	w := newWire(b.echo, wireSize(rs, known))
+	n := messagesOf(rs)
+	b := &batchWriter{netns: c.NetNS, opts: bufferOpts(n), echo: handlesWorth(rs)}
+	w := newWire(b.echo, wireSize(n, known))
 	var was *Ruleset
 	if prev.ok && prev.table != nil {
 		was = prev.rs // what the kernel holds, when the Applier has its value

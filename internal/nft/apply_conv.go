@@ -157,13 +157,18 @@ func validate(rs *Ruleset) error {
 	return nil
 }
 
-// bufferOpts sizes the netlink socket buffers for a transaction of rs.
-func bufferOpts(rs *Ruleset) []nftables.SockOption {
+// messagesOf bounds the messages of a transaction that applies rs whole.
+func messagesOf(rs *Ruleset) int {
 	n := 64
 	for _, ch := range rs.Chains {
 		n += 2 + len(ch.Rules)
 	}
-	n += len(rs.Sets) + len(rs.Counters)
+	return n + len(rs.Sets) + len(rs.Counters)
+}
+
+// bufferOpts sizes the netlink socket buffers for a transaction of n
+// messages (messagesOf).
+func bufferOpts(n int) []nftables.SockOption {
 	return SocketBuffers(n * 4096)
 }
 

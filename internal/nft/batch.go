@@ -67,7 +67,7 @@ func (b *batchWriter) send(w *wire) error {
 	if err := write(rc, buf); err != nil {
 		return err
 	}
-	errs, err := b.receive(nl, wireBegin, last, end)
+	errs, err := b.receive(nl, last, end)
 	if err != nil {
 		return err
 	}
@@ -88,15 +88,15 @@ func (b *batchWriter) dial() (*netlink.Conn, error) {
 	return nl, nil
 }
 
-// receive reads the kernel's answers to a batch whose begin, last message
-// and end have the sequences first, last and end, up to the answer to the
+// receive reads the kernel's answers to a batch of wire's, whose last
+// message and end have the sequences last and end, up to the answer to the
 // last message (or an error for the begin or the end: the batch was not
 // processed). It keeps the echoed rules, and returns the errors by
 // sequence; an error of its own (the socket's) is kept in b.err too.
 //
 // Why not netlink.Conn.Receive: it turns the first error answer into an
 // error without its sequence, so that what failed could not be named.
-func (b *batchWriter) receive(nl *netlink.Conn, first, last, end uint32) (map[uint32]netlink.Message, error) {
+func (b *batchWriter) receive(nl *netlink.Conn, last, end uint32) (map[uint32]netlink.Message, error) {
 	errs := map[uint32]netlink.Message{}
 	// Why a deadline: a batch the kernel never answers must not hold the
 	// agent for ever (the outcome is then unknown, as after ENOBUFS).
@@ -141,41 +141,17 @@ func (b *batchWriter) receive(nl *netlink.Conn, first, last, end uint32) (map[ui
 						b.echoes = append(b.echoes, e)
 					}
 				case netlink.Error:
-					if len(m.Data) >= 4 && binary.NativeEndian.Uint32(m.Data[:4]) != 0 {
+					if errnoOf(m) != 0 {
 						errs[m.Header.Sequence] = m
 					}
 					seq := m.Header.Sequence
-					done = done || seq == last || seq == first || seq == end
+					done = done || seq == last || seq == wireBegin || seq == end
 				}
 			}
 			d = d[min(len(d), (size+3)&^3):]
 		}
 	}
 	return errs, nil
-}
-
-// acks returns what the library expects for the messages of req that
-// asked for an acknowledgement, sent as sent: the error errs holds for
-// one, else a success (wire's capture of the library's messages).
-func acks(req, sent []netlink.Message, errs map[uint32]netlink.Message) []netlink.Message {
-	var out []netlink.Message
-	for i, m := range req {
-		if m.Header.Flags&netlink.Acknowledge == 0 {
-			continue
-		}
-		if e, ok := errs[sent[i].Header.Sequence]; ok {
-			out = append(out, e)
-			continue
-		}
-		ack := make([]byte, 4, 20) // error 0, then the request's header
-		ack = binary.NativeEndian.AppendUint32(ack, uint32(16+len(m.Data)))
-		ack = binary.NativeEndian.AppendUint16(ack, uint16(m.Header.Type))
-		ack = binary.NativeEndian.AppendUint16(ack, uint16(m.Header.Flags))
-		ack = binary.NativeEndian.AppendUint32(ack, sent[i].Header.Sequence)
-		ack = binary.NativeEndian.AppendUint32(ack, sent[i].Header.PID)
-		out = append(out, netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: sent[i].Header.Sequence}, Data: ack})
-	}
-	return out
 }
 
 // write sends buf in one sendmsg: a batch is processed from one message.

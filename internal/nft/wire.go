@@ -64,24 +64,19 @@ const (
 // and can queue the same transaction again into another writer.
 var wireCheck func(w *wire, queue func(txnWriter) error, echo func(chain string) bool)
 
-// wireSize is what the batch that applies rs takes, about: all of it when
-// the kernel's table is not known (the first apply), else a change's.
-func wireSize(rs *Ruleset, known map[string]chainSync) int {
+// wireSize is what the batch of a transaction of n messages (messagesOf)
+// takes, about: all of them when the kernel's table is not known (the
+// first apply), else a change's.
+func wireSize(n int, known map[string]chainSync) int {
 	if known != nil {
 		return 64 << 10
-	}
-	n := len(rs.Sets) + len(rs.Counters)
-	for _, ch := range rs.Chains {
-		n += 1 + len(ch.Rules)
 	}
 	return 192 * n
 }
 
 func newWire(echo func(chain string) bool, sizeHint int) *wire {
 	w := &wire{buf: make([]byte, 0, sizeHint), echo: echo}
-	w.buf = appendHeader(w.buf, unix.NFNL_MSG_BATCH_BEGIN, netlink.Request, wireBegin)
-	w.buf = append(w.buf, unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES)
-	putLen(w.buf, 0)
+	w.buf = appendControl(w.buf, unix.NFNL_MSG_BATCH_BEGIN, wireBegin)
 	lib, err := nftables.New(nftables.WithTestDial(w.capture))
 	w.lib, w.err = lib, err
 	return w
@@ -95,6 +90,15 @@ func appendHeader(b []byte, typ uint16, flags netlink.HeaderFlags, seq uint32) [
 	return binary.NativeEndian.AppendUint32(b, 0) // port id: the kernel takes the socket's
 }
 
+// appendControl appends the batch's begin or end message.
+func appendControl(b []byte, typ uint16, seq uint32) []byte {
+	off := len(b)
+	b = appendHeader(b, typ, netlink.Request, seq)
+	b = append(b, unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES)
+	putLen(b, off)
+	return b
+}
+
 // putLen completes the message that starts at off.
 func putLen(b []byte, off int) {
 	binary.NativeEndian.PutUint32(b[off:], uint32(len(b)-off))
@@ -104,11 +108,17 @@ func putLen(b []byte, off int) {
 // without its acknowledgement (only the batch's last message asks one).
 func (w *wire) begin(msg int, flags netlink.HeaderFlags, family nftables.TableFamily) int {
 	w.moveLib()
+	off := w.header(uint16(unix.NFNL_SUBSYS_NFTABLES<<8|msg), flags|netlink.Request)
+	w.buf = append(w.buf, byte(family), unix.NFNETLINK_V0, 0, 0)
+	return off
+}
+
+// header starts the next message of the batch with its header, without
+// an acknowledgement, and returns where it starts.
+func (w *wire) header(typ uint16, flags netlink.HeaderFlags) int {
 	off := len(w.buf)
 	w.offs = append(w.offs, int32(off))
-	typ := uint16(unix.NFNL_SUBSYS_NFTABLES<<8 | msg)
-	w.buf = appendHeader(w.buf, typ, (flags|netlink.Request)&^netlink.Acknowledge, uint32(len(w.offs)+wireBegin))
-	w.buf = append(w.buf, byte(family), unix.NFNETLINK_V0, 0, 0)
+	w.buf = appendHeader(w.buf, typ, flags&^netlink.Acknowledge, uint32(len(w.offs)+wireBegin))
 	return off
 }
 
@@ -373,15 +383,32 @@ func (w *wire) capture(req []netlink.Message) ([]netlink.Message, error) {
 		if t := m.Header.Type; t == unix.NFNL_MSG_BATCH_BEGIN || t == unix.NFNL_MSG_BATCH_END {
 			continue
 		}
-		off := len(w.buf)
-		w.offs = append(w.offs, int32(off))
-		w.buf = appendHeader(w.buf, uint16(m.Header.Type), m.Header.Flags&^netlink.Acknowledge, uint32(len(w.offs)+wireBegin))
+		off := w.header(uint16(m.Header.Type), m.Header.Flags)
 		w.buf = append(w.buf, m.Data...)
 		w.pad()
 		putLen(w.buf, off)
 		sent = append(sent, m)
 	}
-	return acks(sent, sent, nil), nil
+	return acks(sent), nil
+}
+
+// acks returns what the library expects for the messages of req that
+// asked for an acknowledgement: a success each.
+func acks(req []netlink.Message) []netlink.Message {
+	var out []netlink.Message
+	for _, m := range req {
+		if m.Header.Flags&netlink.Acknowledge == 0 {
+			continue
+		}
+		ack := make([]byte, 4, 20) // error 0, then the request's header
+		ack = binary.NativeEndian.AppendUint32(ack, uint32(nlmsgHdr+len(m.Data)))
+		ack = binary.NativeEndian.AppendUint16(ack, uint16(m.Header.Type))
+		ack = binary.NativeEndian.AppendUint16(ack, uint16(m.Header.Flags))
+		ack = binary.NativeEndian.AppendUint32(ack, m.Header.Sequence)
+		ack = binary.NativeEndian.AppendUint32(ack, m.Header.PID)
+		out = append(out, netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: m.Header.Sequence}, Data: ack})
+	}
+	return out
 }
 
 // ready moves what lib holds into buf and returns the first error in
@@ -404,10 +431,7 @@ func (w *wire) finish() (buf []byte, last, end uint32, err error) {
 	flags := binary.NativeEndian.Uint16(w.buf[lastOff+6:])
 	binary.NativeEndian.PutUint16(w.buf[lastOff+6:], flags|uint16(netlink.Acknowledge))
 	last, end = uint32(len(w.offs)+wireBegin), uint32(len(w.offs)+wireBegin+1)
-	off := len(w.buf)
-	w.buf = appendHeader(w.buf, unix.NFNL_MSG_BATCH_END, netlink.Request, end)
-	w.buf = append(w.buf, unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES)
-	putLen(w.buf, off)
+	w.buf = appendControl(w.buf, unix.NFNL_MSG_BATCH_END, end)
 	return w.buf, last, end, nil
 }
 
@@ -425,17 +449,29 @@ func (w *wire) describe(seq uint32) string {
 	if what == "" {
 		what = fmt.Sprintf("nftables message %d", typ)
 	}
-	for a := m[nlmsgHdr+4:]; len(a) >= nlaHdr; {
+	if name := attrOf(m[nlmsgHdr:], nameAttr); len(name) > 1 {
+		return what + " " + string(name[:len(name)-1])
+	}
+	return what
+}
+
+// attrOf returns the value of the first top-level attribute typ of a
+// message's data (after its nfgenmsg), nil if it has none.
+func attrOf(data []byte, typ uint16) []byte {
+	if len(data) < 4 {
+		return nil
+	}
+	for a := data[4:]; len(a) >= nlaHdr; {
 		n := int(binary.NativeEndian.Uint16(a))
 		if n < nlaHdr || n > len(a) {
-			break
+			return nil
 		}
-		if binary.NativeEndian.Uint16(a[2:])&^unix.NLA_F_NESTED == nameAttr && n > nlaHdr+1 {
-			return what + " " + string(a[nlaHdr:n-1])
+		if binary.NativeEndian.Uint16(a[2:])&^unix.NLA_F_NESTED == typ {
+			return a[nlaHdr:n]
 		}
 		a = a[min(len(a), (n+3)&^3):]
 	}
-	return what
+	return nil
 }
 
 var wireOps = map[uint16]struct {
@@ -473,6 +509,10 @@ func (w *wire) kernelErrors(errs map[uint32]netlink.Message) error {
 	return errors.Join(all...)
 }
 
+// errnoOf is the error of an answer (0: an acknowledgement).
 func errnoOf(m netlink.Message) unix.Errno {
+	if len(m.Data) < 4 {
+		return 0
+	}
 	return unix.Errno(-int32(binary.NativeEndian.Uint32(m.Data[:4])))
 }

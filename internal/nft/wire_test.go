@@ -35,7 +35,7 @@ func libraryBatch(q func(txnWriter) error, echo func(string) bool) ([]netlink.Me
 			}
 			got = append(got, m)
 		}
-		return acks(req, req, nil), nil
+		return acks(req), nil
 	}))
 	if err != nil {
 		return nil, err
@@ -102,29 +102,13 @@ func maskSetID(typ uint16, lib, wire []byte) {
 	default:
 		return
 	}
-	a, b := setIDAt(lib, id), setIDAt(wire, id)
+	a, b := attrOf(lib, id), attrOf(wire, id)
 	if a == nil || b == nil || len(a) != len(b) || !slices.ContainsFunc(a, func(x byte) bool { return x != 0 }) ||
 		!slices.ContainsFunc(b, func(x byte) bool { return x != 0 }) {
 		return
 	}
 	clear(a)
 	clear(b)
-}
-
-// setIDAt returns the value of the top-level attribute id of data (after
-// its nfgenmsg), nil if none.
-func setIDAt(data []byte, id uint16) []byte {
-	for a := data[4:]; len(a) >= nlaHdr; {
-		n := int(binary.NativeEndian.Uint16(a))
-		if n < nlaHdr || n > len(a) {
-			return nil
-		}
-		if binary.NativeEndian.Uint16(a[2:]) == id {
-			return a[nlaHdr:n]
-		}
-		a = a[min(len(a), (n+3)&^3):]
-	}
-	return nil
 }
 
 func init() {
@@ -273,7 +257,7 @@ func BenchmarkQueue(b *testing.B) {
 	rs.Table = "slxsh"
 	echo := handlesWorth(rs)
 	for b.Loop() {
-		w := newWire(echo, wireSize(rs, nil))
+		w := newWire(echo, wireSize(messagesOf(rs), nil))
 		if _, err := queue(w, "slxsh", freshTable(), rs, nil, nil, nil, nil); err != nil {
 			b.Fatal(err)
 		}
