@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,35 @@ const eventRcvBuf = 16 << 20
 // changes (OldMark); the kernel cannot filter them by kind.
 type events struct {
 	fd  int
-	buf []byte
+	buf []byte // eventBatch slots of eventSlot bytes
+	iov []unix.Iovec
+	hdr []mmsghdr // one per slot, for recvmmsg
+}
+
+// Each event is one datagram, so a plain read returns one event per
+// system call: drain reads up to eventBatch at once (recvmmsg), each into
+// a slot of eventSlot bytes (an event is a few hundred).
+const (
+	eventBatch = 64
+	eventSlot  = 4 << 10
+)
+
+// mmsghdr is struct mmsghdr (linux/socket.h), which x/sys/unix lacks.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+func newEvents(fd int) *events {
+	e := &events{fd: fd, buf: make([]byte, eventBatch*eventSlot),
+		iov: make([]unix.Iovec, eventBatch), hdr: make([]mmsghdr, eventBatch)}
+	for i := range e.hdr {
+		e.iov[i].Base = &e.buf[i*eventSlot]
+		e.iov[i].SetLen(eventSlot)
+		e.hdr[i].hdr.Iov = &e.iov[i]
+		e.hdr[i].hdr.SetIovlen(1)
+	}
+	return e
 }
 
 // openEvents subscribes to the conntrack events of the namespace netnsFd
@@ -54,7 +83,7 @@ func openEvents(netnsFd int) (*events, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribe to conntrack events: %w", err)
 	}
-	return &events{fd: fd, buf: make([]byte, 64<<10)}, nil
+	return newEvents(fd), nil
 }
 
 // eventsEnabled reads net.netfilter.nf_conntrack_events in the namespace
@@ -83,20 +112,33 @@ func eventsEnabled(netnsFd int) (bool, error) {
 // what the caller built from events is no longer the table.
 func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
 	for {
-		n, _, err := unix.Recvfrom(e.fd, e.buf, unix.MSG_DONTWAIT)
-		switch {
-		case errors.Is(err, unix.EAGAIN):
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(e.fd), uintptr(unsafe.Pointer(&e.hdr[0])),
+			uintptr(len(e.hdr)), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
 			return lost, nil
-		case errors.Is(err, unix.EINTR):
+		case unix.EINTR:
 			continue
-		case errors.Is(err, unix.ENOBUFS):
+		case unix.ENOBUFS:
 			lost = true
 			continue
-		case err != nil:
-			return lost, fmt.Errorf("read conntrack events: %w", err)
+		default:
+			return lost, fmt.Errorf("read conntrack events: %w", errno)
 		}
-		if _, err := decodeBatch(e.buf[:n], func(typ uint16, f Flow) { fn(typ == ctMsgDelete, f) }); err != nil {
-			return lost, err
+		for i := range int(n) {
+			h := &e.hdr[i]
+			if h.hdr.Flags&unix.MSG_TRUNC != 0 {
+				lost = true // larger than a slot: read as lost, the index dumps again
+				continue
+			}
+			b := e.buf[i*eventSlot : i*eventSlot+int(h.n)]
+			if _, err := decodeBatch(b, func(typ uint16, f Flow) { fn(typ == ctMsgDelete, f) }); err != nil {
+				return lost, err
+			}
+		}
+		if int(n) < len(e.hdr) {
+			return lost, nil // the queue was shorter than a batch: empty now
 		}
 	}
 }

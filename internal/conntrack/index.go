@@ -59,6 +59,7 @@ type Index struct {
 	lims     []LimitID // the limits of the slots (keySlot.limit)
 	limOf    map[LimitID]int32
 	bs       []Binding
+	walks    []keyWalk // the limited entries of bs, one per binding
 	limits   map[LimitID]*acl.Connlimit
 	actions  map[EntryID]acl.Action
 	epoch    uint64 // the locator's epoch the records were attributed in
@@ -201,8 +202,9 @@ func (x *Index) Len() int {
 	return len(x.v4) + len(x.v6)
 }
 
-// Follow applies conntrack events as they arrive until ctx ends (the
-// tracker runs it beside its refresh loop). After the kernel dropped
+// Follow applies conntrack events as they arrive, at most every
+// followPause, until ctx ends (the tracker runs it beside its refresh
+// loop). After the kernel dropped
 // events it leaves the index out of sync: the next Update (the refresh
 // loop's, once a second, or a read's) dumps again.
 func (x *Index) Follow(ctx context.Context) {
@@ -218,8 +220,21 @@ func (x *Index) Follow(ctx context.Context) {
 		x.mu.Lock()
 		x.lastErr = x.drainLocked()
 		x.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(followPause):
+		}
 	}
 }
+
+// followPause is how long Follow lets events queue after it drained them.
+// Why: a reader that waits is woken for every event, some five per
+// connection, and at thousands of connections a second those wakeups
+// cost the host more than the events themselves (BENCHMARKS.md). Reads
+// drain what is queued before they answer, so the views are as fresh as
+// before; the socket holds some 16k events (eventRcvBuf), which at this
+// pause is some 800k events a second before it overflows.
+const followPause = 20 * time.Millisecond
 
 // Update brings the index up to date for bs (see updateLocked); the
 // refresh loop calls it so that reads seldom have to. While the index
@@ -267,9 +282,12 @@ func (x *Index) updateLocked(bs []Binding) error {
 			return err
 		}
 	}
-	if epoch != x.epoch || !sameBindings(bs, x.bs) {
-		x.bs, x.epoch = bs, epoch
-		x.tableLocked()
+	if same := sameBindings(bs, x.bs); epoch != x.epoch || !same {
+		if !same {
+			x.bs = bs
+			x.tableLocked()
+		}
+		x.epoch = epoch
 		x.reattributeLocked()
 	}
 	if !x.synced || x.ev == nil {
@@ -278,10 +296,12 @@ func (x *Index) updateLocked(bs []Binding) error {
 	return nil
 }
 
-// tableLocked rebuilds the limits and actions of the bindings.
+// tableLocked rebuilds the limits, actions and walks of the bindings.
 func (x *Index) tableLocked() {
 	x.limits, x.actions = map[LimitID]*acl.Connlimit{}, map[EntryID]acl.Action{}
+	x.walks = x.walks[:0]
 	for _, b := range x.bs {
+		x.walks = append(x.walks, newKeyWalk(b))
 		for _, e := range b.ACL.Entries {
 			if len(e.Connlimits) == 0 || (e.Action != acl.Permit && e.Action != acl.Deny) {
 				continue

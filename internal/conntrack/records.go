@@ -2,8 +2,6 @@ package conntrack
 
 import (
 	"net/netip"
-
-	"github.com/slxsh/slxsh/internal/acl"
 )
 
 // The session index's records (Index): one map entry per flow, keyed by
@@ -214,11 +212,11 @@ func (x *Index) countLocked(f Flow, r flowRec, d int32) {
 // the bindings it passes, taking a reference on each.
 func (x *Index) attributeLocked(r *flowRec, f Flow) {
 	r.first, r.more = 0, 0
-	for _, b := range x.bs {
-		if !b.passes(f, x.loc) {
+	for i, b := range x.bs {
+		if len(x.walks[i].steps) == 0 || !b.passes(f, x.loc) {
 			continue
 		}
-		b.walk(f, func(k KeyID, _ *acl.Connlimit, _ acl.Action) {
+		x.walks[i].keys(f, func(k KeyID) {
 			s := x.slotLocked(k)
 			if r.first == 0 {
 				r.first = s + 1

@@ -1,12 +1,17 @@
 package nft_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/conntrack"
 
 	"github.com/slxsh/slxsh/internal/netns"
 	"github.com/slxsh/slxsh/internal/nft"
@@ -28,7 +33,7 @@ const aclRateWorkers = 4
 // flavour); each last entry with and without a connlimit.
 var aclRateVariants = []string{
 	"none", "conntrack", "acl1",
-	"maps", "maps-connlimit",
+	"maps", "maps-connlimit", "maps-index", "maps-connlimit-index",
 	"rules", "rules-connlimit",
 	"iptables", "iptables-connlimit",
 	"iptables-nft", "iptables-nft-connlimit",
@@ -71,18 +76,19 @@ func aclRateIptables(limit bool) string {
 // aclRateVariants (alternating with -count). See BENCHMARKS.md.
 func BenchmarkKernelACLRate(b *testing.B) {
 	netns.RequireRoot(b)
-	p := netns.NewPair(b)
-	srv := netns.PairServer4 + ":9000"
-	p.Server.Listen(b, srv)
 	dir := b.TempDir()
 	for _, v := range aclRateVariants {
 		b.Run(v, func(b *testing.B) {
+			// A pair of its own: no table, chain or hook that another
+			// variant left behind (an empty iptables chain costs a
+			// connection too), and "none" is truly none.
+			p := netns.NewPair(b)
+			srv := netns.PairServer4 + ":9000"
+			p.Server.Listen(b, srv)
+			index := strings.HasSuffix(v, "-index")
+			v := strings.TrimSuffix(v, "-index")
 			limit := strings.HasSuffix(v, "-connlimit")
 			base := strings.TrimSuffix(v, "-connlimit")
-			deleteTable(b, p.Server)
-			for _, tool := range []string{"iptables-legacy", "iptables-nft"} {
-				p.Server.Exec(tool, "-F", "INPUT")
-			}
 			switch base {
 			case "conntrack":
 				path := filepath.Join(dir, "conntrack.nft")
@@ -98,9 +104,13 @@ func BenchmarkKernelACLRate(b *testing.B) {
 				if base == "rules" {
 					o.MapRun = -1
 				}
-				rs := loadConfig(b, p.Server, aclRateConfig(aclRateEntries, limit), o)
+				text := aclRateConfig(aclRateEntries, limit)
+				rs := loadConfig(b, p.Server, text, o)
 				if maps := countMaps(rs); (maps > 0) != (base == "maps") {
 					b.Fatalf("%s: %d maps", v, maps)
+				}
+				if index {
+					followIndex(b, p.Server, text)
 				}
 			case "iptables", "iptables-nft":
 				path := filepath.Join(dir, v+".rules")
@@ -124,7 +134,6 @@ func BenchmarkKernelACLRate(b *testing.B) {
 			connRate(b, p.Client, srv, aclRateWorkers)
 		})
 	}
-	deleteTable(b, p.Server)
 }
 
 func countMaps(rs *nft.Ruleset) int {
@@ -135,4 +144,43 @@ func countMaps(rs *nft.Ruleset) int {
 		}
 	}
 	return n
+}
+
+// followIndex keeps the agent's session index of ns as the agent does
+// (timestamps on, events as they come, an update every second) until b
+// ends.
+func followIndex(b *testing.B, ns *netns.NS, text string) {
+	if err := conntrack.EnableTimestamps(ns.Fd()); err != nil {
+		b.Fatal(err)
+	}
+	x, err := conntrack.NewIndex(ns.Fd(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := mustParse(b, text)
+	bs := conntrack.Bindings(cfg, func(i *acl.Interface) string { return i.Name })
+	if err := x.Update(bs); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go x.Follow(ctx)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				x.Update(bs)
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		x.Close()
+	})
 }

@@ -81,6 +81,7 @@ func BenchmarkKernelConnRate(b *testing.B) {
 func connRate(b *testing.B, client *netns.NS, srv string, workers int) {
 	b.ResetTimer()
 	start := time.Now()
+	clock, cpuOK := readCPUClock()
 	errs := make(chan error, workers)
 	for w := range workers {
 		n := b.N / workers
@@ -107,6 +108,9 @@ func connRate(b *testing.B, client *netns.NS, srv string, workers int) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+	if now, ok := readCPUClock(); ok && cpuOK {
+		b.ReportMetric(float64(clock.busySince(now).Microseconds())/float64(b.N), "cpu-µs/conn")
+	}
 }
 
 func loadBenchConfig(b *testing.B, ns *netns.NS) *nft.Ruleset {
