@@ -143,6 +143,25 @@ func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
 	}
 }
 
+// listen joins (on) or leaves the new, update and destroy groups. With
+// no member in a group the kernel builds none of its events, and each
+// costs it an allocation and a message as connections come and go.
+func (e *events) listen(on bool) error {
+	opt := unix.NETLINK_DROP_MEMBERSHIP
+	if on {
+		opt = unix.NETLINK_ADD_MEMBERSHIP
+	}
+	for _, g := range []int{nfnlgrpCtNew, nfnlgrpCtUpdate, nfnlgrpCtDestroy} {
+		if err := unix.SetsockoptInt(e.fd, unix.SOL_NETLINK, opt, g); err != nil {
+			if on {
+				return fmt.Errorf("subscribe to conntrack events: %w", err)
+			}
+			return fmt.Errorf("unsubscribe from conntrack events: %w", err)
+		}
+	}
+	return nil
+}
+
 // wait blocks until events are queued or ms milliseconds have passed.
 func (e *events) wait(ms int) error {
 	fds := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}

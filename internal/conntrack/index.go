@@ -31,14 +31,20 @@ import (
 // namespace; measured on Linux 6.18). Flows first seen in a dump and not
 // yet in an event may be such "silent" flows (or merely idle ones: any
 // event of a flow proves it is not, including the mark update the
-// tracker makes to an old session); while any is left, the index dumps
-// again in place once a second (Update, and the tracker's refresh
-// through Old); the views may see their ends up to a second late.
+// tracker makes to an old session); while any that counts under a limit
+// is left, the index dumps again in place once a second (Update, and the
+// tracker's refresh through Old); the views may see their ends up to a
+// second late.
 //
 // Bindings and routes are the index's view of where flows fall: a read
 // with other bindings (a new config, an interface that moved), or after
 // the routes changed (RouteLocator.Epoch), attributes every record again
-// from memory, without a dump.
+// from memory, without a dump (unless silent flows then count).
+//
+// While no binding has a limit nothing counts: the index is idle (holds
+// no flows, leaves the event groups, so that the kernel builds no events
+// as connections come and go, and dumps nothing). A limit wakes it: it
+// joins the groups and dumps.
 //
 // The tracker's refresh reads its old sessions per key from the index
 // (Old: a dump in place while silent flows are left); the counting of a
@@ -64,10 +70,13 @@ type Index struct {
 	actions  map[EntryID]acl.Action
 	epoch    uint64 // the locator's epoch the records were attributed in
 	synced   bool
-	gen      uint32    // dumps so far
-	silent   int       // records with silent set, after the last dump
-	dumped   time.Time // when the last dump ended
-	lastErr  error
+	// idle is set while no binding has a limit: nothing counts, so the
+	// index holds no flows, dumps nothing and listens to no events.
+	idle    bool
+	gen     uint32    // dumps so far
+	silent  int       // silent records that count somewhere (sweep), after the last dump or attribution
+	dumped  time.Time // when the last dump ended
+	lastErr error
 }
 
 // silentEvery is how often the refresh loop dumps again while the index
@@ -289,10 +298,33 @@ func (x *Index) updateLocked(bs []Binding) error {
 		}
 		x.epoch = epoch
 		x.reattributeLocked()
+		if x.silent > 0 {
+			// Flows that counted nowhere may have ended unseen (sweep).
+			x.synced = false
+		}
+	}
+	if err := x.idleLocked(len(x.limits) == 0); err != nil || x.idle {
+		return err
 	}
 	if !x.synced || x.ev == nil {
 		return x.syncLocked()
 	}
+	return nil
+}
+
+// idleLocked makes the index idle (see Index.idle) or wakes it, to
+// listen again and dump: events of the time it was idle were not sent.
+func (x *Index) idleLocked(idle bool) error {
+	if idle == x.idle {
+		return nil
+	}
+	if x.ev != nil {
+		if err := x.ev.listen(!idle); err != nil {
+			return err
+		}
+	}
+	x.reset()
+	x.synced, x.silent, x.idle = false, 0, idle
 	return nil
 }
 
@@ -346,11 +378,13 @@ func (x *Index) syncLocked() error {
 // are not silent.
 func (x *Index) drainLocked() error {
 	lost, err := x.ev.drain(func(destroy bool, f Flow) {
-		if destroy {
+		switch {
+		case x.idle: // queued before it left the groups
+		case destroy:
 			x.dropLocked(f)
-			return
+		default:
+			x.putLocked(f, false)
 		}
-		x.putLocked(f, false)
 	})
 	if lost {
 		x.synced = false

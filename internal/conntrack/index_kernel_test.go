@@ -123,3 +123,105 @@ func TestKernelIndexMatchesDump(t *testing.T) {
 	time.Sleep(silentEvery)
 	indexAgrees(t, x, k, bs, true, "other bindings at a dump")
 }
+
+// TestKernelIndexIdleWithoutLimits: while no binding has a limit the
+// index holds nothing, dumps nothing and is sent no events (the kernel
+// builds none for it as connections come and go); a limit wakes it, and
+// its counts are then those of a dump, for sessions opened while it was
+// idle and after.
+func TestKernelIndexIdleWithoutLimits(t *testing.T) {
+	p := netns.NewPair(t)
+	nftLoad(t, p.Server, trackOnly)
+	p.Server.Listen(t, "10.0.0.2:22")
+	k := openKernel(t, p.Server)
+	x, err := NewIndex(p.Server.Fd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	queued := func() int {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		n := 0
+		if _, err := x.ev.drain(func(bool, Flow) { n++ }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	plain := []Binding{{ACL: &acl.ACL{Name: "plain", Family: acl.IPv4, Entries: []*acl.Entry{
+		{Seq: 10, Action: acl.Permit, Proto: acl.ProtoAny}}}, Dir: acl.In}}
+
+	if got, err := x.Counts(plain, func(KeyID) bool { return true }); err != nil || len(got) != 0 {
+		t.Fatalf("counts without limits: %v, %v", got, err)
+	}
+	queued() // what came before it left the groups
+	idle := dial(t, p.Client, "10.0.0.2:22", 3)
+	if n := queued(); n != 0 {
+		t.Errorf("%d events queued for an index without limits, want none", n)
+	}
+	if _, err := x.Counts(plain, func(KeyID) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != 0 || x.gen != 0 {
+		t.Errorf("idle index holds %d flows after %d dumps, want none and none", x.Len(), x.gen)
+	}
+
+	bs := indexBindings()
+	indexAgrees(t, x, k, bs, true, "a limit wakes the index (sessions opened while idle)")
+	dial(t, p.Client, "10.0.0.2:22", 1)
+	indexAgrees(t, x, k, bs, false, "a session opened after it woke (events)")
+	idle[0].Close()
+	time.Sleep(silentEvery)
+	indexAgrees(t, x, k, bs, true, "a session opened while idle ended")
+
+	if _, err := x.Counts(plain, func(KeyID) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if x.Len() != 0 {
+		t.Errorf("index idle again holds %d flows, want none", x.Len())
+	}
+}
+
+// TestKernelIndexSilentFlowsThatCountNowhere: flows open before the index
+// listened (silent: they never report their end) make it dump again every
+// second only while some of them count under a limit; a host's other old
+// flows must not have it dump its whole table every second.
+func TestKernelIndexSilentFlowsThatCountNowhere(t *testing.T) {
+	p := netns.NewPair(t)
+	nftLoad(t, p.Server, trackOnly)
+	p.Server.Listen(t, "10.0.0.2:22")
+	p.Server.Listen(t, "10.0.0.2:443")
+	dialSilent(t, p.Client, p.Server, "10.0.0.2:443", 2) // counted by no limit of indexBindings
+	counted := dialSilent(t, p.Client, p.Server, "10.0.0.2:22", 1)
+	k := openKernel(t, p.Server)
+	x, err := NewIndex(p.Server.Fd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	bs := indexBindings()
+	dumpsAfter := func(d time.Duration) uint32 {
+		t.Helper()
+		x.mu.Lock()
+		gen := x.gen
+		x.mu.Unlock()
+		time.Sleep(d)
+		if err := x.Update(bs); err != nil {
+			t.Fatal(err)
+		}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		return x.gen - gen
+	}
+	indexAgrees(t, x, k, bs, true, "silent flows, one of them counted")
+	if n := dumpsAfter(silentEvery); n != 1 {
+		t.Errorf("%d dumps in a second for a silent flow that counts, want 1", n)
+	}
+	counted[0].Close()
+	time.Sleep(silentEvery)
+	indexAgrees(t, x, k, bs, true, "the silent flow that counted ended (seen by a dump)")
+	dumpsAfter(silentEvery) // the dump that sees no counted silent flow left
+	if n := dumpsAfter(silentEvery); n != 0 {
+		t.Errorf("%d dumps in a second for silent flows that count nowhere, want none", n)
+	}
+}

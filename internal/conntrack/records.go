@@ -146,14 +146,26 @@ func dropIn[K tuple](x *Index, m map[K]flowRec, k K) {
 	x.releaseLocked(r)
 }
 
+// watched reports whether the index must dump again to see the end of
+// r: it is silent and open under some limit key.
+//
+// Why only those: the index dumps again every second while it holds such
+// flows, and the end of a flow that counts nowhere, or no longer counts
+// (TIME_WAIT, CLOSE), changes no view. A host's flows that were open
+// before the agent listened would otherwise have it dump the whole table
+// every second for as long as the longest of them lives.
+func watched[K tuple](k K, r flowRec) bool {
+	return r.silent && r.first != 0 && k.flow(r).Open()
+}
+
 // sweep drops the records of m the last dump did not see and returns
-// how many of the others are silent.
+// how many of the others are watched.
 func sweep[K tuple](x *Index, m map[K]flowRec) (silent int) {
 	for k, r := range m {
 		switch {
 		case r.gen != x.gen:
 			dropIn(x, m, k)
-		case r.silent:
+		case watched(k, r):
 			silent++
 		}
 	}
@@ -165,17 +177,22 @@ func sweep[K tuple](x *Index, m map[K]flowRec) (silent int) {
 func (x *Index) reattributeLocked() {
 	x.resetSlots()
 	x.more, x.freeMore = nil, nil
-	reattribute(x, x.v4)
-	reattribute(x, x.v6)
+	x.silent = reattribute(x, x.v4) + reattribute(x, x.v6)
 }
 
-func reattribute[K tuple](x *Index, m map[K]flowRec) {
+// reattribute is reattributeLocked on one family's records; it returns
+// how many are watched.
+func reattribute[K tuple](x *Index, m map[K]flowRec) (silent int) {
 	for k, r := range m {
 		r.first, r.more = 0, 0
 		x.attributeLocked(&r, k.flow(r))
 		m[k] = r
 		x.countLocked(k.flow(r), r, +1)
+		if watched(k, r) {
+			silent++
+		}
 	}
+	return silent
 }
 
 // eachSlot calls fn with every slot r counts under.

@@ -215,14 +215,16 @@ func TestKernelTrackerRefreshFromIndex(t *testing.T) {
 	if tr.idx.ev == nil {
 		t.Fatal("no conntrack events: the test is about them")
 	}
-	if err := tr.idx.Update(nil); err != nil { // the first dump: the 2 are silent
-		t.Fatal(err)
-	}
-	followed := dial(t, p.Client, "10.0.0.2:22", 4)
 	cfg, err := cli.ParseConfig(strings.NewReplacer("POLICY", "keep", "connlimit 2", "connlimit 10").Replace(loweredText))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first dump, under the limit to come (without one the index is
+	// idle and listens to nothing): the 2 are silent.
+	if err := tr.idx.Update(Bindings(cfg, tr.opts.IfName)); err != nil {
+		t.Fatal(err)
+	}
+	followed := dial(t, p.Client, "10.0.0.2:22", 4)
 	install(t, ap, tr, cfg)
 	if diff := cmp.Diff([]Reservation{{Set: "ip_check_in_10_src_10", Key: "10.0.0.1", Depth: 6}}, tr.Held()); diff != "" {
 		t.Fatalf("Held after install (-want +got):\n%s", diff)
