@@ -25,7 +25,7 @@ for r in $(seq "$rounds"); do
 		"$tmp/nft.test" -test.run '^$' -test.bench "^$bench/^$v\$" -test.benchtime "${BENCHTIME:-3000x}" |
 			awk -v r="$r" -v v="$v" '$1 ~ /^Benchmark/ && NF > 3 {
 				s = r " " v
-				for (i = 3; i < NF; i++) if ($(i+1) ~ /\//) s = s " " $(i+1) "=" $i
+				for (i = 3; i < NF; i++) if ($(i+1) ~ /\// && $(i+1) != "ns/op") s = s " " $(i+1) "=" $i
 				print s
 			}'
 	done
