@@ -15,32 +15,8 @@ import (
 // under exactly the keys, in the same order, that Binding.walk does.
 func TestKeyWalkIsTheWalk(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 13))
-	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.1.7", "10.1.0.1", "192.168.5.5"}
-	pickAddr := func() acl.Addr {
-		switch r.IntN(4) {
-		case 0:
-			return acl.Addr{}
-		case 1:
-			return host(addrs[r.IntN(len(addrs))])
-		case 2:
-			return pfx([]string{"10.0.0.0/24", "10.0.0.0/8", "10.0.1.0/25", "192.168.0.0/16"}[r.IntN(4)])
-		}
-		w, _ := acl.NewWildcardAddr(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("0.0.255.0"))
-		return w
-	}
-	ports := []uint16{22, 80, 443, 40000}
-	pickPort := func() acl.PortMatch {
-		p := ports[r.IntN(len(ports))]
-		switch r.IntN(4) {
-		case 0:
-			return acl.PortMatch{Op: acl.PortEq, Lo: p}
-		case 1:
-			return acl.PortMatch{Op: acl.PortNeq, Lo: p}
-		case 2:
-			return acl.PortMatch{Op: acl.PortRange, Lo: p, Hi: p + 100}
-		}
-		return acl.PortMatch{}
-	}
+	pickAddr, pickPort := randomMatches(r)
+	addrs, ports := randomAddrs, randomPorts
 	limits := []acl.Connlimit{{N: 3}, {N: 5, Key: acl.PerPrefix, PrefixLen: 24}, {N: 2, Key: acl.PerDestination}, {N: 9, Key: acl.Total}}
 	counted, decided := 0, 0
 	for range 400 {

@@ -16,38 +16,8 @@ import (
 // this checks that the compiler's rules mean the same.
 func TestAttributionAgreesWithSimulator(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
-	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.1.7", "10.1.0.1", "192.168.5.5"}
-	pickAddr := func() acl.Addr {
-		switch r.IntN(5) {
-		case 0:
-			return acl.Addr{}
-		case 1:
-			return host(addrs[r.IntN(len(addrs))])
-		case 2:
-			return pfx([]string{"10.0.0.0/24", "10.0.0.0/8", "10.0.1.0/25", "192.168.0.0/16"}[r.IntN(4)])
-		case 3:
-			w, _ := acl.NewWildcardAddr(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("0.0.255.0"))
-			return w
-		}
-		return acl.Addr{}
-	}
-	ports := []uint16{22, 23, 80, 443, 1024, 40000}
-	pickPort := func() acl.PortMatch {
-		p := ports[r.IntN(len(ports))]
-		switch r.IntN(6) {
-		case 0:
-			return acl.PortMatch{Op: acl.PortEq, Lo: p}
-		case 1:
-			return acl.PortMatch{Op: acl.PortNeq, Lo: p}
-		case 2:
-			return acl.PortMatch{Op: acl.PortLt, Lo: max(p, 1)}
-		case 3:
-			return acl.PortMatch{Op: acl.PortGt, Lo: min(p, 65534)}
-		case 4:
-			return acl.PortMatch{Op: acl.PortRange, Lo: p, Hi: p + 100}
-		}
-		return acl.PortMatch{}
-	}
+	pickAddr, pickPort := randomMatches(r)
+	addrs, ports := randomAddrs, randomPorts
 	for round := range 200 {
 		l := &acl.ACL{Name: "p", Family: acl.IPv4}
 		for i := range 1 + r.IntN(8) {
@@ -86,6 +56,47 @@ func TestAttributionAgreesWithSimulator(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomAddrs and randomPorts are what the property tests' flows come
+// from and their entries match (randomMatches).
+var (
+	randomAddrs = []string{"10.0.0.1", "10.0.0.2", "10.0.1.7", "10.1.0.1", "192.168.5.5"}
+	randomPorts = []uint16{22, 23, 80, 443, 1024, 40000}
+)
+
+// randomMatches returns pickers of random address and port matches of
+// entries: any, hosts, prefixes and a wildcard; every port operator.
+func randomMatches(r *rand.Rand) (pickAddr func() acl.Addr, pickPort func() acl.PortMatch) {
+	pickAddr = func() acl.Addr {
+		switch r.IntN(5) {
+		case 1:
+			return host(randomAddrs[r.IntN(len(randomAddrs))])
+		case 2:
+			return pfx([]string{"10.0.0.0/24", "10.0.0.0/8", "10.0.1.0/25", "192.168.0.0/16"}[r.IntN(4)])
+		case 3:
+			w, _ := acl.NewWildcardAddr(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("0.0.255.0"))
+			return w
+		}
+		return acl.Addr{}
+	}
+	pickPort = func() acl.PortMatch {
+		p := randomPorts[r.IntN(len(randomPorts))]
+		switch r.IntN(6) {
+		case 0:
+			return acl.PortMatch{Op: acl.PortEq, Lo: p}
+		case 1:
+			return acl.PortMatch{Op: acl.PortNeq, Lo: p}
+		case 2:
+			return acl.PortMatch{Op: acl.PortLt, Lo: max(p, 1)}
+		case 3:
+			return acl.PortMatch{Op: acl.PortGt, Lo: min(p, 65534)}
+		case 4:
+			return acl.PortMatch{Op: acl.PortRange, Lo: p, Hi: p + 100}
+		}
+		return acl.PortMatch{}
+	}
+	return pickAddr, pickPort
 }
 
 // compiledOnEth0 is a configuration with l applied in on eth0, compiled.
