@@ -13,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 command -v iptables-legacy-restore >/dev/null || { echo "needs iptables (apt-get install iptables)" >&2; exit 1; }
-variants=${VARIANTS:-none conntrack acl1 maps maps-index maps-connlimit maps-connlimit-index rules rules-connlimit iptables iptables-connlimit iptables-nft iptables-nft-connlimit}
+variants=${VARIANTS:-none conntrack conntrack-connlimit acl1 maps maps-index maps-connlimit maps-connlimit-index rules rules-connlimit iptables iptables-connlimit iptables-nft iptables-nft-connlimit}
 echo "kernel $(uname -r), $(nproc) cpus, $(go version | awk '{print $3}'), ${ROUNDS:-7} rounds of ${CONNS:-20000} connections"
 ROUNDS=${ROUNDS:-7} BENCHTIME="${CONNS:-20000}x" scripts/bench-alternate.sh BenchmarkKernelACLRate $variants |
 	awk -v bases="${BASES:-none conntrack iptables iptables-nft}" -f scripts/paired.awk

@@ -7,8 +7,8 @@
 #
 #   awk -v bases="none conntrack" -f scripts/paired.awk RUNS
 #
-# A baseline named iptables... is taken with the variant's -connlimit
-# suffix, if any (iptables-connlimit for maps-connlimit).
+# A baseline is taken with the variant's -connlimit suffix where such a
+# variant ran (iptables-connlimit for maps-connlimit).
 {
 	r = $1; v = $2
 	if (!(v in seen)) { seen[v] = 1; order[++nv] = v }
@@ -34,7 +34,7 @@ function quart(s, q,   a, n) {
 	return n ? a[int(q * (n - 1) + 0.5) + 1] : 0
 }
 function baseOf(b, v) {
-	return b ~ /^iptables/ && v ~ /-connlimit/ ? b "-connlimit" : b
+	return v ~ /-connlimit/ && ((b "-connlimit") in seen) ? b "-connlimit" : b
 }
 END {
 	nb = split(bases, bl, " ")

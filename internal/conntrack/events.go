@@ -134,7 +134,7 @@ func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
 			}
 			b := e.buf[i*eventSlot : i*eventSlot+int(h.n)]
 			if _, err := decodeBatch(b, func(typ uint16, f Flow) { fn(typ == ctMsgDelete, f) }); err != nil {
-				return lost, err
+				return true, err // the rest of the batch is not applied: lost
 			}
 		}
 		if int(n) < len(e.hdr) {

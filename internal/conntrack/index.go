@@ -319,6 +319,12 @@ func (x *Index) idleLocked(idle bool) error {
 		return nil
 	}
 	if x.ev != nil {
+		if !idle {
+			// Events queued before it left the groups are stale now.
+			if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
+				return err
+			}
+		}
 		if err := x.ev.listen(!idle); err != nil {
 			return err
 		}

@@ -27,12 +27,14 @@ const aclRateEntries = 1000
 const aclRateWorkers = 4
 
 // aclRateVariants: no firewall; connection tracking alone (one `ct state
-// established,related accept` rule); our table with an ACL of the client's
-// entry only; our compiled 1000-entry ACL with maps (the default) and as
-// rules; the same rules in iptables (legacy x_tables and the nf_tables
+// established,related accept` rule), and with the client's limit as one
+// bare nft rule (the floor of any nft connlimit); our table with an ACL of
+// the client's entry only; our compiled 1000-entry ACL with maps (the
+// default) and as rules, with the agent's session index beside it
+// (-index); the same rules in iptables (legacy x_tables and the nf_tables
 // flavour); each last entry with and without a connlimit.
 var aclRateVariants = []string{
-	"none", "conntrack", "acl1",
+	"none", "conntrack", "conntrack-connlimit", "acl1",
 	"maps", "maps-connlimit", "maps-index", "maps-connlimit-index",
 	"rules", "rules-connlimit",
 	"iptables", "iptables-connlimit",
@@ -93,6 +95,16 @@ func BenchmarkKernelACLRate(b *testing.B) {
 			case "conntrack":
 				path := filepath.Join(dir, "conntrack.nft")
 				text := "table inet slxsh {\n chain input {\n  type filter hook input priority filter; policy accept;\n  ct state established,related accept\n }\n}\n"
+				if limit {
+					text = fmt.Sprintf(`table inet slxsh {
+	set s { type ipv4_addr; flags dynamic; }
+	chain input { type filter hook input priority filter; policy accept;
+		ct state established,related accept
+		iifname "s0" ip saddr %s ip daddr %s tcp dport 9000 ct state new add @s { ip saddr ct count over %d } reject with tcp reset
+	}
+}
+`, netns.PairClient4, netns.PairServer4, connRateLimit)
+				}
 				if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 					b.Fatal(err)
 				}
