@@ -245,8 +245,8 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 // walk runs a flow through the binding's entries as the compiler evaluates
 // them, calling counted for each limit key the flow is counted under (with
 // the limit and its entry's action). It returns the permit entry that
-// admits the flow, or ok false when the ACL refuses it. Attribute and the
-// session Index both attribute through it.
+// admits the flow, or ok false when the ACL refuses it. Attribute attributes
+// through it; the session Index through keyWalk, which counts the same.
 func (b Binding) walk(f Flow, counted func(k KeyID, cl *acl.Connlimit, act acl.Action)) (admit EntryID, ok bool) {
 	for _, e := range b.ACL.Entries {
 		if e.Action == acl.Remark || !Matches(e, f) {

@@ -74,7 +74,7 @@ type Index struct {
 	// index holds no flows, dumps nothing and listens to no events.
 	idle    bool
 	gen     uint32    // dumps so far
-	silent  int       // silent records that count somewhere (sweep), after the last dump or attribution
+	silent  int       // watched records (records.go), after the last dump or attribution
 	dumped  time.Time // when the last dump ended
 	lastErr error
 }
@@ -213,9 +213,9 @@ func (x *Index) Len() int {
 
 // Follow applies conntrack events as they arrive, at most every
 // followPause, until ctx ends (the tracker runs it beside its refresh
-// loop). After the kernel dropped
-// events it leaves the index out of sync: the next Update (the refresh
-// loop's, once a second, or a read's) dumps again.
+// loop). After the kernel dropped events it leaves the index out of
+// sync: the next Update (the refresh loop's, once a second, or a read's)
+// dumps again.
 func (x *Index) Follow(ctx context.Context) {
 	if x.ev == nil {
 		return
@@ -320,8 +320,9 @@ func (x *Index) idleLocked(idle bool) error {
 	}
 	if x.ev != nil {
 		if !idle {
-			// Events queued before it left the groups are stale now.
-			if _, err := x.ev.drain(func(bool, Flow) {}); err != nil {
+			// Events queued before it left the groups are stale now:
+			// drained while still idle, they are dropped.
+			if err := x.drainLocked(); err != nil {
 				return err
 			}
 		}
