@@ -23,13 +23,14 @@
 //     access-list sessions`, the at-limit column of `show access-list ip`
 //     (Tracker.Totals; the matches and refusals there are the kernel's
 //     counter objects alone), the metrics and packet-tracer. Compact
-//     per-flow records with per-key counts, kept by conntrack events and
-//     a streamed dump in place while flows that send no events are left
-//     (index.go); route lookups are cached until rtnetlink reports a
+//     per-flow records with per-key counts, kept by conntrack events, and
+//     by a streamed dump in place every second while flows that send no
+//     events are left under a limit (index.go); idle, listening to no
+//     events, while no limit is bound; route lookups are cached until rtnetlink reports a
 //     change (RouteLocator.Epoch). Reads take neither the agent's lock nor
 //     the tracker's. The refresh lowers reservations from the index's old
-//     sessions per key (Index.Old: a dump in place while silent flows are
-//     left); counting a new limit (Plan; streamed, keeping no flows,
+//     sessions per key (Index.Old: a dump in place while silent flows
+//     under a limit are left); counting a new limit (Plan; streamed, keeping no flows,
 //     unless existing sessions are reset) and adoption still read dumps.
 //     The records hold no pointers, IPv4 tuples in 4-byte addresses
 //     (records.go).

@@ -31,10 +31,11 @@ const eventRcvBuf = 16 << 20
 // TIME_WAIT or CLOSE no longer counts, as for nf_conncount) and the mark
 // changes (OldMark); the kernel cannot filter them by kind.
 type events struct {
-	fd  int
-	buf []byte // eventBatch slots of eventSlot bytes
-	iov []unix.Iovec
-	hdr []mmsghdr // one per slot, for recvmmsg
+	fd     int
+	joined [3]bool // of nfnlgrpCtNew, Update, Destroy (listen)
+	buf    []byte  // eventBatch slots of eventSlot bytes
+	iov    []unix.Iovec
+	hdr    []mmsghdr // one per slot, for recvmmsg
 }
 
 // Each event is one datagram, so a plain read returns one event per
@@ -83,7 +84,9 @@ func openEvents(netnsFd int) (*events, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribe to conntrack events: %w", err)
 	}
-	return newEvents(fd), nil
+	e := newEvents(fd)
+	e.joined = [3]bool{true, true, true}
+	return e, nil
 }
 
 // eventsEnabled reads net.netfilter.nf_conntrack_events in the namespace
@@ -137,27 +140,36 @@ func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
 				return true, err // the rest of the batch is not applied: lost
 			}
 		}
-		if int(n) < len(e.hdr) {
-			return lost, nil // the queue was shorter than a batch: empty now
-		}
+		// Why read on after a short batch: recvmmsg returns the datagrams
+		// it read and keeps an error met after them (an overflow) for the
+		// next call, which would report it only at the next drain.
 	}
 }
 
 // listen joins (on) or leaves the new, update and destroy groups. With
 // no member in a group the kernel builds none of its events, and each
 // costs it an allocation and a message as connections come and go.
+//
+// Why per group: after a failure half way, a retry changes only the
+// groups still in the other state (the kernel counts a socket's
+// memberships, and a group left twice or joined twice would unbalance
+// the count that decides whether events are built at all).
 func (e *events) listen(on bool) error {
 	opt := unix.NETLINK_DROP_MEMBERSHIP
 	if on {
 		opt = unix.NETLINK_ADD_MEMBERSHIP
 	}
-	for _, g := range []int{nfnlgrpCtNew, nfnlgrpCtUpdate, nfnlgrpCtDestroy} {
+	for i, g := range []int{nfnlgrpCtNew, nfnlgrpCtUpdate, nfnlgrpCtDestroy} {
+		if e.joined[i] == on {
+			continue
+		}
 		if err := unix.SetsockoptInt(e.fd, unix.SOL_NETLINK, opt, g); err != nil {
 			if on {
 				return fmt.Errorf("subscribe to conntrack events: %w", err)
 			}
 			return fmt.Errorf("unsubscribe from conntrack events: %w", err)
 		}
+		e.joined[i] = on
 	}
 	return nil
 }

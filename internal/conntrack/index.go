@@ -24,14 +24,15 @@ import (
 // the subscription, with every queued event applied after it field by
 // field, ends in the state of the last event.
 //
-// Except for flows created before anyone listened: the kernel never sends
-// their events (the event extension is attached when an entry is
-// created, and with nf_conntrack_events = 2 only if some socket on the
-// host has ever subscribed: nf_ctnetlink_has_listener is global, not per
-// namespace; measured on Linux 6.18). Flows first seen in a dump and not
-// yet in an event may be such "silent" flows (or merely idle ones: any
-// event of a flow proves it is not, including the mark update the
-// tracker makes to an old session); while any that counts under a limit
+// Except for flows created before anyone listened (before the agent
+// started, or while the index was idle and nothing else on the host
+// listened): the kernel never sends their events (the event extension is
+// attached when an entry is created, and with nf_conntrack_events = 2 only
+// if some socket on the host listens then: nf_ctnetlink_has_listener is
+// global, not per namespace; measured on Linux 6.18). Flows first seen in a dump and not yet in an event may be
+// such "silent" flows (or merely idle ones: any event of a flow proves it
+// is not, including the mark update the tracker makes to an old session);
+// while any that counts under a limit (or may again: CLOSE, see watched)
 // is left, the index dumps again in place once a second (Update, and the
 // tracker's refresh through Old); the views may see their ends up to a
 // second late.
@@ -74,7 +75,7 @@ type Index struct {
 	// index holds no flows, dumps nothing and listens to no events.
 	idle    bool
 	gen     uint32    // dumps so far
-	silent  int       // watched records (records.go), after the last dump or attribution
+	silent  int       // watched silent records (records.go), after the last dump or attribution
 	dumped  time.Time // when the last dump ended
 	lastErr error
 }

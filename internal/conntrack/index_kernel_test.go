@@ -225,3 +225,68 @@ func TestKernelIndexSilentFlowsThatCountNowhere(t *testing.T) {
 		t.Errorf("%d dumps in a second for silent flows that count nowhere, want none", n)
 	}
 }
+
+// TestKernelIndexSilentFlowReopenedInPlace: a silent flow reset by the
+// server (CLOSE, counting nowhere) and opened again from the same port is
+// the same conntrack entry, reopened in place, still silent: the index
+// must keep dumping to see that it counts again.
+func TestKernelIndexSilentFlowReopenedInPlace(t *testing.T) {
+	p := netns.NewPair(t)
+	nftLoad(t, p.Server, trackOnly)
+	dialFrom := func(want netns.Outcome) net.Conn {
+		t.Helper()
+		d := net.Dialer{Timeout: netns.DialTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 40022}}
+		var c net.Conn
+		var err error
+		if e := p.Client.Do(func() error { c, err = d.Dial("tcp", "10.0.0.2:22"); return nil }); e != nil {
+			t.Fatal(e)
+		}
+		if got := netns.Classify(err); got != want {
+			t.Fatalf("dial from 10.0.0.1:40022: %v (%v), want %v", got, err, want)
+		}
+		if c != nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return c
+	}
+	// A silent session that the server resets: its entry stays in CLOSE.
+	var ln net.Listener
+	if err := p.Server.Do(func() (err error) { ln, err = net.Listen("tcp", "10.0.0.2:22"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	p.Server.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_events=0")
+	c := dialFrom(netns.Connected)
+	p.Server.MustExec(t, "sysctl", "-q", "-w", "net.netfilter.nf_conntrack_events=2")
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.(*net.TCPConn).SetLinger(0)
+	s.Close()
+	ln.Close()
+	c.Read(make([]byte, 1)) // the reset
+	c.Close()
+
+	k := openKernel(t, p.Server)
+	x, err := NewIndex(p.Server.Fd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	bs := indexBindings()
+	indexAgrees(t, x, k, bs, true, "a silent flow in CLOSE")
+	flows, err := k.Dump()
+	if err != nil || len(flows) != 1 || flows[0].TCPState != tcpClose {
+		t.Fatalf("want one flow in CLOSE, got %v (%v)", flows, err)
+	}
+
+	p.Server.Listen(t, "10.0.0.2:22")
+	if err := netns.Echo(dialFrom(netns.Connected)); err != nil {
+		t.Fatal(err)
+	}
+	if flows, err := k.Dump(); err != nil || len(flows) != 1 || !flows[0].Open() {
+		t.Fatalf("want the same entry reopened, got %v (%v)", flows, err)
+	}
+	time.Sleep(silentEvery)
+	indexAgrees(t, x, k, bs, true, "the silent flow reopened in place")
+}

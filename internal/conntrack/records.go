@@ -146,16 +146,22 @@ func dropIn[K tuple](x *Index, m map[K]flowRec, k K) {
 	x.releaseLocked(r)
 }
 
-// watched reports whether the index must dump again to see the end of
-// r: it is silent and open under some limit key.
+// watched reports whether the index must dump again to see what becomes
+// of r: it is silent, falls under some limit key, and is open or in CLOSE.
 //
 // Why only those: the index dumps again every second while it holds such
-// flows, and the end of a flow that counts nowhere, or no longer counts
-// (TIME_WAIT, CLOSE), changes no view. A host's flows that were open
-// before the agent listened would otherwise have it dump the whole table
-// every second for as long as the longest of them lives.
+// flows, and the end of a flow that counts nowhere changes no view. A
+// host's flows that were open before the agent listened would otherwise
+// have it dump the whole table every second for as long as the longest of
+// them lives.
+//
+// Why CLOSE: a SYN on an entry in CLOSE (reset by the other side) reopens
+// that same entry (nf_conntrack_proto_tcp), which then counts again and,
+// silent, sends no event of it; CLOSE lasts 10 s. An entry in TIME_WAIT
+// is never reopened in place: the kernel kills it and makes a new one,
+// which reports its events.
 func watched[K tuple](k K, r flowRec) bool {
-	return r.silent && r.first != 0 && k.flow(r).Open()
+	return r.silent && r.first != 0 && (k.flow(r).Open() || r.state == tcpClose)
 }
 
 // sweep drops the records of m the last dump did not see and returns

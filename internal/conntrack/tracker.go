@@ -288,7 +288,7 @@ func (t *Tracker) Prepare(*nft.Ruleset) error {
 // Refresh gives budget back as old sessions end: it lowers the depth of
 // the keys whose open OldMark sessions need less, as the session index
 // counts them (Index.Old: a dump in place while the index holds flows
-// that send no events). After a start or a failed write it first reads
+// under a limit that send no events). After a start or a failed write it first reads
 // what the kernel holds, and counts sets whose gate an earlier agent left
 // closed.
 func (t *Tracker) Refresh() error {
