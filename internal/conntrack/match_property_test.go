@@ -59,28 +59,47 @@ func TestAttributionAgreesWithSimulator(t *testing.T) {
 }
 
 // randomAddrs and randomPorts are what the property tests' flows come
-// from and their entries match (randomMatches).
+// from and their entries match (randomMatches); randomAddrs6 are the
+// IPv6 ones.
 var (
-	randomAddrs = []string{"10.0.0.1", "10.0.0.2", "10.0.1.7", "10.1.0.1", "192.168.5.5"}
-	randomPorts = []uint16{22, 23, 80, 443, 1024, 40000}
+	randomAddrs  = []string{"10.0.0.1", "10.0.0.2", "10.0.1.7", "10.1.0.1", "192.168.5.5"}
+	randomAddrs6 = []string{"fd00::1", "fd00::2", "fd00:0:0:1::7", "fd01::1", "2001:db8::5"}
+	randomPorts  = []uint16{22, 23, 80, 443, 1024, 40000}
 )
 
-// randomMatches returns pickers of random address and port matches of
+// randomMatches returns pickers of random IPv4 address and port matches of
 // entries: any, hosts, prefixes and a wildcard; every port operator.
 func randomMatches(r *rand.Rand) (pickAddr func() acl.Addr, pickPort func() acl.PortMatch) {
-	pickAddr = func() acl.Addr {
+	w, _ := acl.NewWildcardAddr(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("0.0.255.0"))
+	return randomAddrMatches(r, randomAddrs, []string{"10.0.0.0/24", "10.0.0.0/8", "10.0.1.0/25", "192.168.0.0/16"}, &w),
+		randomPortMatches(r)
+}
+
+// randomMatches6 is randomMatches for IPv6 ACLs (no wildcards).
+func randomMatches6(r *rand.Rand) (pickAddr func() acl.Addr, pickPort func() acl.PortMatch) {
+	return randomAddrMatches(r, randomAddrs6, []string{"fd00::/64", "fd00::/16", "fd00:0:0:1::/80", "2001:db8::/32"}, nil),
+		randomPortMatches(r)
+}
+
+func randomAddrMatches(r *rand.Rand, hosts, prefixes []string, wildcard *acl.Addr) func() acl.Addr {
+	return func() acl.Addr {
 		switch r.IntN(5) {
 		case 1:
-			return host(randomAddrs[r.IntN(len(randomAddrs))])
+			return host(hosts[r.IntN(len(hosts))])
 		case 2:
-			return pfx([]string{"10.0.0.0/24", "10.0.0.0/8", "10.0.1.0/25", "192.168.0.0/16"}[r.IntN(4)])
+			return pfx(prefixes[r.IntN(len(prefixes))])
 		case 3:
-			w, _ := acl.NewWildcardAddr(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("0.0.255.0"))
-			return w
+			if wildcard != nil {
+				return *wildcard
+			}
+			return host(hosts[r.IntN(len(hosts))])
 		}
 		return acl.Addr{}
 	}
-	pickPort = func() acl.PortMatch {
+}
+
+func randomPortMatches(r *rand.Rand) func() acl.PortMatch {
+	return func() acl.PortMatch {
 		p := randomPorts[r.IntN(len(randomPorts))]
 		switch r.IntN(6) {
 		case 0:
@@ -96,7 +115,6 @@ func randomMatches(r *rand.Rand) (pickAddr func() acl.Addr, pickPort func() acl.
 		}
 		return acl.PortMatch{}
 	}
-	return pickAddr, pickPort
 }
 
 // compiledOnEth0 is a configuration with l applied in on eth0, compiled.
