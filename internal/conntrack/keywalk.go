@@ -1,6 +1,10 @@
 package conntrack
 
-import "github.com/slxsh/slxsh/internal/acl"
+import (
+	"slices"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
 
 // keyWalk finds the limit keys a flow counts under in one binding, as
 // Binding.walk does, but in time of the ACL's limited entries instead of
@@ -48,15 +52,123 @@ func newKeyWalk(b Binding) keyWalk {
 		if !limited(e) {
 			continue
 		}
-		s := keyStep{e: e, id: EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}}
-		for _, o := range es[:i] {
-			if !limited(o) && stops(o) && o.Overlaps(e) {
-				s.before = append(s.before, o)
-			}
-		}
-		w.steps = append(w.steps, s)
+		w.steps = append(w.steps, keyStep{e: e, id: stepID(b, e), before: stoppers(es[:i], e)})
 	}
 	return w
+}
+
+func stepID(b Binding, e *acl.Entry) EntryID {
+	return EntryID{ACL: b.ACL.Name, Family: b.ACL.Family, Dir: b.Dir, Seq: e.Seq}
+}
+
+// stopper reports whether o, an entry before the limited entry e, may end
+// the walk before e: it is not limited, decides a flow it matches, and
+// overlaps e.
+func stopper(o, e *acl.Entry) bool { return !limited(o) && stops(o) && o.Overlaps(e) }
+
+// stoppers lists the entries of es that are stoppers of e, in order.
+func stoppers(es []*acl.Entry, e *acl.Entry) []*acl.Entry {
+	var out []*acl.Entry
+	for _, o := range es {
+		if stopper(o, e) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// aclName names an ACL across changes (a change makes a new *acl.ACL).
+type aclName struct {
+	name   string
+	family acl.Family
+}
+
+// afterMost is how many entries removed and added keyWalk.after follows
+// one by one; past that it lists the walk afresh.
+const afterMost = 64
+
+// after is the walk of b, whose ACL is prev (w's) after a change. Entries
+// are immutable, so an unchanged entry is the same pointer in both: a
+// step of an unchanged limited entry keeps its stoppers less the entries
+// removed, plus the entries added before it that stop it; a new limited
+// entry is listed afresh. The result is what newKeyWalk(b) returns
+// (TestKeyWalkAfterIsNewKeyWalk), in time of the ACL's limited entries
+// and stoppers instead of their product with its entries.
+func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
+	removed, added, ok := entryDiff(prev.Entries, b.ACL.Entries, afterMost)
+	if !ok {
+		return newKeyWalk(b)
+	}
+	was := make(map[*acl.Entry]*keyStep, len(w.steps))
+	for i := range w.steps {
+		was[w.steps[i].e] = &w.steps[i]
+	}
+	var nw keyWalk
+	es := b.ACL.Entries
+	for i, e := range es {
+		if !limited(e) {
+			continue
+		}
+		s := keyStep{e: e, id: stepID(b, e)}
+		if o := was[e]; o != nil {
+			s.before = mergeStoppers(o.before, removed, added, e)
+		} else {
+			s.before = stoppers(es[:i], e)
+		}
+		nw.steps = append(nw.steps, s)
+	}
+	return nw
+}
+
+// mergeStoppers is the stoppers of e after a change: those before (in ACL
+// order) that were not removed, and the added ones before e that stop it,
+// in ACL order.
+func mergeStoppers(before, removed, added []*acl.Entry, e *acl.Entry) []*acl.Entry {
+	var out []*acl.Entry
+	if len(removed) == 0 && !slices.ContainsFunc(added, func(a *acl.Entry) bool { return a.Seq < e.Seq && stopper(a, e) }) {
+		return before // shared: steps are never changed in place
+	}
+	j := 0
+	for _, o := range before {
+		for ; j < len(added) && added[j].Seq < o.Seq; j++ {
+			if added[j].Seq < e.Seq && stopper(added[j], e) {
+				out = append(out, added[j])
+			}
+		}
+		if !slices.Contains(removed, o) {
+			out = append(out, o)
+		}
+	}
+	for ; j < len(added) && added[j].Seq < e.Seq; j++ {
+		if stopper(added[j], e) {
+			out = append(out, added[j])
+		}
+	}
+	return out
+}
+
+// entryDiff lists the entries of a that b no longer holds and those of b
+// that a did not, each in ACL order (both are sorted by seq); ok is false
+// past most of them.
+func entryDiff(a, b []*acl.Entry, most int) (removed, added []*acl.Entry, ok bool) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			i, j = i+1, j+1
+			continue
+		case j == len(b) || (i < len(a) && a[i].Seq <= b[j].Seq):
+			removed = append(removed, a[i])
+			i++
+		default:
+			added = append(added, b[j])
+			j++
+		}
+		if len(removed)+len(added) > most {
+			return nil, nil, false
+		}
+	}
+	return removed, added, true
 }
 
 // keys calls counted with each key f counts under, in the order of

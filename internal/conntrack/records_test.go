@@ -82,8 +82,7 @@ func TestIndexRecordsCount(t *testing.T) {
 	check := func(bs []Binding, flows []Flow, step string) {
 		t.Helper()
 		if !sameBindings(bs, x.bs) {
-			x.bs = bs
-			x.tableLocked()
+			x.tableLocked(bs)
 			x.reattributeLocked()
 		}
 		var got []KeyCount
@@ -94,8 +93,7 @@ func TestIndexRecordsCount(t *testing.T) {
 			t.Errorf("%s: index differs from an attribution (-want +got):\n%s", step, diff)
 		}
 	}
-	x.bs = both
-	x.tableLocked()
+	x.tableLocked(both)
 	for _, f := range flows {
 		x.putLocked(f, true)
 	}
