@@ -140,9 +140,17 @@ func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
 				return true, err // the rest of the batch is not applied: lost
 			}
 		}
-		// Why read on after a short batch: recvmmsg returns the datagrams
-		// it read and keeps an error met after them (an overflow) for the
-		// next call, which would report it only at the next drain.
+		if int(n) < len(e.hdr) {
+			// The queue was shorter than a batch: empty now. Why SO_ERROR:
+			// recvmmsg returns the datagrams it read and keeps an error met
+			// after them (an overflow) for the next call, which would
+			// report it only at the next drain; reading on to EAGAIN
+			// instead would hold the index's lock through a flood.
+			if soErr, err := unix.GetsockoptInt(e.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soErr == int(unix.ENOBUFS) {
+				lost = true
+			}
+			return lost, nil
+		}
 	}
 }
 
@@ -182,6 +190,11 @@ func (e *events) wait(ms int) error {
 		return nil
 	}
 	return err
+}
+
+// joinedAll reports whether every group is joined (on) or left.
+func (e *events) joinedAll(on bool) bool {
+	return e.joined == [3]bool{on, on, on}
 }
 
 func (e *events) close() error { return unix.Close(e.fd) }

@@ -314,8 +314,11 @@ func (x *Index) updateLocked(bs []Binding) error {
 
 // idleLocked makes the index idle (see Index.idle) or wakes it, to
 // listen again and dump: events of the time it was idle were not sent.
+//
+// Why the groups too: a failure half way through leaving them leaves the
+// index awake with some groups left; it then joins them again and dumps.
 func (x *Index) idleLocked(idle bool) error {
-	if idle == x.idle {
+	if idle == x.idle && (x.ev == nil || x.ev.joinedAll(!idle)) {
 		return nil
 	}
 	if x.ev != nil {

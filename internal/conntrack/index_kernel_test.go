@@ -26,6 +26,18 @@ func indexBindings() []Binding {
 	}
 }
 
+// openIndex opens the index of n (without a locator), closed at the end
+// of the test; events must work there (the tests are about them).
+func openIndex(t *testing.T, n *netns.NS) *Index {
+	t.Helper()
+	x, err := NewIndex(n.Fd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
 // indexAgrees fails unless the index's counts are what a dump attributes
 // now (the issue-5 path), old sessions included. With refresh the index
 // is first brought up to date as the refresh loop does (which dumps again
@@ -73,11 +85,7 @@ func TestKernelIndexMatchesDump(t *testing.T) {
 	k := openKernel(t, p.Server)
 	bs := indexBindings()
 
-	x, err := NewIndex(p.Server.Fd(), nil)
-	if err != nil {
-		t.Fatal(err) // events must work here: the test is about them
-	}
-	defer x.Close()
+	x := openIndex(t, p.Server)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go x.Follow(ctx)
@@ -134,11 +142,7 @@ func TestKernelIndexIdleWithoutLimits(t *testing.T) {
 	nftLoad(t, p.Server, trackOnly)
 	p.Server.Listen(t, "10.0.0.2:22")
 	k := openKernel(t, p.Server)
-	x, err := NewIndex(p.Server.Fd(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
+	x := openIndex(t, p.Server)
 	queued := func() int {
 		x.mu.Lock()
 		defer x.mu.Unlock()
@@ -194,11 +198,7 @@ func TestKernelIndexSilentFlowsThatCountNowhere(t *testing.T) {
 	dialSilent(t, p.Client, p.Server, "10.0.0.2:443", 2) // counted by no limit of indexBindings
 	counted := dialSilent(t, p.Client, p.Server, "10.0.0.2:22", 1)
 	k := openKernel(t, p.Server)
-	x, err := NewIndex(p.Server.Fd(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
+	x := openIndex(t, p.Server)
 	bs := indexBindings()
 	dumpsAfter := func(d time.Duration) uint32 {
 		t.Helper()
@@ -268,11 +268,7 @@ func TestKernelIndexSilentFlowReopenedInPlace(t *testing.T) {
 	c.Close()
 
 	k := openKernel(t, p.Server)
-	x, err := NewIndex(p.Server.Fd(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
+	x := openIndex(t, p.Server)
 	bs := indexBindings()
 	indexAgrees(t, x, k, bs, true, "a silent flow in CLOSE")
 	flows, err := k.Dump()

@@ -124,10 +124,11 @@ func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
 // order) that were not removed, and the added ones before e that stop it,
 // in ACL order.
 func mergeStoppers(before, removed, added []*acl.Entry, e *acl.Entry) []*acl.Entry {
-	var out []*acl.Entry
-	if len(removed) == 0 && !slices.ContainsFunc(added, func(a *acl.Entry) bool { return a.Seq < e.Seq && stopper(a, e) }) {
+	stops := func(o *acl.Entry) bool { return o.Seq < e.Seq && stopper(o, e) }
+	if !slices.ContainsFunc(removed, stops) && !slices.ContainsFunc(added, stops) {
 		return before // shared: steps are never changed in place
 	}
+	var out []*acl.Entry
 	j := 0
 	for _, o := range before {
 		for ; j < len(added) && added[j].Seq < o.Seq; j++ {

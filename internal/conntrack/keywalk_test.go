@@ -107,53 +107,56 @@ func randomWalkEntry(r *rand.Rand, pickAddr func() acl.Addr, pickPort func() acl
 
 // TestKeyWalkAfterIsNewKeyWalk: the walk derived from the one before a
 // change (entries removed, added, replaced, in another direction, or
-// past afterMost changes) is the walk listed afresh, step for step.
+// past afterMost changes), and derived again from that one over further
+// changes, is the walk listed afresh, step for step.
 func TestKeyWalkAfterIsNewKeyWalk(t *testing.T) {
 	r := rand.New(rand.NewPCG(14, 14))
 	pick4, port4 := randomMatches(r)
 	entry := randomWalkEntry(r, pick4, port4)
 	derived := 0
-	for round := range 400 {
+	for round := range 300 {
 		prev := &acl.ACL{Name: "w", Family: acl.IPv4}
 		for i := range r.IntN(40) {
 			prev.Entries = append(prev.Entries, entry(10*(i+1)))
 		}
-		next := prev.Clone()
-		changes := 1 + r.IntN(6)
-		if round%20 == 0 {
-			changes = afterMost + 1 + r.IntN(10) // listed afresh
-		}
-		for range changes {
-			switch seq := 5 * (1 + r.IntN(90)); {
-			case next.Entry(seq) != nil && r.IntN(2) == 0:
-				next.Entries = slices.DeleteFunc(next.Entries, func(e *acl.Entry) bool { return e.Seq == seq })
-			case next.Entry(seq) != nil: // replaced
-				i := slices.IndexFunc(next.Entries, func(e *acl.Entry) bool { return e.Seq == seq })
-				next.Entries[i] = entry(seq)
-			default:
-				next.Entries = append(next.Entries, entry(seq))
-				slices.SortFunc(next.Entries, func(a, b *acl.Entry) int { return a.Seq - b.Seq })
-			}
-		}
-		dir := []acl.Direction{acl.In, acl.Out}[r.IntN(2)]
 		w := newKeyWalk(Binding{ACL: prev, Dir: acl.In})
-		b := Binding{ACL: next, Dir: dir}
-		got, want := w.after(prev, b), newKeyWalk(b)
-		if len(got.steps) != len(want.steps) {
-			t.Fatalf("round %d: %d steps, want %d", round, len(got.steps), len(want.steps))
-		}
-		for i := range want.steps {
-			g, w := got.steps[i], want.steps[i]
-			if g.e != w.e || g.id != w.id || !slices.Equal(g.before, w.before) {
-				t.Fatalf("round %d, step %d (seq %d): derived %v before %v, want %v before %v\nbefore the change:\n%safter:\n%s",
-					round, i, w.e.Seq, g.id, seqsOf(g.before), w.id, seqsOf(w.before), entriesText(prev), entriesText(next))
+		for change := range 4 {
+			next := prev.Clone()
+			changes := 1 + r.IntN(6)
+			if round%20 == 0 && change == 1 {
+				changes = afterMost + 1 + r.IntN(10) // listed afresh
 			}
-			if len(w.before) > 0 {
-				derived++
+			for range changes {
+				switch seq := 5 * (1 + r.IntN(90)); {
+				case next.Entry(seq) != nil && r.IntN(2) == 0:
+					next.Entries = slices.DeleteFunc(next.Entries, func(e *acl.Entry) bool { return e.Seq == seq })
+				case next.Entry(seq) != nil: // replaced
+					i := slices.IndexFunc(next.Entries, func(e *acl.Entry) bool { return e.Seq == seq })
+					next.Entries[i] = entry(seq)
+				default:
+					next.Entries = append(next.Entries, entry(seq))
+					slices.SortFunc(next.Entries, func(a, b *acl.Entry) int { return a.Seq - b.Seq })
+				}
 			}
+			b := Binding{ACL: next, Dir: []acl.Direction{acl.In, acl.Out}[r.IntN(2)]}
+			got, want := w.after(prev, b), newKeyWalk(b)
+			if len(got.steps) != len(want.steps) {
+				t.Fatalf("round %d change %d: %d steps, want %d", round, change, len(got.steps), len(want.steps))
+			}
+			for i := range want.steps {
+				gs, ws := got.steps[i], want.steps[i]
+				if gs.e != ws.e || gs.id != ws.id || !slices.Equal(gs.before, ws.before) {
+					t.Fatalf("round %d change %d, step %d (seq %d): derived %v before %v, want %v before %v\nbefore the change:\n%safter:\n%s",
+						round, change, i, ws.e.Seq, gs.id, seqsOf(gs.before), ws.id, seqsOf(ws.before), entriesText(prev), entriesText(next))
+				}
+				if len(ws.before) > 0 {
+					derived++
+				}
+			}
+			prev, w = next, got
 		}
 	}
-	if derived < 500 {
+	if derived < 1500 {
 		t.Fatalf("only %d steps with stoppers: the generator misses cases", derived)
 	}
 }

@@ -159,7 +159,9 @@ func dropIn[K tuple](x *Index, m map[K]flowRec, k K) {
 // that same entry (nf_conntrack_proto_tcp), which then counts again and,
 // silent, sends no event of it; CLOSE lasts 10 s. An entry in TIME_WAIT
 // is never reopened in place: the kernel kills it and makes a new one,
-// which reports its events.
+// which reports its events. (A client that keeps retrying from one port
+// against a port that resets it keeps such an entry, and the dumps,
+// going: as long-lived silent flows do.)
 func watched[K tuple](k K, r flowRec) bool {
 	return r.silent && r.first != 0 && (k.flow(r).Open() || r.state == tcpClose)
 }
