@@ -101,7 +101,11 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	b.rs.Chains = append(b.rs.Chains, refuseChain())
 	b.rs.Chains = append(b.rs.Chains, aclChains...)
 	b.rs.Chains = append(b.rs.Chains, b.extra...)
-	sort.Strings(b.rs.Counters)
+	if o.Cache != nil {
+		b.rs.Counters = o.Cache.sortCounters(b.rs.Counters)
+	} else {
+		sort.Strings(b.rs.Counters)
+	}
 	sort.Slice(b.rs.Sets, func(i, j int) bool { return b.rs.Sets[i].Name < b.rs.Sets[j].Name })
 	return b.rs, nil
 }

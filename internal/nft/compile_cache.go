@@ -40,6 +40,10 @@ type Cache struct {
 	// The mapped runs, per chain, in seq order.
 	prevRuns map[chainKey][]*runOut
 	nextRuns map[chainKey][]*runOut
+	// The ruleset's counters as the builder added them, and sorted
+	// (sortCounters).
+	prevCounters, prevSorted []string
+	nextCounters, nextSorted []string
 }
 
 // runOut is what compiling a mapped run added to the ruleset, and what
@@ -82,8 +86,9 @@ func (c *Cache) begin(o Options) {
 func (c *Cache) end(ok bool) {
 	if ok {
 		c.prev, c.prevRuns = c.next, c.nextRuns
+		c.prevCounters, c.prevSorted = c.nextCounters, c.nextSorted
 	}
-	c.next, c.nextRuns = nil, nil
+	c.next, c.nextRuns, c.nextCounters, c.nextSorted = nil, nil, nil, nil
 	c.mu.Unlock()
 }
 

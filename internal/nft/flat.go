@@ -146,8 +146,34 @@ func (f *flattener) groups(ch *Chain) ([]viewGroup, EntryRef) {
 		}
 	}
 	add(viewGroup{}, ch.Rules[plain:])
-	slices.SortStableFunc(out, func(a, b viewGroup) int { return a.seq - b.seq })
-	return out, ref
+	return sortedBySeq(out), ref
+}
+
+// sortedBySeq sorts gs by seq, stable. Why not only SortStableFunc: a
+// list's chain is in seq order but for its rules of seq 0 (lockouts
+// first, the implicit rules last), so moving those to the front nearly
+// always gives the order, in time of the groups, where sorting 50k groups
+// was a tenth of what Renewals costs for a one-line change.
+func sortedBySeq(gs []viewGroup) []viewGroup {
+	bySeq := func(a, b viewGroup) int { return a.seq - b.seq }
+	if slices.IsSortedFunc(gs, bySeq) {
+		return gs
+	}
+	out := make([]viewGroup, 0, len(gs))
+	for _, g := range gs {
+		if g.seq == 0 {
+			out = append(out, g)
+		}
+	}
+	for _, g := range gs {
+		if g.seq != 0 {
+			out = append(out, g)
+		}
+	}
+	if !slices.IsSortedFunc(out, bySeq) {
+		slices.SortStableFunc(out, bySeq)
+	}
+	return out
 }
 
 func mapLookupOf(r *Rule) *MapLookup {
