@@ -146,8 +146,14 @@ func (e *events) drain(fn func(destroy bool, f Flow)) (lost bool, err error) {
 			// after them (an overflow) for the next call, which would
 			// report it only at the next drain; reading on to EAGAIN
 			// instead would hold the index's lock through a flood.
-			if soErr, err := unix.GetsockoptInt(e.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soErr == int(unix.ENOBUFS) {
+			// Reading SO_ERROR clears it: any other error is reported here.
+			switch soErr, err := unix.GetsockoptInt(e.fd, unix.SOL_SOCKET, unix.SO_ERROR); {
+			case err != nil:
+				return lost, fmt.Errorf("read conntrack events: %w", err)
+			case soErr == int(unix.ENOBUFS):
 				lost = true
+			case soErr != 0:
+				return lost, fmt.Errorf("read conntrack events: %w", unix.Errno(soErr))
 			}
 			return lost, nil
 		}

@@ -29,13 +29,13 @@ import (
 // listened): the kernel never sends their events (the event extension is
 // attached when an entry is created, and with nf_conntrack_events = 2 only
 // if some socket on the host listens then: nf_ctnetlink_has_listener is
-// global, not per namespace; measured on Linux 6.18). Flows first seen in a dump and not yet in an event may be
-// such "silent" flows (or merely idle ones: any event of a flow proves it
-// is not, including the mark update the tracker makes to an old session);
-// while any that counts under a limit (or may again: CLOSE, see watched)
-// is left, the index dumps again in place once a second (Update, and the
-// tracker's refresh through Old); the views may see their ends up to a
-// second late.
+// global, not per namespace; measured on Linux 6.18). Flows first seen in
+// a dump and not yet in an event may be such "silent" flows (or merely
+// idle ones: any event of a flow proves it is not, including the mark
+// update the tracker makes to an old session); while any that counts under
+// a limit (or may again: CLOSE, see watched) is left, the index dumps
+// again in place once a second (Update, and the tracker's refresh through
+// Old); the views may see their ends up to a second late.
 //
 // Bindings and routes are the index's view of where flows fall: a read
 // with other bindings (a new config, an interface that moved), or after

@@ -130,21 +130,20 @@ func mergeStoppers(before, removed, added []*acl.Entry, e *acl.Entry) []*acl.Ent
 	}
 	var out []*acl.Entry
 	j := 0
-	for _, o := range before {
-		for ; j < len(added) && added[j].Seq < o.Seq; j++ {
-			if added[j].Seq < e.Seq && stopper(added[j], e) {
+	take := func(upTo int) { // the added stoppers before seq upTo
+		for ; j < len(added) && added[j].Seq < upTo; j++ {
+			if stops(added[j]) {
 				out = append(out, added[j])
 			}
 		}
+	}
+	for _, o := range before {
+		take(o.Seq)
 		if !slices.Contains(removed, o) {
 			out = append(out, o)
 		}
 	}
-	for ; j < len(added) && added[j].Seq < e.Seq; j++ {
-		if stopper(added[j], e) {
-			out = append(out, added[j])
-		}
-	}
+	take(e.Seq)
 	return out
 }
 
