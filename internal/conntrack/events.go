@@ -27,9 +27,10 @@ const eventRcvBuf = 16 << 20
 // events is a ctnetlink socket subscribed to the new, update and destroy
 // events of one namespace, read without blocking.
 //
-// Why every update: an update carries the TCP state changes (an entry in
+// Why updates: an update carries the TCP state changes (an entry in
 // TIME_WAIT or CLOSE no longer counts, as for nf_conncount) and the mark
-// changes (OldMark); the kernel cannot filter them by kind.
+// changes (OldMark). The kernel cannot be asked for some kinds only (one
+// group has them all), so a socket filter drops the rest (eventFilter).
 type events struct {
 	fd     int
 	joined [3]bool // of nfnlgrpCtNew, Update, Destroy (listen)
@@ -79,14 +80,26 @@ func openEvents(netnsFd int) (*events, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, eventRcvBuf); err != nil {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, eventRcvBuf)
 	}
-	groups := uint32(1<<(nfnlgrpCtNew-1) | 1<<(nfnlgrpCtUpdate-1) | 1<<(nfnlgrpCtDestroy-1))
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+	if err := attachEventFilter(fd); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("subscribe to conntrack events: %w", err)
+		return nil, err
+	}
+	if err := bindEvents(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
 	}
 	e := newEvents(fd)
 	e.joined = [3]bool{true, true, true}
 	return e, nil
+}
+
+// bindEvents subscribes fd to the new, update and destroy groups.
+func bindEvents(fd int) error {
+	groups := uint32(1<<(nfnlgrpCtNew-1) | 1<<(nfnlgrpCtUpdate-1) | 1<<(nfnlgrpCtDestroy-1))
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+		return fmt.Errorf("subscribe to conntrack events: %w", err)
+	}
+	return nil
 }
 
 // eventsEnabled reads net.netfilter.nf_conntrack_events in the namespace
