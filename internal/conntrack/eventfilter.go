@@ -10,18 +10,18 @@ import (
 )
 
 // The TCP states an update may carry that tell the index nothing
-// (nf_conntrack_tcp.h): between SYN_RECV and LAST_ACK a flow is open, as
-// it was at its new event, and stays so.
+// (nf_conntrack_tcp.h): a flow gets to ESTABLISHED..LAST_ACK only from
+// another open state, and is open there as before.
 const (
-	tcpSynRecv = 2
-	tcpLastAck = 6
+	tcpEstablished = 3
+	tcpLastAck     = 6
 )
 
 // eventFilter is the socket filter (classic BPF) of the event socket: it
 // passes what the index reads and drops, in the kernel, the update events
 // that cannot change a record. A TCP connection sends seven events (new,
 // SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT or LAST_ACK, TIME_WAIT,
-// destroy); the index needs three, and each dropped one costs neither a
+// destroy); the index needs four, and each dropped one costs neither a
 // wake-up, a copy nor room in the socket's queue (an overflow is a full
 // dump).
 //
@@ -29,17 +29,21 @@ const (
 //   - new and destroy events;
 //   - an update with a mark (ctnetlink puts the mark in every event whose
 //     mark changed or is not 0: without one, the mark is 0 and was);
-//   - an update that carries a TCP state outside SYN_RECV..LAST_ACK: the
-//     flow stops counting (TIME_WAIT, CLOSE) or counts again (a CLOSE
-//     entry reopened in place goes to SYN_SENT, the only way back);
+//   - an update that carries a TCP state outside ESTABLISHED..LAST_ACK:
+//     the flow stops counting (TIME_WAIT, CLOSE) or may count again (an
+//     entry in CLOSE reopened in place goes to SYN_SENT, or to SYN_RECV
+//     when the kernel gets back in sync on a SYN/ACK to a SYN it
+//     ignored: nf_conntrack_proto_tcp's only ways back);
 //   - an update it cannot read (no original tuple found: a paged skb, on
 //     which the kernel's attribute lookups find nothing), and protoinfo of
 //     another protocol.
 //
 // It drops an update without a mark that carries no state (the state did
-// not change) or an open state after SYN_SENT. What the index loses is
+// not change) or one of ESTABLISHED..LAST_ACK. What the index loses is
 // only that such an update would have ended a record's silence
-// (flowRec.silent), which a later event or dump does too.
+// (flowRec.silent): a flow first seen in a dump (after an overflow) stays
+// watched, and dumped for, until its SYN_RECV, TIME_WAIT or CLOSE, a mark
+// or its destroy arrives.
 //
 // Why the attribute lookups (SKF_AD_NLATTR, SKF_AD_NLATTR_NEST): the
 // kernel finds an attribute by type from an offset (A) in the message,
@@ -78,7 +82,7 @@ func eventFilter() ([]bpf.RawInstruction, error) {
 		/* 21 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 5},
 		/* 22 */ bpf.TAX{},
 		/* 23 */ bpf.LoadIndirect{Off: 4, Size: 1}, // the state, after its attribute header
-		/* 24 */ bpf.JumpIf{Cond: bpf.JumpLessThan, Val: tcpSynRecv, SkipTrue: 2},
+		/* 24 */ bpf.JumpIf{Cond: bpf.JumpLessThan, Val: tcpEstablished, SkipTrue: 2},
 		/* 25 */ bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: tcpLastAck, SkipTrue: 1},
 		/* 26 drop */ bpf.RetConstant{Val: 0},
 		/* 27 pass */ bpf.RetConstant{Val: accept},

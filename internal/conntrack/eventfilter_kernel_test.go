@@ -26,7 +26,7 @@ func (e event) String() string { return fmt.Sprintf("%s/%d/%s", e.Kind, e.State,
 
 // indexReads is eventFilter's contract, written out: new and destroy
 // events, updates with a mark, and updates whose TCP state is outside
-// SYN_RECV..LAST_ACK.
+// ESTABLISHED..LAST_ACK.
 func indexReads(e event) bool {
 	switch {
 	case e.Kind != "update", e.Mark != "":
@@ -34,7 +34,7 @@ func indexReads(e event) bool {
 	case e.State == 0:
 		return false
 	}
-	return e.State < tcpSynRecv || e.State > tcpLastAck
+	return e.State < tcpEstablished || e.State > tcpLastAck
 }
 
 // readEvents reads every event queued on fd now.
@@ -138,7 +138,7 @@ func TestKernelEventFilter(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the filtered socket's events differ from the index's share of all (-want +got):\n%s", diff)
 	}
-	needs := []event{{Kind: "new", State: 1}, {Kind: "update", State: 3, Mark: strconv.Itoa(int(OldMark))},
+	needs := []event{{Kind: "new", State: 1}, {Kind: "update", State: 2}, {Kind: "update", State: 3, Mark: strconv.Itoa(int(OldMark))},
 		{Kind: "update", State: 3, Mark: "0"}, {Kind: "update", State: tcpTimeWait}, {Kind: "destroy", State: tcpTimeWait}}
 	for _, n := range needs {
 		if !containsEvent(got, n) {
