@@ -238,13 +238,13 @@ func (x *Index) Follow(ctx context.Context) {
 }
 
 // followPause is how long Follow lets events queue after it drained them.
-// Why: a reader that waits is woken for every event, some three per
+// Why: a reader that waits is woken for every event, four per TCP
 // connection (eventFilter), and at thousands of connections a second
 // those wakeups cost the host more than the events themselves
-// (BENCHMARKS.md). Reads
-// drain what is queued before they answer, so the views are as fresh as
-// before; the socket holds some 16k events (eventRcvBuf), which at this
-// pause is some 800k events a second before it overflows.
+// (BENCHMARKS.md). Reads drain what is queued before they answer, so the
+// views are as fresh as before; the socket holds some 16k events
+// (eventRcvBuf), which at this pause is some 800k events a second before
+// it overflows.
 const followPause = 20 * time.Millisecond
 
 // Update brings the index up to date for bs (see updateLocked); the
