@@ -18,11 +18,12 @@ import (
 // eventFilter looks at.
 type event struct {
 	Kind  string // new, update or destroy
+	Proto uint8  // the IP protocol of the flow
 	State uint8  // TCP state, 0 when the message carries none
 	Mark  string // the mark attribute, "" when absent
 }
 
-func (e event) String() string { return fmt.Sprintf("%s/%d/%s", e.Kind, e.State, e.Mark) }
+func (e event) String() string { return fmt.Sprintf("%s/%d/%d/%s", e.Kind, e.Proto, e.State, e.Mark) }
 
 // indexReads is eventFilter's contract, written out: new and destroy
 // events, updates with a mark, and updates whose TCP state is outside
@@ -63,7 +64,7 @@ func readEvents(t *testing.T, fd int) []event {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.State = f.TCPState
+		e.Proto, e.State = f.Proto, f.TCPState
 		attrs(b[unix.NLMSG_HDRLEN+4:], func(typ uint16, d []byte) {
 			if typ == ctaMark {
 				e.Mark = strconv.Itoa(int(binary.BigEndian.Uint32(d)))
@@ -75,13 +76,15 @@ func readEvents(t *testing.T, fd int) []event {
 
 // TestKernelEventFilter follows one TCP session through its whole life
 // (handshake, an old mark set and cleared, close to TIME_WAIT, deleted)
-// on two event sockets of the namespace: one without a filter, and the
-// index's. The index's gets exactly the events indexReads keeps of the
-// other's, which include each kind the index needs and some it drops.
+// and one UDP exchange (new, its reply, deleted) on two event sockets of
+// the namespace: one without a filter, and the index's. The index's gets
+// exactly the events indexReads keeps of the other's, which include each
+// kind the index needs and some it drops.
 func TestKernelEventFilter(t *testing.T) {
 	p := netns.NewPair(t)
 	nftLoad(t, p.Server, trackOnly)
 	p.Server.Listen(t, "10.0.0.2:22")
+	p.Server.ListenUDP(t, "10.0.0.2:53")
 	k := openKernel(t, p.Server)
 
 	fd, err := netlinkSocket(p.Server.Fd())
@@ -123,6 +126,10 @@ func TestKernelEventFilter(t *testing.T) {
 		}
 	}
 	p.Server.MustExec(t, "conntrack", "-D", "-p", "tcp", "--sport", strconv.Itoa(int(f.SrcPort)))
+	if out, err := p.Client.ExchangeUDP("", "10.0.0.2:53", 2*time.Second); out != netns.Connected {
+		t.Fatalf("udp exchange: %v (%v)", out, err)
+	}
+	p.Server.MustExec(t, "conntrack", "-D", "-p", "udp", "--dport", "53")
 	time.Sleep(50 * time.Millisecond)
 
 	all, got := readEvents(t, fd), readEvents(t, x.fd)
@@ -138,15 +145,19 @@ func TestKernelEventFilter(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the filtered socket's events differ from the index's share of all (-want +got):\n%s", diff)
 	}
-	needs := []event{{Kind: "new", State: 1}, {Kind: "update", State: 2}, {Kind: "update", State: 3, Mark: strconv.Itoa(int(OldMark))},
-		{Kind: "update", State: 3, Mark: "0"}, {Kind: "update", State: tcpTimeWait}, {Kind: "destroy", State: tcpTimeWait}}
+	needs := []event{{Kind: "new", Proto: 6, State: 1}, {Kind: "update", Proto: 6, State: 2},
+		{Kind: "update", Proto: 6, State: 3, Mark: strconv.Itoa(int(OldMark))}, {Kind: "update", Proto: 6, State: 3, Mark: "0"},
+		{Kind: "update", Proto: 6, State: tcpTimeWait}, {Kind: "destroy", Proto: 6, State: tcpTimeWait},
+		{Kind: "new", Proto: 17}, {Kind: "destroy", Proto: 17}}
 	for _, n := range needs {
 		if !containsEvent(got, n) {
 			t.Errorf("the index was not sent %v", n)
 		}
 	}
-	if !containsEvent(dropped, event{Kind: "update", State: 3}) {
-		t.Errorf("no ESTABLISHED update without a mark among all events: the test shows no filtering (%v)", all)
+	for _, d := range []event{{Kind: "update", Proto: 6, State: 3}, {Kind: "update", Proto: 17}} {
+		if !containsEvent(dropped, d) {
+			t.Errorf("no %v among all events: the test shows no filtering of it (%v)", d, all)
+		}
 	}
 }
 
