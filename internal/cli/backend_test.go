@@ -90,7 +90,8 @@ func agentLike(b Backend) Backend {
 // TestShowWithCounters checks how counters and sessions from the agent are
 // shown.
 func TestShowWithCounters(t *testing.T) {
-	base, err := ParseConfig("ip access-list extended check\n seq 10 permit tcp any any eq 22 connlimit 3\n seq 20 permit ip any any\n!\ninterface management 0\n ip access-group check in\n!\n")
+	base, err := ParseConfig("ip access-list extended check\n seq 10 permit tcp any any eq 22 connlimit 3\n seq 20 permit ip any any\n!\ninterface management 0\n ip access-group check in\n!\n" +
+		"ipv6 access-list extended check6\n seq 10 permit tcp any any eq 22\n!\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +105,12 @@ func TestShowWithCounters(t *testing.T) {
 		// eth0 is management 0 for the agent.
 		{"show access-list interface eth0 in | include seq 10 | count", "Number of lines: 1\n"},
 		{"show access-list ip check in | section seq 20", " seq 20 permit ip any any (7 matches, 0 refused)\n"},
+		// Every list, as IOS's show access-list (and access-lists) and
+		// SLX-OS's show access-list ip without a name.
+		{"show access-list | include access-list", "ip access-list extended check\nipv6 access-list extended check6\n"},
+		{"show access-lists | include access-list", "ip access-list extended check\nipv6 access-list extended check6\n"},
+		{"show access-list ip | include access-list", "ip access-list extended check\n"},
+		{"show access-list ipv6 | include access-list", "ipv6 access-list extended check6\n"},
 		{"show access-list sessions ip check", `ip access-list extended check
  seq 10 permit tcp any any eq 22 connlimit 3
    10.0.0.1                                 3/3  at limit

@@ -152,6 +152,10 @@ func execCommands() []*command {
 		execCmd(seq(show, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), kw("access-lists", "Access lists"),
 			opt(aclNameArg(selfACL)), pipe), cmdShowACLs),
 		execCmd(seq(show, kw("access-lists", "All access lists"), pipe), cmdShowAllACLs),
+		// IOS reads `show access-list` as its abbreviation of access-lists,
+		// and SLX-OS's `show access-list ip` without a name lists them all.
+		execCmd(seq(show, accessList, pipe), cmdShowAllACLs),
+		execCmd(seq(show, accessList, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), pipe), cmdShowACLs),
 		execCmd(seq(show, accessList, kw("sessions", "Current sessions per key of the limited entries"),
 			aclNode(selfACL), opt(seqArg), pipe), cmdShowSessions),
 		execCmd(seq(show, accessList, kw("interface", "Access lists applied to an interface"),
