@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -730,7 +731,9 @@ func endsBlank(line string) bool {
 }
 
 // completeAt returns the keywords that the last (partial) word of line can
-// be completed to, sorted; all next keywords when line ends in a blank.
+// be completed to, sorted; all next keywords when line ends in a blank,
+// but not one alone where a value may come instead (`show access-list ip `
+// is followed by a name or the pipe: TAB must not write the pipe).
 func completeAt(g node, line string) []string {
 	m, partial := candidatesAt(g, line)
 	if m == nil {
@@ -741,6 +744,9 @@ func completeAt(g node, line string) []string {
 		if a.word != "" && strings.HasPrefix(a.word, partial) && !contains(out, a.word) {
 			out = append(out, a.word)
 		}
+	}
+	if len(out) == 1 && partial == "" && slices.ContainsFunc(m.cands, func(a *atom) bool { return a.word == "" }) {
+		return nil
 	}
 	sort.Strings(out)
 	return out
