@@ -79,8 +79,9 @@ func comparePeriodic(a, b Periodic) int {
 	return a.End - b.End
 }
 
-// AddPeriodic adds a periodic clause (duplicates are refused). Clauses are
-// kept sorted by days, start and end.
+// AddPeriodic adds a periodic clause; one the range holds already is no
+// error and changes nothing (IOS; Ansible and Netmiko re-send lines).
+// Clauses are kept sorted by days, start and end.
 func (c *Config) AddPeriodic(name string, p Periodic) error {
 	t, err := c.mustTimeRange(name)
 	if err != nil {
@@ -91,7 +92,7 @@ func (c *Config) AddPeriodic(name string, p Periodic) error {
 	}
 	i, ok := slices.BinarySearchFunc(t.Periodic, p, comparePeriodic)
 	if ok {
-		return errorf("periodic %s already exists", formatPeriodic(p))
+		return nil
 	}
 	t.Periodic = slices.Insert(t.Periodic, i, p)
 	return nil

@@ -112,7 +112,6 @@ var malformed = []struct {
 	{[]string{"time-range tr"}, "periodic daily 24:00 to 01:00"},
 	{[]string{"time-range tr"}, "periodic someday 01:00 to 02:00"},
 	{[]string{"time-range tr"}, "periodic daily 01:00 to 01:00"},
-	{[]string{"time-range tr"}, "periodic daily 01:00 to 02:00"}, // duplicate
 	{[]string{"time-range tr"}, "absolute"},
 	{[]string{"time-range tr"}, "absolute start 00:00 31 Apr 2027"},
 	{[]string{"time-range tr"}, "absolute start 00:00 01 Jan 2028 end 00:00 01 Jan 2027"},
