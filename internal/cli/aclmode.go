@@ -96,7 +96,7 @@ func entryBody(f acl.Family) node {
 	dst := addrNode(f, "Destination", func(a *entryArgs) *acl.Addr { return &a.e.Dst })
 	srcPorts := opt(portsNode("source", func(a *entryArgs) *acl.PortMatch { return &a.e.SrcPort }))
 	dstPorts := opt(portsNode("destination", func(a *entryArgs) *acl.PortMatch { return &a.e.DstPort }))
-	options := entryOptions()
+	options := entryOptions(f)
 	setProto := func(p int) func(*entryArgs) { return func(a *entryArgs) { a.e.Proto = p } }
 	anyName, icmp := "ip", acl.ProtoICMP
 	if f == acl.IPv6 {
@@ -153,12 +153,17 @@ func portsNode(what string, get func(*entryArgs) *acl.PortMatch) node {
 	)
 }
 
-// keyKinds is `per-source | per-prefix LEN | per-destination | total`.
-func keyKinds(set func(a *entryArgs, k acl.KeyKind, plen int)) node {
+// keyKinds is `per-source | per-prefix LEN | per-destination | total`; LEN
+// is 1-32 in an IPv4 list, 1-128 in an IPv6 one.
+func keyKinds(f acl.Family, set func(a *entryArgs, k acl.KeyKind, plen int)) node {
+	bits := int64(32)
+	if f == acl.IPv6 {
+		bits = 128
+	}
 	return alt(
 		kwSet("per-source", "Count per source address (default)", func(a *entryArgs) { set(a, acl.PerSource, 0) }),
 		seq(kwSet("per-prefix", "Count per source prefix", func(a *entryArgs) { set(a, acl.PerPrefix, 0) }),
-			intArg(0, 128, "Prefix length", func(a *entryArgs, n int) { set(a, acl.PerPrefix, n) })),
+			intArg(1, bits, "Prefix length", func(a *entryArgs, n int) { set(a, acl.PerPrefix, n) })),
 		kwSet("per-destination", "Count per destination address", func(a *entryArgs) { set(a, acl.PerDestination, 0) }),
 		kwSet("total", "One count for every client of the entry", func(a *entryArgs) { set(a, acl.Total, 0) }),
 	)
@@ -177,11 +182,11 @@ func periods(set func(a *entryArgs, p acl.Period), withSecond bool) node {
 }
 
 // entryOptions are the options of SPEC §4, in any order, each once.
-func entryOptions() node {
+func entryOptions(f acl.Family) node {
 	connlimit := seq(
 		kwSet("connlimit", "Limit concurrent connections", func(a *entryArgs) { a.e.Connlimits = append(a.e.Connlimits, acl.Connlimit{}) }),
 		intArg(0, acl.MaxConnlimit, "Maximum concurrent connections (0 refuses all)", func(a *entryArgs, n int) { a.lastConnlimit().N = n }),
-		opt(keyKinds(func(a *entryArgs, k acl.KeyKind, plen int) { l := a.lastConnlimit(); l.Key, l.PrefixLen = k, plen })))
+		opt(keyKinds(f, func(a *entryArgs, k acl.KeyKind, plen int) { l := a.lastConnlimit(); l.Key, l.PrefixLen = k, plen })))
 	rate := seq(
 		kwSet("rate", "Limit new connections per period", func(a *entryArgs) { a.e.Rate = &acl.Rate{} }),
 		intArg(1, acl.MaxRate, "New connections per period", func(a *entryArgs, n int) { a.e.Rate.N = n }),

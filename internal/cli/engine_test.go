@@ -99,6 +99,11 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeACL}, "permit tcp 10.0.0.0 any", ErrInvalid, 3},
 		{frame{kind: modeACL}, "permit tcp ::1 any", ErrInvalid, 2},
 		{frame{kind: modeACL, fam: acl.IPv6}, "permit tcp ::1/128 any", -1, 0},
+		{frame{kind: modeACL}, "permit tcp any any connlimit 3 per-prefix 24", -1, 0},
+		{frame{kind: modeACL}, "permit tcp any any connlimit 3 per-prefix 33", ErrInvalid, 7},
+		{frame{kind: modeACL}, "permit tcp any any connlimit 3 per-prefix 0", ErrInvalid, 7},
+		{frame{kind: modeACL, fam: acl.IPv6}, "permit tcp any any connlimit 3 per-prefix 64", -1, 0},
+		{frame{kind: modeACL, fam: acl.IPv6}, "permit tcp any any connlimit 3 per-prefix 129", ErrInvalid, 7},
 		{frame{kind: modeACL, fam: acl.IPv6}, "permit ip any any", -1, 0}, // ip abbreviates ipv6
 		{frame{kind: modeACL, fam: acl.IPv6}, "permit ipx any any", ErrInvalid, 1},
 		{frame{kind: modeACL}, `permit tcp any any refuse message "a b  c"`, -1, 0},
