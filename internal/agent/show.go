@@ -93,7 +93,7 @@ func (a *Agent) InterfaceNames() []cli.InterfaceName {
 // outside the agent's lock (on the running config of the moment), so that
 // shows never hold up a change or a drift repair.
 func (a *Agent) Sessions(f acl.Family, name string, seq int) ([]cli.SessionKey, error) {
-	cfg, err := a.runningWith(f, name)
+	cfg, err := a.runningWith(f, name, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +155,15 @@ func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey
 
 // runningWith returns the running config of the moment (a value: changes
 // replace it; read without the agent's lock) after checking that it has
-// the ACL.
-func (a *Agent) runningWith(f acl.Family, name string) (*acl.Config, error) {
+// the ACL, and its entry seq unless seq is 0.
+func (a *Agent) runningWith(f acl.Family, name string, seq int) (*acl.Config, error) {
 	cfg := a.current()
-	if cfg.ACL(f, name) == nil {
+	l := cfg.ACL(f, name)
+	if l == nil {
 		return nil, errorf("%% Error: access-list %q does not exist", name)
+	}
+	if seq != 0 && l.Entry(seq) == nil {
+		return nil, errorf("%% Error: seq %d does not exist in access-list %q", seq, name)
 	}
 	return cfg, nil
 }
@@ -175,7 +179,7 @@ func sessionKeys(keys []conntrack.KeyCount) []cli.SessionKey {
 
 // ClearSessions implements `clear access-list sessions`.
 func (a *Agent) ClearSessions(f acl.Family, name string, seq int, src netip.Addr) error {
-	cfg, err := a.runningWith(f, name)
+	cfg, err := a.runningWith(f, name, seq)
 	if err != nil {
 		return err
 	}

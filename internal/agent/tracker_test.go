@@ -114,8 +114,18 @@ func TestSessionsThroughAgent(t *testing.T) {
 	if _, err := ta.Sessions(acl.IPv4, "nope", 0); err == nil || !strings.Contains(err.Error(), `"nope" does not exist`) {
 		t.Errorf("sessions of a missing ACL: %v", err)
 	}
+	const noSeq = `% Error: seq 99 does not exist in access-list "check"`
+	if _, err := ta.Sessions(acl.IPv4, "check", 99); err == nil || err.Error() != noSeq {
+		t.Errorf("sessions of a missing seq: %v", err)
+	}
+	if err := ta.ClearSessions(acl.IPv4, "check", 99, netip.Addr{}); err == nil || err.Error() != noSeq {
+		t.Errorf("clearing the sessions of a missing seq: %v", err)
+	}
 	if err := ta.ClearSessions(acl.IPv4, "check", 10, netip.Addr{}); err != nil {
 		t.Error(err)
+	}
+	if n := strings.Count(strings.Join(tr.calls, " "), "clear-sessions"); n != 1 {
+		t.Errorf("the tracker cleared sessions %d times, want once (not for the missing seq)", n)
 	}
 	stats := ta.SessionStats()
 	if len(stats) != 1 || stats[0].Seq != 10 || stats[0].Sessions != 4 || stats[0].AtLimit != 1 {
