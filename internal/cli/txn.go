@@ -169,7 +169,9 @@ func ParseConfig(text string) (*acl.Config, error) {
 // stack st and, when it does not match there, in the parent modes (walk-up).
 // It returns the stack cut to the mode that matched. When no mode matches,
 // the error of the mode where the line got furthest is returned
-// (the innermost on a tie).
+// (the innermost on a tie), except that a first word ambiguous in the
+// innermost mode is reported as such (`p tcp any any` in an ACL: permit or
+// packet-tracer), however far a parent mode reads it as something else.
 func parseConfigLine(st []frame, line string) ([]frame, *parsed, *LineError) {
 	var best *matchErr
 	for d := len(st) - 1; d >= 0; d-- {
@@ -177,7 +179,11 @@ func parseConfigLine(st []frame, line string) ([]frame, *parsed, *LineError) {
 		if err == nil {
 			return st[:d+1], p, nil
 		}
-		if best == nil || err.tok > best.tok {
+		switch {
+		case best == nil:
+			best = err
+		case best.kind == ErrAmbiguous && best.tok == 0:
+		case err.tok > best.tok:
 			best = err
 		}
 	}
