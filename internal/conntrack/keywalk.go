@@ -20,6 +20,7 @@ import (
 // need to be tried, and they are listed with L once per configuration.
 type keyWalk struct {
 	steps []keyStep
+	bind  Binding // its time ranges (Binding.inTime)
 }
 
 // keyStep is one limited entry with the earlier entries that may stop the
@@ -46,7 +47,7 @@ func stops(e *acl.Entry) bool {
 // steps of their own: a permit among them that matches ends the walk
 // there, a deny counts and lets the flow go on.
 func newKeyWalk(b Binding) keyWalk {
-	var w keyWalk
+	w := keyWalk{bind: b}
 	es := b.ACL.Entries
 	for i, e := range es {
 		if !limited(e) {
@@ -103,7 +104,7 @@ func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
 	for i := range w.steps {
 		was[w.steps[i].e] = &w.steps[i]
 	}
-	var nw keyWalk
+	nw := keyWalk{bind: b}
 	es := b.ACL.Entries
 	for i, e := range es {
 		if !limited(e) {
@@ -176,11 +177,11 @@ func entryDiff(a, b []*acl.Entry, most int) (removed, added []*acl.Entry, ok boo
 func (w *keyWalk) keys(f Flow, counted func(k KeyID)) {
 	for i := range w.steps {
 		s := &w.steps[i]
-		if !Matches(s.e, f) {
+		if !Matches(s.e, f) || !w.bind.inTime(s.e, f) {
 			continue
 		}
 		for _, o := range s.before {
-			if Matches(o, f) {
+			if Matches(o, f) && w.bind.inTime(o, f) {
 				return // o comes first and decides the flow
 			}
 		}
