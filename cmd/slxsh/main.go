@@ -76,8 +76,15 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "%% %v\n%s", err, usage)
 		return 2
 	}
-	if cmd, ok := forcedCommand(os.Getenv("SSH_ORIGINAL_COMMAND")); ok && !opts.hasCmd && opts.file == "" && !opts.sandbox && opts.connect == 0 {
-		opts.command, opts.hasCmd = cmd, true
+	if !opts.hasCmd && opts.file == "" && !opts.sandbox && opts.connect == 0 {
+		cmd, ok, err := forcedCommand(os.Getenv("SSH_ORIGINAL_COMMAND"))
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		if ok {
+			opts.command, opts.hasCmd = cmd, true
+		}
 	}
 	if opts.connect > 0 {
 		return sandboxConnect(opts.connect, stdin, stdout, stderr)
@@ -201,15 +208,21 @@ func hostname() string {
 // its ForceCommand and the client named a command (`ssh host 'show
 // version'`): that command runs as -c would. A command that names the
 // shell itself (`ssh host slxsh < cfg`, the form that works without
-// ForceCommand too) means the shell as it is: it reads stdin.
-func forcedCommand(env string) (string, bool) {
+// ForceCommand too) means the shell as it is: it reads stdin. The shell
+// named with arguments is an error: the ForceCommand's own arguments
+// decide (agent, mode), and a -c or -f ignored would print nothing and
+// succeed.
+func forcedCommand(env string) (string, bool, error) {
 	cmd := strings.TrimSpace(env)
 	if cmd == "" {
-		return "", false
+		return "", false, nil
 	}
-	first, _, _ := strings.Cut(cmd, " ")
+	first, rest, _ := strings.Cut(cmd, " ")
 	if first == "slxsh" || strings.HasSuffix(first, "/slxsh") {
-		return "", false
+		if strings.TrimSpace(rest) != "" {
+			return "", false, fmt.Errorf("%% Error: this login runs slxsh itself and takes no arguments to it (%s): send the commands (ssh HOST 'show version; show clock') or slxsh alone with a script on stdin", strings.TrimSpace(rest))
+		}
+		return "", false, nil
 	}
-	return cmd, true
+	return cmd, true, nil
 }

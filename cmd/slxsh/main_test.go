@@ -273,18 +273,23 @@ func TestCompleter(t *testing.T) {
 func TestForcedCommand(t *testing.T) {
 	for _, tc := range []struct {
 		env, cmd string
-		ok       bool
+		ok, bad  bool
 	}{
-		{"", "", false},
-		{"  ", "", false},
-		{"slxsh", "", false},
-		{"/usr/local/bin/slxsh --socket /x", "", false},
-		{"show version", "show version", true},
-		{" show access-list ip check; show version ", "show access-list ip check; show version", true},
+		{"", "", false, false},
+		{"  ", "", false, false},
+		{"slxsh", "", false, false},
+		{"/usr/local/bin/slxsh ", "", false, false},
+		{"/usr/local/bin/slxsh --socket /x", "", false, true},
+		{`slxsh -c "show version"`, "", false, true},
+		{"show version", "show version", true, false},
+		{" show access-list ip check; show version ", "show access-list ip check; show version", true, false},
 	} {
-		cmd, ok := forcedCommand(tc.env)
-		if cmd != tc.cmd || ok != tc.ok {
-			t.Errorf("forcedCommand(%q) = %q, %v; want %q, %v", tc.env, cmd, ok, tc.cmd, tc.ok)
+		cmd, ok, err := forcedCommand(tc.env)
+		if cmd != tc.cmd || ok != tc.ok || (err != nil) != tc.bad {
+			t.Errorf("forcedCommand(%q) = %q, %v, %v; want %q, %v, error %v", tc.env, cmd, ok, err, tc.cmd, tc.ok, tc.bad)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "% Error: ") {
+			t.Errorf("forcedCommand(%q): %v, not a %% error", tc.env, err)
 		}
 	}
 }
