@@ -125,6 +125,7 @@ type Agent struct {
 	baseline  map[string]uint64              // named counter values at the last `clear access-list counters`
 	revert    *time.Timer                    // pending `configure terminal revert timer`
 	revertGen uint64                         // identifies the pending timer
+	revertAt  time.Time                      // when the pending timer reverts
 	flushed   map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
 	started   time.Time
 	repairs   atomic.Uint64 // drift repairs done
@@ -256,6 +257,12 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 		prev = nil // start, reload, revert: warn about every binding
 	}
 	warns := a.interfaceWarningsLocked(prev)
+	if a.revert != nil && why == "configure" {
+		// The revert returns to the config of its arming, so this change
+		// goes with it: the shell that commits it must know.
+		warns = append(warns, fmt.Sprintf("%% Warning: a configure revert timer is running (until %s): unless someone enters configure confirm, the configuration returns to what it was when the timer started, this change included",
+			a.revertAt.In(a.zone()).Format("15:04:05 MST")))
+	}
 	for _, w := range warns {
 		a.log.Warn(w, "why", why)
 	}

@@ -350,14 +350,23 @@ func TestRevertTimer(t *testing.T) {
 		t.Error("the kernel was not reverted with the running config")
 	}
 
-	// Confirmed: the change stays.
+	// Confirmed: the change stays. A change made while the timer runs
+	// (by any shell) is told that the revert would take it too; one made
+	// after the confirm is not.
 	if err := ta.Revert(1); err != nil {
 		t.Fatal(err)
 	}
-	ta.mustConfigure(t, cli.Txn{Lines: []string{"hostname confirmed"}})
+	warns, err := ta.Configure(cli.Txn{Lines: []string{"hostname confirmed"}})
+	if err != nil || len(warns) != 1 || !strings.HasPrefix(warns[0], "% Warning: a configure revert timer is running") {
+		t.Errorf("a change under the revert timer: warnings %q, %v", warns, err)
+	}
 	if err := ta.Confirm(); err != nil {
 		t.Fatal(err)
 	}
+	if warns, err := ta.Configure(cli.Txn{Lines: []string{"hostname confirmed2"}}); err != nil || len(warns) != 0 {
+		t.Errorf("a change after the confirm: warnings %q, %v", warns, err)
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"hostname confirmed"}})
 	time.Sleep(60 * time.Millisecond)
 	if !strings.Contains(ta.RunningText(), "host-name confirmed") {
 		t.Error("confirmed change was reverted")

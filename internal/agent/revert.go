@@ -58,6 +58,7 @@ func (a *Agent) Revert(minutes int) error {
 func (a *Agent) armRevertLocked(deadline time.Time, saved *acl.Config) {
 	a.revertGen++
 	gen := a.revertGen
+	a.revertAt = deadline
 	a.revert = time.AfterFunc(time.Until(deadline), func() { a.fireRevert(gen, saved) })
 }
 
