@@ -31,6 +31,10 @@ type aclArgs struct {
 type runningArgs struct {
 	what string // "", "access-list", "interface", "time-range"
 	acl  aclArgs
+	// One interface or time range (show running-config interface
+	// management 0, time-range NAME); name "" for all of them.
+	ifKind acl.IfKind
+	name   string
 }
 
 // showACLArgs: show access-list ip NAME [in|out].
@@ -144,8 +148,10 @@ func execCommands() []*command {
 				seq(execFamily(func(a *runningArgs, f acl.Family) { a.acl.ref.Family = f }),
 					kwSet("access-list", "Access lists", func(a *runningArgs) { a.what = "access-list" }),
 					opt(kw("extended", "Extended access lists")), opt(aclNameArg(runningACL))),
-				section("interface", "Interfaces"),
-				section("time-range", "Time ranges"))), pipe), cmdShowRunning),
+				seq(section("interface", "Interfaces"),
+					opt(ifNode(func(a *runningArgs, k acl.IfKind, n string) { a.ifKind, a.name = k, n }))),
+				seq(section("time-range", "Time ranges"),
+					opt(wordArg("Time range name", func(a *runningArgs, n string) { a.name = n }))))), pipe), cmdShowRunning),
 		execCmd(seq(show, kw("startup-config", "Startup configuration"), pipe), cmdShowStartup),
 		execCmd(seq(show, accessList, aclNode(showACL), opt(direction(func(a *showACLArgs, d acl.Direction) { a.dir, a.hasDir = d, true })), pipe),
 			cmdShowACLDir),
@@ -341,9 +347,25 @@ func cmdShowRunning(s *Session, w io.Writer, a *runningArgs) error {
 		}
 		c = sub
 	case "interface":
-		c = &acl.Config{Interfaces: c.Interfaces}
+		sub := &acl.Config{Interfaces: c.Interfaces}
+		if a.name != "" {
+			itf := c.Interface(a.ifKind, a.name)
+			if itf == nil {
+				return fmt.Errorf("interface %s has no configuration", (&acl.Interface{Kind: a.ifKind, Name: a.name}).Label())
+			}
+			sub.Interfaces = []*acl.Interface{itf}
+		}
+		c = sub
 	case "time-range":
-		c = &acl.Config{TimeRanges: c.TimeRanges}
+		sub := &acl.Config{TimeRanges: c.TimeRanges}
+		if a.name != "" {
+			tr := c.TimeRange(a.name)
+			if tr == nil {
+				return fmt.Errorf("time-range %q does not exist", a.name)
+			}
+			sub.TimeRanges = []*acl.TimeRange{tr}
+		}
+		c = sub
 	}
 	_, err = io.WriteString(w, acl.Format(c))
 	return err
