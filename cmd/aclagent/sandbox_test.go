@@ -78,6 +78,9 @@ func TestKernelSandbox(t *testing.T) {
 	shell := newLineWaiter(sbOut)
 	io.WriteString(sbIn, "show version\n")
 	shell.wait(t, "Kernel: Linux")
+	// The interfaces are the server namespace's, where the agent is.
+	io.WriteString(sbIn, "show interface | include Primary\n")
+	shell.wait(t, "Primary Internet Address is 10.0.0.2/24")
 	// A veth end on the host would name its peer's namespace.
 	if links, _ := exec.Command("ip", "-o", "link").CombinedOutput(); strings.Contains(string(links), "slx-") {
 		t.Errorf("host links into the sandbox's namespaces:\n%s", links)

@@ -111,6 +111,9 @@ func run(args []string, stdin, stdout, stderr *os.File) int {
 		return 1
 	}
 	sess := cli.NewSession(backend, hostname())
+	if opts.sandbox {
+		sess.SetHost(serverHost{})
+	}
 	switch {
 	case opts.hasCmd:
 		return script(sess, strings.NewReader(splitCommands(opts.command)), "<command>", stdout, stderr)
@@ -191,6 +194,20 @@ func sandboxConnect(n int, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// serverHost is the sandbox's host for show interface and the like: the
+// interfaces of the server namespace, where the agent applies the config,
+// not those of the host the shell runs on.
+type serverHost struct{ cli.LinuxHost }
+
+func (h serverHost) Interfaces() ([]cli.HostInterface, error) {
+	var ifs []cli.HostInterface
+	err := sandbox.InNamespace(sandbox.ServerNS, func() (err error) {
+		ifs, err = h.LinuxHost.Interfaces()
+		return err
+	})
+	return ifs, err
 }
 
 // hostname is the Linux host name up to its first dot, the default HOST of
