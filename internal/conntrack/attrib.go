@@ -2,70 +2,19 @@ package conntrack
 
 import (
 	"cmp"
-	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // Binding is one ACL applied in one direction, with the Linux names of the
-// interfaces it is applied to, and the time ranges its entries use.
+// interfaces it is applied to.
 type Binding struct {
 	ACL    *acl.ACL
 	Dir    acl.Direction
 	Ifaces []string
-	// Ranges are the config's time ranges that entries of ACL name, in
-	// the agent's zone (time.Local, as aclagent compiles them); ranges
-	// identifies their contents (sameBindings). Without them (nil), or
-	// for a flow without a start time, an entry with a time range is taken
-	// as active.
-	Ranges map[string]*acl.TimeRange
-	ranges string
-}
-
-// inTime reports whether e could have decided f by the clock: e has no
-// time range, or its range was active when f started (the kernel decides
-// on the first packet; conntrack timestamps, which the agent turns on, say
-// when that was). An entry whose range was off then did not see f, so
-// neither its limits count f nor does it admit it.
-func (b *Binding) inTime(e *acl.Entry, f Flow) bool {
-	if e.TimeRange == "" || f.Start.IsZero() {
-		return true
-	}
-	t := b.Ranges[e.TimeRange]
-	return t == nil || t.Active(f.Start, time.Local)
-}
-
-// usedRanges returns the time ranges of c that entries of a use, and a
-// text of their contents.
-func usedRanges(c *acl.Config, a *acl.ACL) (map[string]*acl.TimeRange, string) {
-	var out map[string]*acl.TimeRange
-	for _, e := range a.Entries {
-		if e.TimeRange == "" || out[e.TimeRange] != nil {
-			continue
-		}
-		if t := c.TimeRange(e.TimeRange); t != nil {
-			if out == nil {
-				out = map[string]*acl.TimeRange{}
-			}
-			out[e.TimeRange] = t
-		}
-	}
-	names := make([]string, 0, len(out))
-	for n := range out {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var b strings.Builder
-	for _, n := range names {
-		start, end := out[n].AbsoluteBounds(time.Local)
-		fmt.Fprintf(&b, "%s %v %v %v;", n, out[n].Periodic, start, end)
-	}
-	return out, b.String()
 }
 
 // Bindings lists the access-groups of c, one Binding per applied ACL and
@@ -94,7 +43,6 @@ func Bindings(c *acl.Config, ifname func(*acl.Interface) string) []Binding {
 						continue
 					}
 					b = &Binding{ACL: a, Dir: acl.Direction(d)}
-					b.Ranges, b.ranges = usedRanges(c, a)
 					byID[k] = b
 				}
 				b.Ifaces = append(b.Ifaces, ifname(itf))
@@ -301,7 +249,7 @@ func (a *Attribution) evaluate(b Binding, i int, f Flow) bool {
 // through it; the session Index through keyWalk, which counts the same.
 func (b Binding) walk(f Flow, counted func(k KeyID, cl *acl.Connlimit, act acl.Action)) (admit EntryID, ok bool) {
 	for _, e := range b.ACL.Entries {
-		if e.Action == acl.Remark || !Matches(e, f) || !b.inTime(e, f) {
+		if e.Action == acl.Remark || !Matches(e, f) {
 			continue
 		}
 		if len(e.Connlimits) > 0 && (e.Action == acl.Permit || e.Action == acl.Deny) {

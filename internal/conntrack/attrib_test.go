@@ -2,7 +2,6 @@ package conntrack
 
 import (
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/slxsh/slxsh/internal/acl"
-	"github.com/slxsh/slxsh/internal/cli"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -293,87 +291,5 @@ func TestCountsSeveralLimits(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "1.2.3.6:40004 1.2.3.4:40002" {
 		t.Errorf("Excess = %v", got)
-	}
-}
-
-// TestTimeRangeDecidesByFlowStart: an entry with a time range decides
-// only the flows that started while its range was on (the kernel decides
-// on the first packet). A session that a later entry admitted while the
-// range was off counts under that later entry, in the walk, in the
-// session index's key walk and in what clear and existing-sessions reset
-// select; one admitted while it was on counts under the ranged entry.
-func TestTimeRangeDecidesByFlowStart(t *testing.T) {
-	cfg, err := cli.ParseConfig(`time-range night
- periodic daily 03:00 to 04:00
-!
-ip access-list extended check
- seq 5 permit tcp any any eq 22 connlimit 3 time-range night
- seq 10 permit tcp any any eq 22 connlimit 4
-!
-interface eth0
- ip access-group check in
-!
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs := Bindings(cfg, func(i *acl.Interface) string { return i.Name })
-	day := time.Date(2026, 12, 3, 0, 0, 0, 0, time.Local)
-	at := func(src string, port uint16, h, m int) Flow {
-		return Flow{Proto: 6, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr("10.0.0.2"),
-			SrcPort: port, DstPort: 22, TCPState: 3, Start: day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)}
-	}
-	flows := []Flow{
-		at("10.0.0.13", 40001, 3, 10), at("10.0.0.13", 40002, 3, 20), // on: seq 5
-		at("10.0.0.15", 40003, 9, 0), at("10.0.0.15", 40004, 9, 1), at("10.0.0.15", 40005, 9, 2), // off: seq 10
-		{Proto: 6, Src: netip.MustParseAddr("10.0.0.16"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: 40006, DstPort: 22, TCPState: 3}, // no start: as on
-	}
-	a := Attribute(bs, flows, nil)
-	got := a.Counts()
-	want := []KeyCount{
-		{ACL: "check", Seq: 5, Key: "10.0.0.13", Sessions: 2, Limit: 3},
-		{ACL: "check", Seq: 5, Key: "10.0.0.16", Sessions: 1, Limit: 3},
-		{ACL: "check", Seq: 10, Key: "10.0.0.15", Sessions: 3, Limit: 4},
-	}
-	opts := cmpopts.IgnoreFields(KeyCount{}, "Family", "Dir", "Kind", "PrefixLen")
-	if d := cmp.Diff(want, got, opts); d != "" {
-		t.Errorf("counts (-want +got):\n%s", d)
-	}
-	w := newKeyWalk(bs[0])
-	for _, f := range flows {
-		var walk, keys []KeyID
-		bs[0].walk(f, func(k KeyID, _ *acl.Connlimit, _ acl.Action) { walk = append(walk, k) })
-		w.keys(f, func(k KeyID) { keys = append(keys, k) })
-		if !cmp.Equal(walk, keys) {
-			t.Errorf("%v: the walk counts it under %v, the key walk under %v", f, walk, keys)
-		}
-	}
-	if sel := a.Select("check", acl.IPv4, 5); len(sel) != 3 {
-		t.Errorf("seq 5 selects %d sessions, want 3 (10.0.0.13's two and 10.0.0.16's)", len(sel))
-	}
-	// The session index keeps the start in its records: the same counts
-	// from a dump, and again after attributing anew (other interfaces).
-	x := &Index{}
-	x.reset()
-	x.tableLocked(bs)
-	for _, f := range flows {
-		x.putLocked(f, true)
-	}
-	moved := slices.Clone(bs)
-	moved[0].Ifaces = []string{"eth1"}
-	for _, step := range []struct {
-		name string
-		bs   []Binding
-	}{{"after the dump", bs}, {"attributed anew", moved}} {
-		if !sameBindings(step.bs, x.bs) {
-			x.tableLocked(step.bs)
-			x.reattributeLocked()
-		}
-		var got []KeyCount
-		x.eachLocked(func(KeyID) bool { return true }, func(c KeyCount) { got = append(got, c) })
-		sortCounts(got)
-		if d := cmp.Diff(want, got, opts); d != "" {
-			t.Errorf("index %s (-want +got):\n%s", step.name, d)
-		}
 	}
 }

@@ -424,10 +424,10 @@ func (x *Index) drainLocked() error {
 
 // sameBindings reports whether a and b bind the same ACL values (configs
 // are values: a change makes new ones) in the same directions to the same
-// interfaces, with the same time ranges.
+// interfaces.
 func sameBindings(a, b []Binding) bool {
 	return slices.EqualFunc(a, b, func(p, q Binding) bool {
-		return p.ACL == q.ACL && p.Dir == q.Dir && slices.Equal(p.Ifaces, q.Ifaces) && p.ranges == q.ranges
+		return p.ACL == q.ACL && p.Dir == q.Dir && slices.Equal(p.Ifaces, q.Ifaces)
 	})
 }
 

@@ -20,7 +20,6 @@ import (
 // need to be tried, and they are listed with L once per configuration.
 type keyWalk struct {
 	steps []keyStep
-	bind  Binding // its time ranges (Binding.inTime)
 }
 
 // keyStep is one limited entry with the earlier entries that may stop the
@@ -47,7 +46,7 @@ func stops(e *acl.Entry) bool {
 // steps of their own: a permit among them that matches ends the walk
 // there, a deny counts and lets the flow go on.
 func newKeyWalk(b Binding) keyWalk {
-	w := keyWalk{bind: b}
+	var w keyWalk
 	es := b.ACL.Entries
 	for i, e := range es {
 		if !limited(e) {
@@ -104,7 +103,7 @@ func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
 	for i := range w.steps {
 		was[w.steps[i].e] = &w.steps[i]
 	}
-	nw := keyWalk{bind: b}
+	var nw keyWalk
 	es := b.ACL.Entries
 	for i, e := range es {
 		if !limited(e) {
@@ -177,11 +176,11 @@ func entryDiff(a, b []*acl.Entry, most int) (removed, added []*acl.Entry, ok boo
 func (w *keyWalk) keys(f Flow, counted func(k KeyID)) {
 	for i := range w.steps {
 		s := &w.steps[i]
-		if !Matches(s.e, f) || !w.bind.inTime(s.e, f) {
+		if !Matches(s.e, f) {
 			continue
 		}
 		for _, o := range s.before {
-			if Matches(o, f) && w.bind.inTime(o, f) {
+			if Matches(o, f) {
 				return // o comes first and decides the flow
 			}
 		}

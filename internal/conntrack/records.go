@@ -2,13 +2,12 @@ package conntrack
 
 import (
 	"net/netip"
-	"time"
 )
 
 // The session index's records (Index): one map entry per flow, keyed by
 // its original tuple and zone, with no pointers so that the collector
 // never scans them. IPv4 flows, nearly all of them on most hosts, are
-// keyed by 4-byte addresses: an entry is 40 bytes (it was 80 with 16-byte
+// keyed by 4-byte addresses: an entry is 36 bytes (it was 80 with 16-byte
 // addresses and a slice of slots), about 5 MB at 100k flows.
 
 // tuple4 is the original tuple and zone of an IPv4 flow.
@@ -53,20 +52,12 @@ func tuple6Of(f Flow) tuple6 {
 
 func (k tuple4) flow(r flowRec) Flow {
 	return Flow{Proto: k.proto, Src: netip.AddrFrom4(k.src), Dst: netip.AddrFrom4(k.dst), SrcPort: k.sport,
-		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state, Start: r.startTime()}
+		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state}
 }
 
 func (k tuple6) flow(r flowRec) Flow {
 	return Flow{Proto: k.proto, Src: netip.AddrFrom16(k.src), Dst: netip.AddrFrom16(k.dst), SrcPort: k.sport,
-		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state, Start: r.startTime()}
-}
-
-// startTime is when the flow started, to the second (zero: unknown).
-func (r flowRec) startTime() time.Time {
-	if r.start == 0 {
-		return time.Time{}
-	}
-	return time.Unix(int64(r.start), 0)
+		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state}
 }
 
 // flowRec is what the index keeps of a flow besides its tuple: what counts
@@ -78,7 +69,6 @@ type flowRec struct {
 	gen   uint32 // the dump that last saw it (or a later one, for events)
 	first int32  // its first slot + 1 (0: it counts nowhere)
 	more  int32  // its other slots: Index.more[more-1] (0: none)
-	start uint32 // when it started, in Unix seconds (0 unknown): what time ranges decide by
 	state uint8  // TCP state, 0 unknown
 	// silent is true until an event of the flow arrives: the kernel only
 	// sends events of entries created while someone listened
@@ -140,14 +130,6 @@ func putIn[K tuple](x *Index, m map[K]flowRec, k K, f Flow, whole bool) {
 		r.silent = false
 	}
 	if !had {
-		// A dump carries the start (conntrack timestamps, which the agent
-		// turns on); a new flow's event does not, and comes as it starts.
-		switch {
-		case !f.Start.IsZero():
-			r.start = uint32(f.Start.Unix())
-		case !whole:
-			r.start = uint32(time.Now().Unix())
-		}
 		x.attributeLocked(&r, k.flow(r))
 	}
 	m[k] = r
