@@ -48,7 +48,9 @@ const pidFile = "/run/slxsh-sandbox.pid"
 
 // StartupConfig is the configuration the sandbox agent starts with: the SLX
 // example with the sandbox's addresses, plus a permit for everything else.
-const StartupConfig = `hostname sandbox
+// It is in the running-config's own form, so that show startup-config and
+// show running-config compare equal until something changes.
+const StartupConfig = `switch-attributes host-name sandbox
 !
 ip access-list extended check
  seq 10 permit tcp host ` + ClientAddr + ` host ` + ServerAddr + ` eq 22 connlimit 3
