@@ -265,10 +265,24 @@ func (c *Config) DeleteSeq(f Family, name string, seq int) error {
 	}
 	i, ok := a.seqIndex(seq)
 	if !ok {
-		return errorf("seq %d does not exist in access-list %q", seq, name)
+		return noSeq(seq, name)
 	}
 	a.Entries = deleteAt(a.Entries, i)
 	return nil
+}
+
+// CheckEntry reports, as `no seq N` does, whether the list exists and (seq
+// not 0) has entry seq.
+func (c *Config) CheckEntry(f Family, name string, seq int) error {
+	a, err := c.mustACL(f, name)
+	if err == nil && seq != 0 && a.Entry(seq) == nil {
+		err = noSeq(seq, name)
+	}
+	return err
+}
+
+func noSeq(seq int, name string) error {
+	return errorf("seq %d does not exist in access-list %q", seq, name)
 }
 
 // DeleteMatching removes the entry whose content equals e, ignoring Seq

@@ -195,6 +195,15 @@ func (e userErr) Error() string { return string(e) }
 
 func errorf(format string, args ...any) error { return userErr(fmt.Sprintf(format, args...)) }
 
+// shellErr is a configuration model's error (nil: none) as the shell
+// prints it: "% Error: ...".
+func shellErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return userErr(userError(err))
+}
+
 // Configure applies one configuration transaction, all or nothing, to the
 // current running config. A line that does not apply is returned as the
 // *cli.LineError of cli.ApplyLines. It returns warnings to show the user

@@ -183,8 +183,10 @@ func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool
 func (a *Agent) ClearCounters(f acl.Family, name string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if name != "" && a.running.ACL(f, name) == nil {
-		return errorf("%% Error: access-list %q does not exist", name)
+	if name != "" {
+		if err := a.checkACLLocked(f, name); err != nil {
+			return err
+		}
 	}
 	raw, err := a.opts.Kernel.Counters()
 	if err != nil {

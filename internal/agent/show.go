@@ -158,12 +158,8 @@ func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey
 // the ACL, and its entry seq unless seq is 0.
 func (a *Agent) runningWith(f acl.Family, name string, seq int) (*acl.Config, error) {
 	cfg := a.current()
-	l := cfg.ACL(f, name)
-	if l == nil {
-		return nil, errorf("%% Error: access-list %q does not exist", name)
-	}
-	if seq != 0 && l.Entry(seq) == nil {
-		return nil, errorf("%% Error: seq %d does not exist in access-list %q", seq, name)
+	if err := shellErr(cfg.CheckEntry(f, name, seq)); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -196,10 +192,7 @@ func (a *Agent) ClearSessions(f acl.Family, name string, seq int, src netip.Addr
 var errNoSessions = userErr("% Error: session tracking is not available in this agent")
 
 func (a *Agent) checkACLLocked(f acl.Family, name string) error {
-	if a.running.ACL(f, name) == nil {
-		return errorf("%% Error: access-list %q does not exist", name)
-	}
-	return nil
+	return shellErr(a.running.CheckEntry(f, name, 0))
 }
 
 // TimeRangesText implements `show time-range [NAME]`: each time range (or
