@@ -236,8 +236,8 @@ func forcedCommand(env string) (string, bool, error) {
 	}
 	first, rest, _ := strings.Cut(cmd, " ")
 	if first == "slxsh" || strings.HasSuffix(first, "/slxsh") {
-		if strings.TrimSpace(rest) != "" {
-			return "", false, fmt.Errorf("%% Error: this login runs slxsh itself and takes no arguments to it (%s): send the commands (ssh HOST 'show version; show clock') or slxsh alone with a script on stdin", strings.TrimSpace(rest))
+		if rest = strings.TrimSpace(rest); rest != "" {
+			return "", false, fmt.Errorf("%% Error: this login runs slxsh itself and takes no arguments to it (%s): send the commands (ssh HOST 'show version; show clock') or slxsh alone with a script on stdin", rest)
 		}
 		return "", false, nil
 	}
