@@ -138,3 +138,107 @@ func TestKernelShowWindows(t *testing.T) {
 		}
 	}
 }
+
+// fixedZone writes a TZif file (version 1) for a zone offset seconds
+// east of UTC, with no transitions.
+func fixedZone(t *testing.T, offset int) string {
+	t.Helper()
+	var b []byte
+	b = append(b, "TZif"...)
+	b = append(b, make([]byte, 16)...)
+	for _, n := range []uint32{0, 0, 0, 0, 1, 4} {
+		b = binary.BigEndian.AppendUint32(b, n)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(int32(offset)))
+	b = append(b, 0, 0)
+	b = append(b, "FIX\x00"...)
+	path := filepath.Join(t.TempDir(), "zone")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// switchingRange returns `time-range soon` with an absolute clause (start
+// or end) at a whole second about in from now, the agent's TZ for it (a
+// zone that makes that second a whole local minute) and the instant.
+func switchingRange(t *testing.T, clause string, in time.Duration) (text, tz string, at time.Time) {
+	at = time.Now().Add(in).Truncate(time.Second)
+	offset := -int(at.Unix() % 60)
+	l := at.In(time.FixedZone("FIX", offset))
+	return fmt.Sprintf("time-range soon\nabsolute %s %02d:%02d %02d %s %d\nexit\n", clause, l.Hour(), l.Minute(), l.Day(), l.Month().String()[:3], l.Year()),
+		"TZ=" + fixedZone(t, offset), at
+}
+
+// rangedLimits puts seq 5 (connlimit 3 while soon is active) before seq
+// 10 (connlimit 4) on port 22, both for every source.
+const rangedLimits = "ip access-list extended check\nseq 5 permit tcp any any eq 22 connlimit 3 time-range soon\n" +
+	"seq 10 permit tcp any any eq 22 connlimit 4\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n"
+
+// waitPast sleeps until at has passed by after, failing when the machine
+// was too slow to set things up before at.
+func waitPast(t *testing.T, at time.Time, after time.Duration) {
+	t.Helper()
+	if time.Now().After(at) {
+		t.Fatal("the time range switched before the test was ready; the machine is too slow for this test")
+	}
+	time.Sleep(time.Until(at) + after)
+}
+
+// TestKernelTimeRangeEndExact: C holds 3 sessions that seq 5 admitted
+// while soon was active. When soon ends, seq 10 (connlimit 4) decides
+// C's connections, and its 3 sessions with them: exactly one more is
+// admitted (it was 4 more, 7 open, before the agent renewed the limits
+// across the switch), and `show access-list sessions` puts all 4 under
+// seq 10.
+func TestKernelTimeRangeEndExact(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ranged, tz, end := switchingRange(t, "end", 5*time.Second)
+	ag := newAgent(t, p.Server, "s0")
+	ag.env = []string{tz}
+	ag.start()
+	ag.mustShell("configure terminal\n" + ranged + rangedLimits)
+	openN(t, p, 3)
+	p.Client.Expect(t, "", ssh, netns.Reset) // seq 5's limit
+	waitPast(t, end, time.Second)
+	if n := admitted(t, p.Client, 4); n != 1 {
+		t.Errorf("%d admitted after the range ended, want 1 (seq 10: connlimit 4 with 3 open)\n%s", n, ag.log)
+	}
+	show := ag.mustShell("", "-c", "show access-list sessions ip check")
+	if !regexp.MustCompile(`(?s)seq 10 .*` + regexp.QuoteMeta(netns.PairClient4) + ` +4/4  at limit \(3 open before the limit\)`).MatchString(show) {
+		t.Errorf("show access-list sessions does not put C's 4 sessions under seq 10:\n%s", show)
+	}
+	if !strings.Contains(ag.log.String(), "time ranges switched") {
+		t.Errorf("the agent did not log the switch:\n%s", ag.log)
+	}
+}
+
+// TestKernelTimeRangeStartExactAcrossRestart: C holds 4 sessions under
+// seq 10 while soon is not active yet. The agent is killed, soon starts,
+// the agent starts again: seq 5 (connlimit 3) now decides C's sessions,
+// 4 of them, and admits none (it admitted 3 before); after C closes two,
+// exactly one more.
+func TestKernelTimeRangeStartExactAcrossRestart(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ranged, tz, start := switchingRange(t, "start", 6*time.Second)
+	ag := newAgent(t, p.Server, "s0")
+	ag.env = []string{tz}
+	ag.start()
+	ag.mustShell("configure terminal\n" + ranged + rangedLimits)
+	open := openN(t, p, 4)
+	p.Client.Expect(t, "", ssh, netns.Reset) // seq 10's limit
+	ag.kill9()
+	waitPast(t, start, 500*time.Millisecond)
+	ag.start()
+	if n := admitted(t, p.Client, 3); n != 0 {
+		t.Errorf("%d admitted after the range started, want 0 (seq 5: connlimit 3 with 4 open)\n%s", n, ag.log)
+	}
+	open[0].Close()
+	open[1].Close()
+	time.Sleep(2500 * time.Millisecond) // budget comes back at the next refresh
+	if n := admitted(t, p.Client, 3); n != 1 {
+		t.Errorf("%d admitted with 2 open under connlimit 3, want 1\n%s", n, ag.log)
+	}
+}

@@ -116,23 +116,28 @@ type Agent struct {
 
 	mu        sync.Mutex
 	running   *acl.Config
-	format    acl.Formatter                  // of running, under mu: a change formats its new entries only
-	state     []byte                         // the state files' data, under mu
-	lastState []byte                         // the buffer of the save before (its data)
-	stateOK   bool                           // the state files hold lastState (its save wrote them)
-	ruleset   *nft.Ruleset                   // what the kernel holds (last successful apply)
-	hostDep   bool                           // running's entries depend on the host (entriesHostDependent)
-	baseline  map[string]uint64              // named counter values at the last `clear access-list counters`
-	revert    *time.Timer                    // pending `configure terminal revert timer`
-	revertGen uint64                         // identifies the pending timer
-	revertAt  time.Time                      // when the pending timer reverts
-	flushed   map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
-	started   time.Time
-	repairs   atomic.Uint64 // drift repairs done
+	format    acl.Formatter // of running, under mu: a change formats its new entries only
+	state     []byte        // the state files' data, under mu
+	lastState []byte        // the buffer of the save before (its data)
+	stateOK   bool          // the state files hold lastState (its save wrote them)
+	ruleset   *nft.Ruleset  // what the kernel holds (last successful apply)
+	hostDep   bool          // running's entries depend on the host (entriesHostDependent)
+	// limitRanges are the time ranges of running whose switch concerns a
+	// limit (timerange.go); switched tells Run that they may have changed.
+	limitRanges []string
+	switched    chan struct{}
+	baseline    map[string]uint64              // named counter values at the last `clear access-list counters`
+	revert      *time.Timer                    // pending `configure terminal revert timer`
+	revertGen   uint64                         // identifies the pending timer
+	revertAt    time.Time                      // when the pending timer reverts
+	flushed     map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
+	started     time.Time
+	repairs     atomic.Uint64 // drift repairs done
 	// foreignSeen is the Kernel's ForeignCommits when the session side last
 	// verified the counts (verifyCounts).
 	foreignSeen atomic.Uint64
 	failures    atomic.Uint64 // failed applies (drift repair or reload)
+	applyTook   atomic.Int64  // how long the last kernel apply took (ns)
 	startup     startupStatus // why the startup-config was not loaded (boot.go)
 
 	// What the views read without mu (shows and metrics never wait for a
@@ -169,7 +174,7 @@ func New(opts Options) *Agent {
 		}
 	}
 	a := &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{},
-		flushed: map[string]map[netip.Addr]bool{}, started: time.Now()}
+		flushed: map[string]map[netip.Addr]bool{}, started: time.Now(), switched: make(chan struct{}, 1)}
 	a.live.Store(a.running)
 	a.startupOK.Store(true)
 	return a
@@ -246,6 +251,11 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	t1 := time.Now()
 	renew := nft.Renewals(a.ruleset, rs, a.running, next)
 	unread := a.ruleset == nil // Renewals read nothing of rs
+	if why == "adopt" {
+		// The previous agent may have stopped before a time range
+		// switched (timerange.go).
+		renew = append(renew, nft.RangeRenewals(rs, next, allRanges)...)
+	}
 	t2 := time.Now()
 	if err := a.applyLocked(next, rs, why, renew); err != nil {
 		return nil, err
@@ -257,6 +267,13 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	}
 	prev := a.running
 	a.running, a.ruleset, a.hostDep = next, rs, entriesHostDependent(next)
+	if ranges := limitRanges(next); len(ranges) > 0 || len(a.limitRanges) > 0 {
+		a.limitRanges = ranges
+		select { // Run looks for the next switch again (the ranges may have changed)
+		case a.switched <- struct{}{}:
+		default:
+		}
+	}
 	a.live.Store(next)
 	a.liveRules.Store(rs)
 	a.armLoadLocked()
@@ -289,6 +306,13 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 // concerns stay closed, which errs on refusing, and the refresh loop
 // retries.
 func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew []string) error {
+	return a.applyAcrossLocked(cfg, rs, why, renew, time.Time{})
+}
+
+// applyAcrossLocked is applyLocked that counts the sessions only once the
+// instant across has passed (a time range switch: the renewed limits stay
+// gated across it; zero: at once).
+func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew []string, across time.Time) error {
 	if a.opts.Sessions != nil {
 		if err := a.opts.Sessions.Prepare(rs); err != nil {
 			a.log.Error("cannot prepare session counting", "why", why, "err", err)
@@ -298,7 +322,10 @@ func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew 
 	if err := a.serveMessagesLocked(rs); err != nil {
 		return err
 	}
-	if err := a.opts.Kernel.Apply(rs, renew...); err != nil {
+	t0 := time.Now()
+	err := a.opts.Kernel.Apply(rs, renew...)
+	a.applyTook.Store(int64(time.Since(t0)))
+	if err != nil {
 		a.log.Error("apply refused by the kernel", "why", why, "err", err)
 		a.serveMessagesLocked(a.ruleset)
 		if a.opts.Sessions != nil && a.ruleset != nil {
@@ -314,6 +341,9 @@ func (a *Agent) applyLocked(cfg *acl.Config, rs *nft.Ruleset, why string, renew 
 			a.log.Error("cannot open the gates of new limits", "why", why, "err", err)
 		}
 		return nil
+	}
+	if d := time.Until(across); d > 0 {
+		time.Sleep(d + switchSlack)
 	}
 	if err := a.opts.Sessions.Installed(cfg, rs); err != nil {
 		a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)

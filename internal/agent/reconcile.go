@@ -197,10 +197,13 @@ func (a *Agent) untilOffsetChange(now time.Time) time.Duration {
 // Run repairs drift every DriftInterval, follows the load average every
 // LoadInterval, recompiles every RecompileInterval and at every UTC-offset
 // change of the zone (time ranges are compiled for the offset: the kernel's
-// clock is UTC), until ctx ends.
+// clock is UTC), and renews the limits a time range switch concerns across
+// each switch (timerange.go), until ctx ends.
 func (a *Agent) Run(ctx context.Context) {
 	offset := time.NewTimer(a.untilOffsetChange(time.Now()))
 	defer offset.Stop()
+	switches := time.NewTimer(a.untilSwitch(time.Now()))
+	defer switches.Stop()
 	// Drift repair runs on its own: the load and flush work of the other
 	// loop never delays it (it only ever waits for the agent's lock, which
 	// conntrack reads do not hold).
@@ -237,6 +240,11 @@ func (a *Agent) Run(ctx context.Context) {
 				a.log.Info("UTC offset changed: time ranges recompiled", "zone", a.zone().String(), "err", err)
 			}
 			offset.Reset(a.untilOffsetChange(time.Now()))
+		case <-switches.C:
+			a.crossNextSwitch()
+			switches.Reset(a.untilSwitch(time.Now()))
+		case <-a.switched:
+			switches.Reset(a.untilSwitch(time.Now()))
 		}
 	}
 }

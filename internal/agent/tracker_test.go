@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/conntrack"
@@ -19,6 +20,14 @@ type fakeTracker struct {
 	calls      []string
 	prepareErr error
 	keys       []conntrack.KeyCount
+	// installed records when each Installed ran and under which
+	// existing-sessions policy.
+	installed []installCall
+}
+
+type installCall struct {
+	at     time.Time
+	policy acl.SessionPolicy
 }
 
 func (f *fakeTracker) Prepare(rs *nft.Ruleset) error {
@@ -37,6 +46,7 @@ func (f *fakeTracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	} else {
 		f.calls = append(f.calls, "installed")
 	}
+	f.installed = append(f.installed, installCall{time.Now(), cfg.ExistingSessions})
 	return nil
 }
 

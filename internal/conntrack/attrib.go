@@ -165,9 +165,12 @@ type Attribution struct {
 // Within a binding, entries are evaluated in seq order as the compiler does:
 // the first entry that matches decides, except that `deny ... connlimit N`
 // counts the flow and passes it on to the next entry (SPEC §4). Conditions
-// conntrack cannot show (time-range, rate, quota, load-limit, block-for,
-// user) are treated as matching for permits and limits, and as not
-// matching for plain denies, so that no session is ended on a guess.
+// conntrack cannot show (rate, quota, load-limit, block-for, user) are
+// treated as matching for permits and limits, and as not matching for
+// plain denies, so that no session is ended on a guess. A time range is
+// no guess: the lists of bs are as the kernel applies them at the moment
+// (the tracker leaves out entries whose range is inactive, active.go), so
+// an entry with a range is one whose range is active.
 func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 	return attributeOwned(bs, slices.Clone(flows), loc)
 }
@@ -277,9 +280,10 @@ func (b Binding) walk(f Flow, counted func(k KeyID, cl *acl.Connlimit, act acl.A
 }
 
 // unseen reports whether the entry has a condition that a flow cannot be
-// checked against (time, load, rates, quotas, lockouts, the local user).
+// checked against (load, rates, quotas, lockouts, the local user; not its
+// time range, which the bindings resolve).
 func unseen(e *acl.Entry) bool {
-	return e.TimeRange != "" || e.LoadLimit != nil || e.Rate != nil || e.Quota != nil ||
+	return e.LoadLimit != nil || e.Rate != nil || e.Quota != nil ||
 		e.BlockFor != nil || e.Owner != nil
 }
 

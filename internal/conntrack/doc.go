@@ -109,6 +109,14 @@
 //     entry's own match, a block-for lockout of the list, the interfaces
 //     its ACL is bound to — renews that limit (nft.Renewals): sessions
 //     admitted by another entry or on another interface are then counted;
+//   - a time range switch (nothing in the ruleset changes: the kernel's
+//     clock does it) renews the limits it concerns, those of the ranged
+//     entry and of later entries that share its connections
+//     (nft.RangeRenewals), with their gates closed just before the instant
+//     and the count made after it (agent.CrossBoundary); attribution
+//     always says which entry decides a session now (active.go), so that
+//     count and every later one agree; a restarted agent renews them all,
+//     as it may have slept through a switch;
 //   - a kernel table that lacks some of a limit's reservation objects gets
 //     the whole limit renewed;
 //   - after a commit of someone else (the rules may be intact while set
@@ -130,6 +138,9 @@
 //     dump and one write after a limit is created (about 0.3 s at 100k
 //     flows, BENCHMARKS.md). If counting fails, the gate stays closed and
 //     the refresh loop retries every second.
+//   - At a time range switch the entries it concerns refuse new
+//     connections from shortly before the instant (200 ms plus twice the
+//     last apply's time) until the count after it is written.
 //   - Budget comes back at the next refresh after an old session ends (up
 //     to a second late).
 //   - A layer counting set is unsized and capped by the kernel at 65535

@@ -72,7 +72,6 @@ func entriesText(l *acl.ACL) string {
 
 // unseenConditions each make an entry undecidable from conntrack (unseen).
 var unseenConditions = []func(e *acl.Entry){
-	func(e *acl.Entry) { e.TimeRange = "office" },
 	func(e *acl.Entry) { e.LoadLimit = &acl.LoadLimit{} },
 	func(e *acl.Entry) { e.Rate = &acl.Rate{} },
 	func(e *acl.Entry) { e.Quota = &acl.Quota{} },

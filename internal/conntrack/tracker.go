@@ -37,6 +37,10 @@ type TrackerOptions struct {
 	// sessions on interfaces without the ACL.
 	Locator Locator
 	Logger  *slog.Logger
+	// Now and Zone are the clock and local time zone of time ranges
+	// (defaults: time.Now, time.Local), as the agent compiles them.
+	Now  func() time.Time
+	Zone *time.Location
 }
 
 // Tracker is the agent's session side (issue 5): it counts sessions that
@@ -49,6 +53,9 @@ type Tracker struct {
 	ct   *Kernel
 	sd   *sockdiag.Conn
 	idx  *Index // what the views read (Sessions, Totals)
+	// active gives the lists as the kernel applies them now (time
+	// ranges); every attribution reads bindings through it.
+	active activeLists
 	// view is what the views need of the limit sets (depths, gates),
 	// published by every change of them, so that a show never waits for
 	// mu (held through a count or a refresh).
@@ -75,6 +82,12 @@ func NewTracker(o TrackerOptions) (*Tracker, error) {
 	}
 	if o.IfName == nil {
 		o.IfName = func(i *acl.Interface) string { return i.Name }
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Zone == nil {
+		o.Zone = time.Local
 	}
 	if err := EnableTimestamps(o.NetNS); err != nil {
 		o.Logger.Warn("sessions to reset are picked by tuple, not age", "err", err)
@@ -189,7 +202,7 @@ func (t *Tracker) countLocked(reset bool) error {
 		return err
 	}
 	t.resetLocator()
-	bs := Bindings(t.cfg, t.opts.IfName)
+	bs := t.bindings(t.cfg)
 	a := attributeOwned(bs, flows, t.opts.Locator)
 	var errs []error
 	if reset {
@@ -216,7 +229,7 @@ func (t *Tracker) countStreamedLocked() error {
 	}
 	t.resetLocator()
 	dump := func(fn func(Flow)) error { return dumpEach(t.ct.netnsFd, 0, 0, fn) }
-	plan, marks, err := countOld(dump, Bindings(t.cfg, t.opts.IfName), t.opts.Locator, t.pending)
+	plan, marks, err := countOld(dump, t.bindings(t.cfg), t.opts.Locator, t.pending)
 	if err != nil {
 		return err
 	}
@@ -355,7 +368,7 @@ func (t *Tracker) shrunkLocked() (next []Reservation, changed bool, err error) {
 	for _, s := range t.sets {
 		sets[s.Name] = s
 	}
-	err = t.idx.Old(Bindings(t.cfg, t.opts.IfName), func(old func(KeyID) int) {
+	err = t.idx.Old(t.bindings(t.cfg), func(old func(KeyID) int) {
 		for i, r := range t.held {
 			d := 0
 			if s, ok := sets[r.Set]; ok {
@@ -382,7 +395,7 @@ func (t *Tracker) adoptLocked() error {
 		return err
 	}
 	t.resetLocator()
-	a := Attribute(Bindings(t.cfg, t.opts.IfName), adopted, t.opts.Locator)
+	a := Attribute(t.bindings(t.cfg), adopted, t.opts.Locator)
 	under := map[int]bool{}
 	for _, s := range t.sets {
 		for k, idx := range a.Keys {
@@ -546,12 +559,23 @@ func (t *Tracker) Run(ctx context.Context, every time.Duration) {
 				continue // without events every read dumps anyway
 			}
 			if cfg := t.config(); cfg != nil {
-				if err := t.idx.Update(Bindings(cfg, t.opts.IfName)); err != nil {
+				if err := t.idx.Update(t.bindings(cfg)); err != nil {
 					t.opts.Logger.Warn("session index update failed", "err", err)
 				}
 			}
 		}
 	}
+}
+
+// bindings are cfg's bindings with each list as the kernel applies it
+// now: without the entries whose time range is inactive (active.go).
+func (t *Tracker) bindings(cfg *acl.Config) []Binding {
+	bs := Bindings(cfg, t.opts.IfName)
+	now := t.opts.Now()
+	for i := range bs {
+		bs[i].ACL = t.active.at(cfg, bs[i].ACL, now, t.opts.Zone)
+	}
+	return bs
 }
 
 // config is the configuration last installed (nil before the first).
@@ -573,7 +597,7 @@ func (t *Tracker) attribute(cfg *acl.Config) (*Attribution, error) {
 		return nil, err
 	}
 	t.resetLocator()
-	return attributeOwned(Bindings(cfg, t.opts.IfName), flows, t.opts.Locator), nil
+	return attributeOwned(t.bindings(cfg), flows, t.opts.Locator), nil
 }
 
 // resetLocator makes each attribution see the routes of its moment: a
@@ -636,7 +660,7 @@ func (v *limitView) atLimit(c KeyCount) bool {
 // counts per key of one ACL (and entry, unless seq is 0), sorted, from the
 // session index (no dump, and not under the tracker's lock).
 func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) ([]KeyCount, error) {
-	kcs, err := t.idx.Counts(Bindings(cfg, t.opts.IfName), func(k KeyID) bool {
+	kcs, err := t.idx.Counts(t.bindings(cfg), func(k KeyID) bool {
 		return k.Family == f && k.ACL == name && (seq == 0 || k.Seq == seq)
 	})
 	if err != nil {
@@ -667,7 +691,7 @@ func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
 	v := t.view.Load()
 	at := map[EntryID]int{}
 	var out []EntryTotal
-	err := t.idx.Each(Bindings(cfg, t.opts.IfName), func(KeyID) bool { return true }, func(c KeyCount) {
+	err := t.idx.Each(t.bindings(cfg), func(KeyID) bool { return true }, func(c KeyCount) {
 		id := c.limit().EntryID
 		i, ok := at[id]
 		if !ok {

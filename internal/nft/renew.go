@@ -253,3 +253,46 @@ func limitsIn(groups []viewGroup, limitSet map[string]bool) bool {
 	}
 	return false
 }
+
+// RangeRenewals returns the limit sets of rs (compiled from cfg) that a
+// switch of the time ranges named by switched concerns: the limit of an
+// entry with such a range (it starts or stops deciding connections) and
+// that of every later entry a connection could match together with one
+// (it stops or starts seeing that entry's connections). Nothing in the
+// ruleset changes at such a switch, the kernel's clock does it, so an
+// agent renews them across the instant (agent.CrossBoundary) and after a
+// restart (it may have slept through one).
+func RangeRenewals(rs *Ruleset, cfg *acl.Config, switched func(name string) bool) []string {
+	type list struct {
+		f    acl.Family
+		name string
+	}
+	ranged := map[list][]*acl.Entry{}
+	for _, l := range cfg.ACLs {
+		for _, e := range l.Entries {
+			if e.TimeRange != "" && switched(e.TimeRange) {
+				k := list{l.Family, l.Name}
+				ranged[k] = append(ranged[k], e)
+			}
+		}
+	}
+	if len(ranged) == 0 {
+		return nil
+	}
+	var out []string
+	for _, s := range LimitSets(rs) {
+		xs := ranged[list{s.Entry.Family, s.Entry.ACL}]
+		l := cfg.ACL(s.Entry.Family, s.Entry.ACL)
+		if len(xs) == 0 || l == nil {
+			continue
+		}
+		e := l.Entry(s.Entry.Seq)
+		for _, x := range xs {
+			if e == nil || x == e || (x.Seq < e.Seq && x.Overlaps(e)) {
+				out = append(out, s.Name)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"slices"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// Time-range switches. The kernel switches an entry with `time-range
+// NAME` on and off by its own clock: nothing in the ruleset changes. But
+// the limits a switch concerns (nft.RangeRenewals) then see other
+// connections than they counted: when seq 5 (`connlimit 3 time-range R`)
+// stops applying, seq 10 (`connlimit 4`) decides the source's 3 sessions
+// that seq 5 admitted, which its set never counted. So the agent renews
+// those limits across the instant: their gates close in one transaction
+// a little before it (boundaryLead, plus twice the last apply's time),
+// and after it the session side counts every open session as the kernel
+// decides now (conntrack attributes with the ranges' states at that
+// moment) and opens them. The entries concerned refuse new connections
+// from just before the switch until that count is written (one dump and
+// one write, as for any new limit); no limit ever admits over it.
+//
+// A restarted agent may have slept through a switch: it renews the limits
+// of every range at start (installLocked, "adopt"). A switch is not a new
+// configuration: `connlimit existing-sessions reset` ends nothing then.
+
+// boundaryLead is how long before a switch, at least, the gates close.
+const boundaryLead = 200 * time.Millisecond
+
+// switchSlack is how long after a switch the count waits: the kernel's
+// clock is the agent's (CLOCK_REALTIME), so only for scheduling.
+const switchSlack = 5 * time.Millisecond
+
+// maxBoundaryLead bounds the lead however slow the last apply was.
+const maxBoundaryLead = 5 * time.Second
+
+// limitRanges returns the time ranges of cfg whose switch concerns some
+// limit (nft.RangeRenewals), sorted: those named by a limited entry or by
+// an entry before one that a connection could match together with it.
+func limitRanges(cfg *acl.Config) []string {
+	var out []string
+	for _, l := range cfg.ACLs {
+		var ranged []*acl.Entry
+		for _, e := range l.Entries {
+			if e.TimeRange != "" && !slices.Contains(out, e.TimeRange) {
+				ranged = append(ranged, e)
+			}
+			if len(e.Connlimits) == 0 {
+				continue
+			}
+			for _, x := range ranged {
+				if !slices.Contains(out, x.TimeRange) && (x == e || x.Overlaps(e)) {
+					out = append(out, x.TimeRange)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nextSwitch returns the first instant after now at which one of the
+// ranges that concern a limit switches, with the ranges that switch then.
+func (a *Agent) nextSwitch(now time.Time) (at time.Time, names []string, ok bool) {
+	a.mu.Lock()
+	cfg, ranges := a.running, a.limitRanges
+	a.mu.Unlock()
+	for _, name := range ranges {
+		tr := cfg.TimeRange(name)
+		if tr == nil {
+			continue
+		}
+		next, ok := tr.NextChange(now, a.zone())
+		switch {
+		case !ok:
+		case at.IsZero() || next.Before(at):
+			at, names = next, []string{name}
+		case next.Equal(at):
+			names = append(names, name)
+		}
+	}
+	return at, names, !at.IsZero()
+}
+
+// boundaryLeadNow is how long before a switch the gates close: enough for
+// an apply as slow as the last one.
+func (a *Agent) boundaryLeadNow() time.Duration {
+	return min(boundaryLead+2*time.Duration(a.applyTook.Load()), maxBoundaryLead)
+}
+
+// switchRecheck is the longest Run waits before it looks for the next
+// switch again (the clock may be set meanwhile; timers do not follow).
+const switchRecheck = time.Minute
+
+// untilSwitch is how long until the gates of the next switch are to
+// close, at most switchRecheck.
+func (a *Agent) untilSwitch(now time.Time) time.Duration {
+	at, _, ok := a.nextSwitch(now)
+	if !ok {
+		return switchRecheck
+	}
+	return min(max(at.Sub(now)-a.boundaryLeadNow(), 0), switchRecheck)
+}
+
+// crossNextSwitch crosses the next switch when its gates are due to close
+// (the timer of Run may fire for a switch that a change has moved).
+func (a *Agent) crossNextSwitch() {
+	now := time.Now()
+	at, names, ok := a.nextSwitch(now)
+	if !ok || at.Sub(now) > a.boundaryLeadNow()+100*time.Millisecond {
+		return
+	}
+	if done, err := a.CrossBoundary(at, names); done || err != nil {
+		a.log.Info("time ranges switched: limits counted again", "ranges", names, "at", at.In(a.zone()).Format(time.TimeOnly), "err", err)
+	}
+}
+
+// CrossBoundary renews the limits that the switch of the ranges names at
+// the instant at concerns, across it: their gates close now, and the
+// sessions are counted once at has passed. It reports whether any limit
+// was renewed.
+func (a *Agent) CrossBoundary(at time.Time, names []string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ruleset == nil || a.opts.Sessions == nil {
+		return false, nil // without a session side nothing counts
+	}
+	renew := nft.RangeRenewals(a.ruleset, a.running, func(n string) bool { return slices.Contains(names, n) })
+	if len(renew) == 0 {
+		return false, nil
+	}
+	keep := *a.running // not a new configuration: nothing is reset
+	keep.ExistingSessions = acl.Keep
+	if err := a.applyAcrossLocked(&keep, a.ruleset, "time range switch", renew, at); err != nil {
+		a.failures.Add(1)
+		return false, err
+	}
+	return true, nil
+}
+
+// allRanges is RangeRenewals' switched for every range.
+func allRanges(string) bool { return true }

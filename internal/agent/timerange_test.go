@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// TestCrossBoundaryRenewsAcrossTheSwitch: a range that ends in a second
+// concerns the limit of its own entry and of the later entry that shares
+// its connections, not that of an entry on another port. Crossing the
+// switch renews exactly those two, with their gates closed before the
+// instant and the sessions counted after it, and resets nothing although
+// the config says `existing-sessions reset`.
+func TestCrossBoundaryRenewsAcrossTheSwitch(t *testing.T) {
+	ta, tr := newTrackedAgent(t)
+	end := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
+	// A zone whose offset makes that second a whole local minute.
+	ta.opts.Zone = time.FixedZone("T", -int(end.Unix()%60))
+	le := end.In(ta.opts.Zone)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"connlimit existing-sessions reset",
+		"time-range soon",
+		fmt.Sprintf("absolute end %s", acl.DateTime{Year: le.Year(), Month: int(le.Month()), Day: le.Day(), Hour: le.Hour(), Minute: le.Minute()}),
+		"exit",
+		"ip access-list extended check",
+		"seq 5 permit tcp any any eq 22 connlimit 3 time-range soon",
+		"seq 10 permit tcp any any eq 22 connlimit 4",
+		"seq 15 permit tcp any any eq 80 connlimit 2",
+		"seq 20 permit ip any any",
+	}}, slxBind)
+	at, names, ok := ta.nextSwitch(time.Now())
+	if !ok || !at.Equal(end) || !slices.Equal(names, []string{"soon"}) {
+		t.Fatalf("next switch %v %v %v, want %v [soon]", at, names, ok, end)
+	}
+	if d := ta.untilSwitch(time.Now()); d <= 0 || d > time.Until(end) {
+		t.Errorf("untilSwitch = %v, want before the switch (%v away)", d, time.Until(end))
+	}
+	ta.kernel.Renewed, tr.installed = nil, nil
+	if time.Now().After(end) {
+		t.Fatal("the range ended before the test crossed it; the machine is too slow for this test")
+	}
+	done, err := ta.CrossBoundary(at, names)
+	if err != nil || !done {
+		t.Fatalf("CrossBoundary: %v, %v", done, err)
+	}
+	var want []string
+	for _, s := range nft.LimitSets(ta.ruleset) {
+		if s.Entry.Seq == 5 || s.Entry.Seq == 10 {
+			want = append(want, s.Name)
+		}
+	}
+	if len(want) != 2 || !slices.Equal(ta.kernel.Renewed, want) {
+		t.Errorf("renewed %v, want the limits of seq 5 and 10: %v", ta.kernel.Renewed, want)
+	}
+	if len(tr.installed) != 1 || tr.installed[0].at.Before(end) || tr.installed[0].policy != acl.Keep {
+		t.Errorf("sessions counted %+v, want once after %v with existing-sessions keep", tr.installed, end)
+	}
+	// The range never switches again: nothing to cross.
+	if _, _, ok := ta.nextSwitch(time.Now()); ok {
+		t.Error("a next switch after the range's end")
+	}
+}
+
+// TestLimitRanges: only ranges whose switch changes what a limit sees.
+func TestLimitRanges(t *testing.T) {
+	cfg, err := cli.ApplyLines(acl.New(), cli.Txn{Lines: []string{
+		"time-range a", "periodic daily 08:00 to 09:00", "exit",
+		"time-range b", "periodic daily 10:00 to 11:00", "exit",
+		"time-range c", "periodic daily 12:00 to 13:00", "exit",
+		"ip access-list extended x",
+		"seq 1 permit tcp any any eq 80 time-range a", // before a limit on port 80
+		"seq 2 permit tcp any any eq 22 time-range b", // no limit after it shares its port
+		"seq 3 permit tcp any any eq 80 connlimit 2",
+		"seq 4 permit tcp any any eq 25 connlimit 2 time-range c",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := limitRanges(cfg); !slices.Equal(got, []string{"a", "c"}) {
+		t.Errorf("limitRanges = %v, want [a c]", got)
+	}
+}

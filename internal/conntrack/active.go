@@ -1,0 +1,92 @@
+package conntrack
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// Time ranges. The kernel applies an entry with `time-range NAME` only
+// while the range is active (meta day, hour and time: the same clock as
+// the agent's), so the session side attributes flows as the kernel
+// decides now: an entry whose range is inactive is left out of its list,
+// and one whose range is active is an entry like any other. Every count
+// (Plan, the index, Verify), every view and every reset then agrees on
+// one answer to "which entry decides this session now". When a range
+// switches, the entries it decides change in the kernel at once; the
+// agent renews the limits that the switch concerns across the instant
+// (agent.CrossBoundary), and the next read of the index attributes its
+// records again (the bindings' lists are other values then).
+
+// activeLists gives each ACL as it is at an instant: without the entries
+// whose time range is inactive. A list keeps its value while the ranges
+// it names keep their states, so that the index sees the same bindings
+// (sameBindings compares lists by pointer) and attributes nothing again.
+type activeLists struct {
+	mu sync.Mutex
+	m  map[*acl.ACL]activeList
+}
+
+// activeList is one ACL's entry in activeLists.
+type activeList struct {
+	ranges []string // the time ranges its entries name, sorted
+	states string   // their states ('1' active) that out is of
+	out    *acl.ACL
+}
+
+// maxActiveLists bounds activeLists: past it (lists of configs no longer
+// installed) it starts afresh.
+const maxActiveLists = 4096
+
+// at returns l as the kernel applies it at now in loc under cfg's time
+// ranges (l itself when none of its entries names one).
+func (c *activeLists) at(cfg *acl.Config, l *acl.ACL, now time.Time, loc *time.Location) *acl.ACL {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > maxActiveLists {
+		c.m = map[*acl.ACL]activeList{}
+	}
+	al, ok := c.m[l]
+	if !ok {
+		al.ranges = rangesOf(l)
+		al.out = l
+	}
+	if len(al.ranges) == 0 {
+		c.m[l] = al
+		return l
+	}
+	var b strings.Builder
+	active := map[string]bool{}
+	for _, name := range al.ranges {
+		tr := cfg.TimeRange(name)
+		on := tr != nil && tr.Active(now, loc)
+		active[name] = on
+		if on {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
+	if states := b.String(); !ok || states != al.states {
+		al.states = states
+		al.out = &acl.ACL{Name: l.Name, Family: l.Family, Entries: slices.DeleteFunc(slices.Clone(l.Entries),
+			func(e *acl.Entry) bool { return e.TimeRange != "" && !active[e.TimeRange] })}
+	}
+	c.m[l] = al
+	return al.out
+}
+
+// rangesOf lists the time ranges that l's entries name, sorted.
+func rangesOf(l *acl.ACL) []string {
+	var out []string
+	for _, e := range l.Entries {
+		if e.TimeRange != "" && !slices.Contains(out, e.TimeRange) {
+			out = append(out, e.TimeRange)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
