@@ -215,3 +215,40 @@ func TestKernelExistingSessionsReset(t *testing.T) {
 	}
 	p.Client.Expect(t, "", ssh, netns.Reset) // 2 open at limit 2
 }
+
+// TestKernelLockoutSurvivesDrift: a source locked out by block-for stays
+// locked out when someone flushes the blocked set and when someone deletes
+// the whole table: the agent puts the lockout back with the time it has
+// left (before, the source got in again at once).
+func TestKernelLockoutSurvivesDrift(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 permit tcp host %s host %s eq 22 connlimit 1 block-for 60\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n", netns.PairClient4, netns.PairServer4))
+	p.Client.Expect(t, "", ssh, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset) // over the limit: blocked
+	p.Client.Expect(t, "", web, netns.Reset) // on the whole ACL
+	time.Sleep(1500 * time.Millisecond)      // the agent reads its lockouts every second
+	const set = "ip_check_in_10_blocked"
+	lockedAgain := func(what string) {
+		t.Helper()
+		back := false
+		for i := 0; i < 40 && !back; i++ { // at most 4 s
+			time.Sleep(100 * time.Millisecond)
+			out, _ := ag.ns.Exec("nft", "list", "set", "inet", "slxsh", set)
+			back = strings.Contains(out, netns.PairClient4)
+		}
+		if !back {
+			t.Fatalf("after %s the lockout was not put back within 4 s:\n%s", what, ag.log)
+		}
+		p.Client.Expect(t, "", web, netns.Reset)
+	}
+	ag.ns.MustExec(t, "nft", "flush", "set", "inet", "slxsh", set)
+	lockedAgain("a flush of the blocked set")
+	ag.ns.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
+	lockedAgain("a deleted table")
+	show := ag.mustShell("", "-c", "show access-list blocked ip check")
+	if !regexp.MustCompile(regexp.QuoteMeta(netns.PairClient4) + `.* ([1-5]\ds|[1-9]s)`).MatchString(show) {
+		t.Errorf("show access-list blocked does not list the source with less than a minute left:\n%s", show)
+	}
+}

@@ -131,8 +131,11 @@ type Agent struct {
 	revertGen   uint64                         // identifies the pending timer
 	revertAt    time.Time                      // when the pending timer reverts
 	flushed     map[string]map[netip.Addr]bool // blocked set -> sources whose sessions were flushed
-	started     time.Time
-	repairs     atomic.Uint64 // drift repairs done
+	lockouts    map[string]lockoutSet          // blocked set -> its lockouts as last read (lockouts.go)
+	// lockoutsForeign is the Kernel's ForeignCommits at that read.
+	lockoutsForeign uint64
+	started         time.Time
+	repairs         atomic.Uint64 // drift repairs done
 	// foreignSeen is the Kernel's ForeignCommits when the session side last
 	// verified the counts (verifyCounts).
 	foreignSeen atomic.Uint64

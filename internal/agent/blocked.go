@@ -34,6 +34,10 @@ func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 			}
 		}
 		delete(a.flushed, set.name)
+		a.forgetLockoutsLocked(set.name, src)
+		if addrs == nil {
+			a.forgetLockoutsLocked(set.full, src)
+		}
 	}
 	a.log.Info("blocked sources cleared", "acl", name, "source", src)
 	return nil

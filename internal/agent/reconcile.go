@@ -60,6 +60,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	}
 	a.repairs.Add(1)
 	a.armLoadLocked()
+	a.restoreLockoutsLocked()
 	a.dropResetBaselinesLocked()
 	a.log.Info("table restored")
 	return true, nil
@@ -233,6 +234,7 @@ func (a *Agent) Run(ctx context.Context) {
 		case <-load.C:
 			a.ArmLoad()
 			a.FlushBlocked()
+			a.KeepLockouts()
 		case <-recompile.C:
 			a.Recompile()
 		case <-offset.C:

@@ -50,6 +50,9 @@ type Kernel interface {
 	BlockedLeft(set string, f acl.Family) ([]BlockedElem, error)
 	// Unblock deletes sources (all when addrs is nil) from a blocked set.
 	Unblock(set string, f acl.Family, addrs []netip.Addr) error
+	// RestoreBlocked adds elements with the time each has left to a
+	// blocked set (or its full flag).
+	RestoreBlocked(set string, f acl.Family, elems []BlockedElem) error
 
 	// QuotaUsed reads the bytes each key of a quota window set has used.
 	QuotaUsed(s *Set) ([]QuotaUse, error)

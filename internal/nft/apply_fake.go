@@ -215,6 +215,21 @@ func (f *Fake) Blocked(set string, fam acl.Family) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// RestoreBlocked puts sources (or the full flag) into a blocked set.
+func (f *Fake) RestoreBlocked(set string, fam acl.Family, elems []BlockedElem) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	els := f.elementsLocked(set)
+	for _, e := range elems {
+		if e.Addr.IsValid() {
+			els[e.Addr.String()] = ""
+		} else {
+			els[nfprotoName(fam)] = ""
+		}
+	}
+	return nil
+}
+
 // Unblock removes sources (all when addrs is nil) from a blocked set.
 func (f *Fake) Unblock(set string, fam acl.Family, addrs []netip.Addr) error {
 	have, _ := f.Blocked(set, fam)

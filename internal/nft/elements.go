@@ -139,6 +139,38 @@ func (a *Applier) BlockedLeft(name string, f acl.Family) ([]BlockedElem, error) 
 	return out, nil
 }
 
+// RestoreBlocked adds elements to a blocked set (a source each, or the
+// full flag: no address) with the time each has left, in one transaction:
+// the agent puts back the lockouts that someone else's change took.
+func (a *Applier) RestoreBlocked(name string, f acl.Family, elems []BlockedElem) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return err
+	}
+	s := a.libSet(&Set{Name: name, Key: addrKey(f)})
+	s.HasTimeout = true // each element carries its own timeout
+	add := make([]nftables.SetElement, 0, len(elems))
+	for _, e := range elems {
+		key := []byte{nfprotoByte(f)}
+		if e.Addr.IsValid() {
+			key = e.Addr.AsSlice()
+		}
+		add = append(add, nftables.SetElement{Key: key, Timeout: max(e.Left, time.Millisecond)})
+	}
+	if err := c.SetAddElements(s, add); err != nil {
+		return fmt.Errorf("queue elements of %s: %w", name, err)
+	}
+	if err := a.flushLocked(c); err != nil {
+		return fmt.Errorf("restore %s: %w: %w", name, ErrRefused, err)
+	}
+	return nil
+}
+
 // Unblock deletes addresses from a blocked set, or every element when
 // addrs is nil, in one transaction. Addresses not in the set are skipped.
 func (a *Applier) Unblock(name string, f acl.Family, addrs []netip.Addr) error {

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/nft"
+)
+
+// TestLockoutsSurviveDrift: a lockout the kernel holds comes back after
+// someone flushes its set (once the agent sees their commit) and after the
+// table is deleted and repaired; a source `clear access-list blocked`
+// lifted never does.
+func TestLockoutsSurviveDrift(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 60",
+		"seq 20 permit ip any any",
+	}}, slxBind)
+	set := nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: 10})
+	src, other := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	blocked := func() []netip.Addr {
+		got, err := ta.kernel.Blocked(set, acl.IPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, netip.Addr.Compare)
+		return got
+	}
+	ta.kernel.Block(set, src)
+	ta.kernel.Block(set, other)
+	ta.KeepLockouts()
+
+	// Someone flushes the set: put back once their commit is seen, not
+	// before (the read may come first).
+	ta.kernel.Unblock(set, acl.IPv4, nil)
+	ta.KeepLockouts()
+	if got := blocked(); len(got) != 0 {
+		t.Fatalf("lockouts put back without a foreign commit: %v", got)
+	}
+	ta.kernel.Foreign++
+	ta.KeepLockouts()
+	if got := blocked(); !slices.Equal(got, []netip.Addr{src, other}) {
+		t.Fatalf("after the flush: blocked %v, want both", got)
+	}
+
+	// The table is deleted: the repair creates the set empty and the
+	// agent puts the lockouts back.
+	ta.kernel.Set(nil)
+	if done, err := ta.RepairDrift(); !done || err != nil {
+		t.Fatalf("RepairDrift: %v, %v", done, err)
+	}
+	if got := blocked(); !slices.Equal(got, []netip.Addr{src, other}) {
+		t.Fatalf("after the repair: blocked %v, want both", got)
+	}
+
+	// Cleared by the admin: gone for good.
+	if err := ta.ClearBlocked(acl.IPv4, "check", src); err != nil {
+		t.Fatal(err)
+	}
+	ta.kernel.Foreign++
+	ta.KeepLockouts()
+	ta.kernel.Set(nil)
+	ta.RepairDrift()
+	if got := blocked(); !slices.Equal(got, []netip.Addr{other}) {
+		t.Fatalf("after clear and a repair: blocked %v, want only %v", got, other)
+	}
+}
