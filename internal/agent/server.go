@@ -294,6 +294,7 @@ func init() {
 	cli.Handle(h, cli.OpLogging, func(a *Agent, _ cli.NoArgs) (string, error) { return a.LoggingText(), nil })
 	cli.Handle(h, cli.OpPacketTrace, (*Agent).PacketTrace)
 	cli.Handle(h, cli.OpInterfaces, func(a *Agent, _ cli.NoArgs) ([]cli.InterfaceName, error) { return a.InterfaceNames(), nil })
+	cli.Handle(h, cli.OpConfigNames, func(a *Agent, _ cli.NoArgs) (cli.Names, error) { return cli.NamesOf(a.current()), nil })
 	// Authorised by dispatch (it is declared as a change): the answer is yes.
 	cli.Handle(h, cli.OpMayConfigure, func(*Agent, cli.NoArgs) (cli.NoArgs, error) { return none, nil })
 }

@@ -214,7 +214,7 @@ func entryOptions(f acl.Family) node {
 		intArg(1, acl.MaxBlockFor, "Seconds", func(a *entryArgs, n int) { a.e.BlockFor.Seconds = n }),
 		opt(kwSet("flush", "Also reset the source's open sessions", func(a *entryArgs) { a.e.BlockFor.Flush = true })))
 	timeRange := seq(kw("time-range", "Apply only while a time range is active"),
-		wordArg("Time range name", func(a *entryArgs, s string) { a.e.TimeRange = s }))
+		wordArg(timeRangeNames, "Time range name", func(a *entryArgs, s string) { a.e.TimeRange = s }))
 	loadLimit := seq(kw("load-limit", "Refuse while the 1-minute load average is above this"),
 		decimalArg("Load average", func(a *entryArgs, n int) { a.e.LoadLimit = &acl.LoadLimit{Hundredths: n} }))
 	owner := alt(

@@ -136,6 +136,11 @@ func init() {
 		return b.running.Hostname, nil
 	})
 	Handle(memoryOps, OpConfigure, func(b *memoryBackend, t Txn) ([]string, error) { return nil, b.Configure(t) })
+	Handle(memoryOps, OpConfigNames, func(b *memoryBackend, _ NoArgs) (Names, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return NamesOf(b.running), nil
+	})
 	Handle(memoryOps, OpStartup, func(b *memoryBackend, _ NoArgs) (string, error) {
 		b.mu.Lock()
 		defer b.mu.Unlock()

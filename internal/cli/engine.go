@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -87,6 +86,7 @@ type atom struct {
 	accept func(tok string) bool      // parameters only
 	rest   bool                       // LINE: takes the rest of the line
 	upTo   string                     // with rest: ... up to a keyword token (the next "|")
+	names  nameKind                   // a name that TAB completes from the backend's (wordArg)
 	bind   func(b *binding, v string) // stores the value into the command's arguments
 }
 
@@ -731,21 +731,41 @@ func endsBlank(line string) bool {
 }
 
 // completeAt returns the keywords that the last (partial) word of line can
-// be completed to, sorted; all next keywords when line ends in a blank,
-// but not one alone where a value may come instead (`show access-list ip `
-// is followed by a name or the pipe: TAB must not write the pipe).
-func completeAt(g node, line string) []string {
+// be completed to, and the names of names (nil: none) where a name of an
+// ACL or time range may come, sorted; all next ones when line ends in a
+// blank, but not a keyword alone where a value may come instead (`show
+// access-list ip ` is followed by a name or the pipe: TAB must not write
+// the pipe).
+func completeAt(g node, line string, names func(nameKind, []token) []string) []string {
 	m, partial := candidatesAt(g, line)
 	if m == nil {
 		return nil
 	}
+	toks := tokenize(line)
+	typed := "" // the partial word as typed: names are case-sensitive
+	if len(toks) > 0 && !endsBlank(line) {
+		typed = toks[len(toks)-1].text
+	}
 	var out []string
+	named, value := false, false
 	for _, a := range m.cands {
-		if a.word != "" && strings.HasPrefix(a.word, partial) && !contains(out, a.word) {
-			out = append(out, a.word)
+		switch {
+		case a.word != "":
+			if strings.HasPrefix(a.word, partial) && !contains(out, a.word) {
+				out = append(out, a.word)
+			}
+		case a.names != noNames && names != nil:
+			value = true
+			for _, n := range names(a.names, toks) {
+				if strings.HasPrefix(n, typed) && !contains(out, n) {
+					out, named = append(out, n), true
+				}
+			}
+		default:
+			value = true
 		}
 	}
-	if len(out) == 1 && partial == "" && slices.ContainsFunc(m.cands, func(a *atom) bool { return a.word == "" }) {
+	if len(out) == 1 && partial == "" && value && !named {
 		return nil
 	}
 	sort.Strings(out)

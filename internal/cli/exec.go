@@ -78,7 +78,7 @@ func aclNode[T any](get func(*T) *aclArgs) node {
 }
 
 func aclNameArg[T any](get func(*T) *aclArgs) *atom {
-	return wordArg("Access list name", func(a *T, s string) { get(a).ref.Name, get(a).hasName = s, true })
+	return wordArg(aclNames, "Access list name", func(a *T, s string) { get(a).ref.Name, get(a).hasName = s, true })
 }
 
 func selfACL(a *aclArgs) *aclArgs { return a }
@@ -151,7 +151,7 @@ func execCommands() []*command {
 				seq(section("interface", "Interfaces"),
 					opt(ifNode(func(a *runningArgs, k acl.IfKind, n string) { a.ifKind, a.name = k, n }))),
 				seq(section("time-range", "Time ranges"),
-					opt(wordArg("Time range name", func(a *runningArgs, n string) { a.name = n }))))), pipe), cmdShowRunning),
+					opt(wordArg(timeRangeNames, "Time range name", func(a *runningArgs, n string) { a.name = n }))))), pipe), cmdShowRunning),
 		execCmd(seq(show, kw("startup-config", "Startup configuration"), pipe), cmdShowStartup),
 		execCmd(seq(show, accessList, aclNode(showACL), opt(direction(func(a *showACLArgs, d acl.Direction) { a.dir, a.hasDir = d, true })), pipe),
 			cmdShowACLDir),
@@ -170,7 +170,7 @@ func execCommands() []*command {
 		execCmd(seq(show, execFamily(func(a *familyArgs, f acl.Family) { a.fam = f }), kw("access-group", "Access lists applied to interfaces"), pipe), cmdShowGroups),
 		textCmd(seq(show, kw("nftables", "The compiled nftables ruleset"), pipe), OpNftables),
 		execCmd(seq(show, kw("time-range", "Time ranges: active or not, next change"),
-			opt(wordArg("Time range name", func(a *nameArg, s string) { a.name = s })), pipe),
+			opt(wordArg(timeRangeNames, "Time range name", func(a *nameArg, s string) { a.name = s })), pipe),
 			func(s *Session, w io.Writer, a *nameArg) error {
 				return writeResult(w)(Call(s.b, OpTimeRanges, a.name))
 			}),

@@ -36,8 +36,8 @@ func ifNode[T any](set func(a *T, k acl.IfKind, name string)) node {
 }
 
 func configCommands() []*command {
-	aclName := wordArg("Access list name", func(a *nameArgs, s string) { a.name = s })
-	trName := wordArg("Time range name", func(a *nameArgs, s string) { a.name = s })
+	aclName := wordArg(aclNames, "Access list name", func(a *nameArgs, s string) { a.name = s })
+	trName := wordArg(timeRangeNames, "Time range name", func(a *nameArgs, s string) { a.name = s })
 	iface := ifNode(func(a *nameArgs, k acl.IfKind, n string) { a.ifKind, a.name = k, n })
 	accessList := seq(families(), kw("access-list", "Configure an access list"), kw("extended", "Extended access list"), aclName)
 	no := kw("no", "Negate a command or set its defaults")
@@ -98,7 +98,7 @@ func ifCommands() []*command {
 		alt(kwSet("ip", "Apply an IPv4 access list", func(a *groupArgs) { a.fam = acl.IPv4 }),
 			kwSet("ipv6", "Apply an IPv6 access list", func(a *groupArgs) { a.fam = acl.IPv6 })),
 		kw("access-group", "Apply an access list to the interface"),
-		wordArg("Access list name", func(a *groupArgs, s string) { a.name = s }),
+		wordArg(aclNames, "Access list name", func(a *groupArgs, s string) { a.name = s }),
 		alt(kwSet("in", "Connections arriving on the interface", func(a *groupArgs) { a.dir = acl.In }),
 			kwSet("out", "Connections leaving through the interface", func(a *groupArgs) { a.dir = acl.Out })))
 	return []*command{

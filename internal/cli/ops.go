@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -133,6 +135,9 @@ var (
 	// OpInterfaces maps `management 0` and `ethernet S/P` to the Linux
 	// interfaces they mean.
 	OpInterfaces = newOp[NoArgs, []InterfaceName]("interfaces", false)
+	// OpConfigNames lists the names of the running config's ACLs and time
+	// ranges (TAB completion).
+	OpConfigNames = newOp[NoArgs, Names]("names", false)
 	// OpMayConfigure changes nothing: it asks whether the caller may
 	// change the configuration, so that `configure terminal` can refuse at
 	// once. It is declared as a change so that the agent's authorisation
@@ -215,4 +220,50 @@ func (h Handlers[S]) RunValue(s S, name string, args json.RawMessage) (any, erro
 		return nil, fmt.Errorf("%w %q", ErrUnknownOp, name)
 	}
 	return run(s, args)
+}
+
+// Names are the names TAB completes: the ACLs of each family and the time
+// ranges of a configuration, each sorted.
+type Names struct {
+	IP, IPv6   []string `json:",omitempty"`
+	TimeRanges []string `json:",omitempty"`
+}
+
+// NamesOf lists the names of c.
+func NamesOf(c *acl.Config) Names {
+	var n Names
+	for _, l := range c.ACLs {
+		if l.Family == acl.IPv6 {
+			n.IPv6 = append(n.IPv6, l.Name)
+		} else {
+			n.IP = append(n.IP, l.Name)
+		}
+	}
+	for _, t := range c.TimeRanges {
+		n.TimeRanges = append(n.TimeRanges, t.Name)
+	}
+	slices.Sort(n.IP)
+	slices.Sort(n.IPv6)
+	slices.Sort(n.TimeRanges)
+	return n
+}
+
+// of returns the names of kind k for a line of tokens toks: ACLs of the
+// family its last "ip" or "ipv6" keyword names, of both without one.
+func (n Names) of(k nameKind, toks []token) []string {
+	switch k {
+	case timeRangeNames:
+		return n.TimeRanges
+	case aclNames:
+		for i := len(toks) - 1; i >= 0; i-- {
+			switch strings.ToLower(toks[i].text) {
+			case "ip":
+				return n.IP
+			case "ipv6":
+				return n.IPv6
+			}
+		}
+		return append(slices.Clone(n.IP), n.IPv6...)
+	}
+	return nil
 }

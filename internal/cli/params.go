@@ -33,11 +33,23 @@ func intArg[T any](lo, hi int64, help string, set func(*T, int)) *atom {
 		func(a *T, s string) { n, _ := parseDec(s); set(a, int(n)) })
 }
 
-// wordArg is a name: an ACL, time-range or host name (letters, digits, '_',
-// '-' and '.', starting with a letter or digit).
-func wordArg[T any](help string, set func(*T, string)) *atom {
-	return param("WORD", help, acl.ValidName, set)
+// wordArg is the name of an ACL or a time range (letters, digits, '_',
+// '-' and '.', starting with a letter or digit); TAB completes it from the
+// backend's names of that kind (Session.Complete).
+func wordArg[T any](kind nameKind, help string, set func(*T, string)) *atom {
+	a := param("WORD", help, acl.ValidName, set)
+	a.names = kind
+	return a
 }
+
+// nameKind is what a WORD names, for completion.
+type nameKind int
+
+const (
+	noNames        nameKind = iota
+	aclNames                // an access list of the family the line names (both when it names none)
+	timeRangeNames          // a time range
+)
 
 // lineArg is the rest of the line.
 func lineArg[T any](help string, set func(*T, string)) *atom {

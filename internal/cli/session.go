@@ -285,9 +285,23 @@ func formatHelp(items []helpItem) string {
 // Complete returns the keywords the last word of line may complete to
 // (every next keyword when line ends in a blank), sorted. A single
 // candidate is the completion for TAB.
+//
+// Names of ACLs and time ranges come from the backend (OpConfigNames), asked
+// once per call and only where a name may come.
 func (s *Session) Complete(line string) []string {
+	var known *Names
+	names := func(k nameKind, toks []token) []string {
+		if known == nil {
+			n, err := Call(s.b, OpConfigNames, NoArgs{})
+			if err != nil {
+				n = Names{} // an older agent: keywords only
+			}
+			known = &n
+		}
+		return known.of(k, toks)
+	}
 	for _, g := range s.grammars() {
-		if c := completeAt(g, line); len(c) > 0 {
+		if c := completeAt(g, line, names); len(c) > 0 {
 			return c
 		}
 	}

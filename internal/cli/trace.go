@@ -144,7 +144,7 @@ func packetTracerCmd() *command {
 				src, dst)),
 		anyOrder(
 			seq(kw("access-list", "Evaluate an access list as if it were applied there"),
-				wordArg("Access list name", func(a *traceArgs, s string) { a.ACL = s })),
+				wordArg(aclNames, "Access list name", func(a *traceArgs, s string) { a.ACL = s })),
 			kwSet("routed", "Routed through the host (not to or from it)", func(a *traceArgs) { a.Routed = true }),
 			kwSet("detail", "Add the nftables rules the connection traverses", func(a *traceArgs) { a.Detail = true })),
 		pipeNode()), cmdPacketTracer)
