@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -35,6 +36,12 @@ func aclCommands(f acl.Family) []*command {
 			return a.err
 		}
 		e2 := a.e
+		if e2.Action == acl.Remark && e2.Seq == 0 {
+			return addRemark(e, &e2)
+		}
+		if err := placeRemarks(e, e2.Seq); err != nil {
+			return err
+		}
 		return e.cfg.AddEntry(e.frame.fam, e.frame.name, &e2)
 	}
 	return []*command{
@@ -231,4 +238,73 @@ func entryOptions(f acl.Family) node {
 	return anyOrder(many(connlimit), rate, quota, blockFor, timeRange, loadLimit, owner, refuse,
 		kwSet("log", "Log refusals and matches", func(a *entryArgs) { a.e.Log = true }),
 		kwSet("count", "Keep hit counters (always kept)", func(a *entryArgs) { a.e.Count = true }))
+}
+
+// addRemark adds a remark without a seq (after the list's last entry) and
+// keeps its seq for the next line of the transaction (txnState).
+func addRemark(e *env, r *acl.Entry) error {
+	l := e.cfg.ACL(e.frame.fam, e.frame.name)
+	before := len(l.Entries)
+	if err := e.cfg.AddEntry(e.frame.fam, e.frame.name, r); err != nil {
+		return err
+	}
+	l = e.cfg.ACL(e.frame.fam, e.frame.name)
+	if len(l.Entries) == before {
+		return nil // the list has it already: nothing added
+	}
+	if e.tx == nil {
+		return nil
+	}
+	if e.tx.list != e.frame {
+		e.tx.remarks = nil
+	}
+	e.tx.list, e.tx.kept = e.frame, true
+	e.tx.remarks = append(e.tx.remarks, l.Entries[len(l.Entries)-1].Seq)
+	return nil
+}
+
+// placeRemarks moves the remarks the lines just before added without a
+// seq to the seqs right below seq, the explicit seq of the entry that
+// follows them, when they would otherwise take it or come after it: the
+// usual layout of a config written by hand or by IOS (`remark ...` then
+// `seq 10 permit ...`) numbers the remark 10 and the entry collides. They
+// stay where they are when there is no room below seq.
+func placeRemarks(e *env, seq int) error {
+	if e.tx == nil || len(e.tx.remarks) == 0 || e.tx.list != e.frame || seq == 0 || seq > e.tx.remarks[len(e.tx.remarks)-1] {
+		return nil
+	}
+	rs := e.tx.remarks
+	l := e.cfg.ACL(e.frame.fam, e.frame.name)
+	first := seq - len(rs)
+	if first < 1 {
+		return nil
+	}
+	for _, x := range l.Entries {
+		// Every seq from first up to seq must be free but for the remarks,
+		// and nothing else may sit between them and first.
+		if x.Seq >= first && x.Seq < seq && !slices.Contains(rs, x.Seq) {
+			return nil
+		}
+		if x.Seq > first && x.Seq < rs[0] && !slices.Contains(rs, x.Seq) {
+			return nil
+		}
+	}
+	var moved []*acl.Entry
+	for _, s := range rs {
+		moved = append(moved, l.Entry(s))
+	}
+	for _, s := range rs {
+		if err := e.cfg.DeleteSeq(e.frame.fam, e.frame.name, s); err != nil {
+			return err
+		}
+	}
+	for i, r := range moved {
+		r2 := *r
+		r2.Seq = first + i
+		if err := e.cfg.AddEntry(e.frame.fam, e.frame.name, &r2); err != nil {
+			return err
+		}
+	}
+	e.tx.remarks = nil
+	return nil
 }

@@ -77,7 +77,18 @@ const (
 // env is what configuration handlers work on.
 type env struct {
 	cfg   *acl.Config
-	frame frame // the mode the line runs in
+	frame frame     // the mode the line runs in
+	tx    *txnState // what the transaction's earlier lines left for the next one
+}
+
+// txnState is what one line of a transaction leaves for the next: the
+// remarks just added without a seq (numbered after the list's last entry)
+// that an entry with an explicit seq may move in front of itself
+// (placeRemarks). Any other line forgets them.
+type txnState struct {
+	remarks []int // their seqs, in order
+	list    frame
+	kept    bool // set by the line that added one
 }
 
 // command is one declared command: its syntax, its typed arguments, and

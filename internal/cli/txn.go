@@ -93,6 +93,7 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 	all := append(append([]string(nil), t.Context...), t.Lines...)
 	ended := false
 	var pre *preparse // of the body of the list being entered
+	tx := &txnState{}
 	defer func() { pre.stop() }()
 	for i, line := range all {
 		idx := i - len(t.Context)
@@ -126,10 +127,14 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 				st = st[:len(st)-1]
 			}
 		default:
-			if err := p.cmd.apply(&env{cfg: cfg, frame: st[len(st)-1]}, p.args); err != nil {
+			tx.kept = false
+			if err := p.cmd.apply(&env{cfg: cfg, frame: st[len(st)-1], tx: tx}, p.args); err != nil {
 				le := semanticError(line, err)
 				le.Line = idx
 				return nil, le
+			}
+			if !tx.kept {
+				tx.remarks = nil
 			}
 			if p.cmd.enter != nil {
 				st = append(st, p.cmd.enter(p.args))

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/slxsh/slxsh/internal/acl"
+)
+
+// TestRemarkBeforeNumberedEntry: the IOS layout `remark ...` then `seq 10
+// permit ...` puts the remark right before its entry instead of taking
+// seq 10 (which made the entry collide), several remarks in order; the
+// same lines again change nothing; a remark with no room below the entry
+// stays where it was numbered.
+func TestRemarkBeforeNumberedEntry(t *testing.T) {
+	txn := Txn{Lines: []string{
+		"ip access-list extended check",
+		"remark allow ssh",
+		"seq 10 permit tcp any any eq 22",
+		"remark web",
+		"remark more web",
+		"seq 20 permit tcp any any eq 80",
+		"remark the rest",
+		"permit ip any any",
+	}}
+	cfg, err := ApplyLines(acl.New(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		" seq 9 remark allow ssh", " seq 10 permit tcp any any eq 22",
+		" seq 18 remark web", " seq 19 remark more web", " seq 20 permit tcp any any eq 80",
+		" seq 30 remark the rest", " seq 40 permit ip any any",
+	}
+	got := acl.Format(cfg)
+	if !strings.Contains(got, strings.Join(want, "\n")+"\n") {
+		t.Fatalf("running-config:\n%s\nwant the entries\n%s", got, strings.Join(want, "\n"))
+	}
+	again, err := ApplyLines(cfg, txn)
+	if err != nil || acl.Format(again) != got {
+		t.Errorf("the same lines again: %v\n%s", err, acl.Format(again))
+	}
+
+	// No room below seq 10 (seq 9 is taken): the remark stays at 19.
+	cfg, err = ApplyLines(acl.New(), Txn{Lines: []string{
+		"ip access-list extended x", "seq 9 permit tcp any any eq 25", "remark late", "seq 10 permit tcp any any eq 22",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := acl.Format(cfg); !strings.Contains(got, " seq 9 permit tcp any any eq 25\n seq 10 permit tcp any any eq 22\n seq 19 remark late\n") {
+		t.Errorf("running-config:\n%s", got)
+	}
+}
