@@ -359,7 +359,7 @@ func TestPTYCopyAsks(t *testing.T) {
 	wantContains(t, "after answering y", s.expect("!\r\n"+h+"# "), "ip access-list extended a\r\n seq 10 permit ip any any\r\n")
 
 	s.send("write memory\r")
-	if got := s.expect(h + "# "); got != "write memory\r\n"+h+"# " {
+	if got := s.expect(h + "# "); got != "write memory\r\nBuilding configuration...\r\n[OK]\r\n"+h+"# " {
 		t.Errorf("write memory = %q, want no question", got)
 	}
 }

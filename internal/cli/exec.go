@@ -195,8 +195,14 @@ func execCommands() []*command {
 		opCmd(seq(clear, accessList, kw("blocked", "Lift block-for lockouts"), aclNode(selfACL), opt(source)), OpClearBlocked, aclRef),
 		execCmd(seq(kw("copy", "Copy a configuration"), kw("running-config", "The running configuration"),
 			kw("startup-config", "The startup configuration")), cmdCopy),
-		opCmd(seq(kw("write", "Write the configuration"), kw("memory", "To the startup configuration")),
-			OpSave, noOpArgs),
+		execCmd(seq(kw("write", "Write the configuration"), kw("memory", "To the startup configuration")),
+			func(s *Session, w io.Writer, _ *NoArgs) error {
+				if _, err := Call(s.b, OpSave, NoArgs{}); err != nil {
+					return err
+				}
+				_, err := io.WriteString(w, "Building configuration...\n[OK]\n") // as IOS says it
+				return err
+			}),
 		execCmd(seq(kw("terminal", "Set terminal line parameters"), alt(
 			seq(kw("length", "Lines per screen (0: no paging)"),
 				intArg(0, 512, "Lines", func(a *terminalArgs, n int) { a.n = n })),
