@@ -52,3 +52,24 @@ func TestRemarkBeforeNumberedEntry(t *testing.T) {
 		t.Errorf("running-config:\n%s", got)
 	}
 }
+
+// TestInteractiveRemarkBeforeNumberedEntry: typed line by line (each line
+// its own transaction), `remark` then `seq 10 permit` ends as in a script;
+// if the entry fails, the remark stays where it was numbered.
+func TestInteractiveRemarkBeforeNumberedEntry(t *testing.T) {
+	b := NewMemoryBackend(acl.New())
+	s := NewSession(b, "device")
+	var out strings.Builder
+	for _, line := range []string{"configure terminal", "ip access-list extended check", "remark allow ssh", "seq 10 permit tcp any any eq 22",
+		"remark broken", "seq 20 permit tcp any any eq 23 time-range nope"} {
+		s.Execute(line, &out)
+	}
+	cfg, _ := b.Running()
+	got := acl.Format(cfg)
+	if !strings.Contains(got, " seq 9 remark allow ssh\n seq 10 permit tcp any any eq 22\n seq 20 remark broken\n") {
+		t.Errorf("running-config:\n%s\noutput:\n%s", got, out.String())
+	}
+	if !strings.Contains(out.String(), `time-range "nope" does not exist`) {
+		t.Errorf("the bad entry was not refused:\n%s", out.String())
+	}
+}

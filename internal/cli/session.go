@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/slxsh/slxsh/internal/acl"
 )
 
 // Version is the slxsh version shown by `show version`.
@@ -28,6 +30,11 @@ type Session struct {
 	confirm     func(question string) (answer string, ok bool) // nil: do not ask (scripts)
 	host_       Host                                           // show chassis, show interface, ...
 	noMore      bool                                           // the last command's output was piped through nomore
+	// remarks are the lines just before, in one list, that added remarks
+	// without a seq: a following entry with an explicit seq sends them
+	// again with it, so that they go before it (placeRemarks) as they do
+	// in a script.
+	remarks []string
 }
 
 // NewSession returns a session in exec mode. hostname is shown in the
@@ -138,6 +145,8 @@ func (s *Session) Execute(line string, w io.Writer) error {
 // run carries out a parsed line: an exec command, a mode change, or a
 // one-line transaction.
 func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
+	remarks := s.remarks
+	s.remarks = nil
 	switch {
 	case p.cmd == nil:
 		return nil
@@ -158,8 +167,28 @@ func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
 		return nil
 	}
 	t := Txn{Context: contextLines(s.stack), Lines: []string{line}}
-	if err := s.b.Configure(t); err != nil {
+	a, isEntry := p.args.(*entryArgs)
+	remark := isEntry && a.e.Action == acl.Remark && a.e.Seq == 0
+	err := s.b.Configure(t)
+	if err != nil && isEntry && !remark && a.e.Seq != 0 && len(remarks) > 0 && strings.Contains(err.Error(), " already exists in access-list ") {
+		// The remarks typed just before took the seq (numbered after the
+		// last entry): taken out and added again in one transaction with
+		// the entry, they go before it, as in a script (placeRemarks).
+		// If that fails too, they stay where they are.
+		t.Lines = nil
+		for _, r := range remarks {
+			t.Lines = append(t.Lines, "no "+strings.TrimSpace(r))
+		}
+		t.Lines = append(append(t.Lines, remarks...), line)
+		if s.b.Configure(t) == nil {
+			err = nil
+		}
+	}
+	if err != nil {
 		return err
+	}
+	if remark {
+		s.remarks = append(remarks, line)
 	}
 	s.stack = append(s.stack[:1], st...)
 	s.applied(p)
