@@ -175,6 +175,21 @@ func switchingRange(t *testing.T, clause string, in time.Duration) (text, tz str
 const rangedLimits = "ip access-list extended check\nseq 5 permit tcp any any eq 22 connlimit 3 time-range soon\n" +
 	"seq 10 permit tcp any any eq 22 connlimit 4\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n"
 
+// rangedSetup starts an agent whose zone makes soon switch (clause) at a
+// whole second about in from now, with rangedLimits applied; it returns
+// the instant.
+func rangedSetup(t *testing.T, clause string, in time.Duration) (*netns.Pair, *agentProc, time.Time) {
+	t.Helper()
+	p := netns.NewPair(t)
+	p.Server.Listen(t, ssh)
+	ranged, tz, at := switchingRange(t, clause, in)
+	ag := newAgent(t, p.Server, "s0")
+	ag.env = []string{tz}
+	ag.start()
+	ag.mustShell("configure terminal\n" + ranged + rangedLimits)
+	return p, ag, at
+}
+
 // waitPast sleeps until at has passed by after, failing when the machine
 // was too slow to set things up before at.
 func waitPast(t *testing.T, at time.Time, after time.Duration) {
@@ -192,13 +207,7 @@ func waitPast(t *testing.T, at time.Time, after time.Duration) {
 // across the switch), and `show access-list sessions` puts all 4 under
 // seq 10.
 func TestKernelTimeRangeEndExact(t *testing.T) {
-	p := netns.NewPair(t)
-	p.Server.Listen(t, ssh)
-	ranged, tz, end := switchingRange(t, "end", 5*time.Second)
-	ag := newAgent(t, p.Server, "s0")
-	ag.env = []string{tz}
-	ag.start()
-	ag.mustShell("configure terminal\n" + ranged + rangedLimits)
+	p, ag, end := rangedSetup(t, "end", 5*time.Second)
 	openN(t, p, 3)
 	p.Client.Expect(t, "", ssh, netns.Reset) // seq 5's limit
 	waitPast(t, end, time.Second)
@@ -220,13 +229,7 @@ func TestKernelTimeRangeEndExact(t *testing.T) {
 // 4 of them, and admits none (it admitted 3 before); after C closes two,
 // exactly one more.
 func TestKernelTimeRangeStartExactAcrossRestart(t *testing.T) {
-	p := netns.NewPair(t)
-	p.Server.Listen(t, ssh)
-	ranged, tz, start := switchingRange(t, "start", 6*time.Second)
-	ag := newAgent(t, p.Server, "s0")
-	ag.env = []string{tz}
-	ag.start()
-	ag.mustShell("configure terminal\n" + ranged + rangedLimits)
+	p, ag, start := rangedSetup(t, "start", 6*time.Second)
 	open := openN(t, p, 4)
 	p.Client.Expect(t, "", ssh, netns.Reset) // seq 10's limit
 	ag.kill9()
