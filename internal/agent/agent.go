@@ -126,6 +126,7 @@ type Agent struct {
 	// limit (timerange.go); switched tells Run that they may have changed.
 	limitRanges []string
 	switched    chan struct{}
+	switchFrom  time.Time                      // the last switch crossed (or the start): nextSwitch looks after it
 	baseline    map[string]uint64              // named counter values at the last `clear access-list counters`
 	revert      *time.Timer                    // pending `configure terminal revert timer`
 	revertGen   uint64                         // identifies the pending timer
@@ -178,6 +179,7 @@ func New(opts Options) *Agent {
 	}
 	a := &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{},
 		flushed: map[string]map[netip.Addr]bool{}, started: time.Now(), switched: make(chan struct{}, 1)}
+	a.switchFrom = a.started
 	a.live.Store(a.running)
 	a.startupOK.Store(true)
 	return a
@@ -347,6 +349,8 @@ func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, 
 	}
 	if d := time.Until(across); d > 0 {
 		time.Sleep(d + switchSlack)
+	} else if !across.IsZero() {
+		a.log.Warn("the gates of a time range switch's limits closed after the switch", "late", (-d).Round(time.Millisecond))
 	}
 	if err := a.opts.Sessions.Installed(cfg, rs); err != nil {
 		a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -78,7 +80,9 @@ func (a *Agent) verifyCounts() {
 		return
 	}
 	if err := a.opts.Sessions.Verify(); err != nil {
-		a.log.Warn("cannot check the limit sets against conntrack", "err", err)
+		if !errors.Is(err, conntrack.ErrInstalling) {
+			a.log.Warn("cannot check the limit sets against conntrack", "err", err)
+		}
 		a.foreignSeen.Store(0) // try again next time
 	}
 }
@@ -243,8 +247,11 @@ func (a *Agent) Run(ctx context.Context) {
 			}
 			offset.Reset(a.untilOffsetChange(time.Now()))
 		case <-switches.C:
-			a.crossNextSwitch()
-			switches.Reset(a.untilSwitch(time.Now()))
+			if err := a.crossNextSwitch(); err != nil {
+				switches.Reset(time.Second)
+			} else {
+				switches.Reset(a.untilSwitch(time.Now()))
+			}
 		case <-a.switched:
 			switches.Reset(a.untilSwitch(time.Now()))
 		}

@@ -34,7 +34,7 @@ func TestCrossBoundaryRenewsAcrossTheSwitch(t *testing.T) {
 		"seq 15 permit tcp any any eq 80 connlimit 2",
 		"seq 20 permit ip any any",
 	}}, slxBind)
-	at, names, ok := ta.nextSwitch(time.Now())
+	at, names, ok := ta.nextSwitch()
 	if !ok || !at.Equal(end) || !slices.Equal(names, []string{"soon"}) {
 		t.Fatalf("next switch %v %v %v, want %v [soon]", at, names, ok, end)
 	}
@@ -62,7 +62,7 @@ func TestCrossBoundaryRenewsAcrossTheSwitch(t *testing.T) {
 		t.Errorf("sessions counted %+v, want once after %v with existing-sessions keep", tr.installed, end)
 	}
 	// The range never switches again: nothing to cross.
-	if _, _, ok := ta.nextSwitch(time.Now()); ok {
+	if _, _, ok := ta.nextSwitch(); ok {
 		t.Error("a next switch after the range's end")
 	}
 }
@@ -84,5 +84,41 @@ func TestLimitRanges(t *testing.T) {
 	}
 	if got := limitRanges(cfg); !slices.Equal(got, []string{"a", "c"}) {
 		t.Errorf("limitRanges = %v, want [a c]", got)
+	}
+}
+
+// TestCrossBoundaryLate: a switch the agent reaches only after its instant
+// (a change held it) is still crossed, at once and for every range, and
+// then done with; nothing waits for a switch in the past.
+func TestCrossBoundaryLate(t *testing.T) {
+	ta, tr := newTrackedAgent(t)
+	end := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
+	ta.opts.Zone = time.FixedZone("T", -int(end.Unix()%60))
+	le := end.In(ta.opts.Zone)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"time-range soon",
+		fmt.Sprintf("absolute end %s", acl.DateTime{Year: le.Year(), Month: int(le.Month()), Day: le.Day(), Hour: le.Hour(), Minute: le.Minute()}),
+		"exit",
+		"ip access-list extended check",
+		"seq 5 permit tcp any any eq 22 connlimit 3 time-range soon",
+		"seq 10 permit tcp any any eq 22 connlimit 4",
+	}}, slxBind)
+	time.Sleep(time.Until(end) + 50*time.Millisecond)
+	at, names, ok := ta.nextSwitch()
+	if !ok || !at.Equal(end) {
+		t.Fatalf("a switch 50 ms past is not found: %v %v %v", at, names, ok)
+	}
+	if d := ta.untilSwitch(time.Now()); d != 0 {
+		t.Errorf("untilSwitch = %v for a switch past, want 0", d)
+	}
+	ta.kernel.Renewed, tr.installed = nil, nil
+	if err := ta.crossNextSwitch(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ta.kernel.Renewed) != 2 || len(tr.installed) != 1 {
+		t.Errorf("late crossing renewed %v, counted %d times; want seq 5 and 10 once", ta.kernel.Renewed, len(tr.installed))
+	}
+	if _, _, ok := ta.nextSwitch(); ok {
+		t.Error("the switch is still pending after it was crossed")
 	}
 }

@@ -37,16 +37,17 @@ type activeList struct {
 	out    *acl.ACL
 }
 
-// maxActiveLists bounds activeLists: past it (lists of configs no longer
-// installed) it starts afresh.
-const maxActiveLists = 4096
+// spareActiveLists bounds activeLists beyond the lists of the config it
+// was given: past it (lists of configs never installed, as a view may
+// read) it starts afresh. keep drops the lists of earlier configs.
+const spareActiveLists = 32
 
 // at returns l as the kernel applies it at now in loc under cfg's time
 // ranges (l itself when none of its entries names one).
 func (c *activeLists) at(cfg *acl.Config, l *acl.ACL, now time.Time, loc *time.Location) *acl.ACL {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) > maxActiveLists {
+	if c.m == nil || len(c.m) > len(cfg.ACLs)+spareActiveLists {
 		c.m = map[*acl.ACL]activeList{}
 	}
 	al, ok := c.m[l]
@@ -77,6 +78,22 @@ func (c *activeLists) at(cfg *acl.Config, l *acl.ACL, now time.Time, loc *time.L
 	}
 	c.m[l] = al
 	return al.out
+}
+
+// keep forgets every list that cfg does not hold (cfg is installed: the
+// lists of earlier configs are garbage, and would be kept alive here).
+func (c *activeLists) keep(cfg *acl.Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := make(map[*acl.ACL]bool, len(cfg.ACLs))
+	for _, l := range cfg.ACLs {
+		live[l] = true
+	}
+	for l := range c.m {
+		if !live[l] {
+			delete(c.m, l)
+		}
+	}
 }
 
 // rangesOf lists the time ranges that l's entries name, sorted.

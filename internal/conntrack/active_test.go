@@ -47,7 +47,7 @@ func TestActiveListsDecideAsTheKernelNow(t *testing.T) {
 		if again := c.at(cfg, l, tc.same, time.UTC); again != got {
 			t.Errorf("at %v: the list is another value for the same states", tc.at)
 		}
-		a := Attribute([]Binding{{ACL: got, Dir: acl.In, Ifaces: []string{"s0"}}}, flows, nil)
+		a := Attribute([]Binding{{ACL: got, Dir: acl.In, Ifaces: []string{"s0"}, AtNow: true}}, flows, nil)
 		cs := a.Counts()
 		if len(cs) != 1 || cs[0].Seq != tc.seq || cs[0].Sessions != 3 {
 			t.Errorf("at %v: counts %+v, want the 3 sessions under seq %d", tc.at, cs, tc.seq)
@@ -59,5 +59,25 @@ func TestActiveListsDecideAsTheKernelNow(t *testing.T) {
 	plain := &acl.ACL{Name: "plain", Family: acl.IPv4, Entries: l.Entries[2:]}
 	if c.at(cfg, plain, before, time.UTC) != plain {
 		t.Error("a list without time ranges is not given as itself")
+	}
+}
+
+// TestResetNeverOnATimeRange: `existing-sessions reset` judges with time
+// ranges unseen (Bindings): the sessions of a permit whose range is over
+// are not ended by an unrelated change, though no entry admits them now.
+func TestResetNeverOnATimeRange(t *testing.T) {
+	cfg := rangedConfig()
+	cfg.ACLs[0].Entries = cfg.ACLs[0].Entries[:1] // seq 5 alone, then the implicit deny
+	cfg.Interfaces = []*acl.Interface{{Kind: acl.IfLinux, Name: "s0", Groups: [2][2]string{{"check", ""}}}}
+	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 22, 2)}
+	ifname := func(i *acl.Interface) string { return i.Name }
+	if ex := Attribute(Bindings(cfg, ifname), flows, nil).Excess(); len(ex) != 0 {
+		t.Errorf("reset would end %d sessions of a ranged permit", len(ex))
+	}
+	var c activeLists
+	bs := Bindings(cfg, ifname)
+	bs[0].ACL, bs[0].AtNow = c.at(cfg, bs[0].ACL, time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC), time.UTC), true
+	if a := Attribute(bs, flows, nil); len(a.Refused) != 2 {
+		t.Errorf("after the range: %d refused now, want 2 (the views say no entry admits them)", len(a.Refused))
 	}
 }

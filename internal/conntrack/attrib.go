@@ -15,6 +15,12 @@ type Binding struct {
 	ACL    *acl.ACL
 	Dir    acl.Direction
 	Ifaces []string
+	// AtNow says that ACL is the list as the kernel applies it at this
+	// moment (Tracker.bindings: entries whose time range is inactive left
+	// out, active.go), so that a time range is no condition conntrack
+	// cannot show. Without it (Bindings) a ranged entry's range is unseen:
+	// a ranged permit matches, a ranged deny never refuses.
+	AtNow bool
 }
 
 // Bindings lists the access-groups of c, one Binding per applied ACL and
@@ -165,12 +171,10 @@ type Attribution struct {
 // Within a binding, entries are evaluated in seq order as the compiler does:
 // the first entry that matches decides, except that `deny ... connlimit N`
 // counts the flow and passes it on to the next entry (SPEC §4). Conditions
-// conntrack cannot show (rate, quota, load-limit, block-for, user) are
-// treated as matching for permits and limits, and as not matching for
-// plain denies, so that no session is ended on a guess. A time range is
-// no guess: the lists of bs are as the kernel applies them at the moment
-// (the tracker leaves out entries whose range is inactive, active.go), so
-// an entry with a range is one whose range is active.
+// conntrack cannot show (rate, quota, load-limit, block-for, user, and a
+// time range unless the binding is AtNow) are treated as matching for
+// permits and limits, and as not matching for plain denies, so that no
+// session is ended on a guess.
 func Attribute(bs []Binding, flows []Flow, loc Locator) *Attribution {
 	return attributeOwned(bs, slices.Clone(flows), loc)
 }
@@ -266,7 +270,7 @@ func (b Binding) walk(f Flow, counted func(k KeyID, cl *acl.Connlimit, act acl.A
 				continue // below its limit, a limited deny passes the flow on
 			}
 		}
-		if e.Action != acl.Permit && unseen(e) {
+		if e.Action != acl.Permit && b.unseen(e) {
 			// Why skip: whether this deny applies now depends on what
 			// conntrack cannot show; never end a session on a guess.
 			continue
@@ -279,10 +283,16 @@ func (b Binding) walk(f Flow, counted func(k KeyID, cl *acl.Connlimit, act acl.A
 	return EntryID{}, false // implicit deny
 }
 
-// unseen reports whether the entry has a condition that a flow cannot be
-// checked against (load, rates, quotas, lockouts, the local user; not its
-// time range, which the bindings resolve).
-func unseen(e *acl.Entry) bool {
+// unseen reports whether the entry has a condition that a flow of b
+// cannot be checked against (load, rates, quotas, lockouts, the local
+// user; its time range unless b is AtNow).
+func (b Binding) unseen(e *acl.Entry) bool {
+	return unseenAlways(e) || (!b.AtNow && e.TimeRange != "")
+}
+
+// unseenAlways reports whether e has a condition that no flow can be
+// checked against.
+func unseenAlways(e *acl.Entry) bool {
 	return e.LoadLimit != nil || e.Rate != nil || e.Quota != nil ||
 		e.BlockFor != nil || e.Owner != nil
 }

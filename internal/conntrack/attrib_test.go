@@ -252,7 +252,7 @@ func TestKeyOfPrefixEdges(t *testing.T) {
 
 func TestDenyWithUnseenConditionDoesNotRefuse(t *testing.T) {
 	bs := bind("t", acl.IPv4, acl.In,
-		&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, DstPort: eq(22), Rate: &acl.Rate{}},
+		&acl.Entry{Seq: 10, Action: acl.Deny, Proto: 6, DstPort: eq(22), TimeRange: "nights"},
 		&acl.Entry{Seq: 20, Action: acl.Deny, Proto: 6, DstPort: eq(23)},
 		&acl.Entry{Seq: 30, Action: acl.Permit, Proto: acl.ProtoAny})
 	flows := []Flow{tcp("10.0.0.1", "10.0.0.2", 22, 1), tcp("10.0.0.1", "10.0.0.2", 23, 2)}

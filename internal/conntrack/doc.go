@@ -113,10 +113,11 @@
 //     clock does it) renews the limits it concerns, those of the ranged
 //     entry and of later entries that share its connections
 //     (nft.RangeRenewals), with their gates closed just before the instant
-//     and the count made after it (agent.CrossBoundary); attribution
-//     always says which entry decides a session now (active.go), so that
-//     count and every later one agree; a restarted agent renews them all,
-//     as it may have slept through a switch;
+//     and the count made after it (agent.CrossBoundary); the tracker's
+//     attribution says which entry decides a session now (active.go), so
+//     that count and every later one agree while the kernel's rules are
+//     the config's; a restarted agent renews them all, as it may have
+//     slept through a switch;
 //   - a kernel table that lacks some of a limit's reservation objects gets
 //     the whole limit renewed;
 //   - after a commit of someone else (the rules may be intact while set
@@ -140,7 +141,12 @@
 //     the refresh loop retries every second.
 //   - At a time range switch the entries it concerns refuse new
 //     connections from shortly before the instant (200 ms plus twice the
-//     last apply's time) until the count after it is written.
+//     last apply's time, at most 1.5 s) until the count after it is
+//     written. A switch the agent reaches late (a change held it across
+//     the instant) is crossed at once, with a warning: until then its
+//     limits count as before it. At a DST change the kernel runs the old
+//     offset's rules until Recompile commits the new ones (renewing in
+//     the same transaction), moments later.
 //   - Budget comes back at the next refresh after an old session ends (up
 //     to a second late).
 //   - A layer counting set is unsized and capped by the kernel at 65535

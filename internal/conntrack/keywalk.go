@@ -20,6 +20,7 @@ import (
 // need to be tried, and they are listed with L once per configuration.
 type keyWalk struct {
 	steps []keyStep
+	atNow bool // of the binding it was listed for (Binding.unseen)
 }
 
 // keyStep is one limited entry with the earlier entries that may stop the
@@ -37,8 +38,8 @@ func limited(e *acl.Entry) bool {
 
 // stops reports whether a flow that matches e, an entry that is not
 // limited, ends the walk there (as Binding.walk decides).
-func stops(e *acl.Entry) bool {
-	return e.Action != acl.Remark && (e.Action == acl.Permit || !unseen(e))
+func stops(b Binding, e *acl.Entry) bool {
+	return e.Action != acl.Remark && (e.Action == acl.Permit || !b.unseen(e))
 }
 
 // newKeyWalk lists b's limited entries with the earlier entries that
@@ -46,13 +47,13 @@ func stops(e *acl.Entry) bool {
 // steps of their own: a permit among them that matches ends the walk
 // there, a deny counts and lets the flow go on.
 func newKeyWalk(b Binding) keyWalk {
-	var w keyWalk
+	w := keyWalk{atNow: b.AtNow}
 	es := b.ACL.Entries
 	for i, e := range es {
 		if !limited(e) {
 			continue
 		}
-		w.steps = append(w.steps, keyStep{e: e, id: stepID(b, e), before: stoppers(es[:i], e)})
+		w.steps = append(w.steps, keyStep{e: e, id: stepID(b, e), before: stoppers(b, es[:i], e)})
 	}
 	return w
 }
@@ -64,13 +65,13 @@ func stepID(b Binding, e *acl.Entry) EntryID {
 // stopper reports whether o, an entry before the limited entry e, may end
 // the walk before e: it is not limited, decides a flow it matches, and
 // overlaps e.
-func stopper(o, e *acl.Entry) bool { return !limited(o) && stops(o) && o.Overlaps(e) }
+func stopper(b Binding, o, e *acl.Entry) bool { return !limited(o) && stops(b, o) && o.Overlaps(e) }
 
 // stoppers lists the entries of es that are stoppers of e, in order.
-func stoppers(es []*acl.Entry, e *acl.Entry) []*acl.Entry {
+func stoppers(b Binding, es []*acl.Entry, e *acl.Entry) []*acl.Entry {
 	var out []*acl.Entry
 	for _, o := range es {
-		if stopper(o, e) {
+		if stopper(b, o, e) {
 			out = append(out, o)
 		}
 	}
@@ -96,14 +97,14 @@ const afterMost = 64
 // and stoppers instead of their product with its entries.
 func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
 	removed, added, ok := entryDiff(prev.Entries, b.ACL.Entries, afterMost)
-	if !ok {
+	if !ok || w.atNow != b.AtNow {
 		return newKeyWalk(b)
 	}
 	was := make(map[*acl.Entry]*keyStep, len(w.steps))
 	for i := range w.steps {
 		was[w.steps[i].e] = &w.steps[i]
 	}
-	var nw keyWalk
+	nw := keyWalk{atNow: b.AtNow}
 	es := b.ACL.Entries
 	for i, e := range es {
 		if !limited(e) {
@@ -111,9 +112,9 @@ func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
 		}
 		s := keyStep{e: e, id: stepID(b, e)}
 		if o := was[e]; o != nil {
-			s.before = mergeStoppers(o.before, removed, added, e)
+			s.before = mergeStoppers(b, o.before, removed, added, e)
 		} else {
-			s.before = stoppers(es[:i], e)
+			s.before = stoppers(b, es[:i], e)
 		}
 		nw.steps = append(nw.steps, s)
 	}
@@ -123,8 +124,8 @@ func (w *keyWalk) after(prev *acl.ACL, b Binding) keyWalk {
 // mergeStoppers is the stoppers of e after a change: those before (in ACL
 // order) that were not removed, and the added ones before e that stop it,
 // in ACL order.
-func mergeStoppers(before, removed, added []*acl.Entry, e *acl.Entry) []*acl.Entry {
-	stops := func(o *acl.Entry) bool { return o.Seq < e.Seq && stopper(o, e) }
+func mergeStoppers(b Binding, before, removed, added []*acl.Entry, e *acl.Entry) []*acl.Entry {
+	stops := func(o *acl.Entry) bool { return o.Seq < e.Seq && stopper(b, o, e) }
 	if !slices.ContainsFunc(removed, stops) && !slices.ContainsFunc(added, stops) {
 		return before // shared: steps are never changed in place
 	}

@@ -21,7 +21,7 @@ func TestKeyWalkIsTheWalk(t *testing.T) {
 	ports := randomPorts
 	for _, set := range unseenConditions {
 		e := &acl.Entry{Action: acl.Deny}
-		if set(e); !unseen(e) {
+		if set(e); !(Binding{}).unseen(e) {
 			t.Fatalf("%s: not unseen", acl.FormatEntry(acl.IPv4, e))
 		}
 	}
@@ -36,7 +36,8 @@ func TestKeyWalkIsTheWalk(t *testing.T) {
 		for i := range 1 + r.IntN(12) {
 			l.Entries = append(l.Entries, entry(10*(i+1)))
 		}
-		b := Binding{ACL: l, Dir: acl.In, Ifaces: []string{"eth0"}}
+		// AtNow (a time range is seen) or not: the two agree either way.
+		b := Binding{ACL: l, Dir: acl.In, Ifaces: []string{"eth0"}, AtNow: round%2 == 1}
 		w := newKeyWalk(b)
 		for range 30 {
 			f := Flow{Proto: []uint8{6, 17}[r.IntN(2)], Src: netip.MustParseAddr(addrs[r.IntN(len(addrs))]),
@@ -72,6 +73,7 @@ func entriesText(l *acl.ACL) string {
 
 // unseenConditions each make an entry undecidable from conntrack (unseen).
 var unseenConditions = []func(e *acl.Entry){
+	func(e *acl.Entry) { e.TimeRange = "office" },
 	func(e *acl.Entry) { e.LoadLimit = &acl.LoadLimit{} },
 	func(e *acl.Entry) { e.Rate = &acl.Rate{} },
 	func(e *acl.Entry) { e.Quota = &acl.Quota{} },

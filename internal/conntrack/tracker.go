@@ -164,6 +164,7 @@ func (t *Tracker) Installed(cfg *acl.Config, rs *nft.Ruleset) error {
 	defer t.publishLocked()
 	t.installing = false
 	t.cfg, t.sets = cfg, LimitSets(rs)
+	t.active.keep(cfg)
 	gated, err := t.opts.Owner.Gated(kernelSets(t.sets))
 	if err != nil {
 		t.loaded = false
@@ -202,16 +203,19 @@ func (t *Tracker) countLocked(reset bool) error {
 		return err
 	}
 	t.resetLocator()
-	bs := t.bindings(t.cfg)
-	a := attributeOwned(bs, flows, t.opts.Locator)
 	var errs []error
 	if reset {
-		ex := a.Excess()
+		// What the new configuration does not admit, with time ranges
+		// unseen (Bindings): a session is never ended because a range is
+		// inactive now (an unrelated change after office hours must not
+		// end the sessions an office-hours permit admitted).
+		ex := attributeOwned(Bindings(t.cfg, t.opts.IfName), slices.Clone(flows), t.opts.Locator).Excess()
 		res, err := End(t.ct, t.sd, ex)
 		errs = append(errs, err)
 		t.opts.Logger.Info("existing sessions reset", "destroyed", res.Destroyed, "marked", res.Marked)
-		a = attributeOwned(bs, without(a.Flows, ex), t.opts.Locator)
+		flows = without(flows, ex)
 	}
+	a := attributeOwned(t.bindings(t.cfg), flows, t.opts.Locator)
 	if len(t.pending) == 0 {
 		return errors.Join(errs...)
 	}
@@ -287,6 +291,10 @@ func without(flows, drop []Flow) []Flow {
 	}
 	return out
 }
+
+// ErrInstalling is Verify's answer while a ruleset is being installed:
+// ask again after it.
+var ErrInstalling = errors.New("a ruleset is being installed")
 
 // Prepare is called before a ruleset is installed: until Installed, the
 // refresh loop leaves the gates alone (the ruleset it knows may not be
@@ -462,12 +470,17 @@ func (t *Tracker) checkLocked() error {
 // else (the rules may be intact while set elements are not).
 func (t *Tracker) Verify() error {
 	t.mu.Lock()
-	cfg, sets := t.cfg, slices.Clone(t.sets)
+	cfg, sets, installing := t.cfg, slices.Clone(t.sets), t.installing
 	var err error
-	if cfg != nil && !t.installing && t.loaded {
+	if cfg != nil && !installing && t.loaded {
 		err = t.checkLocked()
 	}
 	t.mu.Unlock()
+	if installing {
+		// The kernel's sets are being renewed (empty, gated): they would
+		// all look as if they had lost their sessions.
+		return ErrInstalling
+	}
 	if err != nil || cfg == nil || len(sets) == 0 {
 		return err
 	}
@@ -573,7 +586,7 @@ func (t *Tracker) bindings(cfg *acl.Config) []Binding {
 	bs := Bindings(cfg, t.opts.IfName)
 	now := t.opts.Now()
 	for i := range bs {
-		bs[i].ACL = t.active.at(cfg, bs[i].ACL, now, t.opts.Zone)
+		bs[i].ACL, bs[i].AtNow = t.active.at(cfg, bs[i].ACL, now, t.opts.Zone), true
 	}
 	return bs
 }
