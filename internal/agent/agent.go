@@ -273,7 +273,10 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	prev := a.running
 	a.running, a.ruleset, a.hostDep = next, rs, entriesHostDependent(next)
 	if ranges := limitRanges(next); len(ranges) > 0 || len(a.limitRanges) > 0 {
-		a.limitRanges = ranges
+		// A switch of next's ranges long before this change is no switch
+		// to cross (a range added with a start in the past): next is
+		// counted as of now. One a busy agent may have missed is recent.
+		a.limitRanges, a.switchFrom = ranges, maxTime(a.switchFrom, t0.Add(-missedSwitchWindow))
 		select { // Run looks for the next switch again (the ranges may have changed)
 		case a.switched <- struct{}{}:
 		default:

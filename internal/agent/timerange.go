@@ -39,6 +39,10 @@ import (
 // boundaryLead is how long before a switch, at least, the gates close.
 const boundaryLead = 200 * time.Millisecond
 
+// missedSwitchWindow is how far back, before a change, a switch is still
+// one to cross late (a change or an apply held the agent across it).
+const missedSwitchWindow = time.Minute
+
 // switchSlack is how long after a switch the count waits: the kernel's
 // clock is the agent's (CLOCK_REALTIME), so only for scheduling.
 const switchSlack = 5 * time.Millisecond

@@ -122,3 +122,23 @@ func TestCrossBoundaryLate(t *testing.T) {
 		t.Error("the switch is still pending after it was crossed")
 	}
 }
+
+// TestOldSwitchOfANewRangeIsNotCrossed: a range added with a start an hour
+// past, on an agent up for longer, has no switch to cross: the change
+// counted its limits as of now.
+func TestOldSwitchOfANewRangeIsNotCrossed(t *testing.T) {
+	ta, _ := newTrackedAgent(t)
+	ta.opts.Zone = time.UTC
+	ta.switchFrom = time.Now().Add(-3 * time.Hour)
+	st := time.Now().Add(-time.Hour).UTC()
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"time-range since",
+		fmt.Sprintf("absolute start %s", acl.DateTime{Year: st.Year(), Month: int(st.Month()), Day: st.Day(), Hour: st.Hour(), Minute: st.Minute()}),
+		"exit",
+		"ip access-list extended check",
+		"seq 5 permit tcp any any eq 22 connlimit 3 time-range since",
+	}}, slxBind)
+	if at, _, ok := ta.nextSwitch(); ok {
+		t.Errorf("a switch to cross at %v, an hour before the range was configured", at)
+	}
+}
