@@ -11,6 +11,28 @@ import (
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
+// endingSoon is a tracked agent whose `time-range soon` ends at a whole
+// second about 1.5 s from now (in a zone that makes it a whole local
+// minute), with seq 5 (connlimit 3, soon) and seq 10 (connlimit 4) on
+// port 22 bound in; global is a global line before (or ""), more are
+// entries after them.
+func endingSoon(t *testing.T, global string, more ...string) (*testAgent, *fakeTracker, time.Time) {
+	ta, tr := newTrackedAgent(t)
+	end := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
+	ta.opts.Zone = time.FixedZone("T", -int(end.Unix()%60))
+	le := end.In(ta.opts.Zone)
+	lines := append([]string{global,
+		"time-range soon",
+		fmt.Sprintf("absolute end %s", acl.DateTime{Year: le.Year(), Month: int(le.Month()), Day: le.Day(), Hour: le.Hour(), Minute: le.Minute()}),
+		"exit",
+		"ip access-list extended check",
+		"seq 5 permit tcp any any eq 22 connlimit 3 time-range soon",
+		"seq 10 permit tcp any any eq 22 connlimit 4",
+	}, more...)
+	ta.mustConfigure(t, cli.Txn{Lines: lines}, slxBind)
+	return ta, tr, end
+}
+
 // TestCrossBoundaryRenewsAcrossTheSwitch: a range that ends in a second
 // concerns the limit of its own entry and of the later entry that shares
 // its connections, not that of an entry on another port. Crossing the
@@ -18,22 +40,7 @@ import (
 // instant and the sessions counted after it, and resets nothing although
 // the config says `existing-sessions reset`.
 func TestCrossBoundaryRenewsAcrossTheSwitch(t *testing.T) {
-	ta, tr := newTrackedAgent(t)
-	end := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
-	// A zone whose offset makes that second a whole local minute.
-	ta.opts.Zone = time.FixedZone("T", -int(end.Unix()%60))
-	le := end.In(ta.opts.Zone)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"connlimit existing-sessions reset",
-		"time-range soon",
-		fmt.Sprintf("absolute end %s", acl.DateTime{Year: le.Year(), Month: int(le.Month()), Day: le.Day(), Hour: le.Hour(), Minute: le.Minute()}),
-		"exit",
-		"ip access-list extended check",
-		"seq 5 permit tcp any any eq 22 connlimit 3 time-range soon",
-		"seq 10 permit tcp any any eq 22 connlimit 4",
-		"seq 15 permit tcp any any eq 80 connlimit 2",
-		"seq 20 permit ip any any",
-	}}, slxBind)
+	ta, tr, end := endingSoon(t, "connlimit existing-sessions reset", "seq 15 permit tcp any any eq 80 connlimit 2", "seq 20 permit ip any any")
 	at, names, ok := ta.nextSwitch()
 	if !ok || !at.Equal(end) || !slices.Equal(names, []string{"soon"}) {
 		t.Fatalf("next switch %v %v %v, want %v [soon]", at, names, ok, end)
@@ -91,18 +98,7 @@ func TestLimitRanges(t *testing.T) {
 // (a change held it) is still crossed, at once and for every range, and
 // then done with; nothing waits for a switch in the past.
 func TestCrossBoundaryLate(t *testing.T) {
-	ta, tr := newTrackedAgent(t)
-	end := time.Now().Add(1500 * time.Millisecond).Truncate(time.Second)
-	ta.opts.Zone = time.FixedZone("T", -int(end.Unix()%60))
-	le := end.In(ta.opts.Zone)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"time-range soon",
-		fmt.Sprintf("absolute end %s", acl.DateTime{Year: le.Year(), Month: int(le.Month()), Day: le.Day(), Hour: le.Hour(), Minute: le.Minute()}),
-		"exit",
-		"ip access-list extended check",
-		"seq 5 permit tcp any any eq 22 connlimit 3 time-range soon",
-		"seq 10 permit tcp any any eq 22 connlimit 4",
-	}}, slxBind)
+	ta, tr, end := endingSoon(t, "")
 	time.Sleep(time.Until(end) + 50*time.Millisecond)
 	at, names, ok := ta.nextSwitch()
 	if !ok || !at.Equal(end) {
