@@ -65,7 +65,7 @@ func limitRanges(cfg *acl.Config) []string {
 				continue
 			}
 			for _, x := range ranged {
-				if !slices.Contains(out, x.TimeRange) && (x == e || (!nft.PassesOn(x) && x.Overlaps(e))) {
+				if !slices.Contains(out, x.TimeRange) && nft.RangeConcerns(x, e) {
 					out = append(out, x.TimeRange)
 				}
 			}

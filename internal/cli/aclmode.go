@@ -279,13 +279,10 @@ func placeRemarks(e *env, seq int) error {
 	if first < 1 {
 		return nil
 	}
+	// Every seq from first up to seq, and up to the first remark, must be
+	// free but for the remarks.
 	for _, x := range l.Entries {
-		// Every seq from first up to seq must be free but for the remarks,
-		// and nothing else may sit between them and first.
-		if x.Seq >= first && x.Seq < seq && !slices.Contains(rs, x.Seq) {
-			return nil
-		}
-		if x.Seq > first && x.Seq < rs[0] && !slices.Contains(rs, x.Seq) {
+		if x.Seq >= first && x.Seq < max(seq, rs[0]) && !slices.Contains(rs, x.Seq) {
 			return nil
 		}
 	}

@@ -254,17 +254,21 @@ func limitsIn(groups []viewGroup, limitSet map[string]bool) bool {
 	return false
 }
 
-// PassesOn reports whether e is a limited deny, which counts a connection
-// and passes it on: its switching on or off changes what later entries
-// see only by connections it refuses, which never open.
-func PassesOn(e *acl.Entry) bool { return e.Action == acl.Deny && len(e.Connlimits) > 0 }
+// RangeConcerns reports whether the switch of x's time range concerns the
+// limit of e, x at or before e in their list: x is e, or a connection
+// could match both and x does not pass it on (a limited deny counts a
+// connection and passes it on: its switching changes what later entries
+// see only by connections it refuses, which never open).
+func RangeConcerns(x, e *acl.Entry) bool {
+	return x == e || (x.Seq < e.Seq && !(x.Action == acl.Deny && len(x.Connlimits) > 0) && x.Overlaps(e))
+}
 
 // RangeRenewals returns the limit sets of rs (compiled from cfg) that a
 // switch of the time ranges named by switched concerns: the limit of an
 // entry with such a range (it starts or stops deciding connections) and
 // that of every later entry a connection could match together with one
 // (it stops or starts seeing that entry's connections; not behind a
-// limited deny, PassesOn). Nothing in the
+// limited deny: RangeConcerns). Nothing in the
 // ruleset changes at such a switch, the kernel's clock does it, so an
 // agent renews them across the instant (agent.CrossBoundary) and after a
 // restart (it may have slept through one).
@@ -294,7 +298,7 @@ func RangeRenewals(rs *Ruleset, cfg *acl.Config, switched func(name string) bool
 		}
 		e := l.Entry(s.Entry.Seq)
 		for _, x := range xs {
-			if e == nil || x == e || (x.Seq < e.Seq && !PassesOn(x) && x.Overlaps(e)) {
+			if e == nil || RangeConcerns(x, e) {
 				out = append(out, s.Name)
 				break
 			}
