@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
@@ -43,46 +44,67 @@ func (a *Agent) ClearBlocked(f acl.Family, name string, src netip.Addr) error {
 	return nil
 }
 
-// FlushBlocked ends the open sessions of sources newly blocked on an ACL
-// with `block-for SECONDS flush` (SPEC §4). The kernel blocks; ending
-// sessions needs conntrack, so the agent looks at the blocked sets every
-// second and asks the session tracker to reset the new sources' sessions on
-// that ACL. Blocked sets are per entry and direction: only the sources
-// that an entry with `flush` blocked are flushed.
-func (a *Agent) FlushBlocked() {
+// WatchBlocked reads every blocked set of the running config, once a
+// second (Run), and with that one read
+//
+//   - ends the open sessions of sources newly blocked with `block-for
+//     SECONDS flush` (SPEC §4): the kernel blocks; ending sessions needs
+//     conntrack, so the session tracker resets the new sources' sessions
+//     on that ACL. Blocked sets are per entry and direction: only the
+//     sources that an entry with `flush` blocked are flushed;
+//   - keeps the lockouts and puts back those someone else's commit took
+//     (lockouts.go).
+func (a *Agent) WatchBlocked() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	b := a.opts.Kernel
-	if a.opts.Sessions == nil {
-		return
-	}
-	live := map[string]bool{}
+	foreign := a.opts.Kernel.ForeignCommits()
+	lost, ok := foreign != a.lockoutsForeign, true
+	now := time.Now()
+	next := map[string]lockoutSet{}
+	flushing := map[string]bool{}
 	for _, l := range a.running.ACLs {
-		for _, set := range blockedSets(a.running, l, true) {
-			live[set.name] = true
-			a.flushSetLocked(b, l, set.name)
+		for _, set := range blockedSets(a.running, l, false) {
+			for _, name := range []string{set.name, set.full} {
+				was := a.lockouts[name]
+				was.family = l.Family
+				have, err := a.readLockoutsLocked(name, l.Family, now)
+				if err != nil {
+					next[name] = was
+					ok = false
+					continue
+				}
+				if name == set.name && set.flush && a.opts.Sessions != nil {
+					flushing[name] = true
+					a.flushSetLocked(l, name, have)
+				}
+				missing := missingLockouts(was, have, now)
+				if lost && !a.restoreLocked(name, l.Family, missing, now) {
+					ok = false
+				}
+				next[name] = lockoutSet{l.Family, append(have, missing...)}
+			}
 		}
 	}
+	a.lockouts = next
+	if ok {
+		a.lockoutsForeign = foreign
+	}
 	for set := range a.flushed {
-		if !live[set] {
+		if !flushing[set] {
 			delete(a.flushed, set)
 		}
 	}
 }
 
-// flushSetLocked flushes the sources of one blocked set not seen before.
-func (a *Agent) flushSetLocked(b nft.Kernel, l *acl.ACL, set string) {
-	addrs, err := b.Blocked(set, l.Family)
-	if err != nil {
-		a.log.Warn("cannot list blocked sources", "set", set, "err", err)
-		return
-	}
+// flushSetLocked flushes the sources of one blocked set (its lockouts
+// as just read) not seen before.
+func (a *Agent) flushSetLocked(l *acl.ACL, set string, held []lockout) {
 	seen, now := a.flushed[set], map[netip.Addr]bool{}
 	var fresh []netip.Addr
-	for _, src := range addrs {
-		now[src] = true
-		if !seen[src] {
-			fresh = append(fresh, src)
+	for _, h := range held {
+		now[h.addr] = true
+		if !seen[h.addr] {
+			fresh = append(fresh, h.addr)
 		}
 	}
 	if len(fresh) == 0 {
@@ -107,6 +129,7 @@ func (a *Agent) flushSetLocked(b nft.Kernel, l *acl.ACL, set string) {
 type blockedSet struct {
 	ref        nft.EntryRef
 	name, full string
+	flush      bool // the entry has block-for ... flush
 }
 
 // blockedSets returns the blocked sets of an ACL's entries with block-for
@@ -124,7 +147,7 @@ func blockedSets(cfg *acl.Config, l *acl.ACL, flushOnly bool) []blockedSet {
 		for d := range 2 {
 			if dirs[d] {
 				r := nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: acl.Direction(d), Seq: e.Seq}
-				out = append(out, blockedSet{r, nft.BlockedSetName(r), nft.BlockedFullSetName(r)})
+				out = append(out, blockedSet{r, nft.BlockedSetName(r), nft.BlockedFullSetName(r), e.BlockFor.Flush})
 			}
 		}
 	}

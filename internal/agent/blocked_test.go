@@ -29,15 +29,15 @@ func TestBlockForFlushAndClear(t *testing.T) {
 	// The lockout and the flush are the entry's: a source blocked by seq 5
 	// (no flush) keeps its sessions.
 	k.Block(noFlush, netip.MustParseAddr("10.0.0.7"))
-	ta.FlushBlocked()
+	ta.WatchBlocked()
 	if len(tr.calls) != 0 {
 		t.Errorf("a source blocked by an entry without flush was flushed: %v", tr.calls)
 	}
 	k.Block(set, c1)
-	ta.FlushBlocked()
-	ta.FlushBlocked() // the same source is flushed once
+	ta.WatchBlocked()
+	ta.WatchBlocked() // the same source is flushed once
 	k.Block(set, c2)
-	ta.FlushBlocked()
+	ta.WatchBlocked()
 	if got := strings.Join(tr.calls, ","); got != "clear-sessions,clear-sessions" {
 		t.Errorf("tracker calls %q, want one clear-sessions per newly blocked source", got)
 	}

@@ -13,7 +13,7 @@ import (
 // elements of the blocked sets, each with its time left. A table deleted
 // or a set flushed by someone else loses them, and a drift repair creates
 // the sets empty: blocked sources would get in again. So the agent keeps
-// what it last read of them (KeepLockouts, every LoadInterval) and puts
+// what it last read of them (WatchBlocked, every LoadInterval) and puts
 // back, with the time each has left, what such a change took: every
 // lockout after a drift repair, and the lockouts missing from a set after
 // a commit of someone else. A lockout that began less than LoadInterval
@@ -34,45 +34,12 @@ type lockoutSet struct {
 }
 
 // lockoutMargin: a lockout with less than this left is not put back.
+//
+// Why keep what a read no longer shows until it expires: the read may
+// come after a change of someone else that the drift check has not seen
+// yet (a deleted table holds nothing); only the agent itself lifts a
+// lockout early (forgetLockoutsLocked).
 const lockoutMargin = 50 * time.Millisecond
-
-// KeepLockouts reads the blocked sets of the running config and, when
-// someone else committed since the last read, puts back the lockouts that
-// a set lost. Why keep what a read no longer shows until it expires: the
-// read may come after a change of someone else that the drift check has
-// not seen yet (a deleted table holds nothing); only the agent itself
-// lifts a lockout early (forgetLockoutsLocked).
-func (a *Agent) KeepLockouts() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	foreign := a.opts.Kernel.ForeignCommits()
-	lost, ok := foreign != a.lockoutsForeign, true
-	now := time.Now()
-	next := map[string]lockoutSet{}
-	for _, l := range a.running.ACLs {
-		for _, set := range blockedSets(a.running, l, false) {
-			for _, name := range []string{set.name, set.full} {
-				was := a.lockouts[name]
-				was.family = l.Family
-				have, err := a.readLockoutsLocked(name, l.Family, now)
-				if err != nil {
-					next[name] = was
-					ok = false
-					continue
-				}
-				missing := missingLockouts(was, have, now)
-				if lost && !a.restoreLocked(name, l.Family, missing, now) {
-					ok = false
-				}
-				next[name] = lockoutSet{l.Family, append(have, missing...)}
-			}
-		}
-	}
-	a.lockouts = next
-	if ok {
-		a.lockoutsForeign = foreign
-	}
-}
 
 // readLockoutsLocked reads a blocked set's lockouts.
 func (a *Agent) readLockoutsLocked(name string, f acl.Family, now time.Time) ([]lockout, error) {

@@ -33,17 +33,17 @@ func TestLockoutsSurviveDrift(t *testing.T) {
 	}
 	ta.kernel.Block(set, src)
 	ta.kernel.Block(set, other)
-	ta.KeepLockouts()
+	ta.WatchBlocked()
 
 	// Someone flushes the set: put back once their commit is seen, not
 	// before (the read may come first).
 	ta.kernel.Unblock(set, acl.IPv4, nil)
-	ta.KeepLockouts()
+	ta.WatchBlocked()
 	if got := blocked(); len(got) != 0 {
 		t.Fatalf("lockouts put back without a foreign commit: %v", got)
 	}
 	ta.kernel.Foreign++
-	ta.KeepLockouts()
+	ta.WatchBlocked()
 	if got := blocked(); !slices.Equal(got, []netip.Addr{src, other}) {
 		t.Fatalf("after the flush: blocked %v, want both", got)
 	}
@@ -63,7 +63,7 @@ func TestLockoutsSurviveDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	ta.kernel.Foreign++
-	ta.KeepLockouts()
+	ta.WatchBlocked()
 	ta.kernel.Set(nil)
 	ta.RepairDrift()
 	if got := blocked(); !slices.Equal(got, []netip.Addr{other}) {

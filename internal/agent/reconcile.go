@@ -237,8 +237,7 @@ func (a *Agent) Run(ctx context.Context) {
 			return
 		case <-load.C:
 			a.ArmLoad()
-			a.FlushBlocked()
-			a.KeepLockouts()
+			a.WatchBlocked()
 		case <-recompile.C:
 			a.Recompile()
 		case <-offset.C:

@@ -42,8 +42,6 @@ type Kernel interface {
 	SetFlag(set string, f acl.Family, on bool) (changed bool, err error)
 	// Flag reads a load-limit flag set: whether it is armed (refusing).
 	Flag(set string, f acl.Family) (on bool, err error)
-	// Blocked lists the sources in a blocked set (SetBlocked).
-	Blocked(set string, f acl.Family) ([]netip.Addr, error)
 	// BlockedLeft lists the elements of a blocked set (SetBlocked) with
 	// the time until they expire; the element of a full flag set has no
 	// address.

@@ -79,18 +79,8 @@ func (a *Applier) flagLocked(c *nftables.Conn, name string, f acl.Family) (*nfta
 	return set, slices.ContainsFunc(elems, func(e nftables.SetElement) bool { return len(e.Key) > 0 && e.Key[0] == key }), nil
 }
 
-// Blocked lists the addresses in a blocked set (SetBlocked) of the
+// blockedLocked lists the addresses in a blocked set (SetBlocked) of the
 // applier's table. A set that does not exist holds nothing.
-func (a *Applier) Blocked(name string, f acl.Family) ([]netip.Addr, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, err := a.readConn()
-	if err != nil {
-		return nil, err
-	}
-	return a.blockedLocked(c, name, f)
-}
-
 func (a *Applier) blockedLocked(c *nftables.Conn, name string, f acl.Family) ([]netip.Addr, error) {
 	elems, err := a.elements(c, a.libSet(&Set{Name: name, Key: addrKey(f)}))
 	if err != nil {
