@@ -14,8 +14,9 @@ import (
 // the agent's), so the session side attributes flows as the kernel
 // decides now: an entry whose range is inactive is left out of its list,
 // and one whose range is active is an entry like any other. Every count
-// (Plan, the index, Verify), every view and every reset then agrees on
-// one answer to "which entry decides this session now". When a range
+// (Plan, the index, Verify) and every view then agrees on one answer to
+// "which entry decides this session now" (a reset does not ask it: it
+// never ends a session for a range, Tracker.countLocked). When a range
 // switches, the entries it decides change in the kernel at once; the
 // agent renews the limits that the switch concerns across the instant
 // (agent.CrossBoundary), and the next read of the index attributes its
