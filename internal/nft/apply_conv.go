@@ -18,7 +18,7 @@ import (
 // kernelSet is the library form of a set, as nft creates it for
 // `set NAME { type T; size N; flags dynamic[,timeout]; [timeout D;] }`.
 func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
-	if s.Kind == SetVerdictMap {
+	if s.Map != nil {
 		return kernelMapSet(t, s)
 	}
 	ks := &nftables.Set{Table: t, Name: s.Name, Dynamic: true, Size: s.Size,
@@ -37,9 +37,10 @@ func kernelSet(t *nftables.Table, s *Set) *nftables.Set {
 }
 
 func sameSet(have, want *nftables.Set) bool {
-	if want.IsMap {
+	if want.IsMap || isCounterMap(want) {
 		// The key type reads back as "verdict" (see MapSetName).
-		return have.IsMap && have.Interval && !have.Dynamic && !have.Constant
+		return have.IsMap == want.IsMap && isCounterMap(have) == isCounterMap(want) &&
+			have.Interval && !have.Dynamic && !have.Constant
 	}
 	size := have.Size
 	if want.Size == 0 && size == UnsizedSetCap {

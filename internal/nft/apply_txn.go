@@ -41,6 +41,7 @@ func queue(c txnWriter, table string, cur *tableState, rs *Ruleset, d *digest, k
 	if err := tx.syncMaps(); err != nil {
 		return nil, err
 	}
+	tx.deleteStaleObjects()
 	tx.deleteAndRecreateChains()
 	tx.addRules()
 	return tx, nil
@@ -179,6 +180,10 @@ func uses(r *Rule, names map[string]bool) bool {
 				}
 			case *expr.Objref:
 				if names[v.Name] {
+					return true
+				}
+			case *objrefMap:
+				if names[v.Set] {
 					return true
 				}
 			}
@@ -331,6 +336,17 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 			}
 		}
 	}
+	for _, name := range tx.recreateObjs {
+		tx.c.DeleteObject(tx.cur.objs[name])
+		tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
+	}
+	return nil
+}
+
+// deleteStaleObjects deletes the counters the ruleset no longer has,
+// after the rules and map elements that named them (the kernel refuses
+// to delete an object in use, EBUSY).
+func (tx *txn) deleteStaleObjects() {
 	if tx.delta != nil {
 		tx.staleObjs = tx.delta.staleObjs
 	} else {
@@ -339,11 +355,6 @@ func (tx *txn) deleteAndRecreateSetsAndObjects() error {
 	for _, name := range tx.staleObjs {
 		tx.c.DeleteObject(tx.cur.objs[name])
 	}
-	for _, name := range tx.recreateObjs {
-		tx.c.DeleteObject(tx.cur.objs[name])
-		tx.c.AddObj(&nftables.CounterObj{Table: tx.t, Name: name})
-	}
-	return nil
 }
 
 func (tx *txn) addRules() {
@@ -565,7 +576,7 @@ func (tx *txn) syncMaps() error {
 		dels := make([]nftables.SetElement, len(del))
 		for i := range del {
 			dels[i] = have.kernelElem(&del[i])
-			dels[i].VerdictData = nil // a deletion names the key only
+			dels[i].VerdictData, dels[i].Val = nil, nil // a deletion names the key only
 		}
 		for part := range slices.Chunk(dels, maxMapElemsPerMsg) {
 			if err := tx.c.SetDeleteElements(ks, part); err != nil {

@@ -67,6 +67,7 @@ type entryOut struct {
 	rules    []*Rule
 	chains   []*Chain
 	elems    []MapElem
+	view     *Chain // a counter map's element: the chain it stands for (not in the ruleset)
 	sets     []*Set
 	counters []string
 }

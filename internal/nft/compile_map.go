@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/google/nftables/expr"
+
 	"github.com/slxsh/slxsh/internal/acl"
 )
 
@@ -47,21 +49,25 @@ const (
 
 const nFields = 5
 
-// VMap is the content of a classification map (Set.Kind SetVerdictMap):
-// one or two interval elements per entry (`neq` is two port ranges), in
-// seq order.
+// VMap is the content of a classification map: one or two interval
+// elements per entry (`neq` is two port ranges), in seq order. A verdict
+// map's elements go to their entries' chains (Set.Kind SetVerdictMap); a
+// counter map's name the counter of a plain permit (SetCounterMap, see
+// mapRules).
 type VMap struct {
-	Family acl.Family
-	Fields MapFields
-	Elems  []MapElem
+	Family   acl.Family
+	Fields   MapFields
+	Counters bool // a counter map
+	Elems    []MapElem
 
-	chains []*Chain               // the chain of each element, when Compile made the map (flattener)
+	chains []*Chain               // the chain of each element, when Compile made the map (flattener; a counter map's are views only)
 	enc    atomic.Pointer[[]byte] // MarshalBinary, encoded once (a map does not change once built)
 }
 
 // MapElem is one element: the ranges of each field and where a match goes
 // (goto the entry's chain, or jump for a deny with limits, which goes on
-// to the next rule when under its limits).
+// to the next rule when under its limits), or, in a counter map, the
+// counter that a match counts.
 type MapElem struct {
 	Seq              int
 	Src, Dst         netip.Prefix
@@ -70,6 +76,7 @@ type MapElem struct {
 	DPortLo, DPortHi uint16
 	Jump             bool
 	Chain            string
+	Counter          string
 }
 
 // MapSetName is the map of the run that starts with entry ref and has
@@ -79,16 +86,27 @@ type MapElem struct {
 // map's key type back as "verdict", so a map whose key changed could not
 // be told apart from the one the kernel holds (and adding it anew fails
 // the transaction); a new key is a new map.
-func MapSetName(ref EntryRef, f MapFields) string {
-	return shorten(famPrefix(ref.Family) + "_" + ref.ACL + "_" + ref.Dir.String() + "_map" + strconv.Itoa(ref.Seq) +
-		"_" + strconv.FormatUint(uint64(f), 16))
+func MapSetName(ref EntryRef, f MapFields) string { return shorten(mapBase(ref, f)) }
+
+// CounterMapSetName is the counter map of the same run:
+// `ip_check_in_map10_1d_c`.
+func CounterMapSetName(ref EntryRef, f MapFields) string { return shorten(mapBase(ref, f) + "_c") }
+
+func mapBase(ref EntryRef, f MapFields) string {
+	return famPrefix(ref.Family) + "_" + ref.ACL + "_" + ref.Dir.String() + "_map" + strconv.Itoa(ref.Seq) +
+		"_" + strconv.FormatUint(uint64(f), 16)
 }
 
 // mapComment is the comment of a map's lookup rule: `acl=check dir=in
-// map=10` (ParseComment does not take it for an entry's rule).
-func mapComment(first EntryRef) string {
-	return strings.TrimSuffix(RuleComment(EntryRef{first.Family, first.ACL, first.Dir, 0}, ""), " implicit-deny") +
+// map=10`, and `... map=10 counters` for its counter map (ParseComment
+// takes neither for an entry's rule).
+func mapComment(first EntryRef, counters bool) string {
+	c := strings.TrimSuffix(RuleComment(EntryRef{first.Family, first.ACL, first.Dir, 0}, ""), " implicit-deny") +
 		" map=" + strconv.Itoa(first.Seq)
+	if counters {
+		c += " counters"
+	}
+	return c
 }
 
 // EntryChainName is the chain of an entry in a map: its rules without
@@ -227,37 +245,65 @@ func portProto(p int) bool { return p == acl.ProtoTCP || p == acl.ProtoUDP || p 
 
 func hasPorts(e *acl.Entry) bool { return e.SrcPort.Op != acl.PortNone || e.DstPort.Op != acl.PortNone }
 
-// mapRules compiles a run: its entries' chains and the lookup rule.
+// mapRules compiles a run: its entries' chains and the lookup rules.
+//
+// Plain permits (whose chain would only count and leave the list) are
+// elements of a counter map, `counter name KEY map @M_c return`, and have
+// no chain; the other entries are elements of the verdict map, `KEY vmap
+// @M`, after it. Why two maps: the kernel validates the whole table on
+// every commit that adds a `goto` or `jump` element (nft_table_validate,
+// 35-53 ms at 50k entries), and a counter element does not need it, so a
+// change of a plain permit costs what its element costs (BENCHMARKS.md).
+// Inside a run no two entries can meet, so the order of the two lookups
+// decides nothing: a connection matches at most one element of either.
 func (b *builder) mapRules(k chainKey, cc *cacheCursor, run []*acl.Entry) ([]*Rule, []*Chain) {
 	first := EntryRef{k.fam, k.name, k.dir, run[0].Seq}
-	m := &VMap{Family: k.fam, Elems: make([]MapElem, 0, len(run)), chains: make([]*Chain, 0, len(run))}
+	vm := &VMap{Family: k.fam, Elems: make([]MapElem, 0, len(run)), chains: make([]*Chain, 0, len(run))}
+	cm := &VMap{Family: k.fam, Counters: true}
 	chains := make([]*Chain, 0, len(run))
+	var fields MapFields
 	for _, e := range run {
 		out := b.cachedEntry(cc, e, true, func() *entryOut { return b.mappedEntry(k, e) })
-		if out.chains == nil {
+		if out.elems == nil {
 			continue // an error, reported
 		}
-		chains = append(chains, out.chains...)
+		m, view := vm, out.view
+		if view != nil {
+			m = cm
+		} else {
+			chains = append(chains, out.chains...)
+			view = out.chains[0]
+		}
 		m.Elems = append(m.Elems, out.elems...)
 		for range out.elems {
-			m.chains = append(m.chains, out.chains[0])
+			m.chains = append(m.chains, view)
 		}
-		m.Fields |= entryFields(e)
+		fields |= entryFields(e)
 	}
-	if len(m.Elems) == 0 {
-		return nil, chains
+	fields = keyFields(fields)
+	var rules []*Rule
+	for _, m := range []*VMap{cm, vm} {
+		if len(m.Elems) == 0 {
+			continue
+		}
+		m.Fields = fields
+		name, kind := MapSetName(first, fields), SetVerdictMap
+		if m.Counters {
+			name, kind = CounterMapSetName(first, fields), SetCounterMap
+		}
+		b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Kind: kind, Map: m, Entry: first})
+		rules = append(rules, &Rule{
+			Comment: mapComment(first, m.Counters),
+			Stmts:   []Stmt{&MapLookup{Family: k.fam, Fields: fields, Set: name, Counters: m.Counters}},
+		})
 	}
-	m.Fields = keyFields(m.Fields)
-	name := MapSetName(first, m.Fields)
-	b.rs.Sets = append(b.rs.Sets, &Set{Name: name, Kind: SetVerdictMap, Map: m, Entry: first})
-	return []*Rule{{
-		Comment: mapComment(first),
-		Stmts:   []Stmt{&MapLookup{Family: k.fam, Fields: m.Fields, Set: name}},
-	}}, chains
+	return rules, chains
 }
 
 // mappedEntry compiles an entry of a map: its chain (its rules without
-// its match) first, the chains of its own, and its elements.
+// its match) first, the chains of its own, and its elements; or, for a
+// plain permit, the elements of a counter map and the view of the chain
+// it would have had.
 func (b *builder) mappedEntry(k chainKey, e *acl.Entry) *entryOut {
 	ref := EntryRef{k.fam, k.name, k.dir, e.Seq}
 	path := entryPath(k, e)
@@ -278,14 +324,48 @@ func (b *builder) mappedEntry(k chainKey, e *acl.Entry) *entryOut {
 		return &entryOut{}
 	}
 	ch := &Chain{Name: EntryChainName(ref), Rules: rules, Mapped: true}
+	elems := mapElems(k.fam, e)
+	if c := countsOnly(ch, own, len(residual)); c != "" {
+		for i := range elems {
+			elems[i].Seq, elems[i].Counter = e.Seq, c
+		}
+		return &entryOut{elems: elems, view: counterView(ref, &elems[0])}
+	}
 	// A permit or a plain refusal ends the connection's walk of the list
 	// (goto: the chain's return leaves the list); a deny with limits goes
 	// on to the next entry when under them (jump).
-	elems := mapElems(k.fam, e)
 	for i := range elems {
 		elems[i].Seq, elems[i].Jump, elems[i].Chain = e.Seq, e.Action != acl.Permit, ch.Name
 	}
 	return &entryOut{chains: append([]*Chain{ch}, own...), elems: elems}
+}
+
+// countsOnly returns the counter of an entry's chain that only counts
+// and leaves the list (its residual, `counter name C return`), "" for
+// any other.
+func countsOnly(ch *Chain, own []*Chain, residual int) string {
+	if len(own) > 0 || len(ch.Rules) != 1 || len(ch.Rules[0].Stmts) != residual+2 {
+		return ""
+	}
+	st := ch.Rules[0].Stmts[residual:]
+	c, ok := st[0].(*CounterRef)
+	v, vok := st[1].(*Verdict)
+	if !ok || !vok || v.Kind != expr.VerdictReturn {
+		return ""
+	}
+	return c.Name
+}
+
+// counterView is the chain that a counter map's element stands for, as
+// the entry would have had it (its residual, `counter name C return`):
+// what the views of a list (flattener) show for the entry.
+func counterView(ref EntryRef, el *MapElem) *Chain {
+	var st []Stmt
+	if el.ProtoLo == el.ProtoHi {
+		st = append(st, &L4Proto{Proto: el.ProtoLo})
+	}
+	st = append(st, &CounterRef{Name: el.Counter}, &Verdict{Kind: expr.VerdictReturn})
+	return &Chain{Name: EntryChainName(ref), Mapped: true, Rules: []*Rule{{Comment: RuleComment(ref, ""), Stmts: st}}}
 }
 
 // entryFields are the fields an entry constrains.

@@ -24,6 +24,7 @@
 //	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent
 //	   ip_check_in_map10_17          -        classification map of a run of entries (Maps)
+//	   ip_check_in_map10_17_c        -        its plain permits' counters (Maps)
 //	 chains
 //	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
 //	     ct state established,related accept        (admitted sessions always pass)
@@ -206,10 +207,25 @@
 //	map ip_check_in_map10_17 { type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict
 //	                           flags interval
 //	                           elements = { 10.0.0.1 . 10.0.0.2 . tcp . 22 : goto ip_check_in_10, ... } }
-//	chain ip_check_in          ip saddr . ip daddr . meta l4proto . th dport vmap @ip_check_in_map10_17
+//	map ip_check_in_map10_17_c { type ipv4_addr . ipv4_addr . inet_proto . inet_service : counter
+//	                           flags interval
+//	                           elements = { 10.0.0.3 . 0.0.0.0/0 . tcp . 80 : "ip_check_in_20_matches", ... } }
+//	chain ip_check_in          counter name ip saddr . ip daddr . meta l4proto . th dport map @ip_check_in_map10_17_c return
+//	                           comment "acl=check dir=in map=10 counters"
+//	                           ip saddr . ip daddr . meta l4proto . th dport vmap @ip_check_in_map10_17
 //	                           comment "acl=check dir=in map=10"
 //	chain ip_check_in_10       the entry's rules as above, without MATCH (`meta l4proto tcp` stays,
 //	                           nft's context for `reject with tcp reset`)
+//
+// A plain permit (its chain would be `counter name C return` alone) has
+// no chain: it is an element of the run's counter map, which names its
+// counter; a hit counts it and leaves the list, a miss goes on to the
+// verdict map of the run's other entries. Why: the kernel validates the
+// whole table on every commit that adds a `goto` or `jump` element
+// (35-53 ms at 50k entries), a counter element not (BENCHMARKS.md), and a
+// 50k list has 50k chains fewer. google/nftables v0.3.0 has no object
+// maps: wire encodes the set, its elements and the objref that reads the
+// map (objrefMap), and read_objmap.go reads them back.
 //
 // The key holds the fields that some entry of the run constrains (ports
 // need the protocol; at least two fields: the kernel's interval map for

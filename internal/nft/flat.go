@@ -52,10 +52,16 @@ func (f *flattener) entries(s *Set) iter.Seq2[[]MapElem, *Chain] {
 	}
 }
 
-// chainOf returns the chain that element i of map s goes to.
+// chainOf returns the chain that element i of map s goes to (of a
+// counter map: the chain it stands for, counterView).
 func (f *flattener) chainOf(s *Set, i int) *Chain {
 	if c := s.Map.chains; len(c) == len(s.Map.Elems) {
 		return c[i] // as Compile made it
+	}
+	if el := &s.Map.Elems[i]; el.Counter != "" {
+		ref := s.Entry
+		ref.Seq = el.Seq
+		return counterView(ref, el)
 	}
 	if f.chains == nil {
 		f.chains = map[string]*Chain{}

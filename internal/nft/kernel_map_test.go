@@ -83,32 +83,54 @@ func TestKernelMapChangeIsElementChange(t *testing.T) {
 	v0 := compileMapConfig(t, mapConfig, 2)
 	mustApply(t, a, v0)
 	before := handles(t, ns)
+	// seq 20 is a plain permit: an element of the run's counter map.
 	v1 := compileMapConfig(t, strings.Replace(mapConfig, "host 10.0.0.3 any eq 80", "host 10.0.0.3 any eq 8080", 1), 2)
 	mustApply(t, a, v1)
 	_, changed := sameHandles(before, handles(t, ns))
 	for _, c := range changed {
-		if !strings.Contains(c, "map ip_check_in_map5_17") {
+		if !strings.Contains(c, "map ip_check_in_map5_17_c") {
 			t.Errorf("changing an entry inside a map changed %s", c)
 		}
 	}
-	if !strings.Contains(listTable(t, ns, "slxsh"), "10.0.0.3 . 0.0.0.0/0 . tcp . 8080 : goto ip_check_in_20") {
+	const cm, vm = "ip_check_in_map5_17_c", "ip_check_in_map5_17"
+	if !strings.Contains(listTable(t, ns, "slxsh"), `10.0.0.3 . 0.0.0.0/0 . tcp . 8080 : "ip_check_in_20_matches"`) {
 		t.Errorf("changed element missing:\n%s", listTable(t, ns, "slxsh"))
 	}
 	inSyncFresh(t, ns, v1)
 
+	const key = "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 }"
 	// Someone deletes an element: drift, repaired by Apply.
-	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", "ip_check_in_map5_17", "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 }")
-	if d, err := applier(ns).Drift(v1); err != nil || !strings.Contains(d, "ip_check_in_map5_17") {
+	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", cm, key)
+	if d, err := applier(ns).Drift(v1); err != nil || !strings.Contains(d, cm) {
 		t.Fatalf("drift after a deleted element: %q, %v", d, err)
 	}
 	b := applier(ns) // a new Applier knows nothing of the map: it refills it
 	mustApply(t, b, v1)
 	inSyncFresh(t, ns, v1)
+	// Someone makes an element count another entry's counter.
+	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", cm, key)
+	ns.MustExec(t, "nft", "add", "element", "inet", "slxsh", cm, `{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 : "ip_check_in_5_matches" }`)
+	if d, _ := applier(ns).Drift(v1); !strings.Contains(d, cm) {
+		t.Fatalf("drift after a changed counter: %q", d)
+	}
+	mustApply(t, applier(ns), v1)
+	inSyncFresh(t, ns, v1)
 	// Someone changes a verdict.
-	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", "ip_check_in_map5_17", "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 }")
-	ns.MustExec(t, "nft", "add", "element", "inet", "slxsh", "ip_check_in_map5_17", "{ 10.0.0.3 . 0.0.0.0/0 . tcp . 8080 : goto ip_check_in_5 }")
-	if d, _ := applier(ns).Drift(v1); !strings.Contains(d, "ip_check_in_map5_17") {
+	vkey := "{ 10.0.0.1 . 10.0.0.2 . tcp . 22 }"
+	ns.MustExec(t, "nft", "delete", "element", "inet", "slxsh", vm, vkey)
+	ns.MustExec(t, "nft", "add", "element", "inet", "slxsh", vm, "{ 10.0.0.1 . 10.0.0.2 . tcp . 22 : goto ip_check_in_5 }")
+	if d, _ := applier(ns).Drift(v1); !strings.Contains(d, vm) {
 		t.Fatalf("drift after a changed verdict: %q", d)
+	}
+	mustApply(t, applier(ns), v1)
+	inSyncFresh(t, ns, v1)
+	// Someone replaces the counter map with a plain set of the same key:
+	// re-created as a counter map.
+	ns.MustExec(t, "nft", "delete", "rule", "inet", "slxsh", "ip_check_in", "handle", ruleHandle(t, ns, "ip_check_in", "map=5 counters"))
+	ns.MustExec(t, "nft", "delete", "set", "inet", "slxsh", cm)
+	ns.MustExec(t, "nft", "add", "set", "inet", "slxsh", cm, "{ type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }")
+	if d, _ := applier(ns).Drift(v1); d == "" {
+		t.Fatal("no drift after the counter map became a plain set")
 	}
 	mustApply(t, applier(ns), v1)
 	inSyncFresh(t, ns, v1)
@@ -118,8 +140,23 @@ func TestKernelMapChangeIsElementChange(t *testing.T) {
 	inSyncFresh(t, ns, v0)
 }
 
+// ruleHandle returns the handle of the rule of chain whose comment holds
+// part.
+func ruleHandle(t *testing.T, ns *netns.NS, chain, part string) string {
+	t.Helper()
+	out := ns.MustExec(t, "nft", "-a", "list", "chain", "inet", "slxsh", chain)
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, "# handle "); i >= 0 && strings.Contains(l, part) {
+			return strings.TrimSpace(l[i+len("# handle "):])
+		}
+	}
+	t.Fatalf("no rule %q in chain %s:\n%s", part, chain, out)
+	return ""
+}
+
 // Random lists over the client's addresses and the server's ports decide
-// real connections the same way as rules and as maps.
+// real connections the same way as rules and as maps, and each entry's
+// counter (a plain permit's in a counter map) counts the same packets.
 func TestKernelMapsDecideAsRules(t *testing.T) {
 	p := netns.NewPair(t)
 	clients := []string{"10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"}
@@ -165,6 +202,7 @@ func TestKernelMapsDecideAsRules(t *testing.T) {
 			tries = append(tries, try{clients[u.r.IntN(len(clients))], ports[u.r.IntN(len(ports))]})
 		}
 		var got [2][]netns.Outcome
+		var counted [2]map[string]uint64 // the packets each entry's matches counter counted
 		for i, run := range []int{-1, 2} {
 			rs, err := nft.Compile(c, nft.Options{MgmtInterface: "s0", MapRun: run})
 			if err != nil {
@@ -198,6 +236,16 @@ func TestKernelMapsDecideAsRules(t *testing.T) {
 			for _, conn := range open {
 				conn.Close()
 			}
+			cv, err := a.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			counted[i] = map[string]uint64{}
+			for name, v := range cv {
+				if strings.HasSuffix(name, "_matches") && v.Packets > 0 {
+					counted[i][name] = v.Packets
+				}
+			}
 			p.Server.MustExec(t, "nft", "delete", "table", "inet", "slxsh")
 		}
 		if d := cmp.Diff(got[0], got[1]); d != "" {
@@ -207,6 +255,8 @@ func TestKernelMapsDecideAsRules(t *testing.T) {
 				lines = append(lines, fmt.Sprintf("%d %s -> %s: %v / %v", i, tr.src, tr.dst, got[0][i], got[1][i]))
 			}
 			t.Errorf("trial %d: outcomes differ (-rules +maps):\n%s\n%s\n%s\n%s", trial, d, strings.Join(lines, "\n"), acl.Format(c), rs)
+		} else if d := cmp.Diff(counted[0], counted[1]); d != "" {
+			t.Errorf("trial %d: entries counted other packets (-rules +maps):\n%s", trial, d)
 		}
 	}
 	if mapped < 20 {

@@ -270,16 +270,25 @@ interface management 0
 		"map ip_check_in_map5_17 {\n\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict\n\t\tflags interval\n" +
 			"\t\telements = { 10.0.0.9 . 0.0.0.0/0 . tcp . 22 : jump ip_check_in_5,\n" +
 			"\t\t\t     10.0.0.1 . 10.0.0.2 . tcp . 22 : goto ip_check_in_10,\n" +
-			"\t\t\t     10.0.0.3 . 0.0.0.0/0 . tcp . 80 : goto ip_check_in_20,\n" +
 			"\t\t\t     10.1.0.0/16 . 0.0.0.0/0 . udp . 0-65535 : jump ip_check_in_30 }",
-		"ip saddr . ip daddr . meta l4proto . th dport vmap @ip_check_in_map5_17 comment \"acl=check dir=in map=5\"",
+		// a plain permit names its counter in the counter map of the run
+		"map ip_check_in_map5_17_c {\n\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service : counter\n\t\tflags interval\n" +
+			"\t\telements = { 10.0.0.3 . 0.0.0.0/0 . tcp . 80 : \"ip_check_in_20_matches\" }",
+		"counter name ip saddr . ip daddr . meta l4proto . th dport map @ip_check_in_map5_17_c return comment \"acl=check dir=in map=5 counters\"\n" +
+			"\t\tip saddr . ip daddr . meta l4proto . th dport vmap @ip_check_in_map5_17 comment \"acl=check dir=in map=5\"",
 		// neq is two elements; icmp cannot share a map with ports: seq 50 is a rule
-		"type inet_proto . inet_service : verdict\n\t\tflags interval\n\t\telements = { tcp . 0-442 : goto ip_check_in_40,\n\t\t\t     tcp . 444-65535 : goto ip_check_in_40,\n\t\t\t     udp . 53 : goto ip_check_in_45 }",
+		"type inet_proto . inet_service : counter\n\t\tflags interval\n\t\telements = { tcp . 0-442 : \"ip_check_in_40_matches\",\n" +
+			"\t\t\t     tcp . 444-65535 : \"ip_check_in_40_matches\",\n\t\t\t     udp . 53 : \"ip_check_in_45_matches\" }",
 		"meta l4proto icmp counter name \"ip_check_in_50_matches\" return comment \"acl=check dir=in seq=50\"",
 		"chain ip_check_in_10 {\n\t\tmeta l4proto tcp ct state new counter name \"ip_check_in_10_matches\"",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("want\n%s\nin\n%s", want, text)
+		}
+	}
+	for _, plain := range []string{"chain ip_check_in_20 ", "chain ip_check_in_40 ", "ip_check_in_map40_14 {"} {
+		if strings.Contains(text, plain) {
+			t.Errorf("%q: a plain permit's chain, or a verdict map of plain permits, in\n%s", plain, text)
 		}
 	}
 }

@@ -56,6 +56,15 @@ func readTable(c *nftables.Conn, name string) (*tableState, error) {
 		s.Table = t
 		st.sets[s.Name] = s
 	}
+	objMaps, err := objectMaps(c, name)
+	if err != nil {
+		return nil, err
+	}
+	for name := range objMaps {
+		if s := st.sets[name]; s != nil && !s.IsMap {
+			s.DataType = counterObjects // what the library does not read (isCounterMap)
+		}
+	}
 	// Why GetNamedObjects: GetObjects fails on object types other than
 	// counters and quotas.
 	objs, err := c.GetNamedObjects(t)
@@ -258,11 +267,17 @@ func sameExprs(have, want []expr.Any) bool {
 
 // ReadBack is how google/nftables v0.3.0 reads an expression back from the
 // kernel: it ignores NFTA_CT_SREG, so a `ct set` (Ct with SourceRegister)
-// reads back as a load into register 0. Comparisons with what the kernel
+// reads back as a load into register 0, and an objref from a map as an
+// empty Objref. Comparisons with what the kernel
 // holds compare expressions in this form.
 func ReadBack(e expr.Any) expr.Any {
-	if ct, ok := e.(*expr.Ct); ok && ct.SourceRegister {
-		return &expr.Ct{Key: ct.Key, Direction: ct.Direction}
+	switch v := e.(type) {
+	case *expr.Ct:
+		if v.SourceRegister {
+			return &expr.Ct{Key: v.Key, Direction: v.Direction}
+		}
+	case *objrefMap:
+		return v.Objref // the library decodes neither register nor map
 	}
 	return e
 }

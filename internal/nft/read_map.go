@@ -14,6 +14,9 @@ import (
 // with those of s ("" when they are the same). A missing or changed
 // element would send connections to other entries than the list says.
 func diffMap(c *nftables.Conn, t *nftables.Table, s *Set) (string, error) {
+	if s.Map.Counters {
+		return diffCounterMap(c, t, s)
+	}
 	els, err := c.GetSetElements(kernelSet(t, s))
 	if err != nil {
 		return "", fmt.Errorf("list map %s: %w", s.Name, err)
@@ -39,6 +42,30 @@ func diffMap(c *nftables.Conn, t *nftables.Table, s *Set) (string, error) {
 	}
 	if have != len(want) {
 		return fmt.Sprintf("map %s: %d elements, want %d", s.Name, have, len(want)), nil
+	}
+	return "", nil
+}
+
+// diffCounterMap is diffMap for a counter map: an element is its ranges
+// and its counter.
+func diffCounterMap(c *nftables.Conn, t *nftables.Table, s *Set) (string, error) {
+	els, err := objectElements(c, t.Name, s.Name)
+	if err != nil {
+		return "", err
+	}
+	id := func(key, keyEnd []byte, obj string) string { return fmt.Sprintf("%x-%x:%s", key, keyEnd, obj) }
+	want := make(map[string]bool, len(s.Map.Elems))
+	for i := range s.Map.Elems {
+		el := s.Map.kernelElem(&s.Map.Elems[i])
+		want[id(el.Key, el.KeyEnd, string(el.Val))] = true
+	}
+	for _, el := range els {
+		if !want[id(el.key, el.keyEnd, el.obj)] {
+			return "map " + s.Name + ": an element differs", nil
+		}
+	}
+	if len(els) != len(want) {
+		return fmt.Sprintf("map %s: %d elements, want %d", s.Name, len(els), len(want)), nil
 	}
 	return "", nil
 }

@@ -40,7 +40,7 @@ func (k SetKey) TypeName() string {
 
 // String renders the set block, indented for its place in the table.
 func (s *Set) String() string {
-	if s.Kind == SetVerdictMap {
+	if s.Map != nil {
 		return s.mapString()
 	}
 	out := "\tset " + s.Name + " {\n" +

@@ -73,7 +73,8 @@ type Set struct {
 	// Limit is the limit set that a reservation object (gate, depth map,
 	// layer count) belongs to; "" for every other set.
 	Limit string
-	// Map is the content of a classification map (SetVerdictMap).
+	// Map is the content of a classification map (SetVerdictMap,
+	// SetCounterMap).
 	Map *VMap
 }
 
@@ -90,6 +91,7 @@ const (
 	SetLoad                      // the agent's "over load-limit" flag of an entry (nf_proto)
 	SetQuota                     // elements carry `quota over ...`, with timeouts (quota windows)
 	SetVerdictMap                // a classification map of entries (Map; compile_map.go)
+	SetCounterMap                // a classification map of plain permits, elements naming their counters (Map)
 )
 
 // String names the kind for metrics: "connlimit", "rate", "gate", ...
@@ -111,6 +113,8 @@ func (k SetKind) String() string {
 		return "quota"
 	case SetVerdictMap:
 		return "map"
+	case SetCounterMap:
+		return "counter-map"
 	}
 	return "unknown"
 }

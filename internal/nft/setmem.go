@@ -115,13 +115,13 @@ func (s *Set) isLimit() bool {
 // limit set full. This is what Options.MaxSetMemory bounds. Sets that an
 // apply keeps are counted too.
 //
-// Classification maps (SetVerdictMap) are left out: they are not hash
+// Classification maps (Set.Map) are left out: they are not hash
 // tables, and hold what the configuration says (about one entry each),
 // not keys that traffic adds; BENCHMARKS.md measures them with the table.
 func (r *Ruleset) SetMemory() uint64 {
 	var n uint64
 	for _, s := range r.Sets {
-		if s.Kind != SetVerdictMap {
+		if s.Map == nil {
 			n += SetMaxMemory(s)
 		}
 	}
@@ -134,7 +134,7 @@ func (r *Ruleset) SetMemory() uint64 {
 func (r *Ruleset) SetMemoryApplied() uint64 {
 	var n uint64
 	for _, s := range r.Sets {
-		if s.Kind != SetVerdictMap {
+		if s.Map == nil {
 			n += SetTableMemory(s.Size)
 		}
 	}
@@ -156,7 +156,7 @@ func (r *Ruleset) boundedSetMemory(ctMax uint64) uint64 {
 	var n, conn, keys uint64
 	for _, s := range r.Sets {
 		switch {
-		case s.Kind == SetVerdictMap:
+		case s.Map != nil:
 		case s.Kind == SetConnlimit && s.isLimit():
 			conn += SetMaxMemory(s)
 			keys += uint64(s.Capacity())
@@ -188,7 +188,7 @@ func (b *builder) checkSetMemory() {
 		switch {
 		case s.isLimit():
 			limits++
-		case s.Kind == SetVerdictMap:
+		case s.Map != nil:
 			maps++ // classification maps hold what the config says, not keys
 		}
 	}

@@ -244,7 +244,7 @@ func (ev *simEval) rule(r *Rule, depth int) (Outcome, bool) {
 			if v == nil {
 				return 0, false
 			}
-			return ev.rule(&Rule{Stmts: []Stmt{v}}, depth)
+			return ev.rule(&Rule{Stmts: v}, depth)
 		default:
 			if !ev.match(st) {
 				return 0, false
@@ -382,8 +382,9 @@ func (ev *simEval) key(k Key) string {
 }
 
 // lookup finds the element of a classification map that the packet
-// matches, as the verdict it stands for (nil: none).
-func (ev *simEval) lookup(st *MapLookup) *Verdict {
+// matches, as the statements it stands for (nil: none): its verdict, or
+// its counter and the lookup rule's return.
+func (ev *simEval) lookup(st *MapLookup) []Stmt {
 	m := ev.sim.maps[st.Set]
 	if m == nil || ev.fam() != m.Family {
 		return nil
@@ -401,8 +402,13 @@ func (ev *simEval) lookup(st *MapLookup) *Verdict {
 	if hit == nil {
 		return nil
 	}
-	if hit.Jump {
-		return &Verdict{Kind: expr.VerdictJump, Chain: hit.Chain}
+	switch {
+	case m.Counters != st.Counters:
+		return nil // not what the kernel would take for this lookup
+	case m.Counters:
+		return []Stmt{&CounterRef{Name: hit.Counter}, &Verdict{Kind: expr.VerdictReturn}}
+	case hit.Jump:
+		return []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: hit.Chain}}
 	}
-	return &Verdict{Kind: expr.VerdictGoto, Chain: hit.Chain}
+	return []Stmt{&Verdict{Kind: expr.VerdictGoto, Chain: hit.Chain}}
 }

@@ -16,16 +16,22 @@ import (
 
 // MapLookup is the lookup of a classification map:
 // `ip saddr . ip daddr . meta l4proto . th sport . th dport vmap @M`
-// (the fields of Fields, in that order).
+// (the fields of Fields, in that order), or of a counter map:
+// `counter name ip saddr . meta l4proto . th dport map @M_c return`.
 type MapLookup struct {
-	Family acl.Family
-	Fields MapFields
-	Set    string
+	Family   acl.Family
+	Fields   MapFields
+	Set      string
+	Counters bool
 }
 
 // String renders the statement as nft lists it.
 func (s *MapLookup) String() string {
-	return strings.Join(fieldExprs(s.Family, s.Fields), " . ") + " vmap @" + s.Set
+	key := strings.Join(fieldExprs(s.Family, s.Fields), " . ")
+	if s.Counters {
+		return "counter name " + key + " map @" + s.Set + " return"
+	}
+	return key + " vmap @" + s.Set
 }
 
 func fieldExprs(f acl.Family, fields MapFields) []string {
@@ -73,7 +79,23 @@ func (s *MapLookup) Exprs() []expr.Any {
 			slot++
 		}
 	}
+	if s.Counters {
+		return append(out, &objrefMap{Objref: &expr.Objref{}, Set: s.Set, Register: 1}, &expr.Verdict{Kind: expr.VerdictReturn})
+	}
 	return append(out, &expr.Lookup{SourceRegister: 1, SetName: s.Set, IsDestRegSet: true, DestRegister: 0})
+}
+
+// objrefMap is the objref expression that takes its object from a map
+// (`counter name KEY map @M`): NFTA_OBJREF_SET_SREG and _SET_NAME, which
+// google/nftables v0.3.0 neither encodes nor decodes. wire writes it;
+// the library reads it back as an empty Objref (the embedded one, which
+// is what ReadBack compares), so a drift check sees the rule's loads,
+// verdict and comment but not the map it names (the map's own elements
+// are compared whole, diffMap).
+type objrefMap struct {
+	*expr.Objref
+	Set      string
+	Register uint32
 }
 
 // typeNames are the nft types of a key's fields.
@@ -95,8 +117,12 @@ func (m *VMap) typeNames() []string {
 // per line.
 func (s *Set) mapString() string {
 	m := s.Map
+	data := " : verdict\n"
+	if m.Counters {
+		data = " : counter\n"
+	}
 	out := "\tmap " + s.Name + " {\n" +
-		"\t\ttype " + strings.Join(m.typeNames(), " . ") + " : verdict\n" +
+		"\t\ttype " + strings.Join(m.typeNames(), " . ") + data +
 		"\t\tflags interval\n"
 	if len(m.Elems) > 0 {
 		parts := make([]string, len(m.Elems))
@@ -122,7 +148,11 @@ func (m *VMap) MarshalBinary() ([]byte, error) {
 
 func (m *VMap) encode() []byte {
 	b := make([]byte, 0, 8+len(m.Elems)*48)
-	b = append(b, byte(m.Family), byte(m.Fields))
+	counters := byte(0)
+	if m.Counters {
+		counters = 1
+	}
+	b = append(b, byte(m.Family), byte(m.Fields), counters)
 	b = binary.AppendUvarint(b, uint64(len(m.Elems)))
 	for i := range m.Elems {
 		e := &m.Elems[i]
@@ -142,6 +172,7 @@ func (m *VMap) encode() []byte {
 		}
 		b = append(b, jump)
 		b = append(binary.AppendUvarint(b, uint64(len(e.Chain))), e.Chain...)
+		b = append(binary.AppendUvarint(b, uint64(len(e.Counter))), e.Counter...)
 	}
 	return b
 }
@@ -150,10 +181,10 @@ func (m *VMap) encode() []byte {
 func (m *VMap) UnmarshalBinary(b []byte) error {
 	m.enc.Store(nil)
 	bad := errors.New("nft: damaged map encoding")
-	if len(b) < 2 {
+	if len(b) < 3 || b[2] > 1 {
 		return bad
 	}
-	m.Family, m.Fields, b = acl.Family(b[0]), MapFields(b[1]), b[2:]
+	m.Family, m.Fields, m.Counters, b = acl.Family(b[0]), MapFields(b[1]), b[2] == 1, b[3:]
 	uvarint := func() (uint64, bool) {
 		v, n := binary.Uvarint(b)
 		if n <= 0 {
@@ -190,11 +221,13 @@ func (m *VMap) UnmarshalBinary(b []byte) error {
 		e.SPortLo, e.SPortHi = binary.BigEndian.Uint16(b[2:]), binary.BigEndian.Uint16(b[4:])
 		e.DPortLo, e.DPortHi = binary.BigEndian.Uint16(b[6:]), binary.BigEndian.Uint16(b[8:])
 		e.Jump, b = b[10] == 1, b[11:]
-		l, ok := uvarint()
-		if !ok || l > uint64(len(b)) {
-			return bad
+		for _, name := range []*string{&e.Chain, &e.Counter} {
+			l, ok := uvarint()
+			if !ok || l > uint64(len(b)) {
+				return bad
+			}
+			*name, b = string(b[:l]), b[l:]
 		}
-		e.Chain, b = string(b[:l]), b[l:]
 	}
 	if len(b) != 0 {
 		return bad
@@ -227,11 +260,14 @@ func (e *MapElem) text(fields MapFields) string {
 			parts = append(parts, rangeString(e.DPortLo, e.DPortHi))
 		}
 	}
-	verdict := "goto "
-	if e.Jump {
-		verdict = "jump "
+	key := strings.Join(parts, " . ") + " : "
+	switch {
+	case e.Counter != "":
+		return key + quote(e.Counter)
+	case e.Jump:
+		return key + "jump " + e.Chain
 	}
-	return strings.Join(parts, " . ") + " : " + verdict + e.Chain
+	return key + "goto " + e.Chain
 }
 
 func prefixString(p netip.Prefix) string {
@@ -269,9 +305,23 @@ func kernelMapSet(t *nftables.Table, s *Set) *nftables.Set {
 			types = append(types, ty)
 		}
 	}
-	return &nftables.Set{Table: t, Name: s.Name, IsMap: true, Interval: true, Concatenation: true,
+	ks := &nftables.Set{Table: t, Name: s.Name, IsMap: true, Interval: true, Concatenation: true,
 		KeyType: nftables.MustConcatSetType(types...), DataType: nftables.TypeVerdict, KeyByteOrder: binaryutil.BigEndian}
+	if m.Counters {
+		ks.IsMap, ks.DataType = false, counterObjects
+	}
+	return ks
 }
+
+// counterObjects marks the library form of a counter map (DataType, of
+// a set that is not IsMap): google/nftables v0.3.0 has no object maps,
+// so wire adds NFT_SET_OBJECT and NFTA_SET_OBJ_TYPE to the set it
+// encodes, and an element's Val is the name of its counter
+// (NFTA_SET_ELEM_OBJREF).
+var counterObjects = nftables.SetDatatype{Name: "counter"}
+
+// isCounterMap reports whether ks is the library form of a counter map.
+func isCounterMap(ks *nftables.Set) bool { return !ks.IsMap && ks.DataType.Name == counterObjects.Name }
 
 // kernelElem is the library form of an element: each field's first and
 // last value, padded to 32 bits, and the verdict.
@@ -302,6 +352,9 @@ func (m *VMap) kernelElem(e *MapElem) nftables.SetElement {
 		case FieldDPort:
 			from, to = pad(append(from, byte(e.DPortLo>>8), byte(e.DPortLo))), pad(append(to, byte(e.DPortHi>>8), byte(e.DPortHi)))
 		}
+	}
+	if m.Counters {
+		return nftables.SetElement{Key: from, KeyEnd: to, Val: []byte(e.Counter)}
 	}
 	kind := expr.VerdictGoto
 	if e.Jump {

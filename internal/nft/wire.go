@@ -350,7 +350,45 @@ func (w *wire) AddTable(t *nftables.Table) *nftables.Table {
 
 func (w *wire) AddSet(s *nftables.Set, el []nftables.SetElement) error {
 	w.libMsgs++
-	return w.lib.AddSet(s, el)
+	if !isCounterMap(s) {
+		return w.lib.AddSet(s, el)
+	}
+	if len(el) > 0 {
+		return fmt.Errorf("counter map %s: created with elements", s.Name)
+	}
+	if err := w.lib.AddSet(s, nil); err != nil {
+		return err
+	}
+	w.moveLib()
+	w.objectMap(w.offs[len(w.offs)-1], unix.NFT_OBJECT_COUNTER)
+	return nil
+}
+
+// objectMap makes the set that the message at off creates (the library's
+// encoding of an interval set) an object map of objects of type typ:
+// NFT_SET_OBJECT in its flags, and NFTA_SET_OBJ_TYPE, as nft sends for
+// `map M { type K : counter; flags interval; }`.
+func (w *wire) objectMap(off int32, typ uint32) {
+	msg := w.buf[off:]
+	flags := false
+	for at := nlmsgHdr + 4; at+nlaHdr <= len(msg); {
+		n := int(binary.NativeEndian.Uint16(msg[at:]))
+		if n < nlaHdr || at+n > len(msg) {
+			break
+		}
+		if binary.NativeEndian.Uint16(msg[at+2:])&^uint16(unix.NLA_F_NESTED) == unix.NFTA_SET_FLAGS && n == nlaHdr+4 {
+			v := msg[at+nlaHdr:]
+			binary.BigEndian.PutUint32(v, binary.BigEndian.Uint32(v)|unix.NFT_SET_OBJECT)
+			flags = true
+		}
+		at += (n + 3) &^ 3
+	}
+	if !flags {
+		w.fail(errors.New("object map: the library's set has no flags"))
+		return
+	}
+	w.u32(unix.NFTA_SET_OBJ_TYPE, typ)
+	w.end(int(off))
 }
 
 func (w *wire) DelSet(s *nftables.Set) {

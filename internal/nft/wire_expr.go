@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/google/nftables"
@@ -54,6 +55,11 @@ func (w *wire) expr(fam byte, e expr.Any) {
 		}
 		w.str(unix.NFTA_LOOKUP_SET, e.SetName)
 		w.u32(unix.NFTA_LOOKUP_SET_ID, e.SetID)
+		w.unnest(d)
+	case *objrefMap:
+		d := w.exprHead("objref")
+		w.u32(unix.NFTA_OBJREF_SET_SREG, e.Register)
+		w.str(unix.NFTA_OBJREF_SET_NAME, e.Set)
 		w.unnest(d)
 	case *expr.Objref:
 		d := w.exprHead("objref")
@@ -116,6 +122,9 @@ func (w *wire) SetDeleteElements(s *nftables.Set, el []nftables.SetElement) erro
 // elements appends the message that adds or deletes el, as the library's
 // makeElemList encodes it (flags included: Create, on deletion too).
 func (w *wire) elements(msg int, s *nftables.Set, el []nftables.SetElement) error {
+	if isCounterMap(s) && slices.ContainsFunc(el, func(e nftables.SetElement) bool { return e.Comment != "" }) {
+		return fmt.Errorf("counter map %s: elements with comments", s.Name)
+	}
 	if s.Anonymous || slices.ContainsFunc(el, func(e nftables.SetElement) bool { return e.Comment != "" }) {
 		// Refused by the library, or with user data: the library's.
 		w.libMsgs++
@@ -147,6 +156,10 @@ func (w *wire) elements(msg int, s *nftables.Set, el []nftables.SetElement) erro
 			w.u64(unix.NFTA_SET_ELEM_TIMEOUT, uint64(v.Timeout.Milliseconds()))
 		}
 		switch {
+		case isCounterMap(s):
+			if msg == unix.NFT_MSG_NEWSETELEM {
+				w.str(unix.NFTA_SET_ELEM_OBJREF, string(v.Val))
+			}
 		case v.VerdictData != nil:
 			d := w.nest(unix.NFTA_SET_ELEM_DATA)
 			vd := w.nest(unix.NFTA_DATA_VERDICT)
