@@ -4,7 +4,8 @@
 # against `nft -f` of the table that it produced (`nft list table`),
 # alternating in the same run, in throw-away network namespaces; then a
 # one-line change through slxsh against nft making the same change to the
-# same table (the entry's map element swapped in one `nft -f`). Prints
+# same table (the entry's map element swapped in one `nft -f`) and against
+# `nft replace rule` of one rule of the entry's chain. Prints
 # seconds per round and the medians' ratios. Needs root.
 #   SIZES="10000 50000" ROUNDS=3 scripts/bench-shell-apply.sh
 set -eu
@@ -71,10 +72,13 @@ for n in $sizes; do
 		t0=$(now)
 		ip netns exec "$ns" nft -f "$tmp/table.nft"
 		theirs="$theirs $(since "$t0")"
-		# ...and the same one-entry change (its element, in one transaction).
+		# ...and the same one-entry change (in one transaction): the entry
+		# (every hundredth has a connlimit: a `goto` element of its run's
+		# verdict map) becomes a plain permit (an element of the run's
+		# counter map, which names its counter).
 		old=$(grep -m1 -o "[0-9./]* \. tcp \. [0-9]* : goto ip_big_in_$seq\b" "$tmp/table.nft" | sed 's/ : goto.*//')
 		map=$(awk -v s="goto ip_big_in_$seq" '/^\tmap /{m=$2} index($0, s){print m; exit}' "$tmp/table.nft")
-		printf 'delete element inet slxsh %s { %s }\nadd element inet slxsh %s { 10.200.%d.%d . tcp . 2070 : goto ip_big_in_%s }\n' \
+		printf 'delete element inet slxsh %s { %s }\nadd element inet slxsh %s_c { 10.200.%d.%d . tcp . 2070 : "ip_big_in_%s_matches" }\n' \
 			"$map" "$old" "$map" $((seq / 256 % 256)) $((seq % 256)) "$seq" >"$tmp/nftchange"
 		t0=$(now)
 		ip netns exec "$ns" nft -f "$tmp/nftchange"

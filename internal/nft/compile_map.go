@@ -329,7 +329,7 @@ func (b *builder) mappedEntry(k chainKey, e *acl.Entry) *entryOut {
 		for i := range elems {
 			elems[i].Seq, elems[i].Counter = e.Seq, c
 		}
-		return &entryOut{elems: elems, view: counterView(ref, &elems[0])}
+		return &entryOut{elems: elems, view: ch} // what counterView makes of the element
 	}
 	// A permit or a plain refusal ends the connection's walk of the list
 	// (goto: the chain's return leaves the list); a deny with limits goes
