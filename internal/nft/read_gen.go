@@ -89,3 +89,47 @@ func largeDumps(c *netlink.Conn) error {
 	}
 	return rerr
 }
+
+// dump sends an NFT_MSG_GET* dump request for table's objects of type msg
+// (with attrs, already encoded) and returns the data of each answer (its
+// nfgenmsg, then its attributes).
+func dump(c *nftables.Conn, msg int, attrs []byte) ([][]byte, error) {
+	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.NetNS})
+	if err != nil {
+		return nil, fmt.Errorf("open netlink: %w", err)
+	}
+	defer nl.Close()
+	if err := largeDumps(nl); err != nil {
+		return nil, err
+	}
+	msgs, err := nl.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msg),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, 0, len(msgs))
+	for _, m := range msgs {
+		if len(m.Data) >= 4 {
+			out = append(out, m.Data)
+		}
+	}
+	return out, nil
+}
+
+// setElements dumps the elements of set of table: the data of each
+// NEWSETELEM answer.
+func setElements(c *nftables.Conn, table, set string) ([][]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set)
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return dump(c, unix.NFT_MSG_GETSETELEM, attrs)
+}

@@ -14,37 +14,6 @@ import (
 // element names (NFTA_SET_ELEM_OBJREF), so both are read here, from the
 // dumps themselves.
 
-// dump sends an NFT_MSG_GET* dump request for table's objects of type msg
-// (with attrs, already encoded) and returns the data of each answer (its
-// nfgenmsg, then its attributes).
-func dump(c *nftables.Conn, msg int, attrs []byte) ([][]byte, error) {
-	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.NetNS})
-	if err != nil {
-		return nil, fmt.Errorf("open netlink: %w", err)
-	}
-	defer nl.Close()
-	if err := largeDumps(nl); err != nil {
-		return nil, err
-	}
-	msgs, err := nl.Execute(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msg),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, 0, len(msgs))
-	for _, m := range msgs {
-		if len(m.Data) >= 4 {
-			out = append(out, m.Data)
-		}
-	}
-	return out, nil
-}
-
 // objectMaps returns the names of table's sets that are maps of counter
 // objects.
 func objectMaps(c *nftables.Conn, table string) (map[string]bool, error) {
@@ -95,14 +64,7 @@ type objElem struct {
 
 // objectElements lists the elements of object map set of table.
 func objectElements(c *nftables.Conn, table, set string) ([]objElem, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, table)
-	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set)
-	attrs, err := ae.Encode()
-	if err != nil {
-		return nil, err
-	}
-	answers, err := dump(c, unix.NFT_MSG_GETSETELEM, attrs)
+	answers, err := setElements(c, table, set)
 	if err != nil {
 		return nil, fmt.Errorf("list map %s: %w", set, err)
 	}

@@ -30,25 +30,7 @@ func (a *Applier) QuotaUsed(s *Set) ([]QuotaUse, error) {
 	if err != nil {
 		return nil, err
 	}
-	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.NetNS})
-	if err != nil {
-		return nil, fmt.Errorf("open netlink: %w", err)
-	}
-	defer nl.Close()
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(a.table + "\x00")},
-		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(s.Name + "\x00")},
-	})
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := nl.Execute(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	})
+	answers, err := setElements(c, a.table, s.Name)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, nil
@@ -56,11 +38,8 @@ func (a *Applier) QuotaUsed(s *Set) ([]QuotaUse, error) {
 		return nil, fmt.Errorf("list set %s: %w", s.Name, err)
 	}
 	var out []QuotaUse
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		out = append(out, quotaUses(s, m.Data[4:])...)
+	for _, m := range answers {
+		out = append(out, quotaUses(s, m[4:])...)
 	}
 	return out, nil
 }
