@@ -491,19 +491,24 @@ func newMatcher(g node, line string, n int) (*matcher, *matchErr) {
 	m.line, m.toks = line, appendTokens(m.toks[:0], line)
 	if n < 0 || n > len(m.toks) {
 		n = len(m.toks)
-		// A whole line: first walk only for the tokens that could be
-		// keywords (a token no keyword starts with can only resolve to a
-		// parameter value); a line that does not match so is walked token
-		// by token, which finds its first error exactly (a token taken
-		// for a value that no parameter accepts ends every path through
-		// it, as the full walk's candidates would have said).
+		// A whole line: first walk only for the tokens that abbreviate a
+		// keyword, taking a keyword spelled out as itself (walkAbbrevs);
+		// then only for the tokens that could be keywords (a token no
+		// keyword starts with can only resolve to a parameter value); a
+		// line that matches neither way is walked token by token, which
+		// finds its first error exactly (a token taken for a value that no
+		// parameter accepts ends every path through it, as the full walk's
+		// candidates would have said).
 		if fastParse {
-			if err := m.walkLine(g, n, true); err == nil && len(m.matches) > 0 {
+			if err := m.walkLine(g, n, walkAbbrevs); err == nil && len(m.matches) > 0 && !hasRest(m.matches[0]) {
+				return m, nil
+			}
+			if err := m.walkLine(g, n, walkWords); err == nil && len(m.matches) > 0 {
 				return m, nil
 			}
 		}
 	}
-	return m, m.walkLine(g, n, false)
+	return m, m.walkLine(g, n, walkEvery)
 }
 
 // matchers keeps matchers for reuse (release): a line's walks then take
@@ -517,14 +522,37 @@ func (m *matcher) release() {
 	matchers.Put(m)
 }
 
-// walkLine resolves the first n tokens against g, skipping the walk for
-// tokens that no keyword starts with when skipValues.
-func (m *matcher) walkLine(g node, n int, skipValues bool) *matchErr {
+// Which tokens walkLine walks the grammar for, to resolve them.
+const (
+	walkEvery   = iota // every token
+	walkWords          // the tokens that some keyword starts with; others are values
+	walkAbbrevs        // those that are not keywords as typed either, which are taken as such
+)
+
+// walkLine resolves the first n tokens against g, walking the grammar for
+// the tokens of mode (walkEvery and so on).
+//
+// Why walkAbbrevs resolves a line exactly when it matches through no LINE
+// parameter: by induction on the tokens, if those before p
+// resolve as the walk of every token resolves them, and the match takes
+// the keyword typed at p, a path reached p with that keyword, so the walk
+// of every token found it among the candidates at p and took it (resolve
+// takes an exact keyword first); a value at p it would have resolved as a
+// value too, as walkWords does. A LINE may take keywords as its words,
+// which the walk of every token would have resolved as values.
+func (m *matcher) walkLine(g node, n int, mode int) *matchErr {
 	m.res = m.res[:0]
 	for p := 0; p < n; p++ {
-		if skipValues && !wordPrefix(m.toks[p].text) {
-			m.res = append(m.res, resolved{})
-			continue
+		if mode != walkEvery {
+			id, exact, prefix := wordOf(m.toks[p].text)
+			if !prefix {
+				m.res = append(m.res, resolved{})
+				continue
+			}
+			if exact && mode == walkAbbrevs {
+				m.res = append(m.res, resolved{isKw: true, kw: strings.ToLower(m.toks[p].text), id: id})
+				continue
+			}
 		}
 		m.run(g, p)
 		r, err := m.resolve(p)
@@ -535,6 +563,16 @@ func (m *matcher) walkLine(g node, n int, skipValues bool) *matchErr {
 	}
 	m.run(g, n)
 	return nil
+}
+
+// hasRest reports whether a match takes a LINE parameter (see walkLine).
+func hasRest(path []step) bool {
+	for _, s := range path {
+		if s.atom != nil && s.atom.rest {
+			return true
+		}
+	}
+	return false
 }
 
 // fastParse enables the first walk of newMatcher that skips values
@@ -549,7 +587,7 @@ var words struct {
 	ids      map[string]int
 }
 
-// registerWord records a keyword for wordPrefix and wordID and returns it.
+// registerWord records a keyword for wordOf and wordID and returns it.
 func registerWord(w string) string {
 	words.Lock()
 	defer words.Unlock()
@@ -597,12 +635,15 @@ func (s *wordSet) union(t wordSet) {
 	}
 }
 
-// wordPrefix reports whether some keyword starts with the token (as
-// resolve compares: in lower case).
-func wordPrefix(tok string) bool {
+// wordOf looks a token up among the keywords (as resolve compares: in
+// lower case): whether it is one (and its number), and whether some
+// keyword starts with it.
+func wordOf(tok string) (id int, exact, prefix bool) {
+	t := strings.ToLower(tok)
 	words.RLock()
 	defer words.RUnlock()
-	return words.prefixes[strings.ToLower(tok)]
+	id, exact = words.ids[t]
+	return id, exact, words.prefixes[t]
 }
 
 // parsed is a complete match: the command and its bound arguments.

@@ -68,3 +68,36 @@ func mustSame(t *testing.T, parse func(bool, string) (string, string), text stri
 	}
 	return "", ""
 }
+
+// Lines where a keyword typed out is not that keyword: a list or a time
+// range named like one, keywords as the words of a remark or a message,
+// keywords abbreviated or in capitals. Each parses as the walk of every
+// token parses it.
+func TestFastParseKeywordsAsWords(t *testing.T) {
+	defer func() { fastParse = true }()
+	texts := []string{
+		"ip access-list extended permit\n seq 10 permit tcp any any eq 22\n!\ninterface eth1\n ip access-group permit in\n!",
+		"ip access-list extended host\n remark permit tcp host any eq 22 log\n seq 10 deny ip any any log\n!",
+		"ip access-list extended any\n seq 20 permit tcp any any eq 25 connlimit 2 refuse message \"permit host any eq 25\"\n!",
+		"ip access-list extended eq\n SEQ 30 PERM TCP HO 10.0.0.1 ANY EQ 22 CONNL 3\n seq 40 permit udp any range 1 2 any\n!",
+		"time-range permit\n periodic daily 08:00 to 17:00\n!\nip access-list extended log\n seq 10 permit tcp any any eq 22 time-range permit log\n!",
+	}
+	for _, text := range texts {
+		var got [2]string
+		for i, fast := range []bool{true, false} {
+			fastParse = fast
+			c, err := ParseConfig(text)
+			if err != nil {
+				got[i] = err.Error()
+			} else {
+				got[i] = acl.Format(c)
+			}
+		}
+		if got[0] != got[1] {
+			t.Errorf("%q:\nfast: %s\nslow: %s", text, got[0], got[1])
+		}
+		if strings.Contains(got[1], "% ") {
+			t.Errorf("%q does not parse: %s", text, got[1]) // the cases are meant to be valid
+		}
+	}
+}
