@@ -88,11 +88,7 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 	permit := e.Action == acl.Permit
 	logAs := func(reason string, verdict []Stmt) []Stmt { return b.logged(e, ref, reason, verdict) }
 	rule := func(role string, stmts ...[]Stmt) *Rule {
-		r := &Rule{Comment: RuleComment(ref, role)}
-		for _, s := range stmts {
-			r.Stmts = append(r.Stmts, s...)
-		}
-		return r
+		return &Rule{Comment: RuleComment(ref, role), Stmts: slices.Concat(stmts...)}
 	}
 	var chains []*Chain
 	overRefuse := refuse
@@ -340,23 +336,23 @@ func limitKey(f acl.Family, cl *acl.Connlimit) Key {
 }
 
 // supported reports the options that the compiler does not implement yet.
-func (b *builder) supported(path string, e *acl.Entry) bool {
+func (b *builder) supported(path entryAt, e *acl.Entry) bool {
 	if e.Rate != nil && e.Rate.N <= 0 {
-		b.errorf(path, "rate must be at least 1")
+		b.errorf(path.String(), "rate must be at least 1")
 		return false
 	}
 	if e.Rate != nil {
 		if err := acl.CheckRate(e.Rate); err != nil {
-			b.errorf(path, "%v", err)
+			b.errorf(path.String(), "%v", err)
 			return false
 		}
 	}
 	if e.Quota != nil && e.Action != acl.Permit {
-		b.errorf(path, "quota needs a permit entry (it counts the bytes of admitted connections)")
+		b.errorf(path.String(), "quota needs a permit entry (it counts the bytes of admitted connections)")
 		return false
 	}
 	if e.BlockFor != nil && e.BlockFor.Seconds <= 0 {
-		b.errorf(path, "block-for must be at least 1 second")
+		b.errorf(path.String(), "block-for must be at least 1 second")
 		return false
 	}
 	return true
@@ -364,7 +360,7 @@ func (b *builder) supported(path string, e *acl.Entry) bool {
 
 // match builds the statements that select an entry's packets: addresses,
 // the protocol (as ports when the entry has ports), the socket owner.
-func (b *builder) match(path string, f acl.Family, e *acl.Entry) ([]Stmt, ruleCtx, bool) {
+func (b *builder) match(path entryAt, f acl.Family, e *acl.Entry) ([]Stmt, ruleCtx, bool) {
 	var out []Stmt
 	var ctx ruleCtx
 	for _, side := range []struct {
@@ -393,12 +389,12 @@ func (b *builder) match(path string, f acl.Family, e *acl.Entry) ([]Stmt, ruleCt
 }
 
 // protoMatch is `meta l4proto P`, or the port matches (which imply it).
-func (b *builder) protoMatch(path string, e *acl.Entry) ([]Stmt, bool) {
+func (b *builder) protoMatch(path entryAt, e *acl.Entry) ([]Stmt, bool) {
 	if e.Proto == acl.ProtoAny {
 		return nil, true
 	}
 	if e.Proto < 0 || e.Proto > 255 {
-		b.errorf(path, "invalid protocol %d", e.Proto)
+		b.errorf(path.String(), "invalid protocol %d", e.Proto)
 		return nil, false
 	}
 	if e.SrcPort.Op == acl.PortNone && e.DstPort.Op == acl.PortNone {
@@ -407,13 +403,13 @@ func (b *builder) protoMatch(path string, e *acl.Entry) ([]Stmt, bool) {
 	switch e.Proto {
 	case acl.ProtoTCP, acl.ProtoUDP, acl.ProtoSCTP:
 	default:
-		b.errorf(path, "ports need protocol tcp, udp or sctp")
+		b.errorf(path.String(), "ports need protocol tcp, udp or sctp")
 		return nil, false
 	}
 	for _, p := range []acl.PortMatch{e.SrcPort, e.DstPort} {
 		if (p.Op == acl.PortLt && p.Lo == 0) || (p.Op == acl.PortGt && p.Lo == 65535) ||
 			(p.Op == acl.PortRange && p.Lo > p.Hi) {
-			b.errorf(path, "port match matches no port")
+			b.errorf(path.String(), "port match matches no port")
 			return nil, false
 		}
 	}
@@ -421,21 +417,21 @@ func (b *builder) protoMatch(path string, e *acl.Entry) ([]Stmt, bool) {
 }
 
 // uid resolves `user NAME` (with Options.LookupUser) or `uid N`.
-func (b *builder) uid(path string, o *acl.Owner) (uint32, bool) {
+func (b *builder) uid(path entryAt, o *acl.Owner) (uint32, bool) {
 	if o.User == "" {
 		if o.UID < 0 || int64(o.UID) > 0xffffffff {
-			b.errorf(path, "invalid uid %d", o.UID)
+			b.errorf(path.String(), "invalid uid %d", o.UID)
 			return 0, false
 		}
 		return uint32(o.UID), true
 	}
 	if b.opt.LookupUser == nil {
-		b.errorf(path, "user %s: no user database to resolve it (use uid N)", o.User)
+		b.errorf(path.String(), "user %s: no user database to resolve it (use uid N)", o.User)
 		return 0, false
 	}
 	uid, err := b.opt.LookupUser(o.User)
 	if err != nil {
-		b.errorf(path, "user %s: %v", o.User, err)
+		b.errorf(path.String(), "user %s: %v", o.User, err)
 		return 0, false
 	}
 	return uid, true

@@ -415,56 +415,48 @@ func countFields(f MapFields) int {
 }
 
 // mapElems are the ranges of an entry's match: one element, or two for a
-// port `neq`.
+// port `neq` (four for two).
 func mapElems(f acl.Family, e *acl.Entry) []MapElem {
-	el := MapElem{Src: prefixOf(f, e.Src), Dst: prefixOf(f, e.Dst), ProtoHi: 255, SPortHi: 65535, DPortHi: 65535}
+	el := MapElem{Src: prefixOf(f, e.Src), Dst: prefixOf(f, e.Dst), ProtoHi: 255}
 	if e.Proto != acl.ProtoAny {
 		el.ProtoLo, el.ProtoHi = uint8(e.Proto), uint8(e.Proto)
 	}
-	out := []MapElem{el}
-	for _, side := range []struct {
-		m      acl.PortMatch
-		lo, hi func(*MapElem) *uint16
-	}{
-		{e.SrcPort, func(x *MapElem) *uint16 { return &x.SPortLo }, func(x *MapElem) *uint16 { return &x.SPortHi }},
-		{e.DstPort, func(x *MapElem) *uint16 { return &x.DPortLo }, func(x *MapElem) *uint16 { return &x.DPortHi }},
-	} {
-		ranges := portRanges(side.m)
-		var next []MapElem
-		for _, x := range out {
-			for _, r := range ranges {
-				y := x
-				*side.lo(&y), *side.hi(&y) = r[0], r[1]
-				next = append(next, y)
-			}
+	sp, ns := portRanges(e.SrcPort)
+	dp, nd := portRanges(e.DstPort)
+	out := make([]MapElem, 0, ns*nd)
+	for _, s := range sp[:ns] {
+		for _, d := range dp[:nd] {
+			el.SPortLo, el.SPortHi, el.DPortLo, el.DPortHi = s[0], s[1], d[0], d[1]
+			out = append(out, el)
 		}
-		out = next
 	}
 	return out
 }
 
-// portRanges are the port intervals of a port match.
-func portRanges(m acl.PortMatch) [][2]uint16 {
+// portRanges are the port intervals of a port match: the first n of
+// the two.
+func portRanges(m acl.PortMatch) (r [2][2]uint16, n int) {
 	switch m.Op {
 	case acl.PortEq:
-		return [][2]uint16{{m.Lo, m.Lo}}
+		return [2][2]uint16{{m.Lo, m.Lo}}, 1
 	case acl.PortNeq:
-		var out [][2]uint16
 		if m.Lo > 0 {
-			out = append(out, [2]uint16{0, m.Lo - 1})
+			r[n] = [2]uint16{0, m.Lo - 1}
+			n++
 		}
 		if m.Lo < 65535 {
-			out = append(out, [2]uint16{m.Lo + 1, 65535})
+			r[n] = [2]uint16{m.Lo + 1, 65535}
+			n++
 		}
-		return out
+		return r, n
 	case acl.PortLt:
-		return [][2]uint16{{0, m.Lo - 1}}
+		return [2][2]uint16{{0, m.Lo - 1}}, 1
 	case acl.PortGt:
-		return [][2]uint16{{m.Lo + 1, 65535}}
+		return [2][2]uint16{{m.Lo + 1, 65535}}, 1
 	case acl.PortRange:
-		return [][2]uint16{{m.Lo, m.Hi}}
+		return [2][2]uint16{{m.Lo, m.Hi}}, 1
 	}
-	return [][2]uint16{{0, 65535}}
+	return [2][2]uint16{{0, 65535}}, 1
 }
 
 // prefixOf is an address match as a prefix (any: the whole family).

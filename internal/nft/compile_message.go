@@ -63,7 +63,7 @@ func (b *builder) messages(keys []chainKey) {
 				continue
 			}
 			if k.dir == acl.Out {
-				b.errorf(entryPath(k, e), "refuse message only applies in, and access-list %q is applied out", k.name)
+				b.errorf(entryPath(k, e).String(), "refuse message only applies in, and access-list %q is applied out", k.name)
 				continue
 			}
 			seen[e.Refuse.Message] = true
@@ -119,8 +119,17 @@ func (b *builder) messageRefusal(e *acl.Entry) []Stmt {
 	return []Stmt{&MarkSet{Mark: m.Mark}, &Verdict{Kind: expr.VerdictAccept}}
 }
 
-func entryPath(k chainKey, e *acl.Entry) string {
-	return k.fam.String() + " access-list extended " + k.name + " seq " + strconv.Itoa(e.Seq)
+// entryAt is where an entry is, for the errors about it: made into
+// words (`ip access-list extended check seq 10`) only for an error.
+type entryAt struct {
+	k chainKey
+	e *acl.Entry
+}
+
+func entryPath(k chainKey, e *acl.Entry) entryAt { return entryAt{k, e} }
+
+func (p entryAt) String() string {
+	return p.k.fam.String() + " access-list extended " + p.k.name + " seq " + strconv.Itoa(p.e.Seq)
 }
 
 // RoleMessageGuard is the comment of the rules that reset a connection

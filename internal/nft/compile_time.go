@@ -117,13 +117,13 @@ func (b timeBlock) stmts() []Stmt {
 
 // timeConds returns the alternatives of conditions under which an entry
 // applies: one list per block (a single empty one without time-range).
-func (b *builder) timeConds(path string, e *acl.Entry) ([][]Stmt, bool) {
+func (b *builder) timeConds(path entryAt, e *acl.Entry) ([][]Stmt, bool) {
 	if e.TimeRange == "" {
 		return [][]Stmt{nil}, true
 	}
 	tr := b.cfg.TimeRange(e.TimeRange)
 	if tr == nil {
-		b.errorf(path, "time-range %q does not exist", e.TimeRange)
+		b.errorf(path.String(), "time-range %q does not exist", e.TimeRange)
 		return nil, false
 	}
 	loc := b.opt.Zone

@@ -83,11 +83,23 @@ func ReasonCounterName(r EntryRef, reason string) string {
 // EntryReasons returns the refusal reasons an entry counts: the kinds of
 // limits it has.
 func EntryReasons(e *acl.Entry) []string {
+	if e.Action == acl.Remark {
+		return nil
+	}
 	var out []string
 	for _, r := range RefusalReasons {
-		has := map[string]bool{RoleConnlimit: len(e.Connlimits) > 0, RoleRate: e.Rate != nil,
-			RoleQuota: e.Quota != nil, RoleLoad: e.LoadLimit != nil}[r]
-		if has && e.Action != acl.Remark {
+		var has bool
+		switch r {
+		case RoleConnlimit:
+			has = len(e.Connlimits) > 0
+		case RoleRate:
+			has = e.Rate != nil
+		case RoleQuota:
+			has = e.Quota != nil
+		case RoleLoad:
+			has = e.LoadLimit != nil
+		}
+		if has {
 			out = append(out, r)
 		}
 	}
