@@ -248,6 +248,7 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	defer responder.Close()
 	events := agent.NewEventLog(0, log)
 	a, kernel, tracker := buildAgent(f, o, log, responder, events)
+	defer a.Flush() // the last good configuration, on disk before the process ends
 	// The rule handles of the last commit, saved in the background: on
 	// disk before the process ends, for the next agent (nft/applystate.go).
 	defer kernel.Flush()

@@ -116,12 +116,13 @@ type Agent struct {
 
 	mu        sync.Mutex
 	running   *acl.Config
-	format    acl.Formatter // of running, under mu: a change formats its new entries only
-	state     []byte        // the state files' data, under mu
-	lastState []byte        // the buffer of the save before (its data)
-	stateOK   bool          // the state files hold lastState (its save wrote them)
-	ruleset   *nft.Ruleset  // what the kernel holds (last successful apply)
-	hostDep   bool          // running's entries depend on the host (entriesHostDependent)
+	format    acl.Formatter   // of running, under mu: a change formats its new entries only
+	state     []byte          // the state files' data, under mu
+	lastState []byte          // the buffer of the save before (its data)
+	stateOK   bool            // the state file holds lastState (its save wrote it)
+	lastGood  *lastGoodWriter // LastGoodPath, written in the background
+	ruleset   *nft.Ruleset    // what the kernel holds (last successful apply)
+	hostDep   bool            // running's entries depend on the host (entriesHostDependent)
 	// limitRanges are the time ranges of running whose switch concerns a
 	// limit (timerange.go); switched tells Run that they may have changed.
 	limitRanges []string
@@ -178,7 +179,8 @@ func New(opts Options) *Agent {
 		}
 	}
 	a := &Agent{opts: opts, log: opts.Logger, running: acl.New(), baseline: map[string]uint64{},
-		flushed: map[string]map[netip.Addr]bool{}, started: time.Now(), switched: make(chan struct{}, 1)}
+		flushed: map[string]map[netip.Addr]bool{}, started: time.Now(), switched: make(chan struct{}, 1),
+		lastGood: newLastGoodWriter(opts.Logger)}
 	a.switchFrom = a.started
 	a.live.Store(a.running)
 	a.startupOK.Store(true)
@@ -221,6 +223,7 @@ func shellErr(err error) error {
 func (a *Agent) Configure(t cli.Txn) ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer collectIfLarge(allocated()) // collect.go
 	next, err := cli.ApplyLines(a.running, t)
 	if err != nil {
 		return nil, err
@@ -238,6 +241,7 @@ func (a *Agent) Configure(t cli.Txn) ([]string, error) {
 func (a *Agent) Replace(cfg *acl.Config, why string) ([]string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer collectIfLarge(allocated())
 	return a.installLocked(cfg, why)
 }
 
@@ -392,45 +396,34 @@ func messagesOf(rs *nft.Ruleset) []nft.Message {
 	return rs.Messages
 }
 
-// saveStateLocked keeps the running config for a restarted agent, and as
-// the last good configuration (boot.go), on disk before the change is
-// answered. A failure is logged: the kernel and the running config are
+// saveStateLocked keeps the running config for a restarted agent (in
+// StatePath, before the change is answered), and as the last good
+// configuration (boot.go; written in the background, Flush waits for
+// it). A failure is logged: the kernel and the running config are
 // already right.
 func (a *Agent) saveStateLocked() {
 	if a.opts.StatePath == "" && a.opts.LastGoodPath == "" {
 		return
 	}
 	// Two buffers, swapped: a 50k-entry config is megabytes, and the one
-	// of the save before tells whether the files hold this one already (a
+	// of the save before tells whether the file holds this one already (a
 	// change that changed nothing, an adopted config).
-	wrote := a.stateOK
 	a.state, a.lastState = appendFrame(a.lastState[:0], func(b []byte) []byte { return a.format.Append(b, a.running) }), a.state
-	if wrote && bytes.Equal(a.state, a.lastState) {
-		return
+	if path := a.opts.StatePath; path != "" && !(a.stateOK && bytes.Equal(a.state, a.lastState)) {
+		err := writeFileInBoot(path, a.state, 0o600)
+		if err != nil {
+			a.log.Warn("cannot save running-config state", "path", path, "err", err)
+		}
+		a.stateOK = err == nil
 	}
-	a.stateOK = a.writeStateFiles(a.state)
+	if path := a.opts.LastGoodPath; path != "" {
+		a.lastGood.w.Queue(lastGood{path: path, data: bytes.Clone(a.state)})
+	}
 }
 
-// writeStateFiles writes data to the state and the last-good files, both
-// at once (each waits for its fsyncs: one costs 3-8 ms for 2.4 MiB, and
-// the disk may take hundreds), and reports whether both were written.
-func (a *Agent) writeStateFiles(data []byte) bool {
-	paths := []string{a.opts.StatePath, a.opts.LastGoodPath}
-	var errs [2]error
-	var wg sync.WaitGroup
-	for i, path := range paths {
-		if path != "" {
-			wg.Go(func() { errs[i] = writeFileAtomic(path, data, 0o600) })
-		}
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			a.log.Warn("cannot save running-config state", "path", paths[i], "err", err)
-		}
-	}
-	return errs == [2]error{}
-}
+// Flush waits until the last good configuration saved by the last
+// change is on disk: call it before the process exits.
+func (a *Agent) Flush() { a.lastGood.w.Flush() }
 
 // interfaceWarningsLocked lists interface blocks with access-groups whose
 // Linux interface does not exist (yet): accepted, effective when it appears.
@@ -499,6 +492,7 @@ func (a *Agent) Save() error {
 	a.startupOK.Store(true)
 	a.mu.Unlock()
 	a.log.Info("startup-config written", "path", a.opts.StartupPath)
+	a.Flush() // the last good configuration too, once the user asked for the disk
 	return nil
 }
 

@@ -130,6 +130,7 @@ func TestStartDamagedUsesLastGood(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "last-good-config")
 	ta.mustConfigure(t, slxACL, slxBind) // saves the state and the last good config
+	ta.Flush()
 	want := ta.RunningText()
 
 	tb := newTestAgent(t)

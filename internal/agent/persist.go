@@ -1,17 +1,34 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/slxsh/slxsh/internal/latest"
 )
 
 // writeFileAtomic replaces path with data so that a crash at any moment
 // leaves either the old or the new file, never a torn one: write a temp file
 // in the same directory, fsync it, rename it over path, fsync the directory
 // (so the rename itself is durable).
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return replaceFile(path, data, perm, true)
+}
+
+// writeFileInBoot replaces path with data as writeFileAtomic does, for a
+// file that means something only until the next boot (it lives in /run):
+// without the fsyncs, which protect against a crash of the system and
+// cost a change of a 50k-entry config 10-40 ms. Readers and a killed
+// agent still see the old or the new file (the rename is atomic).
+func writeFileInBoot(path string, data []byte, perm fs.FileMode) error {
+	return replaceFile(path, data, perm, false)
+}
+
+func replaceFile(path string, data []byte, perm fs.FileMode, durable bool) (err error) {
 	// A symlinked file (startup-config kept elsewhere) is replaced where it
 	// points, and stays a symlink, when the link is root's (dirs.go);
 	// another user's symlink is refused.
@@ -39,14 +56,19 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("chmod %s: %w", f.Name(), err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", f.Name(), err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", f.Name(), err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("rename to %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -57,4 +79,38 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// lastGoodWriter keeps the last good configuration (LastGoodPath) on
+// disk, in the background (latest.Writer): it only matters at a boot
+// whose startup-config cannot be loaded, and its fsyncs would delay
+// every change. What it holds is written once: a save of the same
+// config rewrites nothing, unless the write before failed.
+type lastGoodWriter struct {
+	w    latest.Writer[lastGood]
+	held lastGood // what the file holds (the writer's goroutine's)
+	log  *slog.Logger
+}
+
+type lastGood struct {
+	path string
+	data []byte // the writer's own
+}
+
+func newLastGoodWriter(log *slog.Logger) *lastGoodWriter {
+	lg := &lastGoodWriter{log: log}
+	lg.w.Write = lg.write
+	return lg
+}
+
+func (lg *lastGoodWriter) write(v lastGood) {
+	if v.path == lg.held.path && bytes.Equal(v.data, lg.held.data) {
+		return
+	}
+	lg.held = lastGood{}
+	if err := writeFileAtomic(v.path, v.data, 0o600); err != nil {
+		lg.log.Warn("cannot save the last good configuration", "path", v.path, "err", err)
+		return
+	}
+	lg.held = v
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/slxsh/slxsh/internal/cli"
 )
 
-// Both state files follow every change that changes the running config;
-// one that changes nothing rewrites neither (their inodes stay), unless
-// the save before failed to write one (then both are written again).
+// Both state files follow every change that changes the running config
+// (the last good one once flushed); one that changes nothing rewrites
+// neither (their inodes stay), unless the save before failed to write one
+// (then that one is written again).
 func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "etc", "last-good-config")
@@ -24,6 +25,7 @@ func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
 	inodes := func(step string) [2]uint64 {
 		t.Helper()
 		var ino [2]uint64
+		ta.Flush()
 		want := frameConfig(acl.Format(ta.Running()))
 		for i, path := range paths {
 			data, err := os.ReadFile(path)

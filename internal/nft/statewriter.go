@@ -3,6 +3,8 @@ package nft
 import (
 	"os"
 	"sync"
+
+	"github.com/slxsh/slxsh/internal/latest"
 )
 
 // stateWriter writes the Applier's saved state (applystate.go) off the
@@ -16,11 +18,8 @@ import (
 // replaced is of no use to anyone, and a burst of changes writes once.
 type stateWriter struct {
 	base uint32 // the Gen of the last PATH handed to the writer (the Applier's, under its mu)
-
-	mu      sync.Mutex
-	done    *sync.Cond // running became false
-	running bool       // a goroutine writes
-	next    *stateWrite
+	w    latest.Writer[stateWrite]
+	once sync.Once
 }
 
 // stateWrite is one state to save. What it holds is its own or values
@@ -34,48 +33,20 @@ type stateWrite struct {
 // queue hands w to the writer. A waiting write that w replaces is
 // dropped, except for its PATH when w has none: w's PATH.gen follows it.
 func (s *stateWriter) queue(w stateWrite) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := s.next; n != nil && w.table == nil && n.path == w.path {
-		w.table = n.table
-	}
-	s.next = &w
-	if !s.running {
-		s.running = true
-		go s.run()
-	}
-}
-
-// run writes what is queued until nothing is.
-func (s *stateWriter) run() {
-	for {
-		s.mu.Lock()
-		w := s.next
-		s.next = nil
-		if w == nil {
-			s.running = false
-			if s.done != nil {
-				s.done.Broadcast()
+	s.once.Do(func() {
+		s.w.Write = func(w stateWrite) { w.write() }
+		s.w.Merge = func(waiting, w stateWrite) stateWrite {
+			if w.table == nil && waiting.path == w.path {
+				w.table = waiting.table
 			}
-			s.mu.Unlock()
-			return
+			return w
 		}
-		s.mu.Unlock()
-		w.write()
-	}
+	})
+	s.w.Queue(w)
 }
 
 // flush waits until everything queued is written.
-func (s *stateWriter) flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = sync.NewCond(&s.mu)
-	}
-	for s.running {
-		s.done.Wait()
-	}
-}
+func (s *stateWriter) flush() { s.w.Flush() }
 
 // write writes PATH, then PATH.gen. A PATH that could not be written is
 // removed, and PATH.gen is not written: it would follow an older PATH.

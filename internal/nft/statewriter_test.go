@@ -30,18 +30,37 @@ func TestStateWriterLatestInOrder(t *testing.T) {
 		}
 	}
 	var s stateWriter
-	s.running = true // as if busy: run below writes what waits
+	s.queue(full(3))
+	s.flush()
+	check("one PATH", 3, 3)
+	// busy queues w, which the writer holds on to until the returned
+	// func is called: what is queued meanwhile waits.
+	write := s.w.Write
+	busy := func(w stateWrite) func() {
+		started, release := make(chan struct{}), make(chan struct{})
+		s.w.Write = func(x stateWrite) {
+			if x.table == nil && x.gen.Gen == w.gen.Gen {
+				close(started)
+				<-release
+			}
+			write(x)
+		}
+		s.queue(w)
+		<-started
+		return func() { close(release); s.flush(); s.w.Write = write }
+	}
+	done := busy(genOnly(4, 3))
 	s.queue(full(5))
 	s.queue(genOnly(6, 5))
-	s.run()
+	done()
 	check("a generation after a PATH", 5, 6)
 
-	s.running = true
+	done = busy(genOnly(7, 5))
 	s.queue(full(7))
 	s.queue(genOnly(8, 7))
 	s.queue(full(9))
 	s.queue(genOnly(10, 9))
-	s.run()
+	done()
 	check("a newer PATH", 9, 10)
 
 	s.queue(full(11)) // the goroutine
