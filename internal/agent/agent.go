@@ -409,7 +409,8 @@ func (a *Agent) saveStateLocked() {
 	// of the save before tells whether the file holds this one already (a
 	// change that changed nothing, an adopted config).
 	a.state, a.lastState = appendFrame(a.lastState[:0], func(b []byte) []byte { return a.format.Append(b, a.running) }), a.state
-	if path := a.opts.StatePath; path != "" && !(a.stateOK && bytes.Equal(a.state, a.lastState)) {
+	same := bytes.Equal(a.state, a.lastState)
+	if path := a.opts.StatePath; path != "" && !(a.stateOK && same) {
 		err := writeFileInBoot(path, a.state, 0o600)
 		if err != nil {
 			a.log.Warn("cannot save running-config state", "path", path, "err", err)
@@ -417,7 +418,7 @@ func (a *Agent) saveStateLocked() {
 		a.stateOK = err == nil
 	}
 	if path := a.opts.LastGoodPath; path != "" {
-		a.lastGood.w.Queue(lastGood{path: path, data: bytes.Clone(a.state)})
+		a.lastGood.queue(path, a.state, same)
 	}
 }
 

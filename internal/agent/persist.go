@@ -2,11 +2,13 @@ package agent
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/slxsh/slxsh/internal/latest"
 )
@@ -88,7 +90,9 @@ func replaceFile(path string, data []byte, perm fs.FileMode, durable bool) (err 
 // config rewrites nothing, unless the write before failed.
 type lastGoodWriter struct {
 	w    latest.Writer[lastGood]
-	held lastGood // what the file holds (the writer's goroutine's)
+	ok   atomic.Bool // the last value queued is on disk
+	held [sha256.Size]byte
+	path string // held's (the writer's goroutine's, with held)
 	log  *slog.Logger
 }
 
@@ -103,14 +107,24 @@ func newLastGoodWriter(log *slog.Logger) *lastGoodWriter {
 	return lg
 }
 
+// queue hands the writer a copy of data, unless it holds it already.
+func (lg *lastGoodWriter) queue(path string, data []byte, same bool) {
+	if same && lg.ok.Load() {
+		return
+	}
+	lg.ok.Store(false)
+	lg.w.Queue(lastGood{path: path, data: bytes.Clone(data)})
+}
+
 func (lg *lastGoodWriter) write(v lastGood) {
-	if v.path == lg.held.path && bytes.Equal(v.data, lg.held.data) {
-		return
+	sum := sha256.Sum256(v.data)
+	if v.path != lg.path || sum != lg.held {
+		lg.path = ""
+		if err := writeFileAtomic(v.path, v.data, 0o600); err != nil {
+			lg.log.Warn("cannot save the last good configuration", "path", v.path, "err", err)
+			return
+		}
+		lg.path, lg.held = v.path, sum
 	}
-	lg.held = lastGood{}
-	if err := writeFileAtomic(v.path, v.data, 0o600); err != nil {
-		lg.log.Warn("cannot save the last good configuration", "path", v.path, "err", err)
-		return
-	}
-	lg.held = v
+	lg.ok.Store(true)
 }
