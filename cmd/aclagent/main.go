@@ -248,10 +248,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	defer responder.Close()
 	events := agent.NewEventLog(0, log)
 	a, kernel, tracker := buildAgent(f, o, log, responder, events)
-	defer a.Flush() // the last good configuration, on disk before the process ends
 	// The rule handles of the last commit, saved in the background: on
-	// disk before the process ends, for the next agent (nft/applystate.go).
+	// disk before the process ends, for the next agent (nft/applystate.go);
+	// after a.Flush (deferred below), which waits for a change under way.
 	defer kernel.Flush()
+	defer a.Flush() // the last good configuration, on disk before the process ends
 	if tracker != nil {
 		defer tracker.Close()
 	}

@@ -422,9 +422,14 @@ func (a *Agent) saveStateLocked() {
 	}
 }
 
-// Flush waits until the last good configuration saved by the last
-// change is on disk: call it before the process exits.
-func (a *Agent) Flush() { a.lastGood.w.Flush() }
+// Flush waits for a change under way (a revert or a reload may still
+// run when the server stops), then until the last good configuration
+// saved by the last change is on disk: call it before the process exits.
+func (a *Agent) Flush() {
+	a.mu.Lock()
+	a.mu.Unlock() // (only waits for the change that holds it)
+	a.lastGood.w.Flush()
+}
 
 // interfaceWarningsLocked lists interface blocks with access-groups whose
 // Linux interface does not exist (yet): accepted, effective when it appears.
