@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -231,7 +232,7 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		log.Warn("permission denied")
 		return &wire.Response{Error: "% Error: permission denied"}
 	}
-	result, err := serverOps.RunValue(s.agent, req.Op, req.Args)
+	arg, result, err := serverOps.RunValue(s.agent, req.Op, req.Args)
 	if errors.Is(err, cli.ErrUnknownOp) {
 		return &wire.Response{Error: fmt.Sprintf("%% Error: bad request: unknown operation %q", req.Op)}
 	}
@@ -240,8 +241,7 @@ func (s *Server) dispatch(peer Peer, req *wire.Request) *wire.Response {
 		return errorResponse(err)
 	}
 	if mutates && req.Op != cli.OpMayConfigure.Name { // the audit log: changes only
-		var t cli.Txn
-		if req.Op == cli.OpConfigure.Name && json.Unmarshal(req.Args, &t) == nil {
+		if t, ok := arg.(cli.Txn); ok {
 			log = log.With("lines", auditLines(&t))
 		}
 		log.Info("request done")
@@ -313,9 +313,16 @@ func errorResponse(err error) *wire.Response {
 // auditLines renders a transaction for the log: who changed what is the
 // first question after an incident. Long transactions are cut.
 func auditLines(t *cli.Txn) string {
-	s := strings.Join(append(append([]string(nil), t.Context...), t.Lines...), "; ")
-	if len(s) > 2000 {
-		s = s[:2000] + fmt.Sprintf("... (%d lines)", len(t.Context)+len(t.Lines))
+	const max = 2000
+	var b strings.Builder
+	for i, l := range slices.Concat(t.Context, t.Lines) {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+		if b.Len() > max { // the rest is not read: a whole config is megabytes
+			return b.String()[:max] + fmt.Sprintf("... (%d lines)", len(t.Context)+len(t.Lines))
+		}
 	}
-	return s
+	return b.String()
 }
