@@ -486,3 +486,45 @@ func TestStateFileFollowsChanges(t *testing.T) {
 		}
 	}
 }
+
+// A revert the kernel refuses is tried again, and its file stays until
+// the previous config is back (an agent killed meanwhile reverts at its
+// restart).
+func TestRevertRefusedTriesAgain(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.RevertUnit = 150 * time.Millisecond
+	defer func(d time.Duration) { revertRetry = d }(revertRetry)
+	revertRetry = 100 * time.Millisecond
+	ta.mustConfigure(t, slxACL, slxBind)
+	before := ta.RunningText()
+	if err := ta.Revert(1); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group check in"}})
+	ta.mu.Lock()
+	ta.kernel.FailNext = errors.New("no memory")
+	ta.mu.Unlock()
+	refused := func() bool {
+		ta.mu.Lock()
+		defer ta.mu.Unlock()
+		return ta.kernel.FailNext == nil
+	}
+	for end := time.Now().Add(5 * time.Second); !refused() && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !refused() || ta.RunningText() == before {
+		t.Fatal("the refused revert did not happen as refused")
+	}
+	if _, err := os.Stat(ta.state + ".revert"); err != nil {
+		t.Errorf("revert file gone after a refused revert: %v", err)
+	}
+	for end := time.Now().Add(5 * time.Second); ta.RunningText() != before && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ta.RunningText() != before {
+		t.Fatalf("not reverted after the retry:\n%s", ta.RunningText())
+	}
+	if _, err := os.Stat(ta.state + ".revert"); err == nil {
+		t.Error("revert file left after the revert")
+	}
+}

@@ -70,14 +70,22 @@ func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
 		return
 	}
 	a.revert = nil
-	a.dropRevertLocked()
+	// The file goes only once saved is installed: an agent killed before
+	// that reverts when it restarts (the deadline has passed), and one
+	// that cannot install it tries again.
 	if _, err := a.installLocked(saved, "revert timer"); err != nil {
 		a.failures.Add(1)
-		a.log.Error("revert timer: cannot restore the previous config", "err", err)
+		a.log.Error("revert timer: cannot restore the previous config; trying again", "in", revertRetry, "err", err)
+		a.armRevertLocked(time.Now().Add(revertRetry), saved)
 		return
 	}
+	a.dropRevertLocked()
 	a.log.Warn("revert timer expired without confirm: previous config restored")
 }
+
+// revertRetry is how long a revert that the kernel refused waits to try
+// again (configure confirm stops it).
+var revertRetry = 10 * time.Second
 
 // Confirm cancels a pending revert timer (`configure confirm`).
 func (a *Agent) Confirm() error {
