@@ -89,14 +89,16 @@ func replaceFile(path string, data []byte, perm fs.FileMode, durable bool) (err 
 // every change. What it holds is written once: a save of the same
 // config rewrites nothing, unless the write before failed.
 type lastGoodWriter struct {
-	w    latest.Writer[lastGood]
-	ok   atomic.Bool // the last value queued is on disk
-	held [sha256.Size]byte
-	path string // held's (the writer's goroutine's, with held)
-	log  *slog.Logger
+	w       latest.Writer[lastGood]
+	queued  atomic.Uint64 // values handed to the writer
+	written atomic.Uint64 // the last of them known to be on disk
+	held    [sha256.Size]byte
+	path    string // held's (the writer's goroutine's, with held)
+	log     *slog.Logger
 }
 
 type lastGood struct {
+	n    uint64 // its number among the values queued
 	path string
 	data []byte // the writer's own
 }
@@ -107,13 +109,13 @@ func newLastGoodWriter(log *slog.Logger) *lastGoodWriter {
 	return lg
 }
 
-// queue hands the writer a copy of data, unless it holds it already.
+// queue hands the writer a copy of data, unless it is the last value
+// queued (same) and that is on disk.
 func (lg *lastGoodWriter) queue(path string, data []byte, same bool) {
-	if same && lg.ok.Load() {
+	if same && lg.written.Load() == lg.queued.Load() {
 		return
 	}
-	lg.ok.Store(false)
-	lg.w.Queue(lastGood{path: path, data: bytes.Clone(data)})
+	lg.w.Queue(lastGood{n: lg.queued.Add(1), path: path, data: bytes.Clone(data)})
 }
 
 func (lg *lastGoodWriter) write(v lastGood) {
@@ -126,5 +128,5 @@ func (lg *lastGoodWriter) write(v lastGood) {
 		}
 		lg.path, lg.held = v.path, sum
 	}
-	lg.ok.Store(true)
+	lg.written.Store(v.n)
 }

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 )
 
@@ -65,5 +67,47 @@ func TestWriteFileAtomicThroughSymlink(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(real); string(got) != "new\n" {
 		t.Errorf("target = %q", got)
+	}
+}
+
+// A save of the same config is skipped only when the last value queued is
+// on disk: not when an older write finished while it waited and it then
+// failed.
+func TestLastGoodRetriesAfterAFailedNewerWrite(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "last-good-config"), filepath.Join(dir, "sub")
+	if err := os.Mkdir(bad, 0o700); err != nil { // a directory: renaming over it fails
+		t.Fatal(err)
+	}
+	lg := newLastGoodWriter(slog.New(slog.DiscardHandler))
+	started, release := make(chan struct{}), make(chan struct{})
+	var writes atomic.Int32
+	write := lg.w.Write
+	lg.w.Write = func(v lastGood) {
+		if writes.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		write(v)
+	}
+	lg.queue(good, []byte("a\n"), false)
+	<-started
+	lg.queue(bad, []byte("b\n"), false) // waits, then fails
+	close(release)
+	lg.w.Flush()
+	lg.queue(bad, []byte("b\n"), true)
+	lg.w.Flush()
+	if n := writes.Load(); n != 3 {
+		t.Errorf("%d writes, want 3: the failed one was not tried again", n)
+	}
+	lg.queue(good, []byte("c\n"), false)
+	lg.w.Flush()
+	lg.queue(good, []byte("c\n"), true) // on disk: nothing to do
+	lg.w.Flush()
+	if n := writes.Load(); n != 4 {
+		t.Errorf("%d writes, want 4: a save of what is on disk was queued", n)
+	}
+	if data, err := os.ReadFile(good); err != nil || string(data) != "c\n" {
+		t.Errorf("last good file %q, %v", data, err)
 	}
 }
