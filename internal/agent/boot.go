@@ -200,6 +200,7 @@ type startupStatus struct {
 // is, enforcing, until an administrator repairs the configuration. Start
 // returns an error only in none of these cases.
 func (a *Agent) Start() ([]string, error) {
+	a.removeTemps()
 	if cfg := a.loadState(); cfg != nil {
 		a.startBaselines(true)
 		warns, err := a.Replace(cfg, "adopt")

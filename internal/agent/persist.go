@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/slxsh/slxsh/internal/atomicfile"
 	"github.com/slxsh/slxsh/internal/latest"
 )
 
@@ -42,45 +43,23 @@ func replaceFile(path string, data []byte, perm fs.FileMode, durable bool) (err 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("create temp file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+	return atomicfile.Write(path, data, perm, durable)
+}
+
+// removeTemps removes what writes of the agent's files left when it was
+// killed during them (Start, before it writes any).
+func (a *Agent) removeTemps() {
+	for _, path := range []string{a.opts.StatePath, a.revertPath(), a.baselinePath(), a.opts.LastGoodPath, a.opts.StartupPath} {
+		if path == "" {
+			continue
 		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("chmod %s: %w", f.Name(), err)
-	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", f.Name(), err)
+		if real, err := resolveTrusted(path); err == nil {
+			path = real
+		}
+		if err := atomicfile.RemoveTemps(path); err != nil {
+			a.log.Warn("cannot remove the temp files of an earlier agent", "path", path, "err", err)
 		}
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename to %s: %w", path, err)
-	}
-	if !durable {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // lastGoodWriter keeps the last good configuration (LastGoodPath) on

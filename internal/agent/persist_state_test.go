@@ -68,3 +68,34 @@ func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
 func frameConfig(text string) []byte {
 	return appendFrame(make([]byte, 0, len(fileHeader)+len(text)+5), func(b []byte) []byte { return append(b, text...) })
 }
+
+// What an agent killed during a write left (its temp files) is removed
+// at the next start; nothing else is.
+func TestStartRemovesTempsOfAKilledAgent(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "etc", "last-good-config")
+	var temps []string
+	for _, path := range []string{ta.state, ta.opts.LastGoodPath, ta.startup, ta.state + ".revert"} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		temp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp1234")
+		if err := os.WriteFile(temp, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		temps = append(temps, temp)
+	}
+	other := filepath.Join(filepath.Dir(ta.state), ".other.tmp1")
+	os.WriteFile(other, nil, 0o600)
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, temp := range temps {
+		if _, err := os.Stat(temp); err == nil {
+			t.Errorf("%s left", temp)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file was removed: %v", err)
+	}
+}

@@ -9,11 +9,12 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/slxsh/slxsh/internal/atomicfile"
 )
 
 // The rule handles of the table, saved for a restarted Applier.
@@ -49,6 +50,12 @@ func (a *Applier) SetStatePath(path string) {
 	defer a.mu.Unlock()
 	a.saver.flush() // what was saved for the old path, there
 	a.statePath, a.loaded = path, false
+	if path != "" {
+		// What the writes of an Applier killed during them left.
+		for _, p := range []string{path, path + ".gen"} {
+			atomicfile.RemoveTemps(p)
+		}
+	}
 }
 
 // Flush waits until what the Applier knew at its last commit is saved
@@ -223,7 +230,7 @@ const stateMagic = "slxsh nft state 3\n" // 1: chains as structs; 2: PATH.gen wi
 
 // writeState replaces path with v (gob) and a SHA-256 of it, through a
 // new file renamed over it (readers see the old or the new one).
-func writeState(path string, v any) (err error) {
+func writeState(path string, v any) error {
 	var buf bytes.Buffer
 	buf.WriteString(stateMagic)
 	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
@@ -231,27 +238,11 @@ func writeState(path string, v any) (err error) {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	buf.Write(sum[:])
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
 	// Why no fsync: the state only means something until the next boot
 	// (generations restart), and a file torn by a crash of the system
 	// fails its checksum. An fsync would delay every commit's return
 	// (and the gates the agent opens after it).
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, buf.Bytes(), 0o600, false)
 }
 
 // readState reads what writeState wrote, refusing symlinks, other files
