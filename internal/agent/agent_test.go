@@ -48,6 +48,7 @@ func newTestAgent(t *testing.T) *testAgent {
 			return map[acl.IfKind]string{acl.IfManagement: "lo", acl.IfLinux: name}[kind]
 		},
 	})
+	t.Cleanup(ta.Flush) // before dir goes: the last good file is written in the background
 	return ta
 }
 

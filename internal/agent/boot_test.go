@@ -158,6 +158,38 @@ func TestStartDamagedUsesLastGood(t *testing.T) {
 	}
 }
 
+// TestStartMissingUsesLastGood: a startup-config that went missing where
+// a last good configuration is kept is not loaded (as at reload): the
+// last good one runs, not an empty config; on a new host (no last good
+// one either) the agent starts empty.
+func TestStartMissingUsesLastGood(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "last-good-config")
+	if _, err := ta.Start(); err != nil || ta.Running().ACL(acl.IPv4, "check") != nil || !ta.StartupLoaded() {
+		t.Fatalf("a new host: Start = %v, loaded %v, running:\n%s", err, ta.StartupLoaded(), ta.RunningText())
+	}
+	ta.mustConfigure(t, slxACL, slxBind)
+	ta.Flush()
+	want := ta.RunningText()
+
+	tb := newTestAgent(t)
+	tb.opts.StartupPath, tb.opts.LastGoodPath = ta.startup, ta.opts.LastGoodPath
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if tb.RunningText() != want || tb.StartupLoaded() {
+		t.Errorf("running after a missing startup-config (loaded %v):\n%s\nwant the last good:\n%s", tb.StartupLoaded(), tb.RunningText(), want)
+	}
+	text, _ := tb.StartupText()
+	if !strings.Contains(text, ta.startup+": % Error: the file does not exist") || !strings.Contains(text, "the last configuration applied successfully") {
+		t.Errorf("show startup-config:\n%s", text)
+	}
+	tb.Flush()
+	if got, _ := os.ReadFile(ta.opts.LastGoodPath); !strings.Contains(string(got), "ip access-list extended check") {
+		t.Errorf("last good configuration overwritten:\n%s", got)
+	}
+}
+
 func TestReloadDamagedShowsLine(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL)
