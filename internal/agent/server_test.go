@@ -397,3 +397,20 @@ func marshal(t *testing.T, v any) json.RawMessage {
 	}
 	return b
 }
+
+// TestClientToldOfATooLargeRequest: a request over the agent's bound is
+// refused before it is all sent; the client reports the agent's reason,
+// not a broken pipe (which reads as an agent that went away).
+func TestClientToldOfATooLargeRequest(t *testing.T) {
+	ta := newTestAgent(t)
+	c := serveTest(t, ta)
+	lines := make([]string, 0, maxRequest/100)
+	for i := 0; len(lines) < cap(lines); i++ {
+		lines = append(lines, "remark "+strings.Repeat("x", 120))
+	}
+	err := c.Configure(cli.Txn{Lines: lines})
+	var remote wire.RemoteError
+	if !errors.As(err, &remote) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Configure of %d MB: %v (%T), want the agent's refusal", len(lines)*128>>20, err, err)
+	}
+}

@@ -92,6 +92,13 @@ func (c *Client) Do(op string, args json.RawMessage) (json.RawMessage, error) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
 	if err := json.NewEncoder(conn).Encode(&req); err != nil {
+		// The agent may have refused the request before it was all sent
+		// (too large) and said why: that is the answer.
+		var resp Response
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second)) // the agent holds a refusal 0.5 s (listen.go)
+		if json.NewDecoder(conn).Decode(&resp) == nil && resp.Error != "" {
+			return nil, RemoteError(resp.Error)
+		}
 		return nil, &ReachError{Socket: c.Socket, Err: fmt.Errorf("send: %w", err)}
 	}
 	var resp Response
