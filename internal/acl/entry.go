@@ -29,14 +29,26 @@ func clonePtr[T any](p *T) *T {
 }
 
 // SameContent reports whether two entries are equal apart from their Seq
-// (the test for a duplicate entry and for `no permit ...`).
+// (the test for a duplicate entry, for a re-sent one and for `no permit
+// ...`), the spellings of a default aside: `count` (counting is always
+// on) and `refuse reset` (the default refusal) are the entry without them.
 func SameContent(a, b *Entry) bool {
 	// Cheap fields first: AddEntry compares against every entry of a list.
 	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
 		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
 		return false
 	}
-	return contentKey(a) == contentKey(b)
+	return sameKey(a) == sameKey(b)
+}
+
+// sameKey is contentKey without the spellings of defaults (SameContent).
+func sameKey(e *Entry) entryKey {
+	k := contentKey(e)
+	k.count = false
+	if k.refuse.Kind == RefuseReset {
+		k.refuse.Kind = RefuseDefault
+	}
+	return k
 }
 
 // entryKey is an entry's content without Seq, as a comparable value (the
@@ -126,10 +138,8 @@ func (e *Entry) Key() Key { return Key{e.Seq, contentKey(e)} }
 // Seq is the seq of the entry whose Key k is.
 func (k Key) Seq() int { return k.seq }
 
-// hash is a hash of the key for buckets of entries (entryBuckets), which
-// compare keys within a bucket. It covers every field but count (which
-// nearly all entries leave out), so that tests can make entries share a
-// bucket (TestValidateDuplicatesInOneBucket).
+// hash is a hash of a sameKey for buckets of entries (entryBuckets), which
+// compare keys within a bucket.
 func (k *entryKey) hash() uint64 {
 	h := uint64(k.action)<<56 ^ uint64(k.proto)<<40 ^ uint64(k.nConnlimits)<<32 ^ uint64(k.refuse.Kind)<<24
 	h ^= flags(k.log, k.hasRate, k.hasQuota, k.hasBlockFor, k.hasLoadLimit, k.hasOwner, k.blockFor.Flush, k.quota.PerSource)

@@ -8,3 +8,11 @@ func (f *Formatter) Cached() int {
 	}
 	return n
 }
+
+// OneBucket puts every entry in one bucket of the duplicate finder until
+// the returned func is called.
+func OneBucket() (restore func()) {
+	h := keyHash
+	keyHash = func(*entryKey) uint64 { return 1 }
+	return func() { keyHash = h }
+}

@@ -248,14 +248,18 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// Entries whose content differs only where the duplicate finder's hash
-// does not look (count) are told apart.
+// Entries that share a bucket of the duplicate finder (all of them here)
+// are told apart by their content; `count` and `refuse reset`, spellings
+// of defaults, are no content.
 func TestValidateDuplicatesInOneBucket(t *testing.T) {
-	entry := func(seq int, count bool) *acl.Entry {
-		return &acl.Entry{Seq: seq, Proto: acl.ProtoTCP, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}, Count: count}
+	defer acl.OneBucket()()
+	entry := func(seq int, port uint16, count bool) *acl.Entry {
+		return &acl.Entry{Seq: seq, Proto: acl.ProtoTCP, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: port}, Count: count}
 	}
+	reset := entry(50, 24, false)
+	reset.Refuse.Kind = acl.RefuseReset
 	c := &acl.Config{ACLs: []*acl.ACL{{Name: "a", Family: acl.IPv4, Entries: []*acl.Entry{
-		entry(10, false), entry(20, true), entry(30, true), entry(40, false),
+		entry(10, 22, false), entry(20, 23, true), entry(30, 23, false), entry(40, 22, true), entry(45, 24, false), reset,
 	}}}}
 	var got []string
 	for _, e := range unjoin(acl.Validate(c)) {
@@ -264,6 +268,7 @@ func TestValidateDuplicatesInOneBucket(t *testing.T) {
 	want := []string{
 		"ip access-list extended a seq 30: entry duplicates seq 20",
 		"ip access-list extended a seq 40: entry duplicates seq 10",
+		"ip access-list extended a seq 50: entry duplicates seq 45",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Validate errors:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
