@@ -385,7 +385,8 @@ func (a *Agent) startupNote() string {
 
 // keepUnloaded copies a startup-config that was not loaded to PATH.not-loaded
 // before write memory replaces it, so that nothing the user wrote there is
-// lost. It reports the copy's path ("" when there was nothing to keep).
+// lost: PATH.not-loaded.2, .3, ... when an earlier one is kept (up to
+// maxKept). It reports the copy's path ("" when there was nothing to keep).
 func (a *Agent) keepUnloaded() (string, error) {
 	if a.StartupLoaded() {
 		return "", nil
@@ -395,5 +396,18 @@ func (a *Agent) keepUnloaded() (string, error) {
 		return "", nil // nothing readable to keep
 	}
 	keep := a.opts.StartupPath + ".not-loaded"
+	for n := 2; ; n++ {
+		old, held, err := readFileIfExists(keep)
+		if err == nil && (!held || bytes.Equal(old, data)) {
+			break // free, or this very file kept already
+		}
+		if n > maxKept {
+			return keep, fmt.Errorf("%d copies of startup-configs that were not loaded are kept already; remove some", maxKept)
+		}
+		keep = fmt.Sprintf("%s.not-loaded.%d", a.opts.StartupPath, n)
+	}
 	return keep, writeFileAtomic(keep, data, 0o600)
 }
+
+// maxKept bounds the copies keepUnloaded makes.
+const maxKept = 100

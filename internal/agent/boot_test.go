@@ -156,6 +156,19 @@ func TestStartDamagedUsesLastGood(t *testing.T) {
 	if !tb.StartupLoaded() {
 		t.Error("error not cleared by write memory")
 	}
+	// Damaged again: the next copy does not replace the first.
+	os.WriteFile(ta.startup, []byte("hostname ok\nother bogus line\n"), 0o644)
+	if _, err := tb.Reload(); err == nil {
+		t.Fatal("a damaged startup-config reloaded")
+	}
+	if err := tb.Save(); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(ta.startup + ".not-loaded")
+	second, _ := os.ReadFile(ta.startup + ".not-loaded.2")
+	if string(first) != "hostname ok\nbogus line\n" || string(second) != "hostname ok\nother bogus line\n" {
+		t.Errorf("copies kept: %q and %q", first, second)
+	}
 }
 
 // TestStartMissingUsesLastGood: a startup-config that went missing where
