@@ -361,6 +361,9 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		if cur, err = readTable(c, a.table); err != nil {
 			return fmt.Errorf("read table inet %s: %w", a.table, err)
 		}
+		if err := knownMaps(c, a.table, cur, rs); err != nil {
+			return fmt.Errorf("read table inet %s: %w", a.table, err)
+		}
 	}
 	// A new wire and socket per Apply: nothing of a transaction that
 	// failed to queue can reach a later one.

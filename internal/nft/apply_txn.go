@@ -82,6 +82,13 @@ func (tx *txn) plan(known map[string]chainSync, renew []string) {
 			// the whole batch; such a set must be deleted and re-created
 			// (its counts are lost, as with a new set name).
 			tx.recreateSets = append(tx.recreateSets, s)
+		case ok && s.Map != nil && tx.cur.maps[s.Name] == nil:
+			// Why: the elements of a map read back are not known, and
+			// emptying it in place removes them one by one, each in time
+			// linear in the map (nft_pipapo_remove, bitmap_cut: 10 s for
+			// the maps of a 50k-entry list); deleted, it goes at once
+			// (a map holds no state: its counters are named objects).
+			tx.recreateSets = append(tx.recreateSets, s)
 		case ok && (again[s.Name] || again[s.Limit]):
 			// Renewed: emptied and refilled as created (a closed gate).
 			// Why not deleted and re-created: the kernel binds rules to
@@ -547,8 +554,8 @@ func staleKeys[V any](m map[string]V, want iter.Seq[string]) []string {
 // syncMaps makes the elements of each classification map those of the
 // ruleset: for a map whose elements the Applier knows, it deletes and
 // adds only those that differ (a change of one entry is one element
-// change); a new, re-created or unknown map is filled whole (flushed
-// first when it may hold anything).
+// change); a new or re-created one (plan re-creates an unknown one) is
+// filled whole, one whose key changed flushed first.
 func (tx *txn) syncMaps() error {
 	recreated := map[string]bool{}
 	for _, s := range tx.recreateSets {

@@ -10,6 +10,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// knownMaps marks in cur (read back) the maps of rs that the kernel holds
+// with exactly rs's elements: Apply then leaves them as they are, where it
+// would re-create a map whose elements it does not know (plan). A restart
+// whose saved knowledge no longer holds, or Apply adopting a table that
+// nft -f made, reads each map once and writes none.
+func knownMaps(c *nftables.Conn, table string, cur *tableState, rs *Ruleset) error {
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	for _, s := range rs.Sets {
+		if s.Map == nil {
+			continue
+		}
+		if have, ok := cur.sets[s.Name]; !ok || !sameSet(have, kernelSet(t, s)) {
+			continue
+		}
+		d, err := diffMap(c, t, s)
+		if err != nil {
+			return err
+		}
+		if d == "" {
+			if cur.maps == nil {
+				cur.maps = map[string]*VMap{}
+			}
+			cur.maps[s.Name] = s.Map
+		}
+	}
+	return nil
+}
+
 // diffMap compares the elements of a classification map in the kernel
 // with those of s ("" when they are the same). A missing or changed
 // element would send connections to other entries than the list says.
