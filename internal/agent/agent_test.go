@@ -428,15 +428,23 @@ func TestRecompileFollowsTheHost(t *testing.T) {
 	}
 }
 
-func TestRevertTimerSurvivesRestart(t *testing.T) {
-	ta := newTestAgent(t)
-	ta.opts.RevertUnit = 200 * time.Millisecond
+// unboundUnderRevert configures the example, arms a revert timer of one
+// unit and unbinds the list; it returns the config the timer returns to.
+func unboundUnderRevert(t *testing.T, ta *testAgent, unit time.Duration) string {
+	t.Helper()
+	ta.opts.RevertUnit = unit
 	ta.mustConfigure(t, slxACL, slxBind)
 	before := ta.RunningText()
 	if err := ta.Revert(1); err != nil {
 		t.Fatal(err)
 	}
 	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group check in"}})
+	return before
+}
+
+func TestRevertTimerSurvivesRestart(t *testing.T) {
+	ta := newTestAgent(t)
+	before := unboundUnderRevert(t, ta, 200*time.Millisecond)
 	ta.mu.Lock()
 	ta.revert.Stop() // the agent dies before the timer fires
 	ta.mu.Unlock()
@@ -493,15 +501,9 @@ func TestStateFileFollowsChanges(t *testing.T) {
 // restart).
 func TestRevertRefusedTriesAgain(t *testing.T) {
 	ta := newTestAgent(t)
-	ta.opts.RevertUnit = 150 * time.Millisecond
 	defer func(d time.Duration) { revertRetry = d }(revertRetry)
 	revertRetry = 100 * time.Millisecond
-	ta.mustConfigure(t, slxACL, slxBind)
-	before := ta.RunningText()
-	if err := ta.Revert(1); err != nil {
-		t.Fatal(err)
-	}
-	ta.mustConfigure(t, cli.Txn{Lines: []string{"interface management 0", "no ip access-group check in"}})
+	before := unboundUnderRevert(t, ta, 150*time.Millisecond)
 	ta.mu.Lock()
 	ta.kernel.FailNext = errors.New("no memory")
 	ta.mu.Unlock()
