@@ -92,7 +92,7 @@ func newFlagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.config, "config", "/etc/slxsh/startup-config", "startup-config `FILE`: loaded at start and on SIGHUP, written by write memory")
 	fs.StringVar(&f.socket, "socket", "", "unix socket `PATH` (default $SLXSH_SOCKET or "+wire.DefaultSocket+")")
 	fs.StringVar(&f.state, "state", "", "`FILE` keeping the running-config for a restarted agent (default: running-config next to the socket)")
-	fs.StringVar(&f.lastGood, "last-good", "", "`FILE` keeping the last configuration applied successfully, installed when the startup-config cannot be loaded (default: last-good-config next to --config)")
+	fs.StringVar(&f.lastGood, "last-good", "", "`FILE` keeping the last configuration applied successfully, installed when the startup-config cannot be loaded or has gone missing (default: last-good-config next to --config)")
 	fs.StringVar(&f.table, "table", nft.DefaultTable, "nftables table `NAME` (family inet)")
 	fs.StringVar(&f.mgmt, "mgmt-interface", "", "Linux interface `IF` for interface management 0 (default: the default route's)")
 	fs.StringVar(&f.ifmap, "interface-map", "", "what interface ethernet S/P means: `ethernet0/1=eth1,...`")
