@@ -195,9 +195,9 @@ func (c *Config) appliedAs(f Family, name string, d Direction) (*Interface, bool
 }
 
 // AddEntry adds e to the list (which must exist). e.Seq == 0 means the last
-// seq + 10 (10 for the first). An entry identical to one in the list
-// (SameContent: the parsed value, so any spelling) at the same seq, or at
-// any seq when e.Seq is 0, changes nothing and is not an error. It fails
+// seq + 10 (10 for the first). An entry the list holds (SameEntry: the
+// parsed value, so any spelling, `count` and `refuse reset` aside), at its
+// seq or at any seq when e.Seq is 0, changes nothing and is not an error. It fails
 // on a seq that holds another entry, an identical entry under another
 // explicit seq, or an entry that does not validate against c (ports on a protocol
 // without ports, unknown time-range, user/uid in a list applied `in`, ...).
@@ -221,11 +221,17 @@ func (c *Config) AddEntry(f Family, name string, e *Entry) error {
 // of a comparison with every entry).
 func (a *ACL) addEntry(c *Config, ix *contentIndex, f Family, name string, e *Entry) error {
 	if e.Seq == 0 {
-		if ix.same(e) != nil {
-			return nil
+		for _, v := range spellings(e) {
+			if ix.same(v) != nil {
+				return nil
+			}
 		}
-	} else if i, ok := a.seqIndex(e.Seq); ok && SameContent(a.Entries[i], e) {
-		return nil
+	} else if i, ok := a.seqIndex(e.Seq); ok && SameEntry(a.Entries[i], e) {
+		if SameContent(a.Entries[i], e) {
+			return nil // valid: the list holds it
+		}
+		tmp := *e // another spelling: an invalid one stays an error
+		return ValidateEntry(c, f, name, &tmp)
 	}
 	seq := e.Seq
 	if seq == 0 {
@@ -292,10 +298,13 @@ func (c *Config) DeleteMatching(f Family, name string, e *Entry) error {
 	if err != nil {
 		return err
 	}
-	for i, o := range a.Entries {
-		if SameContent(o, e) {
-			a.Entries = deleteAt(a.Entries, i)
-			return nil
+	// The entry itself first, then one spelled otherwise (SameEntry).
+	for _, same := range []func(a, b *Entry) bool{SameContent, SameEntry} {
+		for i, o := range a.Entries {
+			if same(o, e) {
+				a.Entries = deleteAt(a.Entries, i)
+				return nil
+			}
 		}
 	}
 	return errorf("no such entry in access-list %q", name)

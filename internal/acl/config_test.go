@@ -604,3 +604,53 @@ func TestAddEntryDuplicateOnClone(t *testing.T) {
 		}
 	}
 }
+
+// An entry re-sent with `count` or `refuse reset` (spellings of defaults)
+// is the entry: a no-op at its seq or without one, and what `no ...`
+// deletes; one that is invalid so stays an error. Two entries that differ
+// so alone at their own seqs stay two (a saved config holding them loads).
+func TestSpellingsOfDefaults(t *testing.T) {
+	c := acl.New()
+	c.EnsureACL(acl.IPv4, "a")
+	add := func(e acl.Entry) error { return c.AddEntry(acl.IPv4, "a", &e) }
+	ssh := acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP, DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 22}}
+	if err := add(ssh); err != nil {
+		t.Fatal(err)
+	}
+	counted, reset := ssh, ssh
+	counted.Count = true
+	reset.Refuse.Kind = acl.RefuseReset
+	noSeq := counted
+	noSeq.Seq = 0
+	for _, e := range []acl.Entry{counted, reset, noSeq} {
+		if err := add(e); err != nil {
+			t.Errorf("re-sent %+v: %v", e, err)
+		}
+	}
+	if l := c.ACL(acl.IPv4, "a"); len(l.Entries) != 1 || l.Entries[0].Count || l.Entries[0].Refuse.Kind != acl.RefuseDefault {
+		t.Fatalf("entries after re-sends: %+v", l.Entries)
+	}
+	drop := acl.Entry{Seq: 20, Action: acl.HardDrop, Proto: acl.ProtoUDP}
+	if err := add(drop); err != nil {
+		t.Fatal(err)
+	}
+	drop.Refuse.Kind = acl.RefuseReset
+	if err := add(drop); err == nil {
+		t.Error("hard-drop with refuse reset re-sent onto a hard-drop: accepted")
+	}
+	// At its own seq it is another entry.
+	counted.Seq = 30
+	if err := add(counted); err != nil {
+		t.Errorf("seq 30 with count beside seq 10 without: %v", err)
+	}
+	if err := acl.Validate(c); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	counted.Seq = 0
+	if err := c.DeleteMatching(acl.IPv4, "a", &counted); err != nil || c.ACL(acl.IPv4, "a").Entry(30) != nil || c.ACL(acl.IPv4, "a").Entry(10) == nil {
+		t.Errorf("no permit ... count: %v; it deletes seq 30 (the entry itself) first", err)
+	}
+	if err := c.DeleteMatching(acl.IPv4, "a", &reset); err != nil || c.ACL(acl.IPv4, "a").Entry(10) != nil {
+		t.Errorf("no permit ... refuse reset: %v; seq 10 is that entry", err)
+	}
+}

@@ -29,26 +29,55 @@ func clonePtr[T any](p *T) *T {
 }
 
 // SameContent reports whether two entries are equal apart from their Seq
-// (the test for a duplicate entry, for a re-sent one and for `no permit
-// ...`), the spellings of a default aside: `count` (counting is always
-// on) and `refuse reset` (the default refusal) are the entry without them.
+// (the test for a duplicate entry).
 func SameContent(a, b *Entry) bool {
 	// Cheap fields first: AddEntry compares against every entry of a list.
 	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
 		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
 		return false
 	}
-	return sameKey(a) == sameKey(b)
+	return contentKey(a) == contentKey(b)
 }
 
-// sameKey is contentKey without the spellings of defaults (SameContent).
-func sameKey(e *Entry) entryKey {
-	k := contentKey(e)
-	k.count = false
-	if k.refuse.Kind == RefuseReset {
-		k.refuse.Kind = RefuseDefault
+// SameEntry is SameContent with the spellings of defaults aside: `count`
+// (counting is always on) and `refuse reset` (the default refusal) are
+// the entry without them. It tells an entry re-sent on its seq, and the
+// one `no ...` means. (Duplicates stay exact: two entries that differ so
+// were accepted once, and a saved config holding them must load.)
+func SameEntry(a, b *Entry) bool {
+	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
+		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
+		return false
 	}
-	return k
+	ka, kb := contentKey(a), contentKey(b)
+	for _, k := range []*entryKey{&ka, &kb} {
+		k.count = false
+		if k.refuse.Kind == RefuseReset {
+			k.refuse.Kind = RefuseDefault
+		}
+	}
+	return ka == kb
+}
+
+// spellings are the entries that are e (SameEntry) but for their
+// spelling of defaults, e first: with and without `count`, and with the
+// default refusal or `refuse reset`.
+func spellings(e *Entry) []*Entry {
+	out := []*Entry{e}
+	refusals := []RefuseKind{e.Refuse.Kind}
+	if e.Refuse.Kind == RefuseDefault || e.Refuse.Kind == RefuseReset {
+		refusals = []RefuseKind{RefuseDefault, RefuseReset}
+	}
+	for _, count := range []bool{false, true} {
+		for _, r := range refusals {
+			if count != e.Count || r != e.Refuse.Kind {
+				v := *e
+				v.Count, v.Refuse.Kind = count, r
+				out = append(out, &v)
+			}
+		}
+	}
+	return out
 }
 
 // entryKey is an entry's content without Seq, as a comparable value (the
@@ -138,7 +167,7 @@ func (e *Entry) Key() Key { return Key{e.Seq, contentKey(e)} }
 // Seq is the seq of the entry whose Key k is.
 func (k Key) Seq() int { return k.seq }
 
-// hash is a hash of a sameKey for buckets of entries (entryBuckets), which
+// hash is a hash of the key for buckets of entries (entryBuckets), which
 // compare keys within a bucket.
 func (k *entryKey) hash() uint64 {
 	h := uint64(k.action)<<56 ^ uint64(k.proto)<<40 ^ uint64(k.nConnlimits)<<32 ^ uint64(k.refuse.Kind)<<24

@@ -103,7 +103,7 @@ func (ix *contentIndex) add(e *Entry) {
 var keyHash = (*entryKey).hash
 
 // entryBuckets finds entries by content (SameContent): the entries are
-// chained in buckets by a hash of their sameKey, an index and a link
+// chained in buckets by a hash of their entryKey, an index and a link
 // each. A map of entryKeys would take about 500 bytes an entry.
 type entryBuckets struct {
 	last map[uint64]int32 // bucket → index in es of its last entry
@@ -117,7 +117,7 @@ func newEntryBuckets(n int) entryBuckets {
 
 // same returns the first entry added with e's content, or nil.
 func (b *entryBuckets) same(e *Entry) *Entry {
-	k := sameKey(e)
+	k := contentKey(e)
 	return b.find(&k, keyHash(&k))
 }
 
@@ -125,7 +125,7 @@ func (b *entryBuckets) find(k *entryKey, h uint64) *Entry {
 	i, ok := b.last[h]
 	var first *Entry
 	for ; ok && i >= 0; i = b.prev[i] {
-		if o := b.es[i]; sameKey(o) == *k {
+		if o := b.es[i]; contentKey(o) == *k {
 			first = o // the bucket runs from the last added
 		}
 	}
@@ -134,7 +134,7 @@ func (b *entryBuckets) find(k *entryKey, h uint64) *Entry {
 
 // add adds e, even if an entry with its content is there.
 func (b *entryBuckets) add(e *Entry) {
-	k := sameKey(e)
+	k := contentKey(e)
 	b.insert(e, keyHash(&k))
 }
 
@@ -151,7 +151,7 @@ func (b *entryBuckets) insert(e *Entry, h uint64) {
 // sameOrAdd returns the first entry added with e's content, or adds e and
 // returns nil.
 func (b *entryBuckets) sameOrAdd(e *Entry) *Entry {
-	k := sameKey(e)
+	k := contentKey(e)
 	h := keyHash(&k)
 	if o := b.find(&k, h); o != nil {
 		return o

@@ -85,7 +85,7 @@ func deleteSeqEntry(e *env, a *entryArgs) error {
 		return a.err
 	}
 	if l := e.cfg.ACL(e.frame.fam, e.frame.name); l != nil {
-		if old := l.Entry(a.e.Seq); old != nil && !acl.SameContent(old, &a.e) {
+		if old := l.Entry(a.e.Seq); old != nil && !acl.SameEntry(old, &a.e) {
 			return fmt.Errorf("seq %d of access-list %q is another entry: %s", a.e.Seq, e.frame.name, acl.FormatEntry(e.frame.fam, old))
 		}
 	}
