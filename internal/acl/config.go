@@ -93,6 +93,12 @@ func (c *Config) SetHostname(name string) error {
 	return nil
 }
 
+// Empty reports whether c holds no access list, interface block or time
+// range (a hostname or a session policy alone enforce nothing).
+func (c *Config) Empty() bool {
+	return len(c.ACLs) == 0 && len(c.Interfaces) == 0 && len(c.TimeRanges) == 0
+}
+
 // ACL returns the access list, or nil.
 func (c *Config) ACL(f Family, name string) *ACL {
 	i, ok := c.aclIndex(f, name)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -262,9 +261,9 @@ func (a *Agent) loadState() *acl.Config {
 }
 
 // loadStartup loads the startup-config; a missing file is an empty config
-// (a new host), unless a last good configuration is kept: then configs
-// were applied here, and the file that went missing is not loaded, as
-// reload does not load it, rather than opening the firewall.
+// (a new host), unless the last good configuration kept is not empty:
+// then the file that went missing is not loaded, as reload does not load
+// it, rather than opening the firewall (Start installs the last good one).
 func (a *Agent) loadStartup() (*acl.Config, string, error) {
 	if a.opts.StartupPath == "" {
 		return acl.New(), "empty", nil
@@ -274,8 +273,10 @@ func (a *Agent) loadStartup() (*acl.Config, string, error) {
 		return nil, "", err
 	}
 	if !ok {
-		if fi, err := os.Stat(a.opts.LastGoodPath); a.opts.LastGoodPath != "" && err == nil && fi.Mode().IsRegular() {
-			return nil, "", &FileError{Path: a.opts.StartupPath, Msg: "% Error: the file does not exist"}
+		if a.opts.LastGoodPath != "" {
+			if good, ok, err := a.loadConfigFile(a.opts.LastGoodPath); err == nil && ok && !good.Empty() {
+				return nil, "", &FileError{Path: a.opts.StartupPath, Msg: "% Error: the file does not exist"}
+			}
 		}
 		a.log.Info("no startup-config, starting empty", "path", a.opts.StartupPath)
 		return acl.New(), "empty", nil

@@ -181,6 +181,14 @@ func TestStartMissingUsesLastGood(t *testing.T) {
 	if _, err := ta.Start(); err != nil || ta.Running().ACL(acl.IPv4, "check") != nil || !ta.StartupLoaded() {
 		t.Fatalf("a new host: Start = %v, loaded %v, running:\n%s", err, ta.StartupLoaded(), ta.RunningText())
 	}
+	ta.Flush()
+	// Its next start too (the last good configuration kept is empty).
+	again := newTestAgent(t)
+	again.opts.StartupPath, again.opts.LastGoodPath = ta.startup, ta.opts.LastGoodPath
+	if _, err := again.Start(); err != nil || !again.StartupLoaded() {
+		t.Fatalf("a new host's second start: Start = %v, loaded %v", err, again.StartupLoaded())
+	}
+	again.Flush()
 	ta.mustConfigure(t, slxACL, slxBind)
 	ta.Flush()
 	want := ta.RunningText()
