@@ -274,6 +274,11 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 	if err := srv.Listen(f.socket); err != nil {
 		return err
 	}
+	// The only agent now (Listen refuses a live socket): what a killed
+	// one's writes left can go (the agent's own files: at Start).
+	if err := kernel.RemoveTemps(); err != nil {
+		log.Warn("cannot remove the temp files of an earlier agent", "err", err)
+	}
 	startEventLog(ctx, o.LogGroup, events, log)
 	if _, err := a.Start(); err != nil {
 		srv.Close()

@@ -50,12 +50,19 @@ func (a *Applier) SetStatePath(path string) {
 	defer a.mu.Unlock()
 	a.saver.flush() // what was saved for the old path, there
 	a.statePath, a.loaded = path, false
-	if path != "" {
-		// What the writes of an Applier killed during them left.
-		for _, p := range []string{path, path + ".gen"} {
-			atomicfile.RemoveTemps(p)
-		}
+}
+
+// RemoveTemps removes what the writes of an Applier killed during them
+// left beside the state path (SetStatePath). Call it once the process is
+// the only one that writes there (the agent: once it holds its socket).
+func (a *Applier) RemoveTemps() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.statePath == "" {
+		return nil
 	}
+	a.saver.flush()
+	return errors.Join(atomicfile.RemoveTemps(a.statePath), atomicfile.RemoveTemps(a.statePath+".gen"))
 }
 
 // Flush waits until what the Applier knew at its last commit is saved

@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -67,4 +68,34 @@ func TestStateWriterLatestInOrder(t *testing.T) {
 	s.queue(genOnly(12, 11))
 	s.flush()
 	check("after flush", 11, 12)
+}
+
+// RemoveTemps removes the temp files of the state path and its .gen, and
+// nothing else (SetStatePath itself leaves them: another process may be
+// the one writing).
+func TestApplierRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nft-handles")
+	temps := []string{".nft-handles.tmp1", ".nft-handles.gen.tmp2"}
+	for _, name := range append(temps, ".other.tmp3") {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := NewApplier("slxsh")
+	a.SetStatePath(path)
+	if _, err := os.Stat(filepath.Join(dir, temps[0])); err != nil {
+		t.Fatalf("SetStatePath removed a temp file: %v", err)
+	}
+	if err := a.RemoveTemps(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range temps {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s left", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".other.tmp3")); err != nil {
+		t.Errorf("another file removed: %v", err)
+	}
 }
