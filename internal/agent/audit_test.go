@@ -32,6 +32,7 @@ func TestAuditLines(t *testing.T) {
 		{Lines: []string{strings.Repeat("x", 1998), "yz"}}, // right after it
 		{Lines: []string{strings.Repeat("x", 2000)}},       // exactly the limit
 		{Lines: []string{strings.Repeat("x", 5000), "y"}},
+		{Lines: []string{"", "x"}}, {Context: []string{"ctx"}},
 		{},
 	} {
 		if got, w := auditLines(&tx), want(&tx); got != w {

@@ -49,21 +49,22 @@ func (a *Agent) Revert(minutes int) error {
 			return errorf("%% Error: cannot keep the revert timer: %v", err)
 		}
 	}
-	a.armRevertLocked(p.Deadline, a.running.Clone())
+	a.armRevertLocked(p.Deadline, a.running.Clone(), revertRetry)
 	a.log.Info("revert timer armed", "minutes", minutes, "deadline", p.Deadline)
 	return nil
 }
 
-// armRevertLocked starts the timer that reverts to saved at deadline.
-func (a *Agent) armRevertLocked(deadline time.Time, saved *acl.Config) {
+// armRevertLocked starts the timer that reverts to saved at deadline,
+// and tries again retry later if that fails.
+func (a *Agent) armRevertLocked(deadline time.Time, saved *acl.Config, retry time.Duration) {
 	a.revertGen++
 	gen := a.revertGen
 	a.revertAt = deadline
-	a.revert = time.AfterFunc(time.Until(deadline), func() { a.fireRevert(gen, saved) })
+	a.revert = time.AfterFunc(time.Until(deadline), func() { a.fireRevert(gen, saved, retry) })
 }
 
 // fireRevert restores saved unless timer gen was confirmed meanwhile.
-func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
+func (a *Agent) fireRevert(gen uint64, saved *acl.Config, retry time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.revert == nil || a.revertGen != gen {
@@ -75,17 +76,20 @@ func (a *Agent) fireRevert(gen uint64, saved *acl.Config) {
 	// that cannot install it tries again.
 	if _, err := a.installLocked(saved, "revert timer"); err != nil {
 		a.failures.Add(1)
-		a.log.Error("revert timer: cannot restore the previous config; trying again", "in", revertRetry, "err", err)
-		a.armRevertLocked(time.Now().Add(revertRetry), saved)
+		a.log.Error("revert timer: cannot restore the previous config; trying again", "in", retry, "err", err)
+		a.armRevertLocked(time.Now().Add(retry), saved, min(2*retry, maxRevertRetry))
 		return
 	}
 	a.dropRevertLocked()
 	a.log.Warn("revert timer expired without confirm: previous config restored")
 }
 
-// revertRetry is how long a revert that the kernel refused waits to try
-// again (configure confirm stops it).
+// revertRetry is how long a revert that failed waits to try again, twice
+// as long after each failure up to maxRevertRetry (configure confirm
+// stops it).
 var revertRetry = 10 * time.Second
+
+const maxRevertRetry = 5 * time.Minute
 
 // Confirm cancels a pending revert timer (`configure confirm`).
 func (a *Agent) Confirm() error {
@@ -131,7 +135,7 @@ func (a *Agent) resumeRevert() error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.armRevertLocked(p.Deadline, saved)
+	a.armRevertLocked(p.Deadline, saved, revertRetry)
 	a.log.Warn("resuming the revert timer of the previous agent", "deadline", p.Deadline)
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -315,13 +314,16 @@ func errorResponse(err error) *wire.Response {
 func auditLines(t *cli.Txn) string {
 	const max = 2000
 	var b strings.Builder
-	for i, l := range slices.Concat(t.Context, t.Lines) {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(l)
-		if b.Len() > max { // the rest is not read: a whole config is megabytes
-			return b.String()[:max] + fmt.Sprintf("... (%d lines)", len(t.Context)+len(t.Lines))
+	n := 0
+	for _, lines := range [][]string{t.Context, t.Lines} {
+		for _, l := range lines {
+			if n++; n > 1 {
+				b.WriteString("; ")
+			}
+			b.WriteString(l)
+			if b.Len() > max { // the rest is not read: a whole config is megabytes
+				return b.String()[:max] + fmt.Sprintf("... (%d lines)", len(t.Context)+len(t.Lines))
+			}
 		}
 	}
 	return b.String()
