@@ -494,8 +494,7 @@ func (a *Agent) Save() error {
 		return errorf("%% Error: cannot write startup-config: %v", err)
 	}
 	a.mu.Lock()
-	a.startup = startupStatus{}
-	a.startupOK.Store(true)
+	a.setStartupLocked(startupStatus{})
 	a.mu.Unlock()
 	a.log.Info("startup-config written", "path", a.opts.StartupPath)
 	a.Flush() // the last good configuration too, once the user asked for the disk

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -205,6 +208,7 @@ func (a *Agent) Start() ([]string, error) {
 		a.startBaselines(true)
 		warns, err := a.Replace(cfg, "adopt")
 		if err == nil {
+			a.resumeStartupStatus()
 			return a.started0(warns), nil
 		}
 		a.log.Error("cannot install the adopted running-config; loading the startup-config", "err", err)
@@ -214,6 +218,9 @@ func (a *Agent) Start() ([]string, error) {
 	if err == nil {
 		warns, err := a.Replace(cfg, src)
 		if err == nil {
+			a.mu.Lock()
+			a.setStartupLocked(startupStatus{}) // a previous agent's is no longer
+			a.mu.Unlock()
 			return a.started0(warns), nil
 		}
 		err = &FileError{Path: a.opts.StartupPath, Msg: userError(err)}
@@ -261,7 +268,8 @@ func (a *Agent) loadState() *acl.Config {
 }
 
 // loadStartup loads the startup-config; a missing file is an empty config
-// (a new host), unless the last good configuration kept is not empty:
+// (a new host), unless the last good configuration kept is not empty (or
+// cannot be loaded):
 // then the file that went missing is not loaded, as reload does not load
 // it, rather than opening the firewall (Start installs the last good one).
 func (a *Agent) loadStartup() (*acl.Config, string, error) {
@@ -274,7 +282,8 @@ func (a *Agent) loadStartup() (*acl.Config, string, error) {
 	}
 	if !ok {
 		if a.opts.LastGoodPath != "" {
-			if good, ok, err := a.loadConfigFile(a.opts.LastGoodPath); err == nil && ok && !good.Empty() {
+			// One that cannot be loaded is not taken for an empty one.
+			if good, ok, err := a.loadConfigFile(a.opts.LastGoodPath); err != nil || (ok && !good.Empty()) {
 				return nil, "", &FileError{Path: a.opts.StartupPath, Msg: "% Error: the file does not exist"}
 			}
 		}
@@ -329,8 +338,7 @@ func (a *Agent) Reload() ([]string, error) {
 		var warns []string
 		if warns, err = a.Replace(cfg, "reload"); err == nil {
 			a.mu.Lock()
-			a.startup = startupStatus{}
-			a.startupOK.Store(true)
+			a.setStartupLocked(startupStatus{})
 			a.mu.Unlock()
 			return warns, nil
 		}
@@ -348,14 +356,71 @@ func (a *Agent) startupFailed(err error, when string) {
 	a.log.Error("startup-config not loaded", "when", when, "err", err)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.startup = startupStatus{err: err, when: when}
-	a.startupOK.Store(err == nil)
+	a.setStartupLocked(startupStatus{err: err, when: when})
 }
 
 func (a *Agent) setInstead(what string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.startup.instead = what
+	st := a.startup
+	st.instead = what
+	a.setStartupLocked(st)
+}
+
+// setStartupLocked records st, and keeps it beside the state for a
+// restarted agent (which adopts the running config and loads no
+// startup-config): the file that was not loaded stays one, for show
+// startup-config and for write memory, which keeps it aside.
+func (a *Agent) setStartupLocked(st startupStatus) {
+	a.startup = st
+	a.startupOK.Store(st.err == nil)
+	path := a.startupStatusPath()
+	if path == "" {
+		return
+	}
+	if st.err == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.log.Warn("cannot remove the startup-config status", "path", path, "err", err)
+		}
+		return
+	}
+	data, _ := json.Marshal(savedStartup{Err: st.err.Error(), When: st.when, Instead: st.instead})
+	if err := writeFileInBoot(path, data, 0o600); err != nil {
+		a.log.Warn("cannot keep the startup-config status", "path", path, "err", err)
+	}
+}
+
+// savedStartup is a startupStatus as kept beside the state.
+type savedStartup struct {
+	Err, When, Instead string
+}
+
+func (a *Agent) startupStatusPath() string {
+	if a.opts.StatePath == "" {
+		return ""
+	}
+	return a.opts.StatePath + ".startup"
+}
+
+// resumeStartupStatus takes the status the previous agent kept (an
+// adopting agent), when there is one.
+func (a *Agent) resumeStartupStatus() {
+	path := a.startupStatusPath()
+	if path == "" {
+		return
+	}
+	data, ok, err := readFileIfExists(path)
+	var st savedStartup
+	if err == nil && ok {
+		err = json.Unmarshal(data, &st)
+	}
+	if err != nil || !ok || st.Err == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.startup = startupStatus{err: errors.New(st.Err), when: st.When, instead: st.Instead}
+	a.startupOK.Store(false)
 }
 
 // StartupLoaded reports whether the startup-config (or the adopted

@@ -211,6 +211,61 @@ func TestStartMissingUsesLastGood(t *testing.T) {
 	}
 }
 
+// TestStartupNotLoadedSurvivesRestart: an agent restarted in the same
+// boot (it adopts the running config and loads no startup-config) still
+// knows that the startup-config was not loaded: show startup-config says
+// so, and write memory keeps the file aside.
+func TestStartupNotLoadedSurvivesRestart(t *testing.T) {
+	ta := newTestAgent(t)
+	os.WriteFile(ta.startup, []byte("hostname ok\nbogus line\n"), 0o644)
+	if _, err := ta.Start(); err != nil || ta.StartupLoaded() {
+		t.Fatalf("Start = %v, loaded %v", err, ta.StartupLoaded())
+	}
+	ta.mustConfigure(t, slxACL)
+	tb := newTestAgent(t)
+	tb.opts.StartupPath, tb.opts.StatePath = ta.startup, ta.state
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := tb.StartupText()
+	if tb.StartupLoaded() || !strings.Contains(text, "NOT loaded at start: "+ta.startup+":2: % Invalid input") {
+		t.Errorf("restarted agent: loaded %v, show startup-config:\n%s", tb.StartupLoaded(), text)
+	}
+	if err := tb.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if kept, _ := os.ReadFile(ta.startup + ".not-loaded"); string(kept) != "hostname ok\nbogus line\n" {
+		t.Errorf("file that was not loaded kept as %q", kept)
+	}
+	// Loaded now: a restarted agent says nothing more.
+	tc := newTestAgent(t)
+	tc.opts.StartupPath, tc.opts.StatePath = ta.startup, ta.state
+	if _, err := tc.Start(); err != nil || !tc.StartupLoaded() {
+		t.Errorf("after write memory: Start = %v, loaded %v", err, tc.StartupLoaded())
+	}
+}
+
+// TestStartMissingWithDamagedLastGood: a missing startup-config beside a
+// last good configuration that cannot be loaded is no empty config: the
+// kernel's table is kept, and the last good file too.
+func TestStartMissingWithDamagedLastGood(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "last-good-config")
+	damaged := []byte("ip access-list extended check\n permitx\n")
+	os.WriteFile(ta.opts.LastGoodPath, damaged, 0o600)
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ta.Flush()
+	text, _ := ta.StartupText()
+	if ta.StartupLoaded() || !strings.Contains(text, "nothing was installed") {
+		t.Errorf("loaded %v, show startup-config:\n%s", ta.StartupLoaded(), text)
+	}
+	if got, _ := os.ReadFile(ta.opts.LastGoodPath); string(got) != string(damaged) {
+		t.Errorf("last good file now %q", got)
+	}
+}
+
 func TestReloadDamagedShowsLine(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL)

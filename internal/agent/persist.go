@@ -49,7 +49,7 @@ func replaceFile(path string, data []byte, perm fs.FileMode, durable bool) (err 
 // removeTemps removes what writes of the agent's files left when it was
 // killed during them (Start, before it writes any).
 func (a *Agent) removeTemps() {
-	for _, path := range []string{a.opts.StatePath, a.revertPath(), a.baselinePath(), a.opts.LastGoodPath, a.opts.StartupPath} {
+	for _, path := range []string{a.opts.StatePath, a.revertPath(), a.baselinePath(), a.startupStatusPath(), a.opts.LastGoodPath, a.opts.StartupPath} {
 		if path == "" {
 			continue
 		}
