@@ -1,10 +1,7 @@
 package agent
 
 import (
-	"encoding/json"
-	"fmt"
 	"maps"
-	"os"
 )
 
 // Baselines of `clear access-list counters` are kept next to the state
@@ -35,39 +32,19 @@ func (a *Agent) baselinePath() string {
 // are none). A failure is logged: show is then off after a restart only.
 func (a *Agent) saveBaselinesLocked() {
 	a.publishBaselinesLocked()
-	path := a.baselinePath()
-	if path == "" {
-		return
+	var v any
+	if len(a.baseline) > 0 {
+		v = a.baseline
 	}
-	if len(a.baseline) == 0 {
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			a.log.Warn("cannot remove the counter baselines", "path", path, "err", err)
-		}
-		return
-	}
-	data, err := json.Marshal(a.baseline)
-	if err == nil {
-		err = writeFileAtomic(path, data, 0o600)
-	}
-	if err != nil {
-		a.log.Warn("cannot save the counter baselines", "path", path, "err", err)
-	}
+	a.keepStateJSON(a.baselinePath(), "counter baselines", v)
 }
 
 // loadBaselines reads the baselines a previous agent left (called by Start
 // when it adopts that agent's running config). A missing file means none.
 func (a *Agent) loadBaselines() error {
-	path := a.baselinePath()
-	if path == "" {
-		return nil
-	}
-	data, ok, err := readFileIfExists(path)
-	if err != nil || !ok {
-		return err
-	}
 	b := map[string]uint64{}
-	if err := json.Unmarshal(data, &b); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+	if ok, err := readStateJSON(a.baselinePath(), &b); err != nil || !ok {
+		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

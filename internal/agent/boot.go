@@ -2,11 +2,8 @@ package agent
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -374,20 +371,11 @@ func (a *Agent) setInstead(what string) {
 func (a *Agent) setStartupLocked(st startupStatus) {
 	a.startup = st
 	a.startupOK.Store(st.err == nil)
-	path := a.startupStatusPath()
-	if path == "" {
-		return
+	var v any
+	if st.err != nil {
+		v = savedStartup{Err: st.err.Error(), When: st.when, Instead: st.instead}
 	}
-	if st.err == nil {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			a.log.Warn("cannot remove the startup-config status", "path", path, "err", err)
-		}
-		return
-	}
-	data, _ := json.Marshal(savedStartup{Err: st.err.Error(), When: st.when, Instead: st.instead})
-	if err := writeFileInBoot(path, data, 0o600); err != nil {
-		a.log.Warn("cannot keep the startup-config status", "path", path, "err", err)
-	}
+	a.keepStateJSON(a.startupStatusPath(), "startup-config status", v)
 }
 
 // savedStartup is a startupStatus as kept beside the state.
@@ -405,16 +393,8 @@ func (a *Agent) startupStatusPath() string {
 // resumeStartupStatus takes the status the previous agent kept (an
 // adopting agent), when there is one.
 func (a *Agent) resumeStartupStatus() {
-	path := a.startupStatusPath()
-	if path == "" {
-		return
-	}
-	data, ok, err := readFileIfExists(path)
 	var st savedStartup
-	if err == nil && ok {
-		err = json.Unmarshal(data, &st)
-	}
-	if err != nil || !ok || st.Err == "" {
+	if ok, err := readStateJSON(a.startupStatusPath(), &st); err != nil || !ok || st.Err == "" {
 		return
 	}
 	a.mu.Lock()

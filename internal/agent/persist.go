@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -44,6 +46,43 @@ func replaceFile(path string, data []byte, perm fs.FileMode, durable bool) (err 
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	return atomicfile.Write(path, data, perm, durable)
+}
+
+// readStateJSON decodes the JSON file at path (one the agent keeps beside
+// its state) into v; ok is false when path is "" or there is no file.
+func readStateJSON(path string, v any) (ok bool, err error) {
+	if path == "" {
+		return false, nil
+	}
+	data, ok, err := readFileIfExists(path)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// keepStateJSON writes v as JSON to path ("": nowhere), or removes the
+// file when v is nil. A failure is logged, the file named by what.
+func (a *Agent) keepStateJSON(path, what string, v any) {
+	if path == "" {
+		return
+	}
+	if v == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.log.Warn("cannot remove the "+what, "path", path, "err", err)
+		}
+		return
+	}
+	data, err := json.Marshal(v)
+	if err == nil {
+		err = writeFileAtomic(path, data, 0o600)
+	}
+	if err != nil {
+		a.log.Warn("cannot save the "+what, "path", path, "err", err)
+	}
 }
 
 // removeTemps removes what writes of the agent's files left when it was

@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -105,29 +104,16 @@ func (a *Agent) Confirm() error {
 	return nil
 }
 
-func (a *Agent) dropRevertLocked() {
-	if path := a.revertPath(); path != "" {
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			a.log.Warn("cannot remove the revert timer file", "path", path, "err", err)
-		}
-	}
-}
+func (a *Agent) dropRevertLocked() { a.keepStateJSON(a.revertPath(), "revert timer file", nil) }
 
 // resumeRevert re-arms a revert timer that a previous agent left running
 // (called by Start after the config is installed). A deadline that passed
 // while no agent ran reverts at once.
 func (a *Agent) resumeRevert() error {
 	path := a.revertPath()
-	if path == "" {
-		return nil
-	}
-	data, ok, err := readFileIfExists(path)
-	if err != nil || !ok {
-		return err
-	}
 	var p pendingRevert
-	if err := json.Unmarshal(data, &p); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+	if ok, err := readStateJSON(path, &p); err != nil || !ok {
+		return err
 	}
 	saved, err := cli.ParseConfig(p.Config)
 	if err != nil {
