@@ -31,12 +31,7 @@ func clonePtr[T any](p *T) *T {
 // SameContent reports whether two entries are equal apart from their Seq
 // (the test for a duplicate entry).
 func SameContent(a, b *Entry) bool {
-	// Cheap fields first: AddEntry compares against every entry of a list.
-	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
-		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
-		return false
-	}
-	return contentKey(a) == contentKey(b)
+	return sameMatch(a, b) && contentKey(a) == contentKey(b)
 }
 
 // SameEntry is SameContent with the spellings of defaults aside: `count`
@@ -45,18 +40,24 @@ func SameContent(a, b *Entry) bool {
 // one `no ...` means. (Duplicates stay exact: two entries that differ so
 // were accepted once, and a saved config holding them must load.)
 func SameEntry(a, b *Entry) bool {
-	if a.Action != b.Action || a.Proto != b.Proto || a.DstPort != b.DstPort ||
-		a.Src != b.Src || a.Dst != b.Dst || a.Remark != b.Remark {
-		return false
+	return sameMatch(a, b) && plainKey(a) == plainKey(b)
+}
+
+// sameMatch compares the cheap fields first: AddEntry compares against
+// every entry of a list.
+func sameMatch(a, b *Entry) bool {
+	return a.Action == b.Action && a.Proto == b.Proto && a.DstPort == b.DstPort &&
+		a.Src == b.Src && a.Dst == b.Dst && a.Remark == b.Remark
+}
+
+// plainKey is contentKey without the spellings of defaults (SameEntry).
+func plainKey(e *Entry) entryKey {
+	k := contentKey(e)
+	k.count = false
+	if k.refuse.Kind == RefuseReset {
+		k.refuse.Kind = RefuseDefault
 	}
-	ka, kb := contentKey(a), contentKey(b)
-	for _, k := range []*entryKey{&ka, &kb} {
-		k.count = false
-		if k.refuse.Kind == RefuseReset {
-			k.refuse.Kind = RefuseDefault
-		}
-	}
-	return ka == kb
+	return k
 }
 
 // spellings are the entries that are e (SameEntry) but for their
