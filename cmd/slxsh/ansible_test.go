@@ -92,7 +92,7 @@ func (r *automationRig) playbook(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"site.yml", "bind.cfg", "ansible.cfg", "inventory.ini"} {
+	for _, f := range []string{"site.yml", "ios.yml", "bind.cfg", "ansible.cfg", "inventory.ini"} {
 		data, err := os.ReadFile(filepath.Join("../../testdata/ssh/ansible", f))
 		if err != nil {
 			t.Fatal(err)
@@ -112,11 +112,11 @@ func (r *automationRig) playbook(t *testing.T) string {
 	return dir
 }
 
-// runPlaybook runs ansible-playbook site.yml in the server namespace and
+// runPlaybook runs ansible-playbook PLAYBOOK in the server namespace and
 // returns its json report.
-func (r *automationRig) runPlaybook(t *testing.T, dir string) *ansibleRun {
+func (r *automationRig) runPlaybook(t *testing.T, dir, playbook string) *ansibleRun {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", r.ns, "ansible-playbook", "site.yml")
+	cmd := exec.Command("ip", "netns", "exec", r.ns, "ansible-playbook", playbook)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "LC_ALL=C.UTF-8", "ANSIBLE_STDOUT_CALLBACK=json", "ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"),
 		"ANSIBLE_PERSISTENT_LOG_MESSAGES=True", "ANSIBLE_LOG_PATH="+filepath.Join(dir, "ansible.log"))
@@ -162,7 +162,7 @@ func TestKernelSSHAnsible(t *testing.T) {
 	r := newAutomationRig(t)
 	dir := r.playbook(t)
 
-	first := r.runPlaybook(t, dir)
+	first := r.runPlaybook(t, dir, "site.yml")
 	t.Run("first_run", func(t *testing.T) {
 		for _, name := range []string{"ACL check, saved when the running-config differs from the startup-config",
 			"Apply it inbound (from a file in running-config form)", "ACL web, pushed after its before lines when it differs"} {
@@ -216,7 +216,7 @@ func TestKernelSSHAnsible(t *testing.T) {
 		}
 	})
 
-	second := r.runPlaybook(t, dir)
+	second := r.runPlaybook(t, dir, "site.yml")
 	t.Run("second_run", func(t *testing.T) {
 		for _, p := range second.Plays {
 			for _, tk := range p.Tasks {
@@ -234,6 +234,40 @@ func TestKernelSSHAnsible(t *testing.T) {
 	t.Run("facts_config", func(t *testing.T) {
 		checkFacts(t, second.task(t, "Facts"), "ip access-list extended check\n seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9000 connlimit 2\n", "lab1")
 	})
+}
+
+// TestKernelSSHAnsibleIOS runs testdata/ssh/ansible/ios.yml (Ansible's
+// cisco.ios modules, as an IOS user's playbook) twice: the first run
+// changes and saves (ios_config's save sends copy running-config
+// startup-config and then Enter, which must not hang on slxsh's
+// question), the second changes nothing; the ACL is enforced.
+func TestKernelSSHAnsibleIOS(t *testing.T) {
+	r := newAutomationRig(t)
+	dir := r.playbook(t)
+	first := r.runPlaybook(t, dir, "ios.yml")
+	for _, name := range []string{"ACL ssh, saved when it changed", "Apply it inbound"} {
+		if tk := first.task(t, name); !tk.Changed || tk.Failed {
+			t.Errorf("first run, %s: changed %v, failed %v (%s %s); want a change", name, tk.Changed, tk.Failed, tk.Msg, tk.Stderr)
+		}
+	}
+	if tk := first.task(t, "Read it back"); tk.Failed {
+		t.Errorf("ios_command: %s", tk.Msg)
+	}
+	saved, err := os.ReadFile(filepath.Join(r.dir, "startup-config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, "startup-config", string(saved),
+		"ip access-list extended ssh\n seq 10 permit tcp host 10.0.0.1 host 10.0.0.2 eq 9000 connlimit 1\n seq 20 permit ip any any\n",
+		"interface management 0\n ip access-group ssh in\n")
+	c := r.pair.Client
+	c.Expect(t, netns.PairClient4, netns.PairServer4+":9000", netns.Connected)
+	c.Expect(t, netns.PairClient4, netns.PairServer4+":9000", netns.Reset) // connlimit 1
+
+	second := r.runPlaybook(t, dir, "ios.yml")
+	if st := second.Stats["lab"]; st.Changed != 0 || st.Failures != 0 || st.Unreachable != 0 {
+		t.Errorf("second run: %+v, want no change and no failure", st)
+	}
 }
 
 // checkAnsibleCommon checks what holds on both runs: the respelled entry

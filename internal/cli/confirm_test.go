@@ -44,7 +44,9 @@ func TestCopyAsksOnTerminal(t *testing.T) {
 		{"copy running-config startup-config", []string{"n"}, 1, false},
 		{"copy running-config startup-config", []string{"y"}, 1, true},
 		{"copy run start", []string{"YES"}, 1, true},
-		{"copy run start", []string{"maybe", "", "no"}, 3, false}, // asked again until yes or no
+		{"copy run start", []string{"maybe", "yess", "no"}, 3, false}, // asked again until yes or no
+		{"copy run start", []string{""}, 1, true},                     // Enter alone: yes, as IOS's copy takes it
+		{"copy run start", []string{" "}, 1, true},
 		{"copy run start", []string{"maybe", "y"}, 2, true},
 		{"copy run start", []string{"maybe"}, 2, false}, // the end of input is no
 		{"write memory", nil, 0, true},

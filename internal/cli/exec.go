@@ -281,8 +281,10 @@ func cmdConfigure(s *Session, w io.Writer, a *configureArgs) error {
 const SaveQuestion = "This operation will modify your startup configuration. Do you want to continue? [y/n]:"
 
 // cmdCopy is `copy running-config startup-config`: on a terminal it asks
-// first, as SLX-OS does, until the answer is yes or no; `write memory` and
-// scripts do not ask.
+// first, as SLX-OS does, until the answer is yes or no; Enter alone is yes,
+// as at IOS's `Destination filename [startup-config]?` (Ansible's cisco.ios
+// ios_config sends the command and then an empty line). `write memory`
+// and scripts do not ask.
 func cmdCopy(s *Session, w io.Writer, _ *NoArgs) error {
 	if s.confirm != nil {
 		if err := s.mayConfigure(); err != nil {
@@ -294,7 +296,7 @@ func cmdCopy(s *Session, w io.Writer, _ *NoArgs) error {
 				return nil // Ctrl-C or the end of input: no
 			}
 			switch strings.ToLower(strings.TrimSpace(answer)) {
-			case "y", "yes":
+			case "y", "yes", "":
 				_, err := Call(s.b, OpSave, NoArgs{})
 				return err
 			case "n", "no":

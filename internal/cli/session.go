@@ -66,7 +66,7 @@ func (s *Session) Prompt() string {
 // (`copy running-config startup-config` asks before it overwrites the
 // startup-config). ask shows the question and returns the answer typed;
 // ok is false for Ctrl-C or the end of input, which count as no. An
-// answer that is neither yes nor no is asked again. Without it, and
+// empty answer is yes; any other that is neither yes nor no is asked again. Without it, and
 // always in RunScript, nothing is asked.
 func (s *Session) SetConfirm(ask func(question string) (answer string, ok bool)) { s.confirm = ask }
 
