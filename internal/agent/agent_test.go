@@ -326,6 +326,27 @@ func TestMissingInterfaceWarns(t *testing.T) {
 	}
 }
 
+// TestRevertOutOfRange: a revert timer the shell would not send (0, a
+// negative, more than a day, one whose duration overflows) is refused with
+// an error and arms nothing: before, 153722868 minutes overflowed to a
+// deadline in the past and reverted at once.
+func TestRevertOutOfRange(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, slxACL, slxBind)
+	for _, m := range []int{0, -1, cli.MaxRevertMinutes + 1, 153722868, 99999999999} {
+		err := ta.Revert(m)
+		if err == nil || !strings.HasPrefix(err.Error(), "% Error: revert timer") {
+			t.Errorf("Revert(%d) = %v, want %% Error: revert timer ...", m, err)
+		}
+	}
+	if err := ta.Revert(cli.MaxRevertMinutes); err != nil {
+		t.Fatalf("Revert(%d): %v", cli.MaxRevertMinutes, err)
+	}
+	if err := ta.Confirm(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRevertTimer(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.opts.RevertUnit = 20 * time.Millisecond

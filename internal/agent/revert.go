@@ -29,8 +29,8 @@ func (a *Agent) revertPath() string {
 // unless Confirm is called within minutes, the running config returns to
 // what it is now. It protects a remote administrator who locks himself out.
 func (a *Agent) Revert(minutes int) error {
-	if minutes <= 0 {
-		return errorf("%% Error: revert timer must be at least 1 minute")
+	if err := cli.CheckRevertMinutes(minutes); err != nil {
+		return userErr(err.Error())
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

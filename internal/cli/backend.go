@@ -163,6 +163,9 @@ func init() {
 }
 
 func (b *memoryBackend) revertIn(minutes int) (NoArgs, error) {
+	if err := CheckRevertMinutes(minutes); err != nil {
+		return NoArgs{}, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.revert != nil {

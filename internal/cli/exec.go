@@ -140,7 +140,7 @@ func execCommands() []*command {
 	cmds := []*command{
 		configureCmd(execCmd(seq(kw("configure", "Enter configuration mode"), kw("terminal", "Configure from the terminal"),
 			opt(kw("revert", "Revert the configuration unless confirmed"), kw("timer", "Revert timer"),
-				intArg(1, 1440, "Minutes", func(a *configureArgs, n int) { a.minutes, a.revert = n, true }))), cmdConfigure)),
+				intArg(1, MaxRevertMinutes, "Minutes", func(a *configureArgs, n int) { a.minutes, a.revert = n, true }))), cmdConfigure)),
 		opCmd(seq(kw("configure", "Enter configuration mode"), kw("confirm", "Confirm the configuration (stop the revert timer)")),
 			OpConfirm, noOpArgs),
 		execCmd(seq(show, kw("running-config", "Current operating configuration"),

@@ -107,6 +107,20 @@ func newOp[A, R any](name string, mutates bool) Op[A, R] {
 	return Op[A, R]{Name: name, Mutates: mutates}
 }
 
+// MaxRevertMinutes is the longest revert timer (`configure terminal
+// revert timer <1-1440>`, a day).
+const MaxRevertMinutes = 1440
+
+// CheckRevertMinutes refuses a revert timer out of 1..MaxRevertMinutes: the
+// shell's matcher refuses it as typed, and a backend checks what a client
+// sent it.
+func CheckRevertMinutes(minutes int) error {
+	if minutes < 1 || minutes > MaxRevertMinutes {
+		return fmt.Errorf("%% Error: revert timer %d: must be 1 to %d minutes", minutes, MaxRevertMinutes)
+	}
+	return nil
+}
+
 // The operations.
 var (
 	OpRunning       = newOp[NoArgs, string]("running", false)  // the running-config text
