@@ -15,10 +15,10 @@ import (
 
 // interactive runs the shell on a terminal until `exit` in exec, Ctrl-D in
 // exec or the end of input. It returns the exit status.
-func interactive(sess *cli.Session, in, out *os.File) int {
+func interactive(sess *cli.Session, in, tty *os.File) int {
 	ed, err := term.New(term.Config{
 		In:       in,
-		Out:      out,
+		Out:      tty,
 		Help:     sess.Help,
 		Complete: completer(sess),
 	})
@@ -47,10 +47,14 @@ func interactive(sess *cli.Session, in, out *os.File) int {
 			var out bytes.Buffer
 			sess.Execute(line, &out) // errors are printed by the session
 			length := sess.TerminalLength()
+			cols, rows := term.Size(int(tty.Fd()))
+			if !sess.TerminalLengthSet() && rows > 0 {
+				length = rows // as IOS pages a session at the client's window height
+			}
 			if sess.NoMore() {
 				length = 0
 			}
-			if err := page(ed, out.Bytes(), length); err != nil {
+			if err := page(ed, out.Bytes(), length, cols); err != nil {
 				return 0 // end of input at --More--
 			}
 		}

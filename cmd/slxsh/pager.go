@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"unicode/utf8"
 )
 
 // moreKeys is what the pager needs from the terminal: writing output and
@@ -11,21 +12,20 @@ type moreKeys interface {
 	ReadKey(prompt string) (rune, error)
 }
 
-// page writes a command's output a screen at a time, as `terminal length N`
-// asks (N <= 1: all at once). At " --More-- ", Space shows the next screen,
-// Enter one more line, q or Ctrl-C drops the rest. It returns the error of
-// the end of input.
-func page(t moreKeys, out []byte, length int) error {
-	if length <= 1 || bytes.Count(out, []byte("\n")) < length {
+// page writes a command's output a screen at a time, as IOS does: a screen
+// is length rows (N <= 1: all at once), a line wider than width (0: not
+// known) taking as many rows as the terminal wraps it onto. At " --More-- ",
+// Space shows the next screen, Enter one more line, and any other key (q,
+// Ctrl-C, the first key of a command typed ahead) drops the rest. It
+// returns the error of the end of input.
+func page(t moreKeys, out []byte, length, width int) error {
+	if length <= 1 {
 		t.Write(out)
 		return nil
 	}
-	n := length - 1
+	budget := length - 1 // rows above the --More-- line
 	for len(out) > 0 {
-		chunk := out
-		if i := nthNewline(out, n); i >= 0 {
-			chunk = out[:i+1]
-		}
+		chunk := out[:fill(out, budget, width)]
 		t.Write(chunk)
 		out = out[len(chunk):]
 		if len(out) == 0 {
@@ -36,26 +36,41 @@ func page(t moreKeys, out []byte, length int) error {
 			return err
 		}
 		switch key {
-		case 'q', 'Q', 3: // 3: Ctrl-C
-			return nil
+		case ' ':
+			budget = length - 1
 		case '\r', '\n':
-			n = 1
+			budget = 1
 		default:
-			n = length - 1
+			return nil
 		}
 	}
 	return nil
 }
 
-// nthNewline returns the index of the n-th '\n' in b, or -1.
-func nthNewline(b []byte, n int) int {
-	off := 0
-	for ; n > 0; n-- {
-		i := bytes.IndexByte(b[off:], '\n')
-		if i < 0 {
-			return -1
+// fill returns how many bytes of out fill at most rows rows of a terminal
+// width cells wide (whole lines, at least one).
+func fill(out []byte, rows, width int) int {
+	n := 0
+	for n < len(out) {
+		line := out[n:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
 		}
-		off += i + 1
+		r := lineRows(line, width)
+		if rows < r && n > 0 {
+			break
+		}
+		rows -= r
+		n += len(line)
 	}
-	return off - 1
+	return n
+}
+
+// lineRows is how many terminal rows a line of output takes.
+func lineRows(line []byte, width int) int {
+	cells := utf8.RuneCount(bytes.TrimRight(line, "\r\n"))
+	if width <= 0 || cells <= width {
+		return 1
+	}
+	return (cells + width - 1) / width
 }

@@ -39,11 +39,12 @@ func TestPage(t *testing.T) {
 		{"space pages", 5, "  ", "1\n2\n3\n4\n[ --More-- ]5\n6\n7\n8\n[ --More-- ]9\n10\n", false},
 		{"enter one line", 5, "\r  ", "1\n2\n3\n4\n[ --More-- ]5\n[ --More-- ]6\n7\n8\n9\n[ --More-- ]10\n", false},
 		{"q stops", 5, "q", "1\n2\n3\n4\n[ --More-- ]", false},
+		{"another key stops", 5, "s", "1\n2\n3\n4\n[ --More-- ]", false}, // IOS: any other key quits
 		{"end of input", 5, "", "1\n2\n3\n4\n[ --More-- ]", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeTerm{keys: []rune(tc.keys)}
-			err := page(f, []byte(ten), tc.length)
+			err := page(f, []byte(ten), tc.length, 80)
 			if (err != nil) != tc.err {
 				t.Fatalf("err = %v", err)
 			}
@@ -54,5 +55,37 @@ func TestPage(t *testing.T) {
 	}
 	if strings.Count(ten, "\n") != 10 {
 		t.Fatal("bad fixture")
+	}
+}
+
+// TestPageWrapped: a screen counts the rows that wrapped lines take on a
+// terminal of the width given, not lines (a 40-column window showed twice
+// its height before --More--).
+func TestPageWrapped(t *testing.T) {
+	long := strings.Repeat("x", 50) + "\n" // two rows at width 40
+	out := strings.Repeat(long, 5)
+	f := &fakeTerm{keys: []rune("  ")}
+	if err := page(f, []byte(out), 5, 40); err != nil {
+		t.Fatal(err)
+	}
+	// 4 rows above --More--: two lines a screen.
+	want := long + long + "[ --More-- ]" + long + long + "[ --More-- ]" + long
+	if got := f.out.String(); got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+	// A line taller than the screen is shown whole, one a screen.
+	f = &fakeTerm{keys: []rune(" ")}
+	huge := strings.Repeat("y", 400) + "\n"
+	if err := page(f, []byte(huge+huge), 5, 40); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.out.String(), huge+"[ --More-- ]"+huge; got != want {
+		t.Errorf("a line taller than the screen: %q, want %q", got, want)
+	}
+	// Unknown width: lines.
+	f = &fakeTerm{}
+	page(f, []byte(out), 6, 0)
+	if got, want := f.out.String(), strings.Repeat(long, 5); got != want {
+		t.Errorf("width 0: %q, want %q", got, want)
 	}
 }

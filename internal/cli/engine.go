@@ -464,6 +464,12 @@ func (m *matcher) resolve(p int) (resolved, *matchErr) {
 			param = true
 		}
 	}
+	if len(prefixed) == 2 && (prefixed[0]+"s" == prefixed[1] || prefixed[1]+"s" == prefixed[0]) {
+		// A keyword and its plural at one place are one command in two
+		// spellings (SLX-OS's show access-list, IOS's show access-lists):
+		// what abbreviates both is the singular, not ambiguous.
+		prefixed = []string{min(prefixed[0], prefixed[1])}
+	}
 	switch {
 	case len(prefixed) == 1:
 		return resolved{isKw: true, kw: prefixed[0], id: wordID(prefixed[0])}, nil

@@ -157,10 +157,10 @@ func execCommands() []*command {
 			cmdShowACLDir),
 		execCmd(seq(show, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), kw("access-lists", "Access lists"),
 			opt(aclNameArg(selfACL)), pipe), cmdShowACLs),
-		execCmd(seq(show, kw("access-lists", "All access lists"), pipe), cmdShowAllACLs),
+		execCmd(seq(show, kw("access-lists", "All access lists"), opt(aclNameArg(selfACL)), pipe), cmdShowAllACLs),
 		// IOS reads `show access-list` as its abbreviation of access-lists,
 		// and SLX-OS's `show access-list ip` without a name lists them all.
-		execCmd(seq(show, accessList, pipe), cmdShowAllACLs),
+		execCmd(seq(show, accessList, pipe), func(s *Session, w io.Writer, _ *NoArgs) error { return cmdShowAllACLs(s, w, &aclArgs{}) }),
 		execCmd(seq(show, accessList, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), pipe), cmdShowACLs),
 		execCmd(seq(show, accessList, kw("sessions", "Current sessions per key of the limited entries"),
 			aclNode(selfACL), opt(seqArg), pipe), cmdShowSessions),
@@ -212,7 +212,7 @@ func execCommands() []*command {
 				if a.width {
 					s.width = a.n
 				} else {
-					s.length = a.n
+					s.length, s.lengthSet = a.n, true
 				}
 				return nil
 			}),
@@ -480,9 +480,20 @@ func cmdShowACLs(s *Session, w io.Writer, a *aclArgs) error {
 	return s.showACLsOf(w, func(l *acl.ACL) bool { return l.Family == a.ref.Family })
 }
 
-// cmdShowAllACLs is IOS's show access-lists: every list of both families.
-func cmdShowAllACLs(s *Session, w io.Writer, _ *NoArgs) error {
-	return s.showACLsOf(w, func(*acl.ACL) bool { return true })
+// cmdShowAllACLs is IOS's show access-lists [NAME]: every list of both
+// families, or those called NAME.
+func cmdShowAllACLs(s *Session, w io.Writer, a *aclArgs) error {
+	if !a.hasName {
+		return s.showACLsOf(w, func(*acl.ACL) bool { return true })
+	}
+	c, err := s.b.Running()
+	if err != nil {
+		return err
+	}
+	if c.ACL(acl.IPv4, a.ref.Name) == nil && c.ACL(acl.IPv6, a.ref.Name) == nil {
+		return fmt.Errorf("access-list %q does not exist", a.ref.Name)
+	}
+	return s.showACLsOf(w, func(l *acl.ACL) bool { return l.Name == a.ref.Name })
 }
 
 func (s *Session) showACLsOf(w io.Writer, want func(*acl.ACL) bool) error {

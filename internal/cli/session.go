@@ -26,6 +26,7 @@ type Session struct {
 	done        bool
 	history     []string
 	length      int
+	lengthSet   bool // terminal length was given (else the terminal's height, as IOS takes it over SSH)
 	width       int
 	confirm     func(question string) (answer string, ok bool) // nil: do not ask (scripts)
 	host_       Host                                           // show chassis, show interface, ...
@@ -86,6 +87,10 @@ func (s *Session) End() { s.stack = s.stack[:1] }
 
 // TerminalLength returns the `terminal length` setting (0: no paging).
 func (s *Session) TerminalLength() int { return s.length }
+
+// TerminalLengthSet reports whether `terminal length` was given in this
+// session; until it is, a terminal pages at its own height.
+func (s *Session) TerminalLengthSet() bool { return s.lengthSet }
 
 // TerminalWidth returns the `terminal width` setting.
 func (s *Session) TerminalWidth() int { return s.width }

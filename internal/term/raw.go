@@ -12,11 +12,18 @@ func IsTerminal(fd int) bool {
 
 // Width returns the width of the terminal fd in cells, or 0 when unknown.
 func Width(fd int) int {
+	cols, _ := Size(fd)
+	return cols
+}
+
+// Size returns the width and height of the terminal fd in cells and rows,
+// 0 when unknown.
+func Size(fd int) (cols, rows int) {
 	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	return int(ws.Col)
+	return int(ws.Col), int(ws.Row)
 }
 
 // MakeInputRaw puts the terminal fd in raw mode for input only and returns a
