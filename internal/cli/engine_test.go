@@ -86,6 +86,11 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeExec}, "show running-config extra", ErrInvalid, 2},
 		{frame{kind: modeExec}, "show access-list i", ErrAmbiguous, 2},
 		{frame{kind: modeExec}, "show access-list ip", -1, 0},
+		{frame{kind: modeExec}, "sh access-l", -1, 0}, // access-list and access-lists: one command, not ambiguous
+		{frame{kind: modeExec}, "sh access-l ip x", -1, 0},
+		{frame{kind: modeExec}, "sh access-lists x", -1, 0}, // IOS: a name after access-lists
+		{frame{kind: modeExec}, "sh acc", -1, 0},
+		{frame{kind: modeExec}, "sh i", ErrAmbiguous, 1},
 		{frame{kind: modeExec}, "show access-list sessions ip", ErrIncomplete, 4},
 		{frame{kind: modeConfig}, "interface management 0", -1, 0},
 		{frame{kind: modeConfig}, "interface eth0", -1, 0},
