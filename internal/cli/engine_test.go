@@ -91,6 +91,8 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeExec}, "sh access-lists x", -1, 0}, // IOS: a name after access-lists
 		{frame{kind: modeExec}, "sh acc", -1, 0},
 		{frame{kind: modeExec}, "sh i", ErrAmbiguous, 1},
+		{frame{kind: modeExec}, "wr", -1, 0}, // IOS: write memory
+		{frame{kind: modeExec}, "wr mem", -1, 0},
 		{frame{kind: modeExec}, "show access-list sessions ip", ErrIncomplete, 4},
 		{frame{kind: modeConfig}, "interface management 0", -1, 0},
 		{frame{kind: modeConfig}, "interface eth0", -1, 0},

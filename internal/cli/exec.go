@@ -195,7 +195,7 @@ func execCommands() []*command {
 		opCmd(seq(clear, accessList, kw("blocked", "Lift block-for lockouts"), aclNode(selfACL), opt(source)), OpClearBlocked, aclRef),
 		execCmd(seq(kw("copy", "Copy a configuration"), kw("running-config", "The running configuration"),
 			kw("startup-config", "The startup configuration")), cmdCopy),
-		execCmd(seq(kw("write", "Write the configuration"), kw("memory", "To the startup configuration")),
+		execCmd(seq(kw("write", "Write the configuration"), opt(kw("memory", "To the startup configuration"))), // IOS: write alone is write memory
 			func(s *Session, w io.Writer, _ *NoArgs) error {
 				if _, err := Call(s.b, OpSave, NoArgs{}); err != nil {
 					return err
