@@ -180,7 +180,11 @@ func openBackend(opts options) (cli.Backend, error) {
 	}
 	c := wire.NewClient(socketPath(opts.socket))
 	if err := c.Ping(); err != nil {
-		return nil, fmt.Errorf("%w (start aclagent, or use --offline)", err)
+		var reach *wire.ReachError
+		if errors.As(err, &reach) {
+			return nil, fmt.Errorf("%w (start aclagent, or use --offline)", err)
+		}
+		return nil, err // the agent runs and said why (busy, too many connections)
 	}
 	return c, nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/agent/wire"
 	"github.com/slxsh/slxsh/internal/cli"
 )
 
@@ -327,5 +330,37 @@ func TestScriptErrorOnce(t *testing.T) {
 	out, errOut, code := runSlxsh(t, "", "-c", "show access-list ip nosuch")
 	if code != 1 || errOut != "" || out != "<command>:1: % Error: access-list \"nosuch\" does not exist\n" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestOpenBackendHints: the hint to start aclagent comes with an agent
+// that cannot be reached, not with an answer of a running agent (a busy
+// agent's refusal used to read "... try again in a moment (start aclagent,
+// or use --offline)").
+func TestOpenBackendHints(t *testing.T) {
+	dir := t.TempDir()
+	_, err := openBackend(options{socket: filepath.Join(dir, "none.sock")})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach aclagent") || !strings.HasSuffix(err.Error(), "(start aclagent, or use --offline)") {
+		t.Errorf("no agent: %v", err)
+	}
+	sock := filepath.Join(dir, "busy.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const refusal = "% Error: too many connections from uid 0; try again in a moment"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			json.NewEncoder(c).Encode(wire.Response{Error: refusal})
+			c.Close()
+		}
+	}()
+	if _, err := openBackend(options{socket: sock}); err == nil || err.Error() != refusal {
+		t.Errorf("busy agent: %v, want %q alone", err, refusal)
 	}
 }
