@@ -111,6 +111,8 @@ func TestShowWithCounters(t *testing.T) {
 		{"show access-lists | include access-list", "ip access-list extended check\nipv6 access-list extended check6\n"},
 		{"show access-list ip | include access-list", "ip access-list extended check\n"},
 		{"show access-list ipv6 | include access-list", "ipv6 access-list extended check6\n"},
+		{"show access-lists check6 | include access-list", "ipv6 access-list extended check6\n"}, // IOS: a name, either family
+		{`show access-list ip check | include "seq 20 permit"`, " seq 20 permit ip any any (7 matches, 0 refused)\n"},
 		{"show access-list sessions ip check", `ip access-list extended check
  seq 10 permit tcp any any eq 22 connlimit 3
    10.0.0.1                                 3/3  at limit
@@ -123,6 +125,16 @@ func TestShowWithCounters(t *testing.T) {
 		}
 		if out.String() != tc.want {
 			t.Errorf("%s:\n%s", tc.line, cmp.Diff(tc.want, out.String()))
+		}
+	}
+	for _, tc := range []struct{ line, want string }{
+		{`show access-list ip check | include "seq 20`, `% Error: regular expression "seq 20: the quote is not closed`},
+		{`show access-list ip check | include "`, `% Error: regular expression ": the quote is not closed`},
+		{"show access-lists nope", `% Error: access-list "nope" does not exist`},
+	} {
+		var out strings.Builder
+		if err := s.Execute(tc.line, &out); err == nil || out.String() != tc.want+"\n" {
+			t.Errorf("%s: error %v, output %q; want %s", tc.line, err, out.String(), tc.want)
 		}
 	}
 }
