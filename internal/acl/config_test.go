@@ -301,7 +301,7 @@ func TestAccessGroups(t *testing.T) {
 	if err := c.AddEntry(acl.IPv4, "a", owner); err != nil {
 		t.Fatal(err)
 	}
-	wantMsg(t, c.SetAccessGroup(acl.IfLinux, "eth1", acl.IPv4, acl.In, "a"), `access-list "a" has user/uid entries (seq 10), which only apply out`)
+	wantMsg(t, c.SetAccessGroup(acl.IfLinux, "eth1", acl.IPv4, acl.In, "a"), `access-list "a" has user/uid entries (seq 10), which only apply outbound (access-group ... out)`)
 	if err := c.SetAccessGroup(acl.IfLinux, "eth1", acl.IPv4, acl.Out, "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func (c *Config) SetAccessGroup(kind IfKind, ifname string, f Family, d Directio
 		return err
 	}
 	if e, kind, other := wrongDirection(a, d); e != nil {
-		return errorf("access-list %q has %s entries (seq %d), which only apply %s", acl, kind, e.Seq, other)
+		return errorf("access-list %q has %s entries (seq %d), which only apply %s (access-group ... %s)", acl, kind, e.Seq, other.Bound(), other)
 	}
 	ifc, err := c.EnsureInterface(kind, ifname)
 	if err != nil {

@@ -31,6 +31,9 @@ func (d Direction) String() string {
 	return "in"
 }
 
+// Bound is the direction in words: inbound, outbound.
+func (d Direction) Bound() string { return d.String() + "bound" }
+
 // MaxNameLen is the longest access-list or time-range name.
 const MaxNameLen = 63
 

@@ -551,6 +551,6 @@ func (v *validator) group(path string, f Family, d Direction, name string) {
 		return
 	}
 	if e, kind, other := wrongDirection(a, d); e != nil {
-		v.addf(path, "%s access-group %s %s: %s entries (seq %d) only apply %s", f, name, d, kind, e.Seq, other)
+		v.addf(path, "%s access-group %s %s: %s entries (seq %d) only apply %s (access-group ... %s)", f, name, d, kind, e.Seq, other.Bound(), other)
 	}
 }

@@ -230,7 +230,7 @@ func TestValidateConfig(t *testing.T) {
 		`ip access-list extended aaa: access lists not sorted or duplicated`,
 		`ipv6 access-list extended six seq 10: source 10.0.0.1 is not an IPv6 address`,
 		`interface management 1: management interface must be 0, not "1"`,
-		`interface ethernet 0/1: ip access-group check in: user/uid entries (seq 10) only apply out`,
+		`interface ethernet 0/1: ip access-group check in: user/uid entries (seq 10) only apply outbound (access-group ... out)`,
 		`interface ethernet 0/1: ip access-group nope out: access-list "nope" does not exist`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
