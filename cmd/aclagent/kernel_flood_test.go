@@ -39,6 +39,8 @@ func init() {
 //	big:  N connections at once, each sending a SIZE-byte request
 //	      (streamed, never held in memory), again and again
 //	show: N goroutines sending `show running-config` requests in a loop
+//	noread: N connections each asking for the running-config, held
+//	      open without reading the answer
 //
 // It prints "ready" once started, runs until its stdin closes, and then
 // prints what it saw.
@@ -68,6 +70,24 @@ func floodMain(spec string) int {
 				continue
 			}
 			opened.Add(1)
+			conns = append(conns, c)
+		}
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+	case "noread":
+		var conns []net.Conn
+		for range n {
+			c, err := net.Dial("unix", sock)
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			opened.Add(1)
+			c.(*net.UnixConn).SetReadBuffer(4096)
+			io.WriteString(c, `{"version":2,"op":"running","args":{}}`+"\n")
 			conns = append(conns, c)
 		}
 		defer func() {
@@ -241,6 +261,30 @@ func changeLimit() time.Duration {
 }
 
 const guestUID = 65534 // nobody
+
+// TestKernelGuestWhoDoesNotRead: a local user whose requests for a large
+// running-config are never read cannot keep another local user's show
+// out. Before, two such requests held both guest slots for the 30 s write
+// timeout and every other guest got "the agent is busy"; now one uid runs
+// one request at a time, and a guest's answer may take 5 s to be read.
+func TestKernelGuestWhoDoesNotRead(t *testing.T) {
+	_, ag := slxSetup(t)
+	var cfg strings.Builder
+	cfg.WriteString("configure terminal\nip access-list extended big\n")
+	for i := 1; i <= 20000; i++ { // a running-config of about 900 kB, more than the socket buffers hold
+		fmt.Fprintf(&cfg, "seq %d permit tcp any host 10.%d.%d.%d eq 22\n", i, i>>16, (i>>8)&255, i&255)
+	}
+	ag.mustShell(cfg.String())
+	noread := startFlood(t, "noread", guestUID, ag.sock, 8, 0) // 8: as many as one guest uid may open
+	defer noread.stop()
+	time.Sleep(200 * time.Millisecond) // the agent takes their requests
+	other := &syscall.Credential{Uid: guestUID - 1, Gid: guestUID - 1, Groups: []uint32{}}
+	for i := range 3 {
+		if r := ag.shellAs(other, "", "-c", "show version"); r.code != 0 || !strings.Contains(r.out, "slxsh version") {
+			t.Fatalf("another guest's show %d beside unread requests: %v", i, r)
+		}
+	}
+}
 
 // TestKernelSocketFlood is the acceptance test of issue 12 for the socket:
 // 2000 idle connections and 50 × 100 MB requests of a local user, 50 ×

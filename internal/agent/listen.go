@@ -45,8 +45,10 @@ const (
 	guestConnsPerUID = 8
 	guestConns       = 64
 	// guestRunning bounds the guest requests that run at once (each takes
-	// the agent's lock for its answer), so that an administrator's change
-	// and the drift repair wait behind at most that many.
+	// the agent's lock for its answer, and holds its answer in memory
+	// until it is written), so that an administrator's change and the
+	// drift repair wait behind at most that many. One guest uid runs one
+	// request at a time, so that it cannot hold every slot.
 	guestRunning = 2
 	// guestRate and guestBurst are the token bucket of each guest uid:
 	// requests per second, and how many may come at once. A shell sends
@@ -60,6 +62,11 @@ const (
 // one of its few connections only that long.
 var readTimeout = 10 * time.Second
 
+// guestWriteTimeout bounds how long a guest may take to read its answer,
+// which holds its running slot until written: a guest that does not read
+// keeps that slot from the others no longer than this.
+var guestWriteTimeout = 5 * time.Second
+
 // errTooLarge is a request over its size limit.
 var errTooLarge = errors.New("request too large")
 
@@ -71,6 +78,8 @@ type guard struct {
 	buckets     map[uint32]*bucket
 	lastRefusal time.Time // when a refusal was last logged
 	tarpit      int       // refusals being held back (refuse)
+
+	uidRunning map[uint32]chan struct{} // a guest uid's running request, cap 1 (while it has connections)
 
 	once       sync.Once
 	running    chan struct{} // guest requests running, cap guestRunning
@@ -129,6 +138,7 @@ func (g *guard) admit(peer Peer, admin bool, now time.Time) (release func(), ref
 		g.total--
 		if g.conns[peer.UID]--; g.conns[peer.UID] == 0 {
 			delete(g.conns, peer.UID)
+			delete(g.uidRunning, peer.UID) // no connection of uid holds or waits for it
 		}
 		// A full bucket is the same as none: forget it, so that the map
 		// holds only uids seen lately.
@@ -140,10 +150,30 @@ func (g *guard) admit(peer Peer, admin bool, now time.Time) (release func(), ref
 	}, ""
 }
 
-// waitRunning takes a guest's running slot, giving up at deadline.
-func (g *guard) waitRunning(deadline time.Time) (release func(), ok bool) {
+// waitRunning takes a running slot for a request of guest uid (admitted,
+// so counted in conns), after its uid's own slot, giving up at deadline.
+func (g *guard) waitRunning(uid uint32, deadline time.Time) (release func(), ok bool) {
 	g.init()
-	return take(g.running, deadline)
+	g.mu.Lock()
+	if g.uidRunning == nil {
+		g.uidRunning = map[uint32]chan struct{}{}
+	}
+	own := g.uidRunning[uid]
+	if own == nil {
+		own = make(chan struct{}, 1)
+		g.uidRunning[uid] = own
+	}
+	g.mu.Unlock()
+	releaseOwn, ok := take(own, deadline)
+	if !ok {
+		return nil, false
+	}
+	releaseSlot, ok := take(g.running, deadline)
+	if !ok {
+		releaseOwn()
+		return nil, false
+	}
+	return func() { releaseSlot(); releaseOwn() }, true
 }
 
 // take takes a slot of sem, giving up at deadline.

@@ -163,19 +163,43 @@ func TestGuestsRunTwoAtATime(t *testing.T) {
 	var g guard
 	deadline := time.Now().Add(100 * time.Millisecond)
 	var done []func()
-	for range guestRunning {
-		release, ok := g.waitRunning(deadline)
+	for uid := range uint32(guestRunning) {
+		release, ok := g.waitRunning(1000+uid, deadline)
 		if !ok {
 			t.Fatal("running slot not had")
 		}
 		done = append(done, release)
 	}
-	if _, ok := g.waitRunning(deadline); ok {
+	if _, ok := g.waitRunning(2000, deadline); ok {
 		t.Errorf("guest request %d runs at once", guestRunning+1)
 	}
 	done[0]()
-	if _, ok := g.waitRunning(time.Now().Add(time.Second)); !ok {
+	if _, ok := g.waitRunning(2000, time.Now().Add(time.Second)); !ok {
 		t.Error("running slot not given back")
+	}
+}
+
+// TestGuestRunsOneAtATime: one guest uid holds one running slot at most,
+// so that requests it does not read cannot keep the other guests out.
+func TestGuestRunsOneAtATime(t *testing.T) {
+	var g guard
+	release, ok := g.waitRunning(1000, time.Now().Add(time.Second))
+	if !ok {
+		t.Fatal("running slot not had")
+	}
+	if _, ok := g.waitRunning(1000, time.Now().Add(50*time.Millisecond)); ok {
+		t.Error("a second request of uid 1000 runs beside its first")
+	}
+	other, ok := g.waitRunning(1001, time.Now().Add(50*time.Millisecond))
+	if !ok {
+		t.Fatal("uid 1001 kept out by uid 1000")
+	}
+	other()
+	release()
+	if again, ok := g.waitRunning(1000, time.Now().Add(50*time.Millisecond)); !ok {
+		t.Error("uid 1000's slot not given back")
+	} else {
+		again()
 	}
 }
 

@@ -125,24 +125,26 @@ func (s *Server) handle(c *net.UnixConn) {
 		s.refuse(c, peer, fmt.Sprintf("%% Error: bad request: larger than %d bytes", requestLimit(admin)))
 		return
 	case err != nil:
-		s.reply(c, &wire.Response{Error: "% Error: bad request: " + err.Error()})
+		s.reply(c, &wire.Response{Error: "% Error: bad request: " + err.Error()}, ioTimeout)
 		return
 	}
+	writeTimeout := ioTimeout
 	if !admin {
-		done, ok := s.guard.waitRunning(deadline)
+		done, ok := s.guard.waitRunning(peer.UID, deadline)
 		if !ok {
 			s.refuse(c, peer, "% Error: the agent is busy; try again in a moment")
 			return
 		}
 		defer done()
+		writeTimeout = guestWriteTimeout
 	}
 	resp := s.dispatch(peer, req)
-	s.reply(c, resp)
+	s.reply(c, resp, writeTimeout)
 }
 
-func (s *Server) reply(c net.Conn, resp *wire.Response) {
+func (s *Server) reply(c net.Conn, resp *wire.Response, timeout time.Duration) {
 	resp.Version = wire.ProtocolVersion
-	c.SetWriteDeadline(time.Now().Add(ioTimeout))
+	c.SetWriteDeadline(time.Now().Add(timeout))
 	w := bufio.NewWriterSize(c, 64<<10)
 	err := writeResponse(w, resp)
 	if err == nil {
