@@ -338,6 +338,7 @@ func buildAgent(f *flags, o nft.Options, log *slog.Logger, messages agent.Messag
 		Load:             func() (float64, error) { return agent.LoadAverageFrom(f.loadavg) },
 		Messages:         messages,
 		Events:           events,
+		LookupUser:       nft.LookupUser,
 		Version:          version,
 		Logger:           log,
 	}

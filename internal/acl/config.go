@@ -172,6 +172,12 @@ func (c *Config) DeleteACL(f Family, name string) error {
 	return nil
 }
 
+// Applied reports whether the list is applied to an interface.
+func (c *Config) Applied(f Family, name string) bool {
+	_, _, ok := c.appliedTo(f, name)
+	return ok
+}
+
 // appliedTo returns the first interface and direction the list is applied to.
 func (c *Config) appliedTo(f Family, name string) (*Interface, Direction, bool) {
 	for _, ifc := range c.Interfaces {

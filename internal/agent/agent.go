@@ -92,6 +92,11 @@ type Options struct {
 	// metrics; nil: show logging says they are not read.
 	Events *EventLog
 
+	// LookupUser resolves `user NAME` as Compile does; entries of lists not
+	// applied anywhere (which Compile does not see) whose user it cannot
+	// resolve get a warning when they are entered. nil: no warning.
+	LookupUser func(name string) (uint32, error)
+
 	Version string // product version for show version
 	// Load returns the 1-minute load average for load-limit; nil means
 	// LoadAverage.
@@ -294,7 +299,7 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	if why != "configure" {
 		prev = nil // start, reload, revert: warn about every binding
 	}
-	warns := a.interfaceWarningsLocked(prev)
+	warns := append(a.interfaceWarningsLocked(prev), a.userWarningsLocked(prev)...)
 	if a.revert != nil && why == "configure" {
 		// The revert returns to the config of its arming, so this change
 		// goes with it: the shell that commits it must know.
@@ -455,6 +460,41 @@ func (a *Agent) interfaceWarningsLocked(prev *acl.Config) []string {
 				warns = append(warns, fmt.Sprintf("%% Warning: interface %s does not exist; the access-group takes effect when it appears", dev))
 			} else {
 				warns = append(warns, fmt.Sprintf("%% Warning: interface %s (%s) does not exist; the access-group takes effect when it appears", ifc.Label(), dev))
+			}
+		}
+	}
+	return warns
+}
+
+// userWarningsLocked lists the entries new or changed since prev (all when
+// prev is nil) of lists applied nowhere whose `user NAME` does not
+// resolve: accepted, since the list compiles only once applied, but the
+// shell that enters one must know that it cannot be applied as it is.
+func (a *Agent) userWarningsLocked(prev *acl.Config) []string {
+	if a.opts.LookupUser == nil {
+		return nil
+	}
+	var warns []string
+	for _, l := range a.running.ACLs {
+		if a.running.Applied(l.Family, l.Name) {
+			continue // compiled: an unknown user was refused
+		}
+		var old *acl.ACL
+		if prev != nil {
+			old = prev.ACL(l.Family, l.Name)
+		}
+		for _, e := range l.Entries {
+			if e.Owner == nil || e.Owner.User == "" {
+				continue
+			}
+			if old != nil {
+				if o := old.Entry(e.Seq); o != nil && o.Owner != nil && o.Owner.User == e.Owner.User {
+					continue
+				}
+			}
+			if _, err := a.opts.LookupUser(e.Owner.User); err != nil {
+				warns = append(warns, fmt.Sprintf("%% Warning: %s access-list extended %s seq %d: user %s: %v; the list cannot be applied until it resolves",
+					l.Family, l.Name, e.Seq, e.Owner.User, err))
 			}
 		}
 	}

@@ -311,6 +311,34 @@ func TestCountersAndClear(t *testing.T) {
 	}
 }
 
+// TestUnknownUserWarns: an entry of a list applied nowhere whose user does
+// not resolve is accepted with a warning when it is entered (applying the
+// list is refused, as Compile cannot resolve it), not at every later line.
+func TestUnknownUserWarns(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LookupUser = func(name string) (uint32, error) {
+		if name == "bob" {
+			return 1000, nil
+		}
+		return 0, errors.New("no such user on this host")
+	}
+	warns, err := ta.Configure(cli.Txn{Context: []string{"ip access-list extended out"}, Lines: []string{"seq 10 permit tcp any any user nosuch", "seq 20 permit tcp any any user bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "% Warning: ip access-list extended out seq 10: user nosuch: no such user on this host; the list cannot be applied until it resolves"
+	if len(warns) != 1 || warns[0] != want {
+		t.Errorf("warnings = %q, want %q", warns, want)
+	}
+	// Told once: a later line does not repeat it.
+	if warns, err := ta.Configure(cli.Txn{Context: []string{"ip access-list extended out"}, Lines: []string{"seq 30 permit ip any any"}}); err != nil || len(warns) != 0 {
+		t.Errorf("later line: %q, %v", warns, err)
+	}
+	if !strings.Contains(ta.RunningText(), "seq 10 permit tcp any any user nosuch\n") {
+		t.Error("entry not kept")
+	}
+}
+
 func TestMissingInterfaceWarns(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL)
