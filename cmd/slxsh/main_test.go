@@ -157,6 +157,16 @@ func TestScriptErrorNamesLine(t *testing.T) {
 	}
 }
 
+// TestScriptCaretAfterTab: a line indented with a tab gets a tab in the
+// caret's line too, so that the terminal puts the caret under the token.
+func TestScriptCaretAfterTab(t *testing.T) {
+	out, _, code := runSlxsh(t, "conf t\nip access-list extended a\n\tpermit tcp any any eq bogus\n", "--offline")
+	want := "<stdin>:3: \tpermit tcp any any eq bogus\n" + strings.Repeat(" ", len("<stdin>:3: ")) + "\t" + strings.Repeat(" ", len("permit tcp any any eq ")) + "^\n"
+	if code == 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, output %q, want %q", code, out, want)
+	}
+}
+
 func TestScriptBadBlockAppliesNothing(t *testing.T) {
 	// The script stops at its first error, so the state after a bad block
 	// is read from the backend the script ran against (in process, through

@@ -238,10 +238,25 @@ func (s *Session) runExec(p *parsed, w io.Writer) error {
 func (s *Session) printError(w io.Writer, prompt string, err error) {
 	var le *LineError
 	if errors.As(err, &le) && le.Caret() {
-		col := utf8.RuneCountInString(prompt) + utf8.RuneCountInString(le.Text[:min(le.Col, len(le.Text))])
-		fmt.Fprintf(w, "%s^\n", strings.Repeat(" ", col))
+		fmt.Fprintf(w, "%s^\n", caretPad(prompt, le))
 	}
 	fmt.Fprintln(w, userMessage(err))
+}
+
+// caretPad is what goes before the caret under the bad token of le's line
+// shown after prefix: a blank per character, a tab where the line has one
+// (so that the terminal puts both at the same tab stop).
+func caretPad(prefix string, le *LineError) string {
+	var b strings.Builder
+	b.WriteString(strings.Repeat(" ", utf8.RuneCountInString(prefix)))
+	for _, r := range le.Text[:min(le.Col, len(le.Text))] {
+		if r == '\t' {
+			b.WriteByte('\t')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
 }
 
 // userMessage is the error text as shown: starting with "%".
@@ -410,7 +425,7 @@ func (s *Session) scriptError(w io.Writer, name string, n int, line string, err 
 	if errors.As(err, &le) && le.Caret() {
 		prefix := fmt.Sprintf("%s:%d: ", name, n)
 		fmt.Fprintf(w, "%s%s\n", prefix, le.Text)
-		fmt.Fprintf(w, "%s^\n", strings.Repeat(" ", utf8.RuneCountInString(prefix)+utf8.RuneCountInString(le.Text[:min(le.Col, len(le.Text))])))
+		fmt.Fprintf(w, "%s^\n", caretPad(prefix, le))
 	}
 	fmt.Fprintf(w, "%s:%d: %s\n", name, n, userMessage(err))
 	return &ScriptError{Name: name, Line: n, Err: err}
