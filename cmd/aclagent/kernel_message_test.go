@@ -165,6 +165,67 @@ func TestKernelRefuseMessageAgentDown(t *testing.T) {
 	}
 }
 
+// expectReset dials addr from ns n times and expects a reset each time.
+func expectReset(t *testing.T, ns *netns.NS, addr, when string, n int) {
+	t.Helper()
+	for range n {
+		c, got, err := ns.Dial("", addr, netns.DialTimeout)
+		if got == netns.Connected {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			data, rerr := io.ReadAll(c)
+			c.Close()
+			t.Fatalf("%s: the refused connection connected (read %q, %v), want a reset", when, data, rerr)
+		}
+		if got != netns.Reset || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("%s: dial got %v (%v), want a reset", when, got, err)
+		}
+	}
+}
+
+// TestKernelRefuseMessagePortTaken: another process that listens on the
+// message port (while the agent is down, then when it starts) never gets a
+// refused connection: the kernel resets those that reach a listener
+// without the responder's socket mark. The agent starts all the same with
+// its configuration (before, it came up with none and the limits failed
+// open), says why in show logging and in a change's warnings, and answers
+// with the line once the port is free.
+func TestKernelRefuseMessagePortTaken(t *testing.T) {
+	p, srv, addr, ag := messageSetup(t)
+	admitTwo(t, p.Client, addr)
+	ag.stop()
+	other := p.Server.Listen(t, "0.0.0.0:4421") // no socket mark, as any process but the agent
+	expectReset(t, p.Client, addr, "agent down, port taken", 2)
+
+	ag.start()
+	if run := ag.running(); !strings.Contains(run, "refuse message") {
+		t.Fatalf("agent started with the port taken: running-config %q", run)
+	}
+	expectReset(t, p.Client, addr, "agent up, port taken", 2)
+	if n := other.Accepted(); n != 0 {
+		t.Fatalf("the process on the message port accepted %d refused connections", n)
+	}
+	if n := srv.Accepted(); n != 2 {
+		t.Fatalf("the real service accepted %d connections, want 2", n)
+	}
+	wantWarn := "% Warning: refused clients of some refuse message ports are reset, not answered"
+	if log := ag.mustShell("", "-c", "show logging"); !strings.Contains(log, wantWarn) {
+		t.Errorf("show logging does not say the port is not served:\n%s", log)
+	}
+	if r := ag.shell("", "-c", "configure terminal; hostname taken"); !strings.Contains(r.out+r.err, wantWarn) {
+		t.Errorf("a change is not warned: %v", r)
+	}
+
+	other.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Contains(ag.mustShell("", "-c", "show logging"), wantWarn) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not open the freed port within 5 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	readRefusal(t, p.Client, addr)
+}
+
 // TestKernelRefuseMessageIPv6: the same through an IPv6 ACL (the
 // responder listens on both families).
 func TestKernelRefuseMessageIPv6(t *testing.T) {

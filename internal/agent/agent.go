@@ -149,6 +149,10 @@ type Agent struct {
 	failures    atomic.Uint64 // failed applies (drift repair or reload)
 	applyTook   atomic.Int64  // how long the last kernel apply took (ns)
 	startup     startupStatus // why the startup-config was not loaded (boot.go)
+	// unserved is why refuse message ports of the installed ruleset are
+	// not open (another process holds them), nil when all are: their
+	// refused clients are reset meanwhile, and Run tries again.
+	unserved atomic.Pointer[error]
 
 	// What the views read without mu (shows and metrics never wait for a
 	// change): the running config and the installed ruleset as published
@@ -300,6 +304,9 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 		prev = nil // start, reload, revert: warn about every binding
 	}
 	warns := append(a.interfaceWarningsLocked(prev), a.userWarningsLocked(prev)...)
+	if w := a.unservedWarning(); w != "" {
+		warns = append(warns, w)
+	}
 	if a.revert != nil && why == "configure" {
 		// The revert returns to the config of its arming, so this change
 		// goes with it: the shell that commits it must know.
@@ -336,7 +343,7 @@ func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, 
 			return errorf("%% Error: cannot prepare session counting, nothing changed: %v", err)
 		}
 	}
-	if err := a.serveMessagesLocked(rs); err != nil {
+	if err := a.serveMessagesLocked(rs, why); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -344,7 +351,7 @@ func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, 
 	a.applyTook.Store(int64(time.Since(t0)))
 	if err != nil {
 		a.log.Error("apply refused by the kernel", "why", why, "err", err)
-		a.serveMessagesLocked(a.ruleset)
+		a.serveMessagesLocked(a.ruleset, "restore")
 		if a.opts.Sessions != nil && a.ruleset != nil {
 			// The kernel still holds the previous ruleset.
 			a.opts.Sessions.Installed(a.running, a.ruleset)
@@ -378,20 +385,59 @@ type MessageServer interface {
 }
 
 // serveMessagesLocked opens the responder ports of rs before the kernel
-// redirects to them. A port that cannot be opened refuses the change: the
-// kernel would redirect refused clients to whatever else listens there.
-func (a *Agent) serveMessagesLocked(rs *nft.Ruleset) error {
+// redirects to them. A port that another process holds refuses an
+// administrator's change (why "configure"), which can be fixed and sent
+// again, unless ports were already not open before it (then the change,
+// whatever it is, goes on, with the warning). Any other apply (start,
+// reload, revert, drift repair, a recompile) goes on without it: the kernel resets a refused connection
+// that reaches a listener other than the responder's (nft.ResponderMark),
+// so the limits hold and the clients of that port get a reset instead of
+// the line until Run opens it (RetryMessages). Refusing those applies would
+// leave a starting agent with no configuration at all.
+func (a *Agent) serveMessagesLocked(rs *nft.Ruleset, why string) error {
 	if a.opts.Messages == nil || rs == nil {
+		a.unserved.Store(nil)
 		return nil
 	}
-	if err := a.opts.Messages.Serve(rs.Messages); err != nil {
-		a.log.Error("refuse message responder", "err", err)
-		if a.ruleset != rs {
-			a.opts.Messages.Serve(messagesOf(a.ruleset))
+	err := a.opts.Messages.Serve(rs.Messages)
+	switch {
+	case err == nil:
+		if a.unserved.Swap(nil) != nil {
+			a.log.Info("refuse message ports open again: refused clients get their line")
 		}
-		return errorf("%% Error: %v; nothing changed", err)
+		return nil
+	case why != "configure" || a.unserved.Load() != nil:
+		a.log.Error("refuse message ports not open: their refused clients are reset until they are; trying again", "why", why, "err", err)
+		a.unserved.Store(&err)
+		return nil
 	}
-	return nil
+	a.log.Error("refuse message responder", "err", err)
+	if a.ruleset != rs {
+		a.opts.Messages.Serve(messagesOf(a.ruleset))
+	}
+	return errorf("%% Error: %v; nothing changed", err)
+}
+
+// RetryMessages opens the refuse message ports that another process held
+// when the ruleset was installed (Run calls it every LoadInterval).
+func (a *Agent) RetryMessages() {
+	if a.unserved.Load() == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.unserved.Load() != nil {
+		a.serveMessagesLocked(a.ruleset, "retry")
+	}
+}
+
+// unservedWarning is what shells are told while refuse message ports are
+// not open ("" when all are).
+func (a *Agent) unservedWarning() string {
+	if err := a.unserved.Load(); err != nil {
+		return fmt.Sprintf("%% Warning: refused clients of some refuse message ports are reset, not answered: %v (the agent tries again every second)", *err)
+	}
+	return ""
 }
 
 func messagesOf(rs *nft.Ruleset) []nft.Message {

@@ -238,6 +238,7 @@ func (a *Agent) Run(ctx context.Context) {
 		case <-load.C:
 			a.ArmLoad()
 			a.WatchBlocked()
+			a.RetryMessages()
 		case <-recompile.C:
 			a.Recompile()
 		case <-offset.C:

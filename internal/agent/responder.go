@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,8 +34,9 @@ type ResponderOptions struct {
 	// closes cannot keep a flow open (DefaultResponderHold).
 	Hold   time.Duration
 	Logger *slog.Logger
-	// Listen opens a port's listener; nil means net.Listen("tcp", ":PORT")
-	// in the agent's namespace (IPv4 and IPv6).
+	// Listen opens a port's listener; nil means listenMarked: TCP on
+	// :PORT in the agent's namespace (IPv4 and IPv6), with the socket
+	// mark that the kernel's message guard requires.
 	Listen func(port uint16) (net.Listener, error)
 }
 
@@ -75,11 +78,29 @@ func NewResponder(o ResponderOptions) *Responder {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Listen == nil {
-		o.Listen = func(port uint16) (net.Listener, error) {
-			return net.Listen("tcp", ":"+strconv.Itoa(int(port)))
-		}
+		o.Listen = listenMarked
 	}
 	return &Responder{opt: o, sem: make(chan struct{}, o.MaxConns), open: map[uint16]*msgPort{}}
+}
+
+// listenMarked listens on TCP :port with the socket mark nft.ResponderMark
+// (SO_MARK, which needs CAP_NET_ADMIN): the kernel resets a refused
+// connection that reaches a listener without it, so another process that
+// took the port never gets one.
+func listenMarked(port uint16) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, nft.ResponderMark)
+		}); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return fmt.Errorf("set the socket mark: %w", err)
+		}
+		return nil
+	}}
+	return lc.Listen(context.Background(), "tcp", ":"+strconv.Itoa(int(port)))
 }
 
 // Serve makes the responder listen on exactly the ports of ms, with their

@@ -40,10 +40,16 @@ func (a *Agent) NftablesText() string {
 
 // LoggingText is `show logging`: the recent events of log entries.
 func (a *Agent) LoggingText() string {
-	if a.opts.Events == nil {
-		return "Access-list log: not read (no NFLOG listener)\n"
+	var b strings.Builder
+	if w := a.unservedWarning(); w != "" {
+		b.WriteString(w + "\n")
 	}
-	return a.opts.Events.Text()
+	if a.opts.Events == nil {
+		b.WriteString("Access-list log: not read (no NFLOG listener)\n")
+	} else {
+		b.WriteString(a.opts.Events.Text())
+	}
+	return b.String()
 }
 
 // VersionText is the agent's part of `show version` (the shell prints its

@@ -35,6 +35,13 @@ const MaxMessages = 64
 // refused first packet only, between our two prerouting chains.
 const MessageMark = 0x534c0100
 
+// ResponderMark is the socket mark (SO_MARK) of the responder's listeners.
+// Only a process with CAP_NET_ADMIN can set a socket mark, so a local user
+// who listens on a message port (while the agent is down, or before it
+// could) never gets the refused connections: the input guard resets a
+// marked first packet whose listener lacks this mark.
+const ResponderMark = 0x534c0200
+
 // MessageChain is the nat chain that redirects refused connections to the
 // responder.
 const MessageChain = "message"
@@ -139,22 +146,24 @@ const RoleMessageGuard = "message-guard"
 // addMessageGuards makes a refusal with a message fail closed: a marked
 // packet that was not redirected to its responder port (NAT skipped it:
 // untracked or invalid, or another table's NAT bound the connection first)
-// is reset in input, and every marked packet in forward is (a redirected
-// one is local).
+// is reset in input, and so is one that reaches a listener other than the
+// responder's (ResponderMark); every marked packet in forward is reset (a
+// redirected one is local).
 func addMessageGuards(chains []*Chain, ms []Message) {
 	for _, ch := range chains {
 		for _, m := range ms {
-			var stmts []Stmt
+			comment := RoleMessageGuard + " port " + strconv.Itoa(int(m.Port))
 			switch ch.Name {
 			case "input":
-				stmts = []Stmt{&MarkEq{Mark: m.Mark}, &Ports{Proto: acl.ProtoTCP,
-					Dst: acl.PortMatch{Op: acl.PortNeq, Lo: m.Port}, Dep: true}, &Reject{TCPReset: true}}
+				ch.Rules = append(ch.Rules,
+					&Rule{Comment: comment, Stmts: []Stmt{&MarkEq{Mark: m.Mark},
+						&Ports{Proto: acl.ProtoTCP, Dst: acl.PortMatch{Op: acl.PortNeq, Lo: m.Port}, Dep: true}, &Reject{TCPReset: true}}},
+					&Rule{Comment: comment + " listener", Stmts: []Stmt{&MarkEq{Mark: m.Mark},
+						&L4Proto{Proto: acl.ProtoTCP}, &SocketMarkNeq{Mark: ResponderMark}, &Reject{TCPReset: true}}})
 			case "forward":
-				stmts = []Stmt{&MarkEq{Mark: m.Mark}, &L4Proto{Proto: acl.ProtoTCP}, &Reject{TCPReset: true}}
-			default:
-				continue
+				ch.Rules = append(ch.Rules, &Rule{Comment: comment, Stmts: []Stmt{&MarkEq{Mark: m.Mark},
+					&L4Proto{Proto: acl.ProtoTCP}, &Reject{TCPReset: true}}})
 			}
-			ch.Rules = append(ch.Rules, &Rule{Comment: RoleMessageGuard + " port " + strconv.Itoa(int(m.Port)), Stmts: stmts})
 		}
 	}
 }

@@ -283,12 +283,16 @@ func ReadBack(e expr.Any) expr.Any {
 }
 
 // ReadBackAll is ReadBack for a rule's expressions, without the byteorder
-// expressions (of meta hour and meta time), which google/nftables v0.3.0
-// does not decode: a rule read back from the kernel lacks them.
+// expressions (of meta hour and meta time) and the socket expressions (of
+// the message guard, SocketMarkNeq), which google/nftables v0.3.0 does not
+// decode (exprFromName knows neither): a rule read back from the kernel
+// lacks them, so drift in them alone is not seen.
 func ReadBackAll(exprs []expr.Any) []expr.Any {
 	out := make([]expr.Any, 0, len(exprs))
 	for _, e := range exprs {
-		if _, ok := e.(*expr.Byteorder); !ok {
+		switch e.(type) {
+		case *expr.Byteorder, *expr.Socket:
+		default:
 			out = append(out, ReadBack(e))
 		}
 	}

@@ -301,6 +301,8 @@ func (ev *simEval) match(st Stmt) bool {
 		return (st.Value == 0) != st.Neq // new connections carry no mark in the model
 	case *CtMarkID, *CtDirection:
 		return true
+	case *SocketMarkNeq:
+		return false // the model's responder is the agent's
 	case *MetaDay, *MetaHour, *MetaTime:
 		return true // the model has no clock: time ranges are active
 	case *LogGroup, *RateUnder:

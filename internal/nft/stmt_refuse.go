@@ -37,6 +37,22 @@ func (s *MarkEq) Exprs() []expr.Any {
 	return metaEq(expr.MetaKeyMARK, binaryutil.NativeEndian.PutUint32(s.Mark))
 }
 
+// SocketMarkNeq matches a packet whose local socket (the listener a first
+// packet reaches) does not carry the mark: `socket mark != 0x534c0200`. A
+// packet that finds no socket matches nothing (the host resets it anyway).
+type SocketMarkNeq struct{ Mark uint32 }
+
+// String renders the statement as nft lists it.
+func (s *SocketMarkNeq) String() string { return fmt.Sprintf("socket mark != 0x%08x", s.Mark) }
+
+// Exprs implements Stmt.
+func (s *SocketMarkNeq) Exprs() []expr.Any {
+	return []expr.Any{
+		&expr.Socket{Key: expr.SocketKeyMark, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(s.Mark)},
+	}
+}
+
 // Redirect sends the connection to a local port of the host (nat chains
 // only; the rule must have matched the transport protocol):
 // `redirect to :4421`.
