@@ -252,3 +252,40 @@ func TestKernelLockoutSurvivesDrift(t *testing.T) {
 		t.Errorf("show access-list blocked does not list the source with less than a minute left:\n%s", show)
 	}
 }
+
+// TestKernelLockoutSurvivesResequenceAndLonger: a resequence (the entry's
+// blocked set is named by its seq) and a longer block-for on the same
+// entry (its set is made again) keep the sources it locked out, for the
+// time they had left; before, both freed every blocked source at once.
+func TestKernelLockoutSurvivesResequenceAndLonger(t *testing.T) {
+	p, ag := slxSetup(t)
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	entry := fmt.Sprintf("permit tcp host %s host %s eq 22 connlimit 1", netns.PairClient4, netns.PairServer4)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 %s block-for 60\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n", entry))
+	p.Client.Expect(t, "", ssh, netns.Connected)
+	p.Client.Expect(t, "", ssh, netns.Reset) // over the limit: blocked
+	p.Client.Expect(t, "", web, netns.Reset)
+	time.Sleep(1500 * time.Millisecond) // the agent reads its lockouts every second
+	stillBlocked := func(what, seq string) {
+		t.Helper()
+		show := ag.mustShell("", "-c", "show access-list blocked ip check")
+		if !strings.Contains(show, netns.PairClient4) {
+			t.Fatalf("after %s the source is not blocked:\n%s", what, show)
+		}
+		p.Client.Expect(t, "", web, netns.Reset)
+		set := "ip_check_in_" + seq + "_blocked"
+		if out, _ := ag.ns.Exec("nft", "list", "set", "inet", "slxsh", set); !strings.Contains(out, netns.PairClient4) {
+			t.Fatalf("after %s %s does not hold the source:\n%s", what, set, out)
+		}
+	}
+	ag.mustShell("", "-c", "resequence access-list ip check 100 10")
+	stillBlocked("a resequence", "100")
+	time.Sleep(1500 * time.Millisecond)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nno seq 100\nseq 100 %s block-for 300\nend\n", entry))
+	stillBlocked("a longer block-for", "100")
+	show := ag.mustShell("", "-c", "show access-list blocked ip check")
+	if !regexp.MustCompile(regexp.QuoteMeta(netns.PairClient4) + `.* ([1-5]\ds|[1-9]s)`).MatchString(show) {
+		t.Errorf("the carried lockout should keep the time it had left (under a minute):\n%s", show)
+	}
+}

@@ -43,6 +43,21 @@ func SameEntry(a, b *Entry) bool {
 	return sameMatch(a, b) && plainKey(a) == plainKey(b)
 }
 
+// SameTraffic reports whether two entries decide the same connections (the
+// same action on the same protocol, addresses, ports and user), whatever
+// their seq and limits: across a change, which entry of the new list is
+// an entry of the old one (its lockouts go with it).
+func SameTraffic(a, b *Entry) bool {
+	return sameMatch(a, b) && a.SrcPort == b.SrcPort && ownerKey(a.Owner) == ownerKey(b.Owner)
+}
+
+func ownerKey(o *Owner) Owner {
+	if o == nil {
+		return Owner{UID: -1}
+	}
+	return *o
+}
+
 // sameMatch compares the cheap fields first: AddEntry compares against
 // every entry of a list.
 func sameMatch(a, b *Entry) bool {

@@ -97,6 +97,71 @@ func (a *Agent) restoreLockoutsLocked() {
 	}
 }
 
+// carryLockoutsLocked keeps the lockouts of block-for entries across an
+// apply of next after prev that gives them other sets: a resequence (the
+// set is named by seq) or another block-for time (the set is made again).
+// An entry of next that decides the same traffic (acl.SameTraffic) as an
+// entry of prev with block-for, in the same list and direction, gets the
+// lockouts last read of that entry's sets (WatchBlocked) that its own
+// lack, for the time each had left, at most its own block-for. Before, a
+// longer block-for typed during an attack freed every blocked source.
+func (a *Agent) carryLockoutsLocked(prev, next *acl.Config) {
+	if prev == nil || len(a.lockouts) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, l := range next.ACLs {
+		old := prev.ACL(l.Family, l.Name)
+		before := blockedSets(prev, old, false)
+		if len(before) == 0 {
+			continue
+		}
+		for _, set := range blockedSets(next, l, false) {
+			e := l.Entry(set.ref.Seq)
+			for _, b := range before {
+				oe := old.Entry(b.ref.Seq)
+				if b.ref.Dir != set.ref.Dir || !acl.SameTraffic(e, oe) {
+					continue
+				}
+				if b.name != set.name || oe.BlockFor.Seconds != e.BlockFor.Seconds {
+					limit := now.Add(time.Duration(e.BlockFor.Seconds) * time.Second)
+					a.carryLocked(b.name, set.name, l.Family, limit, now)
+					a.carryLocked(b.full, set.full, l.Family, limit, now)
+				}
+				break
+			}
+		}
+	}
+}
+
+// carryLocked puts the lockouts last read of set from that set to lacks,
+// each until it ended or limit, whichever is first.
+func (a *Agent) carryLocked(from, to string, f acl.Family, limit, now time.Time) {
+	was, ok := a.lockouts[from]
+	if !ok || len(was.held) == 0 {
+		return
+	}
+	have, err := a.readLockoutsLocked(to, f, now)
+	if err != nil {
+		return
+	}
+	carried := lockoutSet{family: f}
+	for _, l := range was.held {
+		carried.held = append(carried.held, lockout{l.addr, minTime(l.until, limit)})
+	}
+	missing := missingLockouts(carried, have, now)
+	if a.restoreLocked(to, f, missing, now) {
+		a.lockouts[to] = lockoutSet{f, append(have, missing...)}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // forgetLockoutsLocked drops what the agent keeps of the lockouts of set
 // (of src only when valid): `clear access-list blocked` lifted them.
 func (a *Agent) forgetLockoutsLocked(set string, src netip.Addr) {
