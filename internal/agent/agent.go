@@ -359,6 +359,7 @@ func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, 
 		return errorf("%% Error: the kernel refused the change, nothing changed: %v", err)
 	}
 	a.carryLockoutsLocked(a.running, cfg)
+	a.restartReplacedLocked(a.running, cfg)
 	if a.opts.Sessions == nil {
 		// Without a session side nothing can count the sessions already
 		// open: new limits count from now on (logged at start).

@@ -274,6 +274,41 @@ func TestCountersByDirection(t *testing.T) {
 	}
 }
 
+// TestReplacedEntryCountsFromZero: an entry put at the seq of another in
+// one block, or moved there by a resequence, counts from zero (the
+// kernel's counters are named by seq); an entry re-sent unchanged and the
+// entries a change leaves alone keep their counts.
+func TestReplacedEntryCountsFromZero(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended check",
+		"seq 10 permit tcp any any eq 22", "seq 20 deny tcp any any eq 80", "seq 30 permit ip any any"}}, slxBind)
+	name := func(seq int) string { m, _ := nft.CounterNames(acl.IPv4, "check", acl.In, seq); return m }
+	ta.kernel.Values = map[string]nft.CounterValue{name(10): {Packets: 2}, name(20): {Packets: 3}, name(30): {Packets: 4}}
+	matches := func() map[int]uint64 {
+		got, err := ta.Counters(acl.IPv4, "check", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]uint64{}
+		for _, c := range got {
+			if c.Seq != 0 {
+				out[c.Seq] = c.Matches
+			}
+		}
+		return out
+	}
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"seq 10 permit tcp any any eq 22", "no seq 20", "seq 20 permit udp any any eq 53"}})
+	if got := matches(); got[10] != 2 || got[20] != 0 || got[30] != 4 {
+		t.Errorf("after replacing seq 20 in one block: %v, want 10:2 20:0 30:4", got)
+	}
+	ta.kernel.Values[name(20)] = nft.CounterValue{Packets: 5} // the udp entry's 2
+	// resequence 10 5: 10 stays, 20 moves to 15, 30 moves to 20.
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"resequence 10 5"}})
+	if got := matches(); got[10] != 2 || got[20] != 0 {
+		t.Errorf("after resequence: %v, want 10 kept at 2 and the entry moved to 20 from zero, not seq 20's 2", got)
+	}
+}
+
 func TestCountersAndClear(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)

@@ -206,6 +206,62 @@ func (a *Agent) ClearCounters(f acl.Family, name string) error {
 	return nil
 }
 
+// restartReplacedLocked makes the counters of an entry that a change put
+// at the seq of another (a replaced entry in one block, a resequence, a
+// reload whose startup-config differs there) count from zero: the
+// kernel's counters are named by seq and would go on with the other
+// entry's counts (SPEC §4: counts are per entry). It sets their baselines
+// to the kernel's values, read only when some entry was replaced.
+func (a *Agent) restartReplacedLocked(prev, next *acl.Config) {
+	if prev == nil {
+		return
+	}
+	var names []string
+	for _, l := range next.ACLs {
+		old := prev.ACL(l.Family, l.Name)
+		if old == nil {
+			continue
+		}
+		for i, j := 0, 0; i < len(old.Entries) && j < len(l.Entries); {
+			o, e := old.Entries[i], l.Entries[j]
+			switch {
+			case o.Seq < e.Seq:
+				i++
+				continue
+			case o.Seq > e.Seq:
+				j++
+				continue
+			}
+			i, j = i+1, j+1
+			if o == e || e.Action == acl.Remark || acl.SameEntry(o, e) {
+				continue
+			}
+			for d := range 2 {
+				r := nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: acl.Direction(d), Seq: e.Seq}
+				m, ref := nft.CounterNames(l.Family, l.Name, r.Dir, e.Seq)
+				names = append(names, m, ref)
+				for _, why := range nft.EntryReasons(e) {
+					names = append(names, nft.ReasonCounterName(r, why))
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	raw, err := a.opts.Kernel.Counters()
+	if err != nil {
+		a.log.Warn("cannot read counters: replaced entries go on with the counts of the entries they replaced", "err", err)
+		return
+	}
+	for _, n := range names {
+		if v, ok := raw[n]; ok {
+			a.setBaselineLocked(n, v.Packets)
+		}
+	}
+	a.saveBaselinesLocked()
+}
+
 // pruneBaselinesLocked forgets baselines of entries that no longer exist,
 // so that an entry added again later counts from its own zero.
 func (a *Agent) pruneBaselinesLocked() {
