@@ -50,6 +50,10 @@ type TraceState struct {
 	// the kernel (the entry refuses); ok false when there is none (an ACL
 	// not applied), and then Load decides as the agent would arm it.
 	LoadFlag func(seq int) (on, ok bool)
+	// Quota returns the bytes that entry seq's quota window of key (the
+	// source address, or TotalKey) has used; ok false when the key has no
+	// window (none used yet). Nil: not known.
+	Quota func(seq int, key string) (used uint64, ok bool)
 }
 
 // StepResult is what one entry did with the packet.
@@ -79,7 +83,7 @@ type Step struct {
 // LimitCheck is one limit of the deciding (or a passed-on) entry.
 type LimitCheck struct {
 	Seq      int
-	Kind     string // "connlimit", "rate", "load-limit", "block-for", "blocked"
+	Kind     string // "connlimit", "rate", "quota", "load-limit", "block-for", "blocked"
 	Key      string // the key counted under (connlimit)
 	By       string // "per-source", "per-prefix 24", "per-destination", "total"
 	Sessions int
@@ -220,6 +224,9 @@ func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
 		add(LimitCheck{Kind: "rate", Limit: r.N,
 			Note: fmt.Sprintf("%d per %s: the kernel's tokens are not readable, assumed under", r.N, r.Per)})
 	}
+	if q := e.Quota; q != nil && refused == "" {
+		add(quotaCheck(e, q, p, st))
+	}
 	for i := range e.Connlimits { // in the compiled order; the first over refuses
 		if refused == "" {
 			add(connlimitCheck(e, &e.Connlimits[i], p, st))
@@ -229,6 +236,32 @@ func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
 		add(LimitCheck{Kind: "block-for", Note: fmt.Sprintf("the source would be locked out for %d s", e.BlockFor.Seconds)})
 	}
 	return out, refused
+}
+
+// quotaCheck is `quota N UNIT per PERIOD`: over once the key's window
+// has used the quota (new connections are refused until it ends).
+func quotaCheck(e *Entry, q *Quota, p Packet, st TraceState) LimitCheck {
+	key, by := TotalKey, "total"
+	if q.PerSource {
+		key, by = p.Src.Unmap().String(), "per-source"
+	}
+	c := LimitCheck{Kind: "quota", Key: key, By: by}
+	limit := q.Bytes()
+	if st.Quota == nil {
+		c.Note = fmt.Sprintf("%d bytes per %s: usage not known, assumed under", limit, q.Per)
+		return c
+	}
+	used, ok := st.Quota(e.Seq, key)
+	if !ok {
+		c.Note = fmt.Sprintf("no window open: 0 of %d bytes used", limit)
+		return c
+	}
+	c.Over = used >= limit
+	c.Note = fmt.Sprintf("used %d of %d bytes this %s", used, limit, q.Per)
+	if c.Over {
+		c.Note += ": over quota, new connections are refused until the window ends"
+	}
+	return c
 }
 
 func connlimitCheck(e *Entry, cl *Connlimit, p Packet, st TraceState) LimitCheck {

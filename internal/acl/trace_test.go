@@ -140,3 +140,37 @@ func TestTracePacket(t *testing.T) {
 		t.Errorf("skipped step says %q", s.Why)
 	}
 }
+
+// TestTraceQuota: an entry with a quota refuses once its key's window has
+// used the quota, as the kernel does, and admits under it or with no
+// window open.
+func TestTraceQuota(t *testing.T) {
+	q := &Entry{Seq: 25, Action: Permit, Proto: ProtoTCP, DstPort: PortMatch{Op: PortEq, Lo: 8080},
+		Quota: &Quota{N: 10, Unit: KBytes, Per: Minute, PerSource: true}}
+	l := &ACL{Name: "q", Family: IPv4, Entries: []*Entry{q}}
+	c := New()
+	c.ACLs = []*ACL{l}
+	p := Packet{Proto: ProtoTCP, Src: netip.MustParseAddr("10.77.0.13"), Dst: netip.MustParseAddr("10.77.0.2"), SPort: 40000, DPort: 8080}
+	used := func(m map[string]uint64) func(int, string) (uint64, bool) {
+		return func(seq int, key string) (uint64, bool) { v, ok := m[key]; return v, ok && seq == 25 }
+	}
+	for _, tc := range []struct {
+		name  string
+		st    TraceState
+		admit bool
+	}{
+		{"over", TraceState{Quota: used(map[string]uint64{"10.77.0.13": 20000})}, false},
+		{"exactly used", TraceState{Quota: used(map[string]uint64{"10.77.0.13": 10240})}, false},
+		{"under", TraceState{Quota: used(map[string]uint64{"10.77.0.13": 100})}, true},
+		{"another source's window", TraceState{Quota: used(map[string]uint64{"10.77.0.14": 20000})}, true},
+		{"not known", TraceState{}, true},
+	} {
+		tr := TracePacket(c, l, p, tc.st)
+		if tr.Admit != tc.admit || tr.Seq != 25 || (!tc.admit && tr.Reason != "quota") {
+			t.Errorf("%s: admit %v seq %d reason %q, want admit %v", tc.name, tr.Admit, tr.Seq, tr.Reason, tc.admit)
+		}
+		if len(tr.Limits) == 0 || tr.Limits[0].Kind != "quota" {
+			t.Errorf("%s: limits %+v, want the quota checked", tc.name, tr.Limits)
+		}
+	}
+}

@@ -40,6 +40,7 @@ func (a *Agent) PacketTrace(args cli.TraceArgs) (cli.PacketTrace, error) {
 		st.Blocked = a.blockedOn(cfg, l, args.Dir)
 		if !asIf {
 			st.LoadFlag = a.loadFlag(rs, l, args.Dir)
+			st.Quota = a.quotaUsed(rs, l, args.Dir)
 		}
 	}
 	t := cli.RunTrace(cfg, l, asIf, args, st, counts)
@@ -111,6 +112,31 @@ func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(n
 			}
 		}
 		return false
+	}
+}
+
+// quotaUsed returns what the kernel's quota window of an entry of the ACL
+// in dir has used for a key (read once per question).
+func (a *Agent) quotaUsed(rs *nft.Ruleset, l *acl.ACL, dir acl.Direction) func(int, string) (uint64, bool) {
+	return func(seq int, key string) (uint64, bool) {
+		if rs == nil {
+			return 0, false
+		}
+		for _, s := range rs.Sets {
+			if s.Kind != nft.SetQuota || s.Entry != (nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: dir, Seq: seq}) {
+				continue
+			}
+			us, err := a.opts.Kernel.QuotaUsed(s)
+			if err != nil {
+				return 0, false
+			}
+			for _, u := range us {
+				if u.Key == key {
+					return u.Used, true
+				}
+			}
+		}
+		return 0, false
 	}
 }
 
