@@ -137,6 +137,11 @@ func TestKernelShowWindows(t *testing.T) {
 			t.Errorf("show access-list sessions does not match %s:\n%s", re, show)
 		}
 	}
+	// packet-tracer reads the same window: used, under the quota, admit.
+	trace := ag.mustShell("", "-c", "packet-tracer input management 0 tcp "+netns.PairClient4+" 40000 "+netns.PairServer4+" 80")
+	if !regexp.MustCompile(`(?m)^ seq 20 quota, key total\n   used [1-9]\d* of 102400 bytes this minute$`).MatchString(trace) || !strings.Contains(trace, "Action: admit") {
+		t.Errorf("packet-tracer does not show the quota's window:\n%s", trace)
+	}
 }
 
 // fixedZone writes a TZif file (version 1) for a zone offset seconds
