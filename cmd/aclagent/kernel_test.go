@@ -390,6 +390,24 @@ func TestKernelMetrics(t *testing.T) {
 	}
 }
 
+// TestKernelMetricsSeveralLimits: slxsh_acl_sessions counts each session
+// of an entry once, however many limits the entry has (each limit counts
+// every session by its own key: before, 3 sessions read 6).
+func TestKernelMetricsSeveralLimits(t *testing.T) {
+	p, ag := slxSetup(t, "--metrics", "127.0.0.1:9469")
+	ag.mustShell(fmt.Sprintf("conf term\nip access-list extended check\npermit tcp host %s host %s eq 22 connlimit 2 per-destination connlimit 3 total\nexit\ninterface management 0\nip access-group check in\nend\n",
+		netns.PairClient4, netns.PairServer4))
+	expectN(t, p.Client, ssh, 2, netns.Connected)
+	body := ""
+	for range 20 { // the session index follows conntrack events
+		if body = scrapeMetrics(t, ag, "127.0.0.1:9469"); strings.Contains(body, `slxsh_acl_sessions{acl="check",family="ip",seq="10"} 2`+"\n") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("metrics lack slxsh_acl_sessions 2 for two sessions under two limits:\n%s", body)
+}
+
 // TestKernelSecondAgentTouchesNothing: an agent whose socket is taken by a
 // running agent exits before it touches the kernel.
 func TestKernelSecondAgentTouchesNothing(t *testing.T) {

@@ -23,7 +23,7 @@ var (
 	failuresDesc = prometheus.NewDesc("slxsh_agent_apply_failures_total",
 		"Failed background applies (drift repair, reload).", nil, nil)
 	sessionsDesc = prometheus.NewDesc("slxsh_acl_sessions",
-		"Open sessions counted under a limited ACL entry (all keys).", []string{"family", "acl", "seq"}, nil)
+		"Open sessions of a limited ACL entry (all keys, each session once).", []string{"family", "acl", "seq"}, nil)
 	atLimitDesc = prometheus.NewDesc("slxsh_acl_keys_at_limit",
 		"Keys (sources, prefixes, ...) of a limited ACL entry now at its limit.", []string{"family", "acl", "seq"}, nil)
 	startupDesc = prometheus.NewDesc("slxsh_agent_startup_config_loaded",

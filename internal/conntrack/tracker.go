@@ -693,7 +693,7 @@ func (t *Tracker) Sessions(cfg *acl.Config, f acl.Family, name string, seq int) 
 // EntryTotal sums the keys of one limited entry in one direction.
 type EntryTotal struct {
 	EntryID
-	Sessions int // open sessions summed over all its keys (of every limit)
+	Sessions int // open sessions, each once: summed over the keys of one of its limits (each limit counts them all)
 	AtLimit  int // keys at the limit
 }
 
@@ -704,15 +704,19 @@ func (t *Tracker) Totals(cfg *acl.Config) ([]EntryTotal, error) {
 	v := t.view.Load()
 	at := map[EntryID]int{}
 	var out []EntryTotal
+	var counted []LimitID // the limit whose keys count each entry's sessions, by out's index
 	err := t.idx.Each(t.bindings(cfg), func(KeyID) bool { return true }, func(c KeyCount) {
-		id := c.limit().EntryID
-		i, ok := at[id]
+		lim := c.limit()
+		i, ok := at[lim.EntryID]
 		if !ok {
 			i = len(out)
-			at[id] = i
-			out = append(out, EntryTotal{EntryID: id})
+			at[lim.EntryID] = i
+			out = append(out, EntryTotal{EntryID: lim.EntryID})
+			counted = append(counted, lim)
 		}
-		out[i].Sessions += c.Sessions
+		if counted[i] == lim { // an entry with several limits: its sessions once
+			out[i].Sessions += c.Sessions
+		}
 		if v.atLimit(c) {
 			out[i].AtLimit++
 		}
