@@ -279,6 +279,12 @@ func TestKernelLockoutSurvivesResequenceAndLonger(t *testing.T) {
 			t.Fatalf("after %s %s does not hold the source:\n%s", what, set, out)
 		}
 	}
+	// packet-tracer names the entry whose lockout refuses, and its rule.
+	trace := tracer(ag, " detail")
+	expectTrace(t, trace, "seq 10 blocked, key "+netns.PairClient4, "Reason: blocked", `comment "acl=check dir=in seq=10 blocked"`)
+	if strings.Contains(trace, "implicit-deny") {
+		t.Errorf("a blocked connection's trace shows the implicit deny's rule:\n%s", trace)
+	}
 	ag.mustShell("", "-c", "resequence access-list ip check 100 10")
 	stillBlocked("a resequence", "100")
 	time.Sleep(1500 * time.Millisecond)

@@ -42,8 +42,9 @@ type TraceState struct {
 	// Gated reports whether entry seq's limit set is still being counted
 	// (its gate closed): every connection of the entry is refused.
 	Gated func(seq int) bool
-	// Blocked reports whether src is locked out on the ACL (block-for).
-	Blocked func(src netip.Addr) bool
+	// Blocked reports whether src is locked out on the ACL (block-for),
+	// and by the lockout of which entry.
+	Blocked func(src netip.Addr) (seq int, ok bool)
 	// Load returns the 1-minute load average; ok false when unknown.
 	Load func() (load float64, ok bool)
 	// LoadFlag returns whether entry seq's load-limit flag is armed in
@@ -107,11 +108,14 @@ type Trace struct {
 // (for its time ranges) with the live state st.
 func TracePacket(c *Config, a *ACL, p Packet, st TraceState) Trace {
 	var t Trace
-	if st.Blocked != nil && hasBlockFor(a) && st.Blocked(p.Src) {
-		t.Limits = []LimitCheck{{Kind: "blocked", Key: p.Src.Unmap().String(), Over: true,
-			Note: "source locked out by block-for on this access list"}}
-		t.Refusal, t.Reason = anyRefusal(p), "blocked"
-		return t
+	if st.Blocked != nil && hasBlockFor(a) {
+		if seq, ok := st.Blocked(p.Src); ok {
+			t.Seq = seq
+			t.Limits = []LimitCheck{{Seq: seq, Kind: "blocked", Key: p.Src.Unmap().String(), Over: true,
+				Note: fmt.Sprintf("source locked out on this access list by the block-for of seq %d", seq)}}
+			t.Refusal, t.Reason = anyRefusal(p), "blocked"
+			return t
+		}
 	}
 	for _, e := range a.Entries {
 		if e.Action == Remark {

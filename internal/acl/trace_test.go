@@ -76,8 +76,8 @@ func TestTracePacket(t *testing.T) {
 		{"total over, ip entry refuses udp as unreachable", Packet{Proto: ProtoUDP, Src: ip("10.1.1.1"), Dst: ip("10.2.2.2"), SPort: 5000, DPort: 53},
 			TraceState{Key: keys(map[string]KeyState{TotalKey: {Sessions: 1, AtLimit: true}})},
 			false, 70, "connlimit", "unreachable", []StepResult{NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, Decides}, ""},
-		{"blocked source", tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Blocked: func(a netip.Addr) bool { return a == ip("10.1.1.1") }},
-			false, 0, "blocked", "reset", nil, ""},
+		{"blocked source", tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Blocked: func(a netip.Addr) (int, bool) { return 70, a == ip("10.1.1.1") }},
+			false, 70, "blocked", "reset", nil, ""},
 		{"why: protocol", Packet{Proto: ProtoSCTP, Src: ip("10.24.12.107"), Dst: ip("10.24.12.129"), DPort: 22}, TraceState{},
 			true, 70, "permit", "", []StepResult{NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, Decides}, ""},
 	} {

@@ -92,9 +92,9 @@ func (a *Agent) gated(l *acl.ACL, dir acl.Direction) func(int) bool {
 
 // blockedOn returns whether a source is locked out on the ACL in dir by
 // one of its entries' block-for sets, or by a full blocked set's lockout
-// of everyone (read once per question).
-func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(netip.Addr) bool {
-	return func(src netip.Addr) bool {
+// of everyone, and by which entry (read once per question).
+func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(netip.Addr) (int, bool) {
+	return func(src netip.Addr) (int, bool) {
 		for _, set := range blockedSets(cfg, l, false) {
 			if set.ref.Dir != dir {
 				continue
@@ -106,12 +106,12 @@ func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(n
 				}
 				for _, e := range elems {
 					if !e.Addr.IsValid() || e.Addr.Unmap() == src.Unmap() {
-						return true
+						return set.ref.Seq, true
 					}
 				}
 			}
 		}
-		return false
+		return 0, false
 	}
 }
 

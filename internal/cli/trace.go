@@ -219,10 +219,10 @@ func writeTrace(w io.Writer, t *PacketTrace) {
 func writeEntries(w io.Writer, head func(string, string), t *PacketTrace) {
 	tr := &t.Trace
 	switch {
+	case tr.Reason == "blocked":
+		head("ACCESS-LIST", fmt.Sprintf("not evaluated: the source is blocked (by the block-for of seq %d)", tr.Seq))
 	case tr.Seq != 0:
 		head("ACCESS-LIST", fmt.Sprintf("seq %d decides", tr.Seq))
-	case tr.Reason == "blocked":
-		head("ACCESS-LIST", "not evaluated: the source is blocked")
 	default:
 		head("ACCESS-LIST", "no entry matches: implicit deny")
 	}

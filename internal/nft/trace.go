@@ -58,7 +58,7 @@ func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifna
 				continue
 			}
 			switch {
-			case ref.Seq == 0 && role == RoleBlocked:
+			case role == RoleBlocked: // every connection of the list is checked against every lockout
 				out = append(out, rule)
 			case ref.Seq == 0 && role == "":
 				if decided == 0 {
