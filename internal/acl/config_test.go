@@ -654,3 +654,40 @@ func TestSpellingsOfDefaults(t *testing.T) {
 		t.Errorf("no permit ... refuse reset: %v; seq 10 is that entry", err)
 	}
 }
+
+// TestEquivalentSpellings: `range P P` is `eq P` and a quota is its bytes,
+// however spelled: re-sent in the other spelling the entry is a no-op, and
+// at another seq a duplicate (SPEC §4: in any equivalent spelling).
+func TestEquivalentSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b acl.Entry
+	}{
+		{"range P P", acl.Entry{DstPort: acl.PortMatch{Op: acl.PortEq, Lo: 8080}},
+			acl.Entry{DstPort: acl.PortMatch{Op: acl.PortRange, Lo: 8080, Hi: 8080}}},
+		{"source range P P", acl.Entry{SrcPort: acl.PortMatch{Op: acl.PortRange, Lo: 1024, Hi: 1024}},
+			acl.Entry{SrcPort: acl.PortMatch{Op: acl.PortEq, Lo: 1024}}},
+		{"quota units", acl.Entry{Quota: &acl.Quota{N: 1, Unit: acl.KBytes, Per: acl.Minute}},
+			acl.Entry{Quota: &acl.Quota{N: 1024, Unit: acl.Bytes, Per: acl.Minute}}},
+	} {
+		c := acl.New()
+		c.EnsureACL(acl.IPv4, "a")
+		base := acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP}
+		a, b := tc.a, tc.b
+		a.Seq, a.Action, a.Proto = base.Seq, base.Action, base.Proto
+		b.Seq, b.Action, b.Proto = base.Seq, base.Action, base.Proto
+		if err := c.AddEntry(acl.IPv4, "a", &a); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := c.AddEntry(acl.IPv4, "a", &b); err != nil {
+			t.Errorf("%s: re-sent in the other spelling: %v", tc.name, err)
+		}
+		b.Seq = 20
+		if err := c.AddEntry(acl.IPv4, "a", &b); err == nil {
+			t.Errorf("%s: the other spelling at another seq is not a duplicate", tc.name)
+		}
+		if n := len(c.ACL(acl.IPv4, "a").Entries); n != 1 {
+			t.Errorf("%s: %d entries, want 1", tc.name, n)
+		}
+	}
+}

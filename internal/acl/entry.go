@@ -48,7 +48,7 @@ func SameEntry(a, b *Entry) bool {
 // their seq and limits: across a change, which entry of the new list is
 // an entry of the old one (its lockouts go with it).
 func SameTraffic(a, b *Entry) bool {
-	return sameMatch(a, b) && a.SrcPort == b.SrcPort && ownerKey(a.Owner) == ownerKey(b.Owner)
+	return sameMatch(a, b) && portKey(a.SrcPort) == portKey(b.SrcPort) && ownerKey(a.Owner) == ownerKey(b.Owner)
 }
 
 func ownerKey(o *Owner) Owner {
@@ -61,8 +61,16 @@ func ownerKey(o *Owner) Owner {
 // sameMatch compares the cheap fields first: AddEntry compares against
 // every entry of a list.
 func sameMatch(a, b *Entry) bool {
-	return a.Action == b.Action && a.Proto == b.Proto && a.DstPort == b.DstPort &&
+	return a.Action == b.Action && a.Proto == b.Proto && portKey(a.DstPort) == portKey(b.DstPort) &&
 		a.Src == b.Src && a.Dst == b.Dst && a.Remark == b.Remark
+}
+
+// portKey is a port match in one spelling: `range P P` is `eq P`.
+func portKey(m PortMatch) PortMatch {
+	if m.Op == PortRange && m.Lo == m.Hi {
+		return PortMatch{Op: PortEq, Lo: m.Lo}
+	}
+	return m
 }
 
 // plainKey is contentKey without the spellings of defaults (SameEntry).
@@ -121,13 +129,14 @@ type entryKey struct {
 func contentKey(e *Entry) entryKey {
 	k := entryKey{
 		action: e.Action, remark: e.Remark, timeRange: e.TimeRange, proto: e.Proto,
-		src: e.Src, dst: e.Dst, srcPort: e.SrcPort, dstPort: e.DstPort,
+		src: e.Src, dst: e.Dst, srcPort: portKey(e.SrcPort), dstPort: portKey(e.DstPort),
 		refuse: e.Refuse, log: e.Log, count: e.Count,
 	}
 	k.nConnlimits = len(e.Connlimits)
 	copy(k.connlimits[:], e.Connlimits) // sorted (SortConnlimits); more than MaxConnlimits is invalid
 	k.rate, k.hasRate = deref(e.Rate)
 	k.quota, k.hasQuota = deref(e.Quota)
+	k.quota.N, k.quota.Unit = k.quota.N*k.quota.Unit.Size(), Bytes // `quota 1 kbytes` is `quota 1024 bytes`
 	k.blockFor, k.hasBlockFor = deref(e.BlockFor)
 	k.loadLimit, k.hasLoadLimit = deref(e.LoadLimit)
 	k.owner, k.hasOwner = deref(e.Owner)
