@@ -113,6 +113,7 @@ func TestShowWithCounters(t *testing.T) {
 		{"show access-list ipv6 | include access-list", "ipv6 access-list extended check6\n"},
 		{"show access-lists check6 | include access-list", "ipv6 access-list extended check6\n"}, // IOS: a name, either family
 		{`show access-list ip check | include "seq 20 permit"`, " seq 20 permit ip any any (7 matches, 0 refused)\n"},
+		{"show access-list ip check|include seq 20|seq 30", " seq 20 permit ip any any (7 matches, 0 refused)\n"}, // the first | alone is a pipe, later ones alternation
 		{"show access-list sessions ip check", `ip access-list extended check
  seq 10 permit tcp any any eq 22 connlimit 3
    10.0.0.1                                 3/3  at limit

@@ -350,9 +350,14 @@ type token struct {
 // runs to the closing quote (backslash escapes the next character).
 func tokenize(line string) []token { return appendTokens(nil, line) }
 
-// appendTokens appends the tokens of line to toks.
+// appendTokens appends the tokens of line to toks. The first "|" outside
+// quotes is a token of its own even when written against its neighbours
+// (IOS: `sh run|inc host`); later ones stay in their tokens, so that a
+// pattern may use alternation (`| include a|b`). A rest-of-line value
+// (remark) is the line's text, whatever its tokens.
 func appendTokens(toks []token, line string) []token {
 	i := 0
+	piped := false
 	for i < len(line) {
 		if line[i] == ' ' || line[i] == '\t' {
 			i++
@@ -372,9 +377,19 @@ func appendTokens(toks []token, line string) []token {
 			}
 		}
 		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+			if line[i] == '|' && !piped {
+				piped = true
+				if i > start {
+					toks = append(toks, token{line[start:i], start})
+				}
+				toks = append(toks, token{"|", i})
+				start = i + 1
+			}
 			i++
 		}
-		toks = append(toks, token{line[start:i], start})
+		if i > start {
+			toks = append(toks, token{line[start:i], start})
+		}
 	}
 	return toks
 }

@@ -92,6 +92,9 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeExec}, "sh acc", -1, 0},
 		{frame{kind: modeExec}, "sh i", ErrAmbiguous, 1},
 		{frame{kind: modeExec}, "wr", -1, 0}, // IOS: write memory
+		{frame{kind: modeExec}, "sh run|inc host", -1, 0}, // IOS: the pipe against its neighbours
+		{frame{kind: modeExec}, "sh run |inc host", -1, 0},
+		{frame{kind: modeExec}, "sh run| inc a|b", -1, 0},
 		{frame{kind: modeExec}, "wr mem", -1, 0},
 		{frame{kind: modeExec}, "show access-list sessions ip", ErrIncomplete, 4},
 		{frame{kind: modeConfig}, "interface management 0", -1, 0},

@@ -73,3 +73,16 @@ func TestInteractiveRemarkBeforeNumberedEntry(t *testing.T) {
 		t.Errorf("the bad entry was not refused:\n%s", out.String())
 	}
 }
+
+// TestRemarkWithPipe: a remark keeps its text with "|" in it (the first
+// "|" of a line is a token of its own, for `sh run|inc`, but a remark is
+// the rest of the line as typed).
+func TestRemarkWithPipe(t *testing.T) {
+	cfg, err := ApplyLines(acl.New(), Txn{Lines: []string{"ip access-list extended a", "remark in|out | both", "seq 20 remark |x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := acl.Format(cfg), " seq 10 remark in|out | both\n seq 20 remark |x\n"; !strings.Contains(got, want) {
+		t.Errorf("running-config:\n%s\nwant\n%s", got, want)
+	}
+}
