@@ -91,7 +91,7 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeExec}, "sh access-lists x", -1, 0}, // IOS: a name after access-lists
 		{frame{kind: modeExec}, "sh acc", -1, 0},
 		{frame{kind: modeExec}, "sh i", ErrAmbiguous, 1},
-		{frame{kind: modeExec}, "wr", -1, 0}, // IOS: write memory
+		{frame{kind: modeExec}, "wr", -1, 0},              // IOS: write memory
 		{frame{kind: modeExec}, "sh run|inc host", -1, 0}, // IOS: the pipe against its neighbours
 		{frame{kind: modeExec}, "sh run |inc host", -1, 0},
 		{frame{kind: modeExec}, "sh run| inc a|b", -1, 0},
