@@ -70,6 +70,16 @@ func TestEveryTokenHasHelp(t *testing.T) {
 	}
 }
 
+// TestInvalidHint: IOS's established is refused with why slxsh needs none.
+func TestInvalidHint(t *testing.T) {
+	s := NewSession(NewMemoryBackend(nil), "h")
+	var out strings.Builder
+	err := s.RunScript(strings.NewReader("conf t\nip access-list extended a\npermit tcp any any established\n"), "f", &out)
+	if err == nil || !strings.Contains(out.String(), "f:3: % Invalid input detected at '^' marker. (entries decide new connections; the packets of established ones are always admitted") {
+		t.Errorf("error %v, output:\n%s", err, out.String())
+	}
+}
+
 func TestMatcher(t *testing.T) {
 	tests := []struct {
 		mode frame

@@ -47,6 +47,9 @@ type LineError struct {
 func (e *LineError) Error() string {
 	switch e.Kind {
 	case ErrInvalid:
+		if h := invalidHints[strings.ToLower(e.Word)]; h != "" {
+			return "% Invalid input detected at '^' marker. (" + h + ")"
+		}
 		return "% Invalid input detected at '^' marker."
 	case ErrIncomplete:
 		return "% Incomplete command."
@@ -54,6 +57,12 @@ func (e *LineError) Error() string {
 		return fmt.Sprintf("%% Ambiguous command: %q", e.Word)
 	}
 	return "% Error: " + e.Msg
+}
+
+// invalidHints say why a word that users of other switches type is not
+// slxsh's, after the caret's message.
+var invalidHints = map[string]string{
+	"established": "entries decide new connections; the packets of established ones are always admitted, so none needs established",
 }
 
 // Unwrap returns the semantic cause, if any.
