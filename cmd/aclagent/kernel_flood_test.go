@@ -61,7 +61,7 @@ func floodMain(spec string) int {
 	var opened, answered, refused, failed atomic.Int64
 	var wg sync.WaitGroup
 	switch mode {
-	case "idle":
+	case "idle", "noread":
 		var conns []net.Conn
 		for range n {
 			c, err := net.Dial("unix", sock)
@@ -70,24 +70,10 @@ func floodMain(spec string) int {
 				continue
 			}
 			opened.Add(1)
-			conns = append(conns, c)
-		}
-		defer func() {
-			for _, c := range conns {
-				c.Close()
+			if mode == "noread" {
+				c.(*net.UnixConn).SetReadBuffer(4096)
+				io.WriteString(c, `{"version":2,"op":"running","args":{}}`+"\n")
 			}
-		}()
-	case "noread":
-		var conns []net.Conn
-		for range n {
-			c, err := net.Dial("unix", sock)
-			if err != nil {
-				failed.Add(1)
-				continue
-			}
-			opened.Add(1)
-			c.(*net.UnixConn).SetReadBuffer(4096)
-			io.WriteString(c, `{"version":2,"op":"running","args":{}}`+"\n")
 			conns = append(conns, c)
 		}
 		defer func() {
