@@ -656,8 +656,11 @@ func TestSpellingsOfDefaults(t *testing.T) {
 }
 
 // TestEquivalentSpellings: `range P P` is `eq P` and a quota is its bytes,
-// however spelled: re-sent in the other spelling the entry is a no-op, and
-// at another seq a duplicate (SPEC §4: in any equivalent spelling).
+// however spelled: re-sent in the other spelling, at its seq or without
+// one, the entry is a no-op (SPEC §4: in any equivalent spelling), and `no`
+// in the other spelling deletes it. Duplicates stay exact: the other
+// spelling at a seq of its own is its own entry, so saved configs that
+// hold such pairs (accepted before) still load.
 func TestEquivalentSpellings(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -669,25 +672,40 @@ func TestEquivalentSpellings(t *testing.T) {
 			acl.Entry{SrcPort: acl.PortMatch{Op: acl.PortEq, Lo: 1024}}},
 		{"quota units", acl.Entry{Quota: &acl.Quota{N: 1, Unit: acl.KBytes, Per: acl.Minute}},
 			acl.Entry{Quota: &acl.Quota{N: 1024, Unit: acl.Bytes, Per: acl.Minute}}},
+		{"quota units down", acl.Entry{Quota: &acl.Quota{N: 2048, Unit: acl.MBytes, Per: acl.Day}},
+			acl.Entry{Quota: &acl.Quota{N: 2, Unit: acl.GBytes, Per: acl.Day}}},
 	} {
 		c := acl.New()
 		c.EnsureACL(acl.IPv4, "a")
-		base := acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP}
 		a, b := tc.a, tc.b
-		a.Seq, a.Action, a.Proto = base.Seq, base.Action, base.Proto
-		b.Seq, b.Action, b.Proto = base.Seq, base.Action, base.Proto
+		a.Seq, a.Action, a.Proto = 10, acl.Permit, acl.ProtoTCP
+		b.Seq, b.Action, b.Proto = 10, acl.Permit, acl.ProtoTCP
 		if err := c.AddEntry(acl.IPv4, "a", &a); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if err := c.AddEntry(acl.IPv4, "a", &b); err != nil {
-			t.Errorf("%s: re-sent in the other spelling: %v", tc.name, err)
+			t.Errorf("%s: re-sent at its seq in the other spelling: %v", tc.name, err)
 		}
-		b.Seq = 20
-		if err := c.AddEntry(acl.IPv4, "a", &b); err == nil {
-			t.Errorf("%s: the other spelling at another seq is not a duplicate", tc.name)
+		noSeq := b
+		noSeq.Seq = 0
+		if err := c.AddEntry(acl.IPv4, "a", &noSeq); err != nil {
+			t.Errorf("%s: re-sent without seq in the other spelling: %v", tc.name, err)
 		}
 		if n := len(c.ACL(acl.IPv4, "a").Entries); n != 1 {
-			t.Errorf("%s: %d entries, want 1", tc.name, n)
+			t.Errorf("%s: %d entries after re-sends, want 1", tc.name, n)
+		}
+		other := b
+		other.Seq = 20
+		if err := c.AddEntry(acl.IPv4, "a", &other); err != nil {
+			t.Errorf("%s: the other spelling at a seq of its own: %v", tc.name, err)
+		}
+		if err := acl.Validate(c); err != nil {
+			t.Errorf("%s: a config with both spellings does not validate: %v", tc.name, err)
+		}
+		del := b
+		del.Seq = 0
+		if err := c.DeleteMatching(acl.IPv4, "a", &del); err != nil {
+			t.Errorf("%s: no ... in the other spelling: %v", tc.name, err)
 		}
 	}
 }

@@ -40,7 +40,7 @@ func SameContent(a, b *Entry) bool {
 // one `no ...` means. (Duplicates stay exact: two entries that differ so
 // were accepted once, and a saved config holding them must load.)
 func SameEntry(a, b *Entry) bool {
-	return sameMatch(a, b) && plainKey(a) == plainKey(b)
+	return a.Action == b.Action && a.Proto == b.Proto && a.Src == b.Src && a.Dst == b.Dst && plainKey(a) == plainKey(b)
 }
 
 // SameTraffic reports whether two entries decide the same connections (the
@@ -61,7 +61,7 @@ func ownerKey(o *Owner) Owner {
 // sameMatch compares the cheap fields first: AddEntry compares against
 // every entry of a list.
 func sameMatch(a, b *Entry) bool {
-	return a.Action == b.Action && a.Proto == b.Proto && portKey(a.DstPort) == portKey(b.DstPort) &&
+	return a.Action == b.Action && a.Proto == b.Proto && a.DstPort == b.DstPort &&
 		a.Src == b.Src && a.Dst == b.Dst && a.Remark == b.Remark
 }
 
@@ -73,32 +73,75 @@ func portKey(m PortMatch) PortMatch {
 	return m
 }
 
-// plainKey is contentKey without the spellings of defaults (SameEntry).
+// plainKey is contentKey in one spelling (SameEntry): without the
+// spellings of defaults, `range P P` as `eq P`, a quota as its bytes.
 func plainKey(e *Entry) entryKey {
 	k := contentKey(e)
 	k.count = false
 	if k.refuse.Kind == RefuseReset {
 		k.refuse.Kind = RefuseDefault
 	}
+	k.srcPort, k.dstPort = portKey(k.srcPort), portKey(k.dstPort)
+	k.quota.N, k.quota.Unit = k.quota.N*k.quota.Unit.Size(), Bytes
 	return k
 }
 
-// spellings are the entries that are e (SameEntry) but for their
-// spelling of defaults, e first: with and without `count`, and with the
-// default refusal or `refuse reset`.
+// spellings are the entries that are e (SameEntry) in every spelling, e
+// first: with and without `count`, with the default refusal or `refuse
+// reset`, ports `eq P` or `range P P`, a quota in each unit that divides
+// it.
 func spellings(e *Entry) []*Entry {
 	out := []*Entry{e}
 	refusals := []RefuseKind{e.Refuse.Kind}
 	if e.Refuse.Kind == RefuseDefault || e.Refuse.Kind == RefuseReset {
 		refusals = []RefuseKind{RefuseDefault, RefuseReset}
 	}
+	srcs, dsts := portSpellings(e.SrcPort), portSpellings(e.DstPort)
+	quotas := quotaSpellings(e.Quota)
 	for _, count := range []bool{false, true} {
 		for _, r := range refusals {
-			if count != e.Count || r != e.Refuse.Kind {
-				v := *e
-				v.Count, v.Refuse.Kind = count, r
-				out = append(out, &v)
+			for _, sp := range srcs {
+				for _, dp := range dsts {
+					for _, q := range quotas {
+						if count == e.Count && r == e.Refuse.Kind && sp == e.SrcPort && dp == e.DstPort && q == e.Quota {
+							continue // e itself
+						}
+						v := *e
+						v.Count, v.Refuse.Kind, v.SrcPort, v.DstPort, v.Quota = count, r, sp, dp, q
+						out = append(out, &v)
+					}
+				}
 			}
+		}
+	}
+	return out
+}
+
+// portSpellings are the spellings of a port match: m, and `eq P` and
+// `range P P` for each other.
+func portSpellings(m PortMatch) []PortMatch {
+	switch {
+	case m.Op == PortEq:
+		return []PortMatch{m, {Op: PortRange, Lo: m.Lo, Hi: m.Lo}}
+	case m.Op == PortRange && m.Lo == m.Hi:
+		return []PortMatch{m, {Op: PortEq, Lo: m.Lo}}
+	}
+	return []PortMatch{m}
+}
+
+// quotaSpellings are q and the same bytes in every other unit that
+// divides them (q itself for none).
+func quotaSpellings(q *Quota) []*Quota {
+	out := []*Quota{q}
+	if q == nil {
+		return out
+	}
+	bytes := q.Bytes()
+	for u := Bytes; u <= GBytes; u++ {
+		if u != q.Unit && bytes%u.Size() == 0 && bytes/u.Size() <= MaxQuotaBytes {
+			v := *q
+			v.N, v.Unit = bytes/u.Size(), u
+			out = append(out, &v)
 		}
 	}
 	return out
@@ -129,14 +172,13 @@ type entryKey struct {
 func contentKey(e *Entry) entryKey {
 	k := entryKey{
 		action: e.Action, remark: e.Remark, timeRange: e.TimeRange, proto: e.Proto,
-		src: e.Src, dst: e.Dst, srcPort: portKey(e.SrcPort), dstPort: portKey(e.DstPort),
+		src: e.Src, dst: e.Dst, srcPort: e.SrcPort, dstPort: e.DstPort,
 		refuse: e.Refuse, log: e.Log, count: e.Count,
 	}
 	k.nConnlimits = len(e.Connlimits)
 	copy(k.connlimits[:], e.Connlimits) // sorted (SortConnlimits); more than MaxConnlimits is invalid
 	k.rate, k.hasRate = deref(e.Rate)
 	k.quota, k.hasQuota = deref(e.Quota)
-	k.quota.N, k.quota.Unit = k.quota.N*k.quota.Unit.Size(), Bytes // `quota 1 kbytes` is `quota 1024 bytes`
 	k.blockFor, k.hasBlockFor = deref(e.BlockFor)
 	k.loadLimit, k.hasLoadLimit = deref(e.LoadLimit)
 	k.owner, k.hasOwner = deref(e.Owner)
