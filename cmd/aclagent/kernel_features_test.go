@@ -295,3 +295,23 @@ func TestKernelLockoutSurvivesResequenceAndLonger(t *testing.T) {
 		t.Errorf("the carried lockout should keep the time it had left (under a minute):\n%s", show)
 	}
 }
+
+// TestKernelReplacedEntryCountsFromZero: an entry put at the seq of another
+// in one block starts its counts at zero (the kernel's counters are named
+// by seq); the entry beside it keeps its counts.
+func TestKernelReplacedEntryCountsFromZero(t *testing.T) {
+	p, ag := slxSetup(t)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nseq 10 permit tcp host %s host %s eq 22\nseq 20 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n",
+		netns.PairClient4, netns.PairServer4))
+	web := net.JoinHostPort(netns.PairServer4, "80")
+	p.Server.Listen(t, web)
+	expectN(t, p.Client, ssh, 2, netns.Connected)
+	p.Client.Expect(t, "", web, netns.Connected)
+	ag.mustShell(fmt.Sprintf("configure terminal\nip access-list extended check\nno seq 10\nseq 10 permit tcp host %s host %s eq 23\nend\n", netns.PairClient4, netns.PairServer4))
+	show := ag.mustShell("", "-c", "show access-list ip check")
+	for _, want := range []string{" eq 23 (0 matches, 0 refused)", " seq 20 permit ip any any (1 matches, 0 refused)"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show access-list lacks %q:\n%s\n%s", want, show, ag.log)
+		}
+	}
+}

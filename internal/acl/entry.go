@@ -43,20 +43,30 @@ func SameEntry(a, b *Entry) bool {
 	return a.Action == b.Action && a.Proto == b.Proto && a.Src == b.Src && a.Dst == b.Dst && plainKey(a) == plainKey(b)
 }
 
-// SameTraffic reports whether two entries decide the same connections (the
-// same action on the same protocol, addresses, ports and user), whatever
-// their seq and limits: across a change, which entry of the new list is
-// an entry of the old one (its lockouts go with it).
-func SameTraffic(a, b *Entry) bool {
-	return sameMatch(a, b) && portKey(a.SrcPort) == portKey(b.SrcPort) && ownerKey(a.Owner) == ownerKey(b.Owner)
+// TrafficKey is what connections an entry decides (the action on the
+// protocol, addresses, ports and user), whatever its seq and limits:
+// across a change, which entry of the new list is an entry of the old one
+// (its lockouts go with it). Equal keys: SameTraffic.
+type TrafficKey struct {
+	action           Action
+	proto            int
+	src, dst         Addr
+	srcPort, dstPort PortMatch
+	owner            Owner
 }
 
-func ownerKey(o *Owner) Owner {
-	if o == nil {
-		return Owner{UID: -1}
+// TrafficOf is e's TrafficKey.
+func TrafficOf(e *Entry) TrafficKey {
+	k := TrafficKey{action: e.Action, proto: e.Proto, src: e.Src, dst: e.Dst,
+		srcPort: portKey(e.SrcPort), dstPort: portKey(e.DstPort), owner: Owner{UID: -1}}
+	if e.Owner != nil {
+		k.owner = *e.Owner
 	}
-	return *o
+	return k
 }
+
+// SameTraffic reports whether two entries decide the same connections.
+func SameTraffic(a, b *Entry) bool { return TrafficOf(a) == TrafficOf(b) }
 
 // sameMatch compares the cheap fields first: AddEntry compares against
 // every entry of a list.

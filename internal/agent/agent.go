@@ -285,6 +285,7 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	}
 	prev := a.running
 	a.running, a.ruleset, a.hostDep = next, rs, entriesHostDependent(next)
+	a.restartReplacedLocked(prev, next) // after the sessions are counted: the gates are open
 	if ranges := limitRanges(next); len(ranges) > 0 || len(a.limitRanges) > 0 {
 		// A switch of next's ranges long before this change is no switch
 		// to cross (a range added with a start in the past): next is
@@ -359,7 +360,6 @@ func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, 
 		return errorf("%% Error: the kernel refused the change, nothing changed: %v", err)
 	}
 	a.carryLockoutsLocked(a.running, cfg)
-	a.restartReplacedLocked(a.running, cfg)
 	if a.opts.Sessions == nil {
 		// Without a session side nothing can count the sessions already
 		// open: new limits count from now on (logged at start).

@@ -249,7 +249,7 @@ func (a *Agent) restartReplacedLocked(prev, next *acl.Config) {
 	if len(names) == 0 {
 		return
 	}
-	raw, err := a.opts.Kernel.Counters()
+	raw, err := a.opts.Kernel.CounterValues(names)
 	if err != nil {
 		a.log.Warn("cannot read counters: replaced entries go on with the counts of the entries they replaced", "err", err)
 		return

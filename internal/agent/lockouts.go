@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -100,15 +101,21 @@ func (a *Agent) restoreLockoutsLocked() {
 // carryLockoutsLocked keeps the lockouts of block-for entries across an
 // apply of next after prev that gives them other sets: a resequence (the
 // set is named by seq) or another block-for time (the set is made again).
-// An entry of next that decides the same traffic (acl.SameTraffic) as an
+// Each entry of next that decides the same traffic (acl.SameTraffic) as an
 // entry of prev with block-for, in the same list and direction, gets the
-// lockouts last read of that entry's sets (WatchBlocked) that its own
-// lack, for the time each had left, at most its own block-for. Before, a
-// longer block-for typed during an attack freed every blocked source.
+// lockouts last read of that entry's sets (WatchBlocked), for the time
+// each had left, at most its own block-for; the entry at the same seq is
+// preferred, and each entry of prev goes to one of next. A set that keeps
+// its name but now belongs to another entry loses the lockouts of the
+// entry it belonged to. Entries the change left alone (the same value in
+// both configs) cost nothing: their sets and lockouts stay as they are.
+// Before, a longer block-for typed during an attack freed every blocked
+// source.
 func (a *Agent) carryLockoutsLocked(prev, next *acl.Config) {
-	if prev == nil || len(a.lockouts) == 0 {
+	if prev == nil || prev == next || len(a.lockouts) == 0 {
 		return
 	}
+	was := maps.Clone(a.lockouts) // carries write a.lockouts
 	now := time.Now()
 	for _, l := range next.ACLs {
 		old := prev.ACL(l.Family, l.Name)
@@ -116,43 +123,97 @@ func (a *Agent) carryLockoutsLocked(prev, next *acl.Config) {
 		if len(before) == 0 {
 			continue
 		}
+		type traffic struct {
+			dir acl.Direction
+			key acl.TrafficKey
+		}
+		unclaimed := map[traffic][]blockedSet{}
+		for _, b := range before {
+			k := traffic{b.ref.Dir, acl.TrafficOf(old.Entry(b.ref.Seq))}
+			unclaimed[k] = append(unclaimed[k], b)
+		}
+		// claim takes the entry of prev that an entry of next at seq is:
+		// the one at the same seq, else the first.
+		claim := func(k traffic, seq int) (blockedSet, bool) {
+			bs := unclaimed[k]
+			if len(bs) == 0 {
+				return blockedSet{}, false
+			}
+			i := max(0, slices.IndexFunc(bs, func(b blockedSet) bool { return b.ref.Seq == seq }))
+			b := bs[i]
+			unclaimed[k] = slices.Delete(bs, i, i+1)
+			return b, true
+		}
+		var moved []blockedSet
 		for _, set := range blockedSets(next, l, false) {
 			e := l.Entry(set.ref.Seq)
-			for _, b := range before {
-				oe := old.Entry(b.ref.Seq)
-				if b.ref.Dir != set.ref.Dir || !acl.SameTraffic(e, oe) {
-					continue
-				}
-				if b.name != set.name || oe.BlockFor.Seconds != e.BlockFor.Seconds {
-					limit := now.Add(time.Duration(e.BlockFor.Seconds) * time.Second)
-					a.carryLocked(b.name, set.name, l.Family, limit, now)
-					a.carryLocked(b.full, set.full, l.Family, limit, now)
-				}
-				break
+			if old.Entry(set.ref.Seq) == e { // left alone: keeps its set
+				claim(traffic{set.ref.Dir, acl.TrafficOf(e)}, set.ref.Seq)
+				continue
 			}
+			moved = append(moved, set)
+		}
+		for _, set := range moved {
+			e := l.Entry(set.ref.Seq)
+			from, ok := claim(traffic{set.ref.Dir, acl.TrafficOf(e)}, set.ref.Seq)
+			oe := old.Entry(set.ref.Seq)
+			if ok && from.name == set.name && oe.BlockFor.Seconds == e.BlockFor.Seconds {
+				continue // the same set, kept by the kernel with its lockouts
+			}
+			limit := now.Add(time.Duration(e.BlockFor.Seconds) * time.Second)
+			var src, srcFull lockoutSet
+			if ok {
+				src, srcFull = was[from.name], was[from.full]
+			}
+			a.carryLocked(src, set.name, l.Family, limit, now)
+			a.carryLocked(srcFull, set.full, l.Family, limit, now)
 		}
 	}
 }
 
-// carryLocked puts the lockouts last read of set from that set to lacks,
-// each until it ended or limit, whichever is first.
-func (a *Agent) carryLocked(from, to string, f acl.Family, limit, now time.Time) {
-	was, ok := a.lockouts[from]
-	if !ok || len(was.held) == 0 {
-		return
-	}
+// carryLocked makes set to hold the lockouts of from (each until it ended
+// or limit, whichever is first): it adds those it lacks and lifts any
+// other (of the entry the set belonged to before).
+func (a *Agent) carryLocked(from lockoutSet, to string, f acl.Family, limit, now time.Time) {
 	have, err := a.readLockoutsLocked(to, f, now)
 	if err != nil {
 		return
 	}
 	carried := lockoutSet{family: f}
-	for _, l := range was.held {
+	for _, l := range from.held {
 		carried.held = append(carried.held, lockout{l.addr, minTime(l.until, limit)})
 	}
-	missing := missingLockouts(carried, have, now)
-	if a.restoreLocked(to, f, missing, now) {
-		a.lockouts[to] = lockoutSet{f, append(have, missing...)}
+	var stale []netip.Addr
+	staleFlag := false
+	for _, h := range have {
+		if !slices.ContainsFunc(carried.held, func(c lockout) bool { return c.addr == h.addr }) {
+			if h.addr.IsValid() {
+				stale = append(stale, h.addr)
+			} else {
+				staleFlag = true
+			}
+		}
 	}
+	if len(stale) > 0 {
+		if err := a.opts.Kernel.Unblock(to, f, stale); err != nil {
+			a.log.Error("cannot lift the lockouts of the entry a blocked set belonged to", "set", to, "err", err)
+		}
+	}
+	if staleFlag {
+		if _, err := a.opts.Kernel.SetFlag(to, f, false); err != nil {
+			a.log.Error("cannot lift the lockout of everyone of the entry a blocked set belonged to", "set", to, "err", err)
+		}
+	}
+	missing := missingLockouts(carried, have, now)
+	if !a.restoreLocked(to, f, missing, now) {
+		// Kept below as held: the next WatchBlocked puts back what the
+		// kernel lacks, as after someone else's commit.
+		a.lockoutsForeign--
+	}
+	held := slices.DeleteFunc(slices.Clone(have), func(h lockout) bool {
+		return !slices.ContainsFunc(carried.held, func(c lockout) bool { return c.addr == h.addr })
+	})
+	a.lockouts[to] = lockoutSet{f, append(held, missing...)}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -70,3 +70,48 @@ func TestLockoutsSurviveDrift(t *testing.T) {
 		t.Fatalf("after clear and a repair: blocked %v, want only %v", got, other)
 	}
 }
+
+// TestLockoutsFollowTheirEntries: a resequence that moves two block-for
+// entries up puts each one's lockouts in its new set and only there
+// (review: the carry read a set it had just written, and the second entry
+// got the first one's lockouts); a set that keeps its name for another
+// entry loses the lockouts of the entry it belonged to.
+func TestLockoutsFollowTheirEntries(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 60",
+		"seq 20 permit tcp any any eq 80 connlimit 2 block-for 600",
+		"seq 30 permit ip any any",
+	}}, slxBind)
+	set := func(seq int) string {
+		return nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: seq})
+	}
+	blocked := func(seq int) []netip.Addr {
+		got, err := ta.kernel.Blocked(set(seq), acl.IPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, netip.Addr.Compare)
+		return got
+	}
+	one, two := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	ta.kernel.Block(set(10), one)
+	ta.kernel.Block(set(20), two)
+	ta.WatchBlocked()
+
+	// 10 -> 20, 20 -> 30, 30 -> 40.
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"resequence 20 10"}})
+	if got := blocked(20); !slices.Equal(got, []netip.Addr{one}) {
+		t.Errorf("seq 20 (the port 22 entry): blocked %v, want only %v", got, one)
+	}
+	if got := blocked(30); !slices.Equal(got, []netip.Addr{two}) {
+		t.Errorf("seq 30 (the port 80 entry): blocked %v, want only %v", got, two)
+	}
+	// Unchanged entries keep theirs through an unrelated change.
+	ta.WatchBlocked()
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"seq 50 permit udp any any"}})
+	if got := blocked(20); !slices.Equal(got, []netip.Addr{one}) {
+		t.Errorf("after an unrelated change seq 20: blocked %v, want %v", got, one)
+	}
+}

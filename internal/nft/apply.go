@@ -28,6 +28,9 @@ type Kernel interface {
 	Apply(rs *Ruleset, renew ...string) error
 	// Counters returns the named counters of the table by name.
 	Counters() (map[string]CounterValue, error)
+	// CounterValues is Counters for the named counters only (those the
+	// table lacks are left out): one read each, or one dump for many.
+	CounterValues(names []string) (map[string]CounterValue, error)
 	// InSync reports whether the table in the kernel still is rs.
 	InSync(rs *Ruleset) (bool, error)
 	// Drift describes how the kernel's table differs from rs ("" if not).

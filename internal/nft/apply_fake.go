@@ -77,6 +77,18 @@ func (f *Fake) Apply(rs *Ruleset, renew ...string) error {
 	return nil
 }
 
+// CounterValues returns the values of the named counters that Current names.
+func (f *Fake) CounterValues(names []string) (map[string]CounterValue, error) {
+	all, err := f.Counters()
+	out := map[string]CounterValue{}
+	for _, n := range names {
+		if v, ok := all[n]; ok {
+			out[n] = v
+		}
+	}
+	return out, err
+}
+
 // Counters returns the values of the counters that Current names.
 func (f *Fake) Counters() (map[string]CounterValue, error) {
 	f.mu.Lock()

@@ -3,7 +3,9 @@ package nft
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -119,6 +121,56 @@ func (a *Applier) Counters() (map[string]CounterValue, error) {
 		}
 		if ctr, ok := no.Obj.(*expr.Counter); ok {
 			out[no.Name] = CounterValue{Packets: ctr.Packets, Bytes: ctr.Bytes}
+		}
+	}
+	return out, nil
+}
+
+// manyCounters is how many named counters CounterValues reads one by one;
+// more are read in one dump of them all.
+const manyCounters = 64
+
+// noEntry reports whether err is the kernel's ENOENT: google/nftables
+// v0.3.0 wraps an object read's error with %v, so only its text is left.
+func noEntry(err error) bool {
+	return errors.Is(err, unix.ENOENT) || strings.HasSuffix(err.Error(), unix.ENOENT.Error())
+}
+
+// CounterValues returns the values of the named counters the table holds.
+func (a *Applier) CounterValues(names []string) (map[string]CounterValue, error) {
+	if len(names) > manyCounters {
+		all, err := a.Counters()
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]CounterValue, len(names))
+		for _, n := range names {
+			if v, ok := all[n]; ok {
+				out[n] = v
+			}
+		}
+		return out, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, err := a.readConn()
+	if err != nil {
+		return nil, err
+	}
+	t := &nftables.Table{Name: a.table, Family: nftables.TableFamilyINet}
+	out := make(map[string]CounterValue, len(names))
+	for _, n := range names {
+		o, err := c.GetObject(&nftables.NamedObj{Table: t, Name: n, Type: nftables.ObjTypeCounter})
+		if err != nil {
+			if noEntry(err) {
+				continue // not in the table
+			}
+			return nil, fmt.Errorf("read counter %s of table inet %s: %w", n, a.table, err)
+		}
+		if no, ok := o.(*nftables.NamedObj); ok {
+			if ctr, ok := no.Obj.(*expr.Counter); ok {
+				out[n] = CounterValue{Packets: ctr.Packets, Bytes: ctr.Bytes}
+			}
 		}
 	}
 	return out, nil
