@@ -285,7 +285,6 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	}
 	prev := a.running
 	a.running, a.ruleset, a.hostDep = next, rs, entriesHostDependent(next)
-	a.restartReplacedLocked(prev, next) // after the sessions are counted: the gates are open
 	if ranges := limitRanges(next); len(ranges) > 0 || len(a.limitRanges) > 0 {
 		// A switch of next's ranges long before this change is no switch
 		// to cross (a range added with a start in the past): next is
@@ -299,7 +298,8 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	a.live.Store(next)
 	a.liveRules.Store(rs)
 	a.armLoadLocked()
-	a.pruneBaselinesLocked()
+	a.pruneBaselinesLocked(prev)
+	a.restartReplacedLocked(prev, next) // after the sessions are counted: the gates are open
 	a.saveStateLocked()
 	if why != "configure" {
 		prev = nil // start, reload, revert: warn about every binding

@@ -309,6 +309,41 @@ func TestReplacedEntryCountsFromZero(t *testing.T) {
 	}
 }
 
+// TestBaselinesPruned: after clear access-list counters, an entry deleted
+// and added again counts from its own zero, the entries a change leaves
+// alone keep their baselines, and a deleted list takes its baselines with
+// it (pruneBaselinesLocked walks only what the change touched).
+func TestBaselinesPruned(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended check",
+		"seq 10 permit tcp any any eq 22", "seq 20 permit tcp any any eq 80"}}, slxBind,
+		cli.Txn{Lines: []string{"ip access-list extended other", "seq 10 permit ip any any"}})
+	m10, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 10)
+	m20, _ := nft.CounterNames(acl.IPv4, "check", acl.In, 20)
+	o10, _ := nft.CounterNames(acl.IPv4, "other", acl.In, 10)
+	ta.kernel.Values = map[string]nft.CounterValue{m10: {Packets: 5}, m20: {Packets: 7}, o10: {Packets: 3}}
+	if err := ta.ClearCounters(acl.IPv4, ""); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"no seq 20"}},
+		cli.Txn{Lines: []string{"no ip access-list extended other"}})
+	ta.mu.Lock()
+	_, has10 := ta.baseline[m10]
+	_, has20 := ta.baseline[m20]
+	_, hasO := ta.baseline[o10]
+	ta.mu.Unlock()
+	if !has10 || has20 || hasO {
+		t.Errorf("baselines: seq 10 %v (want kept), deleted seq 20 %v, deleted list %v (want gone)", has10, has20, hasO)
+	}
+	// Added again: a new kernel counter that counts 2 shows 2.
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"seq 20 permit tcp any any eq 80"}})
+	ta.kernel.Values[m20] = nft.CounterValue{Packets: 9}
+	got, _ := ta.Counters(acl.IPv4, "check", "")
+	if len(got) < 2 || got[0].Matches != 0 || got[1].Matches != 9 {
+		t.Errorf("after re-adding seq 20: %v, want seq 10 at 0 (cleared), seq 20 at 9 (its own)", got)
+	}
+}
+
 func TestCountersAndClear(t *testing.T) {
 	ta := newTestAgent(t)
 	ta.mustConfigure(t, slxACL, slxBind)

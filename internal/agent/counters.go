@@ -263,27 +263,62 @@ func (a *Agent) restartReplacedLocked(prev, next *acl.Config) {
 }
 
 // pruneBaselinesLocked forgets baselines of entries that no longer exist,
-// so that an entry added again later counts from its own zero.
-func (a *Agent) pruneBaselinesLocked() {
-	if len(a.baseline) == 0 {
-		return // nothing cleared: nothing to prune (and no list of every counter to build)
+// so that an entry added again later counts from its own zero: of the
+// entries a change from prev to the running config removed or replaced
+// (a walk that compares pointers, and names only for those), or of every
+// entry when there is no prev (a start, whose baselines file may name
+// counters the adopted config no longer has).
+func (a *Agent) pruneBaselinesLocked(prev *acl.Config) {
+	if len(a.baseline) == 0 || prev == a.running {
+		return // nothing cleared, or nothing changed: nothing to prune
 	}
-	keep := map[string]bool{}
-	for _, l := range a.running.ACLs {
-		for d := range 2 {
-			for _, n := range counterNames(l, acl.Direction(d)) {
-				keep[n] = true
+	n := len(a.baseline)
+	if prev == nil || len(prev.ACLs) == 0 {
+		keep := map[string]bool{}
+		for _, l := range a.running.ACLs {
+			for d := range 2 {
+				for _, n := range counterNames(l, acl.Direction(d)) {
+					keep[n] = true
+				}
+			}
+		}
+		for k := range a.baseline {
+			if !keep[k] {
+				delete(a.baseline, k)
+			}
+		}
+	} else {
+		for _, old := range prev.ACLs {
+			l := a.running.ACL(old.Family, old.Name)
+			for d := range 2 {
+				dir := acl.Direction(d)
+				if l == nil {
+					for _, name := range counterNames(old, dir) {
+						delete(a.baseline, name)
+					}
+					continue
+				}
+				for i, j := 0, 0; i < len(old.Entries); {
+					o := old.Entries[i]
+					for j < len(l.Entries) && l.Entries[j].Seq < o.Seq {
+						j++
+					}
+					if j < len(l.Entries) && l.Entries[j] == o {
+						i++
+						continue // the same entry
+					}
+					m, r := nft.CounterNames(old.Family, old.Name, dir, o.Seq)
+					delete(a.baseline, m)
+					delete(a.baseline, r)
+					for _, why := range nft.EntryReasons(o) {
+						delete(a.baseline, nft.ReasonCounterName(nft.EntryRef{Family: old.Family, ACL: old.Name, Dir: dir, Seq: o.Seq}, why))
+					}
+					i++
+				}
 			}
 		}
 	}
-	pruned := false
-	for k := range a.baseline {
-		if !keep[k] {
-			delete(a.baseline, k)
-			pruned = true
-		}
-	}
-	if pruned {
+	if len(a.baseline) != n {
 		a.saveBaselinesLocked()
 	}
 }
