@@ -409,8 +409,9 @@ func (a *Agent) serveMessagesLocked(rs *nft.Ruleset, why string) error {
 		}
 		return nil
 	case why != "configure" || a.unserved.Load() != nil:
-		a.log.Error("refuse message ports not open: their refused clients are reset until they are; trying again", "why", why, "err", err)
-		a.unserved.Store(&err)
+		if a.unserved.Swap(&err) == nil { // once, not at every retry
+			a.log.Error("refuse message ports not open: their refused clients are reset until they are; trying again every second", "why", why, "err", err)
+		}
 		return nil
 	}
 	a.log.Error("refuse message responder", "err", err)
@@ -523,6 +524,7 @@ func (a *Agent) userWarningsLocked(prev *acl.Config) []string {
 		return nil
 	}
 	var warns []string
+	looked := map[string]error{} // one lookup per name (NSS may ask a directory server)
 	for _, l := range a.running.ACLs {
 		if a.running.Applied(l.Family, l.Name) {
 			continue // compiled: an unknown user was refused
@@ -540,7 +542,12 @@ func (a *Agent) userWarningsLocked(prev *acl.Config) []string {
 					continue
 				}
 			}
-			if _, err := a.opts.LookupUser(e.Owner.User); err != nil {
+			err, ok := looked[e.Owner.User]
+			if !ok {
+				_, err = a.opts.LookupUser(e.Owner.User)
+				looked[e.Owner.User] = err
+			}
+			if err != nil {
 				warns = append(warns, fmt.Sprintf("%% Warning: %s access-list extended %s seq %d: user %s: %v; the list cannot be applied until it resolves",
 					l.Family, l.Name, e.Seq, e.Owner.User, err))
 			}

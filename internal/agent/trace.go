@@ -92,7 +92,7 @@ func (a *Agent) gated(l *acl.ACL, dir acl.Direction) func(int) bool {
 
 // blockedOn returns whether a source is locked out on the ACL in dir by
 // one of its entries' block-for sets, or by a full blocked set's lockout
-// of everyone, and by which entry (read once per question).
+// of everyone, and by which entry (the kernel's sets read at each call).
 func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(netip.Addr) (int, bool) {
 	return func(src netip.Addr) (int, bool) {
 		for _, set := range blockedSets(cfg, l, false) {
@@ -116,7 +116,7 @@ func (a *Agent) blockedOn(cfg *acl.Config, l *acl.ACL, dir acl.Direction) func(n
 }
 
 // quotaUsed returns what the kernel's quota window of an entry of the ACL
-// in dir has used for a key (read once per question).
+// in dir has used for a key (the kernel's window read at each call).
 func (a *Agent) quotaUsed(rs *nft.Ruleset, l *acl.ACL, dir acl.Direction) func(int, string) (uint64, bool) {
 	return func(seq int, key string) (uint64, bool) {
 		if rs == nil {

@@ -99,6 +99,7 @@ func TestMatcher(t *testing.T) {
 		{frame{kind: modeExec}, "sh access-l", -1, 0}, // access-list and access-lists: one command, not ambiguous
 		{frame{kind: modeExec}, "sh access-l ip x", -1, 0},
 		{frame{kind: modeExec}, "sh access-lists x", -1, 0}, // IOS: a name after access-lists
+		{frame{kind: modeExec}, "sh access-l x", -1, 0},     // ... and after its abbreviation
 		{frame{kind: modeExec}, "sh acc", -1, 0},
 		{frame{kind: modeExec}, "sh i", ErrAmbiguous, 1},
 		{frame{kind: modeExec}, "wr", -1, 0},              // IOS: write memory

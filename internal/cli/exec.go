@@ -160,7 +160,7 @@ func execCommands() []*command {
 		execCmd(seq(show, kw("access-lists", "All access lists"), opt(aclNameArg(selfACL)), pipe), cmdShowAllACLs),
 		// IOS reads `show access-list` as its abbreviation of access-lists,
 		// and SLX-OS's `show access-list ip` without a name lists them all.
-		execCmd(seq(show, accessList, pipe), func(s *Session, w io.Writer, _ *NoArgs) error { return cmdShowAllACLs(s, w, &aclArgs{}) }),
+		execCmd(seq(show, accessList, opt(aclNameArg(selfACL)), pipe), cmdShowAllACLs), // and IOS's sh access-l NAME
 		execCmd(seq(show, accessList, execFamily(func(a *aclArgs, f acl.Family) { a.ref.Family = f }), pipe), cmdShowACLs),
 		execCmd(seq(show, accessList, kw("sessions", "Current sessions per key of the limited entries"),
 			aclNode(selfACL), opt(seqArg), pipe), cmdShowSessions),

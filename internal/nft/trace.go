@@ -58,8 +58,8 @@ func (r *Ruleset) TracedRules(f acl.Family, name string, dir acl.Direction, ifna
 				continue
 			}
 			switch {
-			case role == RoleBlocked: // every connection of the list is checked against every lockout
-				out = append(out, rule)
+			case (role == RoleBlocked || role == RoleBlockedFull) && (ref.Seq == 0 || ref.Seq == decided || slices.Contains(seqs, ref.Seq)):
+				out = append(out, rule) // the lockout checks of the entries traced (of the one whose lockout refuses)
 			case ref.Seq == 0 && role == "":
 				if decided == 0 {
 					out = append(out, rule) // implicit deny
