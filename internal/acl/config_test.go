@@ -709,3 +709,22 @@ func TestEquivalentSpellings(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaOutOfRangeHasNoSpelling: an amount whose bytes overflow is no
+// spelling of a valid quota (review: 17179869185 gbytes wrapped to 1024
+// mbytes, so `no ...` deleted that entry and a re-send was a silent no-op).
+func TestQuotaOutOfRangeHasNoSpelling(t *testing.T) {
+	c := acl.New()
+	c.EnsureACL(acl.IPv4, "a")
+	if err := c.AddEntry(acl.IPv4, "a", &acl.Entry{Seq: 10, Action: acl.Permit, Proto: acl.ProtoTCP, Quota: &acl.Quota{N: 1024, Unit: acl.MBytes, Per: acl.Day}}); err != nil {
+		t.Fatal(err)
+	}
+	bad := acl.Entry{Action: acl.Permit, Proto: acl.ProtoTCP, Quota: &acl.Quota{N: 1<<34 + 1, Unit: acl.GBytes, Per: acl.Day}}
+	b1, b2 := bad, bad
+	if err := c.AddEntry(acl.IPv4, "a", &b1); err == nil {
+		t.Error("a quota out of range without seq was accepted")
+	}
+	if err := c.DeleteMatching(acl.IPv4, "a", &b2); err == nil || len(c.ACL(acl.IPv4, "a").Entries) != 1 {
+		t.Error("no ... with a quota out of range deleted the 1024 mbytes entry")
+	}
+}

@@ -92,7 +92,9 @@ func plainKey(e *Entry) entryKey {
 		k.refuse.Kind = RefuseDefault
 	}
 	k.srcPort, k.dstPort = portKey(k.srcPort), portKey(k.dstPort)
-	k.quota.N, k.quota.Unit = k.quota.N*k.quota.Unit.Size(), Bytes
+	if k.hasQuota && k.quota.N <= MaxQuotaBytes/k.quota.Unit.Size() { // one out of range stays as it is (and invalid)
+		k.quota.N, k.quota.Unit = k.quota.N*k.quota.Unit.Size(), Bytes
+	}
 	return k
 }
 
@@ -143,8 +145,8 @@ func portSpellings(m PortMatch) []PortMatch {
 // divides them (q itself for none).
 func quotaSpellings(q *Quota) []*Quota {
 	out := []*Quota{q}
-	if q == nil {
-		return out
+	if q == nil || q.N > MaxQuotaBytes/q.Unit.Size() {
+		return out // an amount out of range has no other spelling
 	}
 	bytes := q.Bytes()
 	for u := Bytes; u <= GBytes; u++ {

@@ -290,9 +290,12 @@ func (a *Agent) pruneBaselinesLocked(prev *acl.Config) {
 	} else {
 		for _, old := range prev.ACLs {
 			l := a.running.ACL(old.Family, old.Name)
+			was, is := directions(prev, old.Family, old.Name), directions(a.running, old.Family, old.Name)
 			for d := range 2 {
 				dir := acl.Direction(d)
-				if l == nil {
+				if l == nil || was[d] && !is[d] {
+					// The list, or its binding in dir, is gone: so are
+					// its kernel counters there.
 					for _, name := range counterNames(old, dir) {
 						delete(a.baseline, name)
 					}
@@ -303,9 +306,9 @@ func (a *Agent) pruneBaselinesLocked(prev *acl.Config) {
 					for j < len(l.Entries) && l.Entries[j].Seq < o.Seq {
 						j++
 					}
-					if j < len(l.Entries) && l.Entries[j] == o {
+					if j < len(l.Entries) && l.Entries[j].Seq == o.Seq && (l.Entries[j] == o || acl.SameEntry(o, l.Entries[j])) {
 						i++
-						continue // the same entry
+						continue // the same entry (a reload parses it anew)
 					}
 					m, r := nft.CounterNames(old.Family, old.Name, dir, o.Seq)
 					delete(a.baseline, m)

@@ -133,13 +133,16 @@ func (a *Agent) carryLockoutsLocked(prev, next *acl.Config) {
 			unclaimed[k] = append(unclaimed[k], b)
 		}
 		// claim takes the entry of prev that an entry of next at seq is:
-		// the one at the same seq, else the first.
-		claim := func(k traffic, seq int) (blockedSet, bool) {
+		// the one at that seq (exact), else the first left.
+		claim := func(k traffic, seq int, exact bool) (blockedSet, bool) {
 			bs := unclaimed[k]
-			if len(bs) == 0 {
+			i := slices.IndexFunc(bs, func(b blockedSet) bool { return b.ref.Seq == seq })
+			if i < 0 && !exact && len(bs) > 0 {
+				i = 0
+			}
+			if i < 0 {
 				return blockedSet{}, false
 			}
-			i := max(0, slices.IndexFunc(bs, func(b blockedSet) bool { return b.ref.Seq == seq }))
 			b := bs[i]
 			unclaimed[k] = slices.Delete(bs, i, i+1)
 			return b, true
@@ -148,22 +151,35 @@ func (a *Agent) carryLockoutsLocked(prev, next *acl.Config) {
 		for _, set := range blockedSets(next, l, false) {
 			e := l.Entry(set.ref.Seq)
 			if old.Entry(set.ref.Seq) == e { // left alone: keeps its set
-				claim(traffic{set.ref.Dir, acl.TrafficOf(e)}, set.ref.Seq)
+				claim(traffic{set.ref.Dir, acl.TrafficOf(e)}, set.ref.Seq, true)
 				continue
 			}
 			moved = append(moved, set)
 		}
-		for _, set := range moved {
-			e := l.Entry(set.ref.Seq)
-			from, ok := claim(traffic{set.ref.Dir, acl.TrafficOf(e)}, set.ref.Seq)
-			oe := old.Entry(set.ref.Seq)
-			if ok && from.name == set.name && oe.BlockFor.Seconds == e.BlockFor.Seconds {
+		// Each entry of next takes the entry of prev at its own seq first
+		// (a changed entry keeps its lockouts even beside a new one that
+		// decides the same traffic), then the first left.
+		from := make([]blockedSet, len(moved))
+		found := make([]bool, len(moved))
+		for pass := range 2 {
+			for i, set := range moved {
+				if !found[i] {
+					from[i], found[i] = claim(traffic{set.ref.Dir, acl.TrafficOf(l.Entry(set.ref.Seq))}, set.ref.Seq, pass == 0)
+				}
+			}
+		}
+		for i, set := range moved {
+			e, oe := l.Entry(set.ref.Seq), old.Entry(set.ref.Seq)
+			if found[i] && from[i].name == set.name && oe.BlockFor.Seconds == e.BlockFor.Seconds {
 				continue // the same set, kept by the kernel with its lockouts
 			}
 			limit := now.Add(time.Duration(e.BlockFor.Seconds) * time.Second)
 			var src, srcFull lockoutSet
-			if ok {
-				src, srcFull = was[from.name], was[from.full]
+			if found[i] {
+				src, srcFull = was[from[i].name], was[from[i].full]
+			}
+			if len(src.held) == 0 && len(srcFull.held) == 0 && oe == nil {
+				continue // a new set with nothing to carry: nothing to read
 			}
 			a.carryLocked(src, set.name, l.Family, limit, now)
 			a.carryLocked(srcFull, set.full, l.Family, limit, now)
@@ -175,13 +191,17 @@ func (a *Agent) carryLockoutsLocked(prev, next *acl.Config) {
 // or limit, whichever is first): it adds those it lacks and lifts any
 // other (of the entry the set belonged to before).
 func (a *Agent) carryLocked(from lockoutSet, to string, f acl.Family, limit, now time.Time) {
-	have, err := a.readLockoutsLocked(to, f, now)
-	if err != nil {
-		return
-	}
 	carried := lockoutSet{family: f}
 	for _, l := range from.held {
 		carried.held = append(carried.held, lockout{l.addr, minTime(l.until, limit)})
+	}
+	have, err := a.readLockoutsLocked(to, f, now)
+	if err != nil {
+		// Kept as held: the next WatchBlocked puts back what the kernel
+		// lacks, as after someone else's commit.
+		a.lockouts[to] = carried
+		a.lockoutsForeign--
+		return
 	}
 	var stale []netip.Addr
 	staleFlag := false
@@ -206,9 +226,7 @@ func (a *Agent) carryLocked(from lockoutSet, to string, f acl.Family, limit, now
 	}
 	missing := missingLockouts(carried, have, now)
 	if !a.restoreLocked(to, f, missing, now) {
-		// Kept below as held: the next WatchBlocked puts back what the
-		// kernel lacks, as after someone else's commit.
-		a.lockoutsForeign--
+		a.lockoutsForeign-- // kept below as held: the next WatchBlocked puts them back
 	}
 	held := slices.DeleteFunc(slices.Clone(have), func(h lockout) bool {
 		return !slices.ContainsFunc(carried.held, func(c lockout) bool { return c.addr == h.addr })

@@ -115,3 +115,31 @@ func TestLockoutsFollowTheirEntries(t *testing.T) {
 		t.Errorf("after an unrelated change seq 20: blocked %v, want %v", got, one)
 	}
 }
+
+// TestLockoutsStayWithTheirSeq: a changed entry keeps its lockouts beside a
+// new entry, earlier in the list, that decides the same traffic (review:
+// the new entry took them, capped at its shorter block-for).
+func TestLockoutsStayWithTheirSeq(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 600",
+		"seq 30 permit ip any any",
+	}}, slxBind)
+	set := func(seq int) string {
+		return nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: seq})
+	}
+	one := netip.MustParseAddr("10.0.0.1")
+	ta.kernel.Block(set(10), one)
+	ta.WatchBlocked()
+	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{
+		"seq 5 permit tcp any any eq 22 connlimit 5 block-for 10",
+		"no seq 10",
+		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 600 log",
+	}})
+	b10, _ := ta.kernel.Blocked(set(10), acl.IPv4)
+	b5, _ := ta.kernel.Blocked(set(5), acl.IPv4)
+	if !slices.Equal(b10, []netip.Addr{one}) || len(b5) != 0 {
+		t.Errorf("seq 10 blocked %v, seq 5 blocked %v; want %v at seq 10 only", b10, b5, one)
+	}
+}
