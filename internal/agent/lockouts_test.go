@@ -77,28 +77,13 @@ func TestLockoutsSurviveDrift(t *testing.T) {
 // got the first one's lockouts); a set that keeps its name for another
 // entry loses the lockouts of the entry it belonged to.
 func TestLockoutsFollowTheirEntries(t *testing.T) {
-	ta := newTestAgent(t)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"ip access-list extended check",
+	one, two := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	ta := startBlocked(t, []string{
 		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 60",
 		"seq 20 permit tcp any any eq 80 connlimit 2 block-for 600",
 		"seq 30 permit ip any any",
-	}}, slxBind)
-	set := func(seq int) string {
-		return nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: seq})
-	}
-	blocked := func(seq int) []netip.Addr {
-		got, err := ta.kernel.Blocked(set(seq), acl.IPv4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.SortFunc(got, netip.Addr.Compare)
-		return got
-	}
-	one, two := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
-	ta.kernel.Block(set(10), one)
-	ta.kernel.Block(set(20), two)
-	ta.WatchBlocked()
+	}, map[int]netip.Addr{10: one, 20: two})
+	blocked := func(seq int) []netip.Addr { return blockedAt(t, ta, seq) }
 
 	// 10 -> 20, 20 -> 30, 30 -> 40.
 	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{"resequence 20 10"}})
@@ -120,26 +105,48 @@ func TestLockoutsFollowTheirEntries(t *testing.T) {
 // new entry, earlier in the list, that decides the same traffic (review:
 // the new entry took them, capped at its shorter block-for).
 func TestLockoutsStayWithTheirSeq(t *testing.T) {
-	ta := newTestAgent(t)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"ip access-list extended check",
+	one := netip.MustParseAddr("10.0.0.1")
+	ta := startBlocked(t, []string{
 		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 600",
 		"seq 30 permit ip any any",
-	}}, slxBind)
-	set := func(seq int) string {
-		return nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: seq})
-	}
-	one := netip.MustParseAddr("10.0.0.1")
-	ta.kernel.Block(set(10), one)
-	ta.WatchBlocked()
+	}, map[int]netip.Addr{10: one})
 	ta.mustConfigure(t, cli.Txn{Context: []string{"ip access-list extended check"}, Lines: []string{
 		"seq 5 permit tcp any any eq 22 connlimit 5 block-for 10",
 		"no seq 10",
 		"seq 10 permit tcp any any eq 22 connlimit 2 block-for 600 log",
 	}})
-	b10, _ := ta.kernel.Blocked(set(10), acl.IPv4)
-	b5, _ := ta.kernel.Blocked(set(5), acl.IPv4)
+	b10, b5 := blockedAt(t, ta, 10), blockedAt(t, ta, 5)
 	if !slices.Equal(b10, []netip.Addr{one}) || len(b5) != 0 {
 		t.Errorf("seq 10 blocked %v, seq 5 blocked %v; want %v at seq 10 only", b10, b5, one)
 	}
+}
+
+// checkSet names the blocked set of entry seq of list check, in.
+func checkSet(seq int) string {
+	return nft.BlockedSetName(nft.EntryRef{Family: acl.IPv4, ACL: "check", Dir: acl.In, Seq: seq})
+}
+
+// blockedAt lists the sources the fake kernel holds in entry seq's blocked
+// set, sorted.
+func blockedAt(t *testing.T, ta *testAgent, seq int) []netip.Addr {
+	t.Helper()
+	got, err := ta.kernel.Blocked(checkSet(seq), acl.IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, netip.Addr.Compare)
+	return got
+}
+
+// startBlocked configures list check with lines and blocks src[seq] in
+// entry seq's set, as the agent has read them.
+func startBlocked(t *testing.T, lines []string, src map[int]netip.Addr) *testAgent {
+	t.Helper()
+	ta := newTestAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: append([]string{"ip access-list extended check"}, lines...)}, slxBind)
+	for seq, a := range src {
+		ta.kernel.Block(checkSet(seq), a)
+	}
+	ta.WatchBlocked()
+	return ta
 }
