@@ -134,13 +134,45 @@ func (a *Agent) Counters(f acl.Family, name, dir string) ([]cli.EntryCounters, e
 func counterNames(l *acl.ACL, d acl.Direction) []string {
 	out := []string{nft.ImplicitDenyCounter(l.Family, l.Name, d), nft.BlockedCounter(l.Family, l.Name, d)}
 	for _, e := range l.Entries {
-		m, r := nft.CounterNames(l.Family, l.Name, d, e.Seq)
-		out = append(out, m, r)
-		for _, why := range nft.EntryReasons(e) {
-			out = append(out, nft.ReasonCounterName(nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: d, Seq: e.Seq}, why))
-		}
+		out = appendEntryCounters(out, l, d, e)
 	}
 	return out
+}
+
+// appendEntryCounters appends the counters of entry e of l in direction
+// d: matched, refused, and its refusals per reason.
+func appendEntryCounters(out []string, l *acl.ACL, d acl.Direction, e *acl.Entry) []string {
+	m, r := nft.CounterNames(l.Family, l.Name, d, e.Seq)
+	out = append(out, m, r)
+	for _, why := range nft.EntryReasons(e) {
+		out = append(out, nft.ReasonCounterName(nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: d, Seq: e.Seq}, why))
+	}
+	return out
+}
+
+// eachReplaced calls fn for each entry of old that next does not hold at
+// its seq, with the entry next holds there (nil: none): the entries a
+// change removed or replaced. An entry that is the same value, or the same
+// entry parsed anew (a reload; acl.SameEntry), is neither. Remarks are
+// left out (they count nothing).
+func eachReplaced(old, next *acl.ACL, fn func(o, e *acl.Entry)) {
+	j := 0
+	for _, o := range old.Entries {
+		if o.Action == acl.Remark {
+			continue
+		}
+		for j < len(next.Entries) && next.Entries[j].Seq < o.Seq {
+			j++
+		}
+		var e *acl.Entry
+		if j < len(next.Entries) && next.Entries[j].Seq == o.Seq {
+			e = next.Entries[j]
+		}
+		if e == o || e != nil && acl.SameEntry(o, e) {
+			continue
+		}
+		fn(o, e)
+	}
 }
 
 // sinceClear is a counter's value less its baseline. A counter below its
@@ -218,32 +250,14 @@ func (a *Agent) restartReplacedLocked(prev, next *acl.Config) {
 	}
 	var names []string
 	for _, l := range next.ACLs {
-		old := prev.ACL(l.Family, l.Name)
-		if old == nil {
-			continue
-		}
-		for i, j := 0, 0; i < len(old.Entries) && j < len(l.Entries); {
-			o, e := old.Entries[i], l.Entries[j]
-			switch {
-			case o.Seq < e.Seq:
-				i++
-				continue
-			case o.Seq > e.Seq:
-				j++
-				continue
-			}
-			i, j = i+1, j+1
-			if o == e || e.Action == acl.Remark || acl.SameEntry(o, e) {
-				continue
-			}
-			for d := range 2 {
-				r := nft.EntryRef{Family: l.Family, ACL: l.Name, Dir: acl.Direction(d), Seq: e.Seq}
-				m, ref := nft.CounterNames(l.Family, l.Name, r.Dir, e.Seq)
-				names = append(names, m, ref)
-				for _, why := range nft.EntryReasons(e) {
-					names = append(names, nft.ReasonCounterName(r, why))
+		if old := prev.ACL(l.Family, l.Name); old != nil {
+			eachReplaced(old, l, func(_, e *acl.Entry) {
+				if e != nil && e.Action != acl.Remark {
+					for d := range 2 {
+						names = appendEntryCounters(names, l, acl.Direction(d), e)
+					}
 				}
-			}
+			})
 		}
 	}
 	if len(names) == 0 {
@@ -301,23 +315,11 @@ func (a *Agent) pruneBaselinesLocked(prev *acl.Config) {
 					}
 					continue
 				}
-				for i, j := 0, 0; i < len(old.Entries); {
-					o := old.Entries[i]
-					for j < len(l.Entries) && l.Entries[j].Seq < o.Seq {
-						j++
+				eachReplaced(old, l, func(o, _ *acl.Entry) {
+					for _, name := range appendEntryCounters(nil, old, dir, o) {
+						delete(a.baseline, name)
 					}
-					if j < len(l.Entries) && l.Entries[j].Seq == o.Seq && (l.Entries[j] == o || acl.SameEntry(o, l.Entries[j])) {
-						i++
-						continue // the same entry (a reload parses it anew)
-					}
-					m, r := nft.CounterNames(old.Family, old.Name, dir, o.Seq)
-					delete(a.baseline, m)
-					delete(a.baseline, r)
-					for _, why := range nft.EntryReasons(o) {
-						delete(a.baseline, nft.ReasonCounterName(nft.EntryRef{Family: old.Family, ACL: old.Name, Dir: dir, Seq: o.Seq}, why))
-					}
-					i++
-				}
+				})
 			}
 		}
 	}
