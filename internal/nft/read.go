@@ -115,15 +115,25 @@ func (a *Applier) Counters() (map[string]CounterValue, error) {
 	}
 	out := map[string]CounterValue{}
 	for _, o := range objs {
-		no, ok := o.(*nftables.NamedObj)
-		if !ok || no.Type != nftables.ObjTypeCounter {
-			continue
-		}
-		if ctr, ok := no.Obj.(*expr.Counter); ok {
-			out[no.Name] = CounterValue{Packets: ctr.Packets, Bytes: ctr.Bytes}
+		if name, v, ok := counterValue(o); ok {
+			out[name] = v
 		}
 	}
 	return out, nil
+}
+
+// counterValue is a named counter object's name and value (ok false for
+// any other object).
+func counterValue(o nftables.Obj) (string, CounterValue, bool) {
+	no, ok := o.(*nftables.NamedObj)
+	if !ok || no.Type != nftables.ObjTypeCounter {
+		return "", CounterValue{}, false
+	}
+	ctr, ok := no.Obj.(*expr.Counter)
+	if !ok {
+		return "", CounterValue{}, false
+	}
+	return no.Name, CounterValue{Packets: ctr.Packets, Bytes: ctr.Bytes}, true
 }
 
 // manyCounters is how many named counters CounterValues reads one by one;
@@ -167,10 +177,8 @@ func (a *Applier) CounterValues(names []string) (map[string]CounterValue, error)
 			}
 			return nil, fmt.Errorf("read counter %s of table inet %s: %w", n, a.table, err)
 		}
-		if no, ok := o.(*nftables.NamedObj); ok {
-			if ctr, ok := no.Obj.(*expr.Counter); ok {
-				out[n] = CounterValue{Packets: ctr.Packets, Bytes: ctr.Bytes}
-			}
+		if _, v, ok := counterValue(o); ok {
+			out[n] = v
 		}
 	}
 	return out, nil
