@@ -46,7 +46,7 @@ func SameEntry(a, b *Entry) bool {
 // TrafficKey is what connections an entry decides (the action on the
 // protocol, addresses, ports and user), whatever its seq and limits:
 // across a change, which entry of the new list is an entry of the old one
-// (its lockouts go with it). Equal keys: SameTraffic.
+// (its lockouts go with it).
 type TrafficKey struct {
 	action           Action
 	proto            int
@@ -64,9 +64,6 @@ func TrafficOf(e *Entry) TrafficKey {
 	}
 	return k
 }
-
-// SameTraffic reports whether two entries decide the same connections.
-func SameTraffic(a, b *Entry) bool { return TrafficOf(a) == TrafficOf(b) }
 
 // sameMatch compares the cheap fields first: AddEntry compares against
 // every entry of a list.
@@ -92,8 +89,8 @@ func plainKey(e *Entry) entryKey {
 		k.refuse.Kind = RefuseDefault
 	}
 	k.srcPort, k.dstPort = portKey(k.srcPort), portKey(k.dstPort)
-	if k.hasQuota && k.quota.N <= MaxQuotaBytes/k.quota.Unit.Size() { // one out of range stays as it is (and invalid)
-		k.quota.N, k.quota.Unit = k.quota.N*k.quota.Unit.Size(), Bytes
+	if b, ok := k.quota.inRange(); k.hasQuota && ok { // one out of range stays as it is (and invalid)
+		k.quota.N, k.quota.Unit = b, Bytes
 	}
 	return k
 }
@@ -101,62 +98,99 @@ func plainKey(e *Entry) entryKey {
 // spellings are the entries that are e (SameEntry) in every spelling, e
 // first: with and without `count`, with the default refusal or `refuse
 // reset`, ports `eq P` or `range P P`, a quota in each unit that divides
-// it.
+// it. Each kind of spelling multiplies those before it.
 func spellings(e *Entry) []*Entry {
+	vs := []Entry{*e}
+	for _, alts := range []func(Entry) []Entry{countSpellings, refuseSpellings, portSpellings, quotaSpellings} {
+		var next []Entry
+		for _, v := range vs {
+			next = append(next, alts(v)...) // v first: e stays vs[0]
+		}
+		vs = next
+	}
 	out := []*Entry{e}
-	refusals := []RefuseKind{e.Refuse.Kind}
-	if e.Refuse.Kind == RefuseDefault || e.Refuse.Kind == RefuseReset {
-		refusals = []RefuseKind{RefuseDefault, RefuseReset}
+	for i := 1; i < len(vs); i++ {
+		out = append(out, &vs[i])
 	}
-	srcs, dsts := portSpellings(e.SrcPort), portSpellings(e.DstPort)
-	quotas := quotaSpellings(e.Quota)
-	for _, count := range []bool{false, true} {
-		for _, r := range refusals {
-			for _, sp := range srcs {
-				for _, dp := range dsts {
-					for _, q := range quotas {
-						if count == e.Count && r == e.Refuse.Kind && sp == e.SrcPort && dp == e.DstPort && q == e.Quota {
-							continue // e itself
-						}
-						v := *e
-						v.Count, v.Refuse.Kind, v.SrcPort, v.DstPort, v.Quota = count, r, sp, dp, q
-						out = append(out, &v)
-					}
-				}
+	return out
+}
+
+// countSpellings are v with and without `count`, v first.
+func countSpellings(v Entry) []Entry {
+	w := v
+	w.Count = !v.Count
+	return []Entry{v, w}
+}
+
+// refuseSpellings are v, and with the default refusal spelled the other
+// way (none or `refuse reset`).
+func refuseSpellings(v Entry) []Entry {
+	w := v
+	switch v.Refuse.Kind {
+	case RefuseDefault:
+		w.Refuse.Kind = RefuseReset
+	case RefuseReset:
+		w.Refuse.Kind = RefuseDefault
+	default:
+		return []Entry{v}
+	}
+	return []Entry{v, w}
+}
+
+// portSpellings are v with each of its port matches as `eq P` and as
+// `range P P`, v first.
+func portSpellings(v Entry) []Entry {
+	out := []Entry{v}
+	for _, get := range []func(*Entry) *PortMatch{func(e *Entry) *PortMatch { return &e.SrcPort }, func(e *Entry) *PortMatch { return &e.DstPort }} {
+		for _, u := range out {
+			m := get(&u)
+			var alt PortMatch
+			switch {
+			case m.Op == PortEq:
+				alt = PortMatch{Op: PortRange, Lo: m.Lo, Hi: m.Lo}
+			case m.Op == PortRange && m.Lo == m.Hi:
+				alt = PortMatch{Op: PortEq, Lo: m.Lo}
+			default:
+				continue
 			}
+			*m = alt
+			out = append(out, u)
 		}
 	}
 	return out
 }
 
-// portSpellings are the spellings of a port match: m, and `eq P` and
-// `range P P` for each other.
-func portSpellings(m PortMatch) []PortMatch {
-	switch {
-	case m.Op == PortEq:
-		return []PortMatch{m, {Op: PortRange, Lo: m.Lo, Hi: m.Lo}}
-	case m.Op == PortRange && m.Lo == m.Hi:
-		return []PortMatch{m, {Op: PortEq, Lo: m.Lo}}
+// quotaSpellings are v and v with its quota's bytes in every other unit
+// that divides them (an amount out of range has none).
+func quotaSpellings(v Entry) []Entry {
+	out := []Entry{v}
+	q := v.Quota
+	if q == nil {
+		return out
 	}
-	return []PortMatch{m}
-}
-
-// quotaSpellings are q and the same bytes in every other unit that
-// divides them (q itself for none).
-func quotaSpellings(q *Quota) []*Quota {
-	out := []*Quota{q}
-	if q == nil || q.N > MaxQuotaBytes/q.Unit.Size() {
-		return out // an amount out of range has no other spelling
+	bytes, ok := q.inRange()
+	if !ok {
+		return out
 	}
-	bytes := q.Bytes()
 	for u := Bytes; u <= GBytes; u++ {
-		if u != q.Unit && bytes%u.Size() == 0 && bytes/u.Size() <= MaxQuotaBytes {
-			v := *q
-			v.N, v.Unit = bytes/u.Size(), u
-			out = append(out, &v)
+		if u != q.Unit && bytes%u.Size() == 0 {
+			alt := *q
+			alt.N, alt.Unit = bytes/u.Size(), u
+			w := v
+			w.Quota = &alt
+			out = append(out, w)
 		}
 	}
 	return out
+}
+
+// inRange returns the quota's bytes, and false when they are more than
+// MaxQuotaBytes (or would overflow).
+func (q Quota) inRange() (uint64, bool) {
+	if q.N > MaxQuotaBytes/q.Unit.Size() {
+		return 0, false
+	}
+	return q.N * q.Unit.Size(), true
 }
 
 // entryKey is an entry's content without Seq, as a comparable value (the
