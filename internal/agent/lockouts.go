@@ -101,7 +101,7 @@ func (a *Agent) restoreLockoutsLocked() {
 // carryLockoutsLocked keeps the lockouts of block-for entries across an
 // apply of next after prev that gives them other sets: a resequence (the
 // set is named by seq) or another block-for time (the set is made again).
-// Each entry of next that decides the same traffic (acl.SameTraffic) as an
+// Each entry of next that decides the same traffic (acl.TrafficOf) as an
 // entry of prev with block-for, in the same list and direction, gets the
 // lockouts last read of that entry's sets (WatchBlocked), for the time
 // each had left, at most its own block-for; the entry at the same seq is
@@ -203,15 +203,21 @@ func (a *Agent) carryLocked(from lockoutSet, to string, f acl.Family, limit, now
 		a.lockoutsForeign--
 		return
 	}
+	keep := map[netip.Addr]bool{} // an invalid Addr: the full set's flag
+	for _, c := range carried.held {
+		keep[c.addr] = true
+	}
 	var stale []netip.Addr
 	staleFlag := false
+	held := make([]lockout, 0, len(have))
 	for _, h := range have {
-		if !slices.ContainsFunc(carried.held, func(c lockout) bool { return c.addr == h.addr }) {
-			if h.addr.IsValid() {
-				stale = append(stale, h.addr)
-			} else {
-				staleFlag = true
-			}
+		switch {
+		case keep[h.addr]:
+			held = append(held, h)
+		case h.addr.IsValid():
+			stale = append(stale, h.addr)
+		default:
+			staleFlag = true
 		}
 	}
 	if len(stale) > 0 {
@@ -228,9 +234,6 @@ func (a *Agent) carryLocked(from lockoutSet, to string, f acl.Family, limit, now
 	if !a.restoreLocked(to, f, missing, now) {
 		a.lockoutsForeign-- // kept below as held: the next WatchBlocked puts them back
 	}
-	held := slices.DeleteFunc(slices.Clone(have), func(h lockout) bool {
-		return !slices.ContainsFunc(carried.held, func(c lockout) bool { return c.addr == h.addr })
-	})
 	a.lockouts[to] = lockoutSet{f, append(held, missing...)}
 }
 
