@@ -84,7 +84,7 @@ func NewResponder(o ResponderOptions) *Responder {
 }
 
 // listenMarked listens on TCP :port with the socket mark nft.ResponderMark
-// (SO_MARK, which needs CAP_NET_ADMIN): the kernel resets a refused
+// (SO_MARK, which needs CAP_NET_ADMIN or CAP_NET_RAW): the kernel resets a refused
 // connection that reaches a listener without it, so another process that
 // took the port never gets one.
 func listenMarked(port uint16) (net.Listener, error) {

@@ -73,7 +73,7 @@ func compilePipes(specs []*pipeSpec) ([]compiledPipe, error) {
 		if p.kind == pipeCount || p.kind == pipeNoMore {
 			continue
 		}
-		if q := strings.HasPrefix(p.re, `"`); q && (len(p.re) < 2 || !strings.HasSuffix(p.re, `"`)) {
+		if strings.HasPrefix(p.re, `"`) && (len(p.re) < 2 || !strings.HasSuffix(p.re, `"`)) {
 			return nil, fmt.Errorf("%% Error: regular expression %s: the quote is not closed", p.re)
 		}
 		re, err := regexp.Compile(pipeExpr(p.re))

@@ -36,7 +36,8 @@ const MaxMessages = 64
 const MessageMark = 0x534c0100
 
 // ResponderMark is the socket mark (SO_MARK) of the responder's listeners.
-// Only a process with CAP_NET_ADMIN can set a socket mark, so a local user
+// Only a process with CAP_NET_ADMIN (or, since Linux 5.17, CAP_NET_RAW)
+// can set a socket mark, so a local user
 // who listens on a message port (while the agent is down, or before it
 // could) never gets the refused connections: the input guard resets a
 // marked first packet whose listener lacks this mark.
