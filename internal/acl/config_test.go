@@ -474,9 +474,15 @@ func TestTimeRanges(t *testing.T) {
 	if err := c.DeleteSeq(acl.IPv6, "six", 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetAbsolute("office", nil); err != nil || c.TimeRange("office").Absolute != nil {
-		t.Errorf("SetAbsolute(nil) = %v", err)
+	other := &acl.Absolute{Start: d(2024, 2, 29, 0, 0)}
+	wantMsg(t, c.DeleteAbsolute("office", other), `absolute start 00:00 29 Feb 2024 does not exist (time-range "office" has absolute start 00:00 29 Feb 2024 end 00:00 29 Feb 2024)`)
+	if c.TimeRange("office").Absolute == nil {
+		t.Errorf("DeleteAbsolute of another clause removed the one there is")
 	}
+	if err := c.DeleteAbsolute("office", &acl.Absolute{}); err != nil || c.TimeRange("office").Absolute != nil {
+		t.Errorf("DeleteAbsolute() = %v", err)
+	}
+	wantMsg(t, c.DeleteAbsolute("office", nil), `time-range "office" has no absolute`)
 	if err := c.DeleteTimeRange("office"); err != nil {
 		t.Fatal(err)
 	}

@@ -51,14 +51,7 @@ func FormatTimeRange(t *TimeRange) string {
 		b.WriteString(" periodic " + formatPeriodic(p) + "\n")
 	}
 	if a := t.Absolute; a != nil {
-		b.WriteString(" absolute")
-		if a.Start != nil {
-			b.WriteString(" start " + a.Start.String())
-		}
-		if a.End != nil {
-			b.WriteString(" end " + a.End.String())
-		}
-		b.WriteString("\n")
+		b.WriteString(" " + formatAbsolute(a) + "\n")
 	}
 	b.WriteString("!\n")
 	return b.String()

@@ -112,16 +112,47 @@ func (c *Config) DeletePeriodic(name string, p Periodic) error {
 	return nil
 }
 
-// SetAbsolute sets (or with nil clears) the absolute clause; end must not be
-// before start, and at least one of them must be given.
-func (c *Config) SetAbsolute(name string, a *Absolute) error {
+// DeleteAbsolute removes the absolute clause: `no absolute` removes the one
+// there is, `no absolute start ...` only that one; as `no periodic`, it fails
+// when there is no such clause.
+func (c *Config) DeleteAbsolute(name string, want *Absolute) error {
 	t, err := c.mustTimeRange(name)
 	if err != nil {
 		return err
 	}
-	if a == nil {
-		t.Absolute = nil
-		return nil
+	if t.Absolute == nil {
+		return errorf("time-range %q has no absolute", name)
+	}
+	if want != nil && (want.Start != nil || want.End != nil) && !sameAbsolute(t.Absolute, want) {
+		return errorf("%s does not exist (time-range %q has %s)", formatAbsolute(want), name, formatAbsolute(t.Absolute))
+	}
+	t.Absolute = nil
+	return nil
+}
+
+func sameAbsolute(a, b *Absolute) bool {
+	same := func(x, y *DateTime) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return same(a.Start, b.Start) && same(a.End, b.End)
+}
+
+// formatAbsolute renders the clause as the config writes it.
+func formatAbsolute(a *Absolute) string {
+	s := "absolute"
+	if a.Start != nil {
+		s += " start " + a.Start.String()
+	}
+	if a.End != nil {
+		s += " end " + a.End.String()
+	}
+	return s
+}
+
+// SetAbsolute sets the absolute clause; end must not be before start, and at
+// least one of them must be given.
+func (c *Config) SetAbsolute(name string, a *Absolute) error {
+	t, err := c.mustTimeRange(name)
+	if err != nil {
+		return err
 	}
 	if err := checkAbsolute(a); err != nil {
 		return err

@@ -156,6 +156,6 @@ func timeRangeCommands() []*command {
 		cfgCmd(periodic, func(e *env, a *trArgs) error { return e.cfg.AddPeriodic(e.frame.name, a.p) }),
 		cfgCmd(seq(no, periodic), func(e *env, a *trArgs) error { return e.cfg.DeletePeriodic(e.frame.name, a.p) }),
 		cfgCmd(absolute, func(e *env, a *trArgs) error { abs := a.abs; return e.cfg.SetAbsolute(e.frame.name, &abs) }),
-		cfgCmd(seq(no, kw("absolute", "A one-time period"), opt(startEnd())), func(e *env, a *trArgs) error { return e.cfg.SetAbsolute(e.frame.name, nil) }),
+		cfgCmd(seq(no, kw("absolute", "A one-time period"), opt(startEnd())), func(e *env, a *trArgs) error { return e.cfg.DeleteAbsolute(e.frame.name, &a.abs) }),
 	}
 }
