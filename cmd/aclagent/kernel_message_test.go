@@ -253,3 +253,36 @@ end
 		t.Fatalf("the real service accepted %d connections, want 1", n)
 	}
 }
+
+// TestKernelRefuseMessageBlocked: a source locked out by an entry with
+// block-for and a refuse message reads the message for the lockout, on
+// every TCP port of the ACL, and the real services never see it.
+func TestKernelRefuseMessageBlocked(t *testing.T) {
+	p := netns.NewPair(t)
+	addr := net.JoinHostPort(netns.PairServer4, "25")
+	other := net.JoinHostPort(netns.PairServer4, "26")
+	srv, srvOther := p.Server.Listen(t, addr), p.Server.Listen(t, other)
+	ag := newAgent(t, p.Server, "s0")
+	ag.start()
+	ag.mustShell(fmt.Sprintf(`configure terminal
+ip access-list extended mail
+seq 10 permit tcp any host %s eq 25 connlimit 1 block-for 60 refuse message "%s"
+seq 20 permit ip any any
+exit
+interface management 0
+ip access-group mail in
+end
+`, netns.PairServer4, smtpLine))
+	c := p.Client.Expect(t, "", addr, netns.Connected)
+	defer c.Close()
+	o := p.Client.Expect(t, "", other, netns.Connected) // not over any limit yet
+	o.Close()
+	readRefusal(t, p.Client, addr) // over: blocked from now on
+	readRefusal(t, p.Client, other)
+	if err := netns.Echo(c); err != nil {
+		t.Fatalf("the session open before the block: %v", err)
+	}
+	if a, b := srv.Accepted(), srvOther.Accepted(); a != 1 || b != 1 {
+		t.Fatalf("the services accepted %d and %d connections, want 1 and 1", a, b)
+	}
+}

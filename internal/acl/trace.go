@@ -113,7 +113,7 @@ func TracePacket(c *Config, a *ACL, p Packet, st TraceState) Trace {
 			t.Seq = seq
 			t.Limits = []LimitCheck{{Seq: seq, Kind: "blocked", Key: p.Src.Unmap().String(), Over: true,
 				Note: fmt.Sprintf("source locked out on this access list by the block-for of seq %d", seq)}}
-			t.Refusal, t.Reason = anyRefusal(p), "blocked"
+			t.Refusal, t.Reason = blockedRefusal(a.Entry(seq), p), "blocked"
 			return t
 		}
 	}
@@ -224,17 +224,19 @@ func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
 		}
 		add(c)
 	}
-	if r := e.Rate; r != nil {
-		add(LimitCheck{Kind: "rate", Limit: r.N,
-			Note: fmt.Sprintf("%d per %s: the kernel's tokens are not readable, assumed under", r.N, r.Per)})
+	// In the compiled order (load-limit, connlimit, quota, rate); the
+	// first over refuses and the later ones are not reached.
+	for i := range e.Connlimits {
+		if refused == "" {
+			add(connlimitCheck(e, &e.Connlimits[i], p, st))
+		}
 	}
 	if q := e.Quota; q != nil && refused == "" {
 		add(quotaCheck(e, q, p, st))
 	}
-	for i := range e.Connlimits { // in the compiled order; the first over refuses
-		if refused == "" {
-			add(connlimitCheck(e, &e.Connlimits[i], p, st))
-		}
+	if r := e.Rate; r != nil && refused == "" {
+		add(LimitCheck{Kind: "rate", Limit: r.N,
+			Note: fmt.Sprintf("%d per %s: the kernel's tokens are not readable, assumed under", r.N, r.Per)})
 	}
 	if e.BlockFor != nil && refused != "" && refused != "load-limit" {
 		add(LimitCheck{Kind: "block-for", Note: fmt.Sprintf("the source would be locked out for %d s", e.BlockFor.Seconds)})
@@ -326,6 +328,20 @@ func entryRefusal(e *Entry, p Packet) string {
 		return anyRefusal(p)
 	}
 	return "unreachable"
+}
+
+// blockedRefusal is how a source locked out by e is refused, as the
+// compiler writes it: as e refuses, except that its message is TCP's and
+// anything else gets the refuse chain's answer.
+func blockedRefusal(e *Entry, p Packet) string {
+	switch {
+	case e == nil:
+	case e.Action == HardDrop || e.Refuse.Kind == RefuseDrop:
+		return "drop"
+	case e.Refuse.Kind == RefuseMessage && p.Proto == ProtoTCP:
+		return fmt.Sprintf("message %q", e.Refuse.Message)
+	}
+	return anyRefusal(p)
 }
 
 // anyRefusal is the refuse chain's answer (implicit deny, blocked sources).

@@ -78,6 +78,13 @@ func TestTracePacket(t *testing.T) {
 			false, 70, "connlimit", "unreachable", []StepResult{NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, Decides}, ""},
 		{"blocked source", tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Blocked: func(a netip.Addr) (int, bool) { return 70, a == ip("10.1.1.1") }},
 			false, 70, "blocked", "reset", nil, ""},
+		// A blocked source is refused as the entry that blocked it refuses.
+		{"blocked by a message entry", tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Blocked: func(a netip.Addr) (int, bool) { return 60, true }},
+			false, 60, "blocked", `message "421 busy"`, nil, ""},
+		{"blocked by a message entry, udp", Packet{Proto: ProtoUDP, Src: ip("10.1.1.1"), Dst: ip("10.2.2.2"), SPort: 5000, DPort: 53},
+			TraceState{Blocked: func(a netip.Addr) (int, bool) { return 60, true }}, false, 60, "blocked", "unreachable", nil, ""},
+		{"blocked by a dropping entry", tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Blocked: func(a netip.Addr) (int, bool) { return 50, true }},
+			false, 50, "blocked", "drop", nil, ""},
 		{"why: protocol", Packet{Proto: ProtoSCTP, Src: ip("10.24.12.107"), Dst: ip("10.24.12.129"), DPort: 22}, TraceState{},
 			true, 70, "permit", "", []StepResult{NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, NoMatch, Decides}, ""},
 	} {

@@ -121,8 +121,23 @@ type builder struct {
 	quotas   []quotaRef
 	quotaIDs map[string]uint32
 
-	extra     []*Chain        // log chains, after the ACL chains
-	logChains map[string]bool // names in extra
+	extra      []*Chain        // log and blocked-refusal chains, after the ACL chains
+	extraNames map[string]bool // names in extra
+}
+
+// extraChain adds the chain that mk makes to extra, unless a chain of that
+// name is there already, and returns a jump or goto to it (kind).
+func (b *builder) extraChain(name string, kind expr.VerdictKind, mk func() *Chain) []Stmt {
+	if b.extraNames == nil {
+		b.extraNames = map[string]bool{}
+	}
+	if !b.extraNames[name] {
+		b.extraNames[name] = true
+		ch := mk()
+		ch.Name = name
+		b.extra = append(b.extra, ch)
+	}
+	return []Stmt{&Verdict{Kind: kind, Chain: name}}
 }
 
 func (b *builder) errorf(path, format string, args ...any) {

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -131,8 +132,9 @@ func (b *builder) blockedRules(k chainKey, a *acl.ACL) []*Rule {
 				Kind: SetBlocked, Entry: ref, KeyKind: acl.PerSource},
 			&Set{Name: full, Key: KeyNFProto, Size: 2, Timeout: timeout,
 				Kind: SetBlocked, Entry: ref, KeyKind: acl.Total})
-		own := EntryRef{k.fam, k.name, k.dir, 0} // the ACL's log chain for blocked refusals
-		refuse := append([]Stmt{&CounterRef{Name: cnt}}, b.loggedBlocked(a, own, []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}})...)
+		own := EntryRef{k.fam, k.name, k.dir, 0} // the ACL's log chains for blocked refusals
+		verdict, kind := b.blockedRefusal(e)
+		refuse := append([]Stmt{&CounterRef{Name: cnt}}, b.loggedBlocked(a, own, kind, verdict)...)
 		out = append(out,
 			&Rule{Comment: RuleComment(ref, RoleBlocked),
 				Stmts: slices.Concat([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: set, Key: key, Dep: true}}, refuse)},
@@ -140,6 +142,24 @@ func (b *builder) blockedRules(k chainKey, a *acl.ACL) []*Rule {
 				Stmts: slices.Concat([]Stmt{&CtState{States: CtNew}, &SetLookup{Set: full, Key: Key{Family: k.fam, Kind: acl.Total}}}, refuse)})
 	}
 	return out
+}
+
+// blockedRefusal is how a source locked out by e is refused on its ACL:
+// as e refuses over its limits. A dropping entry drops; an entry with a
+// refuse message gives the message to TCP connections (the rest go to the
+// refuse chain: the lockout holds for every protocol, the message is TCP's);
+// any other entry uses the refuse chain. kind names the refusal for the
+// chains it needs ("" for the refuse chain).
+func (b *builder) blockedRefusal(e *acl.Entry) (verdict []Stmt, kind string) {
+	switch {
+	case e.Action == acl.HardDrop || e.Refuse.Kind == acl.RefuseDrop:
+		return []Stmt{&Verdict{Kind: expr.VerdictDrop}}, "drop"
+	case e.Refuse.Kind == acl.RefuseMessage:
+		if m, ok := b.message(e.Refuse.Message); ok {
+			return b.refuseMessage(m), "message_" + strconv.Itoa(int(m.Port))
+		}
+	}
+	return []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}}, ""
 }
 
 // blockChain returns the block chain of an entry with block-for; refuse is

@@ -163,21 +163,23 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 }
 
 // checks returns the limits of an entry in the order they are tested
-// (load-limit, rate, quota, connlimit: a connection refused by an earlier one takes
-// no slot of a later one), the chains they use, and whether the entry
-// refuses every match instead (`connlimit 0`, `deny ... connlimit 1`: the
-// first connection already reaches the limit).
+// (load-limit, connlimit, quota, rate), the chains they use, and whether
+// the entry refuses every match instead (`connlimit 0`, `deny ...
+// connlimit 1`: the first connection already reaches the limit).
+//
+// Why this order: a check that admits spends what it counts, whatever a
+// later check decides. A rate token spent is gone for its whole window
+// (a day, for `per day`), and a quota keeps the bytes of the first
+// packet; a connlimit counts a connection only while conntrack holds it,
+// and a refused connection is never confirmed: the kernel drops it from
+// the count at its next count on the same CPU, or two jiffies later on
+// another. So connlimit comes before what spends for longer, and rate,
+// which spends the most, last: connections that connlimit or quota refuse
+// never use up a source's rate.
 func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, refuseAs refuser) ([]check, []*Chain, bool) {
 	var out []check
 	if l := e.LoadLimit; l != nil {
 		out = append(out, b.loadCheck(k, ref, l))
-	}
-	if r := e.Rate; r != nil {
-		out = append(out, b.rateCheck(k, ref, r, ctx))
-	}
-	if q := e.Quota; q != nil {
-		c, _ := b.quotaCheck(ref, q, ctx)
-		out = append(out, c)
 	}
 	// Several connlimits, one per key (acl sorts them): each its own set
 	// and reservations; the roles of the rules of all but the first name
@@ -201,6 +203,13 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, re
 			}
 		}
 		out, chains = append(out, checks...), append(chains, own...)
+	}
+	if q := e.Quota; q != nil {
+		c, _ := b.quotaCheck(ref, q, ctx)
+		out = append(out, c)
+	}
+	if r := e.Rate; r != nil {
+		out = append(out, b.rateCheck(k, ref, r, ctx))
 	}
 	return out, chains, false
 }

@@ -60,12 +60,17 @@ func (b *builder) logged(e *acl.Entry, ref EntryRef, reason string, verdict []St
 
 // loggedBlocked is logged for the refusal of blocked sources at the top of
 // an ACL chain, when an entry with block-for logs: prefix "blocked
-// acl=NAME dir=DIR implicit-blocked", chain NAME_DIR_0_log_blocked.
-func (b *builder) loggedBlocked(a *acl.ACL, ref EntryRef, verdict []Stmt) []Stmt {
+// acl=NAME dir=DIR implicit-blocked", chain NAME_DIR_0_log_blocked, one per
+// kind of refusal (blockedRefusal: NAME_DIR_0_log_blocked_drop, ...).
+func (b *builder) loggedBlocked(a *acl.ACL, ref EntryRef, kind string, verdict []Stmt) []Stmt {
 	if firstLoggedBlock(a) == nil {
 		return verdict
 	}
-	return b.logChain(LogChainName(ref, RoleBlocked, false), RoleBlocked+" "+RuleComment(ref, RoleBlocked)+" ",
+	name := RoleBlocked
+	if kind != "" {
+		name += "_" + kind
+	}
+	return b.logChain(LogChainName(ref, name, false), RoleBlocked+" "+RuleComment(ref, RoleBlocked)+" ",
 		&Rule{Comment: RuleComment(ref, RoleBlocked) + " " + RoleLog}, &Rule{Comment: RuleComment(ref, RoleBlocked), Stmts: verdict})
 }
 
@@ -81,11 +86,7 @@ func firstLoggedBlock(a *acl.ACL) *acl.Entry {
 // logChain returns a goto to chain name, created on first use: the log
 // rule (rate-limited NFLOG with prefix, comment of logRule), then final.
 func (b *builder) logChain(name, prefix string, logRule, final *Rule) []Stmt {
-	if b.logChains == nil {
-		b.logChains = map[string]bool{}
-	}
-	if !b.logChains[name] {
-		b.logChains[name] = true
+	return b.extraChain(name, expr.VerdictGoto, func() *Chain {
 		group := b.opt.LogGroup
 		if group == 0 {
 			group = DefaultLogGroup
@@ -94,7 +95,6 @@ func (b *builder) logChain(name, prefix string, logRule, final *Rule) []Stmt {
 			&RateUnder{RateOver{Rate: LogRate, Per: acl.Second, Burst: LogBurst}},
 			&LogGroup{Prefix: prefix, Group: group},
 		}
-		b.extra = append(b.extra, &Chain{Name: name, Rules: []*Rule{logRule, final}})
-	}
-	return []Stmt{&Verdict{Kind: expr.VerdictGoto, Chain: name}}
+		return &Chain{Rules: []*Rule{logRule, final}}
+	})
 }

@@ -127,6 +127,20 @@ func (b *builder) messageRefusal(e *acl.Entry) []Stmt {
 	return []Stmt{&MarkSet{Mark: m.Mark}, &Verdict{Kind: expr.VerdictAccept}}
 }
 
+// refuseMessage returns a jump to the chain, created on first use, that
+// refuses a blocked source's connection with m: TCP is marked for the
+// responder, the rest goes on to the refuse chain ("refuse_message_4421").
+func (b *builder) refuseMessage(m Message) []Stmt {
+	port := strconv.Itoa(int(m.Port))
+	return b.extraChain(RefuseChain+"_message_"+port, expr.VerdictJump, func() *Chain {
+		return &Chain{Rules: []*Rule{
+			{Comment: "refuse message port " + port,
+				Stmts: []Stmt{&L4Proto{Proto: acl.ProtoTCP}, &MarkSet{Mark: m.Mark}, &Verdict{Kind: expr.VerdictAccept}}},
+			{Comment: "refuse", Stmts: []Stmt{&Verdict{Kind: expr.VerdictJump, Chain: RefuseChain}}},
+		}}
+	})
+}
+
 // entryAt is where an entry is, for the errors about it: made into
 // words (`ip access-list extended check seq 10`) only for an error.
 type entryAt struct {

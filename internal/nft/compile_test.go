@@ -153,7 +153,7 @@ func TestRuleCommentsIdentifyRules(t *testing.T) {
 					t.Errorf("%s: chain %s: empty or repeated comment %q", g.name, ch.Name, r.Comment)
 				}
 				seen[r.Comment] = true
-				if ch.Hook != nil || ch.Name == nft.RefuseChain || ch.Name == nft.QuotaChain {
+				if ch.Hook != nil || ch.Name == nft.RefuseChain || strings.HasPrefix(ch.Name, nft.RefuseChain+"_message_") || ch.Name == nft.QuotaChain {
 					continue
 				}
 				if _, isMap := r.Stmts[0].(*nft.MapLookup); isMap && len(r.Stmts) == 1 {

@@ -1,6 +1,8 @@
 package nft_test
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,5 +95,54 @@ func TestKernelRateBurst(t *testing.T) {
 		if c, r := tally(t, p.Client, netns.PairClient4, hostPort(netns.PairServer4, port), 8); c != 4 || r != 4 {
 			t.Errorf("port %d, rate 2 per second burst 4: %d of 8 admitted (%d refused); want 4", port, c, r)
 		}
+	}
+}
+
+// With connlimit and rate on one entry, connections that connlimit refuses
+// spend none of the rate, and one that the rate refuses holds no slot of
+// the connlimit: the source gets exactly its 3 admissions in the window,
+// however often it was refused at its connlimit.
+func TestKernelConnlimitSparesRate(t *testing.T) {
+	p := netns.NewPair(t)
+	server(t, p.Server, netns.PairServer4, 22)
+	applyConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 22 connlimit 1 rate 3 per minute
+ seq 20 permit ip any any
+`+onS0In)
+	ssh := hostPort(netns.PairServer4, 22)
+	for i := range 3 {
+		c := p.Client.Expect(t, netns.PairClient4, ssh, netns.Connected)
+		for range 3 { // at its connlimit
+			p.Client.Expect(t, netns.PairClient4, ssh, netns.Reset)
+		}
+		c.Close()
+		waitClosed(t, p.Server, 22)
+		if i == 2 {
+			// 3 admitted: the rate refuses, though the connlimit would not.
+			p.Client.Expect(t, netns.PairClient4, ssh, netns.Reset)
+		}
+	}
+}
+
+// waitClosed waits (at most 3 s) until every tracked TCP flow to port is
+// closed (TIME_WAIT or CLOSE): ct count counts it no more.
+func waitClosed(t *testing.T, ns *netns.NS, port int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		out, _ := ns.Exec("conntrack", "-L", "-p", "tcp", "--dport", strconv.Itoa(port))
+		open := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "tcp") && !strings.Contains(l, " TIME_WAIT ") && !strings.Contains(l, " CLOSE ") {
+				open++
+			}
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flows to port %d still open after 3 s:\n%s", port, out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

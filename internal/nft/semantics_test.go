@@ -291,6 +291,24 @@ interface s0
 	}
 }
 
+// A blocked source is refused as the entry that blocked it refuses: with
+// `refuse drop`, silently, on every port of the ACL.
+func TestKernelBlockForRefuseDrop(t *testing.T) {
+	p := netns.NewPair(t)
+	p.Server.Listen(t, srv)
+	other := netns.PairServer4 + ":9001"
+	p.Server.Listen(t, other)
+	loadConfig(t, p.Server, `ip access-list extended check
+ seq 10 permit tcp any any eq 9000 connlimit 1 block-for 60 refuse drop
+ seq 20 permit ip any any
+interface s0
+ ip access-group check in
+`, nft.Options{})
+	p.Client.Expect(t, "10.0.0.1", srv, netns.Connected)
+	p.Client.Expect(t, "10.0.0.1", srv, netns.TimedOut) // over: blocked from now on
+	p.Client.Expect(t, "10.0.0.1", other, netns.TimedOut)
+}
+
 // A full blocked set fails closed: a source over the limit that cannot be
 // locked out sets the entry's full flag, and the ACL refuses every new
 // connection until it expires (or is cleared), never letting the source

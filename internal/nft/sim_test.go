@@ -157,6 +157,20 @@ interface eth0
 		{src: "10.0.0.1", dst: "10.0.0.2:9001", want: nft.Reset},
 		{src: "10.0.0.1", dst: "10.0.0.2:9002", want: nft.Admitted},
 	})
+	// Connections that connlimit refuses spend none of the rate: the
+	// source has had 3 admitted this window when the rate refuses it.
+	runFlows(t, "connlimit and rate", `ip access-list extended a
+ seq 10 permit tcp any any eq 9000 connlimit 1 rate 3 per minute
+interface eth0
+ ip access-group a in
+`, nft.Options{}, nil, []attempt{
+		{src: "10.0.0.1", dst: s, want: nft.Admitted},
+		{src: "10.0.0.1", dst: s, want: nft.Reset},
+		{src: "10.0.0.1", dst: s, want: nft.Reset},
+		{src: "10.0.0.1", dst: s, close: 1, want: nft.Admitted},
+		{src: "10.0.0.1", dst: s, close: 4, want: nft.Admitted},
+		{src: "10.0.0.1", dst: s, close: 5, want: nft.Reset},
+	})
 }
 
 func TestSimRefusalsAndDirections(t *testing.T) {
@@ -228,6 +242,37 @@ interface eth0
 		{src: "10.0.0.1", dst: "10.0.0.2:9001", want: nft.Admitted},
 		{src: "10.0.0.1", dst: s, want: nft.Reset},
 		{src: "10.0.0.1", dst: "10.0.0.2:9001", want: nft.Reset},
+		{src: "10.0.0.3", dst: "10.0.0.2:9001", want: nft.Admitted},
+	})
+	// A blocked source is refused as the entry that blocked it refuses:
+	// silently for `refuse drop`, with the message for TCP (any other
+	// protocol as the refuse chain does) for `refuse message`.
+	runFlows(t, "block-for refuse drop", `ip access-list extended a
+ seq 10 permit tcp any any eq 9000 connlimit 1 block-for 60 refuse drop
+ seq 20 permit tcp any any eq 9002 connlimit 1 block-for 60
+ seq 30 permit ip any any
+interface eth0
+ ip access-group a in
+`, nft.Options{}, nil, []attempt{
+		{src: "10.0.0.1", dst: s, want: nft.Admitted},
+		{src: "10.0.0.1", dst: s, want: nft.Dropped},
+		{src: "10.0.0.1", dst: "10.0.0.2:9001", want: nft.Dropped},
+		{src: "10.0.0.1", dst: "10.0.0.2:53", proto: 17, want: nft.Dropped},
+		{src: "10.0.0.3", dst: "10.0.0.2:9002", want: nft.Admitted},
+		{src: "10.0.0.3", dst: "10.0.0.2:9002", want: nft.Reset},
+		{src: "10.0.0.3", dst: "10.0.0.2:9001", want: nft.Reset},
+		{src: "10.0.0.4", dst: "10.0.0.2:9001", want: nft.Admitted},
+	})
+	runFlows(t, "block-for refuse message", `ip access-list extended a
+ seq 10 permit tcp any any eq 9000 connlimit 1 block-for 60 refuse message "421 busy"
+ seq 30 permit ip any any
+interface eth0
+ ip access-group a in
+`, nft.Options{}, nil, []attempt{
+		{src: "10.0.0.1", dst: s, want: nft.Admitted},
+		{src: "10.0.0.1", dst: s, want: nft.Messaged},
+		{src: "10.0.0.1", dst: "10.0.0.2:9001", want: nft.Messaged},
+		{src: "10.0.0.1", dst: "10.0.0.2:53", proto: 17, want: nft.Unreachable},
 		{src: "10.0.0.3", dst: "10.0.0.2:9001", want: nft.Admitted},
 	})
 }
