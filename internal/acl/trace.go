@@ -34,7 +34,8 @@ type KeyState struct {
 // TraceState is what the evaluation reads besides the configuration. Nil
 // functions mean no state: no sessions, nobody blocked, load unknown.
 type TraceState struct {
-	Dir Direction
+	Dir    Direction
+	Routed bool // the connection passes through the host (no local socket)
 	Now time.Time
 	Loc *time.Location // the host's zone, for time ranges
 	// Key returns the state of a key of one of entry seq's connlimits.
@@ -173,7 +174,7 @@ func hasBlockFor(a *ACL) bool {
 
 // inactive tells why a matching entry does not apply now: a time range
 // that is not active (or does not exist: the compiler refuses that), or a
-// local user on an inbound connection (no local socket owns it).
+// local user on an inbound or routed connection (no local socket owns it).
 func inactive(c *Config, e *Entry, st TraceState) string {
 	if e.TimeRange != "" {
 		tr := c.TimeRange(e.TimeRange)
@@ -188,16 +189,18 @@ func inactive(c *Config, e *Entry, st TraceState) string {
 			return fmt.Sprintf("time-range %s is not active", e.TimeRange)
 		}
 	}
-	if e.Owner != nil && st.Dir == In {
+	switch {
+	case e.Owner != nil && st.Dir == In:
 		return "user/uid matches locally originated (outbound) connections only"
+	case e.Owner != nil && st.Routed:
+		return "user/uid matches locally originated connections only, and a routed one has no local socket"
 	}
 	return ""
 }
 
 // limitChecks evaluates the entry's limits in the compiled order
-// (load-limit, rate, connlimit: a connection refused by an earlier one
-// takes no slot of a later one) and returns them with the kind of the
-// first that refuses ("" : none).
+// (load-limit, connlimit, quota, rate: nft's checks) and returns them with
+// the kind of the first that refuses ("" : none).
 func limitChecks(e *Entry, p Packet, st TraceState) ([]LimitCheck, string) {
 	var out []LimitCheck
 	refused := ""

@@ -141,6 +141,9 @@ func TestTracePacket(t *testing.T) {
 	if tr := TracePacket(c, owned, tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Dir: In}); tr.Admit || tr.Steps[0].Result != Skipped {
 		t.Errorf("uid inbound: %+v", tr)
 	}
+	if tr := TracePacket(c, owned, tcp("10.1.1.1", "10.2.2.2", 22), TraceState{Dir: Out, Routed: true}); tr.Admit || tr.Steps[0].Result != Skipped {
+		t.Errorf("uid outbound, routed: %+v", tr)
+	}
 	// The skipped step says why.
 	tr := TracePacket(c, l, tcp("10.1.1.1", "10.2.2.2", 80), TraceState{Now: beforeDST, Loc: berlin})
 	if s := tr.Steps[2]; s.Why != "time-range work is not active" {

@@ -103,7 +103,7 @@ func RunTrace(c *acl.Config, l *acl.ACL, asIf bool, a TraceArgs, st acl.TraceSta
 		t.Trace = acl.Trace{Admit: true, Reason: "no access-group"}
 		return t
 	}
-	st.Dir = a.Dir
+	st.Dir, st.Routed = a.Dir, a.Routed
 	t.ACL = l.Name
 	t.Trace = acl.TracePacket(c, l, a.Packet, st)
 	return t
