@@ -98,6 +98,14 @@ func (t *TimeRange) Active(at time.Time, loc *time.Location) bool {
 func (t *TimeRange) NextChange(at time.Time, loc *time.Location) (time.Time, bool) {
 	var cands []time.Time
 	start, end := t.AbsoluteBounds(loc)
+	if start.After(at) {
+		// Inactive until the start, however far: the first change is the
+		// start, or the first periodic window after it.
+		if t.Active(start, loc) {
+			return start, true
+		}
+		return t.NextChange(start, loc)
+	}
 	for _, b := range []time.Time{start, end} {
 		if !b.IsZero() && b.After(at) {
 			cands = append(cands, b)

@@ -46,4 +46,21 @@ func TestTimeRangeActiveAndNextChange(t *testing.T) {
 	if _, ok := abs.NextChange(at("2027-01-02 00:00:00"), berlin); ok {
 		t.Error("an ended absolute range changes again")
 	}
+	// A start weeks away, outside the periodic window: the first window
+	// after the start (the Friday after New Year's Day, 08:00).
+	later := &TimeRange{Name: "l", Periodic: tr.Periodic[:1], Absolute: &Absolute{Start: &DateTime{2027, 1, 1, 19, 0}}}
+	for now, want := range map[string]string{
+		"2026-12-04 12:00:00": "2027-01-04 08:00:00", // 1 Jan 2027 is a Friday: its window has ended by 19:00
+		"2027-01-04 07:00:00": "2027-01-04 08:00:00",
+		"2027-01-04 09:00:00": "2027-01-04 18:30:00",
+	} {
+		if next, ok := later.NextChange(at(now), berlin); !ok || !next.Equal(at(want)) {
+			t.Errorf("start ahead, %s: next change %v %v, want %s", now, next.In(berlin), ok, want)
+		}
+	}
+	// A start inside a window: the start itself.
+	inside := &TimeRange{Name: "i", Periodic: tr.Periodic[:1], Absolute: &Absolute{Start: &DateTime{2027, 1, 4, 9, 0}}}
+	if next, ok := inside.NextChange(at("2026-12-04 12:00:00"), berlin); !ok || !next.Equal(at("2027-01-04 09:00:00")) {
+		t.Errorf("start inside a window: next change %v %v", next.In(berlin), ok)
+	}
 }
