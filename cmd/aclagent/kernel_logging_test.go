@@ -78,3 +78,40 @@ end
 		t.Errorf("agent log has no structured line for the refusal:\n%s", ag.log)
 	}
 }
+
+// TestKernelLogLockout: a source locked out by a logged entry with
+// block-for is logged on each refusal of the lockout ("blocked"), on the
+// entry's own port and on another, and dropped as the entry refuses.
+func TestKernelLogLockout(t *testing.T) {
+	p := netns.NewPair(t)
+	addr := net.JoinHostPort(netns.PairServer4, "25")
+	other := net.JoinHostPort(netns.PairServer4, "26")
+	p.Server.Listen(t, addr)
+	p.Server.Listen(t, other)
+	ag := newAgent(t, p.Server, "s0")
+	ag.start()
+	ag.mustShell(fmt.Sprintf(`configure terminal
+ip access-list extended mail
+seq 10 permit tcp any host %s eq 25 connlimit 1 block-for 60 refuse drop log
+seq 20 permit ip any any
+exit
+interface management 0
+ip access-group mail in
+end
+`, netns.PairServer4))
+	c := p.Client.Expect(t, "", addr, netns.Connected)
+	defer c.Close()
+	p.Client.Expect(t, "", addr, netns.TimedOut) // over: locked out
+	p.Client.Expect(t, "", other, netns.TimedOut)
+	blocked := regexp.MustCompile(`list mail in denied \(blocked\) tcp ` + regexp.QuoteMeta(netns.PairClient4) +
+		`\(\d+\) -> ` + regexp.QuoteMeta(netns.PairServer4) + `\(26\)`)
+	var shown string
+	for range 30 {
+		shown = ag.mustShell("", "-c", "show logging")
+		if blocked.MatchString(shown) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("show logging has no refusal of the locked-out source on port 26:\n%s\nagent log:\n%s", shown, ag.log)
+}
