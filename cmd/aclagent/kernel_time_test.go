@@ -142,6 +142,21 @@ func TestKernelShowWindows(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^ seq 20 quota, key total\n   used [1-9]\d* of 102400 bytes this minute$`).MatchString(trace) || !strings.Contains(trace, "Action: admit") {
 		t.Errorf("packet-tracer does not show the quota's window:\n%s", trace)
 	}
+	// A key over its quota is at its limit in show access-list.
+	small := net.JoinHostPort(netns.PairServer4, "81")
+	p.Server.Listen(t, small)
+	ag.mustShell("configure terminal\nip access-list extended check\nseq 25 permit tcp any any eq 81 quota 200 bytes per minute\nend\n")
+	c := p.Client.Expect(t, "", small, netns.Connected)
+	defer c.Close()
+	for range 3 {
+		if err := netns.Echo(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Client.Expect(t, "", small, netns.Reset)
+	if show := ag.mustShell("", "-c", "show access-list ip check"); !regexp.MustCompile(`(?m)^ +seq 25 .*\(2 matches, 1 refused, 1 at limit\)`).MatchString(show) {
+		t.Errorf("the key over its quota is not at its limit:\n%s", show)
+	}
 }
 
 // fixedZone writes a TZif file (version 1) for a zone offset seconds

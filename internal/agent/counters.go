@@ -204,7 +204,32 @@ func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool
 			n[t.Seq] += t.AtLimit
 		}
 	}
+	a.quotaAtLimit(f, name, dirs, n)
 	return n
+}
+
+// quotaAtLimit adds to n the keys of the ACL's quota windows that have
+// used their quota (the entry refuses them until the window ends).
+func (a *Agent) quotaAtLimit(f acl.Family, name string, dirs [2]bool, n map[int]int) {
+	rs := a.liveRules.Load()
+	if rs == nil {
+		return
+	}
+	for _, s := range rs.Sets {
+		if s.Kind != nft.SetQuota || s.Entry.Family != f || s.Entry.ACL != name || !dirs[s.Entry.Dir] {
+			continue
+		}
+		us, err := a.opts.Kernel.QuotaUsed(s)
+		if err != nil {
+			a.log.Warn("cannot read quota window", "set", s.Name, "err", err)
+			continue
+		}
+		for _, u := range us {
+			if u.Used >= u.Quota {
+				n[s.Entry.Seq]++
+			}
+		}
+	}
 }
 
 // ClearCounters implements `clear access-list counters [ip NAME]` (name ""
