@@ -36,8 +36,8 @@ type KeyState struct {
 type TraceState struct {
 	Dir    Direction
 	Routed bool // the connection passes through the host (no local socket)
-	Now time.Time
-	Loc *time.Location // the host's zone, for time ranges
+	Now    time.Time
+	Loc    *time.Location // the host's zone, for time ranges
 	// Key returns the state of a key of one of entry seq's connlimits.
 	Key func(seq int, cl Connlimit, key string) KeyState
 	// Gated reports whether entry seq's limit set is still being counted
