@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +264,45 @@ func TestKernelTimeRangeStartExactAcrossRestart(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // budget comes back at the next refresh
 	if n := admitted(t, p.Client, 3); n != 1 {
 		t.Errorf("%d admitted with 2 open under connlimit 3, want 1\n%s", n, ag.log)
+	}
+}
+
+// TestKernelResequenceKeepsWindows: a resequence keeps the rate and quota
+// windows of the entries it moves (and the buckets of total and per-source
+// token buckets): a source over its quota or its rate stays refused, and
+// one with a bucket half spent gets only the rest.
+func TestKernelResequenceKeepsWindows(t *testing.T) {
+	p, ag := slxSetup(t)
+	addr := func(port int) string { return net.JoinHostPort(netns.PairServer4, strconv.Itoa(port)) }
+	for _, port := range []int{81, 82, 83} {
+		p.Server.Listen(t, addr(port))
+	}
+	ag.mustShell("configure terminal\nip access-list extended check\n" +
+		"seq 16 permit tcp any any eq 81 quota 200 bytes per minute\n" +
+		"seq 17 permit tcp any any eq 82 rate 1 per minute\n" +
+		"seq 18 permit tcp any any eq 83 rate 1 per hour burst 2 total\n" +
+		"seq 19 permit ip any any\nexit\ninterface management 0\nip access-group check in\nend\n")
+	c := p.Client.Expect(t, "", addr(81), netns.Connected)
+	for range 3 {
+		if err := netns.Echo(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	p.Client.Expect(t, "", addr(81), netns.Reset) // over its quota
+	p.Client.Expect(t, "", addr(82), netns.Connected)
+	p.Client.Expect(t, "", addr(82), netns.Reset) // over its rate
+	p.Client.Expect(t, "", addr(83), netns.Connected)
+	ag.mustShell("configure terminal\nip access-list extended check\nresequence 10 10\nend\n")
+	if run := ag.running(); !strings.Contains(run, "seq 10 permit tcp any any eq 81 quota") || !strings.Contains(run, "seq 30 permit tcp any any eq 83") {
+		t.Fatalf("not resequenced:\n%s", run)
+	}
+	p.Client.Expect(t, "", addr(81), netns.Reset)
+	p.Client.Expect(t, "", addr(82), netns.Reset)
+	p.Client.Expect(t, "", addr(83), netns.Connected) // the bucket's second token
+	p.Client.Expect(t, "", addr(83), netns.Reset)
+	show := ag.mustShell("", "-c", "show access-list sessions ip check")
+	if !regexp.MustCompile(`(?m)^   total \(quota window\) +resets in .*over quota$`).MatchString(show) {
+		t.Errorf("the moved quota window is not shown over quota:\n%s", show)
 	}
 }

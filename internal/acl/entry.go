@@ -328,35 +328,3 @@ func mix(h, v uint64) uint64 {
 	h *= 0xbf58476d1ce4e5b9
 	return h ^ h>>31
 }
-
-// MovedEntries lists, as {from, to} seqs, the entries of b for which want
-// holds that stand at another seq in a and at none in b's seq of a, the
-// same otherwise (SameEntry): what a resequence moved. Each entry of a
-// moves to at most one of b.
-func MovedEntries(a, b *ACL, want func(*Entry) bool) [][2]int {
-	if a == nil || b == nil || a == b {
-		return nil
-	}
-	from := map[entryKey][]int{}
-	for _, e := range a.Entries {
-		if want(e) {
-			k := plainKey(e)
-			from[k] = append(from[k], e.Seq)
-		}
-	}
-	var out [][2]int
-	for _, e := range b.Entries {
-		if !want(e) {
-			continue
-		}
-		if o := a.Entry(e.Seq); o != nil && SameEntry(o, e) {
-			continue // left where it was
-		}
-		k := plainKey(e)
-		if seqs := from[k]; len(seqs) > 0 {
-			out = append(out, [2]int{seqs[0], e.Seq})
-			from[k] = seqs[1:]
-		}
-	}
-	return out
-}

@@ -305,7 +305,6 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 		prev = nil // start, reload, revert: warn about every binding
 	}
 	warns := append(a.interfaceWarningsLocked(prev), a.userWarningsLocked(prev)...)
-	warns = append(warns, movedWindowWarnings(prev, next)...)
 	if w := a.unservedWarning(); w != "" {
 		warns = append(warns, w)
 	}

@@ -680,30 +680,3 @@ func TestRevertRefusedTriesAgain(t *testing.T) {
 		t.Error("revert file left after the revert")
 	}
 }
-
-// TestResequenceWarnsOfWindows: a resequence that moves entries with a
-// rate or a quota tells the shell that their windows start afresh; one
-// that moves none, or a change that moves nothing, does not.
-func TestResequenceWarnsOfWindows(t *testing.T) {
-	ta := newTestAgent(t)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"ip access-list extended check",
-		"seq 16 permit tcp any any eq 81 quota 2 kbytes per minute",
-		"seq 17 permit tcp any any eq 82 rate 3 per minute",
-		"seq 18 permit tcp any any eq 83 connlimit 3",
-		"seq 19 permit ip any any",
-	}})
-	ta.mustConfigure(t, slxBind)
-	ctx := []string{"ip access-list extended check"}
-	if warns, err := ta.Configure(cli.Txn{Context: ctx, Lines: []string{"seq 30 permit udp any any"}}); err != nil || len(warns) != 0 {
-		t.Errorf("a change that moves nothing: %q, %v", warns, err)
-	}
-	warns, err := ta.Configure(cli.Txn{Context: ctx, Lines: []string{"resequence 10 10"}})
-	want := "% Warning: ip access-list extended check: the rate and quota windows of the 2 entries moved (seq 16 -> 10, 17 -> 20) start afresh, with their counters"
-	if err != nil || len(warns) != 1 || warns[0] != want {
-		t.Errorf("resequence: %q, %v; want %q", warns, err, want)
-	}
-	if warns, err := ta.Configure(cli.Txn{Context: ctx, Lines: []string{"resequence 10 10"}}); err != nil || len(warns) != 0 {
-		t.Errorf("a resequence that moves nothing: %q, %v", warns, err)
-	}
-}

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/slxsh/slxsh/internal/acl"
 )
@@ -77,38 +75,6 @@ func (a *Agent) userWarningsLocked(prev *acl.Config) []string {
 					l.Family, l.Name, e.Seq, e.Owner.User, err))
 			}
 		}
-	}
-	return warns
-}
-
-// movedWindowWarnings tells the shell that moved entries with a rate or
-// a quota to other seqs (a resequence) that their windows start afresh:
-// the kernel names their sets by seq, and what a window has used cannot be
-// carried (nft does not read back a limit's tokens). One line per list.
-func movedWindowWarnings(prev, next *acl.Config) []string {
-	if prev == nil {
-		return nil
-	}
-	windowed := func(e *acl.Entry) bool { return e.Rate != nil || e.Quota != nil }
-	var warns []string
-	for _, l := range next.ACLs {
-		moved := acl.MovedEntries(prev.ACL(l.Family, l.Name), l, windowed)
-		if len(moved) == 0 || !next.Applied(l.Family, l.Name) {
-			continue
-		}
-		var seqs []string
-		for i, m := range moved {
-			if i == 5 {
-				seqs = append(seqs, "...")
-				break
-			}
-			seqs = append(seqs, strconv.Itoa(m[0])+" -> "+strconv.Itoa(m[1]))
-		}
-		what := fmt.Sprintf("the %d entries moved (seq %s) start afresh, with their counters", len(moved), strings.Join(seqs, ", "))
-		if len(moved) == 1 {
-			what = fmt.Sprintf("the entry moved (seq %s) start afresh, with its counters", seqs[0])
-		}
-		warns = append(warns, fmt.Sprintf("%% Warning: %s access-list extended %s: the rate and quota windows of %s", l.Family, l.Name, what))
 	}
 	return warns
 }

@@ -155,7 +155,7 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 		if q := e.Quota; q != nil {
 			// The base chains count the packets of connections with this
 			// mark into the quota (compile_quota.go).
-			mark = []Stmt{&CtMarkID{Mask: QuotaMarkMask, ID: b.quotaIDs[QuotaSetName(ref, q)]}}
+			mark = []Stmt{&CtMarkID{Mask: QuotaMarkMask, ID: b.quotaIDs[QuotaSetName(ref, e)]}}
 		}
 		rules = append(rules, rule(RolePermit, match, mark, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}})))
 	}
@@ -205,11 +205,11 @@ func (b *builder) checks(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx, re
 		out, chains = append(out, checks...), append(chains, own...)
 	}
 	if q := e.Quota; q != nil {
-		c, _ := b.quotaCheck(ref, q, ctx)
+		c, _ := b.quotaCheck(ref, e, ctx)
 		out = append(out, c)
 	}
 	if r := e.Rate; r != nil {
-		out = append(out, b.rateCheck(k, ref, r, ctx))
+		out = append(out, b.rateCheck(k, ref, e, ctx))
 	}
 	return out, chains, false
 }
@@ -290,26 +290,26 @@ func (b *builder) connlimitChecks(k chainKey, ref EntryRef, cl *acl.Connlimit, o
 	}, []*Chain{res}
 }
 
-// rateCheck compiles `rate`. With burst it is nft's token bucket: `total`
-// in the rule (a changed rule starts with a full bucket), per-source a
-// bucket per source in a set whose idle elements expire once their bucket
-// would be full again anyway. Without burst it is a fixed window per key
-// (per-source, or one element for total): a set with a timeout of one
-// period whose element, added by the key's first connection, carries a
-// bucket of N connections that does not refill within the window
-// (windowLimit); the next connection after the window starts a new one.
-func (b *builder) rateCheck(k chainKey, ref EntryRef, r *acl.Rate, ctx ruleCtx) check {
+// rateCheck compiles `rate`. With burst it is nft's token bucket, one per
+// key (a source, or one element for total) in a set whose idle elements
+// expire once their bucket would be full again anyway. Without burst it is
+// a fixed window per key: a set with a timeout of one period whose
+// element, added by the key's first connection, carries a bucket of N
+// connections that does not refill within the window (windowLimit); the
+// next connection after the window starts a new one. In a set, not in the
+// rule, so that a change that rewrites the entry's rules (a resequence)
+// keeps its buckets (RateSetName).
+func (b *builder) rateCheck(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx) check {
+	r := e.Rate
 	window := r.Burst == 0
 	lim := RateOver{Rate: r.N, Per: r.Per, Burst: r.Burst}
 	timeout := rateTimeout(r, r.Burst)
 	if window {
 		lim, timeout = windowLimit(r.N, r.Per), acl.PeriodDuration(r.Per)
-	} else if r.Key == acl.Total {
-		return check{role: RoleRate, reason: RoleRate, over: []Stmt{&lim}, blocks: true}
 	}
 	key := Key{Family: k.fam, Kind: r.Key}
 	dep := !ctx.nf && r.Key != acl.Total
-	set := RateSetName(k.fam, k.name, k.dir, ref.Seq, r)
+	set := RateSetName(ref, e)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
 		Timeout: timeout, Kind: SetRate, Entry: ref, KeyKind: r.Key})
 	return check{

@@ -19,7 +19,7 @@ import (
 // its quota gets its new connections refused until the window ends, open
 // ones go on.
 //
-//	set ip_check_in_10_quota_src_100k_1m { type ipv4_addr; size N; flags dynamic,timeout; timeout 1m; }
+//	set ip_check_in_eHASH_quota_src_100k_1m { type ipv4_addr; size N; flags dynamic,timeout; timeout 1m; }
 //	chain input/forward/output {
 //		... reset-mark
 //		ct state established,related ct mark & 0x00ffffff != 0x00000000 jump quota_bytes   before "established"
@@ -55,14 +55,16 @@ const (
 	RoleQuotaFull = "quota-full"
 )
 
-// QuotaSetName is the dynamic set of a quota: "ip_check_in_10_quota_src_100k_1m"
-// (key, amount, unit and period: what each element keeps from its creation).
-func QuotaSetName(r EntryRef, q *acl.Quota) string {
+// QuotaSetName is the dynamic set of entry e's quota:
+// "ip_check_in_e0123456789ab_quota_src_100k_1m" (windowBase; key, amount,
+// unit and period: what each element keeps from its creation).
+func QuotaSetName(r EntryRef, e *acl.Entry) string {
+	q := e.Quota
 	key := "total"
 	if q.PerSource {
 		key = "src"
 	}
-	return shorten(fmt.Sprintf("%s_quota_%s_%d%c_1%c", r.base(), key, q.N, "bkmg"[q.Unit], "smhd"[q.Per]))
+	return shorten(fmt.Sprintf("%s_quota_%s_%d%c_1%c", windowBase(r, e), key, q.N, "bkmg"[q.Unit], "smhd"[q.Per]))
 }
 
 // quotaRef is one quota of the ruleset, for the quota chain.
@@ -95,14 +97,15 @@ func (b *builder) quotaID(set string) uint32 {
 
 // quotaCheck compiles an entry's quota and returns its check and the
 // statement that marks the connections the entry admits.
-func (b *builder) quotaCheck(ref EntryRef, q *acl.Quota, ctx ruleCtx) (check, Stmt) {
+func (b *builder) quotaCheck(ref EntryRef, e *acl.Entry, ctx ruleCtx) (check, Stmt) {
+	q := e.Quota
 	kind := acl.Total
 	if q.PerSource {
 		kind = acl.PerSource
 	}
 	key := Key{Family: ref.Family, Kind: kind}
 	dep := !ctx.nf && kind != acl.Total
-	set := QuotaSetName(ref, q)
+	set := QuotaSetName(ref, e)
 	bytes := q.N * q.Unit.Size()
 	if _, known := b.quotaIDs[set]; !known {
 		id := b.quotaID(set)

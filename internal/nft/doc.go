@@ -17,9 +17,11 @@
 //	                                          (created closed, elements = { ipv4 }),
 //	   ip_check_in_10_src_3_r, _rf   -        reserved and full keys, layer
 //	   ip_check_in_10_src_3_r1, _l1  -        members and counts (unsized)
-//	   ip_check_in_40_rate_src_10s_5 SetSize  rate: token bucket (burst 5) per source, or
-//	   ip_check_in_50_rate_total_9m_win       fixed window (no burst), with timeout
-//	   ip_check_in_60_quota_src_100k_1m SetSize  quota window per source, with timeout
+//	   ip_check_in_eHASH_rate_src_10s_5 SetSize  rate: token bucket (burst 5) per key, or
+//	   ip_check_in_eHASH_rate_total_9m_win      fixed window (no burst), with timeout
+//	   ip_check_in_eHASH_quota_src_100k_1m SetSize  quota window per key, with timeout
+//	                                         (HASH: of the entry without its seq, so
+//	                                         that a resequence keeps them; windowBase)
 //	   ip_check_in_10_blocked        SetSize  block-for sources of seq 10, with timeout
 //	   ip_check_in_10_blocked_full   2        its full flag (fail closed), with timeout
 //	   ip_check_in_45_load_250       2        load-limit flag, set by the agent

@@ -323,12 +323,26 @@ func bindComment(out bool, ifname string, f acl.Family, aclName string) string {
 	return fmt.Sprintf("%s=%s %s=%s", side, ifname, key, aclName)
 }
 
-// RateSetName is the dynamic set of a `rate` entry: a token bucket per
-// source "ip_check_in_10_rate_src_10s_5" (rate, period and burst, which
-// each element's bucket keeps from its creation), or a fixed window
-// (no burst) per source or total, "ip_check_in_10_rate_src_10m_win".
-func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.Rate) string {
-	b := EntryRef{f, aclName, d, seq}.base()
+// windowBase is the head of the names of an entry's rate and quota sets:
+// "ip_check_in_e" and 12 hex digits of the SHA-256 of the entry without
+// its seq. Not the seq: a resequence that moves the entry keeps its sets,
+// and the windows and buckets they hold (the kernel cannot give a limit's
+// tokens back to a new set). Two entries of a list always differ
+// (acl.AddEntry refuses one the same as another at another seq), and so
+// do their sets.
+func windowBase(r EntryRef, e *acl.Entry) string {
+	text := acl.FormatEntry(r.Family, e)
+	_, rest, _ := strings.Cut(strings.TrimPrefix(text, "seq "), " ")
+	sum := sha256.Sum256([]byte(rest))
+	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_e" + hex.EncodeToString(sum[:6])
+}
+
+// RateSetName is the dynamic set of entry e's `rate`: a token bucket per
+// key "ip_check_in_e0123456789ab_rate_src_10s_5" (rate, period and burst,
+// which each element's bucket keeps from its creation), or a fixed window
+// (no burst) per key, "..._rate_src_10m_win" (windowBase).
+func RateSetName(ref EntryRef, e *acl.Entry) string {
+	r := e.Rate
 	key, burst := "src", strconv.Itoa(r.Burst)
 	if r.Key == acl.Total {
 		key = "total"
@@ -336,5 +350,5 @@ func RateSetName(f acl.Family, aclName string, d acl.Direction, seq int, r *acl.
 	if r.Burst == 0 {
 		burst = "win"
 	}
-	return shorten(fmt.Sprintf("%s_rate_%s_%d%c_%s", b, key, r.N, "smhd"[r.Per], burst))
+	return shorten(fmt.Sprintf("%s_rate_%s_%d%c_%s", windowBase(ref, e), key, r.N, "smhd"[r.Per], burst))
 }
