@@ -479,7 +479,12 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 	case p.cmd == nil:
 		return n, nil
 	case p.cmd.exec != nil:
-		// `do CMD` runs at once, on the configuration before the block.
+		// An exec command (`do CMD`, or CMD alone) sees and saves what the
+		// lines before it configured, as on a switch: they are applied
+		// first, as one transaction, and the block goes on after it.
+		if ln, err := b.apply(s); err != nil {
+			return ln, err
+		}
 		return n, s.runExec(p, w)
 	case p.cmd.nav == navEnd || p.cmd.nav == navExit && len(st) == 1:
 		b.lines, b.nums = append(b.lines, line), append(b.nums, n)
@@ -503,6 +508,25 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 func (b *block) commit(s *Session) (int, error) {
 	b.closed = true
 	s.End()
+	return b.send(s)
+}
+
+// apply applies the lines collected so far as one transaction and starts
+// the block again in the mode the session is in.
+func (b *block) apply(s *Session) (int, error) {
+	if len(b.lines) == 0 {
+		return 0, nil
+	}
+	if ln, err := b.send(s); err != nil {
+		return ln, err
+	}
+	*b = block{start: append([]frame(nil), s.stack...)}
+	return 0, nil
+}
+
+// send sends the block's lines to the backend and runs their commands'
+// bookkeeping; on an error it returns the script line it names.
+func (b *block) send(s *Session) (int, error) {
 	t := Txn{Context: contextLines(b.start), Lines: b.lines}
 	if err := s.b.Configure(t); err != nil {
 		var le *LineError
