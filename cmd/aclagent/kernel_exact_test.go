@@ -297,6 +297,39 @@ func TestKernelDriftKinds(t *testing.T) {
 	}
 }
 
+// TestKernelDriftSourceBack: a limit set flushed, or the element of a key
+// deleted, by someone else while the key connects again at once (before
+// the agent's conntrack check, which then finds the key present) is
+// counted again all the same: within 2 s the key's 4 sessions are over its
+// connlimit 3, and only closing two of them gives one back.
+func TestKernelDriftSourceBack(t *testing.T) {
+	set := "ip_check_in_10_src_3"
+	for _, c := range []struct {
+		name string
+		do   []string
+	}{
+		{"limit set flushed", []string{"flush", "set", "inet", "slxsh", set}},
+		{"element deleted", []string{"delete", "element", "inet", "slxsh", set, "{ " + netns.PairClient4 + " }"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, ag := sessionsSetup(t, "keep", "")
+			addEntry(ag, fmt.Sprintf(slxEntry, 3))
+			open := openN(t, p, 3)
+			p.Client.Expect(t, "", ssh, netns.Reset)
+			ag.ns.MustExec(t, append([]string{"nft"}, c.do...)...)
+			open = append(open, p.Client.Expect(t, "", ssh, netns.Connected)) // the set lost its count
+			time.Sleep(2 * time.Second)
+			if _, got, _ := p.Client.Dial("", ssh, netns.DialTimeout); got != netns.Reset {
+				t.Fatalf("2 s after %q with the source back: a 5th got %v, want reset:\n%s", c.name, got, ag.log)
+			}
+			expectShown(t, ag, p.Client, 22, "check", "10", 3, map[string]int{netns.PairClient4: 4})
+			open[0].Close()
+			open[1].Close()
+			admitOneMore(t, p.Client, "", ssh, ag)
+		})
+	}
+}
+
 // TestKernelRepairWhileFlushing (issue 12): 500 sources go over a
 // `block-for 60 flush` limit at once, so the agent has 500 sources' sessions
 // to reset; meanwhile someone deletes the table. It is restored within 2 s,

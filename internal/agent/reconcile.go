@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -89,13 +90,19 @@ func (a *Agent) verifyCounts() {
 
 // renewDriftedLocked renews the limit sets whose sessions the kernel does
 // not count as it should (SessionTracker.Renewals: sessions picked up
-// mid-stream, gates or reservations or counts changed by someone else), so
+// mid-stream, gates or reservations or counts changed by someone else; and
+// those whose elements someone else added or deleted, tamperedLocked), so
 // that they are counted again.
 func (a *Agent) renewDriftedLocked() (bool, error) {
 	if a.opts.Sessions == nil {
 		return false, nil
 	}
 	renew := a.opts.Sessions.Renewals()
+	for _, s := range a.tamperedLocked() {
+		if !slices.Contains(renew, s) {
+			renew = append(renew, s)
+		}
+	}
 	if len(renew) == 0 {
 		return false, nil
 	}
@@ -105,6 +112,38 @@ func (a *Agent) renewDriftedLocked() (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// tamperedLocked returns the limit sets (LimitSets) of the installed
+// ruleset whose elements, or whose layers' elements, someone else added or
+// deleted (`nft flush set`, `nft delete element`): their counts no longer
+// hold the sessions they counted, even when each key is back in the set.
+func (a *Agent) tamperedLocked() []string {
+	sets, lost := a.opts.Kernel.Tampered()
+	if lost {
+		a.log.Warn("set element events lost: the limit sets are checked against conntrack instead")
+		a.foreignSeen.Store(0) // verifyCounts checks at the next drift tick
+	}
+	if len(sets) == 0 || a.ruleset == nil {
+		return nil
+	}
+	limit := map[string]string{} // a connlimit set or a layer -> its limit set
+	for _, s := range a.ruleset.Sets {
+		switch {
+		case s.Kind == nft.SetConnlimit && s.Limit == "":
+			limit[s.Name] = s.Name
+		case s.Kind == nft.SetConnlimit:
+			limit[s.Name] = s.Limit
+		}
+	}
+	var out []string
+	for _, name := range sets {
+		if l, ok := limit[name]; ok && !slices.Contains(out, l) {
+			a.log.Warn("limit drifted, counting it again", "set", l, "why", "elements changed by someone else")
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // RecompileInterval is how often the agent compiles the running config

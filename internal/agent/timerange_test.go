@@ -138,3 +138,31 @@ func TestOldSwitchOfANewRangeIsNotCrossed(t *testing.T) {
 		t.Errorf("a switch to cross at %v, an hour before the range was configured", at)
 	}
 }
+
+// TestTamperedLimitsRenewed: the limit sets whose elements (or whose
+// layers' elements) someone else changed are renewed at the next drift
+// check; other tampered sets (not connlimit) renew nothing.
+func TestTamperedLimitsRenewed(t *testing.T) {
+	ta, _ := newTrackedAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 10 permit tcp any any eq 22 connlimit 3",
+		"seq 20 permit tcp any any eq 80 connlimit 2",
+		"seq 30 permit tcp any any eq 81 rate 2 per minute",
+	}}, slxBind)
+	ta.kernel.Renewed = nil
+	var rate string
+	for _, s := range ta.ruleset.Sets {
+		if s.Kind == nft.SetRate {
+			rate = s.Name
+		}
+	}
+	ta.kernel.TamperedSets = []string{nft.LayerSetName("ip_check_in_10_src_3", 1), "ip_check_in_20_src_2", rate}
+	if _, err := ta.RepairDrift(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ip_check_in_10_src_3", "ip_check_in_20_src_2"}
+	if slices.Sort(ta.kernel.Renewed); !slices.Equal(ta.kernel.Renewed, want) {
+		t.Errorf("renewed %v, want %v", ta.kernel.Renewed, want)
+	}
+}

@@ -39,6 +39,10 @@ type Kernel interface {
 	// seen since the start (any table of the namespace): after one, the
 	// elements of our sets may have changed even when the rules did not.
 	ForeignCommits() uint64
+	// Tampered returns (and forgets) the sets of the table whose elements
+	// another process changed, and whether events that might have named
+	// others were lost (WatchElements; nothing without it).
+	Tampered() (sets []string, lost bool)
 
 	// SetFlag arms (on) or disarms a load-limit flag set (SetLoad) and
 	// reports whether it changed it.
@@ -93,6 +97,10 @@ type Applier struct {
 	opts    []nftables.ConnOption
 	sync    synced
 	foreign uint64 // commits by others seen by Drift (ForeignCommits)
+
+	tamperMu   sync.Mutex      // guards what WatchElements records (watch.go)
+	tampered   map[string]bool // sets whose elements others changed
+	tamperLost bool            // events were lost
 
 	lastRS     *Ruleset
 	lastDigest *digest

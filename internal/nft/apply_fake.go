@@ -33,6 +33,8 @@ type Fake struct {
 	Values map[string]CounterValue
 	// Foreign is what ForeignCommits reports.
 	Foreign uint64
+	// TamperedSets is what Tampered reports once.
+	TamperedSets []string
 	// Elements holds each set's elements: key (an address, a prefix,
 	// TotalKey, or "ipv4"/"ipv6" for nf_proto sets) -> "" (room for
 	// element data).
@@ -127,6 +129,15 @@ func (f *Fake) ForeignCommits() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.Foreign
+}
+
+// Tampered returns TamperedSets and forgets them.
+func (f *Fake) Tampered() ([]string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sets := f.TamperedSets
+	f.TamperedSets = nil
+	return sets, false
 }
 
 // QuotaUsed reports nothing: the fake has no quota state.

@@ -1,0 +1,135 @@
+package nft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Elements changed by someone else. Drift sees that another process
+// committed (the ruleset generation moved), not what it changed; a limit
+// set flushed (`nft flush set`, `nft delete element`) keeps its rules, and
+// a key that connects again before the agent's conntrack check is back in
+// the set with a count of one: the check finds it present and the limit
+// stays open. The kernel tells the listeners of NFNLGRP_NFTABLES every set
+// element a transaction added or deleted, then the generation with the
+// committing process (the packet path's own adds are never told, measured
+// with `nft monitor`): WatchElements listens, and Tampered returns the sets
+// of our table whose elements a process other than this one changed.
+
+// watchBuffer is the socket buffer of the element watcher: a flush of a
+// full set tells 65535 elements (about 100 bytes each).
+const watchBuffer = 8 << 20
+
+// WatchElements records, until ctx ends, the sets of the table whose
+// elements another process's transactions changed (Tampered). It returns
+// when the socket cannot be opened or read.
+func (a *Applier) WatchElements(ctx context.Context) error {
+	ns := 0
+	if len(a.opts) > 0 {
+		c, err := nftables.New(a.opts...)
+		if err != nil {
+			return err
+		}
+		ns = c.NetNS
+	}
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	if err != nil {
+		return fmt.Errorf("watch set elements: %w", err)
+	}
+	defer c.Close()
+	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
+		return fmt.Errorf("watch set elements: %w", err)
+	}
+	c.SetReadBuffer(watchBuffer) // best effort: the default is smaller
+	go func() {
+		<-ctx.Done()
+		c.Close()
+	}()
+	self := uint32(os.Getpid())
+	var touched []string // set names of the transaction being told
+	for {
+		msgs, err := c.Receive()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, unix.ENOBUFS):
+			// Events were lost: which sets they named is not known.
+			a.tamperMu.Lock()
+			a.tamperLost = true
+			a.tamperMu.Unlock()
+			touched = nil
+			continue
+		case err != nil:
+			return fmt.Errorf("watch set elements: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Type>>8 != unix.NFNL_SUBSYS_NFTABLES || len(m.Data) < 4 {
+				continue
+			}
+			attrs := nfAttrs(m.Data[4:])
+			switch int(m.Header.Type & 0xff) {
+			case unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM:
+				if cString(attrs[unix.NFTA_SET_ELEM_LIST_TABLE]) == a.table {
+					touched = append(touched, cString(attrs[unix.NFTA_SET_ELEM_LIST_SET]))
+				}
+			case unix.NFT_MSG_NEWGEN:
+				pid := attrs[unix.NFTA_GEN_PROC_PID]
+				if len(touched) > 0 && len(pid) == 4 && binary.BigEndian.Uint32(pid) != self {
+					a.tamperMu.Lock()
+					if a.tampered == nil {
+						a.tampered = map[string]bool{}
+					}
+					for _, s := range touched {
+						a.tampered[s] = true
+					}
+					a.tamperMu.Unlock()
+				}
+				touched = nil
+			}
+		}
+	}
+}
+
+// Tampered returns (and forgets) the sets of the table whose elements
+// another process added or deleted since the last call, and whether
+// WatchElements lost events meanwhile (then any set may have been).
+// Without WatchElements it returns nothing.
+func (a *Applier) Tampered() (sets []string, lost bool) {
+	a.tamperMu.Lock()
+	defer a.tamperMu.Unlock()
+	for s := range a.tampered {
+		sets = append(sets, s)
+	}
+	lost = a.tamperLost
+	a.tampered, a.tamperLost = nil, false
+	return sets, lost
+}
+
+// nfAttrs indexes the top-level netlink attributes of b by type (the
+// last of each type).
+func nfAttrs(b []byte) map[uint16][]byte {
+	out := map[uint16][]byte{}
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return out
+	}
+	for ad.Next() {
+		out[ad.Type()] = ad.Bytes()
+	}
+	return out
+}
+
+// cString is a NUL-terminated netlink string without its NUL.
+func cString(b []byte) string {
+	if n := len(b); n > 0 && b[n-1] == 0 {
+		return string(b[:n-1])
+	}
+	return string(b)
+}
