@@ -153,6 +153,10 @@ type Agent struct {
 	// not open (another process holds them), nil when all are: their
 	// refused clients are reset meanwhile, and Run tries again.
 	unserved atomic.Pointer[error]
+	// saveMu orders the saves (write memory) whole: the one that takes the
+	// running config later writes it later, so the file never ends with an
+	// older config than the last save reported written.
+	saveMu sync.Mutex
 
 	// What the views read without mu (shows and metrics never wait for a
 	// change): the running config and the installed ruleset as published
@@ -500,6 +504,8 @@ func userError(err error) string {
 
 // Save persists the running config as the startup-config, atomically.
 func (a *Agent) Save() error {
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
 	a.mu.Lock()
 	data := appendFrame(nil, func(b []byte) []byte { return a.format.Append(b, a.running) })
 	a.mu.Unlock()
