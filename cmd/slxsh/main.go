@@ -32,10 +32,9 @@ const usage = `usage: slxsh [--socket PATH]                  interactive when st
 When stdin is not a terminal, slxsh runs the commands read from it. As an
 sshd ForceCommand, the command the client asked for (SSH_ORIGINAL_COMMAND,
 e.g. ssh host 'show version') runs as -c would, unless it is slxsh itself.
-In scripts each configure terminal ... end block is one transaction (an exec
-command inside it, such as do write memory, first applies the lines before
-it), and the first error is printed as FILE:LINE: % ... and ends slxsh with
-status 1.
+In scripts each configure terminal ... end block is one transaction (exec
+commands inside it, such as do write memory, run once it is applied), and
+the first error is printed as FILE:LINE: % ... and ends slxsh with status 1.
 
 Flags:
   --socket PATH   aclagent's socket (default $SLXSH_SOCKET, else ` + defaultSocket + `)

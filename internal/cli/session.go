@@ -359,10 +359,11 @@ func (s *Session) Complete(line string) []string {
 
 // RunScript runs a script (a file, stdin, or -c commands) without prompts.
 // Exec lines run as they come; each `configure terminal` … `end` (or EOF)
-// block is one transaction, applied when the block ends. The first error
-// is printed as "NAME:LINE: % ..." and returned as a *ScriptError; a block
-// with an error applies nothing. An error reading r is returned without
-// being printed.
+// block is one transaction, applied when the block ends, and the exec
+// commands inside it (`do write memory`) run after it. The first error is
+// printed as "NAME:LINE: % ..." and returned as a *ScriptError; a block
+// with an error applies nothing and runs none of its exec commands. An
+// error reading r is returned without being printed.
 func (s *Session) RunScript(r io.Reader, name string, w io.Writer) error {
 	ask := s.confirm
 	s.confirm = nil // scripts are never asked anything
@@ -453,7 +454,15 @@ type block struct {
 	lines  []string
 	nums   []int     // script line number of each line
 	cmds   []*parsed // parsed lines, for the session's bookkeeping
+	execs  []deferredExec
 	closed bool
+}
+
+// deferredExec is an exec command of a block, run once the block applied.
+type deferredExec struct {
+	p    *parsed
+	line int
+	w    io.Writer
 }
 
 // add checks one line of the block and collects it; `end`, or `exit` from
@@ -479,13 +488,12 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 	case p.cmd == nil:
 		return n, nil
 	case p.cmd.exec != nil:
-		// An exec command (`do CMD`, or CMD alone) sees and saves what the
-		// lines before it configured, as on a switch: they are applied
-		// first, as one transaction, and the block goes on after it.
-		if ln, err := b.apply(s); err != nil {
-			return ln, err
-		}
-		return n, s.runExec(p, w)
+		// An exec command (`do CMD`, or CMD alone) runs once the block is
+		// applied, so that `do write memory` saves what the block
+		// configured and a `show` shows it; a block that fails applies
+		// nothing and runs none of them.
+		b.execs = append(b.execs, deferredExec{p, n, w})
+		return n, nil
 	case p.cmd.nav == navEnd || p.cmd.nav == navExit && len(st) == 1:
 		b.lines, b.nums = append(b.lines, line), append(b.nums, n)
 		return b.commit(s)
@@ -504,23 +512,19 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 	return n, nil
 }
 
-// commit applies the block as one transaction and returns to exec mode.
+// commit applies the block as one transaction, returns to exec mode and
+// runs the block's exec commands.
 func (b *block) commit(s *Session) (int, error) {
 	b.closed = true
 	s.End()
-	return b.send(s)
-}
-
-// apply applies the lines collected so far as one transaction and starts
-// the block again in the mode the session is in.
-func (b *block) apply(s *Session) (int, error) {
-	if len(b.lines) == 0 {
-		return 0, nil
-	}
 	if ln, err := b.send(s); err != nil {
 		return ln, err
 	}
-	*b = block{start: append([]frame(nil), s.stack...)}
+	for _, x := range b.execs {
+		if err := s.runExec(x.p, x.w); err != nil {
+			return x.line, err
+		}
+	}
 	return 0, nil
 }
 
