@@ -9,6 +9,7 @@ import (
 
 	"github.com/slxsh/slxsh/internal/agent"
 	"github.com/slxsh/slxsh/internal/nflog"
+	"github.com/slxsh/slxsh/internal/nft"
 )
 
 // startEventLog binds the NFLOG group of log entries in the agent's
@@ -43,4 +44,22 @@ func startEventLog(ctx context.Context, group uint16, events *agent.EventLog, lo
 			}
 		}
 	}()
+}
+
+// watchElements has the applier record, until ctx ends, the set elements
+// others change (a flushed limit set is counted again at the next drift
+// check: nft/watch.go), listening again a second after a failure.
+func watchElements(ctx context.Context, kernel *nft.Applier, log *slog.Logger) {
+	for {
+		err := kernel.WatchElements(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("set element changes of others are not watched; limit sets are checked against conntrack only", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }

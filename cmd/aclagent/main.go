@@ -280,13 +280,7 @@ func serve(f *flags, o nft.Options, log *slog.Logger) error {
 		log.Warn("cannot remove the temp files of an earlier agent", "err", err)
 	}
 	startEventLog(ctx, o.LogGroup, events, log)
-	go func() {
-		// Set elements someone else changes (a flushed limit set) are
-		// counted again at the next drift check (nft/watch.go).
-		if err := kernel.WatchElements(ctx); err != nil {
-			log.Error("set element changes of others are not watched; limit sets are checked against conntrack only", "err", err)
-		}
-	}()
+	go watchElements(ctx, kernel, log)
 	if _, err := a.Start(); err != nil {
 		srv.Close()
 		return err

@@ -146,6 +146,9 @@ type Agent struct {
 	// foreignSeen is the Kernel's ForeignCommits when the session side last
 	// verified the counts (verifyCounts).
 	foreignSeen atomic.Uint64
+	// verifyAgain has the next drift check verify the counts whatever
+	// ForeignCommits says (set element events were lost).
+	verifyAgain atomic.Bool
 	failures    atomic.Uint64 // failed applies (drift repair or reload)
 	applyTook   atomic.Int64  // how long the last kernel apply took (ns)
 	startup     startupStatus // why the startup-config was not loaded (boot.go)

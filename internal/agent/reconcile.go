@@ -52,6 +52,7 @@ func (a *Agent) RepairDrift() (bool, error) {
 	}
 	// Every limit starts afresh: while the table was not as installed,
 	// connections may have been admitted that its sets did not count.
+	a.opts.Kernel.Tampered() // so they are all counted again
 	var renew []string
 	for _, s := range nft.LimitSets(a.ruleset) {
 		renew = append(renew, s.Name)
@@ -77,7 +78,7 @@ func (a *Agent) verifyCounts() {
 		return
 	}
 	n := a.opts.Kernel.ForeignCommits()
-	if a.foreignSeen.Swap(n) == n {
+	if a.foreignSeen.Swap(n) == n && !a.verifyAgain.Swap(false) {
 		return
 	}
 	if err := a.opts.Sessions.Verify(); err != nil {
@@ -121,8 +122,10 @@ func (a *Agent) renewDriftedLocked() (bool, error) {
 func (a *Agent) tamperedLocked() []string {
 	sets, lost := a.opts.Kernel.Tampered()
 	if lost {
+		// Why not renew every limit: most events are the agent's own (a
+		// recount flushes its sets), so a renewal would lose events again.
 		a.log.Warn("set element events lost: the limit sets are checked against conntrack instead")
-		a.foreignSeen.Store(0) // verifyCounts checks at the next drift tick
+		a.verifyAgain.Store(true)
 	}
 	if len(sets) == 0 || a.ruleset == nil {
 		return nil

@@ -3,6 +3,7 @@ package nft_test
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -57,10 +58,21 @@ func TestKernelWatchElements(t *testing.T) {
 	c := p.Client.Expect(t, netns.PairClient4, hostPort(netns.PairServer4, 22), netns.Connected)
 	defer c.Close()
 	wait("a connection", nil)
-	if err := a.RestoreBlocked(blocked, acl.IPv4, []nft.BlockedElem{{Addr: netip.MustParseAddr(netns.PairClient4), Left: time.Minute}}); err != nil {
-		t.Fatal(err)
+	// Its own writes, from other threads too (the kernel names the
+	// committing thread).
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread ends with it
+			errs <- a.RestoreBlocked(blocked, acl.IPv4, []nft.BlockedElem{{Addr: netip.MustParseAddr(netns.PairClient4), Left: time.Minute}})
+		}()
 	}
-	wait("the applier's own write", nil)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait("the applier's own writes", nil)
 	p.Server.MustExec(t, "nft", "flush", "set", "inet", "slxsh", limit)
 	wait("nft flush set", []string{limit})
 	p.Server.MustExec(t, "nft", "delete", "element", "inet", "slxsh", blocked, "{ "+netns.PairClient4+" }")

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -48,11 +50,16 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 		return fmt.Errorf("watch set elements: %w", err)
 	}
 	c.SetReadBuffer(watchBuffer) // best effort: the default is smaller
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
-		<-ctx.Done()
-		c.Close()
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-stop:
+		}
 	}()
-	self := uint32(os.Getpid())
+	self := ownCommits()
 	var touched []string // set names of the transaction being told
 	for {
 		msgs, err := c.Receive()
@@ -76,12 +83,11 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 			attrs := nfAttrs(m.Data[4:])
 			switch int(m.Header.Type & 0xff) {
 			case unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM:
-				if cString(attrs[unix.NFTA_SET_ELEM_LIST_TABLE]) == a.table {
+				if m.Data[0] == unix.NFPROTO_INET && cString(attrs[unix.NFTA_SET_ELEM_LIST_TABLE]) == a.table {
 					touched = append(touched, cString(attrs[unix.NFTA_SET_ELEM_LIST_SET]))
 				}
 			case unix.NFT_MSG_NEWGEN:
-				pid := attrs[unix.NFTA_GEN_PROC_PID]
-				if len(touched) > 0 && len(pid) == 4 && binary.BigEndian.Uint32(pid) != self {
+				if len(touched) > 0 && !self(attrs) {
 					a.tamperMu.Lock()
 					if a.tampered == nil {
 						a.tampered = map[string]bool{}
@@ -94,6 +100,31 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 				touched = nil
 			}
 		}
+	}
+}
+
+// ownCommits returns what tells this process's transactions from others'
+// in a NEWGEN message. The kernel names the committing task: its thread id
+// in the initial PID namespace (NFTA_GEN_PROC_PID; Go sends from any
+// thread) and its name (NFTA_GEN_PROC_NAME, which every thread of a Go
+// process shares). A commit is ours when the thread is one of ours (in
+// the PID namespace /proc shows us in) or carries our name: in a PID
+// namespace of its own the agent's thread ids differ from the kernel's,
+// and a foreign process of the same name is not taken for one that
+// changes our sets.
+func ownCommits() func(attrs map[uint16][]byte) bool {
+	comm, _ := os.ReadFile("/proc/self/comm")
+	name := strings.TrimSpace(string(comm))
+	return func(attrs map[uint16][]byte) bool {
+		if name != "" && cString(attrs[unix.NFTA_GEN_PROC_NAME]) == name {
+			return true
+		}
+		pid := attrs[unix.NFTA_GEN_PROC_PID]
+		if len(pid) != 4 {
+			return false
+		}
+		_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(binary.BigEndian.Uint32(pid)), 10))
+		return err == nil
 	}
 }
 
