@@ -125,7 +125,7 @@ func (a *Agent) windowKeys(f acl.Family, name string, seq int) ([]cli.SessionKey
 	}
 	var out []cli.SessionKey
 	for _, s := range rs.Sets {
-		window := s.Kind == nft.SetQuota || (s.Kind == nft.SetRate && strings.HasSuffix(s.Name, "_win"))
+		window := s.Kind == nft.SetQuota || (s.Kind == nft.SetRate && s.Window)
 		if !window || s.Entry.Family != f || s.Entry.ACL != name || (seq != 0 && s.Entry.Seq != seq) {
 			continue
 		}

@@ -21,6 +21,8 @@ import (
 //		ct state new meta nfproto @ip_check_in_10_blocked_full counter name "ip_check_in_blocked_refused" jump refuse
 //		... entries; an over-limit refusal of seq 10 is `jump ip_check_in_10_block` ...
 //	}
+//	(`jump refuse` as the entry refuses: `drop` for a dropping entry,
+//	`jump refuse_message_4421` for one with a refuse message: blockedRefusal)
 //	chain ip_check_in_10_block {
 //		add @ip_check_in_10_blocked { ip saddr timeout 1m } REFUSE             (role "block")
 //		add @ip_check_in_10_blocked_full { meta nfproto timeout 1m } REFUSE    (role "block-full")

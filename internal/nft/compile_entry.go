@@ -311,7 +311,7 @@ func (b *builder) rateCheck(k chainKey, ref EntryRef, e *acl.Entry, ctx ruleCtx)
 	dep := !ctx.nf && r.Key != acl.Total
 	set := RateSetName(ref, e)
 	b.rs.Sets = append(b.rs.Sets, &Set{Name: set, Key: key.SetKey(), Size: b.opt.SetSize,
-		Timeout: timeout, Kind: SetRate, Entry: ref, KeyKind: r.Key})
+		Timeout: timeout, Kind: SetRate, Entry: ref, KeyKind: r.Key, Window: window})
 	return check{
 		role:   RoleRate,
 		reason: RoleRate,

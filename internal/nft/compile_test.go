@@ -286,3 +286,40 @@ func TestLayers(t *testing.T) {
 		t.Errorf("Layers(65535) has %d layers; want a bounded number", n)
 	}
 }
+
+// TestWindowSetNames: the rate and quota sets of an entry are named by
+// what decides which connections reach them, not by its seq: a
+// resequence, or a change of its other options, keeps them (and their
+// windows); a change of its match does not; two limited denies that
+// differ otherwise never share one.
+func TestWindowSetNames(t *testing.T) {
+	names := func(cfg string) []string {
+		t.Helper()
+		rs, err := nft.Compile(mustParse(t, cfg+"interface eth0\n ip access-group a in\n"), nft.Options{MgmtInterface: "eth0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range rs.Sets {
+			if s.Kind == nft.SetRate || s.Kind == nft.SetQuota {
+				out = append(out, s.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	base := names("ip access-list extended a\n seq 10 permit tcp any any eq 80 rate 3 per minute quota 1 mbytes per minute\n")
+	if len(base) != 2 {
+		t.Fatalf("sets %v, want a rate and a quota set", base)
+	}
+	if got := names("ip access-list extended a\n seq 5 permit udp any any\n seq 20 permit tcp any any eq 80 connlimit 2 rate 3 per minute quota 1 mbytes per minute log\n"); !slices.Equal(got, base) {
+		t.Errorf("moved and given other options: %v, want %v", got, base)
+	}
+	if got := names("ip access-list extended a\n seq 10 permit tcp any any eq 81 rate 3 per minute quota 1 mbytes per minute\n"); slices.ContainsFunc(got, func(n string) bool { return slices.Contains(base, n) }) {
+		t.Errorf("another match keeps a set: %v, %v", got, base)
+	}
+	denies := names("ip access-list extended a\n seq 10 deny tcp any any eq 80 rate 3 per minute connlimit 5\n seq 20 deny tcp any any eq 80 rate 3 per minute\n")
+	if len(denies) != 2 || denies[0] == denies[1] {
+		t.Errorf("two limited denies share a rate set: %v", denies)
+	}
+}

@@ -150,17 +150,18 @@
 // refuses jumps and gotos nested deeper than 16 chains (EMLINK).
 //
 // More limits on one entry are more check rules before the permit rule, in
-// the order load-limit, rate, quota, connlimit; only the first counts M,
+// the order load-limit, connlimit, quota, rate (what a refused connection
+// would spend lasts longer the later: compile_entry.go's checks); only the first counts M,
 // later ones carry their limit's name as role. An entry has up to four
 // connlimits, one per key (acl refuses two on one key), each with its own
 // set S, gate and reservations, in acl's order (per-source, per-prefix
 // from the longest, per-destination, total); the roles of all but the
 // first end in their key ("gate-p24", "depth-p24", "connlimit-p24").
-// `rate N per P burst B total` is `limit rate over N/P burst B packets` in
-// the rule (a replaced rule starts with a full bucket); per-source with
-// burst is `update @S { ip saddr limit rate over N/P burst B packets }` on
-// a set with timeout (idle sources are forgotten once their bucket would
-// be full). Without burst, rate is a fixed window: `add @S { KEY limit
+// `rate N per P burst B` is `update @S { KEY limit rate over N/P burst B
+// packets }` on a set with timeout (KEY ip saddr, or meta nfproto for
+// total; idle keys are forgotten once their bucket would be full); rate
+// and quota sets are named by the entry's match, not its seq, so that a
+// resequence keeps them (windowBase). Without burst, rate is a fixed window: `add @S { KEY limit
 // rate over R/U burst N packets }` on a set whose timeout is one period P
 // (KEY ip saddr, or meta nfproto for total); add does not renew an
 // element's timeout, R/U refills one token per 2P, so a key gets N
@@ -179,7 +180,8 @@
 // that adds the source to the entry's own blocked set NAME_blocked with
 // timeout S and refuses; `ct state new ip saddr @..._10_blocked jump
 // refuse` at the top of the ACL chain refuses the entry's blocked sources
-// on the whole ACL. A full blocked set fails closed: the entry's flag set
+// on the whole ACL, as the entry refuses (`drop`, or `jump
+// refuse_message_PORT` for its message to TCP). A full blocked set fails closed: the entry's flag set
 // NAME_blocked_full is set for S instead, and meanwhile the ACL refuses
 // every new connection (see compile_block.go). `load-limit` is a
 // first check `meta nfproto @NAME_load_X` that the agent arms while the

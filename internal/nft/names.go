@@ -324,15 +324,22 @@ func bindComment(out bool, ifname string, f acl.Family, aclName string) string {
 }
 
 // windowBase is the head of the names of an entry's rate and quota sets:
-// "ip_check_in_e" and 12 hex digits of the SHA-256 of the entry without
-// its seq. Not the seq: a resequence that moves the entry keeps its sets,
-// and the windows and buckets they hold (the kernel cannot give a limit's
-// tokens back to a new set). Two entries of a list always differ
-// (acl.AddEntry refuses one the same as another at another seq), and so
-// do their sets.
+// "ip_check_in_e" and 12 hex digits of the SHA-256 of what decides which
+// connections reach them: of a permit entry, its match, user and time
+// range; of another, the whole entry without its seq. Not the seq: a
+// resequence that moves the entry keeps its sets, and the windows and
+// buckets they hold (the kernel cannot give a limit's tokens back to a
+// new set), and so does a change of the entry's other options. Two permit
+// entries of a list with the same match and time range can share a set:
+// the first decides every connection of both. Two other entries never do
+// (a limited deny passes the connections under its limits on, and
+// acl.AddEntry refuses an entry the same as another at another seq).
 func windowBase(r EntryRef, e *acl.Entry) string {
-	text := acl.FormatEntry(r.Family, e)
-	_, rest, _ := strings.Cut(strings.TrimPrefix(text, "seq "), " ")
+	if e.Action == acl.Permit {
+		e = &acl.Entry{Action: e.Action, Proto: e.Proto, Src: e.Src, Dst: e.Dst, SrcPort: e.SrcPort, DstPort: e.DstPort,
+			Owner: e.Owner, TimeRange: e.TimeRange}
+	}
+	_, rest, _ := strings.Cut(strings.TrimPrefix(acl.FormatEntry(r.Family, e), "seq "), " ")
 	sum := sha256.Sum256([]byte(rest))
 	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_e" + hex.EncodeToString(sum[:6])
 }

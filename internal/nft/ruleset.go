@@ -68,8 +68,9 @@ type Set struct {
 	// `ct count over N` that every element created by the rule carries.
 	Entry     EntryRef
 	KeyKind   acl.KeyKind
-	PrefixLen int // PerPrefix only
-	Over      int // SetConnlimit only
+	PrefixLen int  // PerPrefix only
+	Over      int  // SetConnlimit only
+	Window    bool // SetRate only: a fixed window (no burst), not a token bucket
 	// Limit is the limit set that a reservation object (gate, depth map,
 	// layer count) belongs to; "" for every other set.
 	Limit string
