@@ -474,10 +474,17 @@ func TestTimeRanges(t *testing.T) {
 	if err := c.DeleteSeq(acl.IPv6, "six", 10); err != nil {
 		t.Fatal(err)
 	}
-	other := &acl.Absolute{Start: d(2024, 2, 29, 0, 0)}
-	wantMsg(t, c.DeleteAbsolute("office", other), `absolute start 00:00 29 Feb 2024 does not exist (time-range "office" has absolute start 00:00 29 Feb 2024 end 00:00 29 Feb 2024)`)
+	other := &acl.Absolute{Start: d(2024, 3, 1, 0, 0)}
+	wantMsg(t, c.DeleteAbsolute("office", other), `absolute start 00:00 01 Mar 2024 does not exist (time-range "office" has absolute start 00:00 29 Feb 2024 end 00:00 29 Feb 2024)`)
 	if c.TimeRange("office").Absolute == nil {
 		t.Errorf("DeleteAbsolute of another clause removed the one there is")
+	}
+	// The bounds given must be the clause's; those left out are any.
+	if err := c.DeleteAbsolute("office", &acl.Absolute{End: d(2024, 2, 29, 0, 0)}); err != nil || c.TimeRange("office").Absolute != nil {
+		t.Errorf("DeleteAbsolute(end only) = %v", err)
+	}
+	if err := c.SetAbsolute("office", &acl.Absolute{Start: d(2024, 2, 29, 0, 0)}); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.DeleteAbsolute("office", &acl.Absolute{}); err != nil || c.TimeRange("office").Absolute != nil {
 		t.Errorf("DeleteAbsolute() = %v", err)

@@ -113,8 +113,9 @@ func (c *Config) DeletePeriodic(name string, p Periodic) error {
 }
 
 // DeleteAbsolute removes the absolute clause: `no absolute` removes the one
-// there is, `no absolute start ...` only that one; as `no periodic`, it fails
-// when there is no such clause.
+// there is, `no absolute start ... [end ...]` only one with the bounds
+// given (a bound left out is any); as `no periodic`, it fails when there
+// is no such clause.
 func (c *Config) DeleteAbsolute(name string, want *Absolute) error {
 	t, err := c.mustTimeRange(name)
 	if err != nil {
@@ -123,16 +124,18 @@ func (c *Config) DeleteAbsolute(name string, want *Absolute) error {
 	if t.Absolute == nil {
 		return errorf("time-range %q has no absolute", name)
 	}
-	if want != nil && (want.Start != nil || want.End != nil) && !sameAbsolute(t.Absolute, want) {
+	if want != nil && !absoluteMatches(t.Absolute, want) {
 		return errorf("%s does not exist (time-range %q has %s)", formatAbsolute(want), name, formatAbsolute(t.Absolute))
 	}
 	t.Absolute = nil
 	return nil
 }
 
-func sameAbsolute(a, b *Absolute) bool {
-	same := func(x, y *DateTime) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	return same(a.Start, b.Start) && same(a.End, b.End)
+// absoluteMatches reports whether clause have has the bounds that want
+// gives (a nil bound of want matches any).
+func absoluteMatches(have, want *Absolute) bool {
+	match := func(h, w *DateTime) bool { return w == nil || h != nil && *h == *w }
+	return match(have.Start, want.Start) && match(have.End, want.End)
 }
 
 // formatAbsolute renders the clause as the config writes it.
