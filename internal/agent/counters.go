@@ -191,6 +191,7 @@ func sinceClear(name string, raw map[string]nft.CounterValue, baseline map[strin
 // cannot be read (show still works).
 func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool) map[int]int {
 	n := map[int]int{}
+	a.quotaAtLimit(f, name, dirs, n)
 	if a.opts.Sessions == nil {
 		return n
 	}
@@ -204,7 +205,6 @@ func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool
 			n[t.Seq] += t.AtLimit
 		}
 	}
-	a.quotaAtLimit(f, name, dirs, n)
 	return n
 }
 

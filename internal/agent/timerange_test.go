@@ -166,3 +166,28 @@ func TestTamperedLimitsRenewed(t *testing.T) {
 		t.Errorf("renewed %v, want %v", ta.kernel.Renewed, want)
 	}
 }
+
+// TestQuotaKeysAtLimit: show access-list counts a key whose quota window
+// has used its quota as at its limit, and one under it not.
+func TestQuotaKeysAtLimit(t *testing.T) {
+	ta, _ := newTrackedAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 10 permit tcp any any eq 80 quota 1 kbytes per minute per-source",
+	}}, slxBind)
+	var set string
+	for _, s := range ta.ruleset.Sets {
+		if s.Kind == nft.SetQuota {
+			set = s.Name
+		}
+	}
+	ta.kernel.Quotas = map[string][]nft.QuotaUse{set: {
+		{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}, {Key: "10.0.0.3", Used: 1023, Quota: 1024}}}
+	cs, err := ta.Counters(acl.IPv4, "check", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != 2 {
+		t.Errorf("counters %+v, want seq 10 with 2 keys at limit", cs)
+	}
+}

@@ -35,6 +35,8 @@ type Fake struct {
 	Foreign uint64
 	// TamperedSets is what Tampered reports once.
 	TamperedSets []string
+	// Quotas is what QuotaUsed reports, by set.
+	Quotas map[string][]QuotaUse
 	// Elements holds each set's elements: key (an address, a prefix,
 	// TotalKey, or "ipv4"/"ipv6" for nf_proto sets) -> "" (room for
 	// element data).
@@ -140,8 +142,12 @@ func (f *Fake) Tampered() ([]string, bool) {
 	return sets, false
 }
 
-// QuotaUsed reports nothing: the fake has no quota state.
-func (f *Fake) QuotaUsed(*Set) ([]QuotaUse, error) { return nil, nil }
+// QuotaUsed reports Quotas[s.Name].
+func (f *Fake) QuotaUsed(s *Set) ([]QuotaUse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Quotas[s.Name], nil
+}
 
 // SetFill counts the elements of the filled sets.
 func (f *Fake) SetFill(sets []*Set) (map[string]int, error) {
