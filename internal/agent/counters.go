@@ -187,8 +187,9 @@ func sinceClear(name string, raw map[string]nft.CounterValue, baseline map[strin
 }
 
 // atLimit counts, per seq, the keys of cfg's ACL at their limit in the
-// directions dirs; empty without a session tracker or when sessions
-// cannot be read (show still works).
+// directions dirs: connlimit keys from the session tracker (none without
+// one, or when sessions cannot be read: show still works) and quota keys
+// over their quota from the kernel.
 func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool) map[int]int {
 	n := map[int]int{}
 	a.quotaAtLimit(f, name, dirs, n)
