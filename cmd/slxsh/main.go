@@ -33,8 +33,9 @@ When stdin is not a terminal, slxsh runs the commands read from it. As an
 sshd ForceCommand, the command the client asked for (SSH_ORIGINAL_COMMAND,
 e.g. ssh host 'show version') runs as -c would, unless it is slxsh itself.
 In scripts each configure terminal ... end block is one transaction (exec
-commands inside it, such as do write memory, run once it is applied), and
-the first error is printed as FILE:LINE: % ... and ends slxsh with status 1.
+commands inside it, such as do write memory, run once it is applied; those
+that change something, such as clear, are refused there), and the first
+error is printed as FILE:LINE: % ... and ends slxsh with status 1.
 
 Flags:
   --socket PATH   aclagent's socket (default $SLXSH_SOCKET, else ` + defaultSocket + `)

@@ -93,10 +93,16 @@ func textCmd(syntax node, op Op[NoArgs, string]) *command {
 // opCmd is a command with arguments T that performs an operation with
 // argument A (arg makes it from T) and prints nothing.
 func opCmd[T, A any](syntax node, op Op[A, NoArgs], arg func(*T) A) *command {
-	return execCmd(syntax, func(s *Session, w io.Writer, a *T) error {
+	return changing(execCmd(syntax, func(s *Session, w io.Writer, a *T) error {
 		_, err := Call(s.b, op, arg(a))
 		return err
-	})
+	}))
+}
+
+// changing marks an exec command that changes something (command.changes).
+func changing(c *command) *command {
+	c.changes = true
+	return c
 }
 
 func noOpArgs(*NoArgs) NoArgs { return NoArgs{} }
@@ -216,10 +222,10 @@ func execCommands() []*command {
 				}
 				return nil
 			}),
-		execCmd(seq(kw("resequence", "Renumber the entries of an access list"), accessList,
+		changing(execCmd(seq(kw("resequence", "Renumber the entries of an access list"), accessList,
 			aclNode(func(a *resequenceArgs) *aclArgs { return &a.acl }),
 			intArg(1, 65535, "First sequence number", func(a *resequenceArgs, n int) { a.start = n }),
-			intArg(1, 65535, "Step", func(a *resequenceArgs, n int) { a.step = n })), cmdResequence),
+			intArg(1, 65535, "Step", func(a *resequenceArgs, n int) { a.step = n })), cmdResequence)),
 	}
 	cmds = append(cmds, hostCommands(show, pipe)...)
 	return append(cmds,

@@ -104,6 +104,10 @@ type command struct {
 	// configure marks the exec commands that start with configure: in
 	// configuration modes, configure terminal is a mode change instead.
 	configure bool
+	// changes marks the exec commands that change something (clear,
+	// configure confirm, resequence): a script's configuration block
+	// refuses them, since its exec commands run after it (block.add).
+	changes bool
 }
 
 // cfgCmd declares a configuration command with typed arguments T.

@@ -487,6 +487,8 @@ func (b *block) add(s *Session, line string, n int, w io.Writer) (int, error) {
 	switch {
 	case p.cmd == nil:
 		return n, nil
+	case p.cmd.exec != nil && (p.cmd.changes || p.cmd.configure):
+		return n, fmt.Errorf("%% Error: %q changes the system, and the exec commands of a configuration block run after it: put it after end", strings.TrimSpace(line))
 	case p.cmd.exec != nil:
 		// An exec command (`do CMD`, or CMD alone) runs once the block is
 		// applied, so that `do write memory` saves what the block
@@ -522,7 +524,10 @@ func (b *block) commit(s *Session) (int, error) {
 	}
 	for _, x := range b.execs {
 		if err := s.runExec(x.p, x.w); err != nil {
-			return x.line, err
+			// Its block is applied: say so, or the error reads as if
+			// nothing of it were (SPEC: a block with an error applies
+			// nothing).
+			return x.line, fmt.Errorf("%s (run after its configuration block, which is applied)", userMessage(err))
 		}
 	}
 	return 0, nil
