@@ -3,7 +3,9 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/nftables/expr"
@@ -106,7 +108,10 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 	} else {
 		sort.Strings(b.rs.Counters)
 	}
-	sort.Slice(b.rs.Sets, func(i, j int) bool { return b.rs.Sets[i].Name < b.rs.Sets[j].Name })
+	// Two permit entries with the same match share their rate set
+	// (windowBase): it is declared once, as the first one's.
+	slices.SortStableFunc(b.rs.Sets, func(x, y *Set) int { return strings.Compare(x.Name, y.Name) })
+	b.rs.Sets = slices.CompactFunc(b.rs.Sets, func(x, y *Set) bool { return x.Name == y.Name })
 	return b.rs, nil
 }
 

@@ -323,3 +323,54 @@ func TestWindowSetNames(t *testing.T) {
 		t.Errorf("two limited denies share a rate set: %v", denies)
 	}
 }
+
+// TestNamesUnique: every compiled golden ruleset declares each set, chain
+// and counter once (the kernel refuses a second of a name, and the drift
+// check compares how many there are), also with two permits that share a
+// rate set.
+func TestNamesUnique(t *testing.T) {
+	rulesets := map[string]*nft.Ruleset{}
+	for _, g := range loadGoldens(t) {
+		rulesets[g.name] = g.rs
+	}
+	rs, err := nft.Compile(mustParse(t, `ip access-list extended a
+ seq 10 permit tcp any any eq 80 rate 3 per minute
+ seq 20 permit tcp any any eq 80 rate 3 per minute log
+interface eth0
+ ip access-group a in
+`), nft.Options{MgmtInterface: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesets["shared rate"] = rs
+	for name, rs := range rulesets {
+		seen := map[string]bool{}
+		for _, s := range rs.Sets {
+			if seen["set "+s.Name] {
+				t.Errorf("%s: set %s twice", name, s.Name)
+			}
+			seen["set "+s.Name] = true
+		}
+		for _, c := range rs.Chains {
+			if seen["chain "+c.Name] {
+				t.Errorf("%s: chain %s twice", name, c.Name)
+			}
+			seen["chain "+c.Name] = true
+		}
+		for _, c := range rs.Counters {
+			if seen["counter "+c] {
+				t.Errorf("%s: counter %s twice", name, c)
+			}
+			seen["counter "+c] = true
+		}
+	}
+	var rate []*nft.Set
+	for _, s := range rs.Sets {
+		if s.Kind == nft.SetRate {
+			rate = append(rate, s)
+		}
+	}
+	if len(rate) != 1 || rate[0].Entry.Seq != 10 {
+		t.Errorf("shared rate set: %+v, want one, seq 10's", rate)
+	}
+}
