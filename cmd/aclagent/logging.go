@@ -48,18 +48,25 @@ func startEventLog(ctx context.Context, group uint16, events *agent.EventLog, lo
 
 // watchElements has the applier record, until ctx ends, the set elements
 // others change (a flushed limit set is counted again at the next drift
-// check: nft/watch.go), listening again a second after a failure.
+// check: nft/watch.go), listening again after a failure: a second later,
+// then twice as long each time up to a minute.
 func watchElements(ctx context.Context, kernel *nft.Applier, log *slog.Logger) {
+	wait := time.Second
 	for {
+		start := time.Now()
 		err := kernel.WatchElements(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Error("set element changes of others are not watched; limit sets are checked against conntrack only", "err", err)
+		if time.Since(start) > time.Minute {
+			wait = time.Second // it had worked for a while
+		}
+		log.Error("set element changes of others are not watched; limit sets are checked against conntrack only", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, time.Minute)
 	}
 }

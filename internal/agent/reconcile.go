@@ -78,14 +78,15 @@ func (a *Agent) verifyCounts() {
 		return
 	}
 	n := a.opts.Kernel.ForeignCommits()
-	if a.foreignSeen.Swap(n) == n && !a.verifyAgain.Swap(false) {
+	again := a.verifyAgain.Swap(false)
+	if a.foreignSeen.Swap(n) == n && !again {
 		return
 	}
 	if err := a.opts.Sessions.Verify(); err != nil {
 		if !errors.Is(err, conntrack.ErrInstalling) {
 			a.log.Warn("cannot check the limit sets against conntrack", "err", err)
 		}
-		a.foreignSeen.Store(0) // try again next time
+		a.verifyAgain.Store(true) // try again next time
 	}
 }
 

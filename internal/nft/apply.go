@@ -101,6 +101,7 @@ type Applier struct {
 	tamperMu   sync.Mutex      // guards what WatchElements records (watch.go)
 	tampered   map[string]bool // sets whose elements others changed
 	tamperLost bool            // events were lost
+	watching   bool            // WatchElements has listened
 
 	lastRS     *Ruleset
 	lastDigest *digest

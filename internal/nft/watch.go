@@ -2,11 +2,10 @@ package nft
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/nftables"
@@ -49,7 +48,17 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		return fmt.Errorf("watch set elements: %w", err)
 	}
-	c.SetReadBuffer(watchBuffer) // best effort: the default is smaller
+	// Forced past net.core.rmem_max (CAP_NET_ADMIN, which the agent has);
+	// else as large as the host allows.
+	if err := SocketBuffers(watchBuffer)[1](c); err != nil {
+		c.SetReadBuffer(watchBuffer)
+	}
+	a.tamperMu.Lock()
+	if a.watching {
+		a.tamperLost = true // listening again: what came meanwhile is not known
+	}
+	a.watching = true
+	a.tamperMu.Unlock()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -104,28 +113,20 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 }
 
 // ownCommits returns what tells this process's transactions from others'
-// in a NEWGEN message. The kernel names the committing task: its thread id
-// in the initial PID namespace (NFTA_GEN_PROC_PID; Go sends from any
-// thread) and its name (NFTA_GEN_PROC_NAME, which every thread of a Go
-// process shares). A commit is ours when the thread is one of ours (in
-// the PID namespace /proc shows us in) or carries our name: in a PID
-// namespace of its own the agent's thread ids differ from the kernel's,
-// and a foreign process of the same name is not taken for one that
-// changes our sets.
+// in a NEWGEN message: the kernel names the committing task by its thread
+// id in the initial PID namespace (NFTA_GEN_PROC_PID: Go sends from any
+// thread, and in a PID namespace of its own the agent knows other ids) and
+// by its name (NFTA_GEN_PROC_NAME), which every thread of a Go process
+// shares. So a commit is ours when it carries our name; a foreign process
+// of the same name is not one that changes our sets.
 func ownCommits() func(attrs map[uint16][]byte) bool {
 	comm, _ := os.ReadFile("/proc/self/comm")
 	name := strings.TrimSpace(string(comm))
-	return func(attrs map[uint16][]byte) bool {
-		if name != "" && cString(attrs[unix.NFTA_GEN_PROC_NAME]) == name {
-			return true
-		}
-		pid := attrs[unix.NFTA_GEN_PROC_PID]
-		if len(pid) != 4 {
-			return false
-		}
-		_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(binary.BigEndian.Uint32(pid)), 10))
-		return err == nil
+	if name == "" { // no /proc: the kernel names a task by its program's file, cut to 15 bytes
+		name = filepath.Base(os.Args[0])
+		name = name[:min(len(name), 15)]
 	}
+	return func(attrs map[uint16][]byte) bool { return cString(attrs[unix.NFTA_GEN_PROC_NAME]) == name }
 }
 
 // Tampered returns (and forgets) the sets of the table whose elements
