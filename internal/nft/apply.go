@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 
 	"github.com/slxsh/slxsh/internal/acl"
 )
@@ -102,6 +103,7 @@ type Applier struct {
 	tampered   map[string]bool // sets whose elements others changed
 	tamperLost bool            // events were lost
 	watching   bool            // WatchElements has listened
+	watchConn  *netlink.Conn   // its socket while it listens (pauseWatch)
 
 	lastRS     *Ruleset
 	lastDigest *digest
@@ -410,6 +412,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 			return err
 		}, b.echo)
 	}
+	resume := a.pauseWatch(n)
 	ferr := b.send(w)
 	if later != nil {
 		tx.d, tx.table = later.wait(a)
@@ -419,19 +422,24 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		// an answer not read (lost to ENOBUFS, past the deadline) leaves its
 		// outcome unknown.
 		if errors.Is(err, syscall.ENOBUFS) || b.err != nil {
+			resume(false)
 			return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrOutcomeUnknown, err)
 		}
 		// Nothing was committed: what the Applier knew still holds.
-		if after, gerr := generation(c); prev.ok && gerr == nil && after == before {
+		after, gerr := generation(c)
+		if prev.ok && gerr == nil && after == before {
 			a.sync = prev
 		}
+		resume(genErr == nil && gerr == nil && after == before)
 		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
 	}
 	// Only when exactly one transaction (ours) was committed meanwhile do we
 	// know what the table holds at the new generation.
 	wasOpen, gatesKnown := a.opened, a.freshGen == before // what Gated knew held until this commit
 	a.fresh, a.opened = nil, nil
-	if after, err := generation(c); genErr == nil && err == nil && after == before+1 {
+	after, aerr := generation(c)
+	resume(genErr == nil && aerr == nil && after == before+1)
+	if genErr == nil && aerr == nil && after == before+1 {
 		a.sync = tx.synced(after, b.echoes)
 		a.saveState(c, true)
 		a.fresh, a.freshGen, a.opened = tx.freshLimits(), after, map[string]bool{}

@@ -2,9 +2,11 @@ package nft_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,16 @@ func TestKernelWatchElements(t *testing.T) {
 		}
 	}
 	wait("the applier's own writes", nil)
+	// A large transaction of its own: not listened to while the kernel
+	// commits it, and no events lost.
+	var big strings.Builder
+	big.WriteString("ip access-list extended check\n seq 10 permit tcp any any eq 22 connlimit 3 block-for 60\n")
+	for i := range 1500 {
+		fmt.Fprintf(&big, " seq %d permit tcp host 10.1.%d.%d any eq 80\n", 100+i, i/250, i%250+1)
+	}
+	big.WriteString(" seq 9000 permit ip any any\n" + onS0In)
+	mustApply(t, a, compile(t, big.String()))
+	wait("a large apply of its own", nil)
 	p.Server.MustExec(t, "nft", "flush", "set", "inet", "slxsh", limit)
 	wait("nft flush set", []string{limit})
 	p.Server.MustExec(t, "nft", "delete", "element", "inet", "slxsh", blocked, "{ "+netns.PairClient4+" }")
