@@ -412,7 +412,7 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 			return err
 		}, b.echo)
 	}
-	resume := a.pauseWatch(n)
+	resume := a.pauseWatch(n, len(renew) > 0)
 	ferr := b.send(w)
 	if later != nil {
 		tx.d, tx.table = later.wait(a)

@@ -142,14 +142,16 @@ func ownCommits() func(attrs map[uint16][]byte) bool {
 const watchPauseMessages = 1000
 
 // pauseWatch stops WatchElements listening for a transaction of n
-// messages of ours, when that is large, and returns what listens again
-// after it: with onlyOurs false (another commit may have come meanwhile,
-// or the outcome is not known) the events of the pause count as lost.
-func (a *Applier) pauseWatch(n int) (resume func(onlyOurs bool)) {
+// messages of ours, when that is large or flushes limit sets (a flush is
+// one message, and a notification per element), and returns what listens
+// again after it: with onlyOurs false (another commit may have come
+// meanwhile, or the outcome is not known) the events of the pause count
+// as lost.
+func (a *Applier) pauseWatch(n int, flushes bool) (resume func(onlyOurs bool)) {
 	a.tamperMu.Lock()
 	c := a.watchConn
 	a.tamperMu.Unlock()
-	if c == nil || n < watchPauseMessages || c.LeaveGroup(unix.NFNLGRP_NFTABLES) != nil {
+	if c == nil || n < watchPauseMessages && !flushes || c.LeaveGroup(unix.NFNLGRP_NFTABLES) != nil {
 		return func(bool) {}
 	}
 	return func(onlyOurs bool) {
