@@ -242,6 +242,10 @@ func deref[T any](p *T) (T, bool) {
 // Limited reports whether the entry carries a limit (connlimit, rate or quota).
 func (e *Entry) Limited() bool { return len(e.Connlimits) > 0 || e.Rate != nil || e.Quota != nil }
 
+// Drops reports whether the entry refuses by dropping silently (hard-drop,
+// or `refuse drop`).
+func (e *Entry) Drops() bool { return e.Action == HardDrop || e.Refuse.Kind == RefuseDrop }
+
 // LimitKey is what a connlimit counts by, with a per-prefix length of 0 or
 // of the whole address taken as total or per-source (as the compiler
 // keys them); two connlimits of an entry may not have the same.

@@ -321,7 +321,7 @@ func keyName(cl *Connlimit) string {
 // prohibited, ip/ipv6 entries tell TCP from the rest.
 func entryRefusal(e *Entry, p Packet) string {
 	switch {
-	case e.Action == HardDrop || e.Refuse.Kind == RefuseDrop:
+	case e.Drops():
 		return "drop"
 	case e.Refuse.Kind == RefuseMessage:
 		return fmt.Sprintf("message %q", e.Refuse.Message)
@@ -339,7 +339,7 @@ func entryRefusal(e *Entry, p Packet) string {
 func blockedRefusal(e *Entry, p Packet) string {
 	switch {
 	case e == nil:
-	case e.Action == HardDrop || e.Refuse.Kind == RefuseDrop:
+	case e.Drops():
 		return "drop"
 	case e.Refuse.Kind == RefuseMessage && p.Proto == ProtoTCP:
 		return fmt.Sprintf("message %q", e.Refuse.Message)

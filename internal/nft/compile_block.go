@@ -154,7 +154,7 @@ func (b *builder) blockedRules(k chainKey, a *acl.ACL) []*Rule {
 // chains it needs ("" for the refuse chain).
 func (b *builder) blockedRefusal(e *acl.Entry) (verdict []Stmt, kind string) {
 	switch {
-	case e.Action == acl.HardDrop || e.Refuse.Kind == acl.RefuseDrop:
+	case e.Drops():
 		return []Stmt{&Verdict{Kind: expr.VerdictDrop}}, "drop"
 	case e.Refuse.Kind == acl.RefuseMessage:
 		if m, ok := b.message(e.Refuse.Message); ok {

@@ -464,7 +464,7 @@ func isAny(a acl.Addr) bool {
 // refuse chain, which tells TCP from the rest.
 func (b *builder) refusal(e *acl.Entry) []Stmt {
 	switch {
-	case e.Action == acl.HardDrop || e.Refuse.Kind == acl.RefuseDrop:
+	case e.Drops():
 		return []Stmt{&Verdict{Kind: expr.VerdictDrop}}
 	case e.Refuse.Kind == acl.RefuseMessage:
 		return b.messageRefusal(e)
