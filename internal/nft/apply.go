@@ -427,10 +427,11 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 		}
 		// Nothing was committed: what the Applier knew still holds.
 		after, gerr := generation(c)
-		if prev.ok && gerr == nil && after == before {
+		none := genErr == nil && gerr == nil && after == before // no commit since before
+		if prev.ok && none {
 			a.sync = prev
 		}
-		resume(genErr == nil && gerr == nil && after == before)
+		resume(none)
 		return fmt.Errorf("apply table inet %s: %w: %w", a.table, ErrRefused, err)
 	}
 	// Only when exactly one transaction (ours) was committed meanwhile do we
@@ -438,8 +439,9 @@ func (a *Applier) Apply(rs *Ruleset, renew ...string) error {
 	wasOpen, gatesKnown := a.opened, a.freshGen == before // what Gated knew held until this commit
 	a.fresh, a.opened = nil, nil
 	after, aerr := generation(c)
-	resume(genErr == nil && aerr == nil && after == before+1)
-	if genErr == nil && aerr == nil && after == before+1 {
+	ours := genErr == nil && aerr == nil && after == before+1 // ours alone since before
+	resume(ours)
+	if ours {
 		a.sync = tx.synced(after, b.echoes)
 		a.saveState(c, true)
 		a.fresh, a.freshGen, a.opened = tx.freshLimits(), after, map[string]bool{}

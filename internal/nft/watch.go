@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -32,15 +32,11 @@ const watchBuffer = 8 << 20
 // elements another process's transactions changed (Tampered). It returns
 // when the socket cannot be opened or read.
 func (a *Applier) WatchElements(ctx context.Context) error {
-	ns := 0
-	if len(a.opts) > 0 {
-		c, err := nftables.New(a.opts...)
-		if err != nil {
-			return err
-		}
-		ns = c.NetNS
+	rc, err := a.readConn() // for its namespace
+	if err != nil {
+		return err
 	}
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: rc.NetNS})
 	if err != nil {
 		return fmt.Errorf("watch set elements: %w", err)
 	}
@@ -73,7 +69,7 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 		case <-stop:
 		}
 	}()
-	self := ownCommits()
+	self, table := ownName(), a.table
 	var touched []string // set names of the transaction being told
 	for {
 		msgs, err := c.Receive()
@@ -94,14 +90,16 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 			if m.Header.Type>>8 != unix.NFNL_SUBSYS_NFTABLES || len(m.Data) < 4 {
 				continue
 			}
-			attrs := nfAttrs(m.Data[4:])
 			switch int(m.Header.Type & 0xff) {
 			case unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM:
-				if m.Data[0] == unix.NFPROTO_INET && cString(attrs[unix.NFTA_SET_ELEM_LIST_TABLE]) == a.table {
-					touched = append(touched, cString(attrs[unix.NFTA_SET_ELEM_LIST_SET]))
+				if m.Data[0] != unix.NFPROTO_INET {
+					continue
+				}
+				if ts := attrStrings(m.Data[4:], unix.NFTA_SET_ELEM_LIST_TABLE, unix.NFTA_SET_ELEM_LIST_SET); ts[0] == table {
+					touched = append(touched, ts[1])
 				}
 			case unix.NFT_MSG_NEWGEN:
-				if len(touched) > 0 && !self(attrs) {
+				if len(touched) > 0 && attrStrings(m.Data[4:], unix.NFTA_GEN_PROC_NAME)[0] != self {
 					a.tamperMu.Lock()
 					if a.tampered == nil {
 						a.tampered = map[string]bool{}
@@ -117,21 +115,21 @@ func (a *Applier) WatchElements(ctx context.Context) error {
 	}
 }
 
-// ownCommits returns what tells this process's transactions from others'
-// in a NEWGEN message: the kernel names the committing task by its thread
-// id in the initial PID namespace (NFTA_GEN_PROC_PID: Go sends from any
-// thread, and in a PID namespace of its own the agent knows other ids) and
-// by its name (NFTA_GEN_PROC_NAME), which every thread of a Go process
-// shares. So a commit is ours when it carries our name; a foreign process
-// of the same name is not one that changes our sets.
-func ownCommits() func(attrs map[uint16][]byte) bool {
+// ownName is what the kernel names this process's transactions by, in a
+// NEWGEN message. It names the committing task by its thread id in the
+// initial PID namespace (NFTA_GEN_PROC_PID: Go sends from any thread, and
+// in a PID namespace of its own the agent knows other ids) and by its name
+// (NFTA_GEN_PROC_NAME), which every thread of a Go process shares. So a
+// commit is ours when it carries our name; a foreign process of the same
+// name is not one that changes our sets.
+func ownName() string {
 	comm, _ := os.ReadFile("/proc/self/comm")
 	name := strings.TrimSpace(string(comm))
 	if name == "" { // no /proc: the kernel names a task by its program's file, cut to 15 bytes
 		name = filepath.Base(os.Args[0])
 		name = name[:min(len(name), 15)]
 	}
-	return func(attrs map[uint16][]byte) bool { return cString(attrs[unix.NFTA_GEN_PROC_NAME]) == name }
+	return name
 }
 
 // watchPauseMessages is the size of the agent's own transactions (in
@@ -179,24 +177,18 @@ func (a *Applier) Tampered() (sets []string, lost bool) {
 	return sets, lost
 }
 
-// nfAttrs indexes the top-level netlink attributes of b by type (the
-// last of each type).
-func nfAttrs(b []byte) map[uint16][]byte {
-	out := map[uint16][]byte{}
+// attrStrings returns the string attributes of the given types among the
+// top-level netlink attributes of b ("" for one that is missing).
+func attrStrings(b []byte, types ...uint16) []string {
+	out := make([]string, len(types))
 	ad, err := netlink.NewAttributeDecoder(b)
 	if err != nil {
 		return out
 	}
 	for ad.Next() {
-		out[ad.Type()] = ad.Bytes()
+		if i := slices.Index(types, ad.Type()); i >= 0 {
+			out[i] = ad.String()
+		}
 	}
 	return out
-}
-
-// cString is a NUL-terminated netlink string without its NUL.
-func cString(b []byte) string {
-	if n := len(b); n > 0 && b[n-1] == 0 {
-		return string(b[:n-1])
-	}
-	return string(b)
 }
