@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -133,11 +134,8 @@ func (a *Agent) tamperedLocked() []string {
 	}
 	limit := map[string]string{} // a connlimit set or a layer -> its limit set
 	for _, s := range a.ruleset.Sets {
-		switch {
-		case s.Kind == nft.SetConnlimit && s.Limit == "":
-			limit[s.Name] = s.Name
-		case s.Kind == nft.SetConnlimit:
-			limit[s.Name] = s.Limit
+		if s.Kind == nft.SetConnlimit {
+			limit[s.Name] = cmp.Or(s.Limit, s.Name)
 		}
 	}
 	var out []string

@@ -59,14 +59,16 @@ const reserveSuffixLen = 7
 // ChainName is the regular chain of an applied ACL in one direction:
 // "ip_check_in", "ip6_web_out".
 func ChainName(f acl.Family, aclName string, d acl.Direction) string {
-	return shorten(famPrefix(f) + "_" + aclName + "_" + d.String())
+	return shorten(EntryRef{Family: f, ACL: aclName, Dir: d}.listBase())
 }
 
 // entryBase is the common head of an entry's object names:
 // "ip_check_in_10".
-func (r EntryRef) base() string {
-	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_" + strconv.Itoa(r.Seq)
-}
+func (r EntryRef) base() string { return r.listBase() + "_" + strconv.Itoa(r.Seq) }
+
+// listBase is the head of the names of a list's objects in one direction:
+// "ip_check_in".
+func (r EntryRef) listBase() string { return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() }
 
 // RefusalReasons are the limits whose refusals an entry also counts on
 // their own (ReasonCounterName), in the order show lists them.
@@ -341,7 +343,7 @@ func windowBase(r EntryRef, e *acl.Entry) string {
 	}
 	_, rest, _ := strings.Cut(strings.TrimPrefix(acl.FormatEntry(r.Family, e), "seq "), " ")
 	sum := sha256.Sum256([]byte(rest))
-	return famPrefix(r.Family) + "_" + r.ACL + "_" + r.Dir.String() + "_e" + hex.EncodeToString(sum[:6])
+	return r.listBase() + "_e" + hex.EncodeToString(sum[:6])
 }
 
 // RateSetName is the dynamic set of entry e's `rate`: a token bucket per
