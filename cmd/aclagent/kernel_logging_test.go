@@ -22,15 +22,7 @@ func TestKernelLogReachesAgent(t *testing.T) {
 	p.Server.Listen(t, addr)
 	ag := newAgent(t, p.Server, "s0", "--metrics", "127.0.0.1:9469")
 	ag.start()
-	ag.mustShell(fmt.Sprintf(`configure terminal
-ip access-list extended mail
-seq 10 permit tcp any host %s eq 25 connlimit 1 log
-seq 20 permit ip any any
-exit
-interface management 0
-ip access-group mail in
-end
-`, netns.PairServer4))
+	ag.mustShell(mailConfig(netns.PairServer4, "connlimit 1 log"))
 	c := p.Client.Expect(t, "", addr, netns.Connected)
 	defer c.Close()
 	p.Client.Expect(t, "", addr, netns.Reset)
@@ -90,15 +82,7 @@ func TestKernelLogLockout(t *testing.T) {
 	p.Server.Listen(t, other)
 	ag := newAgent(t, p.Server, "s0")
 	ag.start()
-	ag.mustShell(fmt.Sprintf(`configure terminal
-ip access-list extended mail
-seq 10 permit tcp any host %s eq 25 connlimit 1 block-for 60 refuse drop log
-seq 20 permit ip any any
-exit
-interface management 0
-ip access-group mail in
-end
-`, netns.PairServer4))
+	ag.mustShell(mailConfig(netns.PairServer4, "connlimit 1 block-for 60 refuse drop log"))
 	c := p.Client.Expect(t, "", addr, netns.Connected)
 	defer c.Close()
 	p.Client.Expect(t, "", addr, netns.TimedOut) // over: locked out

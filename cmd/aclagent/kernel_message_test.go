@@ -21,18 +21,29 @@ import (
 
 const smtpLine = "421 example.com unavailable"
 
+// mailConfig applies, on management 0 in, the list mail (mail6 for an
+// IPv6 server) of `seq 10 permit tcp any host SERVER eq 25 OPTIONS` and
+// `seq 20` permitting everything else.
+func mailConfig(server, options string) string {
+	fam, name, proto := "ip", "mail", "ip"
+	if strings.Contains(server, ":") {
+		fam, name, proto = "ipv6", "mail6", "ipv6"
+	}
+	return fmt.Sprintf(`configure terminal
+%[1]s access-list extended %[2]s
+seq 10 permit tcp any host %[4]s eq 25 %[5]s
+seq 20 permit %[3]s any any
+exit
+interface management 0
+%[1]s access-group %[2]s in
+end
+`, fam, name, proto, server, options)
+}
+
 // messageConfig applies `seq 10 permit tcp any host S eq 25 connlimit 2
 // refuse message ...` on management 0, in.
 func messageConfig(server string) string {
-	return fmt.Sprintf(`configure terminal
-ip access-list extended mail
-seq 10 permit tcp any host %s eq 25 connlimit 2 refuse message "%s"
-seq 20 permit ip any any
-exit
-interface management 0
-ip access-group mail in
-end
-`, server, smtpLine)
+	return mailConfig(server, fmt.Sprintf(`connlimit 2 refuse message "%s"`, smtpLine))
 }
 
 // readRefusal dials addr from ns and expects exactly the line with CRLF
@@ -234,15 +245,7 @@ func TestKernelRefuseMessageIPv6(t *testing.T) {
 	srv := p.Server.Listen(t, addr)
 	ag := newAgent(t, p.Server, "s0")
 	ag.start()
-	ag.mustShell(fmt.Sprintf(`configure terminal
-ipv6 access-list extended mail6
-seq 10 permit tcp any host %s eq 25 connlimit 1 refuse message "%s"
-seq 20 permit ipv6 any any
-exit
-interface management 0
-ipv6 access-group mail6 in
-end
-`, netns.PairServer6, smtpLine))
+	ag.mustShell(mailConfig(netns.PairServer6, fmt.Sprintf(`connlimit 1 refuse message "%s"`, smtpLine)))
 	c := p.Client.Expect(t, "", addr, netns.Connected)
 	defer c.Close()
 	readRefusal(t, p.Client, addr)
@@ -264,15 +267,7 @@ func TestKernelRefuseMessageBlocked(t *testing.T) {
 	srv, srvOther := p.Server.Listen(t, addr), p.Server.Listen(t, other)
 	ag := newAgent(t, p.Server, "s0")
 	ag.start()
-	ag.mustShell(fmt.Sprintf(`configure terminal
-ip access-list extended mail
-seq 10 permit tcp any host %s eq 25 connlimit 1 block-for 60 refuse message "%s"
-seq 20 permit ip any any
-exit
-interface management 0
-ip access-group mail in
-end
-`, netns.PairServer4, smtpLine))
+	ag.mustShell(mailConfig(netns.PairServer4, fmt.Sprintf(`connlimit 1 block-for 60 refuse message "%s"`, smtpLine)))
 	c := p.Client.Expect(t, "", addr, netns.Connected)
 	defer c.Close()
 	o := p.Client.Expect(t, "", other, netns.Connected) // not over any limit yet
