@@ -189,10 +189,13 @@ func sinceClear(name string, raw map[string]nft.CounterValue, baseline map[strin
 // atLimit counts, per seq, the keys of cfg's ACL at their limit in the
 // directions dirs: connlimit keys from the session tracker (none without
 // one, or when sessions cannot be read: show still works) and quota keys
-// over their quota from the kernel.
+// over their quota from the kernel. A key at both counts once.
 func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool) map[int]int {
 	n := map[int]int{}
-	a.quotaAtLimit(f, name, dirs, n)
+	quota := a.quotaAtLimit(f, name, dirs)
+	for seq, keys := range quota {
+		n[seq] = len(keys)
+	}
 	if a.opts.Sessions == nil {
 		return n
 	}
@@ -202,20 +205,45 @@ func (a *Agent) atLimit(cfg *acl.Config, f acl.Family, name string, dirs [2]bool
 		return n
 	}
 	for _, t := range totals {
-		if t.Family == f && t.ACL == name && dirs[t.Dir] {
-			n[t.Seq] += t.AtLimit
+		if t.Family != f || t.ACL != name || !dirs[t.Dir] || t.AtLimit == 0 {
+			continue
+		}
+		n[t.Seq] += t.AtLimit
+		if len(quota[t.Seq]) == 0 {
+			continue
+		}
+		// Keys over their quota and at a connlimit too: those of this
+		// entry and direction (rare, so read only then).
+		ks, err := a.opts.Sessions.Sessions(cfg, f, name, t.Seq)
+		if err != nil {
+			continue
+		}
+		for _, k := range ks {
+			if k.AtLimit && k.Seq == t.Seq && k.Dir == t.Dir && quota[t.Seq][limitedKey{k.Dir, k.Kind, k.PrefixLen, k.Key}] {
+				n[t.Seq]--
+			}
 		}
 	}
 	return n
 }
 
-// quotaAtLimit adds to n the keys of the ACL's quota windows that have
-// used their quota (the entry refuses them until the window ends).
-func (a *Agent) quotaAtLimit(f acl.Family, name string, dirs [2]bool, n map[int]int) {
+// limitedKey is one key of one entry's limit, as both connlimits and quota
+// windows name it: what it counts by and its spelling.
+type limitedKey struct {
+	dir       acl.Direction
+	kind      acl.KeyKind
+	prefixLen int
+	key       string
+}
+
+// quotaAtLimit returns, per seq, the keys of the ACL's quota windows that
+// have used their quota (the entry refuses them until the window ends).
+func (a *Agent) quotaAtLimit(f acl.Family, name string, dirs [2]bool) map[int]map[limitedKey]bool {
 	rs := a.liveRules.Load()
 	if rs == nil {
-		return
+		return nil
 	}
+	out := map[int]map[limitedKey]bool{}
 	for _, s := range rs.Sets {
 		if s.Kind != nft.SetQuota || s.Entry.Family != f || s.Entry.ACL != name || !dirs[s.Entry.Dir] {
 			continue
@@ -225,12 +253,17 @@ func (a *Agent) quotaAtLimit(f acl.Family, name string, dirs [2]bool, n map[int]
 			a.log.Warn("cannot read quota window", "set", s.Name, "err", err)
 			continue
 		}
+		kind, prefixLen := acl.Connlimit{Key: s.KeyKind, PrefixLen: s.PrefixLen}.LimitKey(f)
 		for _, u := range us {
 			if u.Used >= u.Quota {
-				n[s.Entry.Seq]++
+				if out[s.Entry.Seq] == nil {
+					out[s.Entry.Seq] = map[limitedKey]bool{}
+				}
+				out[s.Entry.Seq][limitedKey{s.Entry.Dir, kind, prefixLen, u.Key}] = true
 			}
 		}
 	}
+	return out
 }
 
 // ClearCounters implements `clear access-list counters [ip NAME]` (name ""

@@ -8,6 +8,7 @@ import (
 
 	"github.com/slxsh/slxsh/internal/acl"
 	"github.com/slxsh/slxsh/internal/cli"
+	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
 
@@ -189,5 +190,34 @@ func TestQuotaKeysAtLimit(t *testing.T) {
 	}
 	if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != 2 {
 		t.Errorf("counters %+v, want seq 10 with 2 keys at limit", cs)
+	}
+}
+
+// TestKeyAtConnlimitAndQuotaCountsOnce: a source at its connlimit and over
+// its quota is one key at the limit, not two; others add up.
+func TestKeyAtConnlimitAndQuotaCountsOnce(t *testing.T) {
+	ta, tr := newTrackedAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{
+		"ip access-list extended check",
+		"seq 10 permit tcp any any eq 80 connlimit 2 quota 1 kbytes per minute per-source",
+	}}, slxBind)
+	var set string
+	for _, s := range ta.ruleset.Sets {
+		if s.Kind == nft.SetQuota {
+			set = s.Name
+		}
+	}
+	ta.kernel.Quotas = map[string][]nft.QuotaUse{set: {
+		{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}}}
+	tr.keys = []conntrack.KeyCount{
+		{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Kind: acl.PerSource, Key: "10.0.0.1", Sessions: 2, Limit: 2, AtLimit: true},
+		{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Kind: acl.PerSource, Key: "10.0.0.3", Sessions: 2, Limit: 2, AtLimit: true},
+	}
+	cs, err := ta.Counters(acl.IPv4, "check", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != 3 {
+		t.Errorf("counters %+v, want seq 10 with 3 keys at limit (10.0.0.1 at both once, .2 quota, .3 connlimit)", cs)
 	}
 }
