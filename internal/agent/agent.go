@@ -229,8 +229,19 @@ func shellErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return userErr(userError(err))
+	return &modelErr{userError(err), err}
 }
+
+// modelErr is a configuration model's or the compiler's error as the shell
+// prints it, with the error it came from (whose path Configure maps to a
+// line).
+type modelErr struct {
+	msg   string
+	cause error
+}
+
+func (e *modelErr) Error() string { return e.msg }
+func (e *modelErr) Unwrap() error { return e.cause }
 
 // Configure applies one configuration transaction, all or nothing, to the
 // current running config. A line that does not apply is returned as the
@@ -246,10 +257,30 @@ func (a *Agent) Configure(t cli.Txn) ([]string, error) {
 	}
 	held := a.heldLocked() // boot.go
 	warns, err := a.installLocked(next, "configure")
-	if err == nil && held {
+	if err != nil {
+		return nil, a.lineOfLocked(t, err)
+	}
+	if held {
 		warns = append(warns, heldWarning)
 	}
-	return warns, err
+	return warns, nil
+}
+
+// lineOfLocked gives an error of the model or the compiler that names a
+// part of the configuration (an *acl.Error's path: an entry, an
+// interface) the line of t that made that part what it is, as a
+// *cli.LineError: a scripted block's error then names that line, not the
+// block's last.
+func (a *Agent) lineOfLocked(t cli.Txn, err error) error {
+	var ae *acl.Error
+	if !errors.As(err, &ae) || ae.Path == "" {
+		return err
+	}
+	i, ok := cli.LineOf(a.running, t, ae.Path)
+	if !ok {
+		return err
+	}
+	return &cli.LineError{Line: i, Text: t.Lines[i], Kind: cli.ErrSemantic, Msg: strings.TrimPrefix(err.Error(), "% Error: "), Cause: err}
 }
 
 // Replace installs cfg as the whole running config (used at start and on
@@ -267,11 +298,11 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	t0 := time.Now()
 	// The running config is valid: only what next changes is checked.
 	if err := acl.ValidateChange(a.running, next); err != nil {
-		return nil, userErr(userError(err))
+		return nil, shellErr(err)
 	}
 	rs, err := a.opts.Compile(next)
 	if err != nil {
-		return nil, userErr(userError(err))
+		return nil, shellErr(err)
 	}
 	t1 := time.Now()
 	renew := nft.Renewals(a.ruleset, rs, a.running, next)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -678,5 +679,54 @@ func TestRevertRefusedTriesAgain(t *testing.T) {
 	}
 	if _, err := os.Stat(ta.state + ".revert"); err == nil {
 		t.Error("revert file left after the revert")
+	}
+}
+
+// TestCompileErrorNamesItsLine: an error that only the compiler finds
+// names the line of the block that made its entry or interface what it
+// is, not the block's last line (a scripted block reports that line).
+func TestCompileErrorNamesItsLine(t *testing.T) {
+	ta := newTestAgent(t)
+	o := nft.Options{MgmtInterface: "lo", LookupUser: func(name string) (uint32, error) {
+		return 0, errors.New("no such user on this host")
+	}}
+	ta.opts.Compile = func(c *acl.Config) (*nft.Ruleset, error) { return nft.Compile(c, o) }
+	block := []string{
+		"ip access-list extended a",
+		"seq 10 permit tcp any any eq 80",
+		"seq 20 permit tcp any any eq 22%s",
+		"seq 30 permit ip any any",
+		"exit",
+		"interface %s",
+		"ip access-group a %s",
+		"end",
+	}
+	for _, c := range []struct {
+		opt, itf, dir string
+		line          int
+		msg           string
+	}{
+		{"", "ethernet 0/3", "in", 6, "interface ethernet 0/3: no Linux interface is mapped"},
+		{" user nosuch", "management 0", "out", 2, "ip access-list extended a seq 20: user nosuch"},
+	} {
+		lines := slices.Clone(block)
+		lines[2], lines[5], lines[6] = fmt.Sprintf(lines[2], c.opt), fmt.Sprintf(lines[5], c.itf), fmt.Sprintf(lines[6], c.dir)
+		before := ta.RunningText()
+		_, err := ta.Configure(cli.Txn{Lines: lines})
+		var le *cli.LineError
+		if !errors.As(err, &le) || le.Line != c.line || !strings.Contains(le.Error(), c.msg) {
+			t.Errorf("%s %s: error %v (%+v), want line %d (%q) with %q", c.itf, c.dir, err, le, c.line, lines[c.line], c.msg)
+		}
+		if ta.RunningText() != before {
+			t.Errorf("%s %s: the refused block changed the running-config", c.itf, c.dir)
+		}
+	}
+	// An entry the block does not change has no line of it: the error
+	// stays the block's (the shell names its last line).
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended a", "seq 20 permit tcp any any eq 22 user nosuch"}})
+	_, err := ta.Configure(cli.Txn{Lines: []string{"interface management 0", "ip access-group a out", "end"}})
+	var le *cli.LineError
+	if err == nil || errors.As(err, &le) || !strings.Contains(err.Error(), "seq 20: user nosuch") {
+		t.Errorf("binding a list with an unknown user: %v (%+v), want its error without a line", err, le)
 	}
 }

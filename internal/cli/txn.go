@@ -97,6 +97,13 @@ func semanticError(text string, err error) *LineError {
 // the first error (a *LineError) and no configuration. It is the single
 // place where configuration text becomes configuration; c is not modified.
 func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
+	return applyLines(c, t, nil)
+}
+
+// applyLines is ApplyLines, calling applied (unless nil) with the index in
+// t.Lines and the configuration so far after each line of t.Lines that
+// changed it.
+func applyLines(c *acl.Config, t Txn, applied func(int, *acl.Config)) (*acl.Config, error) {
 	cfg := c.Clone()
 	st := []frame{{kind: modeConfig}}
 	all := append(append([]string(nil), t.Context...), t.Lines...)
@@ -144,6 +151,9 @@ func ApplyLines(c *acl.Config, t Txn) (*acl.Config, error) {
 			}
 			if !tx.kept {
 				tx.remarks = nil
+			}
+			if applied != nil && idx >= 0 {
+				applied(idx, cfg)
 			}
 			if p.cmd.enter != nil {
 				st = append(st, p.cmd.enter(p.args))
