@@ -126,8 +126,9 @@ func (a *Agent) parseConfigFile(path string, data []byte) (*acl.Config, error) {
 }
 
 // placeError turns the first error of a config that parsed but does not
-// validate or compile into a FileError at the line of the block or entry
-// it names (acl.Error's Path, e.g. `ip access-list extended x seq 10`).
+// validate or compile into a FileError at the line of the entry or block
+// it names (acl.Error's Path, e.g. `ip access-list extended x seq 10`;
+// cli.LineOf).
 func placeError(path, text string, err error) *FileError {
 	errs := FlattenErrors(err)
 	first := errs[0]
@@ -137,32 +138,11 @@ func placeError(path, text string, err error) *FileError {
 	}
 	var ae *acl.Error
 	if errors.As(first, &ae) && ae.Path != "" {
-		fe.Line = lineOf(text, ae.Path)
+		if i, ok := cli.LineOf(acl.New(), cli.Txn{Lines: cli.ConfigLines(text)}, ae.Path); ok {
+			fe.Line = i + 1
+		}
 	}
 	return fe
-}
-
-// lineOf finds the line (1-based) of the block a validation path names,
-// and of the entry within it for "... seq N"; 0 when not found (a block
-// written with abbreviated keywords).
-func lineOf(text, path string) int {
-	block, seq, hasSeq := strings.Cut(path, " seq ")
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		if strings.Join(strings.Fields(l), " ") != block || strings.HasPrefix(l, " ") {
-			continue
-		}
-		if !hasSeq {
-			return i + 1
-		}
-		for j := i + 1; j < len(lines) && strings.HasPrefix(lines[j], " "); j++ {
-			if f := strings.Fields(lines[j]); len(f) > 1 && f[0] == "seq" && f[1] == seq {
-				return j + 1
-			}
-		}
-		return i + 1
-	}
-	return 0
 }
 
 // FlattenErrors lists the errors joined in err (errors.Join), one per

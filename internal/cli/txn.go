@@ -177,8 +177,7 @@ func skipLine(line string) bool {
 // startup-config as acl.Format writes it), replaying every line in global
 // configuration mode. ParseConfig(acl.Format(c)) equals c.
 func ParseConfig(text string) (*acl.Config, error) {
-	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
-	c, err := ApplyLines(acl.New(), Txn{Lines: lines})
+	c, err := ApplyLines(acl.New(), Txn{Lines: ConfigLines(text)})
 	if err != nil {
 		var le *LineError
 		if errors.As(err, &le) {
@@ -187,6 +186,12 @@ func ParseConfig(text string) (*acl.Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ConfigLines splits a configuration file's text into its lines, as
+// ParseConfig reads them.
+func ConfigLines(text string) []string {
+	return strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 }
 
 // parseConfigLine matches a configuration line in the innermost mode of the
