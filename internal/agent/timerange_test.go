@@ -152,12 +152,7 @@ func TestTamperedLimitsRenewed(t *testing.T) {
 		"seq 30 permit tcp any any eq 81 rate 2 per minute",
 	}}, slxBind)
 	ta.kernel.Renewed = nil
-	var rate string
-	for _, s := range ta.ruleset.Sets {
-		if s.Kind == nft.SetRate {
-			rate = s.Name
-		}
-	}
+	rate := ta.setOfKind(nft.SetRate)
 	ta.kernel.TamperedSets = []string{nft.LayerSetName("ip_check_in_10_src_3", 1), "ip_check_in_20_src_2", rate}
 	if _, err := ta.RepairDrift(); err != nil {
 		t.Fatal(err)
@@ -176,12 +171,7 @@ func TestQuotaKeysAtLimit(t *testing.T) {
 		"ip access-list extended check",
 		"seq 10 permit tcp any any eq 80 quota 1 kbytes per minute per-source",
 	}}, slxBind)
-	var set string
-	for _, s := range ta.ruleset.Sets {
-		if s.Kind == nft.SetQuota {
-			set = s.Name
-		}
-	}
+	set := ta.setOfKind(nft.SetQuota)
 	ta.kernel.Quotas = map[string][]nft.QuotaUse{set: {
 		{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}, {Key: "10.0.0.3", Used: 1023, Quota: 1024}}}
 	cs, err := ta.Counters(acl.IPv4, "check", "")
@@ -201,12 +191,7 @@ func TestKeyAtConnlimitAndQuotaCountsOnce(t *testing.T) {
 		"ip access-list extended check",
 		"seq 10 permit tcp any any eq 80 connlimit 2 quota 1 kbytes per minute per-source",
 	}}, slxBind)
-	var set string
-	for _, s := range ta.ruleset.Sets {
-		if s.Kind == nft.SetQuota {
-			set = s.Name
-		}
-	}
+	set := ta.setOfKind(nft.SetQuota)
 	ta.kernel.Quotas = map[string][]nft.QuotaUse{set: {
 		{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}}}
 	tr.keys = []conntrack.KeyCount{
@@ -220,4 +205,15 @@ func TestKeyAtConnlimitAndQuotaCountsOnce(t *testing.T) {
 	if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != 3 {
 		t.Errorf("counters %+v, want seq 10 with 3 keys at limit (10.0.0.1 at both once, .2 quota, .3 connlimit)", cs)
 	}
+}
+
+// setOfKind is the name of the last set of kind k in the installed ruleset.
+func (ta *testAgent) setOfKind(k nft.SetKind) string {
+	var name string
+	for _, s := range ta.ruleset.Sets {
+		if s.Kind == k {
+			name = s.Name
+		}
+	}
+	return name
 }
