@@ -61,6 +61,7 @@ func interactive(sess *cli.Session, in, tty *os.File) int {
 		if key == term.KeyCtrlZ {
 			sess.End()
 		}
+		sess.RefreshHost() // as the switch's prompt follows its hostname
 	}
 	return 0
 }

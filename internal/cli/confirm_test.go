@@ -173,3 +173,33 @@ func TestShowStartupWithoutEnd(t *testing.T) {
 		t.Errorf("show startup-config = %q, want %q", out.String(), want)
 	}
 }
+
+// TestPromptFollowsHostname: a session's prompt takes a hostname another
+// session set (or a revert timer restored) at its next refresh, and the
+// default host when the hostname is removed.
+func TestPromptFollowsHostname(t *testing.T) {
+	b := NewMemoryBackend(nil)
+	s, other := NewSession(b, "device"), NewSession(b, "device")
+	var out bytes.Buffer
+	for _, l := range []string{"configure terminal", "hostname lab1", "end"} {
+		if err := other.Execute(l, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := s.Prompt(); p != "device# " {
+		t.Errorf("before the refresh: %q", p)
+	}
+	s.RefreshHost()
+	if p := s.Prompt(); p != "lab1# " {
+		t.Errorf("after another session set hostname lab1: %q", p)
+	}
+	for _, l := range []string{"configure terminal", "no hostname", "end"} {
+		if err := other.Execute(l, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.RefreshHost()
+	if p := s.Prompt(); p != "device# " {
+		t.Errorf("after no hostname: %q", p)
+	}
+}

@@ -58,6 +58,15 @@ func (s *Session) setHost(name string) {
 	s.host = name
 }
 
+// RefreshHost takes the prompt's host name from the running config again
+// (kept when the backend cannot be asked): another session, or a revert
+// timer that expired, may have changed it since.
+func (s *Session) RefreshHost() {
+	if h, err := Call(s.b, OpHostname, NoArgs{}); err == nil {
+		s.setHost(h)
+	}
+}
+
 // Prompt returns the prompt of the current mode, e.g. "device(config)# ".
 func (s *Session) Prompt() string {
 	return s.host + s.stack[len(s.stack)-1].promptSuffix() + "# "
