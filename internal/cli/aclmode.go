@@ -46,10 +46,15 @@ func aclCommands(f acl.Family) []*command {
 	}
 	return []*command{
 		cfgCmd(seq(kw("seq", "Sequence number of the entry"), seqNum, alt(body, remark)), add),
+		// IOS spells it without the keyword: `10 permit ...`, `no 10`.
+		cfgCmd(seq(seqNum, alt(body, remark)), add),
 		cfgCmd(body, add),
 		cfgCmd(remark, add),
 		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum),
 			func(e *env, a *entryArgs) error { return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq) }),
+		cfgCmd(seq(kw("no", "Delete an entry"), seqNum),
+			func(e *env, a *entryArgs) error { return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq) }),
+		cfgCmd(seq(kw("no", "Delete an entry"), seqNum, alt(body, remark)), deleteSeqEntry),
 		// `no` before a line of show running-config: the entry must be the
 		// one at that seq.
 		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum, alt(body, remark)),

@@ -86,3 +86,38 @@ func TestRemarkWithPipe(t *testing.T) {
 		t.Errorf("running-config:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestIOSSequenceNumbers: IOS's `10 permit ...` (no `seq`) numbers an
+// entry as `seq 10` does, with a remark before it as in IOS; `no 10`
+// deletes it, `no 10 ENTRY` only when 10 holds that entry; the same
+// lines again change nothing.
+func TestIOSSequenceNumbers(t *testing.T) {
+	txn := Txn{Lines: []string{
+		"ip access-list extended check",
+		"remark ssh",
+		"10 permit tcp any any eq 22 connlimit 3",
+		"20 permit tcp any any eq 80",
+		"30 deny ip any any",
+		"no 30",
+		"40 permit ip any any",
+	}}
+	cfg, err := ApplyLines(acl.New(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := " seq 9 remark ssh\n seq 10 permit tcp any any eq 22 connlimit 3\n seq 20 permit tcp any any eq 80\n seq 40 permit ip any any\n!"
+	if got := acl.Format(cfg); !strings.Contains(got, want) {
+		t.Fatalf("running-config:\n%s\nwant\n%s", got, want)
+	}
+	if again, err := ApplyLines(cfg, txn); err != nil || acl.Format(again) != acl.Format(cfg) {
+		t.Errorf("the same lines again: %v\n%s", err, acl.Format(again))
+	}
+	ctx := []string{"ip access-list extended check"}
+	if _, err := ApplyLines(cfg, Txn{Context: ctx, Lines: []string{"no 20 permit tcp any any eq 81"}}); err == nil || !strings.Contains(err.Error(), "seq 20 of access-list \"check\" is another entry") {
+		t.Errorf("no 20 with another entry: %v", err)
+	}
+	next, err := ApplyLines(cfg, Txn{Context: ctx, Lines: []string{"no 20 permit tcp any any eq 80", "no 40"}})
+	if err != nil || strings.Contains(acl.Format(next), "seq 20 ") || strings.Contains(acl.Format(next), "seq 40 ") {
+		t.Errorf("no 20 ENTRY, no 40: %v\n%s", err, acl.Format(next))
+	}
+}

@@ -584,11 +584,12 @@ func (s *Session) History() []string { return append([]string(nil), s.history...
 var entryWords = map[string]bool{"seq": true, "permit": true, "deny": true, "hard-drop": true, "remark": true}
 
 // entryLine reports whether a script line in an access list's mode is an
-// entry line (entryWords), which the shell leaves to the backend to check.
+// entry line (entryWords, or a sequence number first), which the shell
+// leaves to the backend to check.
 func entryLine(stack []frame, line string) bool {
 	if len(stack) < 2 || stack[len(stack)-1].kind != modeACL {
 		return false
 	}
 	word, _, _ := strings.Cut(strings.TrimLeft(line, " \t"), " ")
-	return entryWords[word]
+	return entryWords[word] || word != "" && strings.Trim(word, "0123456789") == "" // IOS's `10 permit ...`
 }
