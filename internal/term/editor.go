@@ -368,7 +368,13 @@ func (e *Editor) complete(line []rune, pos int) ([]rune, int, bool) {
 		return nil, 0, false
 	}
 	nh := []rune(newHead)
-	nl := append(append([]rune(nil), nh...), line[pos:]...)
+	tail := line[pos:]
+	if n := len(nh); n > 0 && nh[n-1] == ' ' && len(tail) > 0 && (tail[0] == ' ' || tail[0] == '\t') {
+		nh = nh[:n-1] // completed in the middle of a line: its blank is there already
+		nl := append(append([]rune(nil), nh...), tail...)
+		return nl, len(nh) + 1, true
+	}
+	nl := append(append([]rune(nil), nh...), tail...)
 	return nl, len(nh), true
 }
 

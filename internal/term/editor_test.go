@@ -187,6 +187,16 @@ func TestEditorTab(t *testing.T) {
 	}
 }
 
+// TestEditorTabMidLine: TAB in the middle of a line completes the word
+// before the cursor without a second blank before the rest.
+func TestEditorTabMidLine(t *testing.T) {
+	p := newPTYEditor(t)
+	r := p.read("sw# ", "sh version\x01\x06\x06\tx\r") // Ctrl-A, Ctrl-F twice: after "sh"
+	if r.line != "show xversion" {
+		t.Fatalf("line %q, want %q (the cursor after the blank)", r.line, "show xversion")
+	}
+}
+
 func TestEditorControlKeys(t *testing.T) {
 	p := newPTYEditor(t)
 	if r := p.read("sw(config)# ", "hostname x\x1a"); r.key != KeyCtrlZ || r.line != "hostname x" {
