@@ -247,12 +247,9 @@ func (a *ACL) addEntry(c *Config, ix *contentIndex, f Family, name string, e *En
 	}
 	seq := e.Seq
 	if seq == 0 {
-		seq = SeqStep
-		if n := len(a.Entries); n > 0 {
-			seq = a.Entries[n-1].Seq + SeqStep
-		}
-		if seq > MaxSeq {
-			return errorf("next sequence number %d is over %d; resequence access-list %q", seq, MaxSeq, name)
+		var err error
+		if seq, err = a.nextSeq(); err != nil {
+			return err
 		}
 	}
 	tmp := *e
@@ -273,6 +270,38 @@ func (a *ACL) addEntry(c *Config, ix *contentIndex, f Family, name string, e *En
 	a.Entries = slices.Insert(a.Entries, i, e)
 	ix.add(e)
 	return nil
+}
+
+// nextSeq is the seq of an entry added without one: the last + 10.
+func (a *ACL) nextSeq() (int, error) {
+	seq := SeqStep
+	if n := len(a.Entries); n > 0 {
+		seq = a.Entries[n-1].Seq + SeqStep
+	}
+	if seq > MaxSeq {
+		return 0, errorf("next sequence number %d is over %d; resequence access-list %q", seq, MaxSeq, a.Name)
+	}
+	return seq, nil
+}
+
+// AppendRemark adds remark r after the list's last entry, as AddEntry
+// does without a seq, also when the list holds a remark with its text
+// already (a remark repeated on purpose, before another entry).
+func (c *Config) AppendRemark(f Family, name string, r *Entry) error {
+	a, err := c.mustACL(f, name)
+	if err != nil {
+		return err
+	}
+	if r.Action != Remark {
+		return errorf("not a remark")
+	}
+	seq, err := a.nextSeq()
+	if err != nil {
+		return err
+	}
+	r2 := *r
+	r2.Seq = seq
+	return c.AddEntry(f, name, &r2)
 }
 
 // DeleteSeq removes entry seq from the list (`no seq N`).
@@ -310,10 +339,16 @@ func (c *Config) DeleteMatching(f Family, name string, e *Entry) error {
 	if err != nil {
 		return err
 	}
-	// The entry itself first, then one spelled otherwise (SameEntry).
+	// The entry itself first, then one spelled otherwise (SameEntry). Of
+	// remarks with the same text (which a list may hold several times),
+	// the last.
 	for _, same := range []func(a, b *Entry) bool{SameContent, SameEntry} {
-		for i, o := range a.Entries {
-			if same(o, e) {
+		for j := range a.Entries {
+			i := j
+			if e.Action == Remark {
+				i = len(a.Entries) - 1 - j
+			}
+			if same(a.Entries[i], e) {
 				a.Entries = deleteAt(a.Entries, i)
 				return nil
 			}

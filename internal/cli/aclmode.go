@@ -50,10 +50,8 @@ func aclCommands(f acl.Family) []*command {
 		cfgCmd(seq(seqNum, alt(body, remark)), add),
 		cfgCmd(body, add),
 		cfgCmd(remark, add),
-		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum),
-			func(e *env, a *entryArgs) error { return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq) }),
-		cfgCmd(seq(kw("no", "Delete an entry"), seqNum),
-			func(e *env, a *entryArgs) error { return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq) }),
+		cfgCmd(seq(kw("no", "Delete an entry"), kw("seq", "Delete the entry with this sequence number"), seqNum), deleteSeq),
+		cfgCmd(seq(kw("no", "Delete an entry"), seqNum), deleteSeq),
 		cfgCmd(seq(kw("no", "Delete an entry"), seqNum, alt(body, remark)), deleteSeqEntry),
 		// `no` before a line of show running-config: the entry must be the
 		// one at that seq.
@@ -65,6 +63,7 @@ func aclCommands(f acl.Family) []*command {
 					return a.err
 				}
 				e2 := a.e
+				e.tx.had = nil // recounted: it may have been a remark
 				return e.cfg.DeleteMatching(e.frame.fam, e.frame.name, &e2)
 			}),
 		cfgCmd(seq(kw("resequence", "Renumber the entries"),
@@ -83,9 +82,16 @@ func aclCommands(f acl.Family) []*command {
 	}
 }
 
+// deleteSeq is `no seq N`.
+func deleteSeq(e *env, a *entryArgs) error {
+	e.tx.had = nil // recounted: it may have been a remark
+	return e.cfg.DeleteSeq(e.frame.fam, e.frame.name, a.e.Seq)
+}
+
 // deleteSeqEntry is `no seq N ENTRY`: it deletes entry N when N holds that
 // entry.
 func deleteSeqEntry(e *env, a *entryArgs) error {
+	e.tx.had = nil
 	if a.err != nil {
 		return a.err
 	}
@@ -249,22 +255,36 @@ func entryOptions(f acl.Family) node {
 // keeps its seq for the next line of the transaction (txnState).
 func addRemark(e *env, r *acl.Entry) error {
 	l := e.cfg.ACL(e.frame.fam, e.frame.name)
-	before := len(l.Entries)
-	if err := e.cfg.AddEntry(e.frame.fam, e.frame.name, r); err != nil {
-		return err
+	tx := e.tx
+	if tx.visit != e.frame {
+		tx.enter(e.frame) // a remark in a list's mode that a context line did not enter
 	}
-	l = e.cfg.ACL(e.frame.fam, e.frame.name)
-	if len(l.Entries) == before {
-		return nil // the list has it already: nothing added
+	if tx.seen == nil {
+		tx.seen = map[string]int{}
 	}
-	if e.tx == nil {
+	if tx.had == nil {
+		tx.had = map[string]int{}
+		for _, x := range l.Entries {
+			if x.Action == acl.Remark {
+				tx.had[x.Remark]++
+			}
+		}
+	}
+	// The Nth remark T of a visit is the list's Nth remark T: a file sent
+	// again adds none, one with a remark repeated adds each.
+	if tx.seen[r.Remark]++; tx.seen[r.Remark] <= tx.had[r.Remark] {
 		return nil
 	}
-	if e.tx.list != e.frame {
-		e.tx.remarks = nil
+	if err := e.cfg.AppendRemark(e.frame.fam, e.frame.name, r); err != nil {
+		return err
 	}
-	e.tx.list, e.tx.kept = e.frame, true
-	e.tx.remarks = append(e.tx.remarks, l.Entries[len(l.Entries)-1].Seq)
+	tx.had[r.Remark]++
+	if tx.list != e.frame {
+		tx.remarks = nil
+	}
+	l = e.cfg.ACL(e.frame.fam, e.frame.name)
+	tx.list, tx.kept = e.frame, true
+	tx.remarks = append(tx.remarks, l.Entries[len(l.Entries)-1].Seq)
 	return nil
 }
 

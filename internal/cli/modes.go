@@ -85,11 +85,21 @@ type env struct {
 // remarks just added without a seq (numbered after the list's last entry)
 // that an entry with an explicit seq may move in front of itself
 // (placeRemarks). Any other line forgets them.
+//
+// It also counts the remarks without a seq of each visit of a list's mode
+// (addRemark): the Nth `remark T` of a visit is the list's Nth remark T.
 type txnState struct {
 	remarks []int // their seqs, in order
 	list    frame
 	kept    bool // set by the line that added one
+
+	visit frame          // the list mode being visited
+	had   map[string]int // the visited list's remarks by text (nil: to count again)
+	seen  map[string]int // the remark lines of the visit by text
 }
+
+// enter starts a visit of list mode f.
+func (tx *txnState) enter(f frame) { tx.visit, tx.had, tx.seen = f, nil, nil }
 
 // command is one declared command: its syntax, its typed arguments, and
 // what it does. Exactly one of apply, exec and nav is set.

@@ -121,3 +121,62 @@ func TestIOSSequenceNumbers(t *testing.T) {
 		t.Errorf("no 20 ENTRY, no 40: %v\n%s", err, acl.Format(next))
 	}
 }
+
+// TestRepeatedRemark: a remark a file repeats before another entry is
+// kept each time (the Nth remark T of a visit of the list is the list's
+// Nth), in one transaction and typed line by line; the same lines again,
+// either way, add nothing.
+func TestRepeatedRemark(t *testing.T) {
+	lines := []string{
+		"ip access-list extended web",
+		"remark allow web", "permit tcp any any eq www connlimit 10",
+		"remark allow dns", "permit udp any any eq domain",
+		"remark allow web", "permit ip any any",
+	}
+	want := " seq 10 remark allow web\n seq 20 permit tcp any any eq 80 connlimit 10\n seq 30 remark allow dns\n seq 40 permit udp any any eq 53\n seq 50 remark allow web\n seq 60 permit ip any any\n!"
+	cfg, err := ApplyLines(acl.New(), Txn{Lines: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := acl.Format(cfg); !strings.Contains(got, want) {
+		t.Fatalf("one transaction:\n%s\nwant\n%s", got, want)
+	}
+	b := NewMemoryBackend(acl.New())
+	s := NewSession(b, "device")
+	var out strings.Builder
+	typed := append([]string{"configure terminal"}, lines...)
+	for _, l := range append(append(typed, "exit"), lines...) { // typed twice
+		if err := s.Execute(l, &out); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+	}
+	after, _ := b.Running()
+	if acl.Format(after) != acl.Format(cfg) {
+		t.Errorf("typed twice:\n%s\nwant\n%s", acl.Format(after), acl.Format(cfg))
+	}
+	if again, err := ApplyLines(after, Txn{Lines: lines}); err != nil || acl.Format(again) != acl.Format(cfg) {
+		t.Errorf("sent again: %v\n%s", err, acl.Format(again))
+	}
+}
+
+// TestTypedRemarkMovedBeforeItsEntry: a remark typed again (the second of
+// its text) that took the seq of the entry typed next is moved before that
+// entry, and the list's first remark of that text stays.
+func TestTypedRemarkMovedBeforeItsEntry(t *testing.T) {
+	b := NewMemoryBackend(acl.New())
+	s := NewSession(b, "device")
+	var out strings.Builder
+	lines := []string{"configure terminal", "ip access-list extended check",
+		"remark ssh", "seq 20 permit tcp any any eq 22", "permit tcp any any eq 23",
+		"remark ssh", "seq 40 permit tcp any any eq 2222"}
+	for _, l := range lines {
+		if err := s.Execute(l, &out); err != nil {
+			t.Fatalf("%q: %v\n%s", l, err, out.String())
+		}
+	}
+	cfg, _ := b.Running()
+	want := " seq 10 remark ssh\n seq 20 permit tcp any any eq 22\n seq 30 permit tcp any any eq 23\n seq 39 remark ssh\n seq 40 permit tcp any any eq 2222\n!"
+	if got := acl.Format(cfg); !strings.Contains(got, want) {
+		t.Errorf("running-config:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -35,8 +35,16 @@ type Session struct {
 	// without a seq: a following entry with an explicit seq sends them
 	// again with it, so that they go before it (placeRemarks) as they do
 	// in a script.
-	remarks []string
+	remarks []remarkLine
+	// visit is the list mode of the lines just sent, and visitRemarks
+	// counts by text the remarks without a seq they sent
+	// (Txn.RemarksBefore).
+	visit        frame
+	visitRemarks map[string]int
 }
+
+// remarkLine is a line that added a remark without a seq, and its text.
+type remarkLine struct{ line, text string }
 
 // NewSession returns a session in exec mode. hostname is shown in the
 // prompt unless the configuration sets one.
@@ -180,20 +188,32 @@ func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
 		}
 		return nil
 	}
+	if top := s.stack[len(s.stack)-1]; top != s.visit {
+		s.visit, s.visitRemarks = top, map[string]int{}
+	}
 	t := Txn{Context: contextLines(s.stack), Lines: []string{line}}
 	a, isEntry := p.args.(*entryArgs)
 	remark := isEntry && a.e.Action == acl.Remark && a.e.Seq == 0
+	if remark && s.visitRemarks[a.e.Remark] > 0 {
+		t.RemarksBefore = map[string]int{a.e.Remark: s.visitRemarks[a.e.Remark]}
+	}
 	err := s.b.Configure(t)
 	if err != nil && isEntry && !remark && a.e.Seq != 0 && len(remarks) > 0 && strings.Contains(err.Error(), " already exists in access-list ") {
 		// The remarks typed just before took the seq (numbered after the
 		// last entry): taken out and added again in one transaction with
 		// the entry, they go before it, as in a script (placeRemarks).
 		// If that fails too, they stay where they are.
-		t.Lines = nil
+		// (`no remark T` takes the last remark T, the one typed.)
+		t.Lines, t.RemarksBefore = nil, map[string]int{}
 		for _, r := range remarks {
-			t.Lines = append(t.Lines, "no "+strings.TrimSpace(r))
+			t.Lines = append(t.Lines, "no "+strings.TrimSpace(r.line))
+			t.RemarksBefore[r.text] = s.visitRemarks[r.text]
 		}
-		t.Lines = append(append(t.Lines, remarks...), line)
+		for _, r := range remarks {
+			t.Lines = append(t.Lines, r.line)
+			t.RemarksBefore[r.text]--
+		}
+		t.Lines = append(t.Lines, line)
 		if s.b.Configure(t) == nil {
 			err = nil
 		}
@@ -202,7 +222,8 @@ func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
 		return err
 	}
 	if remark {
-		s.remarks = append(remarks, line)
+		s.remarks = append(remarks, remarkLine{line, a.e.Remark})
+		s.visitRemarks[a.e.Remark]++
 	}
 	s.stack = append(s.stack[:1], st...)
 	s.applied(p)

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/slxsh/slxsh/internal/acl"
@@ -18,6 +19,12 @@ import (
 type Txn struct {
 	Context []string `json:"context,omitempty"`
 	Lines   []string `json:"lines"`
+	// RemarksBefore counts, by text, the remarks without a seq that the
+	// shell sent before in its visit of the list mode that Context
+	// enters (of the texts of Lines' remarks only): the Nth remark T of a
+	// visit is the list's Nth remark T (addRemark), also when a visit is
+	// one transaction per line.
+	RemarksBefore map[string]int `json:"remarks_before,omitempty"`
 }
 
 // ErrKind tells the kinds of line errors apart.
@@ -158,6 +165,10 @@ func applyLines(c *acl.Config, t Txn, applied func(int, *acl.Config)) (*acl.Conf
 			if p.cmd.enter != nil {
 				st = append(st, p.cmd.enter(p.args))
 				if top := st[len(st)-1]; top.kind == modeACL {
+					tx.enter(top)
+					if idx < 0 { // entered by the context: the visit goes on
+						tx.seen = maps.Clone(t.RemarksBefore)
+					}
 					pre.stop()
 					pre = startPreparse(all, i+1, top)
 				}
