@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,5 +215,9 @@ func nftTable(ns *netns.NS) string {
 	if err != nil {
 		return ""
 	}
-	return out
+	return expiresRE.ReplaceAllString(out, "")
 }
+
+// expiresRE is the time an element with a timeout has left (the grace
+// set's), which differs between two listings of the same table.
+var expiresRE = regexp.MustCompile(` expires [0-9dhms]+`)

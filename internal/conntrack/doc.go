@@ -125,7 +125,10 @@
 //     reservations differ from what the tracker wrote, or whose limit set
 //     lacks a key that has sessions the kernel counted (a flushed set);
 //   - sessions picked up mid-stream (AdoptMark: open before conntrack
-//     tracked them) renew the limits they fall under;
+//     tracked them) renew the limits they fall under once they have seen
+//     a reply; one that never has (Flow.Ghost: a forged ACK toward an
+//     address that does not answer, kept by conntrack for 300 s) counts
+//     nowhere, in the kernel or here, so forged segments fill no limit;
 //   - a restarted agent adopts the table as it is (counts, reservations
 //     and gates in the kernel are the truth; a gate left closed by an
 //     agent that died before counting is counted then).

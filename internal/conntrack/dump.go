@@ -27,6 +27,7 @@ const (
 	ctGet          = 1<<8 | 1 // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET
 	ctaTupleOrig   = 1
 	ctaTupleReply  = 2
+	ctaStatus      = 3
 	ctaProtoinfo   = 4
 	ctaMark        = 8
 	ctaID          = 12
@@ -43,6 +44,7 @@ const (
 	ctaProtoSrc    = 2
 	ctaProtoDst    = 3
 	ctaInfoTCP     = 1
+	ipsSeenReply   = 1 << 1 // IPS_SEEN_REPLY of CTA_STATUS
 	ctaInfoTCPStat = 1
 	ctaTSStart     = 1
 )
@@ -272,6 +274,10 @@ func decodeFlow(b []byte) (Flow, error) {
 					}
 				}))
 			}))
+		case ctaStatus:
+			if len(d) >= 4 {
+				f.Unreplied = binary.BigEndian.Uint32(d)&ipsSeenReply == 0
+			}
 		case ctaMark:
 			if len(d) >= 4 {
 				f.Mark = binary.BigEndian.Uint32(d)

@@ -30,18 +30,34 @@ type Flow struct {
 	ReplySrc, ReplyDst         netip.Addr
 	ReplySrcPort, ReplyDstPort uint16
 	TCPState                   uint8 // 0 for other protocols
-	Mark                       uint32
-	Zone                       uint16
-	Start                      time.Time // zero unless nf_conntrack_timestamp is on
+	// Unreplied is true when conntrack has seen no packet of the reply
+	// direction (its status lacks IPS_SEEN_REPLY).
+	Unreplied bool
+	Mark      uint32
+	Zone      uint16
+	Start     time.Time // zero unless nf_conntrack_timestamp is on
 }
 
 // Is6 reports whether the flow is IPv6.
 func (f Flow) Is6() bool { return f.Src.Is6() && !f.Src.Is4In6() }
 
-// Open reports whether nf_conncount counts the flow: every tracked flow
-// except TCP connections in TIME_WAIT or CLOSE (the kernel's already_closed).
+// Open reports whether the flow is a session that counts: every tracked
+// flow except TCP connections in TIME_WAIT or CLOSE (nf_conncount's
+// already_closed) and ghosts.
 func (f Flow) Open() bool {
-	return f.Proto != 6 || (f.TCPState != tcpTimeWait && f.TCPState != tcpClose)
+	return f.Proto != 6 || (f.TCPState != tcpTimeWait && f.TCPState != tcpClose && !f.Ghost())
+}
+
+// Ghost reports a TCP flow that conntrack picked up mid-stream (past its
+// handshake: ESTABLISHED to LAST_ACK) and that has never seen a reply: a
+// segment that no SYN opened and nothing answered, such as a forged ACK
+// toward an address that does not answer, or the last packets of a
+// connection that ended while it was not tracked. No limit counts it (the
+// compiled checks skip what AdoptMark marks, and the agent's counts skip
+// it) until a reply shows it is a session. Conntrack keeps such a flow for
+// nf_conntrack_tcp_timeout_unacknowledged (300 s).
+func (f Flow) Ghost() bool {
+	return f.Proto == 6 && f.Unreplied && f.TCPState >= tcpEstablished && f.TCPState <= tcpLastAck
 }
 
 // String renders the original tuple, e.g. "tcp 10.0.0.1:40000 -> 10.0.0.2:22".

@@ -52,12 +52,12 @@ func tuple6Of(f Flow) tuple6 {
 
 func (k tuple4) flow(r flowRec) Flow {
 	return Flow{Proto: k.proto, Src: netip.AddrFrom4(k.src), Dst: netip.AddrFrom4(k.dst), SrcPort: k.sport,
-		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state}
+		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state, Unreplied: r.unreplied}
 }
 
 func (k tuple6) flow(r flowRec) Flow {
 	return Flow{Proto: k.proto, Src: netip.AddrFrom16(k.src), Dst: netip.AddrFrom16(k.dst), SrcPort: k.sport,
-		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state}
+		DstPort: k.dport, Zone: k.zone, Mark: r.mark, TCPState: r.state, Unreplied: r.unreplied}
 }
 
 // flowRec is what the index keeps of a flow besides its tuple: what counts
@@ -70,6 +70,8 @@ type flowRec struct {
 	first int32  // its first slot + 1 (0: it counts nowhere)
 	more  int32  // its other slots: Index.more[more-1] (0: none)
 	state uint8  // TCP state, 0 unknown
+	// unreplied: no reply seen yet (Flow.Unreplied; once seen, for good).
+	unreplied bool
 	// silent is true until an event of the flow arrives: the kernel only
 	// sends events of entries created while someone listened
 	// (nf_conntrack_events = 2 attaches the event extension at creation),
@@ -124,6 +126,9 @@ func putIn[K tuple](x *Index, m map[K]flowRec, k K, f Flow, whole bool) {
 	if f.TCPState != 0 || whole {
 		r.state = f.TCPState
 	}
+	// A reply, once seen, stays seen (an event without the status reads as
+	// replied: the flow then counts, as before ghosts were told apart).
+	r.unreplied = f.Unreplied && (r.unreplied || !had || whole)
 	if whole {
 		r.silent = r.silent || !had
 	} else {

@@ -67,13 +67,17 @@ const UnsizedSetCap = 65535
 
 // gateElements are the elements a set is created with: a gate starts
 // closed (its family's nfproto), so that a new limit admits nothing until
-// the agent has counted the sessions already open; every other set starts
-// empty.
+// the agent has counted the sessions already open; the grace set starts
+// with both families; every other set starts empty.
 func gateElements(s *Set) []nftables.SetElement {
-	if s.Kind != SetGate {
-		return nil
+	switch s.Kind {
+	case SetGate:
+		return []nftables.SetElement{{Key: []byte{nfprotoByte(s.Entry.Family)}}}
+	case SetGrace:
+		// Each with the set's timeout: the grace ends by itself.
+		return []nftables.SetElement{{Key: []byte{unix.NFPROTO_IPV4}}, {Key: []byte{unix.NFPROTO_IPV6}}}
 	}
-	return []nftables.SetElement{{Key: []byte{nfprotoByte(s.Entry.Family)}}}
+	return nil
 }
 
 // nfprotoByte is the nf_proto value of a family (NFPROTO_IPV4, NFPROTO_IPV6).

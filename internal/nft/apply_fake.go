@@ -66,8 +66,11 @@ func (f *Fake) Apply(rs *Ruleset, renew ...string) error {
 			continue
 		}
 		f.Elements[s.Name] = map[string]string{}
-		if s.Kind == SetGate {
+		switch s.Kind {
+		case SetGate:
 			f.Elements[s.Name][nfprotoName(s.Entry.Family)] = ""
+		case SetGrace:
+			f.Elements[s.Name]["ipv4"], f.Elements[s.Name]["ipv6"] = "", ""
 		}
 	}
 	for name := range f.Elements {

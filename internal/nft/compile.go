@@ -19,8 +19,19 @@ const ResetMark = 0x40000000
 
 // AdoptMark is the ct mark bit that the base chains set on a TCP session
 // picked up mid-stream (open before conntrack tracked it): the agent holds
-// it as a session open before its limit.
+// it as a session open before its limit once it has seen a reply.
 const AdoptMark = 0x10000000
+
+// GraceSet is the set whose elements (one per family) say that the table
+// is in its adoption grace: created with the table, they expire after
+// AdoptGrace (the set's timeout).
+const GraceSet = "adopt_grace"
+
+// AdoptGrace is how long after the table is created every TCP session
+// picked up mid-stream is let through unjudged (those open before the
+// firewall, and before conntrack tracked the namespace); from then on the
+// ACLs judge such a packet as a connection (without its limits).
+const AdoptGrace = 2 * time.Minute
 
 // Options are the host facts that Compile needs besides the configuration.
 type Options struct {
@@ -84,6 +95,7 @@ func Compile(c *acl.Config, o Options) (*Ruleset, error) {
 		defer func() { ok = len(b.errs) == 0 }()
 	}
 	binds := b.bindings()
+	b.rs.Sets = append(b.rs.Sets, &Set{Name: GraceSet, Key: KeyNFProto, Size: 2, Timeout: AdoptGrace, Kind: SetGrace, KeyKind: acl.Total})
 	b.messages(chainKeys(binds))
 	var aclChains []*Chain
 	for _, k := range chainKeys(binds) {
@@ -279,31 +291,41 @@ func baseChains(binds []binding) []*Chain {
 			Stmts:   []Stmt{&CtState{States: CtEstablished | CtRelated}, &Verdict{Kind: expr.VerdictAccept}},
 		}
 	}
-	adopt := func() *Rule {
-		return &Rule{
+	adopt := func() []*Rule {
+		return []*Rule{{
 			// Why: a TCP session that was open before conntrack tracked the
 			// namespace (before the first install, or while our table was
 			// missing) is picked up on its next packet as `ct state new`
-			// without a SYN (nf_conntrack_tcp_loose; KERNEL-NOTES). It is
-			// an open session, not a new connection: it is let through and
-			// marked, and the agent counts it as old (conntrack.AdoptMark).
-			// No new TCP connection can be opened without a SYN. In
-			// prerouting too, before the `in` ACLs judge it.
+			// without a SYN (nf_conntrack_tcp_loose; KERNEL-NOTES). In the
+			// table's grace (GraceSet, AdoptGrace after it was created) it
+			// is let through unjudged and marked: open sessions, not new
+			// connections, that the agent counts as old once they have
+			// seen a reply (conntrack.AdoptMark). In prerouting too, before
+			// the `in` ACLs judge it.
 			Comment: "adopt",
-			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkID{Mask: AdoptMark, ID: AdoptMark},
-				&Verdict{Kind: expr.VerdictAccept}},
-		}
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &SetLookup{Set: GraceSet, Key: Key{Kind: acl.Total}},
+				&CtMarkID{Mask: AdoptMark, ID: AdoptMark}, &Verdict{Kind: expr.VerdictAccept}},
+		}, {
+			// Why: after the grace such a packet is judged by the ACLs
+			// like a connection, so that a deny or the implicit deny
+			// refuses an ACK, FIN or data segment that no SYN opened (a
+			// scan, or an injection); a permit admits it without its
+			// limits (the checks skip AdoptMark), and the agent counts it
+			// once it has seen a reply: a forged segment fills no limit.
+			Comment: "pickup",
+			Stmts:   []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkID{Mask: AdoptMark, ID: AdoptMark}},
+		}}
 	}
 	mk := func(hook string) *Chain {
-		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: []*Rule{{
+		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: append([]*Rule{{
 			// Why: a flow the agent marked (conntrack.ResetMark) is ended by a
 			// reset on its next packet; `! rst` keeps our own resets, which
 			// pass the output chain, from being refused in turn (KERNEL-NOTES).
 			Comment: "reset-mark",
 			Stmts:   []Stmt{&CtMarkBit{Bit: ResetMark}, &TCPNoRST{Dep: true}, &Reject{TCPReset: true}},
-		}, established(), adopt()}}
+		}, established()}, adopt()...)}
 	}
-	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: []*Rule{established(), adopt()}}
+	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: append([]*Rule{established()}, adopt()...)}
 	input, forward, output := mk("input"), mk("forward"), mk("output")
 	for _, out := range []bool{false, true} {
 		for _, bd := range binds {

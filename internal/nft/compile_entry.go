@@ -127,7 +127,9 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 		}
 		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
 	}
-	isNew := []Stmt{&CtState{States: CtNew}}
+	// A packet picked up mid-stream (AdoptMark: no SYN opened it) is no
+	// new connection: no limit counts or refuses it.
+	isNew := []Stmt{&CtState{States: CtNew}, &CtMarkEq{Mask: AdoptMark}}
 	var rules []*Rule
 	for i, c := range checks {
 		role, head := c.role, []Stmt{}

@@ -9,6 +9,8 @@
 //	           ip_check_in_implicit_refused          objects keep their values when
 //	           ip_check_in_blocked_refused           rules are replaced)
 //	 sets (size)
+//	   adopt_grace                   2        the table's grace (GraceSet): ipv4, ipv6,
+//	                                          created with it, expiring after 2m
 //	   ip_check_in_10_src_3          SetSize  one dynamic set per connlimit, named
 //	   ip_check_in_20_p24_2          SetSize  family_acl_dir_seq_key_over (key src |
 //	   ip6_web_in_10_p64_2           SetSize  dst | pLEN | total); elements carry
@@ -30,8 +32,12 @@
 //	 chains
 //	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
 //	     ct state established,related accept        (admitted sessions always pass)
-//	     ct state new tcp flags != syn / fin,syn,rst,ack ct mark set ct mark | 0x10000000 accept
-//	                                                 (adopt: sessions open before conntrack)
+//	     ct state new tcp flags != syn / fin,syn,rst,ack meta nfproto @adopt_grace
+//	       ct mark set ct mark | 0x10000000 accept   (adopt: sessions open before conntrack,
+//	                                                  in the 2 minutes after the table's creation)
+//	     ct state new tcp flags != syn / fin,syn,rst,ack ct mark set ct mark | 0x10000000
+//	                                                 (pickup: later, judged by the ACLs,
+//	                                                  which skip its limits: ct mark & 0x10000000 == 0)
 //	     iifname "eth0" meta nfproto ipv4 jump ip_check_in     `in`: to the host and routed
 //	   input    hook input   priority filter (0), policy accept
 //	   forward  hook forward priority filter (0), policy accept
@@ -39,7 +45,7 @@
 //	     ct mark & 0x40000000 == 0x40000000 tcp flags ! rst reject with tcp reset
 //	                                                 (flows the agent marked for ending)
 //	     ct state established,related accept
-//	     ct state new tcp flags != syn / ... accept  (adopt, as in prerouting)
+//	     ct state new tcp flags != syn / ...         (adopt and pickup, as in prerouting)
 //	     oifname "eth1" meta nfproto ipv4 jump ip_egress_out   `out`: output + forward
 //	     meta mark M tcp dport != P reject with tcp reset      (input: message guards;
 //	     meta mark M meta l4proto tcp reject with tcp reset     forward: see below)

@@ -153,11 +153,16 @@ func openGates(t *testing.T, a *nft.Applier, rs *nft.Ruleset) {
 
 var handleRE = regexp.MustCompile(` # handle \d+`)
 
-// listTable is `nft list table inet NAME` in ns with handles removed.
+// expiresRE is the time an element with a timeout has left (the grace
+// set's), which differs between two listings.
+var expiresRE = regexp.MustCompile(` expires [0-9dhms]+`)
+
+// listTable is `nft list table inet NAME` in ns with handles and element
+// expiry times removed.
 func listTable(t *testing.T, ns *netns.NS, name string) string {
 	t.Helper()
 	out := ns.MustExec(t, "nft", "-a", "list", "table", "inet", name)
-	return strings.TrimSpace(handleRE.ReplaceAllString(out, ""))
+	return strings.TrimSpace(expiresRE.ReplaceAllString(handleRE.ReplaceAllString(out, ""), ""))
 }
 
 // listTableStateless is listTable with counter values and set elements
@@ -174,6 +179,7 @@ func listTableStateless(t *testing.T, ns *netns.NS, name string) string {
 // lists as `size 65535` (nft.UnsizedSetCap, its cap), though it was
 // created unsized (it grows on demand, about 1 KiB while empty).
 func nftSized(rs *nft.Ruleset, listed string) string {
+	listed = expiresRE.ReplaceAllString(listed, "")
 	for _, s := range rs.Sets {
 		if s.Size == 0 {
 			head := "\tset " + s.Name + " {\n\t\ttype " + s.Key.TypeName() + "\n"

@@ -49,7 +49,12 @@ func (s *Set) String() string {
 		out += "\t\tsize " + strconv.FormatUint(uint64(s.Size), 10) + "\n"
 	}
 	if s.Timeout > 0 {
-		return out + "\t\tflags dynamic,timeout\n\t\ttimeout " + durationString(s.Timeout) + "\n\t}\n"
+		out += "\t\tflags dynamic,timeout\n\t\ttimeout " + durationString(s.Timeout) + "\n"
+		if s.Kind == SetGrace {
+			// Apply creates it with both, expiring (gateElements).
+			out += "\t\telements = { ipv4, ipv6 }\n"
+		}
+		return out + "\t}\n"
 	}
 	out += "\t\tflags dynamic\n"
 	if s.Kind == SetGate {

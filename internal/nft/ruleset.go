@@ -93,6 +93,7 @@ const (
 	SetQuota                     // elements carry `quota over ...`, with timeouts (quota windows)
 	SetVerdictMap                // a classification map of entries (Map; compile_map.go)
 	SetCounterMap                // a classification map of plain permits, elements naming their counters (Map)
+	SetGrace                     // the table's adoption grace (GraceSet): both families, created with the table, expiring
 )
 
 // String names the kind for metrics: "connlimit", "rate", "gate", ...
@@ -116,6 +117,8 @@ func (k SetKind) String() string {
 		return "map"
 	case SetCounterMap:
 		return "counter-map"
+	case SetGrace:
+		return "grace"
 	}
 	return "unknown"
 }

@@ -186,8 +186,8 @@ interface s0
  ip access-group check in
 `, nft.Options{})
 	set := "ip_check_in_10_src_3"
-	if len(rs.Sets) != 8 {
-		t.Fatalf("want the limit set with gate, reserved, full, and layers 1 and 2 (8 sets), got %d", len(rs.Sets))
+	if len(rs.Sets) != 9 {
+		t.Fatalf("want the limit set with gate, reserved, full, and layers 1 and 2, and the grace set (9 sets), got %d", len(rs.Sets))
 	}
 	limits := nft.LimitSets(rs)
 	p.Server.MustExec(t, "nft", "add", "element", "inet", "slxsh", nft.GateSetName(set), "{ ipv4 }")

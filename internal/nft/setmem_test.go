@@ -73,16 +73,17 @@ func TestSetMaxMemory(t *testing.T) {
 func TestRulesetSetMemory(t *testing.T) {
 	rs := compile(t, memACL)
 	// connlimit 3: the limit set (unsized), the gate (2), and unsized: the
-	// reserved and full sets, two layer members and two layer counts.
-	if len(rs.Sets) != 8 {
-		t.Fatalf("%d sets, want 8:\n%s", len(rs.Sets), rs)
+	// reserved and full sets, two layer members and two layer counts; and
+	// the table's grace set (2).
+	if len(rs.Sets) != 9 {
+		t.Fatalf("%d sets, want 9:\n%s", len(rs.Sets), rs)
 	}
 	for _, s := range rs.Sets {
-		if want := map[bool]uint32{true: 2}[s.Kind == nft.SetGate]; s.Size != want {
+		if want := map[bool]uint32{true: 2}[s.Kind == nft.SetGate || s.Kind == nft.SetGrace]; s.Size != want {
 			t.Errorf("set %s has size %d, want %d", s.Name, s.Size, want)
 		}
 	}
-	applied := nft.SetTableMemory(2) + 7*nft.SetTableMemory(0)
+	applied := 2*nft.SetTableMemory(2) + 7*nft.SetTableMemory(0)
 	if got := rs.SetMemoryApplied(); got != applied || got > 8<<10 {
 		t.Errorf("SetMemoryApplied = %d, want %d", got, applied)
 	}
@@ -128,7 +129,7 @@ func TestCompileRefusesSetMemoryOverLimit(t *testing.T) {
 	if rs != nil || !errors.As(err, &ae) {
 		t.Fatalf("compile over the limit: %v, %v; want nil and an *acl.Error", rs, err)
 	}
-	for _, w := range []string{"about 1001 MiB", "when full", "the 150 MiB allowed", "100 limit sets of up to 65535 keys", "707 KiB when applied", "700 other sets", "--limit-set-memory", "--limit-set-size"} {
+	for _, w := range []string{"about 1001 MiB", "when full", "the 150 MiB allowed", "100 limit sets of up to 65535 keys", "707 KiB when applied", "701 other sets", "--limit-set-memory", "--limit-set-size"} {
 		if !strings.Contains(ae.Msg, w) {
 			t.Errorf("error %q does not say %q", ae.Msg, w)
 		}

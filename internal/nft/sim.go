@@ -79,8 +79,12 @@ func NewSim(rs *Ruleset) *Sim {
 		if set.Map != nil {
 			s.maps[set.Name] = set.Map
 		}
-		if set.Kind == SetGate {
+		switch set.Kind {
+		case SetGate:
 			s.AddElement(set.Name, nfprotoName(set.Entry.Family)) // created closed, as by Apply
+		case SetGrace:
+			s.AddElement(set.Name, "ipv4")
+			s.AddElement(set.Name, "ipv6")
 		}
 	}
 	return s
