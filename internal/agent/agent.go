@@ -338,11 +338,14 @@ func (a *Agent) installLocked(next *acl.Config, why string) ([]string, error) {
 	a.armLoadLocked()
 	a.pruneBaselinesLocked(prev)
 	a.restartReplacedLocked(prev, next) // after the sessions are counted: the gates are open
-	a.saveStateLocked()
+	unsaved := a.saveStateLocked()
 	if why != "configure" {
 		prev = nil // start, reload, revert: warn about every binding
 	}
 	warns := append(a.interfaceWarningsLocked(prev), a.userWarningsLocked(prev)...)
+	if unsaved != "" {
+		warns = append(warns, unsaved)
+	}
 	if w := a.unservedWarning(); w != "" {
 		warns = append(warns, w)
 	}
@@ -491,11 +494,13 @@ func messagesOf(rs *nft.Ruleset) []nft.Message {
 // saveStateLocked keeps the running config for a restarted agent (in
 // StatePath, before the change is answered), and as the last good
 // configuration (boot.go; written in the background, Flush waits for
-// it). A failure is logged: the kernel and the running config are
-// already right.
-func (a *Agent) saveStateLocked() {
+// it). The kernel and the running config are already right: a state
+// file that cannot be written is not the change's failure, but the shell
+// that made it must know (its restart would not find it there), so it
+// comes back as a warning ("" when saved); installLocked logs it.
+func (a *Agent) saveStateLocked() (warning string) {
 	if a.opts.StatePath == "" && a.opts.LastGoodPath == "" {
-		return
+		return ""
 	}
 	// Two buffers, swapped: a 50k-entry config is megabytes, and the one
 	// of the save before tells whether the file holds this one already (a
@@ -505,13 +510,14 @@ func (a *Agent) saveStateLocked() {
 	if path := a.opts.StatePath; path != "" && !(a.stateOK && same) {
 		err := writeFileInBoot(path, a.state, 0o600)
 		if err != nil {
-			a.log.Warn("cannot save running-config state", "path", path, "err", err)
+			warning = fmt.Sprintf("%% Warning: the change is applied, but the agent cannot save it in %s for its restart: %v", path, err)
 		}
 		a.stateOK = err == nil
 	}
 	if path := a.opts.LastGoodPath; path != "" {
 		a.lastGood.queue(path, a.state, same)
 	}
+	return warning
 }
 
 // Flush waits for a change under way (a revert or a reload may still

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -97,5 +98,40 @@ func TestStartRemovesTempsOfAKilledAgent(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("another file was removed: %v", err)
+	}
+}
+
+// underFile returns a path that no one can write, root included: its
+// directory is a regular file (as a read-only or full /run, for a test).
+func underFile(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(file, "running-config")
+}
+
+// A state file that cannot be saved does not fail the change, which the
+// kernel holds, but the shell is told, with the file and the error; at
+// every change, not only the first.
+func TestUnsavedStateWarns(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.StatePath = underFile(t)
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, txn := range []cli.Txn{slxACL, slxBind} {
+		warns, err := ta.Configure(txn)
+		if err != nil {
+			t.Fatalf("Configure(%q): %v", txn.Lines, err)
+		}
+		want := "% Warning: the change is applied, but the agent cannot save it in " + ta.opts.StatePath + " for its restart: "
+		if len(warns) != 1 || !strings.HasPrefix(warns[0], want) || !strings.HasSuffix(warns[0], "not a directory") {
+			t.Errorf("Configure(%q) warns %q, want %q and the error", txn.Lines, warns, want)
+		}
+	}
+	if !strings.Contains(ta.kernel.Current.String(), `comment "acl=check dir=in seq=10"`) {
+		t.Errorf("kernel does not hold the change:\n%v", ta.kernel.Current)
 	}
 }
