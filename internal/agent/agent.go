@@ -125,6 +125,7 @@ type Agent struct {
 	state     []byte          // the state files' data, under mu
 	lastState []byte          // the buffer of the save before (its data)
 	stateOK   bool            // the state file holds lastState (its save wrote it)
+	gen       uint64          // the generation of state (boot.go), under mu
 	lastGood  *lastGoodWriter // LastGoodPath, written in the background
 	ruleset   *nft.Ruleset    // what the kernel holds (last successful apply)
 	hostDep   bool            // running's entries depend on the host (entriesHostDependent)
@@ -504,9 +505,16 @@ func (a *Agent) saveStateLocked() (warning string) {
 	}
 	// Two buffers, swapped: a 50k-entry config is megabytes, and the one
 	// of the save before tells whether the file holds this one already (a
-	// change that changed nothing, an adopted config).
-	a.state, a.lastState = appendFrame(a.lastState[:0], func(b []byte) []byte { return a.format.Append(b, a.running) }), a.state
-	same := bytes.Equal(a.state, a.lastState)
+	// change that changed nothing): otherwise it is the next generation.
+	data := a.format.Append(append(a.lastState[:0], fileHeader+"\n"...), a.running)
+	body := len(data)
+	data = appendStateTail(data, a.gen)
+	same := bytes.Equal(data, a.state)
+	if !same {
+		a.gen++
+		data = appendStateTail(data[:body], a.gen)
+	}
+	a.state, a.lastState = data, a.state
 	if path := a.opts.StatePath; path != "" && !(a.stateOK && same) {
 		err := writeFileInBoot(path, a.state, 0o600)
 		if err != nil {

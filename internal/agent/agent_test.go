@@ -82,7 +82,7 @@ func TestConfigureInstallsAndCommits(t *testing.T) {
 	}
 	// The running config is kept for a restarted agent.
 	saved, err := os.ReadFile(ta.state)
-	if err != nil || string(saved) != string(frameConfig(run)) {
+	if err != nil || string(saved) != string(ta.savedState()) {
 		t.Errorf("state file = %q, %v; want the running-config (framed)", saved, err)
 	}
 }
@@ -640,7 +640,7 @@ func TestStateFileFollowsChanges(t *testing.T) {
 	for _, lines := range changes {
 		_, _ = ta.Configure(cli.Txn{Lines: lines})
 		saved, err := os.ReadFile(ta.state)
-		if want := frameConfig(acl.Format(ta.Running())); err != nil || string(saved) != string(want) {
+		if want := ta.savedState(); err != nil || string(saved) != string(want) {
 			t.Fatalf("after %q the state file is\n%s\nwant\n%s", lines, saved, want)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -30,7 +31,17 @@ import (
 //
 // "end" is also a command (return to exec mode), so a framed file still
 // replays through slxsh -f, and so does the header, a comment.
+//
+// The two files the agent keeps of its running config (the state and the
+// last good configuration, not the startup-config) also carry, as the
+// comment line before "end", the generation of that config
+// (appendStateTail): a count of the saves that changed it, which goes on
+// across restarts. A restarted agent adopts the newer of the two
+// (loadState).
 const fileHeader = "! slxsh configuration written by aclagent; complete only if its last line is \"end\""
+
+// generationPrefix starts the generation line of a state file.
+const generationPrefix = "! generation "
 
 // maxConfigFile and maxConfigLine bound what is read: a 65535-entry ACL
 // is about 5 MB, its longest line far below 4 KiB.
@@ -43,6 +54,33 @@ const (
 // formatted config that body appends, and the "end" line.
 func appendFrame(dst []byte, body func([]byte) []byte) []byte {
 	return append(body(append(dst, fileHeader+"\n"...)), "end\n"...)
+}
+
+// appendStateTail ends a state file's data: its generation line and the
+// "end" line.
+func appendStateTail(dst []byte, gen uint64) []byte {
+	dst = strconv.AppendUint(append(dst, generationPrefix...), gen, 10)
+	return append(dst, "\nend\n"...)
+}
+
+// generationOf returns the generation of a state file's data; 0 when it
+// has none (an older agent's file, one written by hand, or one cut short).
+func generationOf(data []byte) uint64 {
+	rest, ok := bytes.CutSuffix(bytes.TrimRight(data, " \t\r\n"), []byte("\nend"))
+	if !ok {
+		return 0
+	}
+	rest = bytes.TrimRight(rest, " \t\r")
+	line := string(rest[bytes.LastIndexByte(rest, '\n')+1:])
+	n, ok := strings.CutPrefix(strings.TrimSpace(line), generationPrefix)
+	if !ok {
+		return 0
+	}
+	gen, err := strconv.ParseUint(n, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return gen
 }
 
 // FileError is a config file that could not be loaded, with the line it
@@ -167,7 +205,8 @@ type startupStatus struct {
 }
 
 // Start loads the configuration and installs it. A restarted agent adopts
-// the running config it saved in StatePath (same boot); otherwise it loads
+// the running config it saved in StatePath (same boot; or in LastGoodPath,
+// when that is newer: loadState); otherwise it loads
 // the startup-config; with neither it starts empty. Installing reconciles
 // the kernel table in place: kept sets and counters keep their state, so a
 // restart leaves no moment without limits.
@@ -228,8 +267,30 @@ func (a *Agent) started0(warns []string) []string {
 }
 
 // loadState returns the running config a previous agent saved (same
-// boot), or nil.
+// boot), or nil, and has the generations go on from the newest file kept.
+//
+// That config is the state file's, unless the last good file is of a
+// later generation: then the state's saves failed (a read-only or full
+// /run; the shells were warned) and it holds an older config than the
+// previous agent ran, which the last good file holds. Generations, not
+// modification times: the last good file is written in the background,
+// after the state (the one of a change can land after the state of the
+// next), on another file system, and the clock may step.
 func (a *Agent) loadState() *acl.Config {
+	stateGen, held := fileGeneration(a.opts.StatePath)
+	goodGen, _ := fileGeneration(a.opts.LastGoodPath)
+	a.mu.Lock()
+	a.gen = max(stateGen, goodGen)
+	a.mu.Unlock()
+	if held && goodGen > stateGen {
+		a.log.Warn("the saved running-config is older than the last good configuration (its save failed): adopting the last good one",
+			"path", a.opts.StatePath, "generation", stateGen, "last_good", a.opts.LastGoodPath, "last_good_generation", goodGen)
+		cfg, _, err := a.loadConfigFile(a.opts.LastGoodPath)
+		if err == nil {
+			return cfg
+		}
+		a.log.Error("cannot load the last good configuration; adopting the older saved running-config", "path", a.opts.LastGoodPath, "err", err)
+	}
 	if a.opts.StatePath == "" {
 		return nil
 	}
@@ -242,6 +303,19 @@ func (a *Agent) loadState() *acl.Config {
 		return cfg
 	}
 	return nil
+}
+
+// fileGeneration returns the generation of the state file at path; held
+// is false when there is no readable file (or path is "").
+func fileGeneration(path string) (gen uint64, held bool) {
+	if path == "" {
+		return 0, false
+	}
+	data, ok, err := readFileIfExists(path)
+	if err != nil || !ok {
+		return 0, false
+	}
+	return generationOf(data), true
 }
 
 // loadStartup loads the startup-config; a missing file is an empty config

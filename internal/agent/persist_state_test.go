@@ -27,7 +27,7 @@ func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
 		t.Helper()
 		var ino [2]uint64
 		ta.Flush()
-		want := frameConfig(acl.Format(ta.Running()))
+		want := ta.savedState()
 		for i, path := range paths {
 			data, err := os.ReadFile(path)
 			if err != nil || string(data) != string(want) {
@@ -68,6 +68,14 @@ func TestStateFilesRewrittenOnlyWhenChanged(t *testing.T) {
 // frameConfig returns text (a formatted config) as the agent writes it.
 func frameConfig(text string) []byte {
 	return appendFrame(make([]byte, 0, len(fileHeader)+len(text)+5), func(b []byte) []byte { return append(b, text...) })
+}
+
+// savedState returns the running config as the agent keeps it in its
+// state files (of the generation it saved last).
+func (ta *testAgent) savedState() []byte {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	return appendStateTail(append([]byte(fileHeader+"\n"), acl.Format(ta.running)...), ta.gen)
 }
 
 // What an agent killed during a write left (its temp files) is removed
@@ -133,5 +141,91 @@ func TestUnsavedStateWarns(t *testing.T) {
 	}
 	if !strings.Contains(ta.kernel.Current.String(), `comment "acl=check dir=in seq=10"`) {
 		t.Errorf("kernel does not hold the change:\n%v", ta.kernel.Current)
+	}
+}
+
+// An agent whose state file stopped being saved (a read-only or full
+// /run) and that is killed comes back with what it ran, from the last
+// good file, which is newer than the state file left: not with that
+// stale file, and the last good file is not overwritten with it.
+func TestRestartAfterUnsavedStateTakesNewerLastGood(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "etc", "last-good-config")
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, slxACL) // saved in ta.state
+	// From now on the state file cannot be written: it keeps slxACL only.
+	ta.opts.StatePath = underFile(t)
+	if warns, err := ta.Configure(slxBind); err != nil || len(warns) != 1 {
+		t.Fatalf("Configure = %q, %v; want the warning", warns, err)
+	}
+	ta.Flush()
+	want := ta.RunningText()
+
+	// Killed: a new agent, same files.
+	tb := newTestAgent(t)
+	tb.opts.StartupPath, tb.opts.StatePath, tb.opts.LastGoodPath = ta.startup, ta.state, ta.opts.LastGoodPath
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.RunningText(); got != want {
+		t.Errorf("restarted agent runs\n%s\nwant the last change too\n%s", got, want)
+	}
+	tb.Flush()
+	for _, path := range []string{ta.opts.LastGoodPath, ta.state} {
+		if got, _ := os.ReadFile(path); !strings.Contains(string(got), " ip access-group check in\n") {
+			t.Errorf("%s after the restart lacks the last change:\n%s", path, got)
+		}
+	}
+}
+
+// A last good file that lags behind the state file (its background
+// write of a change landed after the state of the next one, or the
+// agent was killed before it was written) loses to the state file, even
+// though its modification time is later.
+func TestRestartTakesStateNewerThanLastGood(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.opts.LastGoodPath = filepath.Join(filepath.Dir(ta.startup), "etc", "last-good-config")
+	if _, err := ta.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, slxACL)
+	ta.Flush()
+	older, err := os.ReadFile(ta.opts.LastGoodPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.mustConfigure(t, slxBind)
+	ta.Flush()
+	want := ta.RunningText()
+	if err := os.WriteFile(ta.opts.LastGoodPath, older, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tb := newTestAgent(t)
+	tb.opts.StartupPath, tb.opts.StatePath, tb.opts.LastGoodPath = ta.startup, ta.state, ta.opts.LastGoodPath
+	if _, err := tb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.RunningText(); got != want {
+		t.Errorf("restarted agent runs\n%s\nwant the state file's\n%s", got, want)
+	}
+}
+
+func TestGenerationOf(t *testing.T) {
+	for text, want := range map[string]uint64{
+		string(appendStateTail([]byte(fileHeader+"\nhostname x\n"), 42)): 42,
+		fileHeader + "\r\nhostname x\r\n! generation 7\r\nend\r\n\r\n":   7,
+		string(frameConfig("hostname x\n")):                              0, // a startup-config
+		"hostname x\n":                                                   0, // an older agent's
+		fileHeader + "\nhostname x\n! generation 7\n":                    0, // cut short
+		"! generation 7\nhostname x\nend\n":                              0,
+		"end\n":                                                          0,
+		"":                                                               0,
+	} {
+		if got := generationOf([]byte(text)); got != want {
+			t.Errorf("generationOf(%q) = %d, want %d", text, got, want)
+		}
 	}
 }
