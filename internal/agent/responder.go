@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,9 @@ type Responder struct {
 	open map[uint16]*msgPort
 
 	answered, shed atomic.Uint64
+
+	srcMu sync.Mutex
+	held  map[netip.Addr][]net.Conn // connections being answered, by client address
 }
 
 // msgPort is one listening port and its current text.
@@ -80,7 +85,7 @@ func NewResponder(o ResponderOptions) *Responder {
 	if o.Listen == nil {
 		o.Listen = listenMarked
 	}
-	return &Responder{opt: o, sem: make(chan struct{}, o.MaxConns), open: map[uint16]*msgPort{}}
+	return &Responder{opt: o, sem: make(chan struct{}, o.MaxConns), open: map[uint16]*msgPort{}, held: map[netip.Addr][]net.Conn{}}
 }
 
 // listenMarked listens on TCP :port with the socket mark nft.ResponderMark
@@ -143,11 +148,11 @@ func (r *Responder) Close() {
 	_ = r.Serve(nil)
 }
 
-// Answered and Shed count the connections answered with the line and those
-// reset because MaxConns were busy.
+// Answered counts the connections answered with the line.
 func (r *Responder) Answered() uint64 { return r.answered.Load() }
 
-// Shed counts connections reset because MaxConns were being answered.
+// Shed counts connections reset instead: MaxConns were being answered, or
+// their client's previous one still was.
 func (r *Responder) Shed() uint64 { return r.shed.Load() }
 
 func (r *Responder) accept(p *msgPort) {
@@ -161,18 +166,72 @@ func (r *Responder) accept(p *msgPort) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
+		src, ok := r.hold(c)
+		if !ok {
+			// Why: each connection answered is held until its client
+			// closes (up to Hold), and while held it counts under the
+			// limits of the entry that refused it (conntrack keeps the
+			// redirected connection): a client that keeps connecting
+			// would fill a limit it shares with others (a total, a
+			// prefix) with its own refusals. One at a time per client.
+			r.shed.Add(1)
+			reset(c)
+			continue
+		}
 		select {
 		case r.sem <- struct{}{}:
 			go func() {
-				defer func() { <-r.sem }()
+				defer func() { <-r.sem; r.release(src, c) }()
 				r.answer(c, *p.text.Load())
 				r.answered.Add(1)
 			}()
 		default:
+			r.release(src, c)
 			r.shed.Add(1)
 			reset(c)
 		}
 	}
+}
+
+// hold takes c as its client's connection being answered; ok is false
+// when the client has another one that it has not closed yet. (One it has
+// closed is done: the kernel saw its FIN before this connection's SYN, so
+// its socket is in TIME_WAIT or CLOSE by now, and so is its flow, which no
+// longer counts under a limit.)
+func (r *Responder) hold(c net.Conn) (src netip.Addr, ok bool) {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		src = ap.Addr().Unmap()
+	}
+	r.srcMu.Lock()
+	defer r.srcMu.Unlock()
+	for _, h := range r.held[src] {
+		if !clientClosed(h) {
+			return src, false
+		}
+	}
+	r.held[src] = append(r.held[src], c)
+	return src, true
+}
+
+// release forgets c once it is answered.
+func (r *Responder) release(src netip.Addr, c net.Conn) {
+	r.srcMu.Lock()
+	defer r.srcMu.Unlock()
+	r.held[src] = slices.DeleteFunc(r.held[src], func(h net.Conn) bool { return h == c })
+	if len(r.held[src]) == 0 {
+		delete(r.held, src)
+	}
+}
+
+// clientClosed reports whether the client of a connection being answered
+// has closed its side (the socket is in TIME_WAIT or CLOSE, or is gone).
+func clientClosed(c net.Conn) bool {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	state, ok := tcpState(tc)
+	return !ok || state == tcpTimeWait || state == tcpClose
 }
 
 // answer writes the line, half-closes, and waits up to Hold for the client
@@ -207,19 +266,9 @@ func (r *Responder) answer(c net.Conn, text []byte) {
 // side too (TIME_WAIT or CLOSE) or d has passed. Reading would tell as
 // well, but the responder never reads what the client sends.
 func waitClosed(c *net.TCPConn, d time.Duration) bool {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
 	deadline := time.Now().Add(d)
 	for step := time.Millisecond; ; step = min(2*step, 20*time.Millisecond) {
-		var state uint8
-		_ = rc.Control(func(fd uintptr) {
-			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-				state = info.State
-			}
-		})
-		if state == tcpTimeWait || state == tcpClose {
+		if state, _ := tcpState(c); state == tcpTimeWait || state == tcpClose {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -227,6 +276,21 @@ func waitClosed(c *net.TCPConn, d time.Duration) bool {
 		}
 		time.Sleep(step)
 	}
+}
+
+// tcpState is the state of c's socket (tcp_info); false when it cannot be
+// read (closed).
+func tcpState(c *net.TCPConn) (state uint8, ok bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	cerr := rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			state, ok = info.State, true
+		}
+	})
+	return state, ok && cerr == nil
 }
 
 // TCP states of tcp_info (include/net/tcp_states.h).

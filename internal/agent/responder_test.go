@@ -146,3 +146,47 @@ func TestResponderListenError(t *testing.T) {
 		t.Fatalf("Serve: %v, want EADDRINUSE", err)
 	}
 }
+
+// TestKernelResponderOnePerClient: while a client's connection is being
+// answered (it holds it open, up to Hold), its next one is reset at once
+// without the line, so that its refusals cannot pile up under a limit it
+// shares with others; once the first is closed it is answered again.
+func TestKernelResponderOnePerClient(t *testing.T) {
+	netns.RequireRoot(t)
+	ns := netns.New(t)
+	ns.MustExec(t, "ip", "link", "set", "lo", "up")
+	r := responderIn(t, ns, ResponderOptions{Hold: 3 * time.Second})
+	if err := r.Serve([]nft.Message{{Text: "421 busy", Port: 4421}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(c net.Conn) (string, error) {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		data, err := io.ReadAll(c)
+		return string(data), err
+	}
+	first := dialIn(t, ns, 4421)
+	if got, err := read(first); got != "421 busy\r\n" || err != nil {
+		t.Fatalf("first: %q, %v; want the line and EOF", got, err)
+	}
+	// first is still open on our side: the responder holds it.
+	var second net.Conn
+	ns.Do(func() error {
+		var err error
+		second, err = net.DialTimeout("tcp", "127.0.0.1:4421", time.Second)
+		return err
+	})
+	if second != nil { // else reset before its connect returned
+		defer second.Close()
+		if got, _ := read(second); got != "" {
+			t.Fatalf("second while the first is held: %q, want no line", got)
+		}
+	}
+	if r.Shed() != 1 {
+		t.Errorf("shed %d, want 1", r.Shed())
+	}
+	first.Close()
+	time.Sleep(100 * time.Millisecond) // the responder sees the close
+	if got, err := read(dialIn(t, ns, 4421)); got != "421 busy\r\n" || err != nil {
+		t.Errorf("after the first closed: %q, %v; want the line", got, err)
+	}
+}

@@ -162,8 +162,9 @@ const RoleMessageGuard = "message-guard"
 // packet that was not redirected to its responder port (NAT skipped it:
 // untracked or invalid, or another table's NAT bound the connection first)
 // is reset in input, and so is one that reaches a listener other than the
-// responder's (ResponderMark); every marked packet in forward is reset (a
-// redirected one is local).
+// responder's (ResponderMark), and a connection to a responder port that
+// no refusal redirected (unmarked); every marked packet in forward is
+// reset (a redirected one is local).
 func addMessageGuards(chains []*Chain, ms []Message) {
 	for _, ch := range chains {
 		for _, m := range ms {
@@ -174,7 +175,12 @@ func addMessageGuards(chains []*Chain, ms []Message) {
 					&Rule{Comment: comment, Stmts: []Stmt{&MarkEq{Mark: m.Mark},
 						&Ports{Proto: acl.ProtoTCP, Dst: acl.PortMatch{Op: acl.PortNeq, Lo: m.Port}, Dep: true}, &Reject{TCPReset: true}}},
 					&Rule{Comment: comment + " listener", Stmts: []Stmt{&MarkEq{Mark: m.Mark},
-						&L4Proto{Proto: acl.ProtoTCP}, &SocketMarkNeq{Mark: ResponderMark}, &Reject{TCPReset: true}}})
+						&L4Proto{Proto: acl.ProtoTCP}, &SocketMarkNeq{Mark: ResponderMark}, &Reject{TCPReset: true}}},
+					// Only refused connections reach the responder: one
+					// made to its port directly would take one of its
+					// slots (and get the line without being refused).
+					&Rule{Comment: comment + " direct", Stmts: []Stmt{&MarkEq{Mark: m.Mark, Neq: true},
+						&Ports{Proto: acl.ProtoTCP, Dst: acl.PortMatch{Op: acl.PortEq, Lo: m.Port}, Dep: true}, &Reject{TCPReset: true}}})
 			case "forward":
 				ch.Rules = append(ch.Rules, &Rule{Comment: comment, Stmts: []Stmt{&MarkEq{Mark: m.Mark},
 					&L4Proto{Proto: acl.ProtoTCP}, &Reject{TCPReset: true}}})

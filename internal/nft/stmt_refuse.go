@@ -27,14 +27,26 @@ func (s *MarkSet) Exprs() []expr.Any {
 }
 
 // MarkEq matches the packet mark: `meta mark 0x534c0001`.
-type MarkEq struct{ Mark uint32 }
+type MarkEq struct {
+	Mark uint32
+	Neq  bool // `meta mark != M`
+}
 
 // String renders the statement as nft lists it.
-func (s *MarkEq) String() string { return fmt.Sprintf("meta mark 0x%08x", s.Mark) }
+func (s *MarkEq) String() string {
+	if s.Neq {
+		return fmt.Sprintf("meta mark != 0x%08x", s.Mark)
+	}
+	return fmt.Sprintf("meta mark 0x%08x", s.Mark)
+}
 
 // Exprs implements Stmt.
 func (s *MarkEq) Exprs() []expr.Any {
-	return metaEq(expr.MetaKeyMARK, binaryutil.NativeEndian.PutUint32(s.Mark))
+	out := metaEq(expr.MetaKeyMARK, binaryutil.NativeEndian.PutUint32(s.Mark))
+	if s.Neq {
+		out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+	}
+	return out
 }
 
 // SocketMarkNeq matches a packet whose local socket (the listener a first
