@@ -128,6 +128,9 @@ func TestKernelRefuseMessage(t *testing.T) {
 	if !strings.Contains(ag.mustShell("", "-c", "show nftables"), "redirect to :4421") {
 		t.Fatalf("show nftables has no redirect to the responder")
 	}
+	// The responder's port itself, dialled directly (no refusal
+	// redirected it; the list permits it): reset, no slot taken.
+	p.Client.Expect(t, "", net.JoinHostPort(netns.PairServer4, "4421"), netns.Reset)
 }
 
 func TestKernelRefuseMessageRouted(t *testing.T) {
