@@ -306,3 +306,26 @@ func TestKernelResequenceKeepsWindows(t *testing.T) {
 		t.Errorf("the moved quota window is not shown over quota:\n%s", show)
 	}
 }
+
+// TestKernelResetSparesInactiveRangedLimit: under `connlimit
+// existing-sessions reset`, a limited entry whose time range is not
+// active now ends no session (the kernel does not enforce it yet): the 3
+// sessions under `permit ip any any` go on when `connlimit 1 time-range
+// later` is added for them.
+func TestKernelResetSparesInactiveRangedLimit(t *testing.T) {
+	p, ag := sessionsSetup(t, "reset", "")
+	var open []net.Conn
+	for range 3 {
+		open = append(open, p.Client.Expect(t, "", ssh, netns.Connected))
+	}
+	start := (time.Now().Hour() + 2) % 24 // never now: the range is half an hour, 1.5 h or more away
+	ag.mustShell(fmt.Sprintf("configure terminal\ntime-range later\nperiodic daily %02d:00 to %02d:30\nexit\n"+
+		"ip access-list extended check\nseq 10 permit tcp any any eq 22 connlimit 1 time-range later\nend\n", start, start))
+	time.Sleep(500 * time.Millisecond)
+	for i, c := range open {
+		if err := netns.Echo(c); err != nil {
+			t.Errorf("session %d after an inactive ranged limit was added under reset: %v, want it kept", i+1, err)
+		}
+	}
+	p.Client.Expect(t, "", ssh, netns.Connected) // not enforced now
+}

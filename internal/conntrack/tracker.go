@@ -205,11 +205,17 @@ func (t *Tracker) countLocked(reset bool) error {
 	t.resetLocator()
 	var errs []error
 	if reset {
-		// What the new configuration does not admit, with time ranges
-		// unseen (Bindings): a session is never ended because a range is
+		// What the new configuration does not admit both with time
+		// ranges unseen (Bindings) and as the kernel enforces it now
+		// (t.bindings): a session is never ended because a range is
 		// inactive now (an unrelated change after office hours must not
-		// end the sessions an office-hours permit admitted).
+		// end the sessions an office-hours permit admitted), nor by a
+		// limit whose range is inactive now (the kernel does not enforce
+		// it: a ranged limit added before its range starts ends nothing;
+		// when the range switches, its count is taken as under keep).
 		ex := attributeOwned(Bindings(t.cfg, t.opts.IfName), slices.Clone(flows), t.opts.Locator).Excess()
+		now := attributeOwned(t.bindings(t.cfg), slices.Clone(flows), t.opts.Locator).Excess()
+		ex = without(ex, without(ex, now))
 		res, err := End(t.ct, t.sd, ex)
 		errs = append(errs, err)
 		t.opts.Logger.Info("existing sessions reset", "destroyed", res.Destroyed, "marked", res.Marked)
