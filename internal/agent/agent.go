@@ -415,11 +415,25 @@ func (a *Agent) applyAcrossLocked(cfg *acl.Config, rs *nft.Ruleset, why string, 
 	} else if !across.IsZero() {
 		a.log.Warn("the gates of a time range switch's limits closed after the switch", "late", (-d).Round(time.Millisecond))
 	}
-	if err := a.opts.Sessions.Installed(cfg, rs); err != nil {
+	counted := cfg
+	if cfg.ExistingSessions == acl.Reset && notNew[why] {
+		keep := *cfg
+		keep.ExistingSessions = acl.Keep
+		counted = &keep
+	}
+	if err := a.opts.Sessions.Installed(counted, rs); err != nil {
 		a.log.Warn("counting open sessions after apply failed", "why", why, "err", err)
 	}
 	return nil
 }
+
+// notNew are the installs that bring no new configuration: `connlimit
+// existing-sessions reset` ends what a change no longer admits, and these
+// are no change (a restarted agent adopting its table, a recompile for a
+// new UTC offset or route, a time range switch: its sessions go on
+// counted, as under keep). Drift repairs do reset, what the table let
+// through while it was missing or wrong.
+var notNew = map[string]bool{"adopt": true, "recompile": true, "time range switch": true}
 
 // MessageServer answers the connections that the kernel redirects for
 // `refuse message` (Responder).

@@ -181,9 +181,7 @@ func (a *Agent) CrossBoundary(at time.Time, names []string) (bool, error) {
 		a.switchFrom = maxTime(at, now)
 		return false, nil
 	}
-	keep := *a.running // not a new configuration: nothing is reset
-	keep.ExistingSessions = acl.Keep
-	if err := a.applyAcrossLocked(&keep, a.ruleset, "time range switch", renew, at); err != nil {
+	if err := a.applyAcrossLocked(a.running, a.ruleset, "time range switch", renew, at); err != nil { // resets nothing (notNew)
 		a.failures.Add(1)
 		return false, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slxsh/slxsh/internal/acl"
+	"github.com/slxsh/slxsh/internal/cli"
 	"github.com/slxsh/slxsh/internal/conntrack"
 	"github.com/slxsh/slxsh/internal/nft"
 )
@@ -156,6 +157,28 @@ func TestSessionsThroughAgent(t *testing.T) {
 	} {
 		if !strings.Contains(rec.Body.String(), want+"\n") {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestResetOnlyOnANewConfiguration: under `connlimit existing-sessions
+// reset`, the sessions are counted with reset after a change or a reload,
+// and as under keep when nothing new is installed (a restarted agent
+// adopting its table, a recompile): a restart must end no session.
+func TestResetOnlyOnANewConfiguration(t *testing.T) {
+	ta, tr := newTrackedAgent(t)
+	ta.mustConfigure(t, cli.Txn{Lines: []string{"connlimit existing-sessions reset"}}, slxACL, slxBind)
+	last := func() acl.SessionPolicy { return tr.installed[len(tr.installed)-1].policy }
+	if last() != acl.Reset {
+		t.Fatalf("after a change: counted under %v, want reset", last())
+	}
+	for why, want := range map[string]acl.SessionPolicy{"adopt": acl.Keep, "recompile": acl.Keep, "reload": acl.Reset, "drift repair": acl.Reset} {
+		ta.kernel.Set(nil) // an apply to make
+		if _, err := ta.Replace(ta.Running(), why); err != nil {
+			t.Fatal(err)
+		}
+		if last() != want {
+			t.Errorf("%s: counted under %v, want %v", why, last(), want)
 		}
 	}
 }
