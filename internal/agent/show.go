@@ -190,6 +190,9 @@ func (a *Agent) ClearSessions(f acl.Family, name string, seq int, src netip.Addr
 	}
 	var srcs []netip.Addr
 	if src.IsValid() {
+		if src = src.Unmap(); src.Is4() != (f == acl.IPv4) {
+			return errorf("%% Error: source %s is not an %s address, and access-list %q is an %s list", src, map[bool]string{true: "IPv4", false: "IPv6"}[f == acl.IPv4], name, f)
+		}
 		srcs = []netip.Addr{src}
 	}
 	return a.opts.Sessions.ClearSessions(cfg, f, name, seq, srcs...)

@@ -135,8 +135,15 @@ func TestSessionsThroughAgent(t *testing.T) {
 	if err := ta.ClearSessions(acl.IPv4, "check", 10, netip.Addr{}); err != nil {
 		t.Error(err)
 	}
-	if n := strings.Count(strings.Join(tr.calls, " "), "clear-sessions"); n != 1 {
-		t.Errorf("the tracker cleared sessions %d times, want once (not for the missing seq)", n)
+	const v6 = `% Error: source ::1 is not an IPv4 address, and access-list "check" is an ip list`
+	if err := ta.ClearSessions(acl.IPv4, "check", 10, netip.MustParseAddr("::1")); err == nil || err.Error() != v6 {
+		t.Errorf("clearing the sessions of an IPv6 source on an IPv4 list: %v, want %q", err, v6)
+	}
+	if err := ta.ClearSessions(acl.IPv4, "check", 10, netip.MustParseAddr("::ffff:10.0.0.1")); err != nil {
+		t.Errorf("an IPv4-mapped source: %v", err)
+	}
+	if n := strings.Count(strings.Join(tr.calls, " "), "clear-sessions"); n != 2 {
+		t.Errorf("the tracker cleared sessions %d times, want twice (not for the missing seq, nor the IPv6 source)", n)
 	}
 	stats := ta.SessionStats()
 	if len(stats) != 1 || stats[0].Seq != 10 || stats[0].Sessions != 4 || stats[0].AtLimit != 1 {
