@@ -75,7 +75,10 @@ func withOps(b Backend, add func(h Handlers[struct{}])) Backend {
 // is eth0.
 func agentLike(b Backend) Backend {
 	return withOps(b, func(h Handlers[struct{}]) {
-		Handle(h, OpCounters, func(struct{}, ACLRef) ([]EntryCounters, error) {
+		Handle(h, OpCounters, func(_ struct{}, ref ACLRef) ([]EntryCounters, error) {
+			if ref.Name == "check6" { // applied nowhere: nothing counted, no implicit deny
+				return []EntryCounters{{Seq: 10}}, nil
+			}
 			return []EntryCounters{{Seq: 10, Matches: 15, Refused: 2, AtLimit: 1}, {Seq: 20, Matches: 7}}, nil
 		})
 		Handle(h, OpSessions, func(struct{}, ACLRef) ([]SessionKey, error) {
@@ -111,6 +114,7 @@ func TestShowWithCounters(t *testing.T) {
 		{"show access-lists | include access-list", "ip access-list extended check\nipv6 access-list extended check6\n"},
 		{"show access-list ip | include access-list", "ip access-list extended check\n"},
 		{"show access-list ipv6 | include access-list", "ipv6 access-list extended check6\n"},
+		{"show access-list ipv6 check6", "ipv6 access-list extended check6\n seq 10 permit tcp any any eq 22 (0 matches, 0 refused)\n (not applied: nothing counted)\n"},
 		{"show access-lists check6 | include access-list", "ipv6 access-list extended check6\n"}, // IOS: a name, either family
 		{`show access-list ip check | include "seq 20 permit"`, " seq 20 permit ip any any (7 matches, 0 refused)\n"},
 		{"show access-list ip check|include seq 20|seq 30", " seq 20 permit ip any any (7 matches, 0 refused)\n"}, // the first | alone is a pipe, later ones alternation

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -438,6 +439,10 @@ func (s *Session) showACL(w io.Writer, l *acl.ACL, dir string) error {
 		if n := c.Reasons["blocked"]; n > 0 {
 			fmt.Fprintf(w, " blocked by block-for (%d refused)\n", n)
 		}
+	} else if err == nil && counters != nil && !slices.ContainsFunc(counters, func(c EntryCounters) bool { return c.Matches+c.Refused > 0 }) {
+		// The backend counts, but no implicit deny and nothing counted:
+		// the list is not applied (in that direction).
+		fmt.Fprintf(w, " (not applied%s: nothing counted)\n", map[bool]string{true: " " + dir}[dir != ""])
 	}
 	return nil
 }
