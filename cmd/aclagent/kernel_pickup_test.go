@@ -58,4 +58,24 @@ func TestKernelForgedSegmentsFillNoLimit(t *testing.T) {
 	if strings.Contains(ag.log.String(), "mid-stream") {
 		t.Errorf("the agent renewed a limit for forged segments:\n%s", ag.log)
 	}
+	// Set aside as ghosts (GhostMark): the adoption reads them no more.
+	if out := r.Router.MustExec(t, "conntrack", "-L", "-p", "tcp", "--dst", "10.2.0.99", "--mark", "0x08000000/0x08000000"); strings.Count(out, "UNREPLIED") < 8 {
+		t.Errorf("forged flows not marked as ghosts:\n%s", out)
+	}
+
+	// A ghost that gets a reply is a session after all: adopted and
+	// counted (the server drops the stray ACK, the client its answer).
+	r.Server.MustExec(t, "nft", "add table inet strays { chain in { type filter hook input priority 0; ct state new tcp flags & (syn|ack) == ack drop; }; }")
+	r.Client.MustExec(t, "nft", "add table inet strays { chain in { type filter hook input priority 0; tcp dport 44000 drop; }; }")
+	client := netip.MustParseAddrPort(netns.RoutedClient4 + ":44000")
+	server := netip.MustParseAddrPort(addr)
+	r.Client.SendSegment(t, client, server, netns.FlagACK)
+	time.Sleep(2500 * time.Millisecond) // marked a ghost
+	r.Server.SendSegment(t, server, client, netns.FlagACK)
+	time.Sleep(2500 * time.Millisecond) // adopted
+	r.Client.Expect(t, "", addr, netns.Connected)
+	r.Client.Expect(t, "", addr, netns.Reset)
+	if shown := shownSessions(t, ag, "edge"); shown["10 total"] != "2/2 at limit old=1" {
+		t.Errorf("an answered ghost: shown %v, want 10 total 2/2 at limit old=1", shown)
+	}
 }

@@ -129,6 +129,8 @@
 //     a reply; one that never has (Flow.Ghost: a forged ACK toward an
 //     address that does not answer, kept by conntrack for 300 s) counts
 //     nowhere, in the kernel or here, so forged segments fill no limit;
+//     it gets GhostMark instead of AdoptMark (read once, not at every
+//     refresh), and the kernel puts AdoptMark back at its first reply;
 //   - a restarted agent adopts the table as it is (counts, reservations
 //     and gates in the kernel are the truth; a gate left closed by an
 //     agent that died before counting is counted then).

@@ -22,6 +22,11 @@ const OldMark uint32 = 0x20000000
 // renews the limit sets such sessions fall under, which counts them as old.
 const AdoptMark uint32 = nft.AdoptMark
 
+// GhostMark replaces AdoptMark on a flow picked up mid-stream that has
+// seen no reply (Flow.Ghost), so that the adoption's dumps skip it; the
+// compiled base chains put AdoptMark back at its first reply (nft.GhostMark).
+const GhostMark uint32 = nft.GhostMark
+
 // LimitSet is one connlimit set of the ruleset, `add @Name { KEY ct count
 // over Over }`, as the session code needs it; Set is the compiler's, for
 // the kernel's element operations.

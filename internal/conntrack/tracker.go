@@ -402,11 +402,25 @@ func (t *Tracker) shrunkLocked() (next []Reservation, changed bool, err error) {
 
 // adoptLocked finds the sessions picked up mid-stream (AdoptMark, filtered
 // in the kernel): the limit sets they fall under are to be renewed (see
-// Renewals); the mark is taken off the others.
+// Renewals); the mark is taken off the others. A ghost (no reply yet)
+// counts nowhere: it gets GhostMark instead, so that a flood of forged
+// segments is read once, not at every refresh, and the kernel gives it
+// AdoptMark back if a reply shows it is a session.
 func (t *Tracker) adoptLocked() error {
 	adopted, err := t.ct.DumpMarked(AdoptMark)
 	if err != nil || len(adopted) == 0 {
 		return err
+	}
+	var errs []error
+	adopted = slices.DeleteFunc(adopted, func(f Flow) bool {
+		if f.Ghost() {
+			errs = append(errs, t.ct.SetMark(f, f.Mark&^AdoptMark|GhostMark))
+			return true
+		}
+		return false
+	})
+	if len(adopted) == 0 {
+		return errors.Join(errs...)
 	}
 	t.resetLocator()
 	a := Attribute(t.bindings(t.cfg), adopted, t.opts.Locator)
@@ -421,7 +435,6 @@ func (t *Tracker) adoptLocked() error {
 			}
 		}
 	}
-	var errs []error
 	for i, f := range a.Flows {
 		if !under[i] {
 			errs = append(errs, t.ct.SetMark(f, f.Mark&^AdoptMark))

@@ -22,6 +22,13 @@ const ResetMark = 0x40000000
 // it as a session open before its limit once it has seen a reply.
 const AdoptMark = 0x10000000
 
+// GhostMark is the ct mark bit that the agent puts, instead of AdoptMark,
+// on a flow picked up mid-stream that has seen no reply (a ghost: forged
+// segments, or the end of a connection that was not tracked): the agent's
+// adoption no longer reads it, and the base chains give it back AdoptMark
+// when a reply comes (a session after all), to be adopted then.
+const GhostMark = 0x08000000
+
 // GraceSet is the set whose elements (one per family) say that the table
 // is in its adoption grace: created with the table, they expire after
 // AdoptGrace (the set's timeout).
@@ -293,6 +300,18 @@ func baseChains(binds []binding) []*Chain {
 	}
 	adopt := func() []*Rule {
 		return []*Rule{{
+			// Why: a SYN on the tuple of a flow picked up mid-stream that
+			// has seen no reply is not a new entry to conntrack (it ignores
+			// the SYN, then gets in sync on the SYN/ACK): the connection
+			// would go on in that flow, with its mark, and skip every limit
+			// (and a confirmed flow is never added to a count). A client
+			// that forged a segment on its own tuple first would open a
+			// connection uncounted. Refused: a legitimate SYN has a tuple
+			// of its own.
+			Comment: "adopted-syn",
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPSYN{}, &CtMarkEq{Mask: AdoptMark | GhostMark, Neq: true},
+				&Reject{TCPReset: true}},
+		}, {
 			// Why: a TCP session that was open before conntrack tracked the
 			// namespace (before the first install, or while our table was
 			// missing) is picked up on its next packet as `ct state new`
@@ -313,8 +332,17 @@ func baseChains(binds []binding) []*Chain {
 			// limits (the checks skip AdoptMark), and the agent counts it
 			// once it has seen a reply: a forged segment fills no limit.
 			Comment: "pickup",
-			Stmts:   []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkID{Mask: AdoptMark, ID: AdoptMark}},
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkEq{Mask: GhostMark},
+				&CtMarkID{Mask: AdoptMark, ID: AdoptMark}},
 		}}
+	}
+	// Why: a ghost (GhostMark) that gets a reply is a session after all:
+	// it gets AdoptMark back, and the agent adopts it. Before the
+	// established rule, which the reply passes. In prerouting and output:
+	// where every reply comes first.
+	answered := func() *Rule {
+		return &Rule{Comment: "ghost-answered", Stmts: []Stmt{&CtDirection{Reply: true}, &CtMarkBit{Bit: GhostMark},
+			&CtMarkID{Mask: GhostMark | AdoptMark, ID: AdoptMark}}}
 	}
 	mk := func(hook string) *Chain {
 		return &Chain{Name: hook, Hook: &Hook{Hook: hook, Priority: 0}, Rules: append([]*Rule{{
@@ -325,8 +353,9 @@ func baseChains(binds []binding) []*Chain {
 			Stmts:   []Stmt{&CtMarkBit{Bit: ResetMark}, &TCPNoRST{Dep: true}, &Reject{TCPReset: true}},
 		}, established()}, adopt()...)}
 	}
-	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: append([]*Rule{established()}, adopt()...)}
+	pre := &Chain{Name: "prerouting", Hook: &Hook{Hook: "prerouting", Priority: PriorityDecide}, Rules: append([]*Rule{answered(), established()}, adopt()...)}
 	input, forward, output := mk("input"), mk("forward"), mk("output")
+	output.Rules = slices.Insert(output.Rules, 1, answered()) // after reset-mark, before established
 	for _, out := range []bool{false, true} {
 		for _, bd := range binds {
 			if bd.out != out {

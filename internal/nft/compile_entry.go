@@ -127,9 +127,9 @@ func (b *builder) entryRulesWith(k chainKey, e *acl.Entry, ref EntryRef, match [
 		}
 		return []*Rule{rule("", match, []Stmt{matched}, logAs("permit", []Stmt{&Verdict{Kind: expr.VerdictReturn}}))}, nil
 	}
-	// A packet picked up mid-stream (AdoptMark: no SYN opened it) is no
-	// new connection: no limit counts or refuses it.
-	isNew := []Stmt{&CtState{States: CtNew}, &CtMarkEq{Mask: AdoptMark}}
+	// A packet picked up mid-stream (AdoptMark, GhostMark: no SYN opened
+	// it) is no new connection: no limit counts, spends or refuses it.
+	isNew := []Stmt{&CtState{States: CtNew}, &CtMarkEq{Mask: AdoptMark | GhostMark}}
 	var rules []*Rule
 	for i, c := range checks {
 		role, head := c.role, []Stmt{}

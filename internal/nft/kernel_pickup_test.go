@@ -1,6 +1,7 @@
 package nft_test
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 
@@ -54,6 +55,26 @@ interface rc
 	// Forged segments toward an address that never answers (ghosts in
 	// conntrack for 300 s) are admitted by the permit but not counted.
 	send(3, netip.AddrPortFrom(netip.MustParseAddr("10.2.0.99"), 9001), 42000)
+
+	// A SYN on the tuple of such a flow (the server drops stray ACKs, so
+	// the flow has no reply) is refused: it would go on in that flow and
+	// skip the limit.
+	r.Server.MustExec(t, "nft", "add table inet strays { chain in { type filter hook input priority 0; ct state new tcp flags & (syn|ack) == ack drop; }; }")
+	server4 := netip.MustParseAddr(netns.RoutedServer4)
+	r.Client.SendSegment(t, netip.AddrPortFrom(client, 43000), netip.AddrPortFrom(server4, 9001), netns.FlagACK)
+	var err error
+	r.Client.Do(func() error {
+		d := net.Dialer{Timeout: netns.DialTimeout, LocalAddr: &net.TCPAddr{IP: client.AsSlice(), Port: 43000}}
+		var c net.Conn
+		if c, err = d.Dial("tcp", hostPort(netns.RoutedServer4, 9001)); c != nil {
+			c.Close()
+		}
+		return nil
+	})
+	if got := netns.Classify(err); got != netns.Reset {
+		t.Fatalf("a SYN on the tuple of a forged flow: %v (%v), want reset", got, err)
+	}
+
 	real := hostPort(netns.RoutedServer4, 9001)
 	r.Client.Expect(t, "", real, netns.Connected)
 	r.Client.Expect(t, "", real, netns.Reset)

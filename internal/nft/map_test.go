@@ -280,7 +280,7 @@ interface management 0
 		"type inet_proto . inet_service : counter\n\t\tflags interval\n\t\telements = { tcp . 0-442 : \"ip_check_in_40_matches\",\n" +
 			"\t\t\t     tcp . 444-65535 : \"ip_check_in_40_matches\",\n\t\t\t     udp . 53 : \"ip_check_in_45_matches\" }",
 		"meta l4proto icmp counter name \"ip_check_in_50_matches\" return comment \"acl=check dir=in seq=50\"",
-		"chain ip_check_in_10 {\n\t\tmeta l4proto tcp ct state new ct mark & 0x10000000 == 0x00000000 counter name \"ip_check_in_10_matches\"",
+		"chain ip_check_in_10 {\n\t\tmeta l4proto tcp ct state new ct mark & 0x18000000 == 0x00000000 counter name \"ip_check_in_10_matches\"",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("want\n%s\nin\n%s", want, text)

@@ -286,6 +286,8 @@ func (ev *simEval) match(st Stmt) bool {
 		return f.Proto == acl.ProtoTCP
 	case *TCPNotSYN:
 		return false // the model's first packets are SYNs
+	case *TCPSYN:
+		return f.Proto == acl.ProtoTCP
 	case *Addr:
 		a := f.Src
 		if st.Dst {

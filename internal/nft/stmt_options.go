@@ -176,6 +176,20 @@ func (s *TCPNotSYN) Exprs() []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x02}})
 }
 
+// TCPSYN matches a TCP SYN without ACK, FIN or RST: the first packet of a
+// connection.
+type TCPSYN struct{}
+
+// String renders the statement as nft lists it.
+func (s *TCPSYN) String() string { return "tcp flags syn / fin,syn,rst,ack" }
+
+// Exprs implements Stmt.
+func (s *TCPSYN) Exprs() []expr.Any {
+	return append(metaEq(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}), transportPayload(13, 1),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}})
+}
+
 // ICMPv6Types matches a range of ICMPv6 types: `icmpv6 type 133-136`
 // (router solicitation to neighbour advertisement). nft emits both the
 // nfproto and the l4proto dependency before it in an inet table.

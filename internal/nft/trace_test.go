@@ -40,15 +40,15 @@ func TestTracedRules(t *testing.T) {
 		stop    TraceStop
 		want    string
 	}{
-		{"eth1", []int{10}, 10, StopAll, "established|adopt|pickup|iif=eth0 acl=check|iif=eth1 acl=check|" +
+		{"eth1", []int{10}, 10, StopAll, "ghost-answered|established|adopted-syn|adopt|pickup|iif=eth0 acl=check|iif=eth1 acl=check|" +
 			"acl=check dir=in seq=10|acl=check dir=in seq=10 depth|acl=check dir=in seq=10 connlimit|" +
 			"acl=check dir=in seq=10 connlimit-full|acl=check dir=in seq=10 permit"},
-		{"eth0", []int{10}, 10, StopConnlimit, "established|adopt|pickup|iif=eth0 acl=check|" +
+		{"eth0", []int{10}, 10, StopConnlimit, "ghost-answered|established|adopted-syn|adopt|pickup|iif=eth0 acl=check|" +
 			"acl=check dir=in seq=10|acl=check dir=in seq=10 depth|acl=check dir=in seq=10 connlimit"},
-		{"eth0", []int{10, 20}, 20, StopAll, "established|adopt|pickup|iif=eth0 acl=check|" +
+		{"eth0", []int{10, 20}, 20, StopAll, "ghost-answered|established|adopted-syn|adopt|pickup|iif=eth0 acl=check|" +
 			"acl=check dir=in seq=10|acl=check dir=in seq=10 depth|acl=check dir=in seq=10 connlimit|" +
 			"acl=check dir=in seq=10 connlimit-full|acl=check dir=in seq=10 permit|acl=check dir=in seq=20"},
-		{"eth0", []int{10, 20}, 0, StopAll, "established|adopt|pickup|iif=eth0 acl=check|" +
+		{"eth0", []int{10, 20}, 0, StopAll, "ghost-answered|established|adopted-syn|adopt|pickup|iif=eth0 acl=check|" +
 			"acl=check dir=in seq=10|acl=check dir=in seq=10 depth|acl=check dir=in seq=10 connlimit|" +
 			"acl=check dir=in seq=10 connlimit-full|acl=check dir=in seq=10 permit|acl=check dir=in seq=20|acl=check dir=in implicit-deny"},
 	} {
