@@ -42,6 +42,9 @@ func aclCommands(f acl.Family) []*command {
 		if err := placeRemarks(e, e2.Seq); err != nil {
 			return err
 		}
+		if e2.Action == acl.Remark {
+			return addNumberedRemark(e, &e2)
+		}
 		return e.cfg.AddEntry(e.frame.fam, e.frame.name, &e2)
 	}
 	return []*command{
@@ -254,22 +257,8 @@ func entryOptions(f acl.Family) node {
 // addRemark adds a remark without a seq (after the list's last entry) and
 // keeps its seq for the next line of the transaction (txnState).
 func addRemark(e *env, r *acl.Entry) error {
-	l := e.cfg.ACL(e.frame.fam, e.frame.name)
 	tx := e.tx
-	if tx.visit != e.frame {
-		tx.enter(e.frame) // a remark in a list's mode that a context line did not enter
-	}
-	if tx.seen == nil {
-		tx.seen = map[string]int{}
-	}
-	if tx.had == nil {
-		tx.had = map[string]int{}
-		for _, x := range l.Entries {
-			if x.Action == acl.Remark {
-				tx.had[x.Remark]++
-			}
-		}
-	}
+	tx.countRemarks(e)
 	// The Nth remark T of a visit is the list's Nth remark T: a file sent
 	// again adds none, one with a remark repeated adds each.
 	if tx.seen[r.Remark]++; tx.seen[r.Remark] <= tx.had[r.Remark] {
@@ -282,9 +271,29 @@ func addRemark(e *env, r *acl.Entry) error {
 	if tx.list != e.frame {
 		tx.remarks = nil
 	}
-	l = e.cfg.ACL(e.frame.fam, e.frame.name)
+	l := e.cfg.ACL(e.frame.fam, e.frame.name)
 	tx.list, tx.kept = e.frame, true
 	tx.remarks = append(tx.remarks, l.Entries[len(l.Entries)-1].Seq)
+	return nil
+}
+
+// addNumberedRemark adds a remark with its seq (`seq 9 remark T`), and
+// counts it among the visit's remarks T, as a following `remark T` without
+// a seq is counted (addRemark): so `seq 9 remark T` then `remark T` is two
+// remarks, the second time too.
+func addNumberedRemark(e *env, r *acl.Entry) error {
+	l := e.cfg.ACL(e.frame.fam, e.frame.name)
+	before := len(l.Entries)
+	if err := e.cfg.AddEntry(e.frame.fam, e.frame.name, r); err != nil {
+		return err
+	}
+	tx := e.tx
+	added := len(e.cfg.ACL(e.frame.fam, e.frame.name).Entries) > before
+	if tx.visit == e.frame && tx.had != nil && added {
+		tx.had[r.Remark]++ // counted already: the one just added too
+	}
+	tx.countRemarks(e)
+	tx.seen[r.Remark]++
 	return nil
 }
 

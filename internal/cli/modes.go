@@ -101,6 +101,26 @@ type txnState struct {
 // enter starts a visit of list mode f.
 func (tx *txnState) enter(f frame) { tx.visit, tx.had, tx.seen = f, nil, nil }
 
+// countRemarks makes ready the counts of the visit of e's list (a remark
+// in a list's mode that no line of the transaction entered starts one):
+// had from the list as it is now, the first time.
+func (tx *txnState) countRemarks(e *env) {
+	if tx.visit != e.frame {
+		tx.enter(e.frame)
+	}
+	if tx.seen == nil {
+		tx.seen = map[string]int{}
+	}
+	if tx.had == nil {
+		tx.had = map[string]int{}
+		for _, x := range e.cfg.ACL(e.frame.fam, e.frame.name).Entries {
+			if x.Action == acl.Remark {
+				tx.had[x.Remark]++
+			}
+		}
+	}
+}
+
 // command is one declared command: its syntax, its typed arguments, and
 // what it does. Exactly one of apply, exec and nav is set.
 type command struct {

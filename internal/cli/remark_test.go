@@ -180,3 +180,40 @@ func TestTypedRemarkMovedBeforeItsEntry(t *testing.T) {
 		t.Errorf("running-config:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestRemarkCountsAgreeTypedAndScripted: a numbered remark counts among
+// its visit's remarks (`seq 9 remark web` then `remark web` is two, as in
+// a running-config with lines added), entering the list's mode again
+// starts another visit, and typed line by line or sent as one block the
+// same lines give the same list, then change nothing when sent again.
+func TestRemarkCountsAgreeTypedAndScripted(t *testing.T) {
+	for _, lines := range [][]string{
+		{"ip access-list extended a", "seq 9 remark web", "seq 10 permit tcp any any eq 80", "remark web", "permit tcp any any eq 8080"},
+		{"ip access-list extended a", "remark web", "permit tcp any any eq 80", "ip access-list extended a", "remark web", "permit tcp any any eq 443"},
+	} {
+		script, err := ApplyLines(acl.New(), Txn{Lines: lines})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewMemoryBackend(acl.New())
+		s := NewSession(b, "device")
+		var out strings.Builder
+		for _, l := range append([]string{"configure terminal"}, lines...) {
+			if err := s.Execute(l, &out); err != nil {
+				t.Fatalf("%q: %v", l, err)
+			}
+		}
+		typed, _ := b.Running()
+		if acl.Format(typed) != acl.Format(script) {
+			t.Errorf("%q typed:\n%s\nsent as one block:\n%s", lines, acl.Format(typed), acl.Format(script))
+		}
+		again, err := ApplyLines(script, Txn{Lines: lines})
+		if err != nil || acl.Format(again) != acl.Format(script) {
+			t.Errorf("%q sent again: %v\n%s", lines, err, acl.Format(again))
+		}
+	}
+	cfg, _ := ApplyLines(acl.New(), Txn{Lines: []string{"ip access-list extended a", "seq 9 remark web", "seq 10 permit tcp any any eq 80", "remark web", "permit tcp any any eq 8080"}})
+	if got := strings.Count(acl.Format(cfg), "remark web"); got != 2 {
+		t.Errorf("a numbered remark then the same without a seq: %d remarks, want 2:\n%s", got, acl.Format(cfg))
+	}
+}

@@ -193,8 +193,9 @@ func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
 	}
 	t := Txn{Context: contextLines(s.stack), Lines: []string{line}}
 	a, isEntry := p.args.(*entryArgs)
-	remark := isEntry && a.e.Action == acl.Remark && a.e.Seq == 0
-	if remark && s.visitRemarks[a.e.Remark] > 0 {
+	anyRemark := isEntry && a.e.Action == acl.Remark
+	remark := anyRemark && a.e.Seq == 0
+	if anyRemark && s.visitRemarks[a.e.Remark] > 0 {
 		t.RemarksBefore = map[string]int{a.e.Remark: s.visitRemarks[a.e.Remark]}
 	}
 	err := s.b.Configure(t)
@@ -223,10 +224,15 @@ func (s *Session) run(st []frame, p *parsed, line string, w io.Writer) error {
 	}
 	if remark {
 		s.remarks = append(remarks, remarkLine{line, a.e.Remark})
+	}
+	if anyRemark {
 		s.visitRemarks[a.e.Remark]++
 	}
 	s.stack = append(s.stack[:1], st...)
 	s.applied(p)
+	if p.cmd.enter != nil {
+		s.visit = frame{} // entering a list's mode, even the same list's, starts a visit (as in ApplyLines)
+	}
 	return nil
 }
 
