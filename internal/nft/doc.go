@@ -32,7 +32,7 @@
 //	 chains
 //	   prerouting  type filter hook prerouting priority dstnat - 2 (-102), policy accept
 //	     ct direction reply ct mark & 0x08000000 == 0x08000000
-//	       ct mark set ct mark & 0xe7ffffff | 0x10000000   (ghost-answered: back to the agent)
+//	       ct mark set ct mark & 0xf7ffffff | 0x10000000   (ghost-answered: back to the agent)
 //	     ct state established,related accept        (admitted sessions always pass)
 //	     ct state new tcp flags syn / fin,syn,rst,ack ct mark & 0x18000000 != 0x00000000
 //	       reject with tcp reset                     (adopted-syn: a SYN on a pickup's tuple)
