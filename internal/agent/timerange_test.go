@@ -164,46 +164,38 @@ func TestTamperedLimitsRenewed(t *testing.T) {
 }
 
 // TestQuotaKeysAtLimit: show access-list counts a key whose quota window
-// has used its quota as at its limit, and one under it not.
+// has used its quota as at its limit, and one under it not; a source at
+// its connlimit and over its quota is one key at the limit, not two, and
+// the others add up.
 func TestQuotaKeysAtLimit(t *testing.T) {
-	ta, _ := newTrackedAgent(t)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"ip access-list extended check",
-		"seq 10 permit tcp any any eq 80 quota 1 kbytes per minute per-source",
-	}}, slxBind)
-	set := ta.setOfKind(nft.SetQuota)
-	ta.kernel.Quotas = map[string][]nft.QuotaUse{set: {
-		{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}, {Key: "10.0.0.3", Used: 1023, Quota: 1024}}}
-	cs, err := ta.Counters(acl.IPv4, "check", "")
-	if err != nil {
-		t.Fatal(err)
+	atConnlimit := func(key string) conntrack.KeyCount {
+		return conntrack.KeyCount{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Kind: acl.PerSource, Key: key, Sessions: 2, Limit: 2, AtLimit: true}
 	}
-	if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != 2 {
-		t.Errorf("counters %+v, want seq 10 with 2 keys at limit", cs)
-	}
-}
-
-// TestKeyAtConnlimitAndQuotaCountsOnce: a source at its connlimit and over
-// its quota is one key at the limit, not two; others add up.
-func TestKeyAtConnlimitAndQuotaCountsOnce(t *testing.T) {
-	ta, tr := newTrackedAgent(t)
-	ta.mustConfigure(t, cli.Txn{Lines: []string{
-		"ip access-list extended check",
-		"seq 10 permit tcp any any eq 80 connlimit 2 quota 1 kbytes per minute per-source",
-	}}, slxBind)
-	set := ta.setOfKind(nft.SetQuota)
-	ta.kernel.Quotas = map[string][]nft.QuotaUse{set: {
-		{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}}}
-	tr.keys = []conntrack.KeyCount{
-		{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Kind: acl.PerSource, Key: "10.0.0.1", Sessions: 2, Limit: 2, AtLimit: true},
-		{ACL: "check", Family: acl.IPv4, Dir: acl.In, Seq: 10, Kind: acl.PerSource, Key: "10.0.0.3", Sessions: 2, Limit: 2, AtLimit: true},
-	}
-	cs, err := ta.Counters(acl.IPv4, "check", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != 3 {
-		t.Errorf("counters %+v, want seq 10 with 3 keys at limit (10.0.0.1 at both once, .2 quota, .3 connlimit)", cs)
+	for _, c := range []struct {
+		name, options string
+		quotas        []nft.QuotaUse
+		keys          []conntrack.KeyCount
+		want          int
+	}{
+		{"quota", "quota 1 kbytes per minute per-source",
+			[]nft.QuotaUse{{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}, {Key: "10.0.0.3", Used: 1023, Quota: 1024}},
+			nil, 2},
+		// 10.0.0.1 at both once, .2 over its quota, .3 at its connlimit.
+		{"connlimit and quota", "connlimit 2 quota 1 kbytes per minute per-source",
+			[]nft.QuotaUse{{Key: "10.0.0.1", Used: 1024, Quota: 1024}, {Key: "10.0.0.2", Used: 1500, Quota: 1024}},
+			[]conntrack.KeyCount{atConnlimit("10.0.0.1"), atConnlimit("10.0.0.3")}, 3},
+	} {
+		ta, tr := newTrackedAgent(t)
+		ta.mustConfigure(t, cli.Txn{Lines: []string{"ip access-list extended check", "seq 10 permit tcp any any eq 80 " + c.options}}, slxBind)
+		ta.kernel.Quotas = map[string][]nft.QuotaUse{ta.setOfKind(nft.SetQuota): c.quotas}
+		tr.keys = c.keys
+		cs, err := ta.Counters(acl.IPv4, "check", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 0 || cs[0].Seq != 10 || cs[0].AtLimit != c.want {
+			t.Errorf("%s: counters %+v, want seq 10 with %d keys at limit", c.name, cs, c.want)
+		}
 	}
 }
 
