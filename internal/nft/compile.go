@@ -322,7 +322,7 @@ func baseChains(binds []binding) []*Chain {
 			// seen a reply (conntrack.AdoptMark). In prerouting too, before
 			// the `in` ACLs judge it.
 			Comment: "adopt",
-			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &SetLookup{Set: GraceSet, Key: Key{Kind: acl.Total}},
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPSYN{Not: true}, &SetLookup{Set: GraceSet, Key: Key{Kind: acl.Total}},
 				&CtMarkID{Mask: AdoptMark, ID: AdoptMark}, &Verdict{Kind: expr.VerdictAccept}},
 		}, {
 			// Why: after the grace such a packet is judged by the ACLs
@@ -332,7 +332,7 @@ func baseChains(binds []binding) []*Chain {
 			// limits (the checks skip AdoptMark), and the agent counts it
 			// once it has seen a reply: a forged segment fills no limit.
 			Comment: "pickup",
-			Stmts: []Stmt{&CtState{States: CtNew}, &TCPNotSYN{}, &CtMarkEq{Mask: GhostMark},
+			Stmts: []Stmt{&CtState{States: CtNew}, &TCPSYN{Not: true}, &CtMarkEq{Mask: GhostMark},
 				&CtMarkID{Mask: AdoptMark, ID: AdoptMark}},
 		}}
 	}

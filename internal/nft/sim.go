@@ -284,10 +284,8 @@ func (ev *simEval) match(st Stmt) bool {
 		return false
 	case *TCPNoRST:
 		return f.Proto == acl.ProtoTCP
-	case *TCPNotSYN:
-		return false // the model's first packets are SYNs
 	case *TCPSYN:
-		return f.Proto == acl.ProtoTCP
+		return f.Proto == acl.ProtoTCP && !st.Not // the model's first packets are SYNs
 	case *Addr:
 		a := f.Src
 		if st.Dst {

@@ -161,33 +161,29 @@ func (s *TCPNoRST) Exprs() []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
 }
 
-// TCPNotSYN matches TCP packets that are not a plain SYN (with the
-// `meta l4proto tcp` dependency): `tcp flags & (fin|syn|rst|ack) != syn`,
-// which nft 1.0.6 lists as `tcp flags != syn / fin,syn,rst,ack`.
-type TCPNotSYN struct{}
+// TCPSYN matches a plain TCP SYN, the first packet of a connection (with
+// the `meta l4proto tcp` dependency): `tcp flags & (fin|syn|rst|ack) ==
+// syn`, which nft 1.0.6 lists as `tcp flags syn / fin,syn,rst,ack`; with
+// Not, TCP packets that are not one (`tcp flags != syn / ...`).
+type TCPSYN struct{ Not bool }
 
 // String renders the statement as nft lists it.
-func (s *TCPNotSYN) String() string { return "tcp flags != syn / fin,syn,rst,ack" }
-
-// Exprs implements Stmt.
-func (s *TCPNotSYN) Exprs() []expr.Any {
-	return append(metaEq(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}), transportPayload(13, 1),
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x02}})
+func (s *TCPSYN) String() string {
+	if s.Not {
+		return "tcp flags != syn / fin,syn,rst,ack"
+	}
+	return "tcp flags syn / fin,syn,rst,ack"
 }
-
-// TCPSYN matches a TCP SYN without ACK, FIN or RST: the first packet of a
-// connection.
-type TCPSYN struct{}
-
-// String renders the statement as nft lists it.
-func (s *TCPSYN) String() string { return "tcp flags syn / fin,syn,rst,ack" }
 
 // Exprs implements Stmt.
 func (s *TCPSYN) Exprs() []expr.Any {
+	op := expr.CmpOpEq
+	if s.Not {
+		op = expr.CmpOpNeq
+	}
 	return append(metaEq(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}), transportPayload(13, 1),
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}})
+		&expr.Cmp{Op: op, Register: 1, Data: []byte{0x02}})
 }
 
 // ICMPv6Types matches a range of ICMPv6 types: `icmpv6 type 133-136`
