@@ -86,8 +86,9 @@ type env struct {
 // that an entry with an explicit seq may move in front of itself
 // (placeRemarks). Any other line forgets them.
 //
-// It also counts the remarks without a seq of each visit of a list's mode
-// (addRemark): the Nth `remark T` of a visit is the list's Nth remark T.
+// It also counts the remarks of each visit of a list's mode (addRemark,
+// addNumberedRemark): the Nth `remark T` of a visit is the list's Nth
+// remark T.
 type txnState struct {
 	remarks []int // their seqs, in order
 	list    frame

@@ -37,7 +37,7 @@ type Session struct {
 	// in a script.
 	remarks []remarkLine
 	// visit is the list mode of the lines just sent, and visitRemarks
-	// counts by text the remarks without a seq they sent
+	// counts by text the remarks they sent, with a seq or without
 	// (Txn.RemarksBefore).
 	visit        frame
 	visitRemarks map[string]int

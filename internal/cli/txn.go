@@ -19,11 +19,11 @@ import (
 type Txn struct {
 	Context []string `json:"context,omitempty"`
 	Lines   []string `json:"lines"`
-	// RemarksBefore counts, by text, the remarks without a seq that the
-	// shell sent before in its visit of the list mode that Context
-	// enters (of the texts of Lines' remarks only): the Nth remark T of a
-	// visit is the list's Nth remark T (addRemark), also when a visit is
-	// one transaction per line.
+	// RemarksBefore counts, by text, the remarks (with a seq or without)
+	// that the shell sent before in its visit of the list mode that
+	// Context enters (of the texts of Lines' remarks only): the Nth remark
+	// T of a visit is the list's Nth remark T (addRemark), also when a
+	// visit is one transaction per line.
 	RemarksBefore map[string]int `json:"remarks_before,omitempty"`
 }
 
